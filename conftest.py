@@ -1,0 +1,1 @@
+"""Top-level conftest: the project's own test-suite settings."""
