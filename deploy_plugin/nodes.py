@@ -1,0 +1,473 @@
+"""Collectors and items: a config file becomes targets, groups and step items.
+
+Tree (DESIGN §3): ``<config>::<target>::preflight::<check>``,
+``<config>::<target>::<group>::<step>``, ``<config>::<target>::health_check``.
+Every item does its work in the call phase and renders a short domain failure.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from deploy_plugin.config import ConfigError, DeployConfig, load_config
+from deploy_plugin.health import poll_health
+from deploy_plugin.plan import GroupPlan, Step, check_migrations, padding_warning, plan_group
+from deploy_plugin.runtime import (
+    Deployment,
+    DeployFailure,
+    StepResult,
+    expand_vars,
+    monotonic_ms,
+    who,
+)
+from deploy_plugin.shell import run_command
+
+if TYPE_CHECKING:
+    from deploy_plugin.plugin import DeploySession
+
+
+class DeployWarning(UserWarning):
+    """A deployment problem worth reading that does not stop the run."""
+
+
+def _session(node: pytest.Node) -> DeploySession:
+    from deploy_plugin.plugin import DeploySession
+
+    return DeploySession.of(node.config)
+
+
+# --------------------------------------------------------------------------- collectors
+
+
+class DeployConfigFile(pytest.File):
+    """A deployment config: one ``validate`` item, or one collector per target."""
+
+    def collect(self) -> Iterator[pytest.Item | pytest.Collector]:
+        session = _session(self)
+        try:
+            config = load_config(self.path)
+        except ConfigError as err:
+            yield MessageItem.from_parent(self, name="validate", failure=str(err))
+            return
+        session.seen_groups.update(g.name for g in config.groups)
+        if not session.targets:
+            yield MessageItem.from_parent(self, name="validate", failure=None)
+            return
+        for target in session.targets:
+            yield TargetNode.from_parent(self, name=target, deploy_config=config)
+
+
+class TargetNode(pytest.Collector):
+    """One deployment: the config deployed to one target."""
+
+    def __init__(self, *, deploy_config: DeployConfig, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.deploy_config = deploy_config
+
+    def collect(self) -> Iterator[pytest.Item | pytest.Collector]:
+        session = _session(self)
+        config = self.deploy_config
+        target, problem = session.resolve_target(config, self.name)
+        if target is None:
+            yield UnknownTargetNode.from_parent(self, name="preflight", failure=problem)
+            return
+        plans = [
+            plan_group(config, group, target.name)
+            for group in config.groups
+            if group.applies_to(target.name) and session.group_selected(group.name)
+        ]
+        deployment = Deployment(session, config, target, plans, self.nodeid)
+        session.deployments.append(deployment)
+        yield PreflightNode.from_parent(self, name="preflight", deployment=deployment)
+        for plan in plans:
+            yield GroupNode.from_parent(self, name=plan.group.name, deployment=deployment, plan=plan)
+        if config.health_check is not None and not session.no_health_check:
+            yield HealthCheckItem.from_parent(self, name="health_check", deployment=deployment)
+
+
+class UnknownTargetNode(pytest.Collector):
+    """``<target>::preflight`` of a target nobody declared: one failing ``target`` item."""
+
+    def __init__(self, *, failure: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.failure = failure
+
+    def collect(self) -> Iterator[pytest.Item]:
+        yield MessageItem.from_parent(self, name="target", failure=self.failure)
+
+
+class PreflightNode(pytest.Collector):
+    """Checks that change nothing, run before any step of the deployment."""
+
+    def __init__(self, *, deployment: Deployment, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.deployment = deployment
+
+    def collect(self) -> Iterator[pytest.Item]:
+        checks = [] if self.deployment.dry_run else ["lock"]
+        checks += ["env", "files"]
+        if any(plan.group.track_migrations for plan in self.deployment.plans):
+            checks.append("migrations-drift")
+        for check in checks:
+            yield PreflightItem.from_parent(self, name=check, deployment=self.deployment)
+
+
+class GroupNode(pytest.Collector):
+    """One group's steps, in their fixed order."""
+
+    def __init__(self, *, deployment: Deployment, plan: GroupPlan, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.deployment = deployment
+        self.plan = plan
+
+    def collect(self) -> Iterator[pytest.Item]:
+        for step in self.plan.steps:
+            yield StepItem.from_parent(self, name=step.name, deployment=self.deployment, step=step)
+
+
+# --------------------------------------------------------------------------- items
+
+
+class MessageItem(pytest.Item):
+    """An item that only passes, or fails with a message known at collection."""
+
+    kind = "validate"
+
+    def __init__(self, *, failure: str | None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.failure = failure
+
+    def runtest(self) -> None:
+        if self.failure:
+            raise DeployFailure(self.failure)
+
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style=None) -> str:  # type: ignore[override]
+        if isinstance(excinfo.value, DeployFailure):
+            return str(excinfo.value)
+        return str(super().repr_failure(excinfo))
+
+    def reportinfo(self) -> tuple[Any, int | None, str]:
+        return self.path, None, self.nodeid
+
+
+class DeployItem(pytest.Item):
+    """Base of every item of a deployment: the stop policy, facts and results."""
+
+    kind = "step"
+    group_name: str | None = None
+    file: str | None = None
+
+    def __init__(self, *, deployment: Deployment, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.deployment = deployment
+        self.command: str | None = None  # masked, as reported
+        self.checksum: str | None = None
+        self.output: str = ""  # masked tail of the step's output
+        self.log_path: Any = None
+        self.notes: list[str] = []
+        deployment.items.append(self)
+        self.add_marker(pytest.mark.xdist_group(name=deployment.nodeid))
+
+    # -- running
+
+    def runtest(self) -> None:
+        deployment = self.deployment
+        deployment.start()
+        started = time.monotonic()
+        outcome, message = "passed", None
+        try:
+            blocker = deployment.blocker(self)
+            if blocker:
+                pytest.skip(f"not run: {blocker} failed")
+            self.execute()
+        except pytest.skip.Exception as err:
+            outcome, message = "skipped", str(err.msg)
+            raise
+        except DeployFailure as err:
+            outcome, message = "failed", deployment.masker.mask(str(err))
+            deployment.mark_failed(self)
+            raise
+        except BaseException as err:
+            outcome, message = "failed", deployment.masker.mask(f"{type(err).__name__}: {err}")
+            deployment.mark_failed(self)
+            raise
+        finally:
+            deployment.add_result(
+                StepResult(
+                    node_id=self.nodeid,
+                    group=self.group_name,
+                    kind=self.kind,
+                    file=self.file,
+                    checksum=self.checksum,
+                    command=self.command,
+                    outcome=outcome,
+                    duration_ms=monotonic_ms(started),
+                    message=message,
+                )
+            )
+            self._report_facts(outcome)
+
+    def execute(self) -> None:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def _report_facts(self, outcome: str) -> None:
+        facts = {
+            "target": self.deployment.target.name,
+            "group": self.group_name or "",
+            "kind": self.kind,
+            "file": self.file or "",
+            "checksum": self.checksum or "",
+            "command": self.command or "",
+            "dry_run": str(self.deployment.dry_run).lower(),
+            "outcome": outcome,
+        }
+        if self.deployment.session.junit_properties:
+            self.user_properties.extend(facts.items())
+        lines = [f"{key}: {value}" for key, value in facts.items()]
+        lines += self.notes
+        if self.log_path is not None:
+            lines.append(f"log: {self.log_path}")
+        if self.output:
+            lines += ["--- output (masked, last 8 KiB) ---", self.output.rstrip("\n")]
+        self.add_report_section("call", "stdout", "\n".join(lines) + "\n")
+
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style=None) -> str:  # type: ignore[override]
+        if isinstance(excinfo.value, DeployFailure):
+            return self.deployment.masker.mask(str(excinfo.value))
+        return self.deployment.masker.mask(str(super().repr_failure(excinfo)))
+
+    def reportinfo(self) -> tuple[Any, int | None, str]:
+        return self.path, None, self.nodeid
+
+    # -- helpers for subclasses
+
+    def run_shell(self, command: str, what: str) -> None:
+        """Run one command of this deployment, failing with a short domain message."""
+        deployment = self.deployment
+        group = deployment.config.groups and next(
+            (g for g in deployment.config.groups if g.name == self.group_name), None
+        )
+        self.log_path = deployment.log_path(self.name)
+        result = run_command(
+            command,
+            cwd=deployment.config.root,
+            env=deployment.env,
+            masker=deployment.masker,
+            timeout=group.timeout_seconds if group else None,
+            log_path=self.log_path,
+            psqlrc_dir=deployment.session.rootdir / ".deploy",
+        )
+        self.output = result.tail
+        if not result.ok:
+            last = [line for line in result.tail.splitlines() if line.strip()][-3:]
+            tail = (" Last output: " + " | ".join(last)) if last else " It printed nothing."
+            raise DeployFailure(
+                f"{what} `{deployment.masker.mask(command)}` failed: {result.explain()}.{tail}"
+            )
+
+
+class PreflightItem(DeployItem):
+    """``preflight::<check>``: lock, env, files, migrations-drift."""
+
+    kind = "preflight"
+
+    def execute(self) -> None:
+        getattr(self, "check_" + self.name.replace("-", "_"))()
+
+    def check_lock(self) -> None:
+        from deploy_plugin.store.base import StoreError
+
+        deployment = self.deployment
+        store = deployment.session.store()
+        try:
+            deployment.lock = store.acquire_lock(
+                deployment.project, deployment.target.name, holder=who()
+            )
+        except StoreError as err:
+            raise DeployFailure(str(err)) from None
+        if getattr(deployment.lock, "warning", None):
+            warnings.warn(DeployWarning(deployment.lock.warning), stacklevel=1)
+            self.notes.append(f"warning: {deployment.lock.warning}")
+
+    def check_env(self) -> None:
+        deployment = self.deployment
+        if deployment.session.skip_validation:
+            pytest.skip("--skip-validation: required env vars not checked")
+        missing: dict[str, list[str]] = {}
+        for group in deployment.selected_groups():
+            for var in group.required_env_vars:
+                if not deployment.env.get(var):
+                    missing.setdefault(var, []).append(group.name)
+        checked = sorted({v for g in deployment.selected_groups() for v in g.required_env_vars})
+        for var in checked:
+            if var not in missing:
+                self.notes.append(f"env {var}: set (from {deployment.env_source(var)})")
+        if not missing:
+            return
+        project, target = deployment.project, deployment.target.name
+        parts = [
+            f"{var} (needed by {', '.join(groups)}; set it with `pytest-deploy env set"
+            f" {project} {var} - --target {target}` or --deploy-env {var}=VALUE)"
+            for var, groups in missing.items()
+        ]
+        raise DeployFailure(
+            f"{len(missing)} required environment variable(s) missing or empty for target"
+            f" {target!r}: " + "; ".join(parts) + ". Nothing was run."
+        )
+
+    def check_files(self) -> None:
+        deployment = self.deployment
+        selected = {g.name for g in deployment.selected_groups()}
+        for plan in deployment.plans:
+            if plan.group.name not in selected:
+                continue
+            for pattern in plan.unmatched_patterns:
+                note = f"group {plan.group.name}: pattern {pattern!r} matches no file"
+                self.notes.append(note)
+            warning = padding_warning(plan.files)
+            if warning:
+                warnings.warn(DeployWarning(f"group {plan.group.name}: {warning}"), stacklevel=1)
+                self.notes.append(f"warning: {warning}")
+            self.notes.append(f"group {plan.group.name}: {len(plan.files)} file(s)")
+
+    def check_migrations_drift(self) -> None:
+        deployment = self.deployment
+        selected = {g.name for g in deployment.selected_groups()}
+        tracked = [
+            rel
+            for plan in deployment.plans
+            if plan.group.track_migrations and plan.group.name in selected
+            for rel in plan.files
+        ]
+        checksums = {rel: deployment.checksum(rel) for rel in tracked}
+        result = check_migrations(tracked, checksums, deployment.applied_for_plan())
+        for warning in result.warnings:
+            warnings.warn(DeployWarning(warning), stacklevel=1)
+            self.notes.append(f"warning: {warning}")
+        self.notes.append(f"{len(result.pending)} pending of {len(tracked)} tracked file(s)")
+        if result.drift:
+            raise DeployFailure(
+                "applied migration(s) changed since they were applied: "
+                + "; ".join(result.drift)
+                + ". Restore the applied content (add a new migration for the change), or"
+                " accept the edit with `pytest-deploy migration accept-checksum FILE --target"
+                f" {deployment.target.name}` once that command exists."
+            )
+
+
+class StepItem(DeployItem):
+    """A pre_deploy/post_deploy hook, build, test or deploy step of a group."""
+
+    def __init__(self, *, step: Step, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.step = step
+        self.kind = step.kind
+        self.group_name = step.group.name
+        self.file = step.file
+        if step.command is not None:
+            self.command = step.command  # masked again once secrets are known
+
+    def execute(self) -> None:
+        step, deployment = self.step, self.deployment
+        group = step.group
+        if step.command is not None:
+            self.command = deployment.masker.mask(step.command)
+        if step.kind == "deploy" and step.file is None and (
+            group.track_migrations or group.deploy_per_file
+        ):
+            pytest.skip(
+                f"no file under {deployment.config.root} matches"
+                f" {', '.join(group.file_patterns)}: nothing to deploy"
+            )
+        if step.tracked:
+            self.checksum = deployment.checksum(step.file)
+            record = deployment.applied().get(step.file)
+            if record is not None and record.status == "success":
+                from deploy_plugin.runtime import _iso
+
+                pytest.skip(f"applied {_iso(record.applied_at)} by {record.applied_by}")
+        if step.command is None:
+            self.command = f"apply {step.file} with the built-in SQL executor"
+            if not deployment.dry_run:
+                self._apply_builtin()
+            return
+        if deployment.dry_run:
+            self.notes.append("dry run: not executed")
+            return
+        started = time.monotonic()
+        try:
+            self.run_shell(step.command, f"{step.kind} command of group {group.name}")
+        except DeployFailure as err:
+            if step.tracked:
+                deployment.record_migration(
+                    step.file, status="failed", execution_time_ms=monotonic_ms(started),
+                    error=str(err),
+                )
+            raise
+        if step.tracked:
+            deployment.record_migration(
+                step.file, status="success", execution_time_ms=monotonic_ms(started)
+            )
+
+    def _apply_builtin(self) -> None:
+        from deploy_plugin.sql import ConnectError, MigrationError
+
+        deployment, step = self.deployment, self.step
+        started = time.monotonic()
+        try:
+            executor = deployment.executor(step.group)
+            same_db = deployment.session.store_shares_database(executor)
+            in_tx = None
+            if same_db:
+
+                def in_tx(connection: Any, elapsed_ms: int) -> None:
+                    deployment.record_migration(
+                        step.file, status="success", execution_time_ms=elapsed_ms,
+                        connection=connection,
+                    )
+
+            elapsed = executor.apply(
+                deployment.config.root / step.file, step.file, in_transaction=in_tx
+            )
+        except (MigrationError, ConnectError) as err:
+            message = deployment.masker.mask(str(err))
+            deployment.record_migration(
+                step.file, status="failed", execution_time_ms=monotonic_ms(started), error=message
+            )
+            raise DeployFailure(message) from None
+        if not same_db:
+            # store and target differ: the row follows the commit (DESIGN §4)
+            deployment.record_migration(step.file, status="success", execution_time_ms=elapsed)
+        self.notes.append(f"applied in {elapsed} ms")
+
+
+class HealthCheckItem(DeployItem):
+    """``<target>::health_check``: poll the service until it answers as expected."""
+
+    kind = "health_check"
+
+    def execute(self) -> None:
+        deployment = self.deployment
+        check = deployment.config.health_check
+        assert check is not None
+        url = (
+            deployment.session.health_url
+            or deployment.target.health_check_url
+            or check.url
+        )
+        url = expand_vars(url, deployment.env)
+        self.command = deployment.masker.mask(f"GET {url} expecting {check.expected_status}")
+        if deployment.dry_run:
+            self.notes.append(
+                f"dry run: would poll {deployment.masker.mask(url)} for {check.expected_status}"
+            )
+            return
+        result = poll_health(url, check.expected_status, check.timeout_seconds)
+        self.notes.append(deployment.masker.mask(result.describe()))
+        if not result.ok:
+            raise DeployFailure(deployment.masker.mask(result.describe()))

@@ -1,0 +1,278 @@
+"""Planning: which files a group matches, which steps it has, what is pending.
+
+Pure functions over the config model and plain data (applied checksums come in as
+dicts), so planning is cheap to test and never touches a store or a process.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+
+from deploy_plugin.config import FILE_PLACEHOLDERS, DeployConfig, Group, placeholders, render_command
+
+STEP_KINDS = ("pre_deploy", "build", "test", "deploy", "post_deploy")
+
+
+@dataclass(frozen=True)
+class Step:
+    """One unit of work of a group; becomes one pytest item named ``name``."""
+
+    name: str
+    group: Group
+    kind: str
+    command: str | None  # placeholders substituted; None for the built-in SQL executor
+    file: str | None = None  # root-relative, '/'-separated
+    tracked: bool = False  # a migration whose history is kept
+
+
+@dataclass(frozen=True)
+class GroupPlan:
+    """The steps of one group, in run order, and the files its patterns matched."""
+
+    group: Group
+    steps: tuple[Step, ...]
+    files: tuple[str, ...]
+    unmatched_patterns: tuple[str, ...] = field(default=())
+
+
+# --------------------------------------------------------------------------- files
+
+
+def _segment_regex(segment: str) -> str:
+    """Regex for one path segment of a glob; wildcards never match a leading dot."""
+    out = []
+    i = 0
+    while i < len(segment):
+        ch = segment[i]
+        if ch == "*":
+            out.append("[^/]*")
+        elif ch == "?":
+            out.append("[^/]")
+        elif ch == "[":
+            end = segment.find("]", i + 2 if segment[i + 1 : i + 2] in ("!", "]") else i + 1)
+            if end == -1:
+                out.append(re.escape(ch))
+            else:
+                body = segment[i + 1 : end]
+                if body.startswith("!"):
+                    body = "^" + body[1:]
+                out.append("[" + body.replace("\\", "\\\\") + "]")
+                i = end
+        else:
+            out.append(re.escape(ch))
+        i += 1
+    regex = "".join(out)
+    if not segment.startswith("."):
+        regex = r"(?!\.)" + regex  # hidden names only when the pattern names them
+    return regex
+
+
+def glob_regex(pattern: str) -> re.Pattern[str]:
+    """Compile a root-relative glob: ``**`` spans any depth (zero included), ``*`` never ``/``."""
+    parts = [p for p in pattern.split("/") if p not in ("", ".")]
+    regex = ""
+    for index, part in enumerate(parts):
+        last = index == len(parts) - 1
+        if part == "**":
+            regex += r"(?:(?!\.)[^/]+/)*" if not last else r"(?:(?!\.)[^/]+(?:/|$))*"
+        else:
+            regex += _segment_regex(part) + ("" if last else "/")
+    return re.compile(regex + r"\Z")
+
+
+def _walk_base(pattern: str) -> tuple[str, int | None]:
+    """The literal folder a pattern starts in and how deep below it to walk (None: any)."""
+    parts = [p for p in pattern.split("/") if p not in ("", ".")]
+    base: list[str] = []
+    for part in parts[:-1]:
+        if any(c in part for c in "*?["):
+            break
+        base.append(part)
+    rest = parts[len(base) :]
+    depth = None if "**" in rest else len(rest)
+    return "/".join(base), depth
+
+
+def match_files(root: Path, patterns: Iterable[str]) -> tuple[list[str], list[str]]:
+    """Files under ``root`` matching any pattern: (sorted root-relative paths, unmatched patterns).
+
+    Paths sort by code point; duplicates across patterns are merged; files reached
+    through a link that leaves ``root`` are not matched.
+    """
+    root = Path(root)
+    real_root = os.path.realpath(root)
+    found: set[str] = set()
+    unmatched: list[str] = []
+    for pattern in patterns:
+        regex = glob_regex(pattern)
+        base, depth = _walk_base(pattern)
+        start = os.path.join(root, base) if base else str(root)
+        hits = 0
+        walk_hidden = any(part.startswith(".") for part in pattern.split("/") if part != ".")
+        if os.path.isdir(start):
+            start_depth = start.rstrip(os.sep).count(os.sep)
+            for dirpath, dirnames, filenames in os.walk(start):
+                rel_dir = os.path.relpath(dirpath, root).replace(os.sep, "/")
+                rel_dir = "" if rel_dir == "." else rel_dir + "/"
+                level = dirpath.rstrip(os.sep).count(os.sep) - start_depth
+                if depth is not None and level + 1 >= depth:
+                    dirnames[:] = []
+                elif not walk_hidden:
+                    dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+                for name in filenames:
+                    rel = rel_dir + name
+                    if regex.match(rel):
+                        full = os.path.join(dirpath, name)
+                        if not os.path.realpath(full).startswith(real_root + os.sep):
+                            continue
+                        hits += 1
+                        found.add(rel)
+        if not hits:
+            unmatched.append(pattern)
+    return sorted(found), unmatched
+
+
+def file_checksum(path: Path) -> str:
+    """SHA-256 of a file's bytes with CRLF normalised to LF (line endings alone are no drift)."""
+    data = Path(path).read_bytes()
+    return hashlib.sha256(data.replace(b"\r\n", b"\n")).hexdigest()
+
+
+def file_values(root: Path, rel: str) -> dict[str, str]:
+    """Values of the file placeholders for one root-relative path."""
+    posix = PurePosixPath(rel)
+    parent = str(posix.parent)
+    return {
+        "file": rel,
+        "path": str(Path(root, *posix.parts)),
+        "name": posix.name,
+        "stem": posix.stem,
+        "dir": parent,
+        "function_name": posix.parent.name if parent != "." else Path(root).name,
+        "service_name": posix.stem,
+    }
+
+
+def padding_warning(files: Iterable[str]) -> str | None:
+    """Warn when numbered files mix widths, as ``9_x.sql`` then sorts after ``10_x.sql``."""
+    widths: dict[str, set[int]] = {}
+    for rel in files:
+        posix = PurePosixPath(rel)
+        match = re.match(r"\d+", posix.name)
+        if match:
+            widths.setdefault(str(posix.parent), set()).add(len(match.group()))
+    mixed = sorted(folder for folder, seen in widths.items() if len(seen) > 1)
+    if not mixed:
+        return None
+    return (
+        f"numbered files in {', '.join(mixed)} mix number widths; files run in code-point "
+        "order (10_x before 9_x), so pad numbers with zeros to one width"
+    )
+
+
+# --------------------------------------------------------------------------- steps
+
+
+def _common_values(config: DeployConfig, group: Group, target: str) -> dict[str, str]:
+    return {"target": target, "project": config.project, "group": group.name}
+
+
+def plan_group(config: DeployConfig, group: Group, target: str) -> GroupPlan:
+    """The ordered steps of one group for one target."""
+    values = _common_values(config, group, target)
+    files, unmatched = match_files(config.root, group.file_patterns) if group.file_patterns else ([], [])
+    steps: list[Step] = []
+
+    def add(name: str, kind: str, template: str | None, file: str | None = None) -> None:
+        command = None
+        if template is not None:
+            extra = file_values(config.root, file) if file is not None else {}
+            command = render_command(template, {**values, **extra})
+        tracked = group.track_migrations and kind == "deploy" and file is not None
+        steps.append(Step(name, group, kind, command, file, tracked))
+
+    for i, hook in enumerate(group.pre_deploy):
+        add(f"pre_deploy[{i}]", "pre_deploy", hook)
+    if group.build_command:
+        add("build", "build", group.build_command)
+    if group.test_command:
+        add("test", "test", group.test_command)
+    if group.track_migrations or group.deploy_per_file:
+        for rel in files:
+            add(f"deploy[{rel}]", "deploy", group.deploy_command, rel)
+        if not files:
+            # an empty match is reported as a skipped step, never a silent pass
+            steps.append(Step("deploy", group, "deploy", None, None, False))
+    elif group.deploy_command:
+        add("deploy", "deploy", group.deploy_command)
+    for i, hook in enumerate(group.post_deploy):
+        add(f"post_deploy[{i}]", "post_deploy", hook)
+    return GroupPlan(group, tuple(steps), tuple(files), tuple(unmatched))
+
+
+def uses_file_placeholder(command: str) -> bool:
+    """Whether a command names one of the file placeholders."""
+    return any(name in FILE_PLACEHOLDERS for name in placeholders(command))
+
+
+# --------------------------------------------------------------------------- migrations
+
+
+@dataclass(frozen=True)
+class AppliedMigration:
+    """What the plan needs to know of one history row."""
+
+    checksum: str
+    status: str
+    applied_at: str
+    applied_by: str | None
+
+
+@dataclass(frozen=True)
+class MigrationCheck:
+    """Preflight's view of the tracked files: drift (fatal) and warnings."""
+
+    drift: tuple[str, ...]
+    warnings: tuple[str, ...]
+    pending: tuple[str, ...]
+
+
+def check_migrations(
+    files: Iterable[str],
+    checksums: Mapping[str, str],
+    applied: Mapping[str, AppliedMigration],
+) -> MigrationCheck:
+    """Compare tracked files with their history (only ``success`` rows count as applied)."""
+    files = list(files)
+    drift: list[str] = []
+    warnings: list[str] = []
+    pending: list[str] = []
+    done = {f: a for f, a in applied.items() if a.status == "success"}
+    for rel in files:
+        record = done.get(rel)
+        if record is None:
+            pending.append(rel)
+        elif record.checksum != checksums[rel]:
+            drift.append(
+                f"{rel} changed after it was applied on {record.applied_at}"
+                f" by {record.applied_by or 'unknown'}: applied checksum {record.checksum},"
+                f" file now {checksums[rel]}"
+            )
+    present = set(files)
+    for rel in sorted(done):
+        if rel not in present:
+            warnings.append(f"{rel} was applied on {done[rel].applied_at} but no longer exists")
+    newest = max((rel for rel in done if rel in present), default=None)
+    if newest is not None:
+        for rel in pending:
+            if rel < newest:
+                warnings.append(
+                    f"pending {rel} sorts before {newest}, which is already applied:"
+                    " it will run out of order"
+                )
+    return MigrationCheck(tuple(drift), tuple(warnings), tuple(pending))

@@ -1,0 +1,91 @@
+"""Reports of deployments: terminal summary, JSON report file and JUnit suite properties."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections import Counter
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from deploy_plugin.runtime import who
+
+if TYPE_CHECKING:
+    from deploy_plugin.plugin import DeploySession
+    from deploy_plugin.runtime import Deployment
+
+
+def add_suite_properties(config: pytest.Config, session: DeploySession) -> None:
+    """Run-wide facts as JUnit ``<testsuite><properties>`` (valid in every family)."""
+    from _pytest.junitxml import xml_key
+
+    xml = config.stash.get(xml_key, None)
+    if xml is None or not session.targets:
+        return
+    xml.add_global_property("deploy.targets", ",".join(session.targets))
+    xml.add_global_property("deploy.dry_run", str(session.dry_run).lower())
+    xml.add_global_property("deploy.who", who())
+    projects = sorted({d.project for d in session.deployments})
+    xml.add_global_property("deploy.projects", ",".join(projects))
+
+
+def write_json(path: str, deployments: list[Deployment]) -> None:
+    """``{"deployments": [...]}`` in the shared report shape, written atomically."""
+    data = {"deployments": [d.report() for d in deployments if d.started_at is not None]}
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(target.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+    os.replace(tmp, target)
+
+
+def _seconds(ms: int) -> str:
+    return f"{ms / 1000:.2f}s"
+
+
+def terminal_summary(terminal: Any, session: DeploySession) -> None:
+    """Per deployment: status, steps by outcome and group, migrations applied, the plan."""
+    ran = [d for d in session.deployments if d.results]
+    if not ran:
+        return
+    terminal.section("deployment summary")
+    for deployment in ran:
+        data = deployment.report()
+        counts = Counter(step["outcome"] for step in data["steps"])
+        mode = " (dry run)" if deployment.dry_run else ""
+        terminal.write_line(
+            f"{deployment.nodeid}: {data['status'].upper()}{mode} — "
+            + ", ".join(f"{counts[o]} {o}" for o in ("passed", "failed", "skipped") if counts[o])
+            + f" in {_seconds(data['duration_ms'])}"
+        )
+        by_group: dict[str, list[dict[str, Any]]] = {}
+        for step in data["steps"]:
+            by_group.setdefault(step["group"] or step["kind"], []).append(step)
+        for name, steps in by_group.items():
+            group_counts = Counter(s["outcome"] for s in steps)
+            total = sum(s["duration_ms"] for s in steps)
+            terminal.write_line(
+                f"  {name:<24} "
+                + ", ".join(
+                    f"{group_counts[o]} {o}"
+                    for o in ("passed", "failed", "skipped")
+                    if group_counts[o]
+                )
+                + f"  ({_seconds(total)})"
+            )
+        applied = [
+            s
+            for s in data["steps"]
+            if s["kind"] == "deploy" and s["checksum"] and s["outcome"] == "passed"
+        ]
+        if applied and not deployment.dry_run:
+            terminal.write_line(f"  migrations applied: {len(applied)}")
+        if deployment.dry_run:
+            terminal.write_line("  plan:")
+            for step in data["steps"]:
+                command = step["command"] or ""
+                if step["outcome"] == "skipped":
+                    command = f"(skipped: {step['message']})"
+                terminal.write_line(f"    {step['node_id']}: {command}")

@@ -1,0 +1,383 @@
+"""The state of one deployment (one config, one target) while pytest runs its items.
+
+Items ask their :class:`Deployment` whether they may run, what environment they get,
+and where their history goes; the deployment remembers what failed so that later
+items are skipped "not run", and what each step did for the reports.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import re
+import socket
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from deploy_plugin.config import DeployConfig, Group, TargetDecl
+from deploy_plugin.plan import AppliedMigration, GroupPlan
+from deploy_plugin.secrets import Masker, is_secret_name
+
+if TYPE_CHECKING:
+    from deploy_plugin.store import Store
+    from deploy_plugin.store.base import MigrationRecord
+
+
+class DeployFailure(Exception):
+    """A step failed for a reason the user must read: shown without a traceback."""
+
+
+def who() -> str:
+    """``user@host`` of this runner (no DNS look-up: the host name is local)."""
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = str(os.getuid())
+    return f"{user}@{socket.gethostname()}"
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+@dataclass
+class TargetInfo:
+    """A resolved target: declared in the config, stored, or both (stored values win)."""
+
+    name: str
+    type: str | None = None
+    provider: str | None = None
+    host: str | None = None
+    region: str | None = None
+    protected: bool = False
+    health_check_url: str | None = None
+    env: dict[str, str] = field(default_factory=dict)  # declared, non-secret
+    origin: str = "config"
+
+    @classmethod
+    def merge(cls, name: str, declared: TargetDecl | None, stored: Any | None) -> TargetInfo:
+        info = cls(name=name)
+        if declared is not None:
+            info.type, info.provider, info.host = declared.type, declared.provider, declared.host
+            info.region, info.protected = declared.region, declared.protected
+            info.health_check_url = declared.health_check_url
+            info.env = dict(declared.env)
+        if stored is not None:
+            for attr in ("type", "provider", "host", "region", "health_check_url"):
+                value = getattr(stored, attr, None)
+                if value is not None:
+                    setattr(info, attr, value)
+            info.protected = info.protected or bool(getattr(stored, "protected", False))
+            info.origin = "config+store" if declared is not None else "store"
+        return info
+
+
+@dataclass
+class StepResult:
+    """What one item of a deployment did, as the reports show it."""
+
+    node_id: str
+    group: str | None
+    kind: str
+    file: str | None
+    checksum: str | None
+    command: str | None
+    outcome: str  # passed | failed | skipped
+    duration_ms: int
+    message: str | None
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def expand_vars(text: str, env: Mapping[str, str]) -> str:
+    """Expand ``${VAR}`` from ``env`` (unknown names are left as written)."""
+    return _VAR.sub(lambda m: env.get(m.group(1), m.group(0)), text)
+
+
+class Deployment:
+    """One config deployed to one target within this pytest session."""
+
+    def __init__(
+        self,
+        session: Any,  # plugin.DeploySession
+        config: DeployConfig,
+        target: TargetInfo,
+        plans: list[GroupPlan],
+        nodeid: str,
+    ) -> None:
+        self.session = session
+        self.config = config
+        self.target = target
+        self.plans = plans
+        self.nodeid = nodeid
+        self.items: list[Any] = []  # every item collected for it, in run order
+        self.selected: list[Any] = []  # those kept after selection
+        self.failed: list[str] = []  # node ids of failed items
+        self.failed_groups: dict[str, str] = {}  # group name -> first failed node id
+        self.preflight_failed: str | None = None
+        self.results: dict[str, StepResult] = {}
+        self.started_at: datetime | None = None
+        self.ended_at: datetime | None = None
+        self.deployment_id: int | None = None
+        self.lock: Any = None
+        self._env: dict[str, str] | None = None
+        self._env_sources: dict[str, str] = {}
+        self.masker = Masker()
+        self._applied: dict[str, MigrationRecord] | None = None
+        self._executors: dict[str, Any] = {}
+        self.checksums: dict[str, str] = {}
+        self.log_dir: Path | None = None
+        self.finished = False
+
+    # ------------------------------------------------------------------ identity
+
+    @property
+    def dry_run(self) -> bool:
+        return self.session.dry_run
+
+    @property
+    def project(self) -> str:
+        return self.config.project
+
+    def plan_of(self, group: str) -> GroupPlan:
+        return next(p for p in self.plans if p.group.name == group)
+
+    def selected_groups(self) -> list[Group]:
+        """Groups that kept at least one item after selection, in run order."""
+        names = {getattr(item, "group_name", None) for item in self.selected}
+        return [p.group for p in self.plans if p.group.name in names]
+
+    # ------------------------------------------------------------------ policy
+
+    def blocker(self, item: Any) -> str | None:
+        """The node id whose failure means ``item`` must not run, if any."""
+        if self.preflight_failed and item.kind != "preflight":
+            return self.preflight_failed
+        if not self.failed:
+            return None
+        if item.kind == "health_check":
+            return self.failed[0]
+        if self.session.continue_on_failure and item.kind != "preflight":
+            return self.failed_groups.get(getattr(item, "group_name", None) or "")
+        if item.kind == "preflight":
+            return None  # preflight reports every problem at once
+        return self.failed[0]
+
+    def mark_failed(self, item: Any) -> None:
+        self.failed.append(item.nodeid)
+        if item.kind == "preflight":
+            self.preflight_failed = self.preflight_failed or item.nodeid
+        group = getattr(item, "group_name", None)
+        if group:
+            self.failed_groups.setdefault(group, item.nodeid)
+
+    # ------------------------------------------------------------------ start
+
+    def start(self) -> None:
+        """Called before the first item of this deployment runs."""
+        if self.started_at is not None:
+            return
+        self.started_at = utcnow()
+        store = self.session.store()
+        if store is not None:
+            stored_env = store.env_values(self.project, self.target.name)
+        else:
+            stored_env = {}
+        env = dict(os.environ)
+        sources = {name: "process" for name in env}
+        for source, values in (
+            ("config", self.target.env),
+            ("store", stored_env),
+            ("--deploy-env", self.session.cli_env),
+        ):
+            for name, value in values.items():
+                env[name] = value
+                sources[name] = source
+        # Declared (config) values are not secrets; stored and --deploy-env values are.
+        self.masker.add(*stored_env.values(), *self.session.cli_env.values())
+        required = {var for g in self.config.groups for var in g.required_env_vars}
+        self.masker.add(
+            *(
+                os.environ[name]
+                for name in required
+                if name in os.environ and sources.get(name) == "process" and is_secret_name(name)
+            )
+        )
+        self._env, self._env_sources = env, sources
+        if store is not None:
+            self.deployment_id = store.start_deployment(
+                self.project,
+                self.target.name,
+                who=who(),
+                config_snapshot=self.masker.mask(self.config.source_text),
+                config_sha256=self.config.sha256,
+                dry_run=self.dry_run,
+                started_at=self.started_at,
+            )
+        if not self.dry_run:
+            stamp = self.started_at.strftime("%Y%m%dT%H%M%S")
+            name = f"{self.deployment_id or stamp}-{self.project}-{self.target.name}"
+            self.log_dir = self.session.rootdir / ".deploy" / "logs" / _safe(name)
+
+    @property
+    def env(self) -> dict[str, str]:
+        assert self._env is not None, "deployment not started"
+        return self._env
+
+    def env_source(self, name: str) -> str | None:
+        return self._env_sources.get(name)
+
+    def log_path(self, item_name: str) -> Path | None:
+        if self.log_dir is None:
+            return None
+        return self.log_dir / (_safe(item_name) + ".log")
+
+    # ------------------------------------------------------------------ history
+
+    def applied(self) -> dict[str, MigrationRecord]:
+        """History of this project and target, read once (one query)."""
+        if self._applied is None:
+            store = self.session.store()
+            self._applied = (
+                store.applied_migrations(self.project, self.target.name) if store else {}
+            )
+        return self._applied
+
+    def applied_for_plan(self) -> dict[str, AppliedMigration]:
+        return {
+            f: AppliedMigration(r.checksum, r.status, _iso(r.applied_at), r.applied_by)
+            for f, r in self.applied().items()
+        }
+
+    def checksum(self, rel: str) -> str:
+        from deploy_plugin.plan import file_checksum
+
+        if rel not in self.checksums:
+            self.checksums[rel] = file_checksum(self.config.root / rel)
+        return self.checksums[rel]
+
+    def record_migration(
+        self,
+        rel: str,
+        *,
+        status: str,
+        execution_time_ms: int | None,
+        error: str | None = None,
+        connection: Any = None,
+    ) -> None:
+        from deploy_plugin.store.base import MigrationRecord
+
+        store = self.session.store()
+        if store is None:
+            return
+        record = MigrationRecord(
+            file=rel,
+            checksum=self.checksum(rel),
+            applied_at=utcnow(),
+            applied_by=who(),
+            execution_time_ms=execution_time_ms,
+            status=status,
+            error_message=self.masker.mask(error) if error else None,
+        )
+        store.record_migration(self.project, self.target.name, record, connection=connection)
+        if self._applied is not None:
+            self._applied[rel] = record
+
+    def executor(self, group: Group) -> Any:
+        """The built-in SQL executor of a group (one connection for all its files)."""
+        from deploy_plugin.sql import SqlExecutor
+
+        if group.name not in self._executors:
+            url = self.env.get(group.database_url_env, "")
+            if not url:
+                raise DeployFailure(
+                    f"group {group.name!r} applies its migrations with the built-in executor,"
+                    f" which reads the database URL from ${group.database_url_env}, but it is"
+                    f" not set for target {self.target.name!r}. Set it with `pytest-deploy env"
+                    f" set {self.project} {group.database_url_env} - --target"
+                    f" {self.target.name}` or --deploy-env {group.database_url_env}=URL."
+                )
+            self._executors[group.name] = SqlExecutor(url, base=self.config.root)
+        return self._executors[group.name]
+
+    # ------------------------------------------------------------------ results
+
+    def add_result(self, result: StepResult) -> None:
+        self.results[result.node_id] = result
+        store = self.session.store()
+        if store is not None and self.deployment_id is not None and not self.dry_run:
+            store.record_step(
+                self.deployment_id,
+                node_id=result.node_id,
+                group=result.group,
+                kind=result.kind,
+                file=result.file,
+                checksum=result.checksum,
+                command=result.command,
+                outcome=result.outcome,
+                duration_ms=result.duration_ms,
+                message=result.message,
+            )
+
+    @property
+    def status(self) -> str:
+        return "failure" if self.failed else "success"
+
+    def finish(self) -> None:
+        """Close executors, release the lock, record the end of the run (idempotent)."""
+        if self.finished:
+            return
+        self.finished = True
+        self.ended_at = utcnow()
+        for executor in self._executors.values():
+            try:
+                executor.close()
+            except Exception:  # noqa: BLE001 - closing must not hide the run's result
+                pass
+        store = self.session.store()
+        if store is not None and self.deployment_id is not None:
+            store.finish_deployment(self.deployment_id, self.status)
+        if self.lock is not None:
+            self.lock.release()
+            self.lock = None
+
+    def report(self) -> dict[str, Any]:
+        """This deployment in the shared report shape (DESIGN §6)."""
+        started = self.started_at or utcnow()
+        ended = self.ended_at or utcnow()
+        ordered = [self.results[i.nodeid] for i in self.selected if i.nodeid in self.results]
+        return {
+            "project": self.project,
+            "target": self.target.name,
+            "status": self.status,
+            "dry_run": self.dry_run,
+            "who": who(),
+            "started_at": _iso(started),
+            "ended_at": _iso(ended),
+            "duration_ms": int((ended - started).total_seconds() * 1000),
+            "steps": [r.as_dict() for r in ordered],
+        }
+
+
+def _safe(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("_")[:150] or "step"
+
+
+def _iso(value: Any) -> str:
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=timezone.utc)
+        return value.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+    return str(value)
+
+
+def monotonic_ms(start: float) -> int:
+    return int((time.monotonic() - start) * 1000)

@@ -1,0 +1,2 @@
+def handle(event):
+    return {"items": event.get("items", [])}

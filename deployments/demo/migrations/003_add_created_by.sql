@@ -1,0 +1,2 @@
+ALTER TABLE demo_items ADD COLUMN created_by TEXT;
+CREATE INDEX demo_items_name ON demo_items (name);

@@ -1,0 +1,1 @@
+"""The demo application (what the build step packages)."""

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Deploy a service: stop the running copy (pid file), start the new one in the
+# background. It stops by itself after 60 s, so a demo never leaves a process behind.
+set -euo pipefail
+name="$1"
+run_dir=".out/${APP_ENV:-local}/run"
+mkdir -p "$run_dir"
+pidfile="$run_dir/$name.pid"
+if [[ -f "$pidfile" ]]; then
+    old=$(cat "$pidfile")
+    if kill "$old" 2>/dev/null; then
+        for _ in $(seq 100); do kill -0 "$old" 2>/dev/null || break; sleep 0.05; done
+        echo "stopped previous $name (pid $old)"
+    fi
+fi
+nohup timeout 60 python3 tools/server.py >"$run_dir/$name.log" 2>&1 </dev/null &
+echo $! >"$pidfile"
+echo "started $name (pid $!) on 127.0.0.1:$DEMO_PORT"
