@@ -10,16 +10,17 @@ from __future__ import annotations
 import time
 import warnings
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import pytest
+from _pytest.outcomes import Skipped
 
 from deploy_plugin.config import ConfigError, DeployConfig, load_config
 from deploy_plugin.health import poll_health
 from deploy_plugin.plan import GroupPlan, Step, check_migrations, padding_warning, plan_group
 from deploy_plugin.runtime import (
-    Deployment,
     DeployFailure,
+    Deployment,
     StepResult,
     expand_vars,
     monotonic_ms,
@@ -33,6 +34,16 @@ if TYPE_CHECKING:
 
 class DeployWarning(UserWarning):
     """A deployment problem worth reading that does not stop the run."""
+
+
+def skip(reason: str) -> NoReturn:
+    """Skip the running item, reported at the item's location (not this module's)."""
+    raise Skipped(reason, _use_item_location=True)
+
+
+def _domain(item: pytest.Item) -> str:
+    """The node id below the config file: what reports show as the item's name."""
+    return item.nodeid.split("::", 1)[1]
 
 
 def _session(node: pytest.Node) -> DeploySession:
@@ -85,9 +96,13 @@ class TargetNode(pytest.Collector):
         session.deployments.append(deployment)
         yield PreflightNode.from_parent(self, name="preflight", deployment=deployment)
         for plan in plans:
-            yield GroupNode.from_parent(self, name=plan.group.name, deployment=deployment, plan=plan)
+            yield GroupNode.from_parent(
+                self, name=plan.group.name, deployment=deployment, plan=plan
+            )
         if config.health_check is not None and not session.no_health_check:
-            yield HealthCheckItem.from_parent(self, name="health_check", deployment=deployment)
+            item = HealthCheckItem.from_parent(self, name="health_check", deployment=deployment)
+            item.sort_key = (len(plans) + 1, 0)
+            yield item
 
 
 class UnknownTargetNode(pytest.Collector):
@@ -113,8 +128,10 @@ class PreflightNode(pytest.Collector):
         checks += ["env", "files"]
         if any(plan.group.track_migrations for plan in self.deployment.plans):
             checks.append("migrations-drift")
-        for check in checks:
-            yield PreflightItem.from_parent(self, name=check, deployment=self.deployment)
+        for index, check in enumerate(checks):
+            item = PreflightItem.from_parent(self, name=check, deployment=self.deployment)
+            item.sort_key = (0, index)
+            yield item
 
 
 class GroupNode(pytest.Collector):
@@ -126,8 +143,13 @@ class GroupNode(pytest.Collector):
         self.plan = plan
 
     def collect(self) -> Iterator[pytest.Item]:
-        for step in self.plan.steps:
-            yield StepItem.from_parent(self, name=step.name, deployment=self.deployment, step=step)
+        position = 1 + self.deployment.plans.index(self.plan)
+        for index, step in enumerate(self.plan.steps):
+            item = StepItem.from_parent(
+                self, name=step.name, deployment=self.deployment, step=step
+            )
+            item.sort_key = (position, index)
+            yield item
 
 
 # --------------------------------------------------------------------------- items
@@ -152,7 +174,7 @@ class MessageItem(pytest.Item):
         return str(super().repr_failure(excinfo))
 
     def reportinfo(self) -> tuple[Any, int | None, str]:
-        return self.path, None, self.nodeid
+        return self.path, None, _domain(self)
 
 
 class DeployItem(pytest.Item):
@@ -170,6 +192,7 @@ class DeployItem(pytest.Item):
         self.output: str = ""  # masked tail of the step's output
         self.log_path: Any = None
         self.notes: list[str] = []
+        self.sort_key: tuple[int, int] = (0, 0)  # run order within the deployment
         deployment.items.append(self)
         self.add_marker(pytest.mark.xdist_group(name=deployment.nodeid))
 
@@ -183,7 +206,7 @@ class DeployItem(pytest.Item):
         try:
             blocker = deployment.blocker(self)
             if blocker:
-                pytest.skip(f"not run: {blocker} failed")
+                skip(f"not run: {blocker} failed")
             self.execute()
         except pytest.skip.Exception as err:
             outcome, message = "skipped", str(err.msg)
@@ -242,7 +265,11 @@ class DeployItem(pytest.Item):
         return self.deployment.masker.mask(str(super().repr_failure(excinfo)))
 
     def reportinfo(self) -> tuple[Any, int | None, str]:
-        return self.path, None, self.nodeid
+        # the group's (or health check's) line in the config: skips are reported there
+        config = self.deployment.config
+        group = config.group(self.group_name) if self.group_name else None
+        line = group.line if group is not None else config.line_of(self.kind)
+        return self.path, (line - 1 if line else 0), _domain(self)
 
     # -- helpers for subclasses
 
@@ -260,7 +287,7 @@ class DeployItem(pytest.Item):
             masker=deployment.masker,
             timeout=group.timeout_seconds if group else None,
             log_path=self.log_path,
-            psqlrc_dir=deployment.session.rootdir / ".deploy",
+            psqlrc_dir=deployment.session.rootdir / ".deploy" / "psql",
         )
         self.output = result.tail
         if not result.ok:
@@ -297,7 +324,7 @@ class PreflightItem(DeployItem):
     def check_env(self) -> None:
         deployment = self.deployment
         if deployment.session.skip_validation:
-            pytest.skip("--skip-validation: required env vars not checked")
+            skip("--skip-validation: required env vars not checked")
         missing: dict[str, list[str]] = {}
         for group in deployment.selected_groups():
             for var in group.required_env_vars:
@@ -377,10 +404,12 @@ class StepItem(DeployItem):
         group = step.group
         if step.command is not None:
             self.command = deployment.masker.mask(step.command)
-        if step.kind == "deploy" and step.file is None and (
-            group.track_migrations or group.deploy_per_file
+        if (
+            step.kind == "deploy"
+            and step.file is None
+            and (group.track_migrations or group.deploy_per_file)
         ):
-            pytest.skip(
+            skip(
                 f"no file under {deployment.config.root} matches"
                 f" {', '.join(group.file_patterns)}: nothing to deploy"
             )
@@ -390,7 +419,7 @@ class StepItem(DeployItem):
             if record is not None and record.status == "success":
                 from deploy_plugin.runtime import _iso
 
-                pytest.skip(f"applied {_iso(record.applied_at)} by {record.applied_by}")
+                skip(f"applied {_iso(record.applied_at)} by {record.applied_by}")
         if step.command is None:
             self.command = f"apply {step.file} with the built-in SQL executor"
             if not deployment.dry_run:
@@ -405,7 +434,9 @@ class StepItem(DeployItem):
         except DeployFailure as err:
             if step.tracked:
                 deployment.record_migration(
-                    step.file, status="failed", execution_time_ms=monotonic_ms(started),
+                    step.file,
+                    status="failed",
+                    execution_time_ms=monotonic_ms(started),
                     error=str(err),
                 )
             raise
@@ -427,7 +458,9 @@ class StepItem(DeployItem):
 
                 def in_tx(connection: Any, elapsed_ms: int) -> None:
                     deployment.record_migration(
-                        step.file, status="success", execution_time_ms=elapsed_ms,
+                        step.file,
+                        status="success",
+                        execution_time_ms=elapsed_ms,
                         connection=connection,
                     )
 
@@ -455,11 +488,7 @@ class HealthCheckItem(DeployItem):
         deployment = self.deployment
         check = deployment.config.health_check
         assert check is not None
-        url = (
-            deployment.session.health_url
-            or deployment.target.health_check_url
-            or check.url
-        )
+        url = deployment.session.health_url or deployment.target.health_check_url or check.url
         url = expand_vars(url, deployment.env)
         self.command = deployment.masker.mask(f"GET {url} expecting {check.expected_status}")
         if deployment.dry_run:

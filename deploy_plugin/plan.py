@@ -13,7 +13,13 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-from deploy_plugin.config import FILE_PLACEHOLDERS, DeployConfig, Group, placeholders, render_command
+from deploy_plugin.config import (
+    FILE_PLACEHOLDERS,
+    DeployConfig,
+    Group,
+    placeholders,
+    render_command,
+)
 
 STEP_KINDS = ("pre_deploy", "build", "test", "deploy", "post_deploy")
 
@@ -185,7 +191,9 @@ def _common_values(config: DeployConfig, group: Group, target: str) -> dict[str,
 def plan_group(config: DeployConfig, group: Group, target: str) -> GroupPlan:
     """The ordered steps of one group for one target."""
     values = _common_values(config, group, target)
-    files, unmatched = match_files(config.root, group.file_patterns) if group.file_patterns else ([], [])
+    files, unmatched = (
+        match_files(config.root, group.file_patterns) if group.file_patterns else ([], [])
+    )
     steps: list[Step] = []
 
     def add(name: str, kind: str, template: str | None, file: str | None = None) -> None:

@@ -35,52 +35,84 @@ _NEEDS_TARGET = {
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("deploy", "deployments (pytest-deploy)")
     group.addoption(
-        "--deploy-target", action="append", default=[], dest="deploy_target", metavar="NAME",
+        "--deploy-target",
+        action="append",
+        default=[],
+        dest="deploy_target",
+        metavar="NAME",
         help="deploy every collected config to this target (repeatable: one deployment each)",
     )
     group.addoption(
-        "--dry-run", action="store_true", dest="deploy_dry_run",
+        "--dry-run",
+        action="store_true",
+        dest="deploy_dry_run",
         help="plan only: show every command, run none, change nothing",
     )
     group.addoption(
-        "--group", action="append", default=[], dest="deploy_groups", metavar="NAME",
+        "--group",
+        action="append",
+        default=[],
+        dest="deploy_groups",
+        metavar="NAME",
         help="deploy only this group (repeatable)",
     )
     group.addoption(
-        "--skip-group", action="append", default=[], dest="deploy_skip_groups", metavar="NAME",
+        "--skip-group",
+        action="append",
+        default=[],
+        dest="deploy_skip_groups",
+        metavar="NAME",
         help="leave this group out (repeatable)",
     )
     group.addoption(
-        "--continue-on-failure", action="store_true", dest="deploy_continue_on_failure",
+        "--continue-on-failure",
+        action="store_true",
+        dest="deploy_continue_on_failure",
         help="after a failed group, carry on with the next group",
     )
     group.addoption(
-        "--no-health-check", action="store_true", dest="deploy_no_health_check",
+        "--no-health-check",
+        action="store_true",
+        dest="deploy_no_health_check",
         help="do not run the health check",
     )
     group.addoption(
-        "--deploy-health-url", dest="deploy_health_url", metavar="URL",
+        "--deploy-health-url",
+        dest="deploy_health_url",
+        metavar="URL",
         help="poll this URL instead of the config's health_check.url",
     )
     group.addoption(
-        "--skip-validation", action="store_true", dest="deploy_skip_validation",
+        "--skip-validation",
+        action="store_true",
+        dest="deploy_skip_validation",
         help="do not check required env vars (drift, the lock and the config are still checked)",
     )
     group.addoption(
-        "--deploy-store", dest="deploy_store", metavar="URL",
+        "--deploy-store",
+        dest="deploy_store",
+        metavar="URL",
         help="store URL: postgresql://... or sqlite:///PATH "
         "(default: $DEPLOY_STORE_URL, ini deploy_store, else <rootdir>/.deploy/state.sqlite3)",
     )
     group.addoption(
-        "--deploy-env", action="append", default=[], dest="deploy_env", metavar="KEY=VALUE",
+        "--deploy-env",
+        action="append",
+        default=[],
+        dest="deploy_env",
+        metavar="KEY=VALUE",
         help="set an env var for this run's steps (a secret: masked everywhere)",
     )
     group.addoption(
-        "--deploy-report", dest="deploy_report", metavar="FILE.json",
+        "--deploy-report",
+        dest="deploy_report",
+        metavar="FILE.json",
         help="write the deployments' results as JSON",
     )
     group.addoption(
-        "--yes", action="store_true", dest="deploy_yes",
+        "--yes",
+        action="store_true",
+        dest="deploy_yes",
         help="confirm a deployment to a protected target without asking",
     )
     parser.addini("deploy_target", "default deploy targets (linelist)", type="linelist")
@@ -100,14 +132,15 @@ class DeploySession:
         self.skip_groups: list[str] = opt("deploy_skip_groups")
         self.continue_on_failure: bool = opt("deploy_continue_on_failure")
         self.no_health_check: bool = opt("deploy_no_health_check")
-        self.health_url: str | None = opt("deploy_health_url") or config.getini(
-            "deploy_health_url"
-        ) or None
+        self.health_url: str | None = (
+            opt("deploy_health_url") or config.getini("deploy_health_url") or None
+        )
         self.skip_validation: bool = opt("deploy_skip_validation")
         self.store_url: str | None = (
-            opt("deploy_store") or os.environ.get("DEPLOY_STORE_URL") or config.getini(
-                "deploy_store"
-            ) or None
+            opt("deploy_store")
+            or os.environ.get("DEPLOY_STORE_URL")
+            or config.getini("deploy_store")
+            or None
         )
         self.report_path: str | None = opt("deploy_report")
         self.yes: bool = opt("deploy_yes")
@@ -268,11 +301,14 @@ def pytest_collection_modifyitems(
     for deployment in state.deployments:
         if not any(item in kept for item in deployment.items):
             continue
-        deployment.selected = [
-            item
-            for item in deployment.items
-            if item in kept or item.kind in ("preflight", "health_check")
-        ]
+        deployment.selected = sorted(
+            (
+                item
+                for item in deployment.items
+                if item in kept or item.kind in ("preflight", "health_check")
+            ),
+            key=lambda item: item.sort_key,
+        )
         tracked = any(g.track_migrations for g in deployment.selected_groups())
         for item in list(deployment.selected):
             if item.name == "migrations-drift" and not tracked:

@@ -85,6 +85,8 @@ def terminal_summary(terminal: Any, session: DeploySession) -> None:
         if deployment.dry_run:
             terminal.write_line("  plan:")
             for step in data["steps"]:
+                if step["kind"] == "preflight":
+                    continue
                 command = step["command"] or ""
                 if step["outcome"] == "skipped":
                     command = f"(skipped: {step['message']})"

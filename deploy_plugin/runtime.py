@@ -23,7 +23,6 @@ from deploy_plugin.plan import AppliedMigration, GroupPlan
 from deploy_plugin.secrets import Masker, is_secret_name
 
 if TYPE_CHECKING:
-    from deploy_plugin.store import Store
     from deploy_plugin.store.base import MigrationRecord
 
 

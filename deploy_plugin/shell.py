@@ -1,0 +1,388 @@
+"""Running one shell command for a step (DESIGN §4, "Shell steps" and "psql safety").
+
+A command runs as ``/bin/bash -c COMMAND`` in its own session and process group, with stdin
+from /dev/null and exactly the environment the caller built. Its stdout and stderr share one
+pipe, read as it comes: each piece is masked, appended to the step's log file and kept in a
+bounded tail, so a step printing gigabytes never grows the runner's memory.
+
+On timeout, Ctrl-C (or any other exception while waiting) the whole process group gets
+SIGTERM, then SIGKILL after :data:`KILL_GRACE_S` if anything of it is left.
+
+A step may start a background service that inherits the pipe and never closes it. The
+command is over when bash exits: what the pipe still yields within :data:`DRAIN_S` is read,
+then the read end is closed. Such a service gets EPIPE/SIGPIPE if it writes to its inherited
+output later, so services should redirect their output (``server > server.log 2>&1 &``).
+"""
+
+from __future__ import annotations
+
+import codecs
+import os
+import re
+import select
+import signal
+import subprocess
+import threading
+import time
+from collections import deque
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TextIO
+
+from deploy_plugin.secrets import Masker
+
+BASH = "/bin/bash"
+#: How much of the combined output a :class:`CommandResult` keeps, in bytes of UTF-8.
+TAIL_BYTES = 8192
+#: Seconds between SIGTERM and SIGKILL when a process group is terminated.
+KILL_GRACE_S = 5.0
+#: Seconds to keep reading the output after bash exited while something still holds it open.
+DRAIN_S = 0.5
+#: A line longer than this (in characters) is masked and written in pieces.
+MAX_PENDING_CHARS = 65536
+
+_READ_SIZE = 65536
+# Upper bound of one wait in the loop; it only matters while a background process keeps the
+# output open after bash exited (normally end of output wakes the loop at once).
+_TICK_S = 0.05
+_PSQL_WORD = re.compile(r"\bpsql\b")
+# Commands running now, for terminate_running(); run_command may be called from threads.
+_RUNNING: set[_Run] = set()
+_RUNNING_LOCK = threading.Lock()
+_BACKGROUND_NOTE = (
+    "\n[pytest-deploy] the command exited but a background process still holds its output "
+    "open; stopped reading. Redirect the output of background services to a file.\n"
+)
+
+
+@dataclass
+class CommandResult:
+    """The outcome of :func:`run_command`."""
+
+    command: str
+    """The command as run (not masked: mask it for display)."""
+    returncode: int | None
+    """bash's exit status; negative -N when it was killed by signal N; None if unknown."""
+    tail: str
+    """The last :data:`TAIL_BYTES` of the combined stdout and stderr, already masked."""
+    duration_s: float
+    timed_out: bool
+    log_path: Path | None
+    timeout_s: float | None = None
+    """The timeout that applied, for messages."""
+
+    @property
+    def ok(self) -> bool:
+        """True when the command exited with status 0 in time."""
+        return self.returncode == 0 and not self.timed_out
+
+    def explain(self) -> str:
+        """One short line saying how the command ended, for failure messages."""
+        if self.timed_out:
+            return f"timed out after {self.timeout_s:g} s; the process group was terminated"
+        code = self.returncode
+        if code is None:
+            return "killed before its exit status was known"
+        if code < 0:
+            return f"killed by {_signal_name(-code)}"
+        if code == 127:
+            return "exit status 127: command not found — is it installed and on PATH?"
+        if code == 126:
+            return "exit status 126: not executable — check its permissions and #! line"
+        if code > 128 and _signal_name(code - 128, default=None):
+            return f"exit status {code}: a process was killed by {_signal_name(code - 128)}"
+        return f"exit status {code}"
+
+
+def _signal_name(number: int, default: str | None = "") -> str | None:
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return f"signal {number}" if default == "" else default
+
+
+def psql_wrapped_env(env: Mapping[str, str], psqlrc_dir: Path) -> dict[str, str]:
+    """Return a copy of *env* whose ``PSQLRC`` turns psql's ``ON_ERROR_STOP`` on.
+
+    Without it ``psql -f FILE`` carries on past a failing statement and exits 0. The file
+    written in *psqlrc_dir* first includes the user's own psqlrc (``$PSQLRC`` of *env*, else
+    ``~/.psqlrc``) when it exists, so their settings still apply, then sets ON_ERROR_STOP,
+    which therefore wins. Version-specific files (``~/.psqlrc-15``) are not included.
+    """
+    home = env.get("HOME") or str(Path.home())
+    user_rc = env.get("PSQLRC") or os.path.join(home, ".psqlrc")
+    if user_rc.startswith("~"):
+        user_rc = home + user_rc[1:]
+    psqlrc_dir.mkdir(parents=True, exist_ok=True)
+    rc_path = psqlrc_dir / "psqlrc"
+    lines = []
+    # A PSQLRC that is already ours (a nested run) must not include itself.
+    if os.path.isfile(user_rc) and os.path.abspath(user_rc) != os.path.abspath(rc_path):
+        quoted = os.path.abspath(user_rc).replace("\\", "\\\\").replace("'", "''")
+        lines.append(f"\\i '{quoted}'")
+    lines.append("\\set ON_ERROR_STOP on")
+    # Write then rename: steps running in parallel may write the same file.
+    temp = psqlrc_dir / f".psqlrc.{os.getpid()}.{time.monotonic_ns()}"
+    temp.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    os.replace(temp, rc_path)
+    return {**env, "PSQLRC": str(rc_path)}
+
+
+def run_command(
+    command: str,
+    *,
+    cwd: Path,
+    env: Mapping[str, str],
+    masker: Masker,
+    timeout: float | None = None,
+    log_path: Path | None = None,
+    psqlrc_dir: Path | None = None,
+) -> CommandResult:
+    """Run *command* with ``bash -c`` in *cwd* with exactly *env*; see the module docstring.
+
+    When the command names ``psql`` and *psqlrc_dir* is given, psql runs with ON_ERROR_STOP
+    (:func:`psql_wrapped_env`). The output is masked with *masker* as it is written to
+    *log_path* (appended; parent folders created) and to the result's tail.
+    KeyboardInterrupt and other exceptions terminate the process group and propagate.
+    """
+    if not Path(cwd).is_dir():
+        raise FileNotFoundError(f"cannot run {command!r}: working directory {cwd} does not exist")
+    if psqlrc_dir is not None and _PSQL_WORD.search(command):
+        env = psql_wrapped_env(env, psqlrc_dir)
+    log = None
+    if log_path is not None:
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        log = open(log_path, "a", encoding="utf-8", newline="")
+    try:
+        run = _Run(command, cwd, dict(env), masker, log)
+        with _RUNNING_LOCK:
+            _RUNNING.add(run)
+        try:
+            return run.wait(timeout, log_path)
+        finally:
+            with _RUNNING_LOCK:
+                _RUNNING.discard(run)
+    finally:
+        if log is not None:
+            log.close()
+
+
+def terminate_running() -> int:
+    """Terminate the process group of every command running now, in any thread.
+
+    For Ctrl-C with steps running in worker threads: KeyboardInterrupt reaches only the main
+    thread, which calls this. Each group gets SIGTERM, then SIGKILL after :data:`KILL_GRACE_S`
+    if anything of it is left; the threads' :func:`run_command` calls then return results
+    saying how their command was killed. Returns the number of groups signalled.
+    """
+    with _RUNNING_LOCK:
+        pgids = [run.proc.pid for run in _RUNNING]
+    for pgid in pgids:
+        _signal_group(pgid, signal.SIGTERM)
+    end = time.monotonic() + KILL_GRACE_S
+    left = pgids
+    while left and time.monotonic() < end:
+        left = [pgid for pgid in left if _group_alive(pgid)]
+        if left:
+            time.sleep(_TICK_S)
+    for pgid in left:
+        _signal_group(pgid, signal.SIGKILL)
+    return len(pgids)
+
+
+class _Run:
+    """One running command: its process and the reading of its output."""
+
+    def __init__(
+        self, command: str, cwd: Path, env: dict[str, str], masker: Masker, log: TextIO | None
+    ) -> None:
+        self.command = command
+        self.masker = masker
+        self.log = log
+        self.decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        self.pending = ""  # decoded output not yet masked: at most the current line
+        self.tail: deque[str] = deque()
+        self.tail_chars = 0
+        self.started = time.monotonic()
+        self.terminated = False
+        self.proc = subprocess.Popen(
+            [BASH, "-c", command],
+            cwd=cwd,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        assert self.proc.stdout is not None
+        self.fd: int | None = self.proc.stdout.fileno()
+        self.poller = select.poll()
+        self.poller.register(self.fd, select.POLLIN)
+
+    def wait(self, timeout: float | None, log_path: Path | None) -> CommandResult:
+        deadline = None if timeout is None else self.started + timeout
+        timed_out = False
+        try:
+            while self.proc.poll() is None:
+                now = time.monotonic()
+                if deadline is not None and now >= deadline:
+                    timed_out = True
+                    self._terminate_group()
+                    break
+                self._pump(_TICK_S if deadline is None else min(_TICK_S, deadline - now))
+            self._drain()
+        except BaseException:
+            # Ctrl-C (or anything else) while the command runs must not leave it running.
+            if not self.terminated:
+                self._terminate_group()
+            self._close()
+            raise
+        self._close()
+        return CommandResult(
+            command=self.command,
+            returncode=self.proc.returncode,
+            tail=self._tail_text(),
+            duration_s=time.monotonic() - self.started,
+            timed_out=timed_out,
+            log_path=log_path,
+            timeout_s=timeout,
+        )
+
+    # -- process group ---------------------------------------------------------------------
+
+    def _terminate_group(self) -> None:
+        """SIGTERM the process group, SIGKILL it after the grace period if anything is left."""
+        pgid = self.proc.pid  # start_new_session: bash leads its own group
+        self.terminated = True
+        _signal_group(pgid, signal.SIGTERM)
+        try:
+            end = time.monotonic() + KILL_GRACE_S
+            while time.monotonic() < end:
+                if self.proc.poll() is not None and not _group_alive(pgid):
+                    return
+                self._pump(min(_TICK_S, max(end - time.monotonic(), 0)))
+            _signal_group(pgid, signal.SIGKILL)
+        except BaseException:
+            # A second Ctrl-C during the grace period: don't wait any longer.
+            _signal_group(pgid, signal.SIGKILL)
+            raise
+        finally:
+            self.proc.wait()
+
+    # -- output ----------------------------------------------------------------------------
+
+    def _pump(self, wait_s: float) -> None:
+        """Read what the output has within *wait_s*, or wait for bash once output ended."""
+        if self.fd is not None:
+            if self.poller.poll(wait_s * 1000):
+                self._read_once()
+        elif self.proc.returncode is None:
+            try:
+                self.proc.wait(wait_s)
+            except subprocess.TimeoutExpired:
+                pass
+        else:
+            time.sleep(wait_s)  # only while waiting for a terminated group to be gone
+
+    def _read_once(self) -> bool:
+        """Read one chunk; return False at end of output (and stop reading)."""
+        assert self.fd is not None
+        chunk = os.read(self.fd, _READ_SIZE)
+        if not chunk:
+            self._close()
+            return False
+        self._feed(self.decoder.decode(chunk))
+        return True
+
+    def _drain(self) -> None:
+        """After bash exited: read what comes within DRAIN_S, then stop reading."""
+        end = time.monotonic() + DRAIN_S
+        while self.fd is not None:
+            left = end - time.monotonic()
+            if left <= 0:
+                at_line_start = not self.pending and (not self.tail or self.tail[-1][-1:] == "\n")
+                self._feed(_BACKGROUND_NOTE if not at_line_start else _BACKGROUND_NOTE[1:])
+                break
+            if self.poller.poll(left * 1000):
+                self._read_once()
+
+    def _close(self) -> None:
+        """Stop reading: flush what is pending and close the read end."""
+        if self.fd is not None:
+            self.fd = None
+            assert self.proc.stdout is not None
+            self.proc.stdout.close()
+        self._feed(self.decoder.decode(b"", final=True))
+        if self.pending:
+            self._emit(self.pending)
+            self.pending = ""
+        if self.log is not None:
+            self.log.flush()
+
+    def _feed(self, text: str) -> None:
+        # Masking works on whole lines, so a secret is never split between two pieces; a line
+        # too long to hold is cut where Masker.safe_cut says no secret or URL is split.
+        self.pending += text
+        newline = self.pending.rfind("\n")
+        if newline >= 0:
+            self._emit(self.pending[: newline + 1])
+            self.pending = self.pending[newline + 1 :]
+        while len(self.pending) > MAX_PENDING_CHARS:
+            # safe_cut gives 0 only for one URL or secret longer than the limit: flush anyway.
+            cut = self.masker.safe_cut(self.pending) or len(self.pending)
+            self._emit(self.pending[:cut])
+            self.pending = self.pending[cut:]
+
+    def _emit(self, text: str) -> None:
+        masked = self.masker.mask(text)
+        if self.log is not None:
+            self.log.write(masked)
+        if len(masked) > TAIL_BYTES:
+            masked = masked[-TAIL_BYTES:]
+        self.tail.append(masked)
+        self.tail_chars += len(masked)
+        while self.tail_chars - len(self.tail[0]) >= TAIL_BYTES:
+            self.tail_chars -= len(self.tail.popleft())
+
+    def _tail_text(self) -> str:
+        data = "".join(self.tail).encode("utf-8")[-TAIL_BYTES:]
+        # The cut may fall inside a multi-byte character: drop its partial bytes.
+        return data.decode("utf-8", errors="ignore")
+
+
+def _signal_group(pgid: int, sig: signal.Signals) -> None:
+    try:
+        os.killpg(pgid, sig)
+    except ProcessLookupError:
+        pass
+
+
+def _group_alive(pgid: int) -> bool:
+    """True while a live (non-zombie) process is in process group *pgid*.
+
+    Orphans that exit become zombies of PID 1, which may never reap them (as in some
+    containers), and a zombie still counts for ``killpg(pgid, 0)``: so look in /proc.
+    """
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return True  # no /proc: trust killpg
+    for entry in entries:
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", encoding="utf-8", errors="replace") as stat:
+                fields = stat.read().rpartition(")")[2].split()
+        except OSError:
+            continue
+        # After the "(comm)" field: state, ppid, pgrp, ...
+        if len(fields) > 2 and int(fields[2]) == pgid and fields[0] not in ("Z", "X"):
+            return True
+    return False

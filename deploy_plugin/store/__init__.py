@@ -1,0 +1,109 @@
+"""Where targets, env vars, migration history, deployment runs and locks are kept.
+
+``open_store(url, rootdir)`` gives a :class:`Store`: SQLite (the default, a file under
+``<rootdir>/.deploy/``) or PostgreSQL (``postgresql://``, tables in the schema ``deploy``).
+Both create and upgrade their own schema when opened; see ``schema.py``.
+
+Store URLs:
+
+* ``None`` or ``""`` — ``<rootdir>/.deploy/state.sqlite3`` (the folder gets a ``.gitignore``)
+* ``sqlite:///PATH`` — everything after ``sqlite:///`` is the path, as in SQLAlchemy:
+  ``sqlite:///state.db`` is relative to ``rootdir``, ``sqlite:////var/lib/x.db`` absolute
+* ``postgresql://USER:PASSWORD@HOST:PORT/DB`` (or ``postgres://``)
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .base import (
+    DeployLock,
+    DeploymentRecord,
+    EnvVarRecord,
+    LockHeld,
+    LockInfo,
+    MigrationRecord,
+    StepRecord,
+    Store,
+    StoreError,
+    TargetRecord,
+    describe_url,
+)
+
+__all__ = [
+    "DeployLock",
+    "DeploymentRecord",
+    "EnvVarRecord",
+    "LockHeld",
+    "LockInfo",
+    "MigrationRecord",
+    "StepRecord",
+    "Store",
+    "StoreError",
+    "TargetRecord",
+    "default_store_path",
+    "describe_url",
+    "is_postgres_url",
+    "open_store",
+    "sqlite_path",
+]
+
+STORE_FOLDER = ".deploy"
+STORE_FILE = "state.sqlite3"
+
+
+def default_store_path(rootdir: Path) -> Path:
+    """``<rootdir>/.deploy/state.sqlite3``."""
+    return Path(rootdir) / STORE_FOLDER / STORE_FILE
+
+
+def is_postgres_url(url: str | None) -> bool:
+    """Whether ``url`` names a PostgreSQL store."""
+    return bool(url) and url.startswith(("postgresql://", "postgres://"))  # type: ignore[union-attr]
+
+
+def sqlite_path(url: str, base: Path) -> Path:
+    """The file of a ``sqlite:///PATH`` URL; a relative PATH is relative to ``base``."""
+    prefix = "sqlite:///"
+    if not url.startswith(prefix) or len(url) == len(prefix):
+        raise StoreError(
+            f"The store URL {url!r} is not a valid SQLite URL. Write sqlite:///relative/path "
+            f"(relative to the rootdir) or sqlite:////absolute/path."
+        )
+    return Path(base) / url[len(prefix) :]  # an absolute PATH replaces base
+
+
+def open_store(url: str | None, rootdir: Path, *, create: bool = True) -> Store | None:
+    """Open the store named by ``url`` (None: the default SQLite file under ``rootdir``).
+
+    ``create=True`` creates what is missing (``.deploy/`` with its ``.gitignore``, the file
+    with mode 0600, the schema) and upgrades an older schema. ``create=False`` (dry runs)
+    creates and upgrades nothing: it returns None when the store, its schema or its
+    database is missing, or its schema is older than this version writes; otherwise the
+    store opens read/write. Problems (not a database, unreachable server, wrong password,
+    permissions) raise :class:`StoreError` with a one-paragraph message.
+    """
+    rootdir = Path(rootdir)
+    if not url:
+        path = default_store_path(rootdir)
+        return _open_sqlite(path, f"sqlite:///{path.absolute()}", create, path.parent)
+    if url.startswith("sqlite:"):
+        path = sqlite_path(url, rootdir).absolute()
+        # The default folder gets its .gitignore however it was named.
+        folder = path.parent if path.parent == (rootdir / STORE_FOLDER).absolute() else None
+        return _open_sqlite(path, url, create, folder)
+    if is_postgres_url(url):
+        from .postgres import PostgresStore  # psycopg is imported only when needed
+
+        return PostgresStore.open(url, create=create)
+    raise StoreError(
+        f"The store URL {describe_url(url)} is not supported. Use sqlite:///PATH or "
+        f"postgresql://USER@HOST:PORT/DATABASE (--deploy-store, DEPLOY_STORE_URL or ini "
+        f"deploy_store)."
+    )
+
+
+def _open_sqlite(path: Path, url: str, create: bool, gitignore_dir: Path | None) -> Store | None:
+    from .sqlite import SQLiteStore
+
+    return SQLiteStore.open(path, url, create=create, gitignore_dir=gitignore_dir)

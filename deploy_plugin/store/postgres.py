@@ -1,0 +1,453 @@
+"""The team store: PostgreSQL through psycopg 3, tables in the schema ``deploy``.
+
+Every connection sets ``client_connection_check_interval = 1s`` and TCP keepalives, so
+the backend of a killed runner notices and ends within seconds. Connections run in
+autocommit mode with explicit ``transaction()`` blocks, so an idle store never sits
+"idle in transaction". The deployment lock is a session-level ``pg_try_advisory_lock``
+on a dedicated connection held for the whole deployment (never a transaction-level
+lock); a ``deploy_locks`` row only names its holder.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import socket
+import uuid
+import weakref
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from typing import Any
+
+import psycopg
+from psycopg.conninfo import conninfo_to_dict
+
+from .base import (
+    UPSERT_MIGRATION,
+    DeployLock,
+    LockHeld,
+    LockInfo,
+    MigrationRecord,
+    SharedSQL,
+    Store,
+    StoreError,
+    describe_url,
+    to_utc,
+    utcnow,
+)
+from .schema import PG_SCHEMA, POSTGRES_BOOTSTRAP, current_version, steps_for
+
+#: Defaults added to a store URL unless it sets them itself.
+CONNECTION_DEFAULTS = {
+    "connect_timeout": "10",
+    "application_name": "pytest-deploy",
+    "keepalives": "1",
+    "keepalives_idle": "10",
+    "keepalives_interval": "5",
+    "keepalives_count": "3",
+}
+CHECK_INTERVAL_OPTION = "-c client_connection_check_interval=1s"
+
+
+def _key(text: str) -> int:
+    """A signed 64-bit advisory lock key from ``text``."""
+    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "big", signed=True)
+
+
+#: Transaction-level advisory lock serialising schema creation/upgrade in one database.
+SCHEMA_LOCK_KEY = _key("pytest-deploy schema upgrade")
+
+
+def lock_key(project: str, target: str) -> int:
+    """The advisory lock key of one project + target."""
+    return _key(f"pytest-deploy deployment lock\0{project}\0{target}")
+
+
+class _MissingDatabase(StoreError):
+    """The database named in the URL does not exist (a dry run reads it as no store)."""
+
+
+class PostgresStore(Store):
+    """The store in PostgreSQL. Open it with :meth:`open` (or ``open_store``)."""
+
+    kind = "postgresql"
+
+    def __init__(self, url: str, connection: psycopg.Connection) -> None:
+        super().__init__(url)
+        self._conn = connection
+        self._db = SharedSQL(connection, prefix=f"{PG_SCHEMA}.", pyformat=True)
+        self._verified: weakref.WeakSet[Any] = weakref.WeakSet()
+        row = connection.execute(
+            "SELECT value FROM deploy.store_meta WHERE key = 'store_id'"
+        ).fetchone()
+        self.store_id: str = row[0] if row else ""
+
+    @classmethod
+    def open(cls, url: str, *, create: bool) -> PostgresStore | None:
+        """Connect; with ``create`` make or upgrade the schema, else None if it is missing
+        or older (a missing database also gives None then)."""
+        try:
+            conn = connect(url)
+        except _MissingDatabase:
+            if create:
+                raise
+            return None
+        try:
+            version = _read_version(conn)
+            current = current_version(cls.kind)
+            if version > current:
+                raise StoreError(
+                    f"The store {describe_url(url)} has schema version {version}, newer than this "
+                    f"pytest-deploy understands (version {current}). Upgrade pytest-deploy on "
+                    f"this machine (pip install -U pytest-deploy) to use it."
+                )
+            if version < current:
+                if not create:
+                    conn.close()
+                    return None
+                _upgrade(conn)
+            return cls(url, conn)
+        except psycopg.Error as exc:
+            conn.close()
+            raise pg_error(url, "create or upgrade the store schema", exc) from exc
+        except BaseException:
+            conn.close()
+            raise
+
+    def close(self) -> None:
+        """Close the store's connection (locks live on their own connections)."""
+        with self._mutex:
+            self._conn.close()
+
+    def describe(self) -> str:
+        """The store URL with its password masked."""
+        return describe_url(self.url)
+
+    def schema_version(self) -> int:
+        """The highest schema version applied in this database."""
+        with self._reader("read the schema version"):
+            return _read_version(self._conn)
+
+    def _reconnect_if_broken(self) -> None:
+        # A long deployment may outlive a network blip; the next call reconnects.
+        if self._conn.broken:
+            self._conn = connect(self.url)
+            self._db = SharedSQL(self._conn, prefix=f"{PG_SCHEMA}.", pyformat=True)
+
+    @contextmanager
+    def _transaction(self, what: str) -> Iterator[SharedSQL]:
+        with self._mutex:
+            self._reconnect_if_broken()
+            try:
+                with self._conn.transaction():
+                    yield self._db
+            except psycopg.Error as exc:
+                raise pg_error(self.url, what, exc) from exc
+
+    @contextmanager
+    def _reader(self, what: str) -> Iterator[SharedSQL]:
+        with self._mutex:
+            self._reconnect_if_broken()
+            try:
+                yield self._db
+            except psycopg.Error as exc:
+                raise pg_error(self.url, what, exc) from exc
+
+    def _time_param(self, value: datetime) -> datetime:
+        return to_utc(value)
+
+    def _time_value(self, value: Any) -> datetime:
+        return value.astimezone(timezone.utc)
+
+    # -- history row in the caller's transaction -----------------------------------------
+
+    def is_store_connection(self, connection: Any) -> bool:
+        """Whether a psycopg connection reaches this store's database (same store id).
+
+        Runs two reads in the connection's current transaction; never fails it.
+        """
+        if not isinstance(connection, psycopg.Connection):
+            return False
+        if connection in self._verified:
+            return True
+        if connection.execute("SELECT to_regclass('deploy.store_meta')").fetchone()[0] is None:
+            return False
+        row = connection.execute(
+            "SELECT value FROM deploy.store_meta WHERE key = 'store_id'"
+        ).fetchone()
+        same = row is not None and row[0] == self.store_id
+        if same:
+            self._verified.add(connection)
+        return same
+
+    def _record_on_connection(
+        self, connection: Any, project: str, target: str, record: MigrationRecord
+    ) -> None:
+        try:
+            same = self.is_store_connection(connection)
+            if not same:
+                raise StoreError(
+                    f"record_migration(connection=...) was given a connection that is not to "
+                    f"the store's database ({self.describe()}); pass connection=None to "
+                    f"record the row separately."
+                )
+            # The project row commits on our own connection first (cached afterwards).
+            project_id = self.project_id(project)
+            connection.execute(
+                self._db.translate(UPSERT_MIGRATION),
+                self._migration_params(project_id, target, record),
+            )
+        except psycopg.Error as exc:
+            raise pg_error(self.url, "record a migration", exc) from exc
+
+    # -- deployment lock ------------------------------------------------------------------
+
+    def acquire_lock(self, project: str, target: str, *, holder: str) -> DeployLock:
+        """Take the advisory lock on a dedicated connection, then name the holder."""
+        project_id = self.project_id(project)
+        key = lock_key(project, target)
+        conn = connect(self.url)
+        try:
+            taken = False
+            found: tuple[LockInfo, int] | None = None
+            for _ in range(3):  # the holder may release between our try and our look
+                taken = conn.execute("SELECT pg_try_advisory_lock(%s)", (key,)).fetchone()[0]
+                if taken:
+                    break
+                found = _holder(conn, project_id, target, key)
+                if found is not None:
+                    break
+            if not taken:
+                info = found[0] if found else LockInfo("an unknown session", "unknown", 0, utcnow())
+                raise LockHeld(
+                    store=self.describe(),
+                    project=project,
+                    target=target,
+                    holder=info.holder,
+                    host=info.host,
+                    pid=info.pid,
+                    started_at=info.started_at,
+                    hint=(
+                        "Wait for it to finish: the lock is freed as soon as that process "
+                        "ends or loses its connection."
+                    ),
+                )
+            mine = LockInfo(holder, socket.gethostname(), os.getpid(), utcnow())
+            conn.execute(
+                "INSERT INTO deploy.deploy_locks (project_id, target_name, holder, host, pid,"
+                " started_at, backend_pid) VALUES (%s, %s, %s, %s, %s, %s, pg_backend_pid())"
+                " ON CONFLICT (project_id, target_name) DO UPDATE SET holder = excluded.holder,"
+                " host = excluded.host, pid = excluded.pid, started_at = excluded.started_at,"
+                " backend_pid = excluded.backend_pid",
+                (project_id, target, mine.holder, mine.host, mine.pid, mine.started_at),
+            )
+        except psycopg.Error as exc:
+            conn.close()
+            raise pg_error(self.url, "take the deployment lock", exc) from exc
+        except BaseException:
+            conn.close()
+            raise
+
+        def release() -> None:
+            try:
+                conn.execute(
+                    "DELETE FROM deploy.deploy_locks WHERE project_id = %s AND target_name = %s"
+                    " AND backend_pid = pg_backend_pid()",
+                    (project_id, target),
+                )
+                conn.execute("SELECT pg_advisory_unlock(%s)", (key,))
+            except psycopg.Error:
+                pass  # the session is gone, and with it the advisory lock
+            finally:
+                conn.close()
+
+        return DeployLock(project, target, mine, release)
+
+    def lock_info(self, project: str, target: str) -> LockInfo | None:
+        """Who holds the advisory lock of ``project`` + ``target`` now, or None."""
+        project_id = self.project_id(project, create=False)
+        with self._reader("read the deployment lock"):
+            found = _holder(self._conn, project_id, target, lock_key(project, target))
+        return found[0] if found else None
+
+    def break_lock(self, project: str, target: str) -> LockInfo | None:
+        """Delete a leftover lock row; StoreError while a live session holds the lock."""
+        project_id = self.project_id(project, create=False)
+        if project_id is None:
+            return None
+        with self._reader("read the deployment lock"):
+            found = _holder(self._conn, project_id, target, lock_key(project, target))
+        if found is not None:
+            info, backend_pid = found
+            raise StoreError(
+                f"The deployment lock of project {project!r}, target {target!r} in store "
+                f"{self.describe()} is held by a live session: {info.holder} (host "
+                f"{info.host}, pid {info.pid}, PostgreSQL backend {backend_pid}). It is freed "
+                f"when that process ends; stop it, or as a last resort run "
+                f"SELECT pg_terminate_backend({backend_pid})."
+            )
+        with self._transaction("remove the deployment lock") as db:
+            row = db.execute(
+                "DELETE FROM {s}deploy_locks WHERE project_id = ? AND target_name = ?"
+                " RETURNING holder, host, pid, started_at",
+                (project_id, target),
+            ).fetchone()
+        return None if row is None else LockInfo(row[0], row[1], row[2], row[3])
+
+
+def _holder(
+    conn: psycopg.Connection, project_id: int | None, target: str, key: int
+) -> tuple[LockInfo, int] | None:
+    """The holder of advisory lock ``key`` and its backend pid, or None if it is free."""
+    unsigned = key & 0xFFFF_FFFF_FFFF_FFFF  # pg_locks shows a bigint key as two oids
+    row = conn.execute(
+        "SELECT l.pid, a.backend_start, host(a.client_addr), a.application_name"
+        " FROM pg_locks l LEFT JOIN pg_stat_activity a ON a.pid = l.pid"
+        " WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1"
+        " AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+        " AND l.classid = %s::bigint::oid AND l.objid = %s::bigint::oid",
+        (unsigned >> 32, unsigned & 0xFFFF_FFFF),
+    ).fetchone()
+    if row is None:
+        return None
+    backend_pid, backend_start, client_addr, application = row
+    if project_id is not None:
+        named = conn.execute(
+            "SELECT holder, host, pid, started_at FROM deploy.deploy_locks"
+            " WHERE project_id = %s AND target_name = %s AND backend_pid = %s",
+            (project_id, target, backend_pid),
+        ).fetchone()
+        if named is not None:
+            info = LockInfo(named[0], named[1], named[2], named[3].astimezone(timezone.utc))
+            return info, backend_pid
+    # Taken but not named yet (or by hand): describe the session instead.
+    started = backend_start.astimezone(timezone.utc) if backend_start else utcnow()
+    holder = f"a session of {application or 'an unknown application'}"
+    return LockInfo(holder, client_addr or "unknown", 0, started), backend_pid
+
+
+def _read_version(conn: psycopg.Connection) -> int:
+    if conn.execute("SELECT to_regclass('deploy.schema_version')").fetchone()[0] is None:
+        return 0
+    row = conn.execute("SELECT coalesce(max(version), 0) FROM deploy.schema_version").fetchone()
+    return int(row[0])
+
+
+def _upgrade(conn: psycopg.Connection) -> None:
+    """Create or upgrade the schema; concurrent openers queue on an advisory xact lock."""
+    with conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK_KEY,))
+        # Checked first: CREATE SCHEMA IF NOT EXISTS needs the CREATE privilege even when
+        # an administrator has made the schema already.
+        if conn.execute("SELECT to_regnamespace(%s)", (PG_SCHEMA,)).fetchone()[0] is None:
+            conn.execute(f"CREATE SCHEMA {PG_SCHEMA}")
+        conn.execute(POSTGRES_BOOTSTRAP)
+        version = _read_version(conn)
+        for step in steps_for("postgresql"):
+            if step.version <= version:
+                continue
+            for statement in step.statements:
+                conn.execute(statement)
+            conn.execute(
+                "INSERT INTO deploy.schema_version (version, description) VALUES (%s, %s)",
+                (step.version, step.description),
+            )
+        conn.execute(
+            "INSERT INTO deploy.store_meta (key, value) VALUES ('store_id', %s)"
+            " ON CONFLICT DO NOTHING",
+            (uuid.uuid4().hex,),
+        )
+
+
+def connect(url: str) -> psycopg.Connection:
+    """An autocommit connection with the check interval and keepalives; StoreError if not."""
+    try:
+        params = conninfo_to_dict(url)
+    except psycopg.Error as exc:
+        raise StoreError(
+            f"The store URL {describe_url(url)} is not a valid PostgreSQL URL ({exc}). "
+            f"Write it as postgresql://USER:PASSWORD@HOST:PORT/DATABASE."
+        ) from exc
+    for name, value in CONNECTION_DEFAULTS.items():
+        params.setdefault(name, value)
+    own_options = params.get("options") or ""
+    params["options"] = f"{own_options} {CHECK_INTERVAL_OPTION}".strip()
+    try:
+        return psycopg.connect(autocommit=True, **params)
+    except psycopg.OperationalError as exc:
+        if "client_connection_check_interval" not in str(exc):
+            raise _connect_error(url, params, exc) from exc
+    # PostgreSQL before 14 has no client_connection_check_interval: keepalives only.
+    params["options"] = own_options
+    try:
+        return psycopg.connect(autocommit=True, **params)
+    except psycopg.OperationalError as exc:
+        raise _connect_error(url, params, exc) from exc
+
+
+def _connect_error(url: str, params: dict[str, Any], exc: Exception) -> StoreError:
+    text = str(exc)
+    server_says = text.split("FATAL:", 1)[1].strip() if "FATAL:" in text else ""
+    detail = server_says or text.rsplit("failed:", 1)[-1].strip().splitlines()[0]
+    host = params.get("host") or os.environ.get("PGHOST") or "localhost"
+    port = params.get("port") or os.environ.get("PGPORT") or "5432"
+    lowered = text.lower()
+    if "connection refused" in lowered:
+        reason = "connection refused"
+        fix = (
+            f"Check that PostgreSQL is running and listening on {host}:{port}, or point "
+            f"--deploy-store / DEPLOY_STORE_URL at the right server."
+        )
+    elif "password authentication failed" in lowered or "no password supplied" in lowered:
+        reason = detail
+        fix = "Check the password in the store URL, in PGPASSWORD or in ~/.pgpass."
+    elif "does not exist" in lowered and "database" in lowered:
+        reason = detail
+        fix = "Create the database (createdb) or fix its name in the store URL."
+    elif "does not exist" in lowered and "role" in lowered:
+        reason = detail
+        fix = "Fix the user name in the store URL or create that role."
+    elif "timeout" in lowered:
+        reason = "no answer before the connect timeout"
+        fix = f"Check the host, the port and any firewall between here and {host}:{port}."
+    elif "translate host name" in lowered or "name or service not known" in lowered:
+        reason = "unknown host name"
+        fix = "Check the host in the store URL."
+    elif "pg_hba.conf" in lowered:
+        reason = detail
+        fix = "Ask the administrator to allow this host, user and database in pg_hba.conf."
+    else:
+        reason = detail
+        fix = "Check the store URL and that the server is reachable."
+    error_class = (
+        _MissingDatabase if "database" in lowered and "does not exist" in lowered else (StoreError)
+    )
+    return error_class(
+        f"Cannot connect to the PostgreSQL store {describe_url(url)} (server {host}:{port}): "
+        f"{reason}. {fix}"
+    )
+
+
+def pg_error(url: str, what: str, exc: psycopg.Error) -> StoreError:
+    """One paragraph for a psycopg error while doing ``what`` (e.g. "record a migration")."""
+    text = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    if isinstance(exc, psycopg.errors.InsufficientPrivilege):
+        try:
+            params = conninfo_to_dict(url)
+        except psycopg.Error:
+            params = {}
+        role = params.get("user") or "<your role>"
+        database = params.get("dbname") or "<the database>"
+        return StoreError(
+            f"Cannot {what} in the PostgreSQL store {describe_url(url)}: {text}. The store "
+            f"needs a role that may create and write the schema {PG_SCHEMA!r}: have an "
+            f"administrator run CREATE SCHEMA {PG_SCHEMA} AUTHORIZATION {role} in database "
+            f"{database}, or use a role that owns the database."
+        )
+    if isinstance(exc, psycopg.OperationalError):
+        return StoreError(
+            f"Cannot {what} in the PostgreSQL store {describe_url(url)}: the connection failed "
+            f"({text}). Check that the server is up and reachable, then run again."
+        )
+    return StoreError(f"Cannot {what} in the PostgreSQL store {describe_url(url)}: {text}.")

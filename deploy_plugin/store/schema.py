@@ -1,0 +1,256 @@
+"""Versioned schema of the store, one list of steps per database kind.
+
+Each store creates and upgrades its own schema when it is opened: it reads the highest
+``schema_version.version`` and applies, in one exclusive transaction, every step above
+it. Steps are never destructive (no DROP, no column removal) so an older pytest-deploy
+can keep reading a store that a newer one upgraded, and history is never lost.
+
+To change the schema, append a step to *both* lists with the next version number; never
+edit a released step.
+
+The ``{s}`` token in shared SQL (see ``base.py``) is the table prefix: empty for SQLite,
+``deploy.`` for PostgreSQL, whose tables live in the schema ``deploy``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+#: PostgreSQL schema holding the store's tables.
+PG_SCHEMA = "deploy"
+
+
+@dataclass(frozen=True)
+class SchemaStep:
+    """One upgrade of the store schema: applied once, in order, inside the upgrade transaction."""
+
+    version: int
+    description: str
+    statements: tuple[str, ...]
+
+
+SQLITE_BOOTSTRAP = """
+CREATE TABLE IF NOT EXISTS schema_version (
+    version     INTEGER PRIMARY KEY,
+    description TEXT NOT NULL,
+    applied_at  TEXT NOT NULL
+)"""
+
+POSTGRES_BOOTSTRAP = """
+CREATE TABLE IF NOT EXISTS deploy.schema_version (
+    version     integer PRIMARY KEY,
+    description text NOT NULL,
+    applied_at  timestamptz NOT NULL DEFAULT now()
+)"""
+
+# SQLite keeps timestamps as ISO 8601 text in UTC; this default matches what Python writes
+# closely enough to sort correctly, for rows written by hand with the sqlite3 shell.
+_SQLITE_NOW = "(strftime('%Y-%m-%dT%H:%M:%f+00:00', 'now'))"
+
+SQLITE_STEPS: list[SchemaStep] = [
+    SchemaStep(
+        1,
+        "projects, targets, env vars, migration history, deployments, steps, locks",
+        (
+            "CREATE TABLE store_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+            """CREATE TABLE projects (
+                id         INTEGER PRIMARY KEY,
+                name       TEXT NOT NULL UNIQUE,
+                created_at TEXT NOT NULL
+            )""",
+            """CREATE TABLE deployment_targets (
+                id               INTEGER PRIMARY KEY,
+                project_id       INTEGER NOT NULL REFERENCES projects(id),
+                name             TEXT NOT NULL,
+                type             TEXT,
+                provider         TEXT,
+                host             TEXT,
+                region           TEXT,
+                protected        INTEGER NOT NULL DEFAULT 0 CHECK (protected IN (0, 1)),
+                health_check_url TEXT,
+                created_at       TEXT NOT NULL,
+                updated_at       TEXT NOT NULL,
+                UNIQUE (project_id, name)
+            )""",
+            # Keyed by target *name*, so values can be stored for targets that are only
+            # declared in a config, and survive removing a stored target.
+            """CREATE TABLE env_vars (
+                id          INTEGER PRIMARY KEY,
+                project_id  INTEGER NOT NULL REFERENCES projects(id),
+                target_name TEXT NOT NULL,
+                name        TEXT NOT NULL,
+                value       TEXT NOT NULL,
+                updated_at  TEXT NOT NULL,
+                UNIQUE (project_id, target_name, name)
+            )""",
+            # The seed's table (Phase 2, Task 2), status constrained to its three values.
+            f"""CREATE TABLE migration_history (
+                id                 INTEGER PRIMARY KEY,
+                project_id         INTEGER NOT NULL REFERENCES projects(id),
+                target_name        TEXT NOT NULL,
+                migration_file     TEXT NOT NULL,
+                migration_checksum TEXT NOT NULL,
+                applied_at         TEXT NOT NULL DEFAULT {_SQLITE_NOW},
+                applied_by         TEXT,
+                execution_time_ms  INTEGER,
+                status             TEXT NOT NULL DEFAULT 'success'
+                                   CHECK (status IN ('success', 'failed', 'rolled_back')),
+                error_message      TEXT,
+                UNIQUE (project_id, target_name, migration_file)
+            )""",
+            """CREATE INDEX idx_migration_history_project_target
+                ON migration_history (project_id, target_name)""",
+            "CREATE INDEX idx_migration_history_status ON migration_history (status)",
+            """CREATE TABLE deployments (
+                id              INTEGER PRIMARY KEY,
+                project_id      INTEGER NOT NULL REFERENCES projects(id),
+                target_name     TEXT NOT NULL,
+                who             TEXT NOT NULL,
+                started_at      TEXT NOT NULL,
+                ended_at        TEXT,
+                status          TEXT NOT NULL DEFAULT 'running',
+                dry_run         INTEGER NOT NULL DEFAULT 0 CHECK (dry_run IN (0, 1)),
+                config_snapshot TEXT NOT NULL,
+                config_sha256   TEXT NOT NULL
+            )""",
+            """CREATE INDEX idx_deployments_project_target
+                ON deployments (project_id, target_name, started_at)""",
+            """CREATE TABLE deployment_steps (
+                id            INTEGER PRIMARY KEY,
+                deployment_id INTEGER NOT NULL REFERENCES deployments(id),
+                node_id       TEXT NOT NULL,
+                group_name    TEXT,
+                kind          TEXT NOT NULL,
+                file          TEXT,
+                checksum      TEXT,
+                command       TEXT,
+                outcome       TEXT NOT NULL,
+                duration_ms   INTEGER NOT NULL,
+                message       TEXT,
+                recorded_at   TEXT NOT NULL
+            )""",
+            "CREATE INDEX idx_deployment_steps_deployment ON deployment_steps (deployment_id)",
+            """CREATE TABLE deploy_locks (
+                project_id  INTEGER NOT NULL REFERENCES projects(id),
+                target_name TEXT NOT NULL,
+                holder      TEXT NOT NULL,
+                host        TEXT NOT NULL,
+                pid         INTEGER NOT NULL,
+                started_at  TEXT NOT NULL,
+                PRIMARY KEY (project_id, target_name)
+            )""",
+        ),
+    ),
+]
+
+POSTGRES_STEPS: list[SchemaStep] = [
+    SchemaStep(
+        1,
+        "projects, targets, env vars, migration history, deployments, steps, locks",
+        (
+            "CREATE TABLE deploy.store_meta (key text PRIMARY KEY, value text NOT NULL)",
+            """CREATE TABLE deploy.projects (
+                id         bigint GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY,
+                name       text NOT NULL UNIQUE,
+                created_at timestamptz NOT NULL DEFAULT now()
+            )""",
+            """CREATE TABLE deploy.deployment_targets (
+                id               bigint GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY,
+                project_id       bigint NOT NULL REFERENCES deploy.projects(id),
+                name             text NOT NULL,
+                type             text,
+                provider         text,
+                host             text,
+                region           text,
+                protected        boolean NOT NULL DEFAULT false,
+                health_check_url text,
+                created_at       timestamptz NOT NULL DEFAULT now(),
+                updated_at       timestamptz NOT NULL DEFAULT now(),
+                UNIQUE (project_id, name)
+            )""",
+            """CREATE TABLE deploy.env_vars (
+                id          bigint GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY,
+                project_id  bigint NOT NULL REFERENCES deploy.projects(id),
+                target_name text NOT NULL,
+                name        text NOT NULL,
+                value       text NOT NULL,
+                updated_at  timestamptz NOT NULL DEFAULT now(),
+                UNIQUE (project_id, target_name, name)
+            )""",
+            """CREATE TABLE deploy.migration_history (
+                id                 bigint GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY,
+                project_id         bigint NOT NULL REFERENCES deploy.projects(id),
+                target_name        text NOT NULL,
+                migration_file     text NOT NULL,
+                migration_checksum text NOT NULL,
+                applied_at         timestamptz NOT NULL DEFAULT now(),
+                applied_by         text,
+                execution_time_ms  integer,
+                status             text NOT NULL DEFAULT 'success'
+                                   CHECK (status IN ('success', 'failed', 'rolled_back')),
+                error_message      text,
+                UNIQUE (project_id, target_name, migration_file)
+            )""",
+            """CREATE INDEX idx_migration_history_project_target
+                ON deploy.migration_history (project_id, target_name)""",
+            "CREATE INDEX idx_migration_history_status ON deploy.migration_history (status)",
+            """CREATE TABLE deploy.deployments (
+                id              bigint GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY,
+                project_id      bigint NOT NULL REFERENCES deploy.projects(id),
+                target_name     text NOT NULL,
+                who             text NOT NULL,
+                started_at      timestamptz NOT NULL DEFAULT now(),
+                ended_at        timestamptz,
+                status          text NOT NULL DEFAULT 'running',
+                dry_run         boolean NOT NULL DEFAULT false,
+                config_snapshot text NOT NULL,
+                config_sha256   text NOT NULL
+            )""",
+            """CREATE INDEX idx_deployments_project_target
+                ON deploy.deployments (project_id, target_name, started_at)""",
+            """CREATE TABLE deploy.deployment_steps (
+                id            bigint GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY,
+                deployment_id bigint NOT NULL REFERENCES deploy.deployments(id),
+                node_id       text NOT NULL,
+                group_name    text,
+                kind          text NOT NULL,
+                file          text,
+                checksum      text,
+                command       text,
+                outcome       text NOT NULL,
+                duration_ms   integer NOT NULL,
+                message       text,
+                recorded_at   timestamptz NOT NULL DEFAULT now()
+            )""",
+            """CREATE INDEX idx_deployment_steps_deployment
+                ON deploy.deployment_steps (deployment_id)""",
+            # Names the holder of the advisory lock; the advisory lock itself is the truth.
+            # backend_pid tells a current row from one left by a killed runner.
+            """CREATE TABLE deploy.deploy_locks (
+                project_id  bigint NOT NULL REFERENCES deploy.projects(id),
+                target_name text NOT NULL,
+                holder      text NOT NULL,
+                host        text NOT NULL,
+                pid         integer NOT NULL,
+                started_at  timestamptz NOT NULL,
+                backend_pid integer NOT NULL,
+                PRIMARY KEY (project_id, target_name)
+            )""",
+        ),
+    ),
+]
+
+
+def steps_for(kind: str) -> list[SchemaStep]:
+    """The schema steps of one store kind (``sqlite`` or ``postgresql``), in version order.
+
+    Looked up at call time (not bound at import) so tests can append a step.
+    """
+    steps = SQLITE_STEPS if kind == "sqlite" else POSTGRES_STEPS
+    return sorted(steps, key=lambda step: step.version)
+
+
+def current_version(kind: str) -> int:
+    """The schema version this pytest-deploy writes for one store kind."""
+    steps = steps_for(kind)
+    return steps[-1].version if steps else 0

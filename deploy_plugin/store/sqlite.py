@@ -1,0 +1,406 @@
+"""The embedded store: one SQLite file (default ``<rootdir>/.deploy/state.sqlite3``).
+
+WAL mode, a 30 s busy timeout and every write in ``BEGIN IMMEDIATE``, so pytest-xdist
+workers and parallel runs share the file safely. The deployment lock is a row in
+``deploy_locks``; a row whose process is dead on this host is taken over with a warning.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import sqlite3
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from .base import (
+    UPSERT_MIGRATION,
+    DeployLock,
+    LockHeld,
+    LockInfo,
+    MigrationRecord,
+    SharedSQL,
+    Store,
+    StoreError,
+    format_time,
+    to_utc,
+    utcnow,
+)
+from .schema import SQLITE_BOOTSTRAP, current_version, steps_for
+
+BUSY_TIMEOUT_S = 30.0
+
+
+class SQLiteStore(Store):
+    """The store in a SQLite file. Open it with :meth:`open` (or ``open_store``)."""
+
+    kind = "sqlite"
+
+    def __init__(self, path: Path, url: str, connection: sqlite3.Connection) -> None:
+        super().__init__(url)
+        self.path = path
+        self._conn = connection
+        self._db = SharedSQL(connection, prefix="", pyformat=False)
+        row = connection.execute("SELECT value FROM store_meta WHERE key = 'store_id'").fetchone()
+        self.store_id: str = row[0] if row else ""
+
+    @classmethod
+    def open(
+        cls, path: Path, url: str, *, create: bool, gitignore_dir: Path | None = None
+    ) -> SQLiteStore | None:
+        """Open (``create``: create and upgrade) the store at ``path``.
+
+        Without ``create`` nothing is created or upgraded: a missing file, a file without
+        the schema or with an older schema gives None. ``gitignore_dir``: a folder to
+        create with a ``.gitignore`` of ``*`` (the default ``.deploy/``).
+        """
+        if create:
+            _prepare_file(path, gitignore_dir)
+        elif not path.exists():
+            return None
+        try:
+            if create:
+                conn = sqlite3.connect(
+                    str(path),
+                    isolation_level=None,
+                    timeout=BUSY_TIMEOUT_S,
+                    check_same_thread=False,
+                )
+            else:  # mode=rw: never create the file
+                conn = sqlite3.connect(
+                    f"file:{quote(str(path))}?mode=rw",
+                    uri=True,
+                    isolation_level=None,
+                    timeout=BUSY_TIMEOUT_S,
+                    check_same_thread=False,
+                )
+        except sqlite3.Error as exc:
+            raise sqlite_error(path, "open the store", exc) from exc
+        try:
+            conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
+            conn.execute("PRAGMA foreign_keys = ON")
+            if create:
+                _use_wal(conn)
+            version = _read_version(conn)
+            current = current_version(cls.kind)
+            if version > current:
+                raise StoreError(_newer_message(str(path), version, current))
+            if version < current:
+                if not create:
+                    conn.close()
+                    return None
+                _upgrade(conn)
+            return cls(path, url, conn)
+        except sqlite3.Error as exc:
+            conn.close()
+            raise sqlite_error(path, "create or upgrade the store schema", exc) from exc
+        except BaseException:
+            conn.close()
+            raise
+
+    def close(self) -> None:
+        """Close the connection (a held lock row stays until released)."""
+        with self._mutex:
+            self._conn.close()
+
+    def describe(self) -> str:
+        """The store's file path."""
+        return str(self.path)
+
+    def schema_version(self) -> int:
+        """The highest schema version applied to this file."""
+        with self._reader("read the schema version"):
+            return _read_version(self._conn)
+
+    @contextmanager
+    def _transaction(self, what: str) -> Iterator[SharedSQL]:
+        with self._mutex:
+            try:
+                self._conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error as exc:
+                raise sqlite_error(self.path, what, exc) from exc
+            try:
+                yield self._db
+                self._conn.execute("COMMIT")
+            except BaseException as exc:
+                if self._conn.in_transaction:
+                    self._conn.execute("ROLLBACK")
+                if isinstance(exc, sqlite3.Error):
+                    raise sqlite_error(self.path, what, exc) from exc
+                raise
+
+    @contextmanager
+    def _reader(self, what: str) -> Iterator[SharedSQL]:
+        with self._mutex:
+            try:
+                yield self._db
+            except sqlite3.Error as exc:
+                raise sqlite_error(self.path, what, exc) from exc
+
+    def _time_param(self, value: datetime) -> str:
+        return to_utc(value).isoformat(timespec="microseconds")
+
+    def _time_value(self, value: Any) -> datetime:
+        parsed = datetime.fromisoformat(value)
+        if parsed.tzinfo is None:  # written by hand, e.g. datetime('now'): UTC
+            parsed = parsed.replace(tzinfo=timezone.utc)
+        return parsed.astimezone(timezone.utc)
+
+    # -- history row in the caller's transaction -----------------------------------------
+
+    def is_store_connection(self, connection: Any) -> bool:
+        """Whether ``connection`` is a sqlite3 connection to this store's file."""
+        if not isinstance(connection, sqlite3.Connection):
+            return False
+        # No cache: sqlite3 connections can't be weakly referenced, and this is in-process.
+        rows = connection.execute("PRAGMA database_list").fetchall()
+        main = next((row[2] for row in rows if row[1] == "main"), "")
+        try:
+            return bool(main) and os.path.samefile(main, self.path)
+        except OSError:
+            return False
+
+    def _record_on_connection(
+        self, connection: Any, project: str, target: str, record: MigrationRecord
+    ) -> None:
+        if not self.is_store_connection(connection):
+            raise StoreError(
+                f"record_migration(connection=...) was given a connection that is not to the "
+                f"store file {self.path}; pass connection=None to record the row separately."
+            )
+        db = SharedSQL(connection, prefix="", pyformat=False)
+        try:
+            project_id = self.project_id(project, create=False)
+            if project_id is None:
+                # Created on the caller's connection: ours would wait for its write lock.
+                db.execute(
+                    "INSERT INTO projects (name, created_at) VALUES (?, ?)"
+                    " ON CONFLICT (name) DO NOTHING",
+                    (project, self._time_param(utcnow())),
+                )
+                project_id = db.execute(
+                    "SELECT id FROM projects WHERE name = ?", (project,)
+                ).fetchone()[0]
+            db.execute(UPSERT_MIGRATION, self._migration_params(project_id, target, record))
+        except sqlite3.Error as exc:
+            raise sqlite_error(self.path, "record a migration", exc) from exc
+
+    # -- deployment lock ------------------------------------------------------------------
+
+    def acquire_lock(self, project: str, target: str, *, holder: str) -> DeployLock:
+        """Insert the lock row; take over one whose process died on this host (warning)."""
+        project_id = self.project_id(project)
+        mine = LockInfo(holder, socket.gethostname(), os.getpid(), utcnow())
+        warning = None
+        with self._transaction("take the deployment lock") as db:
+            old = self._lock_row(db, project_id, target)
+            if old is not None:
+                if old.host != mine.host or old.pid == mine.pid or _pid_alive(old.pid):
+                    raise LockHeld(
+                        store=self.describe(),
+                        project=project,
+                        target=target,
+                        holder=old.holder,
+                        host=old.host,
+                        pid=old.pid,
+                        started_at=old.started_at,
+                        hint=(
+                            "Wait for it to finish. If that run is dead, remove the lock with "
+                            f"`pytest-deploy unlock {project} --target {target}`."
+                        ),
+                    )
+                warning = (
+                    f"Took over a stale deployment lock of project {project!r}, target "
+                    f"{target!r}: its holder {old.holder} (host {old.host}, pid {old.pid}, "
+                    f"since {format_time(old.started_at)}) is no longer running."
+                )
+                db.execute(
+                    "DELETE FROM deploy_locks WHERE project_id = ? AND target_name = ?",
+                    (project_id, target),
+                )
+            db.execute(
+                "INSERT INTO deploy_locks (project_id, target_name, holder, host, pid, started_at)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (
+                    project_id,
+                    target,
+                    mine.holder,
+                    mine.host,
+                    mine.pid,
+                    self._time_param(mine.started_at),
+                ),
+            )
+
+        def release() -> None:
+            with self._transaction("release the deployment lock") as db:
+                # Only our own row: it may have been broken and taken by another run.
+                db.execute(
+                    "DELETE FROM deploy_locks WHERE project_id = ? AND target_name = ?"
+                    " AND host = ? AND pid = ? AND started_at = ?",
+                    (project_id, target, mine.host, mine.pid, self._time_param(mine.started_at)),
+                )
+
+        return DeployLock(project, target, mine, release, warning)
+
+    def lock_info(self, project: str, target: str) -> LockInfo | None:
+        """The lock row of ``project`` + ``target`` (its holder may be dead), or None."""
+        project_id = self.project_id(project, create=False)
+        if project_id is None:
+            return None
+        with self._reader("read the deployment lock") as db:
+            return self._lock_row(db, project_id, target)
+
+    def break_lock(self, project: str, target: str) -> LockInfo | None:
+        """Delete the lock row of ``project`` + ``target``; returns what it named."""
+        project_id = self.project_id(project, create=False)
+        if project_id is None:
+            return None
+        with self._transaction("remove the deployment lock") as db:
+            old = self._lock_row(db, project_id, target)
+            db.execute(
+                "DELETE FROM deploy_locks WHERE project_id = ? AND target_name = ?",
+                (project_id, target),
+            )
+        return old
+
+    def _lock_row(self, db: SharedSQL, project_id: int, target: str) -> LockInfo | None:
+        row = db.execute(
+            "SELECT holder, host, pid, started_at FROM deploy_locks"
+            " WHERE project_id = ? AND target_name = ?",
+            (project_id, target),
+        ).fetchone()
+        if row is None:
+            return None
+        return LockInfo(row[0], row[1], int(row[2]), self._time_value(row[3]))
+
+
+def _pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` exists on this host (unknown counts as alive)."""
+    if pid <= 0:
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # e.g. PermissionError: it exists, under another user
+        return True
+    return True
+
+
+def _prepare_file(path: Path, gitignore_dir: Path | None) -> None:
+    """Create the folder (with its .gitignore) and the file, mode 0600, before SQLite does."""
+    try:
+        if gitignore_dir is not None:
+            gitignore_dir.mkdir(parents=True, exist_ok=True)
+            try:
+                with open(gitignore_dir / ".gitignore", "x", encoding="utf-8") as handle:
+                    handle.write("*\n")
+            except FileExistsError:
+                pass
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # 0600 from the start: env vars (secrets) are stored in this file. SQLite gives
+        # the -wal and -shm files the same mode.
+        os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+    except OSError as exc:
+        raise StoreError(
+            f"Cannot create the SQLite store {path}: {exc.strerror or exc} "
+            f"({exc.filename or path}). Check that you may write to that folder, or choose "
+            f"another store with --deploy-store / DEPLOY_STORE_URL / ini deploy_store."
+        ) from exc
+
+
+def _use_wal(conn: sqlite3.Connection) -> None:
+    """Switch to WAL; retried while another opener holds the file (no busy handler here)."""
+    deadline = time.monotonic() + BUSY_TIMEOUT_S
+    delay = 0.005
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode = WAL").fetchone()
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(delay)
+            delay = min(delay * 2, 0.2)
+
+
+def _read_version(conn: sqlite3.Connection) -> int:
+    found = conn.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_version'"
+    ).fetchone()
+    if found is None:
+        return 0
+    return int(conn.execute("SELECT coalesce(max(version), 0) FROM schema_version").fetchone()[0])
+
+
+def _upgrade(conn: sqlite3.Connection) -> None:
+    """Apply the missing schema steps under an exclusive transaction (re-read inside it)."""
+    conn.execute("BEGIN EXCLUSIVE")
+    try:
+        conn.execute(SQLITE_BOOTSTRAP)
+        version = _read_version(conn)
+        for step in steps_for("sqlite"):
+            if step.version <= version:
+                continue
+            for statement in step.statements:
+                conn.execute(statement)
+            conn.execute(
+                "INSERT INTO schema_version (version, description, applied_at) VALUES (?, ?, ?)",
+                (step.version, step.description, utcnow().isoformat(timespec="microseconds")),
+            )
+        conn.execute(
+            "INSERT INTO store_meta (key, value) VALUES ('store_id', ?) ON CONFLICT DO NOTHING",
+            (uuid.uuid4().hex,),
+        )
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+
+
+def _newer_message(store: str, version: int, current: int) -> str:
+    return (
+        f"The store {store} has schema version {version}, newer than this pytest-deploy "
+        f"understands (version {current}). Upgrade pytest-deploy on this machine "
+        f"(pip install -U pytest-deploy) to use it."
+    )
+
+
+def sqlite_error(path: Path, what: str, exc: sqlite3.Error) -> StoreError:
+    """One paragraph for a sqlite3 error while doing ``what`` (e.g. "record a migration")."""
+    text = str(exc)
+    if "file is not a database" in text or "malformed" in text:
+        return StoreError(
+            f"The SQLite store {path} is not a usable SQLite database ({text}). If it was "
+            f"overwritten, move it away (a new, empty store is created on the next run) or "
+            f"point --deploy-store / DEPLOY_STORE_URL at another file."
+        )
+    if "unable to open" in text:
+        return StoreError(
+            f"Cannot open the SQLite store {path} ({text}). Check that the file and its "
+            f"folder exist and that you may read and write them."
+        )
+    if "readonly" in text or "read-only" in text:
+        return StoreError(
+            f"Cannot {what} in the SQLite store {path}: it is read-only ({text}). Give this "
+            f"user write permission on the file and its folder (SQLite also writes "
+            f"{path.name}-wal and {path.name}-shm next to it)."
+        )
+    if "locked" in text or "busy" in text:
+        return StoreError(
+            f"Cannot {what} in the SQLite store {path}: another process kept it locked for "
+            f"more than {BUSY_TIMEOUT_S:.0f} s ({text}). Run again when it has finished."
+        )
+    if "already exists" in text:
+        return StoreError(
+            f"Cannot {what} in {path}: the file already holds tables of another application "
+            f"({text}). A SQLite store needs its own file; point --deploy-store at a new one."
+        )
+    return StoreError(f"Cannot {what} in the SQLite store {path}: {text}.")

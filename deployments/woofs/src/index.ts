@@ -1,0 +1,5 @@
+import { walkMinutes } from "./lib/walks";
+
+export function summary(minutes: number[]): string {
+  return `walked ${walkMinutes(minutes)} minutes`;
+}

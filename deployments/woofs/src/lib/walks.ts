@@ -1,0 +1,3 @@
+export function walkMinutes(minutes: number[]): number {
+  return minutes.reduce((total, m) => total + m, 0);
+}
