@@ -145,9 +145,7 @@ class GroupNode(pytest.Collector):
     def collect(self) -> Iterator[pytest.Item]:
         position = 1 + self.deployment.plans.index(self.plan)
         for index, step in enumerate(self.plan.steps):
-            item = StepItem.from_parent(
-                self, name=step.name, deployment=self.deployment, step=step
-            )
+            item = StepItem.from_parent(self, name=step.name, deployment=self.deployment, step=step)
             item.sort_key = (position, index)
             yield item
 

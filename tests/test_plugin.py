@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import textwrap
 from pathlib import Path
 
@@ -214,7 +213,9 @@ def test_invalid_config_fails_its_validate_item_without_traceback(
     for args in ([], ["--deploy-target=t"]):
         result = pytester.runpytest(*args)
         result.assert_outcomes(failed=1)
-        result.stdout.fnmatch_lines(["*line 3: groups[[]0[]].order*", "FAILED deploy.yaml::validate*"])
+        result.stdout.fnmatch_lines(
+            ["*line 3: groups[[]0[]].order*", "FAILED deploy.yaml::validate*"]
+        )
         assert "Traceback" not in result.stdout.str()
         assert result.ret == 1
 
