@@ -6,10 +6,12 @@ name="$1"
 run_dir=".out/${APP_ENV:-local}/run"
 mkdir -p "$run_dir"
 pidfile="$run_dir/$name.pid"
+# alive and not a zombie (an orphan's parent may never reap it)
+running() { [[ -r /proc/$1/stat ]] && [[ $(awk '{print $3}' "/proc/$1/stat") != Z ]]; }
 if [[ -f "$pidfile" ]]; then
     old=$(cat "$pidfile")
-    if kill "$old" 2>/dev/null; then
-        for _ in $(seq 100); do kill -0 "$old" 2>/dev/null || break; sleep 0.05; done
+    if running "$old" && kill "$old" 2>/dev/null; then
+        for _ in $(seq 100); do running "$old" || break; sleep 0.05; done
         echo "stopped previous $name (pid $old)"
     fi
 fi
