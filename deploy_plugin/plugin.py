@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+import time
 from pathlib import Path
 from typing import Any
 
@@ -15,8 +16,11 @@ import pytest
 
 from deploy_plugin import report
 from deploy_plugin.config import DeployConfig, is_config_file
+from deploy_plugin.fixtures import TARGET_PARAM, uses_deploy_fixtures
 from deploy_plugin.nodes import DeployConfigFile, DeployItem, PreflightItem, StepItem
-from deploy_plugin.runtime import Deployment, TargetInfo
+from deploy_plugin.runtime import Deployment, StepResult, TargetInfo, monotonic_ms
+
+pytest_plugins = ["deploy_plugin.fixtures"]
 
 _SESSION_KEY = pytest.StashKey["DeploySession"]()
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
@@ -149,6 +153,8 @@ class DeploySession:
         self.junit_properties = config.getini("junit_family") in ("xunit1", "legacy")
         self.deployments: list[Deployment] = []
         self.seen_groups: set[str] = set()
+        self.smoke_owner: dict[pytest.Item, Deployment | None] = {}
+        self.worker_reports: list[dict[str, Any]] = []
         self._store: Any = None
         self._store_error: str | None = None
         self._store_opened = False
@@ -169,6 +175,27 @@ class DeploySession:
                 )
             env[name] = value
         return env
+
+    # -- smoke tests
+
+    def deployment_for(self, item: pytest.Item) -> Deployment | None:
+        """The deployment a smoke test belongs to: its target's, nearest config first."""
+        callspec = getattr(item, "callspec", None)
+        target = callspec.params.get(TARGET_PARAM) if callspec else None
+        if target is None:
+            return None
+        if item in self.smoke_owner:
+            return self.smoke_owner[item]
+        candidates = [d for d in self.deployments if d.target.name == target]
+        path = Path(item.path)
+
+        def nearness(deployment: Deployment) -> int:
+            folder = deployment.config.path.parent
+            return len(folder.parts) if folder in path.parents else -1
+
+        best = max(candidates, key=nearness, default=None)
+        self.smoke_owner[item] = best
+        return best
 
     # -- selection
 
@@ -263,6 +290,7 @@ def pytest_configure(config: pytest.Config) -> None:
         )
     if config.getoption("stepwise", False) or config.getoption("stepwise_skip", False):
         raise pytest.UsageError("--sw would resume a deployment mid-way; run it without --sw")
+    _choose_dist_mode(config)
     if config.getoption("xmlpath", None) and config.getini("junit_logging") not in (
         "system-out",
         "all",
@@ -275,6 +303,40 @@ def pytest_configure(config: pytest.Config) -> None:
             ),
             stacklevel=2,
         )
+
+
+_SAFE_DIST = ("no", "loadgroup", "loadfile")
+
+
+def _choose_dist_mode(config: pytest.Config) -> None:
+    """Keep each deployment on one worker: ``-n`` alone means ``--dist loadgroup``."""
+    dist = config.getoption("dist", "no")
+    if dist in _SAFE_DIST:
+        return
+    args = config.invocation_params.args
+    explicit = any(a == "--dist" or a.startswith("--dist=") or a == "-d" for a in args)
+    if dist == "load" and not explicit:
+        config.option.dist = "loadgroup"
+        return
+    raise pytest.UsageError(
+        f"--dist {dist} would split a deployment across workers and break its order; use -n N"
+        " alone (the plugin picks --dist loadgroup: one worker per target) or --dist loadgroup"
+    )
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """A smoke test runs once per target (id = target name)."""
+    if TARGET_PARAM in metafunc.fixturenames:
+        targets = DeploySession.of(metafunc.config).targets
+        if targets:
+            metafunc.parametrize(TARGET_PARAM, targets, indirect=True, ids=targets)
+
+
+def pytest_itemcollected(item: pytest.Item) -> None:
+    """Smoke tests join their target's xdist group before xdist reads the marks."""
+    callspec = getattr(item, "callspec", None)
+    if callspec is not None and TARGET_PARAM in callspec.params and uses_deploy_fixtures(item):
+        item.add_marker(pytest.mark.xdist_group(name=f"deploy-{callspec.params[TARGET_PARAM]}"))
 
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
@@ -296,17 +358,26 @@ def pytest_collection_modifyitems(
             f" collected configs have: {', '.join(sorted(state.seen_groups))}"
         )
     kept = set(items)
+    smoke: dict[Deployment, list[pytest.Item]] = {}
+    for item in items:
+        if not isinstance(item, DeployItem) and uses_deploy_fixtures(item):
+            deployment = state.deployment_for(item)
+            if deployment is not None:
+                _place_smoke_test(item, deployment)
+                smoke.setdefault(deployment, []).append(item)
+    owned = {item for items_ in smoke.values() for item in items_}
     ordered: list[pytest.Item] = []
     dropped: list[pytest.Item] = []
     for deployment in state.deployments:
-        if not any(item in kept for item in deployment.items):
+        if not any(item in kept for item in deployment.items) and deployment not in smoke:
             continue
         deployment.selected = sorted(
-            (
+            [
                 item
                 for item in deployment.items
                 if item in kept or item.kind in ("preflight", "health_check")
-            ),
+            ]
+            + smoke.get(deployment, []),
             key=lambda item: item.sort_key,
         )
         tracked = any(g.track_migrations for g in deployment.selected_groups())
@@ -320,7 +391,7 @@ def pytest_collection_modifyitems(
     result: list[pytest.Item] = []
     inserted = False
     for item in items:
-        if isinstance(item, DeployItem):
+        if isinstance(item, DeployItem) or item in owned:
             if not inserted:
                 result.extend(ordered)
                 inserted = True
@@ -332,21 +403,102 @@ def pytest_collection_modifyitems(
     report.add_suite_properties(config, state)
 
 
+def _place_smoke_test(item: pytest.Item, deployment: Deployment) -> None:
+    """Give a smoke test its place in the deployment: after a group, or before the health
+    check; it then obeys and feeds the deployment's stop policy like a step."""
+    mark = item.get_closest_marker("deploy_after")
+    item.kind = "smoke"  # type: ignore[attr-defined]
+    item.group_name = None  # type: ignore[attr-defined]
+    last = len(deployment.plans) + 1
+    if mark is None:
+        item.sort_key = (last, -1)  # type: ignore[attr-defined]
+        return
+    group = mark.args[0] if mark.args else mark.kwargs.get("group")
+    names = [plan.group.name for plan in deployment.plans]
+    if group not in names:
+        raise pytest.UsageError(
+            f"{item.nodeid}: @pytest.mark.deploy_after({group!r}) names no group of"
+            f" {deployment.nodeid}; its groups: {', '.join(names)}"
+        )
+    item.sort_key = (1 + names.index(group), 10**6)  # type: ignore[attr-defined]
+
+
+def _smoke_deployment(item: pytest.Item) -> Deployment | None:
+    if getattr(item, "kind", None) != "smoke":
+        return None
+    return DeploySession.of(item.config).deployment_for(item)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    deployment = _smoke_deployment(item)
+    if deployment is not None:
+        deployment.start()
+        blocker = deployment.blocker(item)
+        if blocker:
+            pytest.skip(f"not run: {blocker} failed")
+        item.stash[_SMOKE_START] = time.monotonic()
+
+
+_SMOKE_START = pytest.StashKey[float]()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    rep = yield
+    deployment = _smoke_deployment(item)
+    if deployment is None or (rep.when != "call" and not rep.failed and not rep.skipped):
+        return rep
+    if rep.when == "teardown" and not rep.failed:
+        return rep
+    outcome = "failed" if rep.failed else ("skipped" if rep.skipped else "passed")
+    if rep.failed:
+        deployment.mark_failed(item)
+    message = None
+    if rep.failed or rep.skipped:
+        message = deployment.masker.mask(str(rep.longreprtext).strip().splitlines()[-1:][0])
+    start = item.stash.get(_SMOKE_START, None)
+    deployment.add_result(
+        StepResult(
+            node_id=item.nodeid, group=None, kind="smoke", file=None, checksum=None,
+            command=None, outcome=outcome,
+            duration_ms=monotonic_ms(start) if start is not None else 0, message=message,
+        )
+    )  # fmt: skip
+    return rep
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     state = DeploySession.of(session.config)
     for deployment in state.deployments:
         if deployment.started_at is not None:
             deployment.finish()
-    if state.report_path:
-        report.write_json(state.report_path, state.deployments)
+    reports = [d.report() for d in state.deployments if d.started_at is not None]
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None:
+        # an xdist worker: the controller reports for everyone
+        workeroutput["deploy_reports"] = reports
+    else:
+        reports += state.worker_reports
+        if state.report_path:
+            report.write_json(state.report_path, reports)
     store = state.open_store_or_none()
     if store is not None:
         store.close()
 
 
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: Any) -> None:
+    """xdist controller: collect the deployments a worker ran."""
+    output = getattr(node, "workeroutput", None) or {}
+    DeploySession.of(node.config).worker_reports.extend(output.get("deploy_reports", []))
+
+
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
-    report.terminal_summary(terminalreporter, DeploySession.of(config))
+    state = DeploySession.of(config)
+    reports = [d.report() for d in state.deployments if d.results] + state.worker_reports
+    report.terminal_summary(terminalreporter, reports)
 
 
 __all__ = ["DeploySession", "PreflightItem", "StepItem"]

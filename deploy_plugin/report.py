@@ -14,7 +14,6 @@ from deploy_plugin.runtime import who
 
 if TYPE_CHECKING:
     from deploy_plugin.plugin import DeploySession
-    from deploy_plugin.runtime import Deployment
 
 
 def add_suite_properties(config: pytest.Config, session: DeploySession) -> None:
@@ -31,9 +30,9 @@ def add_suite_properties(config: pytest.Config, session: DeploySession) -> None:
     xml.add_global_property("deploy.projects", ",".join(projects))
 
 
-def write_json(path: str, deployments: list[Deployment]) -> None:
+def write_json(path: str, reports: list[dict[str, Any]]) -> None:
     """``{"deployments": [...]}`` in the shared report shape, written atomically."""
-    data = {"deployments": [d.report() for d in deployments if d.started_at is not None]}
+    data = {"deployments": reports}
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(target.name + ".tmp")
@@ -45,18 +44,16 @@ def _seconds(ms: int) -> str:
     return f"{ms / 1000:.2f}s"
 
 
-def terminal_summary(terminal: Any, session: DeploySession) -> None:
+def terminal_summary(terminal: Any, reports: list[dict[str, Any]]) -> None:
     """Per deployment: status, steps by outcome and group, migrations applied, the plan."""
-    ran = [d for d in session.deployments if d.results]
-    if not ran:
+    if not reports:
         return
     terminal.section("deployment summary")
-    for deployment in ran:
-        data = deployment.report()
+    for data in reports:
         counts = Counter(step["outcome"] for step in data["steps"])
-        mode = " (dry run)" if deployment.dry_run else ""
+        mode = " (dry run)" if data["dry_run"] else ""
         terminal.write_line(
-            f"{deployment.nodeid}: {data['status'].upper()}{mode} — "
+            f"{data['project']} → {data['target']}: {data['status'].upper()}{mode} — "
             + ", ".join(f"{counts[o]} {o}" for o in ("passed", "failed", "skipped") if counts[o])
             + f" in {_seconds(data['duration_ms'])}"
         )
@@ -80,9 +77,9 @@ def terminal_summary(terminal: Any, session: DeploySession) -> None:
             for s in data["steps"]
             if s["kind"] == "deploy" and s["checksum"] and s["outcome"] == "passed"
         ]
-        if applied and not deployment.dry_run:
+        if applied and not data["dry_run"]:
             terminal.write_line(f"  migrations applied: {len(applied)}")
-        if deployment.dry_run:
+        if data["dry_run"]:
             terminal.write_line("  plan:")
             for step in data["steps"]:
                 if step["kind"] == "preflight":

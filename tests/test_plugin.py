@@ -103,7 +103,7 @@ def test_deploy_runs_every_step_in_order(project: pytest.Pytester) -> None:
         "g1-pre0", "g1-pre1", "g1-build", "g1-test", "g1-deploy", "g1-post",
         "g2-pre", "fn-a", "fn-b", "g2-post",
     ]  # fmt: skip
-    result.stdout.fnmatch_lines(["*deployment summary*", "deploy.yaml::t: SUCCESS*"])
+    result.stdout.fnmatch_lines(["*deployment summary*", "p → t: SUCCESS*"])
 
 
 def test_first_failure_stops_the_deployment(pytester: pytest.Pytester) -> None:

@@ -18,3 +18,15 @@ fi
 nohup timeout 60 python3 tools/server.py >"$run_dir/$name.log" 2>&1 </dev/null &
 echo $! >"$pidfile"
 echo "started $name (pid $!) on 127.0.0.1:$DEMO_PORT"
+# ready when it answers: wait on the port (bounded), not a fixed sleep
+python3 - <<'PY'
+import os, socket, sys, time
+deadline = time.monotonic() + 10
+while time.monotonic() < deadline:
+    try:
+        socket.create_connection(("127.0.0.1", int(os.environ["DEMO_PORT"])), 0.2).close()
+        sys.exit(0)
+    except OSError:
+        time.sleep(0.05)
+sys.exit("service did not start listening within 10 s")
+PY
