@@ -23,10 +23,11 @@ from deploy_plugin.runtime import (
     Deployment,
     StepResult,
     expand_vars,
+    iso_utc,
     monotonic_ms,
     who,
 )
-from deploy_plugin.shell import run_command
+from deploy_plugin.shell import CommandResult, run_command
 
 if TYPE_CHECKING:
     from deploy_plugin.plugin import DeploySession
@@ -92,6 +93,9 @@ class TargetNode(pytest.Collector):
             for group in config.groups
             if group.applies_to(target.name) and session.group_selected(group.name)
         ]
+        self.config.hook.pytest_deploy_plan(
+            config=self.config, deploy_config=config, target=target, plans=plans
+        )
         deployment = Deployment(session, config, target, plans, self.nodeid)
         session.deployments.append(deployment)
         yield PreflightNode.from_parent(self, name="preflight", deployment=deployment)
@@ -192,46 +196,55 @@ class DeployItem(pytest.Item):
         self.notes: list[str] = []
         self.sort_key: tuple[int, int] = (0, 0)  # run order within the deployment
         deployment.items.append(self)
-        self.add_marker(pytest.mark.xdist_group(name=deployment.nodeid))
 
     # -- running
 
     def runtest(self) -> None:
+        from deploy_plugin.store.base import StoreError
+
         deployment = self.deployment
-        deployment.start()
+        hook = self.config.hook
         started = time.monotonic()
         outcome, message = "passed", None
+        group = deployment.config.group(self.group_name) if self.group_name else None
         try:
+            deployment.start()
+            if group is not None and deployment.first_of_group(self):
+                hook.pytest_deploy_before_group(deployment=deployment, group=group)
             blocker = deployment.blocker(self)
             if blocker:
                 skip(f"not run: {blocker} failed")
+            hook.pytest_deploy_before_step(deployment=deployment, item=self)
             self.execute()
         except pytest.skip.Exception as err:
             outcome, message = "skipped", str(err.msg)
             raise
-        except DeployFailure as err:
+        except (DeployFailure, StoreError) as err:
             outcome, message = "failed", deployment.masker.mask(str(err))
             deployment.mark_failed(self)
-            raise
+            raise DeployFailure(message) from None
         except BaseException as err:
             outcome, message = "failed", deployment.masker.mask(f"{type(err).__name__}: {err}")
             deployment.mark_failed(self)
             raise
         finally:
-            deployment.add_result(
-                StepResult(
-                    node_id=self.nodeid,
-                    group=self.group_name,
-                    kind=self.kind,
-                    file=self.file,
-                    checksum=self.checksum,
-                    command=self.command,
-                    outcome=outcome,
-                    duration_ms=monotonic_ms(started),
-                    message=message,
-                )
+            result = StepResult(
+                node_id=self.nodeid,
+                group=self.group_name,
+                kind=self.kind,
+                file=self.file,
+                checksum=self.checksum,
+                command=self.command,
+                outcome=outcome,
+                duration_ms=monotonic_ms(started),
+                message=message,
             )
+            deployment.add_result(result)
             self._report_facts(outcome)
+            hook.pytest_deploy_after_step(deployment=deployment, item=self, result=result)
+            if group is not None and deployment.last_of_group(self):
+                status = "failure" if self.group_name in deployment.failed_groups else "success"
+                hook.pytest_deploy_after_group(deployment=deployment, group=group, status=status)
 
     def execute(self) -> None:  # pragma: no cover - overridden
         raise NotImplementedError
@@ -270,30 +283,6 @@ class DeployItem(pytest.Item):
         return self.path, (line - 1 if line else 0), _domain(self)
 
     # -- helpers for subclasses
-
-    def run_shell(self, command: str, what: str) -> None:
-        """Run one command of this deployment, failing with a short domain message."""
-        deployment = self.deployment
-        group = deployment.config.groups and next(
-            (g for g in deployment.config.groups if g.name == self.group_name), None
-        )
-        self.log_path = deployment.log_path(self.name)
-        result = run_command(
-            command,
-            cwd=deployment.config.root,
-            env=deployment.env,
-            masker=deployment.masker,
-            timeout=group.timeout_seconds if group else None,
-            log_path=self.log_path,
-            psqlrc_dir=deployment.session.rootdir / ".deploy" / "psql",
-        )
-        self.output = result.tail
-        if not result.ok:
-            last = [line for line in result.tail.splitlines() if line.strip()][-3:]
-            tail = (" Last output: " + " | ".join(last)) if last else " It printed nothing."
-            raise DeployFailure(
-                f"{what} `{deployment.masker.mask(command)}` failed: {result.explain()}.{tail}"
-            )
 
 
 class PreflightItem(DeployItem):
@@ -397,17 +386,16 @@ class StepItem(DeployItem):
         if step.command is not None:
             self.command = step.command  # masked again once secrets are known
 
-    def execute(self) -> None:
+    def skip_reason(self) -> str | None:
+        """Why this step has nothing to do (no matching file, already applied), if so."""
         step, deployment = self.step, self.deployment
         group = step.group
-        if step.command is not None:
-            self.command = deployment.masker.mask(step.command)
         if (
             step.kind == "deploy"
             and step.file is None
             and (group.track_migrations or group.deploy_per_file)
         ):
-            skip(
+            return (
                 f"no file under {deployment.config.root} matches"
                 f" {', '.join(group.file_patterns)}: nothing to deploy"
             )
@@ -415,9 +403,16 @@ class StepItem(DeployItem):
             self.checksum = deployment.checksum(step.file)
             record = deployment.applied().get(step.file)
             if record is not None and record.status == "success":
-                from deploy_plugin.runtime import _iso
+                return f"applied {iso_utc(record.applied_at)} by {record.applied_by}"
+        return None
 
-                skip(f"applied {_iso(record.applied_at)} by {record.applied_by}")
+    def execute(self) -> None:
+        step, deployment = self.step, self.deployment
+        if step.command is not None:
+            self.command = deployment.masker.mask(step.command)
+        reason = self.skip_reason()
+        if reason:
+            skip(reason)
         if step.command is None:
             self.command = f"apply {step.file} with the built-in SQL executor"
             if not deployment.dry_run:
@@ -427,21 +422,48 @@ class StepItem(DeployItem):
             self.notes.append("dry run: not executed")
             return
         started = time.monotonic()
-        try:
-            self.run_shell(step.command, f"{step.kind} command of group {group.name}")
-        except DeployFailure as err:
+        if step.group.max_parallel > 1 and step.kind == "deploy" and step.file is not None:
+            result = deployment.parallel_runner(step.group, self).result_for(self)
+            if result is None:
+                skip(f"not run: {deployment.parallel_runner(step.group, self).failed} failed")
+        else:
+            result = self.run_step_command()
+        self.conclude(result, started)
+
+    def run_step_command(self) -> CommandResult:
+        """Run this step's command; safe in a worker thread (touches no store)."""
+        deployment, step = self.deployment, self.step
+        self.log_path = deployment.log_path(self.name)
+        return run_command(
+            step.command,
+            cwd=deployment.config.root,
+            env=deployment.env,
+            masker=deployment.masker,
+            timeout=step.group.timeout_seconds,
+            log_path=self.log_path,
+            psqlrc_dir=deployment.session.rootdir / ".deploy" / "psql",
+        )
+
+    def conclude(self, result: CommandResult, started: float) -> None:
+        """Record the outcome (and the migration's history row); fail with a short message."""
+        deployment, step = self.deployment, self.step
+        self.output = result.tail
+        elapsed = monotonic_ms(started)
+        if result.ok:
             if step.tracked:
-                deployment.record_migration(
-                    step.file,
-                    status="failed",
-                    execution_time_ms=monotonic_ms(started),
-                    error=str(err),
-                )
-            raise
+                deployment.record_migration(step.file, status="success", execution_time_ms=elapsed)
+            return
+        last = [line for line in result.tail.splitlines() if line.strip()][-3:]
+        tail = (" Last output: " + " | ".join(last)) if last else " It printed nothing."
+        message = (
+            f"{step.kind} command of group {step.group.name}"
+            f" `{deployment.masker.mask(step.command)}` failed: {result.explain()}.{tail}"
+        )
         if step.tracked:
             deployment.record_migration(
-                step.file, status="success", execution_time_ms=monotonic_ms(started)
+                step.file, status="failed", execution_time_ms=elapsed, error=message
             )
+        raise DeployFailure(message)
 
     def _apply_builtin(self) -> None:
         from deploy_plugin.sql import ConnectError, MigrationError

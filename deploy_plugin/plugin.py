@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from deploy_plugin import report
+from deploy_plugin import distribution, report
 from deploy_plugin.config import DeployConfig, is_config_file
 from deploy_plugin.fixtures import TARGET_PARAM, uses_deploy_fixtures
 from deploy_plugin.nodes import DeployConfigFile, DeployItem, PreflightItem, StepItem
@@ -34,6 +34,12 @@ _NEEDS_TARGET = {
     "deploy_env": "--deploy-env",
     "deploy_report": "--deploy-report",
 }
+
+
+def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
+    from deploy_plugin import hookspecs
+
+    pluginmanager.add_hookspecs(hookspecs)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -275,6 +281,10 @@ class DeploySession:
 def pytest_configure(config: pytest.Config) -> None:
     session = DeploySession(config)
     config.stash[_SESSION_KEY] = session
+    from deploy_plugin import notify
+
+    if not config.pluginmanager.is_registered(notify):
+        config.pluginmanager.register(notify, "deploy-notify")
     config.addinivalue_line("markers", "deploy_after(group): run a smoke test after that group")
     if not session.targets:
         for dest, flag in _NEEDS_TARGET.items():
@@ -290,7 +300,7 @@ def pytest_configure(config: pytest.Config) -> None:
         )
     if config.getoption("stepwise", False) or config.getoption("stepwise_skip", False):
         raise pytest.UsageError("--sw would resume a deployment mid-way; run it without --sw")
-    _choose_dist_mode(config)
+    distribution.choose_dist_mode(config)
     if config.getoption("xmlpath", None) and config.getini("junit_logging") not in (
         "system-out",
         "all",
@@ -305,23 +315,13 @@ def pytest_configure(config: pytest.Config) -> None:
         )
 
 
-_SAFE_DIST = ("no", "loadgroup", "loadfile")
-
-
-def _choose_dist_mode(config: pytest.Config) -> None:
-    """Keep each deployment on one worker: ``-n`` alone means ``--dist loadgroup``."""
-    dist = config.getoption("dist", "no")
-    if dist in _SAFE_DIST:
-        return
-    args = config.invocation_params.args
-    explicit = any(a == "--dist" or a.startswith("--dist=") or a == "-d" for a in args)
-    if dist == "load" and not explicit:
-        config.option.dist = "loadgroup"
-        return
-    raise pytest.UsageError(
-        f"--dist {dist} would split a deployment across workers and break its order; use -n N"
-        " alone (the plugin picks --dist loadgroup: one worker per target) or --dist loadgroup"
-    )
+@pytest.hookimpl(optionalhook=True, tryfirst=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """xdist controller: schedule each target's deployment on one worker, in order."""
+    state = DeploySession.of(config)
+    if state.targets and config.getoption("dist") == "loadgroup":
+        return distribution.make_scheduler(config, log, state.targets)
+    return None
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -330,13 +330,6 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         targets = DeploySession.of(metafunc.config).targets
         if targets:
             metafunc.parametrize(TARGET_PARAM, targets, indirect=True, ids=targets)
-
-
-def pytest_itemcollected(item: pytest.Item) -> None:
-    """Smoke tests join their target's xdist group before xdist reads the marks."""
-    callspec = getattr(item, "callspec", None)
-    if callspec is not None and TARGET_PARAM in callspec.params and uses_deploy_fixtures(item):
-        item.add_marker(pytest.mark.xdist_group(name=f"deploy-{callspec.params[TARGET_PARAM]}"))
 
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
@@ -371,20 +364,21 @@ def pytest_collection_modifyitems(
     for deployment in state.deployments:
         if not any(item in kept for item in deployment.items) and deployment not in smoke:
             continue
-        deployment.selected = sorted(
-            [
-                item
-                for item in deployment.items
-                if item in kept or item.kind in ("preflight", "health_check")
-            ]
-            + smoke.get(deployment, []),
-            key=lambda item: item.sort_key,
+        deployment.select(
+            sorted(
+                [
+                    item
+                    for item in deployment.items
+                    if item in kept or item.kind in ("preflight", "health_check")
+                ]
+                + smoke.get(deployment, []),
+                key=lambda item: item.sort_key,
+            )
         )
         tracked = any(g.track_migrations for g in deployment.selected_groups())
-        for item in list(deployment.selected):
-            if item.name == "migrations-drift" and not tracked:
-                deployment.selected.remove(item)
-                dropped.append(item)
+        if not tracked:
+            dropped += [i for i in deployment.selected if i.name == "migrations-drift"]
+            deployment.select([i for i in deployment.selected if i not in dropped])
         ordered.extend(deployment.selected)
     if dropped:
         config.hook.pytest_deselected(items=[i for i in dropped if i in kept])
@@ -466,6 +460,14 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         )
     )  # fmt: skip
     return rep
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> None:
+    """Finish a deployment with its last item: lock released, run recorded, hooks told."""
+    deployment = getattr(item, "deployment", None) or _smoke_deployment(item)
+    if deployment is not None and deployment.selected and deployment.selected[-1] is item:
+        deployment.finish()
 
 
 @pytest.hookimpl(tryfirst=True)

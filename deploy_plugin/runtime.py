@@ -118,7 +118,8 @@ class Deployment:
         self.plans = plans
         self.nodeid = nodeid
         self.items: list[Any] = []  # every item collected for it, in run order
-        self.selected: list[Any] = []  # those kept after selection
+        self.selected: list[Any] = []  # those kept after selection, in run order (select())
+        self._bounds: dict[str, list[Any]] = {}
         self.failed: list[str] = []  # node ids of failed items
         self.failed_groups: dict[str, str] = {}  # group name -> first failed node id
         self.preflight_failed: str | None = None
@@ -132,6 +133,7 @@ class Deployment:
         self.masker = Masker()
         self._applied: dict[str, MigrationRecord] | None = None
         self._executors: dict[str, Any] = {}
+        self._runners: dict[str, Any] = {}
         self.checksums: dict[str, str] = {}
         self.log_dir: Path | None = None
         self.finished = False
@@ -158,6 +160,9 @@ class Deployment:
 
     def blocker(self, item: Any) -> str | None:
         """The node id whose failure means ``item`` must not run, if any."""
+        runner = self._runners.get(getattr(item, "group_name", None) or "")
+        if runner is not None and runner.started(item):
+            return None  # it ran beside the failed step: it reports its own outcome
         if self.preflight_failed and item.kind != "preflight":
             return self.preflight_failed
         if not self.failed:
@@ -169,6 +174,21 @@ class Deployment:
         if item.kind == "preflight":
             return None  # preflight reports every problem at once
         return self.failed[0]
+
+    def select(self, items: list[Any]) -> None:
+        """Set the items this run keeps, in run order, and each group's first and last."""
+        self.selected = items
+        self._bounds: dict[str, list[Any]] = {}
+        for item in items:
+            name = getattr(item, "group_name", None)
+            if name:
+                self._bounds.setdefault(name, [item, item])[1] = item
+
+    def first_of_group(self, item: Any) -> bool:
+        return self._bounds.get(item.group_name, [None])[0] is item
+
+    def last_of_group(self, item: Any) -> bool:
+        return self._bounds.get(item.group_name, [None, None])[1] is item
 
     def mark_failed(self, item: Any) -> None:
         self.failed.append(item.nodeid)
@@ -252,7 +272,7 @@ class Deployment:
 
     def applied_for_plan(self) -> dict[str, AppliedMigration]:
         return {
-            f: AppliedMigration(r.checksum, r.status, _iso(r.applied_at), r.applied_by)
+            f: AppliedMigration(r.checksum, r.status, iso_utc(r.applied_at), r.applied_by)
             for f, r in self.applied().items()
         }
 
@@ -307,6 +327,21 @@ class Deployment:
             self._executors[group.name] = SqlExecutor(url, base=self.config.root)
         return self._executors[group.name]
 
+    def parallel_runner(self, group: Group, item: Any) -> Any:
+        """The runner of a ``max_parallel`` group's per-file steps (made by its first)."""
+        from deploy_plugin.parallel import ParallelRunner
+
+        if group.name not in self._runners:
+            siblings = [
+                i
+                for i in self.selected
+                if getattr(i, "group_name", None) == group.name
+                and i.kind == "deploy"
+                and getattr(i, "file", None) is not None
+            ]
+            self._runners[group.name] = ParallelRunner(siblings, group.max_parallel)
+        return self._runners[group.name]
+
     # ------------------------------------------------------------------ results
 
     def add_result(self, result: StepResult) -> None:
@@ -341,12 +376,13 @@ class Deployment:
                 executor.close()
             except Exception:  # noqa: BLE001 - closing must not hide the run's result
                 pass
-        store = self.session.store()
+        store = self.session.open_store_or_none()
         if store is not None and self.deployment_id is not None:
             store.finish_deployment(self.deployment_id, self.status)
         if self.lock is not None:
             self.lock.release()
             self.lock = None
+        self.session.config.hook.pytest_deploy_finished(deployment=self, report=self.report())
 
     def report(self) -> dict[str, Any]:
         """This deployment in the shared report shape (DESIGN §6)."""
@@ -359,8 +395,8 @@ class Deployment:
             "status": self.status,
             "dry_run": self.dry_run,
             "who": who(),
-            "started_at": _iso(started),
-            "ended_at": _iso(ended),
+            "started_at": iso_utc(started),
+            "ended_at": iso_utc(ended),
             "duration_ms": int((ended - started).total_seconds() * 1000),
             "steps": [r.as_dict() for r in ordered],
         }
@@ -370,7 +406,7 @@ def _safe(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("_")[:150] or "step"
 
 
-def _iso(value: Any) -> str:
+def iso_utc(value: Any) -> str:
     if isinstance(value, datetime):
         if value.tzinfo is None:
             value = value.replace(tzinfo=timezone.utc)
