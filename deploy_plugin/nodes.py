@@ -129,6 +129,8 @@ class PreflightNode(pytest.Collector):
 
     def collect(self) -> Iterator[pytest.Item]:
         checks = [] if self.deployment.dry_run else ["lock"]
+        if self.deployment.target.protected and not self.deployment.dry_run:
+            checks.insert(0, "protected")
         checks += ["env", "files"]
         if any(plan.group.track_migrations for plan in self.deployment.plans):
             checks.append("migrations-drift")
@@ -292,6 +294,20 @@ class PreflightItem(DeployItem):
 
     def execute(self) -> None:
         getattr(self, "check_" + self.name.replace("-", "_"))()
+
+    def check_protected(self) -> None:
+        deployment = self.deployment
+        if deployment.session.yes:
+            self.notes.append("protected target: confirmed by --yes")
+            return
+        if deployment.confirmed:
+            self.notes.append("protected target: confirmed at the terminal")
+            return
+        raise DeployFailure(
+            f"target {deployment.target.name!r} of project {deployment.project!r} is protected"
+            " and this run was not confirmed: pass --yes (or run at a terminal and type the"
+            " target's name when asked). Nothing was run."
+        )
 
     def check_lock(self) -> None:
         from deploy_plugin.store.base import StoreError

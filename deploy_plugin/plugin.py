@@ -397,6 +397,37 @@ def pytest_collection_modifyitems(
     report.add_suite_properties(config, state)
 
 
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Ask at the terminal before deploying to a protected target (unless --yes)."""
+    state = DeploySession.of(session.config)
+    pending = [
+        d
+        for d in state.deployments
+        if d.target.protected and d.selected and not d.dry_run and not state.yes
+    ]
+    if not pending or session.config.getoption("collectonly"):
+        return
+    capman = session.config.pluginmanager.getplugin("capturemanager")
+    if capman is not None:
+        capman.suspend_global_capture(in_=True)
+    try:
+        if not os.isatty(0):
+            return  # preflight::protected fails with "pass --yes"
+        for deployment in pending:
+            name = deployment.target.name
+            try:
+                answer = input(
+                    f"\n{deployment.project} → {name} is a protected target."
+                    f" Type its name ({name}) to deploy: "
+                )
+            except EOFError:
+                answer = ""
+            deployment.confirmed = answer.strip() == name
+    finally:
+        if capman is not None:
+            capman.resume_global_capture()
+
+
 def _place_smoke_test(item: pytest.Item, deployment: Deployment) -> None:
     """Give a smoke test its place in the deployment: after a group, or before the health
     check; it then obeys and feeds the deployment's stop policy like a step."""

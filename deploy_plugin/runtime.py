@@ -137,6 +137,7 @@ class Deployment:
         self.checksums: dict[str, str] = {}
         self.log_dir: Path | None = None
         self.finished = False
+        self.confirmed = False  # a protected target's run confirmed at the terminal
 
     # ------------------------------------------------------------------ identity
 
