@@ -1,4 +1,7 @@
-"""The store interface: records, errors, the deployment lock and the shared SQL.
+"""The store interface (:class:`Store`) and the shared SQL both stores run.
+
+Records (``records.py``), errors (``errors.py``) and the lock handle (``lock.py``) live in
+their own modules and are re-exported here.
 
 Both stores (``sqlite.py``, ``postgres.py``) run the same SQL for everything but
 connections, schema upgrades and locking. Shared SQL is written with ``?`` parameters and
@@ -8,209 +11,50 @@ Every driver error leaves the store as a :class:`StoreError` with a one-paragrap
 
 from __future__ import annotations
 
-import re
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Callable
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
 
-MIGRATION_STATUSES = ("success", "failed", "rolled_back")
-TARGET_FIELDS = ("type", "provider", "host", "region", "protected", "health_check_url")
+# Records, errors and the lock live in their own modules; they are re-exported here because
+# other code imports them from ``deploy_plugin.store.base``.
+from .errors import LockHeld, StoreError, describe_url
+from .lock import DeployLock
+from .records import (
+    MIGRATION_STATUSES,
+    TARGET_FIELDS,
+    DeploymentRecord,
+    EnvVarRecord,
+    LockInfo,
+    MigrationRecord,
+    StepRecord,
+    TargetRecord,
+    format_time,
+    to_utc,
+    utcnow,
+)
 
-
-class StoreError(Exception):
-    """A store problem told in one paragraph: which store, what failed, how to fix it."""
-
-
-class LockHeld(StoreError):
-    """Another deployment of the same project and target holds the deployment lock."""
-
-    def __init__(
-        self,
-        *,
-        store: str,
-        project: str,
-        target: str,
-        holder: str,
-        host: str,
-        pid: int,
-        started_at: datetime,
-        hint: str,
-    ) -> None:
-        self.store = store
-        self.project = project
-        self.target = target
-        self.holder = holder
-        self.host = host
-        self.pid = pid
-        self.started_at = started_at
-        pid_text = str(pid) if pid > 0 else "unknown"
-        super().__init__(
-            f"Project {project!r} is already being deployed to target {target!r}: "
-            f"the deployment lock in store {store} is held by {holder} "
-            f"(host {host}, pid {pid_text}, since {format_time(started_at)}). "
-            f"Only one deployment per project and target runs at a time. {hint}"
-        )
-
-
-@dataclass(frozen=True)
-class MigrationRecord:
-    """One row of the migration history (the seed's ``migration_history`` columns)."""
-
-    file: str
-    checksum: str
-    applied_at: datetime
-    applied_by: str | None = None
-    execution_time_ms: int | None = None
-    status: str = "success"
-    error_message: str | None = None
-
-
-@dataclass(frozen=True)
-class TargetRecord:
-    """A deployment target stored for one project."""
-
-    name: str
-    type: str | None
-    provider: str | None
-    host: str | None
-    region: str | None
-    protected: bool
-    health_check_url: str | None
-    created_at: datetime
-    updated_at: datetime
-
-
-@dataclass(frozen=True)
-class EnvVarRecord:
-    """A stored env var of one project and target (the value is a secret)."""
-
-    name: str
-    value: str
-    updated_at: datetime
-
-    def __repr__(self) -> str:  # never print a secret by accident
-        return f"EnvVarRecord(name={self.name!r}, value='***', updated_at={self.updated_at!r})"
-
-
-@dataclass(frozen=True)
-class DeploymentRecord:
-    """One deployment run (one pytest invocation against one target)."""
-
-    id: int
-    project: str
-    target: str
-    who: str
-    started_at: datetime
-    ended_at: datetime | None
-    status: str
-    dry_run: bool
-    config_sha256: str
-
-
-@dataclass(frozen=True)
-class StepRecord:
-    """One recorded step (pytest item) of a deployment run."""
-
-    node_id: str
-    group: str | None
-    kind: str
-    file: str | None
-    checksum: str | None
-    command: str | None
-    outcome: str
-    duration_ms: int
-    message: str | None
-    recorded_at: datetime
-
-
-@dataclass(frozen=True)
-class LockInfo:
-    """Who holds a deployment lock."""
-
-    holder: str
-    host: str
-    pid: int
-    started_at: datetime
-
-
-class DeployLock:
-    """A held deployment lock; release it with :meth:`release` or by leaving a ``with``.
-
-    ``warning`` is set when a stale lock (dead holder on this host) was taken over.
-    """
-
-    def __init__(
-        self,
-        project: str,
-        target: str,
-        info: LockInfo,
-        release: Callable[[], None],
-        warning: str | None = None,
-    ) -> None:
-        self.project = project
-        self.target = target
-        self.holder = info.holder
-        self.host = info.host
-        self.pid = info.pid
-        self.started_at = info.started_at
-        self.warning = warning
-        self._release = release
-        self._released = False
-
-    @property
-    def released(self) -> bool:
-        """Whether :meth:`release` already ran."""
-        return self._released
-
-    def release(self) -> None:
-        """Release the lock; calling it again does nothing."""
-        if not self._released:
-            self._released = True
-            self._release()
-
-    def __enter__(self) -> DeployLock:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.release()
-
-    def __repr__(self) -> str:
-        state = "released" if self._released else "held"
-        return f"<DeployLock {self.project}/{self.target} {state} by {self.holder}>"
-
-
-def describe_url(url: str | None) -> str:
-    """A store URL for messages, with any password masked; None is the default store."""
-    if not url:
-        return "the default SQLite store (<rootdir>/.deploy/state.sqlite3)"
-    scheme, sep, rest = url.partition("://")
-    if sep:
-        authority, tail = re.match(r"([^/?#]*)(.*)", rest, re.S).groups()  # type: ignore[union-attr]
-        userinfo, at, hosts = authority.rpartition("@")
-        if at and ":" in userinfo:
-            authority = f"{userinfo.split(':', 1)[0]}:***@{hosts}"
-        url = f"{scheme}://{authority}{tail}"
-    # ?password=... in a URL, password=... in a key/value conninfo
-    return re.sub(r"(?i)(\bpassword=)([^&\s]*)", r"\1***", url)
-
-
-def utcnow() -> datetime:
-    """The current time as an aware UTC datetime."""
-    return datetime.now(timezone.utc)
-
-
-def to_utc(value: datetime) -> datetime:
-    """An aware UTC datetime; a naive one is taken as local time (what ``now()`` returns)."""
-    return value.astimezone(timezone.utc)
-
-
-def format_time(value: datetime) -> str:
-    """ISO 8601 in UTC, to the second, for messages: ``2026-02-23T10:00:00Z``."""
-    return to_utc(value).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+__all__ = [
+    "MIGRATION_STATUSES",
+    "TARGET_FIELDS",
+    "UPSERT_MIGRATION",
+    "DeployLock",
+    "DeploymentRecord",
+    "EnvVarRecord",
+    "LockHeld",
+    "LockInfo",
+    "MigrationRecord",
+    "SharedSQL",
+    "StepRecord",
+    "Store",
+    "StoreError",
+    "TargetRecord",
+    "describe_url",
+    "format_time",
+    "to_utc",
+    "utcnow",
+]
 
 
 class SharedSQL:

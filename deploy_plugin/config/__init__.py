@@ -1,0 +1,54 @@
+"""The deployment config: model, loading (YAML or JSON, with line numbers) and validation.
+
+A config is validated in two passes: the JSON Schema shipped in this package
+(``schema.json``, also usable by editors) checks shapes and types, then Python checks
+what a schema cannot say (unique names, placeholders, the tracked-group rule, the root
+folder...). Every problem becomes a :class:`ConfigError` whose text is one paragraph naming
+the file, line and field, what was expected and how to fix it.
+
+This package imports nothing else of ours. Its modules, each importing only those above it:
+
+* ``errors``       :class:`ConfigError`
+* ``commands``     command placeholders: finding, checking, rendering
+* ``model``        the frozen dataclasses of a loaded config
+* ``paths``        field paths (``groups[1].order``) and their lines
+* ``yaml_parser``, ``json_parser``, ``parsing``   reading a file with a line per field
+* ``hints``, ``validation``   the schema pass, the semantic checks and their wording
+* ``loading``      :func:`load_config` and :func:`is_config_file`
+"""
+
+from __future__ import annotations
+
+from .commands import (
+    FILE_PLACEHOLDERS,
+    PLACEHOLDERS,
+    PlaceholderError,
+    placeholders,
+    render_command,
+)
+from .errors import ConfigError
+from .loading import CONFIG_SUFFIXES, is_config_file, load_config
+from .model import RESERVED_GROUP_NAMES, DeployConfig, Group, HealthCheck, Notify, TargetDecl
+from .paths import format_path
+from .validation import SCHEMA_PATH, schema
+
+__all__ = [
+    "CONFIG_SUFFIXES",
+    "FILE_PLACEHOLDERS",
+    "PLACEHOLDERS",
+    "RESERVED_GROUP_NAMES",
+    "SCHEMA_PATH",
+    "ConfigError",
+    "DeployConfig",
+    "Group",
+    "HealthCheck",
+    "Notify",
+    "PlaceholderError",
+    "TargetDecl",
+    "format_path",
+    "is_config_file",
+    "load_config",
+    "placeholders",
+    "render_command",
+    "schema",
+]

@@ -1,0 +1,146 @@
+"""Command placeholders (``{file}``, ``{target}``...): finding, checking and rendering them.
+
+Each placeholder is substituted as one ``shlex.quote()``-d shell word, so one standing inside
+quotes is an error, as is an unknown name.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+import shlex
+from collections.abc import Iterator, Mapping
+
+FILE_PLACEHOLDERS = frozenset(
+    {"file", "path", "name", "stem", "dir", "function_name", "service_name"}
+)
+PLACEHOLDERS = FILE_PLACEHOLDERS | {"target", "project", "group"}
+
+
+class PlaceholderError(ValueError):
+    """A bad placeholder in a command: unknown name, inside quotes, or without a value.
+
+    ``name`` is the placeholder, ``reason`` one of ``'unknown'``, ``'quoted'``, ``'missing'``.
+    """
+
+    def __init__(self, message: str, *, name: str, reason: str) -> None:
+        super().__init__(message)
+        self.name = name
+        self.reason = reason
+
+    def __reduce__(self) -> tuple:
+        return (_placeholder_error, (str(self), self.name, self.reason))
+
+
+def _placeholder_error(message: str, name: str, reason: str) -> PlaceholderError:
+    return PlaceholderError(message, name=name, reason=reason)
+
+
+_PLACEHOLDER_RE = re.compile(r"\{([a-z_]+)\}")
+_QUOTE_WORDS = {"'": "single quotes", '"': "double quotes", "$'": "$'...' quotes"}
+
+
+def _tokens(command: str) -> Iterator[tuple[str, str, str | None]]:
+    """Split a command into ``('text', s, None)`` and ``('ph', name, quote)`` tokens.
+
+    ``quote`` is the shell quoting in force at the placeholder (None outside quotes).
+    ``{{``/``}}`` come out as literal braces; a backslash-escaped brace is not a placeholder.
+    """
+    text: list[str] = []
+    quote: str | None = None
+    plain_dollar = -1  # index of the last unescaped '$' outside quotes, for $'...'
+    i, n = 0, len(command)
+    while i < n:
+        c = command[i]
+        if command.startswith(("{{", "}}"), i):
+            text.append(c)
+            i += 2
+            continue
+        if c == "{" and (i == 0 or command[i - 1] != "$"):
+            match = _PLACEHOLDER_RE.match(command, i)
+            if match:
+                if text:
+                    yield ("text", "".join(text), None)
+                    text = []
+                yield ("ph", match.group(1), quote)
+                i = match.end()
+                continue
+        step = 1
+        if quote is None:
+            if c == "\\":
+                step = 2
+            elif c == "'":
+                quote = "$'" if plain_dollar == i - 1 else "'"
+            elif c == '"':
+                quote = '"'
+            elif c == "$":
+                plain_dollar = i
+        elif quote == "'":
+            if c == "'":
+                quote = None
+        elif c == "\\":  # inside "..." or $'...'
+            step = 2
+        elif (quote == '"' and c == '"') or (quote == "$'" and c == "'"):
+            quote = None
+        text.append(command[i : i + step])
+        i += step
+    if text:
+        yield ("text", "".join(text), None)
+
+
+def _check_placeholder(name: str, quote: str | None) -> None:
+    if name not in PLACEHOLDERS:
+        close = difflib.get_close_matches(name, sorted(PLACEHOLDERS), n=1, cutoff=0.6)
+        maybe = f" Did you mean {{{close[0]}}}?" if close else ""
+        known = ", ".join(f"{{{p}}}" for p in sorted(PLACEHOLDERS))
+        raise PlaceholderError(
+            f"unknown placeholder {{{name}}}.{maybe} Known placeholders: {known}; "
+            f"write {{{{{name}}}}} for literal braces.",
+            name=name,
+            reason="unknown",
+        )
+    if quote is not None:
+        raise PlaceholderError(
+            f"placeholder {{{name}}} stands inside {_QUOTE_WORDS[quote]}. Remove the quotes "
+            f"around it: each placeholder is substituted as one shell word, already quoted "
+            f"for you (write `cmd {{{name}}}`, not `cmd '{{{name}}}'`).",
+            name=name,
+            reason="quoted",
+        )
+
+
+def placeholders(command: str) -> list[str]:
+    """The placeholder names ``command`` uses, each once, in order of first use.
+
+    Raises :class:`PlaceholderError` (a ValueError) for an unknown name or a placeholder
+    standing inside quotes.
+    """
+    names: list[str] = []
+    for kind, value, quote in _tokens(command):
+        if kind == "ph":
+            _check_placeholder(value, quote)
+            if value not in names:
+                names.append(value)
+    return names
+
+
+def render_command(command: str, values: Mapping[str, str]) -> str:
+    """Substitute placeholders, each ``shlex.quote()``-d as one shell word.
+
+    ``{{``/``}}`` become literal braces; every other brace (``${X}``, ``awk '{print $1}'``)
+    stays as written. Raises :class:`PlaceholderError` for an unknown, quoted or missing one.
+    """
+    out: list[str] = []
+    for kind, value, quote in _tokens(command):
+        if kind == "text":
+            out.append(value)
+            continue
+        _check_placeholder(value, quote)
+        if value not in values:
+            raise PlaceholderError(
+                f"no value for placeholder {{{value}}} in this command",
+                name=value,
+                reason="missing",
+            )
+        out.append(shlex.quote(str(values[value])))
+    return "".join(out)

@@ -1,0 +1,147 @@
+"""Loading a config: read, parse, validate, build the model; and which files are configs."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from pathlib import Path
+
+import yaml
+from yaml.nodes import MappingNode, ScalarNode
+
+from .model import DeployConfig, Group, HealthCheck, Notify, TargetDecl
+from .parsing import _display, _parse, _read
+from .validation import _raise_first, _schema_problems, _semantic_problems
+from .yaml_parser import _Loader
+
+CONFIG_SUFFIXES = (".yaml", ".yml", ".json")
+
+
+def _build(path: Path, text: str, raw: bytes, data: dict, lines: dict[str, int]) -> DeployConfig:
+    root = (path.parent / data["root"]).resolve() if "root" in data else path.parent.resolve()
+    groups = []
+    for index, g in enumerate(data["groups"]):
+        patterns = tuple(g.get("file_patterns", ()))
+        default_tracked = bool(patterns) and all(p.endswith(".sql") for p in patterns)
+        timeout = g.get("timeout_seconds")
+        groups.append(
+            Group(
+                name=g["name"],
+                order=int(g["order"]),
+                index=index,
+                file_patterns=patterns,
+                pre_deploy=tuple(g.get("pre_deploy", ())),
+                build_command=g.get("build_command"),
+                test_command=g.get("test_command"),
+                deploy_command=g.get("deploy_command"),
+                post_deploy=tuple(g.get("post_deploy", ())),
+                required_env_vars=tuple(g.get("required_env_vars", ())),
+                track_migrations=g.get("track_migrations", default_tracked),
+                database_url_env=g.get("database_url_env", "DATABASE_URL"),
+                max_parallel=int(g.get("max_parallel", 1)),
+                timeout_seconds=None if timeout is None else float(timeout),
+                targets=tuple(g["targets"]) if "targets" in g else None,
+                line=lines.get(f"groups[{index}]"),
+            )
+        )
+    health = data.get("health_check")
+    notify = tuple(
+        Notify(
+            webhook=n["webhook"],
+            on=tuple(n.get("on", ("success", "failure"))),
+            timeout_seconds=float(n.get("timeout_seconds", 10.0)),
+        )
+        for n in data.get("notify", ())
+    )
+    targets = {
+        name: TargetDecl(
+            name=name,
+            type=t.get("type"),
+            provider=t.get("provider"),
+            host=t.get("host"),
+            region=t.get("region"),
+            protected=t.get("protected", False),
+            env=dict(t.get("env", {})),
+            health_check_url=t.get("health_check_url"),
+        )
+        for name, t in ((n, t or {}) for n, t in data.get("targets", {}).items())
+    }
+    return DeployConfig(
+        path=path,
+        root=root,
+        project=data.get("project") or root.name,
+        groups=tuple(sorted(groups, key=lambda g: (g.order, g.index))),
+        health_check=None
+        if health is None
+        else HealthCheck(
+            url=health["url"],
+            expected_status=int(health.get("expected_status", 200)),
+            timeout_seconds=float(health.get("timeout_seconds", 30.0)),
+        ),
+        notify=notify,
+        targets=targets,
+        source_text=text,
+        sha256=hashlib.sha256(raw).hexdigest(),
+        data=data,
+        lines=lines,
+    )
+
+
+def load_config(path: str | os.PathLike[str]) -> DeployConfig:
+    """Load and validate a config file (YAML by default, JSON for ``.json``).
+
+    Raises :class:`ConfigError` for every kind of bad input, including a missing or
+    unreadable file and a bad encoding; nothing else escapes for bad input.
+    """
+    abs_path = Path(os.path.abspath(os.fspath(path)))
+    shown = _display(abs_path)
+    raw = _read(abs_path, shown)
+    text, data, lines = _parse(raw, abs_path, shown)
+    problems = _schema_problems(data, lines)
+    if problems:
+        _raise_first(problems, shown)
+    config = _build(abs_path, text, raw, data, lines)
+    problems = _semantic_problems(config)
+    if problems:
+        _raise_first(problems, shown)
+    return config
+
+
+_TEXT_GROUPS = {
+    "json": re.compile(r'"groups"\s*:'),
+    "yaml": re.compile(r"""^(?:groups|"groups"|'groups')[ \t]*:""", re.MULTILINE),
+}
+
+
+def is_config_file(path: Path) -> bool:
+    """Whether pytest should collect ``path`` as a config (DESIGN §1).
+
+    ``*.deploy.yaml|yml|json`` always; ``deploy.yaml|yml|json`` only when it has a
+    top-level ``groups`` key (when it cannot be parsed, a textual check decides, so a broken
+    config still gets collected and reports its error).
+    """
+    path = Path(path)
+    name = path.name
+    if any(name.endswith(f".deploy{suffix}") for suffix in CONFIG_SUFFIXES):
+        return True
+    if name not in {f"deploy{suffix}" for suffix in CONFIG_SUFFIXES}:
+        return False
+    try:
+        raw = path.read_bytes()
+    except OSError:
+        return False
+    kind = "json" if name.endswith(".json") else "yaml"
+    try:
+        text = raw.decode(json.detect_encoding(raw) if kind == "json" else "utf-8-sig")
+        if kind == "json":
+            data = json.loads(text)
+            return isinstance(data, dict) and "groups" in data
+        node = _Loader(text).get_single_node()
+        return isinstance(node, MappingNode) and any(
+            isinstance(k, ScalarNode) and k.value == "groups" for k, _ in node.value
+        )
+    except (ValueError, yaml.YAMLError, RecursionError):
+        text = raw.decode("utf-8", errors="replace")
+        return bool(_TEXT_GROUPS[kind].search(text))

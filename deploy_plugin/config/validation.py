@@ -1,0 +1,284 @@
+"""Validation: the JSON Schema pass, then the checks a schema cannot express.
+
+Both passes return problems as ``(line, field, text)``; :func:`_raise_first` turns them into
+one :class:`ConfigError` (the first by line, the rest in ``others``).
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import math
+import re
+from collections.abc import Iterator, Mapping
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+
+from .commands import FILE_PLACEHOLDERS, PlaceholderError, placeholders
+from .errors import ConfigError, _one_paragraph
+from .hints import (
+    _ENV_RULE,
+    _NAME_RULE,
+    _TYPE_WORDS,
+    _describe,
+    _hint,
+    _sentence,
+    _short,
+)
+from .model import RESERVED_GROUP_NAMES, DeployConfig, Group
+from .paths import _join, _line_near, format_path
+
+SCHEMA_PATH = Path(__file__).with_name("schema.json")
+
+
+@lru_cache(maxsize=1)
+def schema() -> dict:
+    """The config's JSON Schema (draft 2020-12), as shipped in ``schema.json``."""
+    return json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
+
+
+@lru_cache(maxsize=1)
+def _validator() -> jsonschema.protocols.Validator:
+    return jsonschema.Draft202012Validator(schema())
+
+
+def _schema_problem(
+    error: jsonschema.ValidationError, lines: Mapping[str, int]
+) -> tuple[int | None, str | None, str]:
+    """One jsonschema error as (line, field, problem text)."""
+    parts = list(error.absolute_path)
+    path = format_path(parts)
+    line = _line_near(lines, path)
+    kind = error.validator
+    value = error.instance
+    hint = _hint(parts)
+    in_names = "propertyNames" in error.absolute_schema_path
+
+    if in_names:  # a bad key of a free-form mapping (target name, env variable name)
+        line = _line_near(lines, _join(path, value))
+        rule = _ENV_RULE if parts[-1:] == ["env"] else _NAME_RULE
+        what = "variable name" if parts[-1:] == ["env"] else "target name"
+        problem = f"{what} {_short(value)} may use only {rule}."
+        return line, path or None, _sentence(problem, hint)
+    if kind == "type":
+        wanted = error.validator_value
+        wanted = wanted if isinstance(wanted, list) else [wanted]
+        words = " or ".join(_TYPE_WORDS.get(w, w) for w in wanted)
+        problem = f"expected {words}, got {_describe(value)}."
+        if (
+            "array" in wanted
+            and isinstance(value, str)
+            and "enum" not in error.schema.get("items", {})
+        ):
+            hint = _sentence(f"Write it as a list, e.g. [{json.dumps(value)}].", hint)
+        return line, path or None, _sentence(problem, hint)
+    if kind == "required":
+        missing = [k for k in error.validator_value if k not in value]
+        key = missing[0] if missing else "?"
+        return (
+            line,
+            path or None,
+            _sentence(f"missing required key '{key}'.", _hint([*parts, key]) or hint),
+        )
+    if kind == "additionalProperties":
+        known = sorted(error.schema.get("properties", {}))
+        unknown = [k for k in value if k not in known]
+        unknown.sort(key=lambda k: lines.get(_join(path, k), 0))
+        key = unknown[0] if unknown else "?"
+        close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
+        if not close:
+            lowered = {k.lower().replace("-", "_"): k for k in known}
+            close = [lowered[k] for k in [key.lower().replace("-", "_")] if k in lowered]
+        maybe = f" Did you mean '{close[0]}'?" if close else ""
+        return (
+            lines.get(_join(path, key), line),
+            path or None,
+            f"unknown key '{key}'.{maybe} Known keys: {', '.join(known)}.",
+        )
+    if kind in ("minimum", "exclusiveMinimum", "maximum", "exclusiveMaximum"):
+        words = {
+            "minimum": "at least",
+            "exclusiveMinimum": "greater than",
+            "maximum": "at most",
+            "exclusiveMaximum": "less than",
+        }[kind]
+        problem = f"must be {words} {error.validator_value}, got {_describe(value)}."
+        return line, path or None, _sentence(problem, hint)
+    if kind == "minItems":
+        return line, path or None, _sentence("must not be an empty list.", hint)
+    if kind == "minLength":
+        return line, path or None, _sentence("must not be empty.", hint)
+    if kind == "pattern":
+        return line, path or None, _sentence(f"{_short(value)} is not allowed here.", hint)
+    if kind == "enum":
+        choices = ", ".join(repr(c) for c in error.validator_value)
+        return (
+            line,
+            path or None,
+            _sentence(f"expected one of {choices}, got {_describe(value)}.", hint),
+        )
+    return line, path or None, _sentence(_one_paragraph(error.message) + ".", hint)
+
+
+def _schema_problems(
+    data: Any, lines: Mapping[str, int]
+) -> list[tuple[int | None, str | None, str]]:
+    return [_schema_problem(e, lines) for e in _validator().iter_errors(data)]
+
+
+def _check_commands(group: Group, prefix: str) -> Iterator[tuple[str, str]]:
+    """(field, problem) for each bad placeholder in the group's commands."""
+    commands: list[tuple[str, str, str]] = []
+    for key in ("pre_deploy", "post_deploy"):
+        for i, cmd in enumerate(getattr(group, key)):
+            commands.append((f"{prefix}.{key}[{i}]", key, cmd))
+    for key in ("build_command", "test_command", "deploy_command"):
+        cmd = getattr(group, key)
+        if cmd is not None:
+            commands.append((f"{prefix}.{key}", key, cmd))
+    for field_path, key, cmd in commands:
+        try:
+            names = placeholders(cmd)
+        except PlaceholderError as exc:
+            yield field_path, str(exc)
+            continue
+        per_file = [n for n in names if n in FILE_PLACEHOLDERS]
+        if per_file and key != "deploy_command":
+            yield (
+                field_path,
+                (
+                    f"{{{per_file[0]}}} names one file, but {key} runs once per group, not per "
+                    "file. Only deploy_command runs once per matching file; here use {group}, "
+                    "{project} or {target}."
+                ),
+            )
+
+
+def _group_problems(cfg: DeployConfig, group: Group) -> Iterator[tuple[str, str]]:
+    """(field, problem) for what the schema cannot check in one group."""
+    at = f"groups[{group.index}]"
+    for i, pattern in enumerate(group.file_patterns):
+        if pattern.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:[\\/]", pattern):
+            yield (
+                f"{at}.file_patterns[{i}]",
+                (
+                    f"{_short(pattern)} is an absolute path. Write patterns relative to root "
+                    f"({cfg.root}), with '/' between folders."
+                ),
+            )
+        elif ".." in re.split(r"[\\/]", pattern):
+            yield (
+                f"{at}.file_patterns[{i}]",
+                (
+                    f"{_short(pattern)} uses '..'; patterns match only files inside root "
+                    f"({cfg.root}). Move `root` up instead (it is relative to the config file)."
+                ),
+            )
+    yield from _check_commands(group, at)
+    try:
+        per_file = group.deploy_per_file
+    except PlaceholderError:
+        per_file = None  # the bad placeholder is reported by _check_commands
+    if per_file and not group.file_patterns:
+        yield (
+            f"{at}.deploy_command",
+            (
+                f"names a file placeholder, so it runs once per matching file, but group "
+                f"'{group.name}' has no file_patterns. Add file_patterns, or use only {{group}}, "
+                "{project} and {target} to run it once per group."
+            ),
+        )
+    if group.track_migrations and not group.file_patterns:
+        yield (
+            f"{at}.track_migrations",
+            (
+                f"group '{group.name}' tracks migrations but has no file_patterns. List the "
+                'migration files, e.g. file_patterns: ["migrations/*.sql"], or set '
+                "track_migrations: false."
+            ),
+        )
+    elif group.track_migrations and group.deploy_command is not None and per_file is False:
+        why = (
+            "sets track_migrations: true"
+            if "track_migrations" in cfg.data["groups"][group.index]
+            else "tracks migrations (every file pattern ends in .sql)"
+        )
+        yield (
+            f"{at}.deploy_command",
+            (
+                f"group '{group.name}' {why}, so its deploy_command must name a file placeholder "
+                "such as {file} (it runs once per migration), or be removed to use the built-in "
+                "SQL executor. Set track_migrations: false if these files are not migrations."
+            ),
+        )
+    declared = sorted(cfg.targets)
+    for i, name in enumerate(group.targets or ()):
+        # Undeclared names are fine when the config declares no targets: the store may.
+        if declared and name not in cfg.targets:
+            close = difflib.get_close_matches(name, declared, n=1, cutoff=0.6)
+            maybe = f" Did you mean '{close[0]}'?" if close else ""
+            yield (
+                f"{at}.targets[{i}]",
+                (
+                    f"'{name}' is not a target declared under `targets`.{maybe} "
+                    f"Declared targets: {', '.join(declared)}."
+                ),
+            )
+    if group.timeout_seconds is not None and not math.isfinite(group.timeout_seconds):
+        yield f"{at}.timeout_seconds", "must be a finite number of seconds."
+
+
+def _semantic_problems(cfg: DeployConfig) -> list[tuple[int | None, str | None, str]]:
+    """Every problem the schema cannot see, as (line, field, problem)."""
+    found: list[tuple[str, str]] = []
+    if "root" in cfg.data and not cfg.root.is_dir():
+        state = "is not a folder" if cfg.root.exists() else "does not exist"
+        found.append(
+            (
+                "root",
+                f"{_short(cfg.data['root'])} (resolved to {cfg.root}) {state}. Set `root` to "
+                "an existing folder, relative to the config file's folder.",
+            )
+        )
+    first_use: dict[str, int] = {}
+    for group in sorted(cfg.groups, key=lambda g: g.index):
+        at = f"groups[{group.index}]"
+        if group.name in RESERVED_GROUP_NAMES:
+            reserved = ", ".join(sorted(RESERVED_GROUP_NAMES))
+            found.append(
+                (
+                    f"{at}.name",
+                    f"'{group.name}' is reserved ({reserved} name the plugin's own items). "
+                    "Choose another group name.",
+                )
+            )
+        elif group.name in first_use:
+            other = first_use[group.name]
+            found.append(
+                (
+                    f"{at}.name",
+                    f"duplicate group name '{group.name}' (already used by groups[{other}] on "
+                    f"line {cfg.line_of(f'groups[{other}].name')}). Give every group its own "
+                    "name; it becomes part of each step's node id.",
+                )
+            )
+        first_use.setdefault(group.name, group.index)
+        found.extend(_group_problems(cfg, group))
+    timeouts = [("health_check", cfg.health_check)] if cfg.health_check else []
+    timeouts += [(f"notify[{i}]", note) for i, note in enumerate(cfg.notify)]
+    for at, entry in timeouts:
+        if not math.isfinite(entry.timeout_seconds):
+            found.append((f"{at}.timeout_seconds", "must be a finite number of seconds."))
+    return [(_line_near(cfg.lines, f), f, problem) for f, problem in found]
+
+
+def _raise_first(problems: list[tuple[int | None, str | None, str]], shown: str) -> None:
+    ordered = sorted(problems, key=lambda p: (p[0] is None, p[0] or 0))
+    errors = [ConfigError(text, path=shown, line=line, field=f) for line, f, text in ordered]
+    first = errors[0]
+    raise ConfigError(
+        first.problem, path=shown, line=first.line, field=first.field, others=tuple(errors[1:])
+    )

@@ -1,0 +1,58 @@
+"""Store errors: every driver error leaves a store as a :class:`StoreError`."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+
+from .records import format_time
+
+
+class StoreError(Exception):
+    """A store problem told in one paragraph: which store, what failed, how to fix it."""
+
+
+class LockHeld(StoreError):
+    """Another deployment of the same project and target holds the deployment lock."""
+
+    def __init__(
+        self,
+        *,
+        store: str,
+        project: str,
+        target: str,
+        holder: str,
+        host: str,
+        pid: int,
+        started_at: datetime,
+        hint: str,
+    ) -> None:
+        self.store = store
+        self.project = project
+        self.target = target
+        self.holder = holder
+        self.host = host
+        self.pid = pid
+        self.started_at = started_at
+        pid_text = str(pid) if pid > 0 else "unknown"
+        super().__init__(
+            f"Project {project!r} is already being deployed to target {target!r}: "
+            f"the deployment lock in store {store} is held by {holder} "
+            f"(host {host}, pid {pid_text}, since {format_time(started_at)}). "
+            f"Only one deployment per project and target runs at a time. {hint}"
+        )
+
+
+def describe_url(url: str | None) -> str:
+    """A store URL for messages, with any password masked; None is the default store."""
+    if not url:
+        return "the default SQLite store (<rootdir>/.deploy/state.sqlite3)"
+    scheme, sep, rest = url.partition("://")
+    if sep:
+        authority, tail = re.match(r"([^/?#]*)(.*)", rest, re.S).groups()  # type: ignore[union-attr]
+        userinfo, at, hosts = authority.rpartition("@")
+        if at and ":" in userinfo:
+            authority = f"{userinfo.split(':', 1)[0]}:***@{hosts}"
+        url = f"{scheme}://{authority}{tail}"
+    # ?password=... in a URL, password=... in a key/value conninfo
+    return re.sub(r"(?i)(\bpassword=)([^&\s]*)", r"\1***", url)
