@@ -95,7 +95,7 @@ def uses_deploy_fixtures(item: pytest.Item) -> bool:
 
 def deployment_for(request: pytest.FixtureRequest) -> Deployment:
     """The deployment a smoke test belongs to (see plugin.DeploySession.deployment_for)."""
-    from deploy_plugin.plugin import DeploySession
+    from deploy_plugin.session import DeploySession
 
     session = DeploySession.of(request.config)
     deployment = session.deployment_for(request.node)
@@ -142,6 +142,6 @@ def migration_history(_deploy_target_name: str, request: pytest.FixtureRequest) 
 def deploy_store(_deploy_target_name: str, request: pytest.FixtureRequest) -> Any:
     """The store (None in a dry run when no store exists yet)."""
     deployment_for(request)
-    from deploy_plugin.plugin import DeploySession
+    from deploy_plugin.session import DeploySession
 
     return DeploySession.of(request.config).store()

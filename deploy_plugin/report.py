@@ -13,7 +13,7 @@ import pytest
 from deploy_plugin.runtime import who
 
 if TYPE_CHECKING:
-    from deploy_plugin.plugin import DeploySession
+    from deploy_plugin.session import DeploySession
 
 
 def add_suite_properties(config: pytest.Config, session: DeploySession) -> None:

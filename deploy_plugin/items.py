@@ -1,0 +1,318 @@
+"""Deployment items: the stop policy, facts and results every step shares, and the
+step and health-check items (preflight checks are in :mod:`deploy_plugin.preflight`).
+
+Every item does its work in the call phase and renders a short domain failure.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, NoReturn
+
+import pytest
+from _pytest.outcomes import Skipped
+
+from deploy_plugin.health import poll_health
+from deploy_plugin.plan import Step
+from deploy_plugin.runtime import (
+    DeployFailure,
+    Deployment,
+    StepResult,
+    expand_vars,
+    iso_utc,
+    monotonic_ms,
+)
+from deploy_plugin.shell import CommandResult, run_command
+
+
+class DeployWarning(UserWarning):
+    """A deployment problem worth reading that does not stop the run."""
+
+
+def skip(reason: str) -> NoReturn:
+    """Skip the running item, reported at the item's location (not this module's)."""
+    raise Skipped(reason, _use_item_location=True)
+
+
+def _domain(item: pytest.Item) -> str:
+    """The node id below the config file: what reports show as the item's name."""
+    return item.nodeid.split("::", 1)[1]
+
+
+# --------------------------------------------------------------------------- items
+
+
+class MessageItem(pytest.Item):
+    """An item that only passes, or fails with a message known at collection."""
+
+    kind = "validate"
+
+    def __init__(self, *, failure: str | None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.failure = failure
+
+    def runtest(self) -> None:
+        if self.failure:
+            raise DeployFailure(self.failure)
+
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style=None) -> str:  # type: ignore[override]
+        if isinstance(excinfo.value, DeployFailure):
+            return str(excinfo.value)
+        return str(super().repr_failure(excinfo))
+
+    def reportinfo(self) -> tuple[Any, int | None, str]:
+        return self.path, None, _domain(self)
+
+
+class DeployItem(pytest.Item):
+    """Base of every item of a deployment: the stop policy, facts and results."""
+
+    kind = "step"
+    group_name: str | None = None
+    file: str | None = None
+
+    def __init__(self, *, deployment: Deployment, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.deployment = deployment
+        self.command: str | None = None  # masked, as reported
+        self.checksum: str | None = None
+        self.output: str = ""  # masked tail of the step's output
+        self.log_path: Any = None
+        self.notes: list[str] = []
+        self.sort_key: tuple[int, int] = (0, 0)  # run order within the deployment
+        deployment.items.append(self)
+
+    # -- running
+
+    def runtest(self) -> None:
+        from deploy_plugin.store.base import StoreError
+
+        deployment = self.deployment
+        hook = self.config.hook
+        started = time.monotonic()
+        outcome, message = "passed", None
+        group = deployment.config.group(self.group_name) if self.group_name else None
+        try:
+            deployment.start()
+            if group is not None and deployment.first_of_group(self):
+                hook.pytest_deploy_before_group(deployment=deployment, group=group)
+            blocker = deployment.blocker(self)
+            if blocker:
+                skip(f"not run: {blocker} failed")
+            hook.pytest_deploy_before_step(deployment=deployment, item=self)
+            self.execute()
+        except pytest.skip.Exception as err:
+            outcome, message = "skipped", str(err.msg)
+            raise
+        except (DeployFailure, StoreError) as err:
+            outcome, message = "failed", deployment.masker.mask(str(err))
+            deployment.mark_failed(self)
+            raise DeployFailure(message) from None
+        except BaseException as err:
+            outcome, message = "failed", deployment.masker.mask(f"{type(err).__name__}: {err}")
+            deployment.mark_failed(self)
+            raise
+        finally:
+            result = StepResult(
+                node_id=self.nodeid,
+                group=self.group_name,
+                kind=self.kind,
+                file=self.file,
+                checksum=self.checksum,
+                command=self.command,
+                outcome=outcome,
+                duration_ms=monotonic_ms(started),
+                message=message,
+            )
+            deployment.add_result(result)
+            self._report_facts(outcome)
+            hook.pytest_deploy_after_step(deployment=deployment, item=self, result=result)
+            if group is not None and deployment.last_of_group(self):
+                status = "failure" if self.group_name in deployment.failed_groups else "success"
+                hook.pytest_deploy_after_group(deployment=deployment, group=group, status=status)
+
+    def execute(self) -> None:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def _report_facts(self, outcome: str) -> None:
+        facts = {
+            "target": self.deployment.target.name,
+            "group": self.group_name or "",
+            "kind": self.kind,
+            "file": self.file or "",
+            "checksum": self.checksum or "",
+            "command": self.command or "",
+            "dry_run": str(self.deployment.dry_run).lower(),
+            "outcome": outcome,
+        }
+        if self.deployment.session.junit_properties:
+            self.user_properties.extend(facts.items())
+        lines = [f"{key}: {value}" for key, value in facts.items()]
+        lines += self.notes
+        if self.log_path is not None:
+            lines.append(f"log: {self.log_path}")
+        if self.output:
+            lines += ["--- output (masked, last 8 KiB) ---", self.output.rstrip("\n")]
+        self.add_report_section("call", "stdout", "\n".join(lines) + "\n")
+
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style=None) -> str:  # type: ignore[override]
+        if isinstance(excinfo.value, DeployFailure):
+            return self.deployment.masker.mask(str(excinfo.value))
+        return self.deployment.masker.mask(str(super().repr_failure(excinfo)))
+
+    def reportinfo(self) -> tuple[Any, int | None, str]:
+        # the group's (or health check's) line in the config: skips are reported there
+        config = self.deployment.config
+        group = config.group(self.group_name) if self.group_name else None
+        line = group.line if group is not None else config.line_of(self.kind)
+        return self.path, (line - 1 if line else 0), _domain(self)
+
+    # -- helpers for subclasses
+
+
+class StepItem(DeployItem):
+    """A pre_deploy/post_deploy hook, build, test or deploy step of a group."""
+
+    def __init__(self, *, step: Step, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.step = step
+        self.kind = step.kind
+        self.group_name = step.group.name
+        self.file = step.file
+        if step.command is not None:
+            self.command = step.command  # masked again once secrets are known
+
+    def skip_reason(self) -> str | None:
+        """Why this step has nothing to do (no matching file, already applied), if so."""
+        step, deployment = self.step, self.deployment
+        group = step.group
+        if (
+            step.kind == "deploy"
+            and step.file is None
+            and (group.track_migrations or group.deploy_per_file)
+        ):
+            return (
+                f"no file under {deployment.config.root} matches"
+                f" {', '.join(group.file_patterns)}: nothing to deploy"
+            )
+        if step.tracked:
+            self.checksum = deployment.checksum(step.file)
+            record = deployment.applied().get(step.file)
+            if record is not None and record.status == "success":
+                return f"applied {iso_utc(record.applied_at)} by {record.applied_by}"
+        return None
+
+    def execute(self) -> None:
+        step, deployment = self.step, self.deployment
+        if step.command is not None:
+            self.command = deployment.masker.mask(step.command)
+        reason = self.skip_reason()
+        if reason:
+            skip(reason)
+        if step.command is None:
+            self.command = f"apply {step.file} with the built-in SQL executor"
+            if not deployment.dry_run:
+                self._apply_builtin()
+            return
+        if deployment.dry_run:
+            self.notes.append("dry run: not executed")
+            return
+        started = time.monotonic()
+        if step.group.max_parallel > 1 and step.kind == "deploy" and step.file is not None:
+            result = deployment.parallel_runner(step.group, self).result_for(self)
+            if result is None:
+                skip(f"not run: {deployment.parallel_runner(step.group, self).failed} failed")
+        else:
+            result = self.run_step_command()
+        self.conclude(result, started)
+
+    def run_step_command(self) -> CommandResult:
+        """Run this step's command; safe in a worker thread (touches no store)."""
+        deployment, step = self.deployment, self.step
+        self.log_path = deployment.log_path(self.name)
+        return run_command(
+            step.command,
+            cwd=deployment.config.root,
+            env=deployment.env,
+            masker=deployment.masker,
+            timeout=step.group.timeout_seconds,
+            log_path=self.log_path,
+            psqlrc_dir=deployment.session.rootdir / ".deploy" / "psql",
+        )
+
+    def conclude(self, result: CommandResult, started: float) -> None:
+        """Record the outcome (and the migration's history row); fail with a short message."""
+        deployment, step = self.deployment, self.step
+        self.output = result.tail
+        elapsed = monotonic_ms(started)
+        if result.ok:
+            if step.tracked:
+                deployment.record_migration(step.file, status="success", execution_time_ms=elapsed)
+            return
+        last = [line for line in result.tail.splitlines() if line.strip()][-3:]
+        tail = (" Last output: " + " | ".join(last)) if last else " It printed nothing."
+        message = (
+            f"{step.kind} command of group {step.group.name}"
+            f" `{deployment.masker.mask(step.command)}` failed: {result.explain()}.{tail}"
+        )
+        if step.tracked:
+            deployment.record_migration(
+                step.file, status="failed", execution_time_ms=elapsed, error=message
+            )
+        raise DeployFailure(message)
+
+    def _apply_builtin(self) -> None:
+        from deploy_plugin.sql import ConnectError, MigrationError
+
+        deployment, step = self.deployment, self.step
+        started = time.monotonic()
+        try:
+            executor = deployment.executor(step.group)
+            same_db = deployment.session.store_shares_database(executor)
+            in_tx = None
+            if same_db:
+
+                def in_tx(connection: Any, elapsed_ms: int) -> None:
+                    deployment.record_migration(
+                        step.file,
+                        status="success",
+                        execution_time_ms=elapsed_ms,
+                        connection=connection,
+                    )
+
+            elapsed = executor.apply(
+                deployment.config.root / step.file, step.file, in_transaction=in_tx
+            )
+        except (MigrationError, ConnectError) as err:
+            message = deployment.masker.mask(str(err))
+            deployment.record_migration(
+                step.file, status="failed", execution_time_ms=monotonic_ms(started), error=message
+            )
+            raise DeployFailure(message) from None
+        if not same_db:
+            # store and target differ: the row follows the commit (DESIGN §4)
+            deployment.record_migration(step.file, status="success", execution_time_ms=elapsed)
+        self.notes.append(f"applied in {elapsed} ms")
+
+
+class HealthCheckItem(DeployItem):
+    """``<target>::health_check``: poll the service until it answers as expected."""
+
+    kind = "health_check"
+
+    def execute(self) -> None:
+        deployment = self.deployment
+        check = deployment.config.health_check
+        assert check is not None
+        url = deployment.session.health_url or deployment.target.health_check_url or check.url
+        url = expand_vars(url, deployment.env)
+        self.command = deployment.masker.mask(f"GET {url} expecting {check.expected_status}")
+        if deployment.dry_run:
+            self.notes.append(
+                f"dry run: would poll {deployment.masker.mask(url)} for {check.expected_status}"
+            )
+            return
+        result = poll_health(url, check.expected_status, check.timeout_seconds)
+        self.notes.append(deployment.masker.mask(result.describe()))
+        if not result.ok:
+            raise DeployFailure(deployment.masker.mask(result.describe()))

@@ -1,0 +1,116 @@
+"""``<target>::preflight::<check>``: what is checked before anything of a deployment runs.
+
+Checks change nothing and report every problem at once: protected-target confirmation,
+the lock, required env vars, files, migration drift.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+from deploy_plugin.items import DeployItem, DeployWarning, skip
+from deploy_plugin.plan import check_migrations, padding_warning
+from deploy_plugin.runtime import DeployFailure, who
+
+
+class PreflightItem(DeployItem):
+    """``preflight::<check>``: lock, env, files, migrations-drift."""
+
+    kind = "preflight"
+
+    def execute(self) -> None:
+        getattr(self, "check_" + self.name.replace("-", "_"))()
+
+    def check_protected(self) -> None:
+        deployment = self.deployment
+        if deployment.session.yes:
+            self.notes.append("protected target: confirmed by --yes")
+            return
+        if deployment.confirmed:
+            self.notes.append("protected target: confirmed at the terminal")
+            return
+        raise DeployFailure(
+            f"target {deployment.target.name!r} of project {deployment.project!r} is protected"
+            " and this run was not confirmed: pass --yes (or run at a terminal and type the"
+            " target's name when asked). Nothing was run."
+        )
+
+    def check_lock(self) -> None:
+        from deploy_plugin.store.base import StoreError
+
+        deployment = self.deployment
+        store = deployment.session.store()
+        try:
+            deployment.lock = store.acquire_lock(
+                deployment.project, deployment.target.name, holder=who()
+            )
+        except StoreError as err:
+            raise DeployFailure(str(err)) from None
+        if getattr(deployment.lock, "warning", None):
+            warnings.warn(DeployWarning(deployment.lock.warning), stacklevel=1)
+            self.notes.append(f"warning: {deployment.lock.warning}")
+
+    def check_env(self) -> None:
+        deployment = self.deployment
+        if deployment.session.skip_validation:
+            skip("--skip-validation: required env vars not checked")
+        missing: dict[str, list[str]] = {}
+        for group in deployment.selected_groups():
+            for var in group.required_env_vars:
+                if not deployment.env.get(var):
+                    missing.setdefault(var, []).append(group.name)
+        checked = sorted({v for g in deployment.selected_groups() for v in g.required_env_vars})
+        for var in checked:
+            if var not in missing:
+                self.notes.append(f"env {var}: set (from {deployment.env_source(var)})")
+        if not missing:
+            return
+        project, target = deployment.project, deployment.target.name
+        parts = [
+            f"{var} (needed by {', '.join(groups)}; set it with `pytest-deploy env set"
+            f" {project} {var} - --target {target}` or --deploy-env {var}=VALUE)"
+            for var, groups in missing.items()
+        ]
+        raise DeployFailure(
+            f"{len(missing)} required environment variable(s) missing or empty for target"
+            f" {target!r}: " + "; ".join(parts) + ". Nothing was run."
+        )
+
+    def check_files(self) -> None:
+        deployment = self.deployment
+        selected = {g.name for g in deployment.selected_groups()}
+        for plan in deployment.plans:
+            if plan.group.name not in selected:
+                continue
+            for pattern in plan.unmatched_patterns:
+                note = f"group {plan.group.name}: pattern {pattern!r} matches no file"
+                self.notes.append(note)
+            warning = padding_warning(plan.files)
+            if warning:
+                warnings.warn(DeployWarning(f"group {plan.group.name}: {warning}"), stacklevel=1)
+                self.notes.append(f"warning: {warning}")
+            self.notes.append(f"group {plan.group.name}: {len(plan.files)} file(s)")
+
+    def check_migrations_drift(self) -> None:
+        deployment = self.deployment
+        selected = {g.name for g in deployment.selected_groups()}
+        tracked = [
+            rel
+            for plan in deployment.plans
+            if plan.group.track_migrations and plan.group.name in selected
+            for rel in plan.files
+        ]
+        checksums = {rel: deployment.checksum(rel) for rel in tracked}
+        result = check_migrations(tracked, checksums, deployment.applied_for_plan())
+        for warning in result.warnings:
+            warnings.warn(DeployWarning(warning), stacklevel=1)
+            self.notes.append(f"warning: {warning}")
+        self.notes.append(f"{len(result.pending)} pending of {len(tracked)} tracked file(s)")
+        if result.drift:
+            raise DeployFailure(
+                "applied migration(s) changed since they were applied: "
+                + "; ".join(result.drift)
+                + ". Restore the applied content (add a new migration for the change), or"
+                " accept the edit with `pytest-deploy migration accept-checksum FILE --target"
+                f" {deployment.target.name}` once that command exists."
+            )

@@ -1,0 +1,77 @@
+"""Smoke tests: plain tests using the deployment fixtures run inside their deployment.
+
+They take a place in its order (after a group named by ``deploy_after``, else before the
+health check), are skipped "not run" after a failure, and a failing one stops the
+deployment like any step.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from deploy_plugin.runtime import Deployment, StepResult, monotonic_ms
+from deploy_plugin.session import DeploySession
+
+_SMOKE_START = pytest.StashKey[float]()
+
+
+def place(item: pytest.Item, deployment: Deployment) -> None:
+    """Give a smoke test its place in the deployment: after a group, or before the health
+    check; it then obeys and feeds the deployment's stop policy like a step."""
+    mark = item.get_closest_marker("deploy_after")
+    item.kind = "smoke"  # type: ignore[attr-defined]
+    item.group_name = None  # type: ignore[attr-defined]
+    last = len(deployment.plans) + 1
+    if mark is None:
+        item.sort_key = (last, -1)  # type: ignore[attr-defined]
+        return
+    group = mark.args[0] if mark.args else mark.kwargs.get("group")
+    names = [plan.group.name for plan in deployment.plans]
+    if group not in names:
+        raise pytest.UsageError(
+            f"{item.nodeid}: @pytest.mark.deploy_after({group!r}) names no group of"
+            f" {deployment.nodeid}; its groups: {', '.join(names)}"
+        )
+    item.sort_key = (1 + names.index(group), 10**6)  # type: ignore[attr-defined]
+
+
+def deployment_of(item: pytest.Item) -> Deployment | None:
+    if getattr(item, "kind", None) != "smoke":
+        return None
+    return DeploySession.of(item.config).deployment_for(item)
+
+
+def setup(item: pytest.Item) -> None:
+    """Before a smoke test: start its deployment, or skip it when a step failed."""
+    deployment = deployment_of(item)
+    if deployment is not None:
+        deployment.start()
+        blocker = deployment.blocker(item)
+        if blocker:
+            pytest.skip(f"not run: {blocker} failed")
+        item.stash[_SMOKE_START] = time.monotonic()
+
+
+def record(item: pytest.Item, rep: pytest.TestReport) -> None:
+    """After a smoke test's phase: feed its outcome to the deployment."""
+    deployment = deployment_of(item)
+    if deployment is None or (rep.when != "call" and not rep.failed and not rep.skipped):
+        return
+    if rep.when == "teardown" and not rep.failed:
+        return
+    outcome = "failed" if rep.failed else ("skipped" if rep.skipped else "passed")
+    if rep.failed:
+        deployment.mark_failed(item)
+    message = None
+    if rep.failed or rep.skipped:
+        message = deployment.masker.mask(str(rep.longreprtext).strip().splitlines()[-1:][0])
+    start = item.stash.get(_SMOKE_START, None)
+    deployment.add_result(
+        StepResult(
+            node_id=item.nodeid, group=None, kind="smoke", file=None, checksum=None,
+            command=None, outcome=outcome,
+            duration_ms=monotonic_ms(start) if start is not None else 0, message=message,
+        )
+    )  # fmt: skip
