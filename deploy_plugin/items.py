@@ -106,7 +106,7 @@ class DeployItem(pytest.Item):
             raise
         except (DeployFailure, StoreError) as err:
             outcome, message = "failed", deployment.masker.mask(str(err))
-            deployment.mark_failed(self)
+            deployment.mark_failed(self, store_error=isinstance(err, StoreError))
             raise DeployFailure(message) from None
         except BaseException as err:
             outcome, message = "failed", deployment.masker.mask(f"{type(err).__name__}: {err}")

@@ -12,6 +12,7 @@ import os
 import re
 import socket
 import time
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -123,6 +124,7 @@ class Deployment:
         self.failed: list[str] = []  # node ids of failed items
         self.failed_groups: dict[str, str] = {}  # group name -> first failed node id
         self.preflight_failed: str | None = None
+        self.store_failed: str | None = None
         self.results: dict[str, StepResult] = {}
         self.started_at: datetime | None = None
         self.ended_at: datetime | None = None
@@ -161,6 +163,8 @@ class Deployment:
 
     def blocker(self, item: Any) -> str | None:
         """The node id whose failure means ``item`` must not run, if any."""
+        if self.store_failed:
+            return self.store_failed
         runner = self._runners.get(getattr(item, "group_name", None) or "")
         if runner is not None and runner.started(item):
             return None  # it ran beside the failed step: it reports its own outcome
@@ -191,8 +195,11 @@ class Deployment:
     def last_of_group(self, item: Any) -> bool:
         return self._bounds.get(item.group_name, [None, None])[1] is item
 
-    def mark_failed(self, item: Any) -> None:
+    def mark_failed(self, item: Any, *, store_error: bool = False) -> None:
         self.failed.append(item.nodeid)
+        if store_error:
+            # without its store nothing else of the deployment can run, preflight included
+            self.store_failed = self.store_failed or item.nodeid
         if item.kind == "preflight":
             self.preflight_failed = self.preflight_failed or item.nodeid
         group = getattr(item, "group_name", None)
@@ -205,12 +212,17 @@ class Deployment:
         """Called before the first item of this deployment runs."""
         if self.started_at is not None:
             return
+        from deploy_plugin.store.base import StoreError
+
         self.started_at = utcnow()
-        store = self.session.store()
-        if store is not None:
-            stored_env = store.env_values(self.project, self.target.name)
-        else:
-            stored_env = {}
+        problem = None
+        try:
+            store = self.session.store()
+            stored_env = store.env_values(self.project, self.target.name) if store else {}
+        except StoreError as err:
+            # the environment is still built (without stored vars) so that later items
+            # can report "not run" after this first one failed with the store's paragraph
+            store, stored_env, problem = None, {}, str(err)
         env = dict(os.environ)
         sources = {name: "process" for name in env}
         for source, values in (
@@ -246,6 +258,8 @@ class Deployment:
             stamp = self.started_at.strftime("%Y%m%dT%H%M%S")
             name = f"{self.deployment_id or stamp}-{self.project}-{self.target.name}"
             self.log_dir = self.session.rootdir / ".deploy" / "logs" / _safe(name)
+        if problem:
+            raise StoreError(problem)
 
     @property
     def env(self) -> dict[str, str]:
@@ -346,9 +360,13 @@ class Deployment:
     # ------------------------------------------------------------------ results
 
     def add_result(self, result: StepResult) -> None:
+        from deploy_plugin.store.base import StoreError
+
         self.results[result.node_id] = result
-        store = self.session.store()
-        if store is not None and self.deployment_id is not None and not self.dry_run:
+        store = self.session.open_store_or_none()
+        if store is None or self.deployment_id is None or self.dry_run:
+            return
+        try:
             store.record_step(
                 self.deployment_id,
                 node_id=result.node_id,
@@ -361,6 +379,9 @@ class Deployment:
                 duration_ms=result.duration_ms,
                 message=result.message,
             )
+        except StoreError as err:
+            # the step's own outcome stands; its row is what is lost, and we say so
+            warnings.warn(f"pytest-deploy: step {result.node_id} not recorded: {err}", stacklevel=1)
 
     @property
     def status(self) -> str:
