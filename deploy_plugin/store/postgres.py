@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import os
 import socket
+import time
 import uuid
 import weakref
 from collections.abc import Iterator
@@ -251,12 +252,14 @@ class PostgresStore(Store):
 
         def release() -> None:
             try:
+                # unlock first: a row without its lock is harmless (rows are matched by
+                # backend pid), a lock without its row would leave the next run unnamed
+                conn.execute("SELECT pg_advisory_unlock(%s)", (key,))
                 conn.execute(
                     "DELETE FROM deploy.deploy_locks WHERE project_id = %s AND target_name = %s"
                     " AND backend_pid = pg_backend_pid()",
                     (project_id, target),
                 )
-                conn.execute("SELECT pg_advisory_unlock(%s)", (key,))
             except psycopg.Error:
                 pass  # the session is gone, and with it the advisory lock
             finally:
@@ -296,6 +299,9 @@ class PostgresStore(Store):
         return None if row is None else LockInfo(row[0], row[1], row[2], row[3])
 
 
+NAME_WAIT_S = 2.0  # how long a refused run waits for the holder's deploy_locks row
+
+
 def _holder(
     conn: psycopg.Connection, project_id: int | None, target: str, key: int
 ) -> tuple[LockInfo, int] | None:
@@ -312,7 +318,9 @@ def _holder(
     if row is None:
         return None
     backend_pid, backend_start, client_addr, application = row
-    if project_id is not None:
+    # The holder names itself right after taking the lock: wait (bounded) for that row.
+    deadline = time.monotonic() + NAME_WAIT_S
+    while project_id is not None:
         named = conn.execute(
             "SELECT holder, host, pid, started_at FROM deploy.deploy_locks"
             " WHERE project_id = %s AND target_name = %s AND backend_pid = %s",
@@ -321,6 +329,9 @@ def _holder(
         if named is not None:
             info = LockInfo(named[0], named[1], named[2], named[3].astimezone(timezone.utc))
             return info, backend_pid
+        if time.monotonic() >= deadline:
+            break
+        time.sleep(0.02)
     # Taken but not named yet (or by hand): describe the session instead.
     started = backend_start.astimezone(timezone.utc) if backend_start else utcnow()
     holder = f"a session of {application or 'an unknown application'}"
