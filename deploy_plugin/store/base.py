@@ -379,6 +379,38 @@ class Store(ABC):
             ).fetchall()
         return [self._target(row) for row in rows]
 
+    def targets_in_use(self, project: str) -> list[str]:
+        """Target names of ``project`` that have env vars, migration history or deployment
+        runs, whether or not the target itself is stored (a removed target keeps them)."""
+        where = f"WHERE {_PROJECT_OF}"
+        with self._reader("list targets in use") as db:
+            rows = db.execute(
+                f"SELECT target_name FROM {{s}}env_vars {where}"
+                f" UNION SELECT target_name FROM {{s}}migration_history {where}"
+                f" UNION SELECT target_name FROM {{s}}deployments {where} ORDER BY 1",
+                (project, project, project),
+            ).fetchall()
+        return [row[0] for row in rows]
+
+    def target_usage(self, project: str, target: str) -> dict[str, int]:
+        """How many ``env_vars``, ``migrations`` (history rows) and ``deployments`` (runs)
+        the store keeps for ``project`` + ``target``."""
+        counts = {}
+        with self._reader("count a target's records") as db:
+            for key, table in (
+                ("env_vars", "env_vars"),
+                ("migrations", "migration_history"),
+                ("deployments", "deployments"),
+            ):
+                counts[key] = int(
+                    db.execute(
+                        f"SELECT count(*) FROM {{s}}{table} WHERE {_PROJECT_OF}"
+                        " AND target_name = ?",
+                        (project, target),
+                    ).fetchone()[0]
+                )
+        return counts
+
     def _no_target(self, project: str, name: str) -> StoreError:
         known = ", ".join(target.name for target in self.list_targets(project)) or "none"
         return StoreError(

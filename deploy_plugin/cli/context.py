@@ -1,0 +1,327 @@
+"""Where a CLI command works: rootdir, store and projects.
+
+* rootdir: ``--rootdir``, else found like pytest finds it (``rootdir.py``).
+* store URL: ``--deploy-store``, ``DEPLOY_STORE_URL``, ini ``deploy_store``, else the default
+  SQLite file under the rootdir.
+* projects: config files found under the current directory as pytest collects them (or
+  ``--config PATH``), by project name; store-only commands also accept projects that only
+  the store knows.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from deploy_plugin.config import ConfigError, DeployConfig, is_config_file, load_config
+from deploy_plugin.store import Store, default_store_path, describe_url, open_store
+
+from .output import CliError, UsageProblem, warn
+from .rootdir import find_rootdir
+
+SKIPPED_DIRS = frozenset({"node_modules", "__pycache__", "venv"})
+NAME_RE = re.compile(r"[A-Za-z0-9_-]+\Z")  # target names: a level of the node id
+VAR_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")  # env var names: shell identifiers
+
+
+@dataclass
+class ConfigEntry:
+    """A config file found under the current directory (loaded, or why it is not)."""
+
+    path: Path
+    project: str
+    config: DeployConfig | None
+    error: ConfigError | None
+
+
+@dataclass
+class Project:
+    """A resolved ``<project>`` argument and its config file (None: known to the store only)."""
+
+    name: str
+    entry: ConfigEntry | None = None
+
+    @property
+    def config(self) -> DeployConfig | None:
+        return self.entry.config if self.entry else None
+
+    def require_config(self) -> DeployConfig:
+        """The loaded config; the config's error (exit 1) when it does not load."""
+        if self.entry is None:
+            raise UsageProblem(
+                f"Project {self.name!r} is known only to the store: this command needs its "
+                f"config file. Run it from a folder that holds the config, or pass "
+                f"--config PATH."
+            )
+        if self.entry.config is None:
+            raise CliError(str(self.entry.error))
+        return self.entry.config
+
+    def group_names(self) -> list[str]:
+        config = self.config
+        return [g.name for g in config.groups] if config else []
+
+
+def guess_project(path: Path) -> str:
+    """The project name of a config that does not load: its ``project`` key if readable,
+    else the name of its root folder (DESIGN §1)."""
+    data: Any = None
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+        if path.suffix == ".json":
+            data = json.loads(text)
+        else:
+            import yaml
+
+            data = yaml.safe_load(text)
+    except Exception:  # noqa: BLE001 - a broken file: fall back to its folder's name
+        data = None
+    if isinstance(data, dict):
+        if isinstance(data.get("project"), str) and data["project"]:
+            return data["project"]
+        if isinstance(data.get("root"), str):
+            return (path.parent / data["root"]).resolve().name
+    return path.parent.resolve().name
+
+
+def find_config_files(top: Path) -> list[Path]:
+    """Config files under ``top`` as pytest would collect them, sorted by path."""
+    found = []
+    for dirpath, dirnames, filenames in os.walk(top):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith(".") and d not in SKIPPED_DIRS)
+        for name in filenames:
+            if name.endswith((".yaml", ".yml", ".json")) and "deploy." in name:
+                path = Path(dirpath, name)
+                if is_config_file(path):
+                    found.append(path)
+    return sorted(found)
+
+
+def load_entry(path: Path) -> ConfigEntry:
+    """Load one config file; a broken one keeps its error and a guessed project name."""
+    try:
+        config = load_config(path)
+    except ConfigError as err:
+        return ConfigEntry(path, guess_project(path), None, err)
+    return ConfigEntry(path, config.project, config, None)
+
+
+class Context:
+    """The resolved environment of one CLI invocation; close it when done."""
+
+    def __init__(self, args: argparse.Namespace, cwd: Path | None = None) -> None:
+        self.args = args
+        self.cwd = Path(cwd or os.getcwd()).absolute()
+        self._root: tuple[Path, Path | None, dict[str, Any]] | None = None
+        self._entries: list[ConfigEntry] | None = None
+        self._store: Store | None = None
+        self._probed = False
+
+    # -- rootdir, ini, store --------------------------------------------------------------
+
+    def _find_root(self) -> tuple[Path, Path | None, dict[str, Any]]:
+        if self._root is None:
+            found = find_rootdir(self.cwd)
+            given = getattr(self.args, "rootdir", None)
+            if given:
+                rootdir = (self.cwd / os.path.expandvars(given)).absolute()
+                if not rootdir.is_dir():
+                    raise UsageProblem(
+                        f"--rootdir {given}: no such folder ({rootdir}). Pass an existing "
+                        f"folder, or leave --rootdir out to find it like pytest does."
+                    )
+                found = (rootdir, found[1], found[2])
+            self._root = found
+        return self._root
+
+    @property
+    def rootdir(self) -> Path:
+        """pytest's rootdir for this invocation."""
+        return self._find_root()[0]
+
+    @property
+    def store_url(self) -> str | None:
+        """The store URL (None: the default SQLite file under the rootdir)."""
+        ini = self._find_root()[2].get("deploy_store")
+        url = (
+            getattr(self.args, "deploy_store", None)
+            or os.environ.get("DEPLOY_STORE_URL")
+            or (str(ini).strip() if ini else None)
+        )
+        return url or None
+
+    def store_url_for_pytest(self) -> str:
+        """The store URL spelled out for a pytest run underneath (the default as a path)."""
+        return self.store_url or f"sqlite:///{default_store_path(self.rootdir).absolute()}"
+
+    def describe_store(self) -> str:
+        """The store for messages (password masked)."""
+        url = self.store_url
+        return str(default_store_path(self.rootdir)) if not url else describe_url(url)
+
+    def store(self, *, create: bool = False) -> Store | None:
+        """The store; without ``create`` None when it does not exist yet (nothing is made).
+
+        Commands validate their input before asking with ``create=True``, so bad input
+        never creates or changes a store.
+        """
+        if self._store is None and (create or not self._probed):
+            self._probed = True
+            self._store = open_store(self.store_url, self.rootdir, create=create)
+        return self._store
+
+    def writable_store(self) -> Store:
+        """The store, created (with its schema) if missing."""
+        store = self.store(create=True)
+        assert store is not None
+        return store
+
+    def close(self) -> None:
+        if self._store is not None:
+            self._store.close()
+            self._store = None
+        self._probed = False
+
+    # -- projects -------------------------------------------------------------------------
+
+    def entries(self) -> list[ConfigEntry]:
+        """Config files under the current directory (or ``--config``), loaded."""
+        if self._entries is None:
+            given = getattr(self.args, "config", None)
+            if given:
+                path = (self.cwd / given).absolute()
+                if not path.is_file():
+                    raise UsageProblem(
+                        f"--config {given}: no such file ({path}). Pass the path of a "
+                        f"deployment config (deploy.yaml, *.deploy.json...)."
+                    )
+                self._entries = [load_entry(path)]
+            else:
+                self._entries = [load_entry(p) for p in find_config_files(self.cwd)]
+        return self._entries
+
+    def shown(self, path: Path) -> str:
+        """A path as the user should read it: relative to the current directory if under it."""
+        try:
+            return str(path.relative_to(self.cwd))
+        except ValueError:
+            return str(path)
+
+    def project(self, name: str, *, store_only_ok: bool = False) -> Project:
+        """Resolve a ``<project>`` argument; UsageProblem (exit 2) when it is unknown.
+
+        ``store_only_ok``: a project known only to the store is accepted (target, env and
+        history commands).
+        """
+        entries = self.entries()
+        matches = [e for e in entries if e.project == name]
+        if len(matches) > 1:
+            files = ", ".join(self.shown(e.path) for e in matches)
+            raise UsageProblem(
+                f"Project {name!r} has several config files here: {files}. Pass the one you "
+                f"mean with --config PATH."
+            )
+        if matches:
+            entry = matches[0]
+            if entry.error is not None and store_only_ok:
+                warn(
+                    f"{self.shown(entry.path)} does not load, so its declared targets and "
+                    f"groups are left out: {entry.error}"
+                )
+            return Project(name, entry)
+        if getattr(self.args, "config", None) and entries:
+            raise UsageProblem(
+                f"--config {self.shown(entries[0].path)} is the config of project "
+                f"{entries[0].project!r}, not {name!r}. Name its project, or leave --config "
+                f"out to search the current directory."
+            )
+        stored: list[str] = []
+        if store_only_ok:
+            store = self.store()
+            stored = store.projects() if store is not None else []
+            if name in stored:
+                return Project(name, None)
+        known = [f"{e.project} ({self.shown(e.path)})" for e in entries]
+        if store_only_ok:
+            known += [f"{p} (store only)" for p in stored if p not in {e.project for e in entries}]
+        where = f"under {self.cwd}" if not getattr(self.args, "config", None) else "in --config"
+        raise UsageProblem(
+            f"Unknown project {name!r}: no config file {where} names it"
+            + (" and the store does not know it" if store_only_ok else "")
+            + f". Known projects: {', '.join(known) or 'none'}. A project's name is its "
+            f"config's `project` key, else the name of the config's folder; run from a folder "
+            f"that holds the config or pass --config PATH."
+        )
+
+    # -- targets --------------------------------------------------------------------------
+
+    def known_targets(self, project: Project, *, in_use: bool = False) -> dict[str, str]:
+        """Target name → origin (``config``, ``store``, ``config+store``; with ``in_use``
+        also ``history`` for names that only have env vars, history or runs)."""
+        config = project.config
+        known = {name: "config" for name in (config.targets if config else {})}
+        store = self.store()
+        if store is not None:
+            for record in store.list_targets(project.name):
+                known[record.name] = "config+store" if record.name in known else "store"
+            if in_use:
+                for name in store.targets_in_use(project.name):
+                    known.setdefault(name, "history")
+        return known
+
+    def require_target(self, project: Project, name: str | None, *, in_use: bool = False) -> str:
+        """A ``--target`` value that names a known target; UsageProblem listing them if not."""
+        known = self.known_targets(project, in_use=in_use)
+        listing = ", ".join(f"{n} ({o})" for n, o in sorted(known.items())) or "none"
+        if not name:
+            raise UsageProblem(
+                f"This command works on one target of project {project.name!r}: pass "
+                f"--target NAME. Known targets: {listing}."
+            )
+        check_target_name(name)
+        if name not in known:
+            raise UsageProblem(
+                f"Unknown target {name!r} for project {project.name!r}. Known targets: "
+                f"{listing}. Declare it under `targets:` in the config or add it with "
+                f"`pytest-deploy target add {project.name} {name}`."
+            )
+        return name
+
+
+def check_target_name(name: str) -> None:
+    """UsageProblem unless ``name`` is a valid target name (letters, digits, _ and -)."""
+    if not NAME_RE.match(name):
+        raise UsageProblem(
+            f"Invalid target name {name!r}: a target name may hold only letters, digits, '_' "
+            f"and '-' (no spaces), because it becomes a level of every node id "
+            f"(deploy.yaml::<target>::...). Example: production, staging-eu."
+        )
+
+
+def check_var_name(name: str) -> None:
+    """UsageProblem unless ``name`` is a valid shell variable name."""
+    if not VAR_RE.match(name):
+        raise UsageProblem(
+            f"Invalid env var name {name!r}: it must be a shell identifier (letters, digits "
+            f"and '_', not starting with a digit), so that commands can read it as $NAME. "
+            f"Example: DATABASE_URL."
+        )
+
+
+def confirm(question: str, *, yes: bool) -> bool:
+    """``--yes``, else ask at a terminal; without one, UsageProblem asking for ``--yes``."""
+    if yes:
+        return True
+    if not sys.stdin or not sys.stdin.isatty():
+        raise UsageProblem(f"{question} No terminal to ask at: pass --yes to confirm.")
+    try:
+        answer = input(f"{question} [y/N] ")
+    except EOFError:
+        answer = ""
+    return answer.strip().lower() in ("y", "yes")

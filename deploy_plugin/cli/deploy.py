@@ -1,0 +1,143 @@
+"""``pytest-deploy deploy run|status``: a deployment is a pytest run; its status comes from
+the store's deployment rows."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .args import add_command, add_family, add_target_option, common_options
+from .context import Context, Project
+from .output import UsageProblem, emit_json, print_table, say, when
+from .runner import RunOptions, run_pytest
+
+
+def register(subparsers: Any) -> None:
+    family = add_family(
+        subparsers,
+        "deploy",
+        help="run a deployment (pytest underneath) or show the latest ones",
+        example="pytest-deploy deploy run woofs --target production --dry-run",
+    )
+    run = add_command(
+        family,
+        "run",
+        help="deploy a project to a target: `pytest <config> --deploy-target=T ...` "
+        "(pytest options may follow --)",
+        example="pytest-deploy deploy run woofs --target production --dry-run\n"
+        "pytest-deploy deploy run woofs --target production --group database_migrations "
+        "--no-health-check --json\n"
+        "pytest-deploy deploy run woofs --target staging -- -x --junitxml=deploy.xml",
+        handler=run_deploy,
+        parents=[common_options()],
+    )
+    run.add_argument("project", metavar="PROJECT")
+    add_target_option(run, help="the target (required)")
+    run.add_argument("--dry-run", action="store_true", help="show the plan, change nothing")
+    run.add_argument("--group", action="append", default=[], metavar="NAME", help="only this group")
+    run.add_argument(
+        "--skip-group", action="append", default=[], metavar="NAME", help="leave this group out"
+    )
+    run.add_argument("--continue-on-failure", action="store_true", help="after a failed group, "
+                     "carry on with the next one")  # fmt: skip
+    run.add_argument("--no-health-check", action="store_true", help="skip the health check")
+    run.add_argument("--health-url", metavar="URL", help="poll this URL instead of the config's")
+    run.add_argument("--skip-validation", action="store_true",
+                     help="do not check required env vars")  # fmt: skip
+    run.add_argument("--yes", "-y", action="store_true", help="confirm a protected target")
+    run.add_argument(
+        "--deploy-env", action="append", default=[], metavar="KEY=VALUE",
+        help="an env var for this run (a secret: masked)",
+    )  # fmt: skip
+    run.set_defaults(pytest_args=[], takes_pytest_args=True)  # after --, see cli.main
+    status = add_command(
+        family,
+        "status",
+        help="the latest deployment of each target (or of one) and who holds its lock",
+        example="pytest-deploy deploy status woofs\n"
+        "pytest-deploy deploy status woofs -t production",
+        handler=run_status,
+        parents=[common_options()],
+    )
+    status.add_argument("project", metavar="PROJECT")
+    add_target_option(status, help="only this target")
+
+
+def _check_groups(project: Project, names: list[str], flag: str) -> None:
+    known = project.group_names()
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise UsageProblem(
+            f"Unknown group(s) {', '.join(map(repr, unknown))} in {flag} for project "
+            f"{project.name!r}. Its groups: {', '.join(known)}."
+        )
+
+
+def run_deploy(ctx: Context) -> int:
+    args = ctx.args
+    project = ctx.project(args.project)
+    config = project.require_config()
+    target = ctx.require_target(project, args.target)
+    _check_groups(project, args.group, "--group")
+    _check_groups(project, args.skip_group, "--skip-group")
+    options = RunOptions(
+        target=target, dry_run=args.dry_run, groups=args.group, skip_groups=args.skip_group,
+        continue_on_failure=args.continue_on_failure, no_health_check=args.no_health_check,
+        health_url=args.health_url, skip_validation=args.skip_validation, yes=args.yes,
+        deploy_env=args.deploy_env, pytest_args=list(args.pytest_args),
+    )  # fmt: skip
+    return run_pytest(ctx, config.path, options, as_json=args.json)
+
+
+def deployment_json(record: Any) -> dict[str, Any]:
+    duration = (
+        int((record.ended_at - record.started_at).total_seconds() * 1000)
+        if record.ended_at
+        else None
+    )
+    return {
+        "id": record.id, "project": record.project, "target": record.target,
+        "status": record.status, "dry_run": record.dry_run, "who": record.who,
+        "started_at": record.started_at, "ended_at": record.ended_at, "duration_ms": duration,
+        "config_sha256": record.config_sha256,
+    }  # fmt: skip
+
+
+def run_status(ctx: Context) -> int:
+    project = ctx.project(ctx.args.project, store_only_ok=True)
+    if ctx.args.target:
+        targets = [ctx.require_target(project, ctx.args.target, in_use=True)]
+    else:
+        targets = sorted(ctx.known_targets(project, in_use=True))
+    store = ctx.store()
+    rows = []
+    for target in targets:
+        latest = store.deployments(project.name, target, limit=1) if store else []
+        lock = store.lock_info(project.name, target) if store else None
+        row: dict[str, Any] = {"target": target, "latest": None, "lock": None}
+        if latest:
+            row["latest"] = deployment_json(latest[0])
+        if lock is not None:
+            row["lock"] = {"holder": lock.holder, "host": lock.host, "pid": lock.pid,
+                           "started_at": lock.started_at}  # fmt: skip
+        rows.append(row)
+    if ctx.args.json:
+        emit_json({"project": project.name, "targets": rows})
+        return 0
+    table = []
+    for row in rows:
+        latest, lock = row["latest"], row["lock"]
+        locked = f"{lock['holder']} ({lock['host']}, pid {lock['pid']})" if lock else None
+        if latest is None:
+            table.append([row["target"], "never deployed", None, None, None, None, None, locked])
+            continue
+        table.append([
+            row["target"], latest["status"], latest["dry_run"], when(latest["started_at"]),
+            latest["duration_ms"], latest["who"], latest["id"], locked,
+        ])  # fmt: skip
+    print_table(
+        ["target", "status", "dry run", "started", "ms", "who", "run id", "locked by"],
+        table,
+        f"No targets for project {project.name!r}.",
+    )
+    say(f"store: {ctx.describe_store()}")
+    return 0

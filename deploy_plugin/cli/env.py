@@ -1,0 +1,235 @@
+"""``pytest-deploy env set|get|list|delete``: env vars (secrets) of one project and target.
+
+Values are printed only by ``env get``; ``list`` shows names, where each comes from and when
+it was last set.
+"""
+
+from __future__ import annotations
+
+import getpass
+import sys
+from typing import Any
+
+from deploy_plugin.secrets import MIN_SECRET_LENGTH
+
+from .args import add_command, add_family, add_target_option, common_options
+from .context import Context, Project, check_var_name
+from .output import UsageProblem, emit_json, print_table, say, warn, when
+
+TARGET_HELP = "the target the variable belongs to (required)"
+
+
+def register(subparsers: Any) -> None:
+    family = add_family(
+        subparsers,
+        "env",
+        help="manage a project's env vars per target (values are secrets)",
+        example='printf %s "$URL" | pytest-deploy env set woofs DATABASE_URL - -t production',
+    )
+    set_ = add_command(
+        family,
+        "set",
+        help="set a variable (VALUE '-' or left out: read it from stdin, out of shell history)",
+        example="pytest-deploy env set woofs DATABASE_URL - --target production < url.txt\n"
+        "pytest-deploy env set woofs NODE_ENV production --target production",
+        handler=run_set,
+        parents=[common_options()],
+    )
+    set_.add_argument("project", metavar="PROJECT")
+    set_.add_argument("name", metavar="NAME")
+    set_.add_argument("value", metavar="VALUE", nargs="?", help="the value, or '-' for stdin")
+    get = add_command(
+        family,
+        "get",
+        help="print one variable's value",
+        example="pytest-deploy env get woofs DATABASE_URL --target production",
+        handler=run_get,
+        parents=[common_options()],
+    )
+    get.add_argument("project", metavar="PROJECT")
+    get.add_argument("name", metavar="NAME")
+    listing = add_command(
+        family,
+        "list",
+        help="list variable names, their source and last update (never values)",
+        example="pytest-deploy env list woofs --target production",
+        handler=run_list,
+        parents=[common_options()],
+    )
+    listing.add_argument("project", metavar="PROJECT")
+    delete = add_command(
+        family,
+        "delete",
+        help="delete a stored variable",
+        example="pytest-deploy env delete woofs NODE_ENV --target production",
+        handler=run_delete,
+        parents=[common_options()],
+    )
+    delete.add_argument("project", metavar="PROJECT")
+    delete.add_argument("name", metavar="NAME")
+    for parser in (set_, get, listing, delete):
+        add_target_option(parser, help=TARGET_HELP)
+
+
+def _resolve(ctx: Context) -> tuple[Project, str]:
+    project = ctx.project(ctx.args.project, store_only_ok=True)
+    target = ctx.require_target(project, ctx.args.target)
+    return project, target
+
+
+def _read_value(args: Any) -> str:
+    """The value: the argument, else stdin (``-`` or left out; no echo at a terminal)."""
+    if args.value is not None and args.value != "-":
+        return args.value
+    if sys.stdin is None:
+        raise UsageProblem("No value given and no stdin to read it from.")
+    if args.value is None and sys.stdin.isatty():
+        return getpass.getpass(f"Value of {args.name} (not echoed): ")
+    text = sys.stdin.read()
+    # One trailing line end is the shell's (echo, heredoc); anything else is the value.
+    return text[:-2] if text.endswith("\r\n") else text[:-1] if text.endswith("\n") else text
+
+
+def _weak_value_warning(ctx: Context, project: Project, value: str) -> str | None:
+    """Why ``value`` would not be masked well in output, if it would not."""
+    if len(value) < MIN_SECRET_LENGTH:
+        return (
+            f"the value is under {MIN_SECRET_LENGTH} characters, so it is not masked in "
+            f"output (masking such short text would garble every line)."
+        )
+    names = {project.name, *ctx.known_targets(project, in_use=True), *project.group_names()}
+    if value in names:
+        return (
+            f"the value equals the name of a project, target or group ({value!r}); those "
+            f"names are never masked, so this value will show in output."
+        )
+    return None
+
+
+def run_set(ctx: Context) -> int:
+    args = ctx.args
+    check_var_name(args.name)
+    project, target = _resolve(ctx)
+    value = _read_value(args)
+    if value == "":
+        raise UsageProblem(
+            f"The value of {args.name} is empty: an empty value counts as missing at "
+            f"preflight. Pass a value (or '-' and the value on stdin); to remove the "
+            f"variable, use `pytest-deploy env delete {project.name} {args.name} "
+            f"--target {target}`."
+        )
+    weak = _weak_value_warning(ctx, project, value)
+    ctx.writable_store().set_env(project.name, target, args.name, value)
+    if weak:
+        warn(f"{args.name}: {weak}")
+    if args.json:
+        emit_json({"project": project.name, "target": target, "name": args.name, "set": True})
+    else:
+        say(f"Set {args.name} for {project.name} → {target} ({ctx.describe_store()}).")
+    return 0
+
+
+def _declared_env(project: Project, target: str) -> dict[str, str]:
+    config = project.config
+    declared = config.targets.get(target) if config else None
+    return dict(declared.env) if declared else {}
+
+
+def _unknown_var(project: Project, target: str, name: str, known: list[str]) -> UsageProblem:
+    return UsageProblem(
+        f"Unknown env var {name!r} for {project.name} → {target}. Known: "
+        f"{', '.join(known) or 'none'}. Set it with `pytest-deploy env set {project.name} "
+        f"{name} - --target {target}`."
+    )
+
+
+def run_get(ctx: Context) -> int:
+    args = ctx.args
+    check_var_name(args.name)
+    project, target = _resolve(ctx)
+    store = ctx.store()
+    stored = store.env_values(project.name, target) if store else {}
+    declared = _declared_env(project, target)
+    if args.name in stored:
+        value, source = stored[args.name], "store"
+    elif args.name in declared:
+        value, source = declared[args.name], "config"
+    else:
+        raise _unknown_var(project, target, args.name, sorted(set(stored) | set(declared)))
+    if args.json:
+        emit_json({"name": args.name, "value": value, "source": source})
+    else:
+        sys.stdout.write(value + "\n")
+    return 0
+
+
+def env_listing(ctx: Context, project: Project, target: str) -> list[dict[str, Any]]:
+    """Names, sources and last updates of a target's variables, plus required ones missing."""
+    store = ctx.store()
+    stored = {r.name: r for r in store.list_env(project.name, target)} if store else {}
+    declared = _declared_env(project, target)
+    required: dict[str, list[str]] = {}
+    if project.config is not None:
+        for group in project.config.groups:
+            if group.applies_to(target):
+                for var in group.required_env_vars:
+                    required.setdefault(var, []).append(group.name)
+    rows = []
+    for name in sorted(set(stored) | set(declared) | set(required)):
+        if name in stored:
+            source = "store (overrides config)" if name in declared else "store"
+            updated = stored[name].updated_at
+        elif name in declared:
+            source, updated = "config", None
+        else:
+            source, updated = "missing", None
+        rows.append(
+            {"name": name, "source": source, "updated_at": updated,
+             "required_by": required.get(name, [])}
+        )  # fmt: skip
+    return rows
+
+
+def run_list(ctx: Context) -> int:
+    project, target = _resolve(ctx)
+    rows = env_listing(ctx, project, target)
+    if ctx.args.json:
+        emit_json(rows)
+        return 0
+    print_table(
+        ["name", "source", "last update", "required by"],
+        [[r["name"], r["source"], when(r["updated_at"]), ", ".join(r["required_by"])]
+         for r in rows],
+        f"No env vars for {project.name} → {target}.",
+    )  # fmt: skip
+    missing = [r["name"] for r in rows if r["source"] == "missing"]
+    if missing:
+        warn(
+            f"required but not set for {target}: {', '.join(missing)} (process env may still "
+            f"provide them). Set each with `pytest-deploy env set {project.name} NAME - "
+            f"--target {target}`."
+        )
+    return 0
+
+
+def run_delete(ctx: Context) -> int:
+    args = ctx.args
+    check_var_name(args.name)
+    project, target = _resolve(ctx)
+    store = ctx.store()
+    stored = store.env_values(project.name, target) if store else {}
+    if args.name not in stored:
+        declared = _declared_env(project, target)
+        if args.name in declared:
+            raise UsageProblem(
+                f"{args.name} of {project.name} → {target} is declared in the config, not "
+                f"stored: remove it from the config's targets.{target}.env."
+            )
+        raise _unknown_var(project, target, args.name, sorted(stored))
+    assert store is not None
+    store.delete_env(project.name, target, args.name)
+    if args.json:
+        emit_json({"project": project.name, "target": target, "name": args.name, "deleted": True})
+    else:
+        say(f"Deleted {args.name} of {project.name} → {target}.")
+    return 0

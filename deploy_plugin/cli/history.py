@@ -1,0 +1,121 @@
+"""``pytest-deploy history`` (deployment runs) and ``pytest-deploy unlock``."""
+
+from __future__ import annotations
+
+import os
+import socket
+from dataclasses import asdict
+from typing import Any
+
+from .args import add_command, add_target_option, common_options, positive_int
+from .context import Context, confirm
+from .deploy import deployment_json
+from .output import CliError, emit_json, print_table, say, when
+
+
+def register(subparsers: Any) -> None:
+    history = add_command(
+        subparsers,
+        "history",
+        help="deployment runs of a project, newest first",
+        example="pytest-deploy history woofs --target production --limit 10",
+        handler=run_history,
+        parents=[common_options()],
+    )
+    history.add_argument("project", metavar="PROJECT")
+    add_target_option(history, help="only this target")
+    history.add_argument("--limit", type=positive_int, default=20, help="rows (default 20)")
+    history.add_argument(
+        "--steps", action="store_true", help="also list each run's steps (--json: always)"
+    )
+    unlock = add_command(
+        subparsers,
+        "unlock",
+        help="remove the deployment lock a dead run left behind",
+        example="pytest-deploy unlock woofs --target production",
+        handler=run_unlock,
+        parents=[common_options()],
+    )
+    unlock.add_argument("project", metavar="PROJECT")
+    add_target_option(unlock, help="the target (required)")
+    unlock.add_argument(
+        "--yes", "-y", action="store_true", help="remove it even if its holder still runs here"
+    )
+
+
+def run_history(ctx: Context) -> int:
+    args = ctx.args
+    project = ctx.project(args.project, store_only_ok=True)
+    target = ctx.require_target(project, args.target, in_use=True) if args.target else None
+    store = ctx.store()
+    records = store.deployments(project.name, target, limit=args.limit) if store else []
+    if args.json:
+        data = []
+        for record in records:
+            item = deployment_json(record)
+            item["steps"] = [asdict(step) for step in store.deployment_steps(record.id)]
+            data.append(item)
+        emit_json(data)
+        return 0
+    rows = []
+    for record in records:
+        item = deployment_json(record)
+        rows.append([item["id"], item["target"], item["status"], item["dry_run"],
+                     when(item["started_at"]), item["duration_ms"], item["who"]])  # fmt: skip
+    print_table(
+        ["run id", "target", "status", "dry run", "started", "ms", "who"],
+        rows,
+        f"No deployment runs of {project.name}" + (f" → {target}." if target else "."),
+    )
+    if args.steps and store is not None:
+        for record in records:
+            say()
+            say(f"run {record.id} ({record.target}, {record.status}):")
+            print_table(
+                ["step", "outcome", "ms", "message"],
+                [[s.node_id, s.outcome, s.duration_ms, s.message]
+                 for s in store.deployment_steps(record.id)],
+                "  no steps recorded",
+            )  # fmt: skip
+    return 0
+
+
+def _alive_here(host: str, pid: int) -> bool:
+    """Whether the lock's holder is a running process on this host."""
+    if host != socket.gethostname() or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True
+    return True
+
+
+def run_unlock(ctx: Context) -> int:
+    args = ctx.args
+    project = ctx.project(args.project, store_only_ok=True)
+    target = ctx.require_target(project, args.target, in_use=True)
+    store = ctx.store()
+    info = store.lock_info(project.name, target) if store else None
+    if info is None:
+        message = f"No deployment lock is held for {project.name} → {target}; nothing changed."
+        emit_json({"removed": None}) if args.json else say(message)
+        return 0
+    assert store is not None
+    holder = f"{info.holder} (host {info.host}, pid {info.pid}, since {when(info.started_at)})"
+    if _alive_here(info.host, info.pid) and not confirm(
+        f"The lock of {project.name} → {target} is held by {holder}, which is still running "
+        f"on this host; removing it lets a second deployment start beside it. Remove it?",
+        yes=args.yes,
+    ):
+        raise CliError("Nothing removed.")
+    removed = store.break_lock(project.name, target)
+    if args.json:
+        emit_json({"removed": None if removed is None else {
+            "holder": removed.holder, "host": removed.host, "pid": removed.pid,
+            "started_at": removed.started_at}})  # fmt: skip
+    else:
+        say(f"Removed the deployment lock of {project.name} → {target} held by {holder}.")
+    return 0

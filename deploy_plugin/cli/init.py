@@ -1,0 +1,139 @@
+"""``pytest-deploy init PATH``: a commented starter config that validates."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from deploy_plugin.config import ConfigError, is_config_file, load_config
+
+from .args import add_command, common_options
+from .context import Context
+from .output import CliError, UsageProblem, emit_json, say
+
+CONFIG_NAME = "deploy.yaml"
+
+STARTER = """\
+# pytest-deploy config of project {project_comment}.
+#   pytest --deploy-target=local --dry-run   # the plan: every command, nothing changed
+#   pytest --deploy-target=local             # deploy
+# Every key: `pytest-deploy config show {project_arg}`, and the JSON Schema shipped in
+# deploy_plugin/config/schema.json (point your editor's YAML support at it).
+project: {project_yaml}
+
+# Where a deployment goes. Declared here with non-secret values only; add more with
+#   pytest-deploy target add {project_arg} staging --type database --host db.example.com
+# and keep secrets in the store:
+#   pytest-deploy env set {project_arg} DATABASE_URL - --target staging   (value on stdin)
+targets:
+  local:
+    type: database
+    provider: local
+    host: 127.0.0.1
+    env:
+      DATABASE_URL: "sqlite:///local.sqlite3"   # relative to this folder
+    # protected: true   # ask before deploying here (or pass --yes)
+
+# Groups run by ascending `order`. Inside a group:
+#   pre_deploy -> build_command -> test_command -> deploy_command -> post_deploy
+groups:
+  - name: migrations
+    order: 1
+    # Every pattern ends in .sql, so the group is tracked: each file is applied once by the
+    # built-in executor (one transaction per file) and recorded in the migration history.
+    # Number files with zero padding: 001_init.sql, 002_users.sql, ...
+    file_patterns: ["migrations/*.sql"]
+    required_env_vars: [DATABASE_URL]
+
+  # - name: build
+  #   order: 2
+  #   file_patterns: ["src/**/*.ts"]
+  #   build_command: "npm run build"
+  #   test_command: "npm test"
+
+  # - name: functions
+  #   order: 3
+  #   file_patterns: ["functions/*/index.ts"]
+  #   # Runs once per matching file because it names a file placeholder. Placeholders:
+  #   # {{file}} {{path}} {{name}} {{stem}} {{dir}} {{function_name}} {{service_name}}
+  #   # {{target}} {{project}} {{group}} -- write them outside quotes.
+  #   deploy_command: "echo deploying {{function_name}} to {{target}}"
+  #   required_env_vars: [API_TOKEN]
+
+# Polled after the last group until it answers as expected:
+# health_check:
+#   url: "http://127.0.0.1:8000/health"
+#   expected_status: 200
+#   timeout_seconds: 30
+"""
+
+
+def register(subparsers: Any) -> None:
+    parser = add_command(
+        subparsers,
+        "init",
+        help="write a commented starter config (PATH/deploy.yaml)",
+        example="pytest-deploy init deployments/shop --project shop",
+        handler=run_init,
+        parents=[common_options(config=False)],
+    )
+    parser.add_argument("path", metavar="PATH", help="the project's folder (created if missing)")
+    parser.add_argument("--project", help="project name (default: the folder's name)")
+
+
+def starter_config(project: str) -> str:
+    """The starter config text of ``project``."""
+    quoted = json.dumps(project)  # a JSON string is a valid YAML scalar
+    bare = project if project.replace("-", "").replace("_", "").isalnum() else quoted
+    return STARTER.format(project_yaml=quoted, project_comment=quoted, project_arg=bare)
+
+
+def existing_configs(folder: Path) -> list[Path]:
+    """Config files directly in ``folder`` (and a ``deploy.yaml`` of any kind)."""
+    if not folder.is_dir():
+        return []
+    found = [p for p in sorted(folder.iterdir()) if p.is_file() and is_config_file(p)]
+    target = folder / CONFIG_NAME
+    if target.exists() and target not in found:
+        found.append(target)
+    return found
+
+
+def run_init(ctx: Context) -> int:
+    args: argparse.Namespace = ctx.args
+    folder = (ctx.cwd / args.path).absolute()
+    if folder.exists() and not folder.is_dir():
+        raise UsageProblem(f"{args.path} is a file, not a folder: pass the project's folder.")
+    existing = existing_configs(folder)
+    if existing:
+        names = ", ".join(ctx.shown(p) for p in existing)
+        raise UsageProblem(
+            f"{ctx.shown(folder)} already holds a config ({names}); init never overwrites one. "
+            f"Check it with `pytest-deploy config validate --config {ctx.shown(existing[0])}` "
+            f"or edit it with `pytest-deploy config edit`."
+        )
+    project = args.project or folder.name
+    if not project.strip():
+        raise UsageProblem("The project name is empty: pass --project NAME.")
+    path = folder / CONFIG_NAME
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with open(path, "x", encoding="utf-8") as handle:
+            handle.write(starter_config(project))
+    except OSError as exc:
+        raise CliError(
+            f"Cannot write {path}: {exc.strerror or exc}. Check that you may write to {folder}."
+        ) from exc
+    try:
+        load_config(path)  # the starter must always validate
+    except ConfigError as err:  # pragma: no cover - a bug in the template
+        raise CliError(f"The starter config does not validate (a bug): {err}") from err
+    if args.json:
+        emit_json({"path": str(path), "project": project})
+    else:
+        say(f"Wrote {ctx.shown(path)} (project {project!r}). Next:")
+        say(f"  pytest-deploy config validate {project}")
+        say(f"  pytest {ctx.shown(folder)} --deploy-target=local --dry-run")
+    return 0

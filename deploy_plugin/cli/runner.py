@@ -1,0 +1,123 @@
+"""pytest underneath: ``deploy run`` and ``migration apply`` are one pytest run each.
+
+The run uses the rootdir and store this CLI resolved (``--rootdir``, and the store URL in
+``DEPLOY_STORE_URL`` rather than on the command line, where other users could read a
+password in the process list). Its output is relayed as it comes (to stderr with
+``--json``, whose stdout is the deployment report).
+"""
+
+from __future__ import annotations
+
+import codecs
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+from .context import Context
+from .output import FAILED, OK, USAGE, CliError, emit_json
+
+
+@dataclass
+class RunOptions:
+    """What to ask pytest for (the plugin's own options)."""
+
+    target: str
+    dry_run: bool = False
+    groups: list[str] = field(default_factory=list)
+    skip_groups: list[str] = field(default_factory=list)
+    continue_on_failure: bool = False
+    no_health_check: bool = False
+    health_url: str | None = None
+    skip_validation: bool = False
+    yes: bool = False
+    deploy_env: list[str] = field(default_factory=list)
+    pytest_args: list[str] = field(default_factory=list)
+
+
+def pytest_command(ctx: Context, config_path: Path, options: RunOptions) -> list[str]:
+    """The pytest command line of one deployment (without the report option)."""
+    args = [
+        sys.executable, "-m", "pytest", str(config_path), f"--rootdir={ctx.rootdir}",
+        "-p", "no:cacheprovider", f"--deploy-target={options.target}",
+    ]  # fmt: skip
+    flags = {
+        "--dry-run": options.dry_run,
+        "--continue-on-failure": options.continue_on_failure,
+        "--no-health-check": options.no_health_check,
+        "--skip-validation": options.skip_validation,
+        "--yes": options.yes,
+    }
+    args += [flag for flag, on in flags.items() if on]
+    args += [f"--group={g}" for g in options.groups]
+    args += [f"--skip-group={g}" for g in options.skip_groups]
+    args += [f"--deploy-env={pair}" for pair in options.deploy_env]
+    if options.health_url:
+        args.append(f"--deploy-health-url={options.health_url}")
+    return args + options.pytest_args
+
+
+def exit_code(returncode: int) -> int:
+    """pytest's exit code as this CLI's: 0 ok, 2 usage (pytest's 4), else 1."""
+    if returncode == 0:
+        return OK
+    if returncode == 4:
+        return USAGE
+    return FAILED
+
+
+def _relay(process: subprocess.Popen[bytes], out: TextIO) -> None:
+    """Copy the child's output to ``out`` as it arrives (chunks: prompts have no newline)."""
+    assert process.stdout is not None
+    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+    fd = process.stdout.fileno()
+    while True:
+        chunk = os.read(fd, 65536)
+        if not chunk:
+            break
+        out.write(decoder.decode(chunk))
+        out.flush()
+    out.write(decoder.decode(b"", final=True))
+    out.flush()
+
+
+def run_pytest(ctx: Context, config_path: Path, options: RunOptions, *, as_json: bool) -> int:
+    """Run one deployment under pytest; with ``as_json`` print its report on stdout."""
+    command = pytest_command(ctx, config_path, options)
+    # PYTHONUNBUFFERED: the run's output reaches the user as it happens, not per 8 KiB block.
+    env = {**os.environ, "DEPLOY_STORE_URL": ctx.store_url_for_pytest(), "PYTHONUNBUFFERED": "1"}
+    if sys.stdout.isatty() and not as_json:
+        command.append("--color=yes")  # its output comes through a pipe
+    with tempfile.TemporaryDirectory(prefix="pytest-deploy-") as tmp:
+        report_path = Path(tmp, "report.json")
+        if as_json:
+            command.append(f"--deploy-report={report_path}")
+        ctx.close()  # the run opens the store itself
+        try:
+            process = subprocess.Popen(
+                command, cwd=ctx.cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+            )
+        except OSError as exc:
+            raise CliError(f"Cannot start pytest ({command[0]}): {exc.strerror or exc}.") from exc
+        try:
+            _relay(process, sys.stderr if as_json else sys.stdout)
+            returncode = process.wait()
+        except KeyboardInterrupt:
+            # The child got the same Ctrl-C (same process group): let it stop its steps.
+            process.wait()
+            return 130
+        if as_json:
+            emit_json(_read_report(report_path))
+    return exit_code(returncode)
+
+
+def _read_report(path: Path) -> dict[str, Any]:
+    """The report the run wrote; none if it stopped before (e.g. a usage error)."""
+    if not path.exists():
+        return {"deployments": []}
+    with open(path, encoding="utf-8") as handle:
+        return json.load(handle)
