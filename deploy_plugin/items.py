@@ -12,7 +12,6 @@ from typing import Any, NoReturn
 import pytest
 from _pytest.outcomes import Skipped
 
-from deploy_plugin.health import poll_health
 from deploy_plugin.plan import Step
 from deploy_plugin.runtime import (
     DeployFailure,
@@ -124,10 +123,13 @@ class DeployItem(pytest.Item):
                 duration_ms=monotonic_ms(started),
                 message=message,
             )
-            deployment.add_result(result)
+            last_of_group = group is not None and deployment.last_of_group(self)
+            deployment.add_result(
+                result, batch=self.kind == "deploy" and self.file is not None and not last_of_group
+            )
             self._report_facts(outcome)
             hook.pytest_deploy_after_step(deployment=deployment, item=self, result=result)
-            if group is not None and deployment.last_of_group(self):
+            if last_of_group:
                 status = "failure" if self.group_name in deployment.failed_groups else "success"
                 hook.pytest_deploy_after_group(deployment=deployment, group=group, status=status)
 
@@ -312,6 +314,8 @@ class HealthCheckItem(DeployItem):
                 f"dry run: would poll {deployment.masker.mask(url)} for {check.expected_status}"
             )
             return
+        from deploy_plugin.health import poll_health  # requests: imported only when polling
+
         result = poll_health(url, check.expected_status, check.timeout_seconds)
         self.notes.append(deployment.masker.mask(result.describe()))
         if not result.ok:

@@ -12,8 +12,6 @@ import json
 import warnings
 from typing import Any
 
-import requests
-
 from deploy_plugin.runtime import expand_vars
 
 
@@ -27,8 +25,10 @@ def payload(report: dict[str, Any], masker: Any) -> bytes:
 
 
 def pytest_deploy_finished(deployment: Any, report: dict[str, Any]) -> None:
-    if deployment.dry_run:
+    if deployment.dry_run or not deployment.config.notify:
         return
+    import requests  # only when there is someone to notify
+
     body = None
     for notify in deployment.config.notify:
         if report["status"] not in notify.on:

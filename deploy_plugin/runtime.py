@@ -27,6 +27,9 @@ if TYPE_CHECKING:
     from deploy_plugin.store.base import MigrationRecord
 
 
+STEP_BATCH = 200  # per-file step rows written per store transaction at most
+
+
 class DeployFailure(Exception):
     """A step failed for a reason the user must read: shown without a traceback."""
 
@@ -126,6 +129,7 @@ class Deployment:
         self.preflight_failed: str | None = None
         self.store_failed: str | None = None
         self.results: dict[str, StepResult] = {}
+        self._pending_steps: list[dict[str, Any]] = []
         self.started_at: datetime | None = None
         self.ended_at: datetime | None = None
         self.deployment_id: int | None = None
@@ -359,29 +363,36 @@ class Deployment:
 
     # ------------------------------------------------------------------ results
 
-    def add_result(self, result: StepResult) -> None:
-        from deploy_plugin.store.base import StoreError
+    def add_result(self, result: StepResult, *, batch: bool = False) -> None:
+        """Keep a step's result and record it in the store.
 
+        ``batch`` lets per-file deploy steps share one store transaction (up to
+        STEP_BATCH rows, flushed at the group's end, on a failure and at the end); the
+        migration history itself is never batched.
+        """
         self.results[result.node_id] = result
         store = self.session.open_store_or_none()
         if store is None or self.deployment_id is None or self.dry_run:
             return
+        self._pending_steps.append(result.as_dict())
+        if not batch or result.outcome == "failed" or len(self._pending_steps) >= STEP_BATCH:
+            self.flush_steps()
+
+    def flush_steps(self) -> None:
+        """Write the step rows not yet in the store (a store problem only warns)."""
+        from deploy_plugin.store.base import StoreError
+
+        store = self.session.open_store_or_none()
+        pending, self._pending_steps = self._pending_steps, []
+        if not pending or store is None or self.deployment_id is None:
+            return
         try:
-            store.record_step(
-                self.deployment_id,
-                node_id=result.node_id,
-                group=result.group,
-                kind=result.kind,
-                file=result.file,
-                checksum=result.checksum,
-                command=result.command,
-                outcome=result.outcome,
-                duration_ms=result.duration_ms,
-                message=result.message,
-            )
+            store.record_steps(self.deployment_id, pending)
         except StoreError as err:
-            # the step's own outcome stands; its row is what is lost, and we say so
-            warnings.warn(f"pytest-deploy: step {result.node_id} not recorded: {err}", stacklevel=1)
+            # the steps' own outcomes stand; their rows are what is lost, and we say so
+            warnings.warn(
+                f"pytest-deploy: {len(pending)} step(s) not recorded: {err}", stacklevel=1
+            )
 
     @property
     def status(self) -> str:
@@ -400,6 +411,7 @@ class Deployment:
                 pass
         from deploy_plugin.store.base import StoreError
 
+        self.flush_steps()
         # teardown never raises (JUnit has no <error>): a store problem here only warns
         try:
             store = self.session.open_store_or_none()

@@ -13,9 +13,10 @@ import re
 from collections.abc import Iterator, Mapping
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import jsonschema
+if TYPE_CHECKING:  # imported when a config is validated: keeps plain pytest runs fast
+    import jsonschema
 
 from .commands import FILE_PLACEHOLDERS, PlaceholderError, placeholders
 from .errors import ConfigError, _one_paragraph
@@ -42,6 +43,8 @@ def schema() -> dict:
 
 @lru_cache(maxsize=1)
 def _validator() -> jsonschema.protocols.Validator:
+    import jsonschema
+
     return jsonschema.Draft202012Validator(schema())
 
 

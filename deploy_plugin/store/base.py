@@ -515,15 +515,28 @@ class Store(ABC):
         message: str | None,
     ) -> None:
         """Record one step (item) of deployment ``deployment_id``; steps keep their order."""
-        values = (deployment_id, node_id, group, kind, file, checksum, command, outcome,
-                  int(duration_ms), message, self._time_param(utcnow()))  # fmt: skip
-        with self._transaction("record a deployment step") as db:
-            db.execute(
-                """INSERT INTO {s}deployment_steps (deployment_id, node_id, group_name, kind,
-                    file, checksum, command, outcome, duration_ms, message, recorded_at)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
-                values,
-            )
+        self.record_steps(
+            deployment_id,
+            [
+                {"node_id": node_id, "group": group, "kind": kind, "file": file,
+                 "checksum": checksum, "command": command, "outcome": outcome,
+                 "duration_ms": duration_ms, "message": message}
+            ],
+        )  # fmt: skip
+
+    def record_steps(self, deployment_id: int, steps: list[dict[str, Any]]) -> None:
+        """Record several steps (dicts of record_step's keywords) in one transaction."""
+        now = self._time_param(utcnow())
+        with self._transaction("record deployment steps") as db:
+            for step in steps:
+                db.execute(
+                    """INSERT INTO {s}deployment_steps (deployment_id, node_id, group_name,
+                        kind, file, checksum, command, outcome, duration_ms, message,
+                        recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                    (deployment_id, step["node_id"], step["group"], step["kind"], step["file"],
+                     step["checksum"], step["command"], step["outcome"],
+                     int(step["duration_ms"]), step["message"], now),
+                )  # fmt: skip
 
     def finish_deployment(self, deployment_id: int, status: str) -> None:
         """Set the final ``status`` (``success`` | ``failure``) and end time of a run."""
