@@ -4,5 +4,13 @@ Config files kept as test data live under tests/data and must not be collected a
 deployments of this repository.
 """
 
+# The plugin imports these lazily (to keep every pytest start-up fast). pytester's
+# in-process runs drop modules first imported inside them, which would leave two copies
+# of requests' and http.cookiejar's classes alive: import them once, up front.
+import jsonschema  # noqa: F401
+import requests  # noqa: F401
+
+import deploy_plugin.health  # noqa: F401
+
 collect_ignore = ["tests/data"]
 pytest_plugins = ["tests.httpserver"]

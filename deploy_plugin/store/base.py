@@ -81,6 +81,14 @@ class SharedSQL:
         """Run shared SQL with ``params``; returns the driver's cursor."""
         return self.connection.execute(self.translate(sql), params)
 
+    def executemany(self, sql: str, rows: list[Any]) -> None:
+        """Run shared SQL once per row (psycopg pipelines them: one round trip, not N)."""
+        if hasattr(self.connection, "executemany"):  # sqlite3
+            self.connection.executemany(self.translate(sql), rows)
+            return
+        with self.connection.cursor() as cursor:
+            cursor.executemany(self.translate(sql), rows)
+
 
 # -- shared SQL ---------------------------------------------------------------------------
 
@@ -527,16 +535,19 @@ class Store(ABC):
     def record_steps(self, deployment_id: int, steps: list[dict[str, Any]]) -> None:
         """Record several steps (dicts of record_step's keywords) in one transaction."""
         now = self._time_param(utcnow())
+        rows = [
+            (deployment_id, step["node_id"], step["group"], step["kind"], step["file"],
+             step["checksum"], step["command"], step["outcome"], int(step["duration_ms"]),
+             step["message"], now)
+            for step in steps
+        ]  # fmt: skip
         with self._transaction("record deployment steps") as db:
-            for step in steps:
-                db.execute(
-                    """INSERT INTO {s}deployment_steps (deployment_id, node_id, group_name,
-                        kind, file, checksum, command, outcome, duration_ms, message,
-                        recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
-                    (deployment_id, step["node_id"], step["group"], step["kind"], step["file"],
-                     step["checksum"], step["command"], step["outcome"],
-                     int(step["duration_ms"]), step["message"], now),
-                )  # fmt: skip
+            db.executemany(
+                """INSERT INTO {s}deployment_steps (deployment_id, node_id, group_name,
+                    kind, file, checksum, command, outcome, duration_ms, message,
+                    recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                rows,
+            )
 
     def finish_deployment(self, deployment_id: int, status: str) -> None:
         """Set the final ``status`` (``success`` | ``failure``) and end time of a run."""
