@@ -11,7 +11,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -21,24 +20,12 @@ import pytest
 
 from deploy_plugin.cli import main
 from tests.pg import pg_database as pg_database  # noqa: F401 - fixture
-
-REPO = Path(__file__).resolve().parent.parent
-STANDIN = '#!/usr/bin/env bash\necho "$(basename "$0") $*" >> "$STANDIN_LOG"\n'
-SUDO = '#!/usr/bin/env bash\necho "sudo $*" >> "$STANDIN_LOG"\nexec "$@"\n'
+from tests.standins import WOOFS_CALLS, woofs_copy
 
 
 @pytest.fixture
 def woofs_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    shutil.copytree(REPO / "deployments" / "woofs", tmp_path / "woofs")
-    (tmp_path / "pytest.ini").write_text("[pytest]\njunit_logging = system-out\n")
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    for name in ("npm", "supabase", "systemctl"):
-        (bin_dir / name).write_text(STANDIN)
-    (bin_dir / "sudo").write_text(SUDO)
-    for script in bin_dir.iterdir():
-        script.chmod(0o755)
-    Path("/tmp/deploy_working").mkdir(exist_ok=True)
+    bin_dir = woofs_copy(tmp_path)
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
     monkeypatch.setenv("STANDIN_LOG", str(tmp_path / "standins.log"))
@@ -100,15 +87,7 @@ def test_seed_walkthrough(
     code, out, err = cli("deploy", "run", "woofs", "--target", "production", "--no-health-check")
     assert code == 0, out + err
     assert "service-role-canary" not in out
-    assert (woofs_home / "standins.log").read_text().splitlines() == [
-        "npm run build",
-        "npm test",
-        "supabase functions deploy notify",
-        "supabase functions deploy sync-snapshot",
-        "sudo systemctl restart woofs-snapshot-sync",
-        "systemctl restart woofs-snapshot-sync",
-        "systemctl status woofs-snapshot-sync --no-pager",
-    ]
+    assert (woofs_home / "standins.log").read_text().splitlines() == WOOFS_CALLS
     with psycopg.connect(pg_database) as conn:
         assert conn.execute("SELECT count(*) FROM woofs.sync_state").fetchone() == (1,)
 

@@ -8,7 +8,6 @@ local HTTP server instead of the config's public host.
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -17,33 +16,13 @@ import psycopg
 import pytest
 
 from tests.pg import pg_database as pg_database  # noqa: F401 - fixture
-
-REPO = Path(__file__).resolve().parent.parent
-WOOFS = REPO / "deployments" / "woofs"
-
-STANDIN = """#!/usr/bin/env bash
-echo "$(basename "$0") $*" >> "$STANDIN_LOG"
-"""
-SUDO = """#!/usr/bin/env bash
-echo "sudo $*" >> "$STANDIN_LOG"
-exec "$@"
-"""
+from tests.standins import WOOFS_CALLS, woofs_copy
 
 
 @pytest.fixture
 def woofs(tmp_path: Path) -> Path:
-    project = tmp_path / "woofs"
-    shutil.copytree(WOOFS, project)
-    (tmp_path / "pytest.ini").write_text("[pytest]\njunit_logging = system-out\n")
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    for name in ("npm", "supabase", "systemctl"):
-        (bin_dir / name).write_text(STANDIN)
-    (bin_dir / "sudo").write_text(SUDO)
-    for script in bin_dir.iterdir():
-        script.chmod(0o755)
-    Path("/tmp/deploy_working").mkdir(exist_ok=True)
-    return project
+    woofs_copy(tmp_path)
+    return tmp_path / "woofs"
 
 
 def deploy(project: Path, db_url: str, health_url: str) -> subprocess.CompletedProcess[str]:
@@ -76,15 +55,7 @@ def test_woofs_deploys_then_applies_nothing(woofs: Path, pg_database: str, http_
     first = deploy(woofs, pg_database, http_server.url_for("/health"))
     assert first.returncode == 0, first.stdout + first.stderr
     assert "== 16 passed" in first.stdout, first.stdout
-    assert (woofs.parent / "standins.log").read_text().splitlines() == [
-        "npm run build",
-        "npm test",
-        "supabase functions deploy notify",
-        "supabase functions deploy sync-snapshot",
-        "sudo systemctl restart woofs-snapshot-sync",
-        "systemctl restart woofs-snapshot-sync",
-        "systemctl status woofs-snapshot-sync --no-pager",
-    ]
+    assert (woofs.parent / "standins.log").read_text().splitlines() == WOOFS_CALLS
     assert http_server.count("/health") >= 1
     with psycopg.connect(pg_database) as conn:
         history = conn.execute(
