@@ -1,7 +1,7 @@
 """pytest-xdist support: one worker per target, each deployment's items in order.
 
-``-n N`` alone selects ``--dist loadgroup``; ``loadfile`` is accepted too; modes that
-would spread one deployment over several workers are refused. The grouping itself is
+``-n N`` alone selects ``--dist loadgroup``; modes that would spread one deployment (its
+steps and its smoke tests) over several workers are refused. The grouping itself is
 done by :class:`DeployScheduling`, which keys every deployment item and every smoke test
 by its target (xdist's own loadgroup relies on rewriting node ids, which current pytest
 no longer allows).
@@ -17,7 +17,7 @@ import pytest
 
 from deploy_plugin.config import is_config_file
 
-SAFE_DIST = ("no", "loadgroup", "loadfile")
+SAFE_DIST = ("no", "loadgroup")
 
 
 def choose_dist_mode(config: pytest.Config) -> None:

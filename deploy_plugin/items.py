@@ -93,11 +93,12 @@ class DeployItem(pytest.Item):
         group = deployment.config.group(self.group_name) if self.group_name else None
         try:
             deployment.start()
-            if group is not None and deployment.first_of_group(self):
-                hook.pytest_deploy_before_group(deployment=deployment, group=group)
             blocker = deployment.blocker(self)
             if blocker:
                 skip(f"not run: {blocker} failed")
+            if group is not None and group.name not in deployment.groups_started:
+                deployment.groups_started.add(group.name)
+                hook.pytest_deploy_before_group(deployment=deployment, group=group)
             hook.pytest_deploy_before_step(deployment=deployment, item=self)
             self.execute()
         except pytest.skip.Exception as err:
@@ -112,6 +113,9 @@ class DeployItem(pytest.Item):
             deployment.mark_failed(self)
             raise
         finally:
+            if self.command:
+                # secrets and URL passwords, also for a step that never ran ("not run")
+                self.command = deployment.masker.mask(self.command)
             result = StepResult(
                 node_id=self.nodeid,
                 group=self.group_name,
@@ -129,7 +133,7 @@ class DeployItem(pytest.Item):
             )
             self._report_facts(outcome)
             hook.pytest_deploy_after_step(deployment=deployment, item=self, result=result)
-            if last_of_group:
+            if last_of_group and self.group_name in deployment.groups_started:
                 status = "failure" if self.group_name in deployment.failed_groups else "success"
                 hook.pytest_deploy_after_group(deployment=deployment, group=group, status=status)
 
@@ -168,9 +172,6 @@ class DeployItem(pytest.Item):
         group = config.group(self.group_name) if self.group_name else None
         line = group.line if group is not None else config.line_of(self.kind)
         return self.path, (line - 1 if line else 0), _domain(self)
-
-    # -- helpers for subclasses
-
 
 class StepItem(DeployItem):
     """A pre_deploy/post_deploy hook, build, test or deploy step of a group."""
@@ -219,19 +220,18 @@ class StepItem(DeployItem):
         if deployment.dry_run:
             self.notes.append("dry run: not executed")
             return
-        started = time.monotonic()
         if step.group.max_parallel > 1 and step.kind == "deploy" and step.file is not None:
             result = deployment.parallel_runner(step.group, self).result_for(self)
             if result is None:
                 skip(f"not run: {deployment.parallel_runner(step.group, self).failed} failed")
         else:
             result = self.run_step_command()
-        self.conclude(result, started)
+        self.conclude(result)
 
     def run_step_command(self) -> CommandResult:
         """Run this step's command; safe in a worker thread (touches no store)."""
         deployment, step = self.deployment, self.step
-        self.log_path = deployment.log_path(self.name)
+        self.log_path = deployment.log_path(self)
         return run_command(
             step.command,
             cwd=deployment.config.root,
@@ -242,11 +242,11 @@ class StepItem(DeployItem):
             psqlrc_dir=deployment.session.rootdir / ".deploy" / "psql",
         )
 
-    def conclude(self, result: CommandResult, started: float) -> None:
+    def conclude(self, result: CommandResult) -> None:
         """Record the outcome (and the migration's history row); fail with a short message."""
         deployment, step = self.deployment, self.step
         self.output = result.tail
-        elapsed = monotonic_ms(started)
+        elapsed = int(result.duration_s * 1000)  # the command's own time, also in parallel
         if result.ok:
             if step.tracked:
                 deployment.record_migration(step.file, status="success", execution_time_ms=elapsed)

@@ -70,6 +70,8 @@ class TargetNode(pytest.Collector):
         self.config.hook.pytest_deploy_plan(
             config=self.config, deploy_config=config, target=target, plans=plans
         )
+        if not plans:
+            return  # nothing of this config is selected for this target: no deployment
         deployment = Deployment(session, config, target, plans, self.nodeid)
         session.deployments.append(deployment)
         yield PreflightNode.from_parent(self, name="preflight", deployment=deployment)

@@ -14,14 +14,10 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from deploy_plugin.config import (
-    FILE_PLACEHOLDERS,
     DeployConfig,
     Group,
-    placeholders,
     render_command,
 )
-
-STEP_KINDS = ("pre_deploy", "build", "test", "deploy", "post_deploy")
 
 
 @dataclass(frozen=True)
@@ -221,11 +217,6 @@ def plan_group(config: DeployConfig, group: Group, target: str) -> GroupPlan:
     for i, hook in enumerate(group.post_deploy):
         add(f"post_deploy[{i}]", "post_deploy", hook)
     return GroupPlan(group, tuple(steps), tuple(files), tuple(unmatched))
-
-
-def uses_file_placeholder(command: str) -> bool:
-    """Whether a command names one of the file placeholders."""
-    return any(name in FILE_PLACEHOLDERS for name in placeholders(command))
 
 
 # --------------------------------------------------------------------------- migrations

@@ -57,6 +57,8 @@ def pytest_configure(config: pytest.Config) -> None:
     if config.getoption("stepwise", False) or config.getoption("stepwise_skip", False):
         raise pytest.UsageError("--sw would resume a deployment mid-way; run it without --sw")
     distribution.choose_dist_mode(config)
+    if session.report_path:
+        _check_writable(session.report_path)
     if config.getoption("xmlpath", None) and config.getini("junit_logging") not in (
         "system-out",
         "all",
@@ -69,6 +71,21 @@ def pytest_configure(config: pytest.Config) -> None:
             ),
             stacklevel=2,
         )
+
+
+def _check_writable(path: str) -> None:
+    """Refuse a --deploy-report path that could never be written, before deploying."""
+    folder = Path(path).absolute().parent
+    while not folder.exists():
+        folder = folder.parent
+    if not folder.is_dir() or not os.access(folder, os.W_OK):
+        raise pytest.UsageError(
+            f"--deploy-report {path}: {folder} is not a writable folder; choose another path"
+        )
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    report.add_suite_properties(session.config, DeploySession.of(session.config))
 
 
 @pytest.hookimpl(optionalhook=True, tryfirst=True)
@@ -137,6 +154,7 @@ def pytest_collection_modifyitems(
             deployment.select([i for i in deployment.selected if i not in dropped])
         ordered.extend(deployment.selected)
     if dropped:
+        state.dropped.update(dropped)
         config.hook.pytest_deselected(items=[i for i in dropped if i in kept])
     result: list[pytest.Item] = []
     inserted = False
@@ -150,7 +168,30 @@ def pytest_collection_modifyitems(
     if not inserted:
         result.extend(ordered)
     items[:] = result
-    report.add_suite_properties(config, state)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_deselected(items: list[pytest.Item]) -> None:
+    """A deployment that keeps any item gets its preflight and health check back (see
+    modifyitems): they are not deselected, so they are taken out of what pytest counts."""
+    if not items:
+        return
+    state = DeploySession.of(items[0].config)
+    state.deselected.update(items)
+    kept_deployments = {
+        d for d in state.deployments if any(i not in state.deselected for i in d.items)
+    }
+    restored = [
+        item
+        for item in items
+        if isinstance(item, DeployItem)
+        and item.kind in ("preflight", "health_check")
+        and item.deployment in kept_deployments
+        and item not in state.dropped
+    ]
+    for item in restored:
+        items.remove(item)
+        state.deselected.discard(item)
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:

@@ -31,11 +31,14 @@ class PreflightItem(DeployItem):
             return
         raise DeployFailure(
             f"target {deployment.target.name!r} of project {deployment.project!r} is protected"
-            " and this run was not confirmed: pass --yes (or run at a terminal and type the"
-            " target's name when asked). Nothing was run."
+            " and this run was not confirmed: pass --yes (or, without -n, run at a terminal"
+            " and type the target's name when asked). Nothing was run."
         )
 
     def check_lock(self) -> None:
+        if self.deployment.preflight_failed:
+            # a refused protected target: nothing of it runs, so no lock is taken either
+            skip(f"not run: {self.deployment.preflight_failed} failed")
         from deploy_plugin.store.base import StoreError
 
         deployment = self.deployment

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -26,18 +27,19 @@ def add_suite_properties(config: pytest.Config, session: DeploySession) -> None:
     xml.add_global_property("deploy.targets", ",".join(session.targets))
     xml.add_global_property("deploy.dry_run", str(session.dry_run).lower())
     xml.add_global_property("deploy.who", who())
-    projects = sorted({d.project for d in session.deployments})
-    xml.add_global_property("deploy.projects", ",".join(projects))
 
 
 def write_json(path: str, reports: list[dict[str, Any]]) -> None:
     """``{"deployments": [...]}`` in the shared report shape, written atomically."""
     data = {"deployments": reports}
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(target.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, target)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+        os.replace(tmp, target)
+    except OSError as err:
+        warnings.warn(f"pytest-deploy: --deploy-report {path} not written: {err}", stacklevel=1)
 
 
 def _seconds(ms: int) -> str:

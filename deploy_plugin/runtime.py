@@ -8,6 +8,7 @@ items are skipped "not run", and what each step did for the reports.
 from __future__ import annotations
 
 import getpass
+import hashlib
 import os
 import re
 import socket
@@ -144,6 +145,7 @@ class Deployment:
         self.log_dir: Path | None = None
         self.finished = False
         self.confirmed = False  # a protected target's run confirmed at the terminal
+        self.groups_started: set[str] = set()  # groups whose first item ran (group hooks)
 
     # ------------------------------------------------------------------ identity
 
@@ -154,9 +156,6 @@ class Deployment:
     @property
     def project(self) -> str:
         return self.config.project
-
-    def plan_of(self, group: str) -> GroupPlan:
-        return next(p for p in self.plans if p.group.name == group)
 
     def selected_groups(self) -> list[Group]:
         """Groups that kept at least one item after selection, in run order."""
@@ -273,10 +272,14 @@ class Deployment:
     def env_source(self, name: str) -> str | None:
         return self._env_sources.get(name)
 
-    def log_path(self, item_name: str) -> Path | None:
+    def log_path(self, item: Any) -> Path | None:
+        """``<logs>/<group>/<step>.log`` (a hash keeps cleaned-up names apart)."""
         if self.log_dir is None:
             return None
-        return self.log_dir / (_safe(item_name) + ".log")
+        name = _safe(item.name)
+        if name != item.name:
+            name += "-" + hashlib.sha1(item.name.encode()).hexdigest()[:8]
+        return self.log_dir / _safe(item.group_name or item.kind) / (name + ".log")
 
     # ------------------------------------------------------------------ history
 
@@ -425,7 +428,12 @@ class Deployment:
             except StoreError as err:
                 warnings.warn(f"pytest-deploy: lock not released: {err}", stacklevel=1)
             self.lock = None
-        self.session.config.hook.pytest_deploy_finished(deployment=self, report=self.report())
+        try:
+            self.session.config.hook.pytest_deploy_finished(deployment=self, report=self.report())
+        except Exception as err:  # noqa: BLE001 - a plugin's bug must not undo the run's result
+            warnings.warn(
+                f"pytest-deploy: a pytest_deploy_finished hook failed: {err!r}", stacklevel=1
+            )
 
     def report(self) -> dict[str, Any]:
         """This deployment in the shared report shape (DESIGN §6)."""

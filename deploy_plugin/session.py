@@ -122,7 +122,10 @@ class DeploySession:
     def __init__(self, config: pytest.Config) -> None:
         opt = config.getoption
         self.config = config
-        self.targets: list[str] = list(opt("deploy_target") or config.getini("deploy_target"))
+        # each target once, in the order given
+        self.targets: list[str] = list(
+            dict.fromkeys(opt("deploy_target") or config.getini("deploy_target"))
+        )
         self.dry_run: bool = opt("deploy_dry_run")
         self.groups: list[str] = opt("deploy_groups")
         self.skip_groups: list[str] = opt("deploy_skip_groups")
@@ -146,6 +149,8 @@ class DeploySession:
         self.deployments: list[Deployment] = []
         self.seen_groups: set[str] = set()
         self.smoke_owner: dict[pytest.Item, Deployment | None] = {}
+        self.deselected: set[pytest.Item] = set()  # what -k/-m/... deselected
+        self.dropped: set[pytest.Item] = set()  # drift checks with no tracked group left
         self.worker_reports: list[dict[str, Any]] = []
         self._store: Any = None
         self._store_error: str | None = None

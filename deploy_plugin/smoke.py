@@ -28,13 +28,15 @@ def place(item: pytest.Item, deployment: Deployment) -> None:
         item.sort_key = (last, -1)  # type: ignore[attr-defined]
         return
     group = mark.args[0] if mark.args else mark.kwargs.get("group")
-    names = [plan.group.name for plan in deployment.plans]
-    if group not in names:
+    order = [g.name for g in deployment.config.groups]  # every group, in run order
+    if group not in order:
         raise pytest.UsageError(
             f"{item.nodeid}: @pytest.mark.deploy_after({group!r}) names no group of"
-            f" {deployment.nodeid}; its groups: {', '.join(names)}"
+            f" {deployment.config.path.name}; its groups: {', '.join(order)}"
         )
-    item.sort_key = (1 + names.index(group), 10**6)  # type: ignore[attr-defined]
+    # after the named group, or (when it is not selected) where it would have run
+    before = [p for p in deployment.plans if order.index(p.group.name) <= order.index(group)]
+    item.sort_key = (len(before), 10**6)  # type: ignore[attr-defined]
 
 
 def deployment_of(item: pytest.Item) -> Deployment | None:
@@ -48,25 +50,46 @@ def setup(item: pytest.Item) -> None:
     deployment = deployment_of(item)
     if deployment is not None:
         deployment.start()
+        if deployment.dry_run:
+            pytest.skip("dry run: smoke tests are not run")
         blocker = deployment.blocker(item)
         if blocker:
             pytest.skip(f"not run: {blocker} failed")
         item.stash[_SMOKE_START] = time.monotonic()
 
 
+def _mask_report(rep: pytest.TestReport, deployment: Deployment) -> None:
+    """A smoke test sees the deployment's secrets: mask its failure text and output."""
+    mask = deployment.masker.mask
+    if isinstance(rep.longrepr, tuple):  # a skip: (path, line, reason)
+        path, line, reason = rep.longrepr
+        rep.longrepr = (path, line, mask(reason))
+    elif rep.longrepr is not None:
+        rep.longrepr = mask(rep.longreprtext)
+    rep.sections = [(title, mask(content)) for title, content in rep.sections]
+
+
+def _reason(rep: pytest.TestReport) -> str:
+    if isinstance(rep.longrepr, tuple):
+        return str(rep.longrepr[2]).removeprefix("Skipped: ")
+    lines = str(rep.longreprtext).strip().splitlines()
+    return lines[-1] if lines else ""
+
+
 def record(item: pytest.Item, rep: pytest.TestReport) -> None:
-    """After a smoke test's phase: feed its outcome to the deployment."""
+    """After a smoke test's phase: mask its report and feed its outcome to the deployment."""
     deployment = deployment_of(item)
-    if deployment is None or (rep.when != "call" and not rep.failed and not rep.skipped):
+    if deployment is None:
+        return
+    _mask_report(rep, deployment)
+    if rep.when != "call" and not rep.failed and not rep.skipped:
         return
     if rep.when == "teardown" and not rep.failed:
         return
     outcome = "failed" if rep.failed else ("skipped" if rep.skipped else "passed")
     if rep.failed:
         deployment.mark_failed(item)
-    message = None
-    if rep.failed or rep.skipped:
-        message = deployment.masker.mask(str(rep.longreprtext).strip().splitlines()[-1:][0])
+    message = _reason(rep) if rep.failed or rep.skipped else None
     start = item.stash.get(_SMOKE_START, None)
     deployment.add_result(
         StepResult(

@@ -234,10 +234,10 @@ def test_model_defaults_order_and_targets(tmp_path):
         "groups:\n"
         "  - name: late\n    order: 2\n"
         "  - name: early\n    order: 1\n    targets: [staging]\n"
-        "  - name: tie\n    order: 2\n    max_parallel: 4\n    timeout_seconds: 1.5\n"
+        "  - name: tie\n    order: 2\n    timeout_seconds: 1.5\n"
         "    database_url_env: SHOP_DB\n    file_patterns: [db/*.sql]\n"
         "  - name: untracked\n    order: 3\n    file_patterns: [db/*.sql]\n"
-        "    track_migrations: false\n    deploy_command: psql -f x.sql\n"
+        "    track_migrations: false\n    deploy_command: psql -f x.sql\n    max_parallel: 4\n"
         "health_check:\n  url: http://127.0.0.1:1/health\n"
         "notify:\n  - webhook: ${HOOK}\n    on: [success]\n    timeout_seconds: 3\n"
         "targets:\n"
@@ -254,7 +254,8 @@ def test_model_defaults_order_and_targets(tmp_path):
     ]
     early, _, tie, untracked = config.groups
     assert early.applies_to("staging") and not early.applies_to("local")
-    assert (tie.max_parallel, tie.timeout_seconds, tie.database_url_env) == (4, 1.5, "SHOP_DB")
+    assert (tie.max_parallel, tie.timeout_seconds, tie.database_url_env) == (1, 1.5, "SHOP_DB")
+    assert untracked.max_parallel == 4  # a tracked group may not run in parallel
     assert tie.track_migrations and not tie.deploy_per_file  # built-in SQL executor
     assert not untracked.track_migrations
     assert config.health_check.expected_status == 200

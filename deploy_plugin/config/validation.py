@@ -160,6 +160,18 @@ def _check_commands(group: Group, prefix: str) -> Iterator[tuple[str, str]]:
             )
 
 
+def _bad_character_class(pattern: str) -> str | None:
+    """The first ``[...]`` of a glob that no regex engine accepts (e.g. ``[z-a]``)."""
+    for match in re.finditer(r"\[(!?\]?[^\]]*)\]", pattern):
+        body = match.group(1)
+        body = "^" + body[1:] if body.startswith("!") else body
+        try:
+            re.compile("[" + body.replace("\\", "\\\\") + "]")
+        except re.error:
+            return match.group(0)
+    return None
+
+
 def _group_problems(cfg: DeployConfig, group: Group) -> Iterator[tuple[str, str]]:
     """(field, problem) for what the schema cannot check in one group."""
     at = f"groups[{group.index}]"
@@ -180,7 +192,27 @@ def _group_problems(cfg: DeployConfig, group: Group) -> Iterator[tuple[str, str]
                     f"({cfg.root}). Move `root` up instead (it is relative to the config file)."
                 ),
             )
+        else:
+            bad_class = _bad_character_class(pattern)
+            if bad_class:
+                yield (
+                    f"{at}.file_patterns[{i}]",
+                    (
+                        f"{_short(pattern)} has an invalid character class {bad_class} "
+                        "(a range must go from low to high, e.g. [0-9]). Fix the brackets, or "
+                        "write [[] to match a literal '['."
+                    ),
+                )
     yield from _check_commands(group, at)
+    if group.track_migrations and group.max_parallel > 1:
+        yield (
+            f"{at}.max_parallel",
+            (
+                f"group '{group.name}' tracks migrations, which run one at a time in file "
+                "order; remove max_parallel (or set track_migrations: false if these files "
+                "are not migrations)."
+            ),
+        )
     try:
         per_file = group.deploy_per_file
     except PlaceholderError:
