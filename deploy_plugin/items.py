@@ -173,6 +173,7 @@ class DeployItem(pytest.Item):
         line = group.line if group is not None else config.line_of(self.kind)
         return self.path, (line - 1 if line else 0), _domain(self)
 
+
 class StepItem(DeployItem):
     """A pre_deploy/post_deploy hook, build, test or deploy step of a group."""
 

@@ -66,6 +66,9 @@ class Masker:
             candidates = {value, value.strip()}
             if "\n" in value or "\r" in value:
                 candidates.update(line.strip() for line in value.splitlines())
+            # a secret URL's password is a secret on its own too (a step may print it alone)
+            candidates.update(m.group("password") for m in _URL_PASSWORD.finditer(value))
+            candidates.update(re.findall(r"(?:^|\s)password=([^\s]+)", value))
             for candidate in candidates:
                 if len(candidate) >= MIN_SECRET_LENGTH and candidate not in self._secrets:
                     self._secrets.add(candidate)

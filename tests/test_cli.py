@@ -717,3 +717,86 @@ def test_starter_config_deploys(cli: Run, work: Path) -> None:
     assert code == 0, out + err
     code, out, _ = cli("migration", "status", "fresh", "--target", "local")
     assert "1 applied, 0 pending" in out
+
+
+# -- found in review (each failed before its fix) --------------------------------------------
+
+
+def test_target_test_masks_stored_values(cli: Run, work: Path, http_server) -> None:
+    url = http_server.url_for("/health") + "?token=${API_TOKEN}"
+    assert cli("target", "add", "shop", "tok", "--type", "service", "--health-url", url)[0] == 0
+    assert cli("env", "set", "shop", "API_TOKEN", "tokCanary999", "-t", "tok")[0] == 0
+    for extra in ((), ("--json",)):
+        code, out, err = cli("target", "test", "shop", "tok", *extra)
+        assert code == 0 and "tokCanary999" not in out + err and "token=***" in out + err
+    assert http_server.requests_to("/health")[0].path.endswith("token=tokCanary999")
+
+
+def test_target_test_never_goes_through_a_proxy(
+    cli: Run, work: Path, http_server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    dead = f"http://127.0.0.1:{closed_port()}/"
+    assert cli("target", "add", "shop", "dead", "--type", "service", "--host", dead)[0] == 0
+    monkeypatch.setenv("HTTP_PROXY", http_server.url)
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    code, out, err = cli("target", "test", "shop", "dead")
+    assert code == 1 and "Connection refused" in err and http_server.count() == 0
+
+
+def test_a_database_url_of_another_scheme_is_not_shown(cli: Run, work: Path) -> None:
+    assert cli("target", "add", "shop", "odd", "--type", "database")[0] == 0
+    value = "host=127.0.0.1 password=pwCanary77 dbname=x"
+    assert cli("env", "set", "shop", "DATABASE_URL", value, "-t", "odd")[0] == 0
+    code, out, err = cli("target", "test", "shop", "odd")
+    assert code == 1 and "unsupported database URL" in err and "pwCanary77" not in out + err
+
+
+def test_env_values_that_no_step_could_receive_are_refused(
+    cli: Run, work: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert cli("env", "set", "shop", "NUL", "-", "-t", "local", stdin="ab\0cdefg")[0] == 2
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(b"\xff\xfebad\n")))
+    code = main(["env", "set", "shop", "BYTES", "-", "-t", "local"])
+    assert code == 2
+    assert not store_path(work).exists()
+
+
+def test_a_bad_editor_command_is_one_message(
+    cli: Run, work: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("EDITOR", '"unterminated')
+    code, _, err = cli("config", "edit", "shop")
+    assert code == 1 and "balanced quotes" in err and "Traceback" not in err
+
+
+def test_a_removed_target_keeps_reachable_env_vars(cli: Run, work: Path) -> None:
+    assert cli("target", "add", "shop", "old", "--type", "service")[0] == 0
+    assert cli("env", "set", "shop", "KEY", "value-kept", "-t", "old")[0] == 0
+    assert cli("target", "remove", "shop", "old", "--yes")[0] == 0
+    code, out, _ = cli("env", "list", "shop", "-t", "old")
+    assert code == 0 and "KEY" in out
+    assert cli("env", "delete", "shop", "KEY", "-t", "old")[0] == 0
+
+
+def test_rootdir_falls_back_to_setup_py(tmp_path: Path) -> None:
+    (tmp_path / "setup.py").write_text("")
+    (tmp_path / "sub").mkdir()
+    assert find_rootdir(tmp_path / "sub")[0] == tmp_path
+
+
+def test_configs_under_build_are_not_projects(cli: Run, work: Path) -> None:
+    make_shop(work / "build" / "shop")
+    code, out, _ = cli("migration", "status", "shop", "-t", "local")
+    assert code == 0 and "pending" in out
+
+
+def test_an_existing_store_file_is_made_private(cli: Run, work: Path) -> None:
+    (work / "x.db").write_bytes(b"")
+    (work / "x.db").chmod(0o644)
+    store = f"sqlite:///{work}/x.db"
+    assert (
+        cli("env", "set", "shop", "K", "secret-value", "-t", "local", "--deploy-store", store)[0]
+        == 0
+    )
+    assert stat.S_IMODE((work / "x.db").stat().st_mode) == 0o600

@@ -170,3 +170,9 @@ def test_safe_cut_holds_back_what_may_be_the_start_of_a_secret_or_url() -> None:
     assert masker.safe_cut("done a-very-long-secret-value") == 5
     assert Masker().safe_cut("see postgresql://u:pw") == 4
     assert Masker().safe_cut("xxx=postgresql://u:pw") == 4
+
+
+def test_the_password_of_a_secret_url_is_a_secret_on_its_own() -> None:
+    """Found in review: a step printing only the password of a stored URL showed it."""
+    masker = Masker(["postgresql://app:pwCanary77@db/x", "host=db password=kvCanary88 dbname=x"])
+    assert masker.mask("SELECT 'pwCanary77'; kvCanary88") == "SELECT '***'; ***"

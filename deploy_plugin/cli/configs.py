@@ -181,7 +181,13 @@ def run_validate(ctx: Context) -> int:
 def editor_command() -> list[str]:
     """The user's editor as argv: $VISUAL, else $EDITOR, else vi."""
     editor = os.environ.get("VISUAL") or os.environ.get("EDITOR") or "vi"
-    return shlex.split(editor)
+    try:
+        return shlex.split(editor)
+    except ValueError as err:
+        raise CliError(
+            f"Cannot read the editor command {editor!r} ({err}). Set $EDITOR (or $VISUAL) to "
+            "an editor command with balanced quotes, e.g. EDITOR=nano."
+        ) from None
 
 
 def run_edit(ctx: Context) -> int:

@@ -25,7 +25,10 @@ from deploy_plugin.store import Store, default_store_path, describe_url, open_st
 from .output import CliError, UsageProblem, warn
 from .rootdir import find_rootdir
 
-SKIPPED_DIRS = frozenset({"node_modules", "__pycache__", "venv"})
+# pytest's default norecursedirs (hidden folders are skipped separately) and a few more
+SKIPPED_DIRS = frozenset(
+    {"node_modules", "__pycache__", "venv", "build", "dist", "CVS", "_darcs", "{arch}"}
+)
 NAME_RE = re.compile(r"[A-Za-z0-9_-]+\Z")  # target names: a level of the node id
 VAR_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")  # env var names: shell identifiers
 
@@ -94,7 +97,11 @@ def find_config_files(top: Path) -> list[Path]:
     """Config files under ``top`` as pytest would collect them, sorted by path."""
     found = []
     for dirpath, dirnames, filenames in os.walk(top):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith(".") and d not in SKIPPED_DIRS)
+        dirnames[:] = sorted(
+            d
+            for d in dirnames
+            if not d.startswith(".") and d not in SKIPPED_DIRS and not d.endswith(".egg")
+        )
         for name in filenames:
             if name.endswith((".yaml", ".yml", ".json")) and "deploy." in name:
                 path = Path(dirpath, name)

@@ -71,9 +71,10 @@ def register(subparsers: Any) -> None:
         add_target_option(parser, help=TARGET_HELP)
 
 
-def _resolve(ctx: Context) -> tuple[Project, str]:
+def _resolve(ctx: Context, *, in_use: bool = True) -> tuple[Project, str]:
+    # get/list/delete also reach the vars a removed target kept (in_use); set does not
     project = ctx.project(ctx.args.project, store_only_ok=True)
-    target = ctx.require_target(project, ctx.args.target)
+    target = ctx.require_target(project, ctx.args.target, in_use=in_use)
     return project, target
 
 
@@ -85,7 +86,15 @@ def _read_value(args: Any) -> str:
         raise UsageProblem("No value given and no stdin to read it from.")
     if args.value is None and sys.stdin.isatty():
         return getpass.getpass(f"Value of {args.name} (not echoed): ")
-    text = sys.stdin.read()
+    try:
+        # strict UTF-8 from the bytes: a value a shell could not pass on is refused here
+        raw = sys.stdin.buffer.read() if hasattr(sys.stdin, "buffer") else sys.stdin.read()
+        text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
+    except UnicodeDecodeError as err:
+        raise UsageProblem(
+            f"The value of {args.name} on stdin is not valid UTF-8 ({err.reason} at byte "
+            f'{err.start}). Pass text, e.g. `printf %s "$VALUE" | pytest-deploy env set ...`.'
+        ) from None
     # One trailing line end is the shell's (echo, heredoc); anything else is the value.
     return text[:-2] if text.endswith("\r\n") else text[:-1] if text.endswith("\n") else text
 
@@ -109,8 +118,13 @@ def _weak_value_warning(ctx: Context, project: Project, value: str) -> str | Non
 def run_set(ctx: Context) -> int:
     args = ctx.args
     check_var_name(args.name)
-    project, target = _resolve(ctx)
+    project, target = _resolve(ctx, in_use=False)
     value = _read_value(args)
+    if "\0" in value:
+        raise UsageProblem(
+            f"The value of {args.name} contains a NUL byte, which no process environment can "
+            f"hold, so no step could receive it. Pass the value without it."
+        )
     if value == "":
         raise UsageProblem(
             f"The value of {args.name} is empty: an empty value counts as missing at "

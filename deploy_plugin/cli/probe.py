@@ -44,7 +44,7 @@ def probe_database(url: str, base: Path) -> ProbeResult:
         return ProbeResult(
             f"SELECT 1 on {shown}",
             False,
-            detail=f"unsupported database URL scheme {scheme or url!r}: expected "
+            detail=f"unsupported database URL scheme {scheme or shown!r}: expected "
             "postgresql://USER:PASSWORD@HOST:PORT/DB or sqlite:///PATH",
         )
     from deploy_plugin.sql import ConnectError, SqlExecutor
@@ -97,7 +97,9 @@ def probe_http(url: str) -> ProbeResult:
     check = f"HTTP GET {redact_url(url)}"
     start = time.monotonic()
     try:
-        response = requests.get(url, timeout=TIMEOUT_S, allow_redirects=False)
+        with requests.Session() as session:
+            session.trust_env = False  # test the target itself, never a proxy in between
+            response = session.get(url, timeout=TIMEOUT_S, allow_redirects=False)
     except requests.Timeout:
         return ProbeResult(check, False, detail=f"no answer within {TIMEOUT_S:g} s")
     except requests.RequestException as err:

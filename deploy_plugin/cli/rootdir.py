@@ -77,6 +77,10 @@ def find_rootdir(start: Path) -> tuple[Path, Path | None, dict[str, Any]]:
             options = _pytest_options(path)
             if options is not None:
                 return base, path, options
+    # no ini file: pytest then takes the first folder upward holding a setup.py
+    for base in (start, *start.parents):
+        if (base / "setup.py").is_file():
+            return base, None, {}
     if first_pyproject is not None:
         return first_pyproject.parent, first_pyproject, {}
     return start, None, {}

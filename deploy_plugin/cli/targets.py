@@ -292,12 +292,28 @@ def probe_target(ctx: Context, project: Project, name: str) -> ProbeResult:
     )
 
 
+def _masked(ctx: Context, project: Project, name: str, result: ProbeResult) -> ProbeResult:
+    """The result with every stored env value of the target masked (they are secrets)."""
+    from dataclasses import replace
+
+    from deploy_plugin.secrets import Masker
+
+    store = ctx.store()
+    masker = Masker(store.env_values(project.name, name).values() if store else ())
+    return replace(
+        result,
+        check=masker.mask(result.check),
+        detail=masker.mask(result.detail) if result.detail else result.detail,
+    )
+
+
 def run_test(ctx: Context) -> int:
     args = ctx.args
     project = ctx.project(args.project, store_only_ok=True)
     check_target_name(args.name)
     name = ctx.require_target(project, args.name)
     result = probe_target(ctx, project, name)
+    result = _masked(ctx, project, name, result)
     if args.json:
         emit_json({"project": project.name, "target": name, **result.as_dict()})
     elif result.ok:

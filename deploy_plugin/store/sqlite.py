@@ -307,6 +307,8 @@ def _prepare_file(path: Path, gitignore_dir: Path | None) -> None:
         # 0600 from the start: env vars (secrets) are stored in this file. SQLite gives
         # the -wal and -shm files the same mode.
         os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+        if path.stat().st_mode & 0o077:
+            os.chmod(path, 0o600)  # a file that existed before keeps no looser mode
     except OSError as exc:
         raise StoreError(
             f"Cannot create the SQLite store {path}: {exc.strerror or exc} "
