@@ -800,3 +800,9 @@ def test_an_existing_store_file_is_made_private(cli: Run, work: Path) -> None:
         == 0
     )
     assert stat.S_IMODE((work / "x.db").stat().st_mode) == 0o600
+
+
+def test_a_mistyped_store_database_is_named(cli: Run, work: Path, pg_database: str) -> None:
+    missing = pg_database.rsplit("/", 1)[0] + "/no_such_store_db"
+    code, _, err = cli("env", "list", "shop", "-t", "local", "--deploy-store", missing)
+    assert code == 1 and 'database "no_such_store_db" does not exist' in err

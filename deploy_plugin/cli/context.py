@@ -180,7 +180,10 @@ class Context:
         """
         if self._store is None and (create or not self._probed):
             self._probed = True
-            self._store = open_store(self.store_url, self.rootdir, create=create)
+            # a mistyped PostgreSQL database is an error here, not "nothing stored yet"
+            self._store = open_store(
+                self.store_url, self.rootdir, create=create, missing_database_ok=False
+            )
         return self._store
 
     def writable_store(self) -> Store:

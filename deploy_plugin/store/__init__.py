@@ -73,7 +73,9 @@ def sqlite_path(url: str, base: Path) -> Path:
     return Path(base) / url[len(prefix) :]  # an absolute PATH replaces base
 
 
-def open_store(url: str | None, rootdir: Path, *, create: bool = True) -> Store | None:
+def open_store(
+    url: str | None, rootdir: Path, *, create: bool = True, missing_database_ok: bool = True
+) -> Store | None:
     """Open the store named by ``url`` (None: the default SQLite file under ``rootdir``).
 
     ``create=True`` creates what is missing (``.deploy/`` with its ``.gitignore``, the file
@@ -81,7 +83,8 @@ def open_store(url: str | None, rootdir: Path, *, create: bool = True) -> Store 
     creates and upgrades nothing: it returns None when the store, its schema or its
     database is missing, or its schema is older than this version writes; otherwise the
     store opens read/write. Problems (not a database, unreachable server, wrong password,
-    permissions) raise :class:`StoreError` with a one-paragraph message.
+    permissions) raise :class:`StoreError` with a one-paragraph message. A PostgreSQL
+    database that does not exist is such a problem too unless ``missing_database_ok``.
     """
     rootdir = Path(rootdir)
     if not url:
@@ -95,7 +98,7 @@ def open_store(url: str | None, rootdir: Path, *, create: bool = True) -> Store 
     if is_postgres_url(url):
         from .postgres import PostgresStore  # psycopg is imported only when needed
 
-        return PostgresStore.open(url, create=create)
+        return PostgresStore.open(url, create=create, missing_database_ok=missing_database_ok)
     raise StoreError(
         f"The store URL {describe_url(url)} is not supported. Use sqlite:///PATH or "
         f"postgresql://USER@HOST:PORT/DATABASE (--deploy-store, DEPLOY_STORE_URL or ini "

@@ -85,13 +85,15 @@ class PostgresStore(Store):
         self.store_id: str = row[0] if row else ""
 
     @classmethod
-    def open(cls, url: str, *, create: bool) -> PostgresStore | None:
+    def open(
+        cls, url: str, *, create: bool, missing_database_ok: bool = True
+    ) -> PostgresStore | None:
         """Connect; with ``create`` make or upgrade the schema, else None if it is missing
-        or older (a missing database also gives None then)."""
+        or older (a missing database also gives None then, if ``missing_database_ok``)."""
         try:
             conn = connect(url)
         except _MissingDatabase:
-            if create:
+            if create or not missing_database_ok:
                 raise
             return None
         try:
