@@ -184,7 +184,7 @@ class StepItem(DeployItem):
         self.group_name = step.group.name
         self.file = step.file
         if step.command is not None:
-            self.command = step.command  # masked again once secrets are known
+            self.command = step.command  # masked when the item has run (see runtest)
 
     def skip_reason(self) -> str | None:
         """Why this step has nothing to do (no matching file, already applied), if so."""
@@ -208,8 +208,6 @@ class StepItem(DeployItem):
 
     def execute(self) -> None:
         step, deployment = self.step, self.deployment
-        if step.command is not None:
-            self.command = deployment.masker.mask(step.command)
         reason = self.skip_reason()
         if reason:
             skip(reason)
@@ -222,9 +220,10 @@ class StepItem(DeployItem):
             self.notes.append("dry run: not executed")
             return
         if step.group.max_parallel > 1 and step.kind == "deploy" and step.file is not None:
-            result = deployment.parallel_runner(step.group, self).result_for(self)
+            runner = deployment.parallel_runner(step.group)
+            result = runner.result_for(self)
             if result is None:
-                skip(f"not run: {deployment.parallel_runner(step.group, self).failed} failed")
+                skip(f"not run: {runner.failed} failed")
         else:
             result = self.run_step_command()
         self.conclude(result)

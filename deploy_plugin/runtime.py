@@ -349,7 +349,7 @@ class Deployment:
             self._executors[group.name] = SqlExecutor(url, base=self.config.root)
         return self._executors[group.name]
 
-    def parallel_runner(self, group: Group, item: Any) -> Any:
+    def parallel_runner(self, group: Group) -> Any:
         """The runner of a ``max_parallel`` group's per-file steps (made by its first)."""
         from deploy_plugin.parallel import ParallelRunner
 
