@@ -184,16 +184,13 @@ class Deployment:
         return self.failed[0]
 
     def select(self, items: list[Any]) -> None:
-        """Set the items this run keeps, in run order, and each group's first and last."""
+        """Set the items this run keeps, in run order, and each group's last one."""
         self.selected = items
         self._bounds: dict[str, list[Any]] = {}
         for item in items:
             name = getattr(item, "group_name", None)
             if name:
                 self._bounds.setdefault(name, [item, item])[1] = item
-
-    def first_of_group(self, item: Any) -> bool:
-        return self._bounds.get(item.group_name, [None])[0] is item
 
     def last_of_group(self, item: Any) -> bool:
         return self._bounds.get(item.group_name, [None, None])[1] is item
