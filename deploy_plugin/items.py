@@ -7,6 +7,7 @@ Every item does its work in the call phase and renders a short domain failure.
 from __future__ import annotations
 
 import time
+import warnings
 from typing import Any, NoReturn
 
 import pytest
@@ -20,6 +21,7 @@ from deploy_plugin.runtime import (
     expand_vars,
     iso_utc,
     monotonic_ms,
+    who,
 )
 from deploy_plugin.shell import CommandResult, run_command
 
@@ -208,6 +210,8 @@ class StepItem(DeployItem):
 
     def execute(self) -> None:
         step, deployment = self.step, self.deployment
+        if step.tracked and step.command is None and not deployment.dry_run:
+            self._open_migration_runner()
         reason = self.skip_reason()
         if reason:
             skip(reason)
@@ -263,38 +267,54 @@ class StepItem(DeployItem):
             )
         raise DeployFailure(message)
 
+    def _open_migration_runner(self) -> None:
+        """Connect the group's migration runner (reconciling the history with the ledger)."""
+        from deploy_plugin.migrate.executor import ConnectError
+
+        deployment = self.deployment
+        try:
+            deployment.migration_runner(self.step.group)
+        except ConnectError as err:
+            message = deployment.masker.mask(str(err))
+            deployment.record_migration(
+                self.step.file, status="failed", execution_time_ms=0, error=message
+            )
+            raise DeployFailure(message) from None
+        for warning in deployment.ledger_warnings:
+            warnings.warn(DeployWarning(warning), stacklevel=1)
+            self.notes.append(f"warning: {warning}")
+        deployment.ledger_warnings.clear()
+
     def _apply_builtin(self) -> None:
-        from deploy_plugin.sql import ConnectError, MigrationError
+        from deploy_plugin.migrate.executor import AlreadyApplied, ConnectError, MigrationError
 
         deployment, step = self.deployment, self.step
         started = time.monotonic()
         try:
-            executor = deployment.executor(step.group)
-            same_db = deployment.session.store_shares_database(executor)
-            in_tx = None
-            if same_db:
-
-                def in_tx(connection: Any, elapsed_ms: int) -> None:
-                    deployment.record_migration(
-                        step.file,
-                        status="success",
-                        execution_time_ms=elapsed_ms,
-                        connection=connection,
-                    )
-
-            elapsed = executor.apply(
-                deployment.config.root / step.file, step.file, in_transaction=in_tx
+            runner = deployment.migration_runner(step.group)
+            applied = runner.apply(
+                step.file,
+                deployment.config.root / step.file,
+                checksum=deployment.checksum(step.file),
+                who=who(),
             )
+        except AlreadyApplied as err:
+            raise DeployFailure(deployment.masker.mask(str(err))) from None  # no "failed" row
         except (MigrationError, ConnectError) as err:
             message = deployment.masker.mask(str(err))
             deployment.record_migration(
                 step.file, status="failed", execution_time_ms=monotonic_ms(started), error=message
             )
             raise DeployFailure(message) from None
-        if not same_db:
-            # store and target differ: the row follows the commit (DESIGN §4)
-            deployment.record_migration(step.file, status="success", execution_time_ms=elapsed)
-        self.notes.append(f"applied in {elapsed} ms")
+        if applied.recorded:
+            deployment.remember_migration(applied.record)
+        else:
+            # store and target differ: the row follows the commit; the target's ledger
+            # already holds the truth if we die before it (DESIGN §5)
+            deployment.record_migration(
+                step.file, status="success", execution_time_ms=applied.record.execution_time_ms
+            )
+        self.notes.append(f"applied in {applied.record.execution_time_ms} ms")
 
 
 class HealthCheckItem(DeployItem):

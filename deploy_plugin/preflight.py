@@ -117,3 +117,4 @@ class PreflightItem(DeployItem):
                 " accept the edit with `pytest-deploy migration accept-checksum FILE --target"
                 f" {deployment.target.name}` once that command exists."
             )
+

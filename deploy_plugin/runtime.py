@@ -139,13 +139,14 @@ class Deployment:
         self._env_sources: dict[str, str] = {}
         self.masker = Masker()
         self._applied: dict[str, MigrationRecord] | None = None
-        self._executors: dict[str, Any] = {}
+        self._migration_runners: dict[str, Any] = {}
         self._runners: dict[str, Any] = {}
         self.checksums: dict[str, str] = {}
         self.log_dir: Path | None = None
         self.finished = False
         self.confirmed = False  # a protected target's run confirmed at the terminal
         self.groups_started: set[str] = set()  # groups whose first item ran (group hooks)
+        self.ledger_warnings: list[str] = []  # history rows recovered from a target's ledger
 
     # ------------------------------------------------------------------ identity
 
@@ -309,7 +310,9 @@ class Deployment:
         status: str,
         execution_time_ms: int | None,
         error: str | None = None,
-        connection: Any = None,
+        checksum: str | None = None,
+        applied_at: datetime | None = None,
+        applied_by: str | None = None,
     ) -> None:
         from deploy_plugin.store.base import MigrationRecord
 
@@ -318,22 +321,23 @@ class Deployment:
             return
         record = MigrationRecord(
             file=rel,
-            checksum=self.checksum(rel),
-            applied_at=utcnow(),
-            applied_by=who(),
+            checksum=checksum or self.checksum(rel),
+            applied_at=applied_at or utcnow(),
+            applied_by=applied_by or who(),
             execution_time_ms=execution_time_ms,
             status=status,
             error_message=self.masker.mask(error) if error else None,
         )
-        store.record_migration(self.project, self.target.name, record, connection=connection)
+        store.record_migration(self.project, self.target.name, record)
         if self._applied is not None:
             self._applied[rel] = record
 
-    def executor(self, group: Group) -> Any:
-        """The built-in SQL executor of a group (one connection for all its files)."""
-        from deploy_plugin.sql import SqlExecutor
+    def migration_runner(self, group: Group) -> Any:
+        """The migration runner of a group using the built-in executor (one connection)."""
+        from deploy_plugin.migrate.executor import SqlExecutor
+        from deploy_plugin.migrate.runner import MigrationRunner
 
-        if group.name not in self._executors:
+        if group.name not in self._migration_runners:
             url = self.env.get(group.database_url_env, "")
             if not url:
                 raise DeployFailure(
@@ -343,8 +347,43 @@ class Deployment:
                     f" set {self.project} {group.database_url_env} - --target"
                     f" {self.target.name}` or --deploy-env {group.database_url_env}=URL."
                 )
-            self._executors[group.name] = SqlExecutor(url, base=self.config.root)
-        return self._executors[group.name]
+            executor = SqlExecutor(url, base=self.config.root, source=group.database_url_env)
+            runner = MigrationRunner(
+                executor, self.session.open_store_or_none(), self.project, self.target.name
+            )
+            self._migration_runners[group.name] = runner
+            self._reconcile(runner)
+        return self._migration_runners[group.name]
+
+    def _reconcile(self, runner: Any) -> None:
+        """Record in the history what the target's ledger says was applied and it lacks.
+
+        A run killed after its migration committed (the ledger row with it) but before the
+        store had the history row leaves exactly that; the file must never run again. Done
+        when a group's first migration is about to run (its database may be created by an
+        earlier step), before that step decides whether its file is applied.
+        """
+        for row in runner.reconcile(self.applied()):
+            self.record_migration(
+                row.file,
+                status="success",
+                execution_time_ms=None,
+                checksum=row.checksum,
+                applied_at=row.applied_at,
+                applied_by=row.applied_by,
+            )
+            warning = (
+                f"{row.file}: the target database's ledger ({runner.ledger.table}) records it"
+                f" applied at {iso_utc(row.applied_at)} by {row.applied_by}, but the history"
+                " did not (a run ended between its commit and its history row); recorded in"
+                " the history now, and not run again"
+            )
+            self.ledger_warnings.append(warning)
+
+    def remember_migration(self, record: MigrationRecord) -> None:
+        """Keep a history row the migration runner wrote in the migration's transaction."""
+        if self._applied is not None:
+            self._applied[record.file] = record
 
     def parallel_runner(self, group: Group) -> Any:
         """The runner of a ``max_parallel`` group's per-file steps (made by its first)."""
@@ -404,9 +443,9 @@ class Deployment:
             return
         self.finished = True
         self.ended_at = utcnow()
-        for executor in self._executors.values():
+        for runner in self._migration_runners.values():
             try:
-                executor.close()
+                runner.close()
             except Exception:  # noqa: BLE001 - closing must not hide the run's result
                 pass
         from deploy_plugin.store.base import StoreError

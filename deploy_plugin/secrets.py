@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from urllib.parse import quote, quote_plus
 
 MASK = "***"
 
@@ -30,8 +31,20 @@ _URL_PASSWORD = re.compile(
     r"(?P<password>[^\s@\"'`<>]+)"
     r"(?=@)"
 )
+# libpq's ``password=`` keyword, in a connection string or a URL's query
+_PARAM_PASSWORD = re.compile(r"(?i)(?<![A-Za-z0-9_])(password=)[^&\s]*")
 # A URL from its scheme up to where its user info could end; used to avoid cutting one.
 _URL_START = re.compile(r"(?<![A-Za-z0-9+.\-])[A-Za-z][A-Za-z0-9+.\-]*://[^\s@\"'`<>]*")
+
+
+def redact_url(text: str) -> str:
+    """*text* with every URL password (``user:PASSWORD@``, ``password=``) replaced by ``***``.
+
+    The one redactor for URLs that are shown (store, database and health URLs).
+    """
+    if "://" in text:
+        text = _URL_PASSWORD.sub(lambda m: m.group("prefix") + MASK, text)
+    return _PARAM_PASSWORD.sub(lambda m: m.group(1) + MASK, text)
 
 
 def is_secret_name(name: str) -> bool:
@@ -69,6 +82,8 @@ class Masker:
             # a secret URL's password is a secret on its own too (a step may print it alone)
             candidates.update(m.group("password") for m in _URL_PASSWORD.finditer(value))
             candidates.update(re.findall(r"(?:^|\s)password=([^\s]+)", value))
+            # as it appears inside a URL (a webhook's query, an error quoting a request)
+            candidates.update({quote(c, safe="") for c in candidates} | {quote_plus(c) for c in candidates})
             for candidate in candidates:
                 if len(candidate) >= MIN_SECRET_LENGTH and candidate not in self._secrets:
                     self._secrets.add(candidate)
@@ -79,9 +94,7 @@ class Masker:
         pattern = self._secret_pattern()
         if pattern is not None:
             text = pattern.sub(MASK, text)
-        if "://" in text:
-            text = _URL_PASSWORD.sub(lambda m: m.group("prefix") + MASK, text)
-        return text
+        return redact_url(text)
 
     def safe_cut(self, text: str) -> int:
         """Return how much of *text*, a piece of a longer stream, can be masked now.

@@ -227,23 +227,6 @@ class DeploySession:
         """The store if it is already open and healthy; never opens or raises."""
         return self._store if self._store_opened and not self._store_error else None
 
-    def store_shares_database(self, executor: Any) -> bool:
-        """Whether the built-in executor's database is the PostgreSQL store's own."""
-        store = self.open_store_or_none()
-        if store is None or store.kind != "postgresql" or executor.kind != "postgresql":
-            return False
-        from psycopg.conninfo import conninfo_to_dict
-
-        def key(url: str) -> tuple[str, str, str]:
-            info = conninfo_to_dict(url)
-            return (
-                str(info.get("host") or "localhost").replace("localhost", "127.0.0.1"),
-                str(info.get("port") or "5432"),
-                str(info.get("dbname") or info.get("user") or ""),
-            )
-
-        return key(store.url) == key(executor.url)
-
     def resolve_target(
         self, config: DeployConfig, name: str
     ) -> tuple[TargetInfo | None, str | None]:

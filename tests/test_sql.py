@@ -15,14 +15,16 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from deploy_plugin.sql import (
+from deploy_plugin.migrate.executor import (
+    ELAPSED_MS,
+    Bookkeeping,
     ConnectError,
     MigrationError,
     SqlExecutor,
-    checksum,
     no_transaction,
-    redact_url,
 )
+from deploy_plugin.plan import file_checksum as checksum
+from deploy_plugin.secrets import redact_url
 
 ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/test"
 
@@ -167,40 +169,41 @@ def test_pg_syntax_error_anywhere_applies_nothing(pg, db, tmp_path):
     assert not exists(db, "syn_t")
 
 
-def test_pg_in_transaction_commits_with_the_migration(pg, db, tmp_path):
+def test_pg_books_commit_with_the_migration(pg, db, tmp_path):
     db.execute("CREATE TABLE history (file text, ms int)")
-    seen = []
-
-    def record(conn, elapsed_ms):
-        seen.append(elapsed_ms)
-        assert conn is pg.connection
-        conn.execute("INSERT INTO history VALUES (%s, %s)", ("001.sql", elapsed_ms))
-
-    pg.apply(
-        write(tmp_path, "001.sql", "CREATE TABLE hist_t (x int);"), "001.sql", in_transaction=record
+    books = Bookkeeping(records=[("INSERT INTO history VALUES ({}, {})", ("001.sql", ELAPSED_MS))])
+    elapsed = pg.apply(
+        write(tmp_path, "001.sql", "CREATE TABLE hist_t (x int);"), "001.sql", books=books
     )
     assert exists(db, "hist_t")
-    assert db.execute("SELECT file, ms FROM history").fetchall() == [("001.sql", seen[0])]
+    ((file, ms),) = db.execute("SELECT file, ms FROM history").fetchall()
+    assert file == "001.sql" and 0 <= ms <= elapsed + 1  # the server's own time for the file
 
 
-def test_pg_in_transaction_raising_rolls_back_both(pg, db, tmp_path):
+def test_pg_books_failing_rolls_back_both(pg, db, tmp_path):
     db.execute("CREATE TABLE history (file text)")
-
-    class HistoryFailed(Exception):
-        pass
-
-    def record(conn, elapsed_ms):
-        conn.execute("INSERT INTO history VALUES ('001.sql')")
-        raise HistoryFailed
-
-    with pytest.raises(HistoryFailed):
-        pg.apply(
-            write(tmp_path, "001.sql", "CREATE TABLE hist_t (x int);"),
-            "001.sql",
-            in_transaction=record,
-        )
+    books = Bookkeeping(
+        records=[
+            ("INSERT INTO history VALUES ({})", ("001.sql",)),
+            ("INSERT INTO no_such_history VALUES ({})", ("001.sql",)),
+        ]
+    )
+    with pytest.raises(MigrationError) as info:
+        pg.apply(write(tmp_path, "001.sql", "CREATE TABLE hist_t (x int);"), "001.sql", books=books)
+    assert "recording the migration" in str(info.value)
     assert not exists(db, "hist_t")
     assert db.execute("SELECT count(*) FROM history").fetchone() == (0,)
+
+
+def test_pg_guard_refusing_runs_nothing_of_the_file(pg, db, tmp_path):
+    from deploy_plugin.migrate.executor import AlreadyApplied
+
+    db.execute("CREATE TABLE ledger (file text PRIMARY KEY)")
+    db.execute("INSERT INTO ledger VALUES ('001.sql')")
+    books = Bookkeeping(guard=("INSERT INTO ledger VALUES ({})", ("001.sql",)))
+    with pytest.raises(AlreadyApplied):
+        pg.apply(write(tmp_path, "001.sql", "CREATE TABLE twice_t (x int);"), "001.sql", books=books)
+    assert not exists(db, "twice_t")
 
 
 FUNCTIONS = """\
@@ -240,7 +243,7 @@ def test_pg_no_transaction_file_runs_statement_by_statement(pg, db, tmp_path):
     pg.apply(
         write(tmp_path, "idx.sql", text),
         "idx.sql",
-        in_transaction=lambda conn, ms: conn.execute("INSERT INTO history VALUES ('idx.sql')"),
+        books=Bookkeeping(records=[("INSERT INTO history VALUES ('idx.sql')", ())]),
     )
     assert exists(db, "fn_t_x") and db.execute("SELECT add_one(1)").fetchone() == (2,)
     assert db.execute("SELECT file FROM history").fetchall() == [("idx.sql",)]
@@ -272,7 +275,7 @@ def test_pg_file_with_its_own_begin_commit_applies(pg, db, tmp_path):
     pg.apply(
         write(tmp_path, "own.sql", text),
         "own.sql",
-        in_transaction=lambda conn, ms: conn.execute("INSERT INTO history VALUES ('own.sql')"),
+        books=Bookkeeping(records=[("INSERT INTO history VALUES ('own.sql')", ())]),
     )
     assert exists(db, "own_tx")
     assert db.execute("SELECT file FROM history").fetchall() == [("own.sql",)]
@@ -318,7 +321,7 @@ def test_pg_connect_failure_names_the_url_without_password():
 def test_pg_kill_9_mid_migration_rolls_back(pg_url, db, tmp_path):
     path = write(tmp_path, "slow.sql", "CREATE TABLE killed_t (x int);\nSELECT pg_sleep(30);\n")
     code = (
-        "import sys; from pathlib import Path; from deploy_plugin.sql import SqlExecutor; "
+        "import sys; from pathlib import Path; from deploy_plugin.migrate.executor import SqlExecutor; "
         "SqlExecutor(sys.argv[1]).apply(Path(sys.argv[2]), 'slow.sql')"
     )
     runner = subprocess.Popen([sys.executable, "-c", code, pg_url, str(path)])
@@ -393,21 +396,18 @@ def test_sqlite_error_in_third_statement_rolls_back(lite, tmp_path):
     assert "first_t" not in lite_tables(tmp_path)
 
 
-def test_sqlite_in_transaction_commits_or_rolls_back_with_the_migration(lite, tmp_path):
+def test_sqlite_books_commit_or_roll_back_with_the_migration(lite, tmp_path):
     lite.connection.execute("CREATE TABLE history (file TEXT, ms INTEGER)")
-
-    def record(conn, ms):
-        conn.execute("INSERT INTO history VALUES ('1.sql', ?)", (ms,))
-
-    lite.apply(write(tmp_path, "1.sql", "CREATE TABLE one (x);"), "1.sql", in_transaction=record)
-
-    def broken(conn, ms):
-        record(conn, ms)
-        raise RuntimeError("history store down")
-
-    with pytest.raises(RuntimeError):
+    record = ("INSERT INTO history VALUES ({}, {})", ("1.sql", ELAPSED_MS))
+    lite.apply(
+        write(tmp_path, "1.sql", "CREATE TABLE one (x);"), "1.sql", books=Bookkeeping(records=[record])
+    )
+    broken = ("INSERT INTO history_gone VALUES ({})", ("2.sql",))
+    with pytest.raises(MigrationError):
         lite.apply(
-            write(tmp_path, "2.sql", "CREATE TABLE two (x);"), "2.sql", in_transaction=broken
+            write(tmp_path, "2.sql", "CREATE TABLE two (x);"),
+            "2.sql",
+            books=Bookkeeping(records=[record, broken]),
         )
     assert {"one", "history"} <= lite_tables(tmp_path) and "two" not in lite_tables(tmp_path)
     with sqlite3.connect(tmp_path / "db.sqlite3") as conn:
@@ -462,3 +462,71 @@ def test_redact_url():
     assert redact_url("postgresql://u:pw@h:5432/db") == "postgresql://u:***@h:5432/db"
     assert redact_url("postgresql://h/db?password=pw&x=1") == "postgresql://h/db?password=***&x=1"
     assert redact_url("postgresql://u@h/db") == "postgresql://u@h/db"
+
+
+# -- issue 9: NUL bytes, a file's own COMMIT/ROLLBACK, unreadable files -------------------
+
+
+@pytest.mark.parametrize("kind", ["pg", "lite"])
+def test_nul_byte_is_refused_with_its_line_and_nothing_applied(kind, request, tmp_path):
+    executor = request.getfixturevalue(kind)
+    text = "CREATE TABLE nul_a (x int);\nCREATE TABLE nul_b (x int);\0\nCREATE TABLE nul_c (y int);\n"
+    with pytest.raises(MigrationError) as info:
+        executor.apply(write(tmp_path, "n.sql", text), "n.sql")
+    assert info.value.line == 2 and "NUL byte" in str(info.value)
+    tables = (
+        {r[0] for r in executor.connection.execute("SELECT tablename FROM pg_tables")}
+        if kind == "pg"
+        else lite_tables(tmp_path)
+    )
+    assert not {"nul_a", "nul_b", "nul_c"} & tables
+
+
+@pytest.mark.parametrize("kind", ["pg", "lite"])
+@pytest.mark.parametrize("word", ["COMMIT", "ROLLBACK"])
+def test_own_commit_or_rollback_mid_file_is_refused_before_anything_runs(
+    kind, word, request, tmp_path
+):
+    executor = request.getfixturevalue(kind)
+    name = f"own_{word.lower()}_{kind}"
+    text = f"CREATE TABLE {name}_a (x int);\n{word};\nCREATE TABLE {name}_b (x int);\n"
+    with pytest.raises(MigrationError) as info:
+        executor.apply(write(tmp_path, "o.sql", text), "o.sql")
+    assert info.value.line == 2 and f"own {word}" in str(info.value)
+    assert "-- deploy:no-transaction" in str(info.value)
+    tables = (
+        {r[0] for r in executor.connection.execute("SELECT tablename FROM pg_tables")}
+        if kind == "pg"
+        else lite_tables(tmp_path)
+    )
+    assert not {f"{name}_a", f"{name}_b"} & tables
+
+
+def test_rollback_to_savepoint_stays_allowed(pg, db, tmp_path):
+    text = (
+        "CREATE TABLE sp_t (x int);\nSAVEPOINT s;\nINSERT INTO sp_t VALUES (1);\n"
+        "ROLLBACK TO SAVEPOINT s;\nINSERT INTO sp_t VALUES (2);\n"
+    )
+    pg.apply(write(tmp_path, "sp.sql", text), "sp.sql")
+    assert db.execute("SELECT x FROM sp_t").fetchall() == [(2,)]
+
+
+def test_sqlite_file_wrapped_in_begin_commit_applies_atomically(lite, tmp_path):
+    lite.connection.execute("CREATE TABLE history (file TEXT)")
+    text = "BEGIN;\nCREATE TABLE wrapped (x);\nCOMMIT;\n"
+    lite.apply(
+        write(tmp_path, "w.sql", text),
+        "w.sql",
+        books=Bookkeeping(records=[("INSERT INTO history VALUES ('w.sql')", ())]),
+    )
+    assert "wrapped" in lite_tables(tmp_path)
+    bad = "BEGIN TRANSACTION;\nCREATE TABLE wrapped2 (x);\nSELECT nope FROM nowhere;\nEND;\n"
+    with pytest.raises(MigrationError) as info:
+        lite.apply(write(tmp_path, "w2.sql", bad), "w2.sql")
+    assert info.value.line == 3 and "wrapped2" not in lite_tables(tmp_path)
+
+
+def test_unreadable_file_is_a_migration_error(lite, tmp_path):
+    with pytest.raises(MigrationError) as info:
+        lite.apply(tmp_path / "missing.sql", "missing.sql")
+    assert "cannot read the file" in str(info.value)

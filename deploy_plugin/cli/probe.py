@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from deploy_plugin.sql import redact_url
+from deploy_plugin.secrets import redact_url
 
 TIMEOUT_S = 5.0
 
@@ -47,7 +47,7 @@ def probe_database(url: str, base: Path) -> ProbeResult:
             detail=f"unsupported database URL scheme {scheme or shown!r}: expected "
             "postgresql://USER:PASSWORD@HOST:PORT/DB or sqlite:///PATH",
         )
-    from deploy_plugin.sql import ConnectError, SqlExecutor
+    from deploy_plugin.migrate.executor import ConnectError, SqlExecutor
 
     check = f"SELECT 1 on {shown}"
     start = time.monotonic()

@@ -126,6 +126,7 @@ class Store(ABC):
 
     kind: str
     url: str
+    _db: SharedSQL
 
     def __init__(self, url: str) -> None:
         self.url = url
@@ -272,6 +273,22 @@ class Store(ABC):
         project_id = self.project_id(project)
         with self._transaction("record a migration") as db:
             db.execute(UPSERT_MIGRATION, self._migration_params(project_id, target, record))
+
+    def history_statement(
+        self, project: str, target: str, record: MigrationRecord
+    ) -> tuple[str, tuple[Any, ...]]:
+        """The upsert of ``record``'s history row as one statement with ``{}`` placeholders,
+        for the migration runner to send inside the migration's own transaction when this
+        store is the target's database (see :meth:`is_store_connection`). An
+        ``execution_time_ms`` of None is left to the caller (its ELAPSED_MS)."""
+        from deploy_plugin.migrate.executor import ELAPSED_MS
+
+        project_id = self.project_id(project)  # committed first, on the store's connection
+        params = list(self._migration_params(project_id, target, record))
+        if record.execution_time_ms is None:
+            params[6] = ELAPSED_MS
+        text = self._db.translate(UPSERT_MIGRATION.replace("?", "{}"))
+        return text, tuple(params)
 
     def delete_migration(self, project: str, target: str, file: str) -> bool:
         """Delete the history row of ``file``; whether there was one."""

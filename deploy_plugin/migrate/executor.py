@@ -1,43 +1,78 @@
 """Built-in migration executor: applies a tracked group's ``.sql`` files without a shell.
 
 One connection serves every file of a deployment. Each file runs in its own transaction
-(unless it is marked ``-- deploy:no-transaction``) and a caller-supplied callback runs
-inside that transaction just before COMMIT, so the history row commits with the migration.
+(unless it is marked ``-- deploy:no-transaction``) together with the caller's bookkeeping
+statements (:class:`Bookkeeping`: a *guard* run first, *records* run after the file), so
+the ledger and history rows commit with the migration or not at all.
 
 * PostgreSQL (psycopg 3): the whole file goes to the server as ONE simple-protocol query,
-  wrapped as ``BEGIN;<file>;RESET ALL[;COMMIT]``; the server parses it in full before running
-  anything, so a syntax error anywhere applies nothing. The failing line comes from the
-  server's error position; errors without one (constraint violations, RAISE, ...) are placed
-  on the failing statement, found by counting the statements that completed before it.
+  ``BEGIN;<guard>;<file>;RESET ALL;<records>;COMMIT``: one round trip per migration, and a
+  client killed after sending it can never leave the schema committed without its rows.
+  The server parses it in full before running anything, so a syntax error anywhere applies
+  nothing. The failing line comes from the server's error position; errors without one
+  (constraint violations, RAISE, ...) are placed on the failing statement, found by counting
+  the statements that completed before it.
 * SQLite (sqlite3): the file is split with ``sqlite3.complete_statement`` and run statement
   by statement inside ``BEGIN IMMEDIATE``/``COMMIT`` (``executescript`` would commit on its own).
+
+A file's own COMMIT/ROLLBACK would end the migration's transaction half way, so it is
+refused before anything runs; a file wrapped whole in ``BEGIN; ... COMMIT;`` is applied as
+if the wrapper were not there (it asks for what the executor does anyway).
 """
 
 from __future__ import annotations
 
-import hashlib
 import re
 import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
 
-#: ``in_transaction(connection, elapsed_ms)`` — called inside the migration's transaction.
-InTransaction = Callable[[Any, int], None]
+from deploy_plugin.secrets import redact_url
+
+
+class _Elapsed:
+    """Stands for the migration's own execution time (ms) in a bookkeeping statement."""
+
+    def __repr__(self) -> str:
+        return "ELAPSED_MS"
+
+
+#: A parameter of a bookkeeping statement: the file's execution time in ms, computed by
+#: the server on PostgreSQL (no extra round trip), measured by the client on SQLite.
+ELAPSED_MS: Any = _Elapsed()
+
+#: One bookkeeping statement: SQL text with ``{}`` placeholders, and their values.
+Sql = tuple[str, tuple[Any, ...]]
+
+
+@dataclass(frozen=True)
+class Bookkeeping:
+    """Statements that commit in the migration's transaction (DESIGN §5, "the truth").
+
+    ``guard`` runs first (e.g. inserting the ledger row, whose unique key refuses a second
+    apply of the same file); when it fails the file is not run and :class:`AlreadyApplied`
+    or :class:`MigrationError` is raised. ``records`` run after the file, before COMMIT.
+    """
+
+    guard: Sql | None = None
+    records: Sequence[Sql] = field(default_factory=tuple)
 
 _MARKER = re.compile(r"--\s*deploy:no-transaction(?=\s|$)", re.IGNORECASE)
 # Whitespace and comments in front of a statement (used to find the line where it starts).
 _LEADING = re.compile(r"(?:\s+|--[^\n]*(?:\n|\Z)|/\*.*?\*/)*", re.DOTALL)
-_URL_PASSWORD = re.compile(r"(://[^/@:\s]*:)[^@/\s]*@")
-_PARAM_PASSWORD = re.compile(r"(password=)[^&\s]*", re.IGNORECASE)
 _BEGIN = "BEGIN;"  # no newline: the file's line numbers stay as they are
+# the file's execution time, as the server sees it: now() is the transaction's start
+_PG_ELAPSED = "round(extract(epoch FROM clock_timestamp() - now()) * 1000)::integer"
+# statements that end (or open) a transaction: first word(s), lower-cased
+_ENDS = {"commit", "end", "rollback", "abort"}
+_OPENS = {"begin", "start"}
+_CONTROL_HINT = re.compile(r"(?i)\b(?:commit|end|rollback|abort|begin|start)\b")
 _CHECK_INTERVAL = "-c client_connection_check_interval=1s"
 _NO_TRANSACTION_NOTE = (
     "The file is marked -- deploy:no-transaction, so the statements before this one stay applied"
-)
-_COMMITTED_NOTE = (
-    "The file's own COMMIT had already committed the statements before it; those stay applied"
 )
 _COPY_MESSAGE = (
     "COPY ... FROM STDIN / TO STDOUT needs a client that streams data; "
@@ -72,6 +107,10 @@ class MigrationError(Exception):
         super().__init__(f"{where}: {message}{code}" + (f". {note}" if note else ""))
 
 
+class AlreadyApplied(MigrationError):
+    """The guard refused the file: the target's ledger already records it as applied."""
+
+
 class ConnectError(Exception):
     """The target database can't be reached or opened; the message hides any password."""
 
@@ -97,16 +136,6 @@ def no_transaction(text: str) -> bool:
             break
         pos = nl + 1
     return False
-
-
-def checksum(path: Path) -> str:
-    """SHA-256 hex digest of the file's bytes with CRLF normalised to LF (DESIGN §5)."""
-    return hashlib.sha256(path.read_bytes().replace(b"\r\n", b"\n")).hexdigest()
-
-
-def redact_url(url: str) -> str:
-    """``url`` with the password (``user:PASSWORD@`` or ``password=``) replaced by ``***``."""
-    return _PARAM_PASSWORD.sub(r"\1***", _URL_PASSWORD.sub(r"\1***@", url))
 
 
 def _code_start(text: str, start: int, end: int) -> int | None:
@@ -152,6 +181,62 @@ def _sqlite_statements(text: str) -> list[_Statement]:
             spans.append((start, pos))
             start = pos
     return _lines(text, spans)
+
+
+def _first_words(text: str, stmt: _Statement) -> tuple[str, str]:
+    words = re.findall(r"[A-Za-z]+", text[stmt.start : min(stmt.end, stmt.start + 80)])[:2]
+    words = [w.lower() for w in words] + ["", ""]
+    return words[0], words[1]
+
+
+def _ends_transaction(words: tuple[str, str]) -> bool:
+    first, second = words
+    if first == "rollback":
+        return second != "to"  # ROLLBACK TO SAVEPOINT stays inside the transaction
+    return first in _ENDS
+
+
+def _opens_transaction(words: tuple[str, str]) -> bool:
+    first, second = words
+    return first == "begin" or (first == "start" and second == "transaction")
+
+
+def _blank(text: str, stmt: _Statement) -> str:
+    """``text`` with one statement replaced by spaces (newlines kept: lines stay put)."""
+    gap = re.sub(r"[^\n]", " ", text[stmt.start : stmt.end])
+    return text[: stmt.start] + gap + text[stmt.end :]
+
+
+def _without_wrapper(text: str, rel: str, kind: str) -> str:
+    """Refuse a file's own COMMIT/ROLLBACK; drop a ``BEGIN; ... COMMIT;`` around it all.
+
+    Such a statement would end the migration's transaction half way: what came before it
+    would commit (or vanish) apart from the ledger and history rows.
+    """
+    if not _CONTROL_HINT.search(text):
+        return text  # the common case costs one regex scan, no parse
+    split = _pg_statements if kind == "postgresql" else _sqlite_statements
+    stmts = split(text)
+    words = [_first_words(text, stmt) for stmt in stmts]
+    if (
+        len(stmts) >= 2
+        and _opens_transaction(words[0])
+        and words[-1][0] in ("commit", "end")
+        and not any(_opens_transaction(w) or _ends_transaction(w) for w in words[1:-1])
+    ):
+        return _blank(_blank(text, stmts[-1]), stmts[0])
+    for stmt, word in zip(stmts, words):
+        if _ends_transaction(word):
+            raise MigrationError(
+                rel,
+                stmt.line,
+                f"the file's own {word[0].upper()} would end the migration's transaction half"
+                " way, committing (or discarding) part of the file apart from its history."
+                " Remove it: each file already runs in one transaction. A file that must"
+                " manage its own transactions starts with the line -- deploy:no-transaction."
+                " Nothing was applied",
+            )
+    return text
 
 
 def _line_at(text: str, offset: int) -> int:
@@ -260,18 +345,22 @@ class SqlExecutor:
 
     # -- applying --------------------------------------------------------------------
 
-    def apply(self, path: Path, rel: str, *, in_transaction: InTransaction | None = None) -> int:
+    def apply(self, path: Path, rel: str, *, books: Bookkeeping | None = None) -> int:
         """Apply one migration file in one transaction; return its execution time in ms.
 
-        ``in_transaction(connection, elapsed_ms)`` runs inside the transaction just before
-        COMMIT; if it raises, the migration is rolled back and its exception propagates.
-        On a failing statement everything of the file is rolled back and
-        :class:`MigrationError` is raised. A file marked ``-- deploy:no-transaction`` runs
-        statement by statement in autocommit (needed for e.g. CREATE INDEX CONCURRENTLY):
-        it is NOT atomic, statements before a failing one stay applied, and
-        ``in_transaction`` runs after the last statement, outside any transaction.
+        ``books`` are statements that commit or roll back with the file (see
+        :class:`Bookkeeping`). On a failing statement everything of the file (and of the
+        books) is rolled back and :class:`MigrationError` is raised. A file marked
+        ``-- deploy:no-transaction`` runs statement by statement in autocommit (needed for
+        e.g. CREATE INDEX CONCURRENTLY): it is NOT atomic, statements before a failing one
+        stay applied, and the books run in their own transaction after the last statement.
         """
-        raw = path.read_bytes()
+        try:
+            raw = path.read_bytes()
+        except OSError as err:
+            raise MigrationError(
+                rel, None, f"cannot read the file: {err.strerror or err}; check its permissions"
+            ) from None
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError as err:
@@ -280,9 +369,20 @@ class SqlExecutor:
                 rel, line, "the file is not valid UTF-8; save it as UTF-8"
             ) from None
         text = text.removeprefix("\ufeff")
+        if "\0" in text:
+            raise MigrationError(
+                rel,
+                _line_at(text, text.index("\0")),
+                "the file contains a NUL byte, which no SQL text may hold (the database would"
+                " see the file cut short there); remove it. Nothing was applied",
+            )
+        books = books or Bookkeeping()
         self.notices = []
+        atomic = not no_transaction(text)
+        if atomic:
+            text = _without_wrapper(text, rel, self.kind)
         apply = self._apply_pg if self.kind == "postgresql" else self._apply_sqlite
-        return apply(text, rel, in_transaction, time.perf_counter())
+        return apply(text, rel, books, atomic, time.perf_counter())
 
     # PostgreSQL
 
@@ -343,74 +443,106 @@ class SqlExecutor:
         position = field(F.STATEMENT_POSITION)
         return message, field(F.SQLSTATE) or None, int(position) if position else None
 
-    def _apply_pg(
-        self, text: str, rel: str, in_transaction: InTransaction | None, started: float
-    ) -> int:
-        from psycopg.pq import TransactionStatus
+    def _render(self, statement: Sql) -> str:
+        """A bookkeeping statement as literal SQL (values quoted by psycopg), one line."""
+        from psycopg import sql
 
+        text, params = statement
+        values = [
+            sql.SQL(_PG_ELAPSED) if value is ELAPSED_MS else sql.Literal(value)
+            for value in params
+        ]
+        return sql.SQL(text).format(*values).as_string(self.connection)  # type: ignore[arg-type]
+
+    def _apply_pg(
+        self, text: str, rel: str, books: Bookkeeping, atomic: bool, started: float
+    ) -> int:
         if self.connection.closed:
             self._pg_connect()  # closed after a lost connection or an unsupported COPY
         self._pg_rollback(rel)  # left over from an interrupted apply
-        atomic = not no_transaction(text)
         try:
             if atomic:
-                self._pg_file(text, rel, commit=in_transaction is None)
+                self._pg_file(text, rel, books)
             else:
                 self._pg_one_by_one(text, rel)
-            if in_transaction is not None:
-                if atomic and self.connection.pgconn.transaction_status == TransactionStatus.IDLE:
-                    self._run("BEGIN", rel)  # the file ended our transaction (its own COMMIT)
-                in_transaction(self.connection, _ms(started))
-                if atomic:
-                    self._pg_commit(rel)
+                statements = ([books.guard] if books.guard else []) + list(books.records)
+                if statements:
+                    self._pg_books_alone(rel, statements, _ms(started))
         except BaseException:
             self._pg_rollback(rel)
             raise
         return _ms(started)
 
-    def _pg_file(self, text: str, rel: str, *, commit: bool) -> None:
-        """Run the file as one query inside BEGIN; raise MigrationError for a failure."""
+    def _pg_books_alone(self, rel: str, statements: list[Sql], elapsed: int) -> None:
+        """The books of a ``-- deploy:no-transaction`` file, in a transaction of their own."""
+        body = ";".join(
+            self._render((text, tuple(elapsed if v is ELAPSED_MS else v for v in params)))
+            for text, params in statements
+        )
+        last = self._run(f"BEGIN;{body};COMMIT", rel)[-1]
+        if last.status not in _ok_statuses():
+            message, sqlstate, _ = self._diag(last)
+            raise MigrationError(
+                rel, None, f"recording the migration failed: {message}", sqlstate,
+                _NO_TRANSACTION_NOTE.replace("before this one", "of the file"),
+            )
+
+    def _pg_file(self, text: str, rel: str, books: Bookkeeping, *, prefix: str = "") -> None:
+        """Run guard, file and records as one query inside BEGIN ... COMMIT.
+
+        Raise MigrationError (AlreadyApplied for a refusing guard) for a failure; the server
+        skips the rest of the query after an error, so nothing of it commits then.
+        """
         from psycopg.pq import ExecStatus
 
+        guards = 0
+        if books.guard is not None:
+            prefix += self._render(books.guard).replace("\n", " ") + ";"
+            guards = 1
+        head = _BEGIN + prefix  # one line: the file's line numbers stay as they are
+        tail = "".join(";" + self._render(r) for r in books.records)
         # RESET ALL: a file's SET (search_path, role, ...) must not leak into the next file.
-        # COMMIT may ride along: after an error the server skips the rest of the query.
-        results = self._run(_BEGIN + text + "\n;RESET ALL" + (";COMMIT" if commit else ""), rel)
+        results = self._run(head + text + "\n;RESET ALL" + tail + ";COMMIT", rel)
         last = results[-1]  # the server stops at an error, psycopg at a COPY
         if last.status in _ok_statuses():
+            if last.command_status == b"ROLLBACK":
+                raise MigrationError(
+                    rel, None, "the transaction was rolled back at COMMIT (a failed statement?)"
+                )
             return
-        bad = len(results) - 1  # = statements before it, counting our BEGIN
-        committed = any(r.command_status == b"COMMIT" for r in results[1:bad])
-        note = _COMMITTED_NOTE if committed else ""
+        bad = len(results) - 1  # = statements before it, counting our BEGIN and guard
+        if 1 <= bad <= guards:  # (bad == 0: the server refused to parse the query)
+            message, sqlstate, _ = self._diag(last)
+            if sqlstate == "23505":
+                raise AlreadyApplied(
+                    rel,
+                    None,
+                    "the target database's ledger (pytest_deploy.applied) already records this"
+                    " file as applied, so it was not run again; the history is brought up to"
+                    " date from the ledger when the next deployment starts",
+                )
+            raise MigrationError(rel, None, f"recording the migration failed: {message}", sqlstate)
+        index = bad - 1 - guards  # the failing statement among the file's own
         if last.status != ExecStatus.FATAL_ERROR:
             self.connection.close()  # stuck in COPY mode; the server rolls back
             stmts = _pg_statements(text)
-            line = stmts[bad - 1].line if bad - 1 < len(stmts) else None
-            raise MigrationError(rel, line, _COPY_MESSAGE, None, note)
+            line = stmts[index].line if index < len(stmts) else None
+            raise MigrationError(rel, line, _COPY_MESSAGE)
         message, sqlstate, position = self._diag(last)
-        if position:
-            line = _line_at(text, position - 1 - len(_BEGIN))
-        elif bad - 1 < len(stmts := _pg_statements(text)):
-            line = stmts[bad - 1].line
+        if position and position - 1 >= len(head) + len(text):
+            raise MigrationError(rel, None, f"recording the migration: {message}", sqlstate)
+        if position and position > len(head):
+            line = _line_at(text, position - 1 - len(head))
+        elif index < len(stmts := _pg_statements(text)):
+            line = stmts[index].line
         else:
             line = None
-            if commit and results[bad - 1].command_status == b"RESET":  # after our RESET ALL
+            if results[bad - 1].command_status == b"RESET":
+                where = "recording the migration" if tail else "at COMMIT"
+                message = f"{where}: {message}"
+            else:
                 message = f"at COMMIT: {message}"  # e.g. a deferred constraint
-        raise MigrationError(rel, line, message, sqlstate, note)
-
-    def _pg_commit(self, rel: str) -> None:
-        from psycopg.pq import ExecStatus
-
-        (result,) = self._run("COMMIT", rel)
-        if result.status == ExecStatus.FATAL_ERROR:  # e.g. a deferred constraint
-            message, sqlstate, _ = self._diag(result)
-            raise MigrationError(rel, None, f"at COMMIT: {message}", sqlstate)
-        if result.command_status == b"ROLLBACK":
-            raise MigrationError(
-                rel,
-                None,
-                "the transaction was rolled back at COMMIT because a statement in "
-                "it had failed (an error caught inside the history writer?)",
-            )
+        raise MigrationError(rel, line, message, sqlstate)
 
     def _pg_one_by_one(self, text: str, rel: str) -> None:
         """``-- deploy:no-transaction``: each statement on its own, in autocommit."""
@@ -440,10 +572,9 @@ class SqlExecutor:
     # SQLite
 
     def _apply_sqlite(
-        self, text: str, rel: str, in_transaction: InTransaction | None, started: float
+        self, text: str, rel: str, books: Bookkeeping, atomic: bool, started: float
     ) -> int:
         conn: sqlite3.Connection = self.connection
-        atomic = not no_transaction(text)
         if conn.in_transaction:
             conn.execute("ROLLBACK")  # left over from an interrupted apply
         try:
@@ -452,24 +583,48 @@ class SqlExecutor:
         except sqlite3.Error as err:  # e.g. still locked after the 30 s busy timeout
             raise _sqlite_error(rel, None, err, prefix="at BEGIN: ") from None
         try:
+            if atomic and books.guard is not None:
+                self._sqlite_books(rel, [books.guard], started, guard=True)
             for index, stmt in enumerate(_sqlite_statements(text)):
                 try:
                     conn.execute(text[stmt.start : stmt.end]).fetchall()  # RETURNING steps rows
                 except sqlite3.Error as err:
                     note = _NO_TRANSACTION_NOTE if index and not atomic else ""
                     raise _sqlite_error(rel, stmt.line, err, note=note) from None
-            if in_transaction is not None:
-                in_transaction(conn, _ms(started))
-            if atomic:
-                try:
-                    conn.execute("COMMIT")
-                except sqlite3.Error as err:
-                    raise _sqlite_error(rel, None, err, prefix="at COMMIT: ") from None
+            if not atomic:
+                conn.execute("BEGIN IMMEDIATE")
+                if books.guard is not None:
+                    self._sqlite_books(rel, [books.guard], started, guard=True)
+            self._sqlite_books(rel, list(books.records), started)
+            try:
+                conn.execute("COMMIT")
+            except sqlite3.Error as err:
+                raise _sqlite_error(rel, None, err, prefix="at COMMIT: ") from None
         except BaseException:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             raise
         return _ms(started)
+
+    def _sqlite_books(
+        self, rel: str, statements: list[Sql], started: float, *, guard: bool = False
+    ) -> None:
+        for text, params in statements:
+            values = tuple(_ms(started) if v is ELAPSED_MS else v for v in params)
+            try:
+                self.connection.execute(text.replace("{}", "?"), values)
+            except sqlite3.IntegrityError as err:
+                if guard:
+                    raise AlreadyApplied(
+                        rel,
+                        None,
+                        "the target database's ledger (pytest_deploy_applied) already records"
+                        " this file as applied, so it was not run again; the history is"
+                        " brought up to date from the ledger when the next deployment starts",
+                    ) from None
+                raise _sqlite_error(rel, None, err, prefix="recording the migration: ") from None
+            except sqlite3.Error as err:
+                raise _sqlite_error(rel, None, err, prefix="recording the migration: ") from None
 
 
 def _sqlite_error(

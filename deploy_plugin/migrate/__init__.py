@@ -1,0 +1,1 @@
+"""Applying tracked migrations: the executor (one per driver), the ledger, the runner."""

@@ -1,0 +1,70 @@
+"""The one migration seam: a tracked file, its ledger row and its history row, exactly once.
+
+:class:`MigrationRunner` decides once whether the store is the target's own database. If it
+is, the file, its ledger row and its history row go to the server as one query (one round
+trip, one transaction). If not, file and ledger row commit together and the history row is
+written right after; a run killed in between leaves a ledger row that the next deployment
+records in the history (:meth:`MigrationRunner.reconcile`), so nothing runs twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .executor import ELAPSED_MS, Bookkeeping, SqlExecutor
+from .ledger import Ledger, LedgerRow, missing_from_history
+
+if TYPE_CHECKING:
+    from deploy_plugin.store.base import MigrationRecord, Store
+
+
+@dataclass(frozen=True)
+class Applied:
+    """What applying one migration did: its history record, and whether it is stored yet."""
+
+    record: MigrationRecord
+    recorded: bool
+
+
+class MigrationRunner:
+    """Applies one project's tracked files to one target database with the built-in executor."""
+
+    def __init__(
+        self, executor: SqlExecutor, store: Store | None, project: str, target: str
+    ) -> None:
+        self.executor = executor
+        self.store = store
+        self.project = project
+        self.target = target
+        self.ledger = Ledger(executor, project, target)
+        # "is the store this database?", asked once, by the store itself
+        self.same_database = bool(store is not None and store.is_store_connection(executor.connection))
+
+    def close(self) -> None:
+        self.executor.close()
+
+    def reconcile(self, history: Mapping[str, Any]) -> list[LedgerRow]:
+        """Ledger rows the history lacks (a run died between commit and history row)."""
+        return missing_from_history(self.ledger.rows(), history)
+
+    def apply(self, rel: str, path: Path, *, checksum: str, who: str) -> Applied:
+        """Apply ``path``; ledger row in its transaction, history row with it or right after."""
+        from deploy_plugin.store.base import MigrationRecord
+
+        self.ledger.ensure()
+        applied_at = datetime.now(timezone.utc)
+        record = MigrationRecord(rel, checksum, applied_at, who, None, "success", None)
+        records = []
+        if self.same_database and self.store is not None:
+            records.append(self.store.history_statement(self.project, self.target, record))
+        books = Bookkeeping(guard=self.ledger.guard(rel, checksum, who), records=records)
+        elapsed = self.executor.apply(path, rel, books=books)
+        record = MigrationRecord(rel, checksum, applied_at, who, elapsed, "success", None)
+        return Applied(record, recorded=bool(records))
+
+
+__all__ = ["ELAPSED_MS", "Applied", "MigrationRunner"]
