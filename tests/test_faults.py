@@ -320,6 +320,75 @@ def test_kill_9_during_a_slow_migration(
     assert_no_secret(killed, rerun.output, report.read_text())
 
 
+@pytest.mark.parametrize("store_kind", ["sqlite", "postgresql-other-db"])
+def test_kill_9_while_the_server_finishes_a_short_migration(
+    tmp_path: Path, db: tuple[str, str], store_kind: str
+) -> None:
+    """Issue 9 #1: the server commits a short migration after its client died; the target's
+    ledger committed with it, so the next run records it and never runs it twice."""
+    name, url = db
+    if store_kind == "sqlite":
+        store = None
+    else:
+        store_db = stack_database(tmp_path)
+        store = with_password(store_db, CANARY)
+    project = make_project(
+        tmp_path,
+        {"001_log.sql": LOG_TABLE + "INSERT INTO applied_log VALUES ('001');\n",
+         "002_slow.sql": SLOW.format(0.5)},
+    )  # fmt: skip
+    runner = Started(project, tmp_path / "killed.log", store=store, database=url)
+    with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
+
+        def sleeping_backend() -> int | None:
+            row = admin.execute(
+                "SELECT pid FROM pg_stat_activity WHERE datname = %s AND state = 'active'"
+                " AND query LIKE '%%pg_sleep(0.5)%%' AND pid <> pg_backend_pid()",
+                (name,),
+            ).fetchone()
+            return row[0] if row else None
+
+        backend = wait_for("002's pg_sleep to run", sleeping_backend, runner)
+        runner.kill()
+        wait_for(
+            "the killed runner's backend to end",
+            lambda: admin.execute(
+                "SELECT count(*) = 0 FROM pg_stat_activity WHERE pid = %s", (backend,)
+            ).fetchone()[0],
+        )
+    committed = table_exists(name, "two")
+    ledger = query(name, "SELECT file FROM pytest_deploy.applied ORDER BY 1")
+    # the schema change exists if and only if the ledger says so
+    assert (("migrations/002_slow.sql",) in ledger) == committed
+    rerun = run(project, store=store, database=url)
+    assert rerun.returncode == 0, rerun
+    assert query(name, "SELECT migration FROM applied_log ORDER BY 1") == [("001",), ("002",)]
+    assert history(project, store)["migrations/002_slow.sql"].status == "success"
+    if committed:
+        assert "recorded in the history now, and not run again" in rerun.output, rerun
+    assert_no_secret(runner.output(), rerun.output)
+
+
+def stack_database(tmp_path: Path) -> str:
+    """A second throw-away database, for a PostgreSQL store apart from the target."""
+    import contextlib
+
+    stack = contextlib.ExitStack()
+    url = stack.enter_context(temporary_database("deploy_faults_store"))
+    _CLEANUPS.append(stack)
+    return url
+
+
+_CLEANUPS: list[Any] = []
+
+
+@pytest.fixture(autouse=True)
+def _close_extra_databases() -> Iterator[None]:
+    yield
+    while _CLEANUPS:
+        _CLEANUPS.pop().close()
+
+
 # --------------------------------------------------------------------------- 2. races
 
 ROUNDS = 20
