@@ -97,7 +97,8 @@ class DeployItem(pytest.Item):
             deployment.start()
             blocker = deployment.blocker(self)
             if blocker:
-                skip(f"not run: {blocker} failed")
+                skip(f"not run: {blocker}" + ("" if deployment.lock_lost else " failed"))
+            deployment.check_lock()
             if group is not None and group.name not in deployment.groups_started:
                 deployment.groups_started.add(group.name)
                 hook.pytest_deploy_before_group(deployment=deployment, group=group)
@@ -110,6 +111,12 @@ class DeployItem(pytest.Item):
             outcome, message = "failed", deployment.masker.mask(str(err))
             deployment.mark_failed(self, store_error=isinstance(err, StoreError))
             raise DeployFailure(message) from None
+        except KeyboardInterrupt as err:
+            why = str(err) or "interrupted (Ctrl-C)"
+            outcome, message = "failed", deployment.masker.mask(why)
+            deployment.interrupted = deployment.interrupted or why
+            deployment.mark_failed(self)
+            raise
         except BaseException as err:
             outcome, message = "failed", deployment.masker.mask(f"{type(err).__name__}: {err}")
             deployment.mark_failed(self)
@@ -130,14 +137,33 @@ class DeployItem(pytest.Item):
                 message=message,
             )
             last_of_group = group is not None and deployment.last_of_group(self)
+            hook_error = self._after_hooks(result, group, last_of_group)
             deployment.add_result(
                 result, batch=self.kind == "deploy" and self.file is not None and not last_of_group
             )
-            self._report_facts(outcome)
+            self._report_facts(result.outcome)
+            if hook_error:
+                raise DeployFailure(hook_error) from None
+
+    def _after_hooks(self, result: StepResult, group: Any, last_of_group: bool) -> str | None:
+        """Run the after-step/after-group hooks; a failing one fails the step (and so the
+        deployment): its message, masked, or None."""
+        deployment, hook = self.deployment, self.config.hook
+        try:
             hook.pytest_deploy_after_step(deployment=deployment, item=self, result=result)
             if last_of_group and self.group_name in deployment.groups_started:
                 status = "failure" if self.group_name in deployment.failed_groups else "success"
                 hook.pytest_deploy_after_group(deployment=deployment, group=group, status=status)
+        except Exception as err:  # noqa: BLE001 - a plugin's bug fails this step, no traceback
+            message = deployment.masker.mask(
+                f"a pytest_deploy_after_step/after_group hook failed: {type(err).__name__}: {err}"
+            )
+            if result.outcome != "failed":
+                deployment.mark_failed(self)
+            result.outcome = "failed"
+            result.message = message
+            return message
+        return None
 
     def execute(self) -> None:  # pragma: no cover - overridden
         raise NotImplementedError
@@ -223,6 +249,8 @@ class StepItem(DeployItem):
         if deployment.dry_run:
             self.notes.append("dry run: not executed")
             return
+        if step.tracked:
+            deployment.begin_intent(step.file)
         if step.group.max_parallel > 1 and step.kind == "deploy" and step.file is not None:
             runner = deployment.parallel_runner(step.group)
             result = runner.result_for(self)

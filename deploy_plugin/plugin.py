@@ -35,8 +35,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     add_options(parser)
 
 
+_CONFIG: dict[str, pytest.Config] = {}  # pytest_keyboard_interrupt is given no config
+
+
 def pytest_configure(config: pytest.Config) -> None:
     session = DeploySession.install(config)
+    _CONFIG["config"] = config
     from deploy_plugin import notify
 
     if not config.pluginmanager.is_registered(notify):
@@ -86,6 +90,28 @@ def _check_writable(path: str) -> None:
 
 def pytest_sessionstart(session: pytest.Session) -> None:
     report.add_suite_properties(session.config, DeploySession.of(session.config))
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtestloop(session: pytest.Session) -> Any:
+    """Run the items with SIGTERM/SIGHUP turned into KeyboardInterrupt (like Ctrl-C)."""
+    if not DeploySession.of(session.config).targets:
+        return (yield)
+    from deploy_plugin.signals import interrupt_on_termination
+
+    with interrupt_on_termination():
+        return (yield)
+
+
+def pytest_keyboard_interrupt(excinfo: pytest.ExceptionInfo[BaseException]) -> None:
+    """The session was interrupted: every started deployment ends ``interrupted``."""
+    config = _CONFIG.get("config")
+    if config is None:
+        return
+    why = str(excinfo.value) or "interrupted (Ctrl-C)"
+    for deployment in DeploySession.of(config).deployments:
+        if deployment.started_at is not None and not deployment.finished:
+            deployment.interrupted = deployment.interrupted or why
 
 
 @pytest.hookimpl(optionalhook=True, tryfirst=True)
@@ -260,6 +286,10 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         reports += state.worker_reports
         if state.report_path:
             report.write_json(state.report_path, reports)
+    if session.exitstatus == 0 and any(
+        d.status != "success" for d in state.deployments if d.started_at is not None
+    ):
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED  # e.g. a step that never ran
     store = state.open_store_or_none()
     if store is not None:
         store.close()

@@ -10,7 +10,7 @@ import warnings
 
 from deploy_plugin.items import DeployItem, DeployWarning, skip
 from deploy_plugin.plan import check_migrations, padding_warning
-from deploy_plugin.runtime import DeployFailure, who
+from deploy_plugin.runtime import DeployFailure, iso_utc, who
 
 
 class PreflightItem(DeployItem):
@@ -52,6 +52,23 @@ class PreflightItem(DeployItem):
         if getattr(deployment.lock, "warning", None):
             warnings.warn(DeployWarning(deployment.lock.warning), stacklevel=1)
             self.notes.append(f"warning: {deployment.lock.warning}")
+        # holding the lock, no other real run can be live: rows still "running" are dead
+        try:
+            dead = store.interrupt_dead_runs(
+                deployment.project,
+                deployment.target.name,
+                current=deployment.deployment_id,
+                lock_held=True,
+            )
+        except StoreError as err:
+            raise DeployFailure(str(err)) from None
+        for id_, host, pid in dead:
+            warning = (
+                f"deployment {id_} (host {host or 'unknown'}, pid {pid or 'unknown'}) was still"
+                " recorded as running though its process is gone; recorded as interrupted"
+            )
+            warnings.warn(DeployWarning(warning), stacklevel=1)
+            self.notes.append(f"warning: {warning}")
 
     def check_env(self) -> None:
         deployment = self.deployment
@@ -103,6 +120,7 @@ class PreflightItem(DeployItem):
             if plan.group.track_migrations and plan.group.name in selected
             for rel in plan.files
         ]
+        self._check_intents()
         checksums = {rel: deployment.checksum(rel) for rel in tracked}
         result = check_migrations(tracked, checksums, deployment.applied_for_plan())
         for warning in result.warnings:
@@ -118,3 +136,37 @@ class PreflightItem(DeployItem):
                 f" {deployment.target.name}` once that command exists."
             )
 
+
+    def _check_intents(self) -> None:
+        """Fail on a shell-applied migration left "applying" by a run that died."""
+        from deploy_plugin.store.base import StoreError
+        from deploy_plugin.store.records import alive_here
+
+        deployment = self.deployment
+        try:
+            store = deployment.session.store()
+            intents = (
+                store.intents(deployment.project, deployment.target.name) if store else []
+            )
+        except StoreError as err:
+            raise DeployFailure(str(err)) from None
+        problems = []
+        project, target = deployment.project, deployment.target.name
+        for intent in intents:
+            if deployment.dry_run and alive_here(intent.host, intent.pid):
+                self.notes.append(f"{intent.file}: being applied by pid {intent.pid} now")
+                continue
+            problems.append(
+                f"{intent.file} was being applied by a shell step of deployment"
+                f" {intent.deployment_id} ({intent.who}, host {intent.host}, pid {intent.pid},"
+                f" started {iso_utc(intent.started_at)}), which ended before recording whether"
+                " it went through. Check the target database, then either record it with"
+                f" `pytest-deploy migration mark-applied {project} {intent.file} --target"
+                f" {target}` if it was applied, or forget the attempt with `pytest-deploy"
+                f" migration forget-intent {project} {intent.file} --target {target}` and"
+                " run again to apply it"
+            )
+        if problems:
+            raise DeployFailure(
+                "a migration is in doubt: " + "; ".join(problems) + ". Nothing was run."
+            )

@@ -147,6 +147,8 @@ class Deployment:
         self.confirmed = False  # a protected target's run confirmed at the terminal
         self.groups_started: set[str] = set()  # groups whose first item ran (group hooks)
         self.ledger_warnings: list[str] = []  # history rows recovered from a target's ledger
+        self.interrupted: str | None = None  # why the session stopped under it (a signal)
+        self.lock_lost: str | None = None  # why the deployment lock was lost mid-run
 
     # ------------------------------------------------------------------ identity
 
@@ -167,6 +169,8 @@ class Deployment:
 
     def blocker(self, item: Any) -> str | None:
         """The node id whose failure means ``item`` must not run, if any."""
+        if self.lock_lost:
+            return "deployment lock lost"
         if self.store_failed:
             return self.store_failed
         runner = self._runners.get(getattr(item, "group_name", None) or "")
@@ -380,6 +384,19 @@ class Deployment:
             )
             self.ledger_warnings.append(warning)
 
+    def begin_intent(self, rel: str) -> None:
+        """Record that a shell step is about to apply tracked file ``rel`` (an intent row)."""
+        store = self.session.store()
+        if store is not None:
+            store.begin_intent(
+                self.project,
+                self.target.name,
+                rel,
+                self.checksum(rel),
+                deployment_id=self.deployment_id,
+                who=who(),
+            )
+
     def remember_migration(self, record: MigrationRecord) -> None:
         """Keep a history row the migration runner wrote in the migration's transaction."""
         if self._applied is not None:
@@ -435,7 +452,28 @@ class Deployment:
 
     @property
     def status(self) -> str:
-        return "failure" if self.failed else "success"
+        """``interrupted`` (a signal or Ctrl-C), ``failure`` (a step failed, or a selected
+        step never ran: the session ended early), else ``success``."""
+        if self.interrupted:
+            return "interrupted"
+        if self.failed or self.lock_lost:
+            return "failure"
+        if any(item.nodeid not in self.results for item in self.selected):
+            return "failure"
+        return "success"
+
+    def check_lock(self) -> None:
+        """Stop the deployment when its lock is gone (never two deployers at once)."""
+        if self.lock is None or self.lock_lost:
+            return
+        why = self.lock.lost()
+        if why:
+            self.lock_lost = why
+            raise DeployFailure(
+                f"the deployment lock of project {self.project!r}, target"
+                f" {self.target.name!r} was lost: {why}. Another run may be deploying now,"
+                " so this one stopped before this step; check the target, then run again."
+            )
 
     def finish(self) -> None:
         """Close executors, release the lock, record the end of the run (idempotent)."""
@@ -468,7 +506,8 @@ class Deployment:
             self.session.config.hook.pytest_deploy_finished(deployment=self, report=self.report())
         except Exception as err:  # noqa: BLE001 - a plugin's bug must not undo the run's result
             warnings.warn(
-                f"pytest-deploy: a pytest_deploy_finished hook failed: {err!r}", stacklevel=1
+                self.masker.mask(f"pytest-deploy: a pytest_deploy_finished hook failed: {err!r}"),
+                stacklevel=1,
             )
 
     def report(self) -> dict[str, Any]:

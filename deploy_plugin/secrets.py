@@ -83,7 +83,7 @@ class Masker:
             candidates.update(m.group("password") for m in _URL_PASSWORD.finditer(value))
             candidates.update(re.findall(r"(?:^|\s)password=([^\s]+)", value))
             # as it appears inside a URL (a webhook's query, an error quoting a request)
-            candidates.update({quote(c, safe="") for c in candidates} | {quote_plus(c) for c in candidates})
+            candidates |= {quote(c, safe="") for c in candidates} | set(map(quote_plus, candidates))
             for candidate in candidates:
                 if len(candidate) >= MIN_SECRET_LENGTH and candidate not in self._secrets:
                     self._secrets.add(candidate)

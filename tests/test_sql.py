@@ -202,7 +202,9 @@ def test_pg_guard_refusing_runs_nothing_of_the_file(pg, db, tmp_path):
     db.execute("INSERT INTO ledger VALUES ('001.sql')")
     books = Bookkeeping(guard=("INSERT INTO ledger VALUES ({})", ("001.sql",)))
     with pytest.raises(AlreadyApplied):
-        pg.apply(write(tmp_path, "001.sql", "CREATE TABLE twice_t (x int);"), "001.sql", books=books)
+        pg.apply(
+            write(tmp_path, "001.sql", "CREATE TABLE twice_t (x int);"), "001.sql", books=books
+        )
     assert not exists(db, "twice_t")
 
 
@@ -321,7 +323,8 @@ def test_pg_connect_failure_names_the_url_without_password():
 def test_pg_kill_9_mid_migration_rolls_back(pg_url, db, tmp_path):
     path = write(tmp_path, "slow.sql", "CREATE TABLE killed_t (x int);\nSELECT pg_sleep(30);\n")
     code = (
-        "import sys; from pathlib import Path; from deploy_plugin.migrate.executor import SqlExecutor; "
+        "import sys; from pathlib import Path; "
+        "from deploy_plugin.migrate.executor import SqlExecutor; "
         "SqlExecutor(sys.argv[1]).apply(Path(sys.argv[2]), 'slow.sql')"
     )
     runner = subprocess.Popen([sys.executable, "-c", code, pg_url, str(path)])
@@ -400,7 +403,9 @@ def test_sqlite_books_commit_or_roll_back_with_the_migration(lite, tmp_path):
     lite.connection.execute("CREATE TABLE history (file TEXT, ms INTEGER)")
     record = ("INSERT INTO history VALUES ({}, {})", ("1.sql", ELAPSED_MS))
     lite.apply(
-        write(tmp_path, "1.sql", "CREATE TABLE one (x);"), "1.sql", books=Bookkeeping(records=[record])
+        write(tmp_path, "1.sql", "CREATE TABLE one (x);"),
+        "1.sql",
+        books=Bookkeeping(records=[record]),
     )
     broken = ("INSERT INTO history_gone VALUES ({})", ("2.sql",))
     with pytest.raises(MigrationError):
@@ -470,7 +475,7 @@ def test_redact_url():
 @pytest.mark.parametrize("kind", ["pg", "lite"])
 def test_nul_byte_is_refused_with_its_line_and_nothing_applied(kind, request, tmp_path):
     executor = request.getfixturevalue(kind)
-    text = "CREATE TABLE nul_a (x int);\nCREATE TABLE nul_b (x int);\0\nCREATE TABLE nul_c (y int);\n"
+    text = "CREATE TABLE nul_a (x int);\nCREATE TABLE nul_b (x int);\0\nCREATE TABLE nul_c (y);\n"
     with pytest.raises(MigrationError) as info:
         executor.apply(write(tmp_path, "n.sql", text), "n.sql")
     assert info.value.line == 2 and "NUL byte" in str(info.value)

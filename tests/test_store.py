@@ -29,6 +29,8 @@ from deploy_plugin.store.schema import SchemaStep, current_version
 from tests.pg import database_url, temporary_database
 from tests.pg import pg_database as pg_database  # a fixture, used through store_url
 
+CURRENT = current_version("sqlite")  # both kinds are at the same version
+
 NOW = datetime(2026, 2, 23, 10, 0, tzinfo=timezone.utc)
 WAIT_S = 30.0  # upper bound when waiting for another process; never a fixed sleep
 
@@ -134,15 +136,15 @@ def wait_until(check: Callable[[], bool], what: str) -> None:
 def test_schema_created_once_and_reopened(open_: Callable[..., Store], store_url: str | None):
     store = open_()
     assert store.kind == ("sqlite" if store_url is None else "postgresql")
-    assert store.schema_version() == current_version(store.kind) == 1
+    assert store.schema_version() == current_version(store.kind) == CURRENT
     store.set_env("shop", "production", "API_URL", "http://127.0.0.1:1")
     store.close()
 
     again = open_()
-    assert again.schema_version() == 1
+    assert again.schema_version() == CURRENT
     assert again.get_env("shop", "production", "API_URL") == "http://127.0.0.1:1"
     versions = rows(again, "SELECT version, description FROM {s}schema_version")
-    assert [version for version, _ in versions] == [1]
+    assert [version for version, _ in versions] == list(range(1, CURRENT + 1))
     tables = {
         "projects",
         "deployment_targets",
@@ -196,20 +198,23 @@ def test_older_schema_reads_as_missing_until_upgraded(
     store.record_migration("shop", "production", migration("001.sql"))
     store.close()
     if store_url is None:
-        step = SchemaStep(2, "a note", ("ALTER TABLE deployments ADD COLUMN note TEXT",))
+        step = SchemaStep(CURRENT + 1, "a note", ("ALTER TABLE deployments ADD COLUMN note TEXT",))
         monkeypatch.setattr(store_schema, "SQLITE_STEPS", [*store_schema.SQLITE_STEPS, step])
     else:
-        step = SchemaStep(2, "a note", ("ALTER TABLE deploy.deployments ADD COLUMN note text",))
+        step = SchemaStep(
+            CURRENT + 1, "a note", ("ALTER TABLE deploy.deployments ADD COLUMN note text",)
+        )
         monkeypatch.setattr(store_schema, "POSTGRES_STEPS", [*store_schema.POSTGRES_STEPS, step])
 
     assert open_(create=False) is None  # a dry run never upgrades
     upgraded = open_()
-    assert upgraded.schema_version() == 2
+    assert upgraded.schema_version() == CURRENT + 1
     assert list(upgraded.applied_migrations("shop", "production")) == ["001.sql"]
     assert open_(create=False) is not None
 
     monkeypatch.undo()  # this pytest-deploy is now older than the store
-    with pytest.raises(StoreError, match="schema version 2, newer than this pytest-deploy"):
+    newer = f"schema version {CURRENT + 1}, newer than this pytest-deploy"
+    with pytest.raises(StoreError, match=newer):
         open_()
 
 
@@ -223,12 +228,14 @@ def test_concurrent_first_opens_all_succeed(store_url: str | None, tmp_path: Pat
             proc.stdin.flush()  # type: ignore[union-attr]
         for proc in procs:
             out, err = proc.communicate(timeout=WAIT_S)
-            assert (proc.returncode, out.strip()) == (0, "1"), err
+            assert (proc.returncode, out.strip()) == (0, str(CURRENT)), err
     finally:
         for proc in procs:
             proc.kill()
     with open_store(store_url, tmp_path) as store:
-        assert rows(store, "SELECT version FROM {s}schema_version") == [(1,)]
+        assert rows(store, "SELECT version FROM {s}schema_version") == [
+            (v,) for v in range(1, CURRENT + 1)
+        ]
 
 
 # -- SQLite files -------------------------------------------------------------------------

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import os
-import socket
 from dataclasses import asdict
 from typing import Any
+
+from deploy_plugin.store.records import alive_here
 
 from .args import add_command, add_target_option, common_options, positive_int
 from .context import Context, confirm
@@ -80,19 +80,6 @@ def run_history(ctx: Context) -> int:
     return 0
 
 
-def _alive_here(host: str, pid: int) -> bool:
-    """Whether the lock's holder is a running process on this host."""
-    if host != socket.gethostname() or pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:
-        return True
-    return True
-
-
 def run_unlock(ctx: Context) -> int:
     args = ctx.args
     project = ctx.project(args.project, store_only_ok=True)
@@ -105,7 +92,7 @@ def run_unlock(ctx: Context) -> int:
         return 0
     assert store is not None
     holder = f"{info.holder} (host {info.host}, pid {info.pid}, since {when(info.started_at)})"
-    if _alive_here(info.host, info.pid) and not confirm(
+    if alive_here(info.host, info.pid) and not confirm(
         f"The lock of {project.name} → {target} is held by {holder}, which is still running "
         f"on this host; removing it lets a second deployment start beside it. Remove it?",
         yes=args.yes,

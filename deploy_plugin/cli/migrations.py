@@ -1,4 +1,4 @@
-"""``pytest-deploy migration list|show|status|apply|mark-applied|history``.
+"""``pytest-deploy migration list|show|status|apply|mark-applied|forget-intent|history``.
 
 Tracked files come from the config (groups with ``track_migrations``), their state from the
 store's history: applied (same checksum), drifted (applied, file changed since), pending
@@ -100,6 +100,14 @@ def register(subparsers: Any) -> None:
     )
     mark.add_argument("file", metavar="FILE", help="path relative to the config's root")
     add_target_option(mark, help="the target (required)")
+    forget = command(
+        "forget-intent",
+        "forget a shell-applied migration a dead run left in doubt (it did NOT apply)",
+        "pytest-deploy migration forget-intent woofs migrations/001_create_schema.sql -t prod",
+        run_forget_intent,
+    )
+    forget.add_argument("file", metavar="FILE", help="path relative to the config's root")
+    add_target_option(forget, help="the target (required)")
     history = command(
         "history",
         "the migration history of a target, newest first",
@@ -353,6 +361,30 @@ def run_mark_applied(ctx: Context) -> int:
             item.file, item.group, "applied", item.checksum, new)})  # fmt: skip
     else:
         say(f"Marked {item.file} as applied to {project.name} → {target} (not run).")
+    return 0
+
+
+def run_forget_intent(ctx: Context) -> int:
+    args = ctx.args
+    project = ctx.project(args.project)
+    project.require_config()
+    target = ctx.require_target(project, args.target)
+    item = _tracked_file(ctx, project, args.file, target)
+    store = ctx.writable_store()
+    if not store.forget_intent(project.name, target, item.file):
+        raise UsageProblem(
+            f"{item.file} has no migration left in doubt on {project.name} → {target}; "
+            f"nothing changed. `pytest-deploy migration status {project.name} --target "
+            f"{target}` shows every file's state."
+        )
+    if args.json:
+        emit_json({"project": project.name, "target": target, "file": item.file,
+                   "forgotten": True})  # fmt: skip
+    else:
+        say(
+            f"Forgot the unfinished attempt to apply {item.file} to {project.name} → {target};"
+            " the next deployment applies it."
+        )
     return 0
 
 

@@ -60,6 +60,7 @@ class Bookkeeping:
     guard: Sql | None = None
     records: Sequence[Sql] = field(default_factory=tuple)
 
+
 _MARKER = re.compile(r"--\s*deploy:no-transaction(?=\s|$)", re.IGNORECASE)
 # Whitespace and comments in front of a statement (used to find the line where it starts).
 _LEADING = re.compile(r"(?:\s+|--[^\n]*(?:\n|\Z)|/\*.*?\*/)*", re.DOTALL)
@@ -225,7 +226,7 @@ def _without_wrapper(text: str, rel: str, kind: str) -> str:
         and not any(_opens_transaction(w) or _ends_transaction(w) for w in words[1:-1])
     ):
         return _blank(_blank(text, stmts[-1]), stmts[0])
-    for stmt, word in zip(stmts, words):
+    for stmt, word in zip(stmts, words, strict=True):
         if _ends_transaction(word):
             raise MigrationError(
                 rel,
@@ -449,8 +450,7 @@ class SqlExecutor:
 
         text, params = statement
         values = [
-            sql.SQL(_PG_ELAPSED) if value is ELAPSED_MS else sql.Literal(value)
-            for value in params
+            sql.SQL(_PG_ELAPSED) if value is ELAPSED_MS else sql.Literal(value) for value in params
         ]
         return sql.SQL(text).format(*values).as_string(self.connection)  # type: ignore[arg-type]
 
@@ -483,7 +483,10 @@ class SqlExecutor:
         if last.status not in _ok_statuses():
             message, sqlstate, _ = self._diag(last)
             raise MigrationError(
-                rel, None, f"recording the migration failed: {message}", sqlstate,
+                rel,
+                None,
+                f"recording the migration failed: {message}",
+                sqlstate,
                 _NO_TRANSACTION_NOTE.replace("before this one", "of the file"),
             )
 

@@ -42,7 +42,7 @@ class MigrationRunner:
         self.target = target
         self.ledger = Ledger(executor, project, target)
         # "is the store this database?", asked once, by the store itself
-        self.same_database = bool(store is not None and store.is_store_connection(executor.connection))
+        self.same_database = store is not None and store.is_store_connection(executor.connection)
 
     def close(self) -> None:
         self.executor.close()

@@ -11,6 +11,8 @@ Every driver error leaves the store as a :class:`StoreError` with a one-paragrap
 
 from __future__ import annotations
 
+import os
+import socket
 import threading
 from abc import ABC, abstractmethod
 from contextlib import AbstractContextManager
@@ -26,10 +28,12 @@ from .records import (
     TARGET_FIELDS,
     DeploymentRecord,
     EnvVarRecord,
+    IntentRecord,
     LockInfo,
     MigrationRecord,
     StepRecord,
     TargetRecord,
+    alive_here,
     format_time,
     to_utc,
     utcnow,
@@ -100,6 +104,9 @@ UPSERT_MIGRATION = """
         migration_checksum = excluded.migration_checksum, applied_at = excluded.applied_at,
         applied_by = excluded.applied_by, execution_time_ms = excluded.execution_time_ms,
         status = excluded.status, error_message = excluded.error_message"""
+_DELETE_INTENT = """
+    DELETE FROM {s}migration_intents
+    WHERE project_id = ? AND target_name = ? AND migration_file = ?"""
 _PROJECT_ID = "SELECT id FROM {s}projects WHERE name = ?"
 _PROJECT_OF = "project_id = (SELECT id FROM {s}projects WHERE name = ?)"
 _MIGRATIONS = """
@@ -273,6 +280,50 @@ class Store(ABC):
         project_id = self.project_id(project)
         with self._transaction("record a migration") as db:
             db.execute(UPSERT_MIGRATION, self._migration_params(project_id, target, record))
+            db.execute(_DELETE_INTENT, (project_id, target, record.file))
+
+    # -- intents of shell-applied migrations ----------------------------------------------
+
+    def begin_intent(
+        self, project: str, target: str, file: str, checksum: str, *,
+        deployment_id: int | None, who: str,
+    ) -> None:  # fmt: skip
+        """Note that ``file`` is about to be applied by a shell step of this process.
+
+        :meth:`record_migration` removes it with the history row; one found later means a
+        run died while the file may have been applying (``intents``).
+        """
+        project_id = self.project_id(project)
+        with self._transaction("record a migration intent") as db:
+            db.execute(
+                """INSERT INTO {s}migration_intents (project_id, target_name, migration_file,
+                    checksum, deployment_id, who, host, pid, started_at)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                (project_id, target, file, checksum, deployment_id, who, socket.gethostname(),
+                 os.getpid(), self._time_param(utcnow())),
+            )  # fmt: skip
+
+    def intents(self, project: str, target: str) -> list[IntentRecord]:
+        """Intents of ``project`` + ``target`` still in the store, by file."""
+        with self._reader("read migration intents") as db:
+            rows = db.execute(
+                f"""SELECT migration_file, checksum, deployment_id, who, host, pid, started_at
+                FROM {{s}}migration_intents WHERE {_PROJECT_OF} AND target_name = ?
+                ORDER BY migration_file""",
+                (project, target),
+            ).fetchall()
+        return [IntentRecord(*row[:6], started_at=self._time_value(row[6])) for row in rows]
+
+    def forget_intent(self, project: str, target: str, file: str) -> bool:
+        """Delete the intent of ``file`` (the way out after checking it did not apply)."""
+        with self._transaction("delete a migration intent") as db:
+            return _changed(
+                db.execute(
+                    f"DELETE FROM {{s}}migration_intents WHERE {_PROJECT_OF}"
+                    " AND target_name = ? AND migration_file = ?",
+                    (project, target, file),
+                )
+            )
 
     def history_statement(
         self, project: str, target: str, record: MigrationRecord
@@ -518,12 +569,42 @@ class Store(ABC):
         with self._transaction("record a deployment") as db:
             row = db.execute(
                 """INSERT INTO {s}deployments (project_id, target_name, who, started_at,
-                    status, dry_run, config_snapshot, config_sha256)
-                VALUES (?, ?, ?, ?, 'running', ?, ?, ?) RETURNING id""",
+                    status, dry_run, config_snapshot, config_sha256, host, pid)
+                VALUES (?, ?, ?, ?, 'running', ?, ?, ?, ?, ?) RETURNING id""",
                 (project_id, target, who, started, bool(dry_run), config_snapshot,
-                 config_sha256),
+                 config_sha256, socket.gethostname(), os.getpid()),
             ).fetchone()  # fmt: skip
         return int(row[0])
+
+    def interrupt_dead_runs(
+        self, project: str, target: str, *, current: int | None, lock_held: bool
+    ) -> list[tuple[int, str | None, int | None]]:
+        """Mark ``running`` deployments whose process is gone as ``interrupted``.
+
+        A run's process is gone when it ran on this host and its pid is dead, or, while the
+        caller holds the deployment lock (``lock_held``), when it was a real (not dry) run:
+        only the lock holder can be deploying. Returns ``(id, host, pid)`` of each.
+        """
+        with self._reader("read running deployments") as db:
+            rows = db.execute(
+                f"""SELECT id, host, pid, dry_run FROM {{s}}deployments
+                WHERE {_PROJECT_OF} AND target_name = ? AND status = 'running'""",
+                (project, target),
+            ).fetchall()
+        dead = [
+            (int(id_), host, pid)
+            for id_, host, pid, dry_run in rows
+            if id_ != current
+            and ((lock_held and not dry_run) or (host and pid and not alive_here(host, pid)))
+        ]
+        if dead:
+            with self._transaction("mark interrupted deployments") as db:
+                db.executemany(
+                    "UPDATE {s}deployments SET status = 'interrupted', ended_at = ?"
+                    " WHERE id = ? AND status = 'running'",
+                    [(self._time_param(utcnow()), id_) for id_, _, _ in dead],
+                )
+        return dead
 
     def record_step(
         self,
@@ -567,7 +648,8 @@ class Store(ABC):
             )
 
     def finish_deployment(self, deployment_id: int, status: str) -> None:
-        """Set the final ``status`` (``success`` | ``failure``) and end time of a run."""
+        """Set the final ``status`` (``success`` | ``failure`` | ``interrupted``) and end
+        time of a run."""
         with self._transaction("finish a deployment") as db:
             cursor = db.execute(
                 "UPDATE {s}deployments SET status = ?, ended_at = ? WHERE id = ?",

@@ -20,6 +20,7 @@ class DeployLock:
         info: LockInfo,
         release: Callable[[], None],
         warning: str | None = None,
+        check: Callable[[], str | None] | None = None,
     ) -> None:
         self.project = project
         self.target = target
@@ -29,6 +30,7 @@ class DeployLock:
         self.started_at = info.started_at
         self.warning = warning
         self._release = release
+        self._check = check
         self._released = False
 
     @property
@@ -41,6 +43,16 @@ class DeployLock:
         if not self._released:
             self._released = True
             self._release()
+
+    def lost(self) -> str | None:
+        """Why the lock is no longer held (e.g. the PostgreSQL session ended), or None.
+
+        Asked before each step: a deployment whose lock is gone stops, so two deployers
+        never overlap. Costs no round trip while the connection is quiet.
+        """
+        if self._released:
+            return "the lock was released"
+        return self._check() if self._check is not None else None
 
     def __enter__(self) -> DeployLock:
         return self

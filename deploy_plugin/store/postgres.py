@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import select
 import socket
 import time
 import uuid
@@ -267,7 +268,10 @@ class PostgresStore(Store):
             finally:
                 conn.close()
 
-        return DeployLock(project, target, mine, release)
+        def check() -> str | None:
+            return _session_lost(conn)
+
+        return DeployLock(project, target, mine, release, check=check)
 
     def lock_info(self, project: str, target: str) -> LockInfo | None:
         """Who holds the advisory lock of ``project`` + ``target`` now, or None."""
@@ -302,6 +306,23 @@ class PostgresStore(Store):
 
 
 NAME_WAIT_S = 2.0  # how long a refused run waits for the holder's deploy_locks row
+
+
+def _session_lost(conn: psycopg.Connection) -> str | None:
+    """Why the lock's session is gone, or None while it is alive.
+
+    A quiet connection is trusted (no round trip); one with something to read (the server
+    shutting down or restarting sends a message, then closes) is asked with a query.
+    """
+    if conn.closed:
+        return "its PostgreSQL connection is closed"
+    try:
+        readable, _, _ = select.select([conn.fileno()], [], [], 0)
+        if readable:
+            conn.execute("SELECT 1")
+    except (psycopg.Error, OSError, ValueError) as exc:
+        return f"its PostgreSQL session ended ({' '.join(str(exc).split()) or type(exc).__name__})"
+    return None
 
 
 def _holder(

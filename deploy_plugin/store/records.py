@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import socket
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
@@ -103,3 +105,33 @@ def to_utc(value: datetime) -> datetime:
 def format_time(value: datetime) -> str:
     """ISO 8601 in UTC, to the second, for messages: ``2026-02-23T10:00:00Z``."""
     return to_utc(value).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+
+
+@dataclass(frozen=True)
+class IntentRecord:
+    """A shell-applied migration that was starting: left behind only by a run that died."""
+
+    file: str
+    checksum: str
+    deployment_id: int | None
+    who: str
+    host: str
+    pid: int
+    started_at: datetime
+
+
+def alive_here(host: str, pid: int) -> bool:
+    """Whether ``pid`` is a running process on this host (another host: unknown → False).
+
+    The one liveness check of the store, the runner and the CLI. A pid we may not signal
+    (another user's) counts as alive.
+    """
+    if host != socket.gethostname() or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True
+    return True

@@ -240,6 +240,54 @@ POSTGRES_STEPS: list[SchemaStep] = [
     ),
 ]
 
+SQLITE_STEPS.append(
+    SchemaStep(
+        2,
+        "deployments name their process (host, pid); intents of shell-applied migrations",
+        (
+            "ALTER TABLE deployments ADD COLUMN host TEXT",
+            "ALTER TABLE deployments ADD COLUMN pid INTEGER",
+            # Written before a shell step applies a tracked file, removed with its history
+            # row: one left behind means a run died while the file may have been applying.
+            """CREATE TABLE migration_intents (
+                project_id     INTEGER NOT NULL REFERENCES projects(id),
+                target_name    TEXT NOT NULL,
+                migration_file TEXT NOT NULL,
+                checksum       TEXT NOT NULL,
+                deployment_id  INTEGER,
+                who            TEXT NOT NULL,
+                host           TEXT NOT NULL,
+                pid            INTEGER NOT NULL,
+                started_at     TEXT NOT NULL,
+                PRIMARY KEY (project_id, target_name, migration_file)
+            )""",
+        ),
+    )
+)
+
+POSTGRES_STEPS.append(
+    SchemaStep(
+        2,
+        "deployments name their process (host, pid); intents of shell-applied migrations",
+        (
+            "ALTER TABLE deploy.deployments ADD COLUMN host text",
+            "ALTER TABLE deploy.deployments ADD COLUMN pid integer",
+            """CREATE TABLE deploy.migration_intents (
+                project_id     bigint NOT NULL REFERENCES deploy.projects(id),
+                target_name    text NOT NULL,
+                migration_file text NOT NULL,
+                checksum       text NOT NULL,
+                deployment_id  bigint,
+                who            text NOT NULL,
+                host           text NOT NULL,
+                pid            integer NOT NULL,
+                started_at     timestamptz NOT NULL,
+                PRIMARY KEY (project_id, target_name, migration_file)
+            )""",
+        ),
+    )
+)
+
 
 def steps_for(kind: str) -> list[SchemaStep]:
     """The schema steps of one store kind (``sqlite`` or ``postgresql``), in version order.

@@ -32,6 +32,7 @@ from .base import (
     to_utc,
     utcnow,
 )
+from .records import alive_here
 from .schema import SQLITE_BOOTSTRAP, current_version, steps_for
 
 BUSY_TIMEOUT_S = 30.0
@@ -201,7 +202,8 @@ class SQLiteStore(Store):
         with self._transaction("take the deployment lock") as db:
             old = self._lock_row(db, project_id, target)
             if old is not None:
-                if old.host != mine.host or old.pid == mine.pid or _pid_alive(old.pid):
+                stale = old.host == mine.host and old.pid != mine.pid and old.pid > 0
+                if not stale or alive_here(old.host, old.pid):
                     raise LockHeld(
                         store=self.describe(),
                         project=project,
@@ -246,7 +248,14 @@ class SQLiteStore(Store):
                     (project_id, target, mine.host, mine.pid, self._time_param(mine.started_at)),
                 )
 
-        return DeployLock(project, target, mine, release, warning)
+        def check() -> str | None:
+            with self._reader("read the deployment lock") as db:
+                row = self._lock_row(db, project_id, target)
+            if row is None or (row.host, row.pid) != (mine.host, mine.pid):
+                return "its lock row was removed (pytest-deploy unlock?)"
+            return None
+
+        return DeployLock(project, target, mine, release, warning, check=check)
 
     def lock_info(self, project: str, target: str) -> LockInfo | None:
         """The lock row of ``project`` + ``target`` (its holder may be dead), or None."""
@@ -278,19 +287,6 @@ class SQLiteStore(Store):
         if row is None:
             return None
         return LockInfo(row[0], row[1], int(row[2]), self._time_value(row[3]))
-
-
-def _pid_alive(pid: int) -> bool:
-    """Whether process ``pid`` exists on this host (unknown counts as alive)."""
-    if pid <= 0:
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:  # e.g. PermissionError: it exists, under another user
-        return True
-    return True
 
 
 def _prepare_file(path: Path, gitignore_dir: Path | None) -> None:
