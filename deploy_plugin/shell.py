@@ -20,6 +20,8 @@ import codecs
 import os
 import re
 import select
+import shlex
+import shutil
 import signal
 import subprocess
 import threading
@@ -122,11 +124,33 @@ def psql_wrapped_env(env: Mapping[str, str], psqlrc_dir: Path) -> dict[str, str]
         quoted = os.path.abspath(user_rc).replace("\\", "\\\\").replace("'", "''")
         lines.append(f"\\i '{quoted}'")
     lines.append("\\set ON_ERROR_STOP on")
-    # Write then rename: steps running in parallel may write the same file.
-    temp = psqlrc_dir / f".psqlrc.{os.getpid()}.{time.monotonic_ns()}"
-    temp.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    os.replace(temp, rc_path)
-    return {**env, "PSQLRC": str(rc_path)}
+    _write_atomically(rc_path, "\n".join(lines) + "\n")
+    wrapped = {**env, "PSQLRC": str(rc_path)}
+    # psql -X skips every psqlrc, ours included: a psql first on PATH passes the setting
+    # on its command line too (a command naming /usr/bin/psql itself is not covered).
+    bin_dir = psqlrc_dir / "bin"
+    search = os.pathsep.join(
+        p for p in env.get("PATH", os.defpath).split(os.pathsep) if p and Path(p) != bin_dir
+    )
+    real = shutil.which("psql", path=search)
+    if real:
+        bin_dir.mkdir(exist_ok=True)
+        _write_atomically(
+            bin_dir / "psql",
+            "#!/bin/sh\n# pytest-deploy: psql stops at the first failing statement, -X or not\n"
+            f"exec {shlex.quote(real)} -v ON_ERROR_STOP=1 \"$@\"\n",
+            mode=0o755,
+        )
+        wrapped["PATH"] = os.pathsep.join(filter(None, [str(bin_dir), search]))
+    return wrapped
+
+
+def _write_atomically(path: Path, text: str, mode: int = 0o644) -> None:
+    """Write then rename: steps running in parallel may write the same file."""
+    temp = path.with_name(f".{path.name}.{os.getpid()}.{time.monotonic_ns()}")
+    temp.write_text(text, encoding="utf-8")
+    temp.chmod(mode)
+    os.replace(temp, path)
 
 
 def run_command(

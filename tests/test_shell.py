@@ -523,3 +523,16 @@ def test_psql_with_the_wrapper_fails_the_step(
     assert 'relation "no_such_table" does not exist' in result.tail
     assert table_exists(database_url, "first_table")
     assert not table_exists(database_url, "after_failure")  # stopped at the error
+
+
+def test_psql_dash_x_still_stops_at_the_first_error(
+    tmp_path: Path, database_url: str, failing_migration: tuple[Path, str]
+) -> None:
+    """Issue 9 #6: ``psql -X`` skips every psqlrc, ours included; ON_ERROR_STOP must hold."""
+    root, command = failing_migration
+    env = psql_env(database_url, tmp_path / "home")
+    result = run(
+        command.replace("psql ", "psql -X ", 1), root, env=env, psqlrc_dir=tmp_path / "rc"
+    )
+    assert result.returncode == 3 and not result.ok, result.tail
+    assert not table_exists(database_url, "after_failure")  # stopped at the error
