@@ -688,3 +688,27 @@ def test_sqlite_break_lock(tmp_path: Path) -> None:
         assert broken is not None and broken.holder == "ann"
         assert store.break_lock("shop", "production") is None
         store.acquire_lock("shop", "production", holder="bob").release()
+
+
+# -- issue 9 #9: files the store does not own are left alone ----------------------------
+
+
+def test_a_foreign_sqlite_database_is_refused_unchanged(tmp_path: Path) -> None:
+    other = tmp_path / "other-app.db"
+    with sqlite3.connect(other) as conn:
+        conn.execute("CREATE TABLE customers (id INTEGER)")
+    other.chmod(0o644)
+    before = (other.read_bytes(), other.stat().st_mode)
+    for create in (True, False):
+        with pytest.raises(StoreError, match="of something else .tables: customers"):
+            open_store(f"sqlite:///{other}", tmp_path, create=create)
+    assert (other.read_bytes(), other.stat().st_mode) == before
+    assert not (tmp_path / "other-app.db-wal").exists()
+
+
+def test_a_special_file_is_refused_unchanged(tmp_path: Path) -> None:
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo, 0o644)
+    with pytest.raises(StoreError, match="is not a regular file"):
+        open_store(f"sqlite:///{fifo}", tmp_path)
+    assert fifo.stat().st_mode & 0o777 == 0o644

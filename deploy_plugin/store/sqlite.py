@@ -61,6 +61,8 @@ class SQLiteStore(Store):
         the schema or with an older schema gives None. ``gitignore_dir``: a folder to
         create with a ``.gitignore`` of ``*`` (the default ``.deploy/``).
         """
+        if path.exists():
+            _refuse_foreign(path)  # before anything changes it (mode, WAL, tables)
         if create:
             _prepare_file(path, gitignore_dir)
         elif not path.exists():
@@ -287,6 +289,38 @@ class SQLiteStore(Store):
         if row is None:
             return None
         return LockInfo(row[0], row[1], int(row[2]), self._time_value(row[3]))
+
+
+_OURS = {"schema_version", "store_meta"}
+
+
+def _refuse_foreign(path: Path) -> None:
+    """Refuse a path that is not an empty file or a store of ours, changing nothing."""
+    problem = None
+    if not path.is_file():
+        problem = "is not a regular file"
+    elif path.stat().st_size:
+        try:
+            conn = sqlite3.connect(f"file:{quote(str(path))}?mode=ro", uri=True, timeout=5)
+            try:
+                tables = {
+                    row[0]
+                    for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+                }
+            finally:
+                conn.close()
+        except sqlite3.Error as exc:
+            raise sqlite_error(path, "open the store", exc) from exc  # its own paragraph
+        else:
+            if tables and not _OURS <= tables:
+                shown = ", ".join(sorted(tables)[:5]) + (", ..." if len(tables) > 5 else "")
+                problem = f"is an SQLite database of something else (tables: {shown})"
+    if problem:
+        raise StoreError(
+            f"The store {path} {problem}, so pytest-deploy will not use it: a store is a file"
+            " it creates itself, or an empty one. Nothing was changed. Choose another path"
+            " with --deploy-store sqlite:///PATH (or DEPLOY_STORE_URL / ini deploy_store)."
+        )
 
 
 def _prepare_file(path: Path, gitignore_dir: Path | None) -> None:
