@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import getpass
 import hashlib
+import logging
 import os
 import re
 import socket
@@ -22,7 +23,13 @@ from typing import TYPE_CHECKING, Any
 
 from deploy_plugin.config import DeployConfig, Group, TargetDecl
 from deploy_plugin.plan import AppliedMigration, GroupPlan
-from deploy_plugin.secrets import Masker, is_secret_name
+from deploy_plugin.secrets import (
+    HTTP_LOGGERS,
+    Masker,
+    MaskingFilter,
+    is_secret_name,
+    url_passwords,
+)
 
 if TYPE_CHECKING:
     from deploy_plugin.store.base import MigrationRecord
@@ -138,6 +145,7 @@ class Deployment:
         self._env: dict[str, str] | None = None
         self._env_sources: dict[str, str] = {}
         self.masker = Masker()
+        self._log_filter: MaskingFilter | None = None
         self._applied: dict[str, MigrationRecord] | None = None
         self._migration_runners: dict[str, Any] = {}
         self._runners: dict[str, Any] = {}
@@ -241,13 +249,15 @@ class Deployment:
         # Declared (config) values are not secrets; stored and --deploy-env values are.
         self.masker.add(*stored_env.values(), *self.session.cli_env.values())
         required = {var for g in self.config.groups for var in g.required_env_vars}
-        self.masker.add(
-            *(
-                os.environ[name]
-                for name in required
-                if name in os.environ and sources.get(name) == "process" and is_secret_name(name)
-            )
-        )
+        required |= {g.database_url_env for g in self.config.groups if g.track_migrations}
+        for name in required:
+            if name in os.environ and sources.get(name) == "process":
+                value = os.environ[name]
+                # a secret-named var whole; any other var's URL password on its own
+                self.masker.add(*([value] if is_secret_name(name) else url_passwords(value)))
+        self._log_filter = MaskingFilter(self.masker)
+        for logger in HTTP_LOGGERS:
+            logging.getLogger(logger).addFilter(self._log_filter)
         self._env, self._env_sources = env, sources
         if store is not None:
             self.deployment_id = store.start_deployment(
@@ -480,6 +490,9 @@ class Deployment:
         if self.finished:
             return
         self.finished = True
+        if self._log_filter is not None:
+            for logger in HTTP_LOGGERS:
+                logging.getLogger(logger).removeFilter(self._log_filter)
         self.ended_at = utcnow()
         for runner in self._migration_runners.values():
             try:

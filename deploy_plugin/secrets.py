@@ -10,6 +10,7 @@ This module imports nothing of ours.
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Iterable
 from urllib.parse import quote, quote_plus
@@ -144,3 +145,28 @@ class Masker:
 
     def __repr__(self) -> str:
         return f"<Masker: {len(self._secrets)} secret value(s)>"
+
+
+def url_passwords(value: str) -> list[str]:
+    """The passwords of the URLs in *value* (to be masked on their own, too)."""
+    return [m.group("password") for m in _URL_PASSWORD.finditer(value)]
+
+
+#: Loggers of the HTTP stack that write request URLs (query values included) at DEBUG.
+HTTP_LOGGERS = ("urllib3.connectionpool", "urllib3.util.retry", "urllib3.poolmanager", "requests")
+
+
+class MaskingFilter(logging.Filter):
+    """A logging filter that masks a record's message (for ``--log-level=DEBUG`` runs,
+    whose records reach the terminal, the log file and JUnit ``<system-err>``)."""
+
+    def __init__(self, masker: Masker) -> None:
+        super().__init__()
+        self.masker = masker
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        masked = self.masker.mask(message)
+        if masked != message:
+            record.msg, record.args = masked, ()
+        return True

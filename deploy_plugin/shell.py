@@ -30,7 +30,7 @@ from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TextIO
+from typing import IO, TextIO
 
 from deploy_plugin.secrets import Masker
 
@@ -145,6 +145,18 @@ def psql_wrapped_env(env: Mapping[str, str], psqlrc_dir: Path) -> dict[str, str]
     return wrapped
 
 
+def _open_log(log_path: Path) -> IO[str]:
+    """Open a step's log for appending: folders 0700 and file 0600 (like the store: a
+    masked log still shows what a deployment did, to its owner only)."""
+    old = os.umask(0o077)
+    try:
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    finally:
+        os.umask(old)
+    return open(fd, "a", encoding="utf-8", newline="")
+
+
 def _write_atomically(path: Path, text: str, mode: int = 0o644) -> None:
     """Write then rename: steps running in parallel may write the same file."""
     temp = path.with_name(f".{path.name}.{os.getpid()}.{time.monotonic_ns()}")
@@ -176,8 +188,7 @@ def run_command(
         env = psql_wrapped_env(env, psqlrc_dir)
     log = None
     if log_path is not None:
-        log_path.parent.mkdir(parents=True, exist_ok=True)
-        log = open(log_path, "a", encoding="utf-8", newline="")
+        log = _open_log(log_path)
     try:
         run = _Run(command, cwd, dict(env), masker, log)
         with _RUNNING_LOCK:

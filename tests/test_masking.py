@@ -66,3 +66,70 @@ def test_canaries_are_masked_everywhere(
     for where, text in texts.items():
         for canary in (STORED, CLI, PROCESS, URL_PASSWORD):
             assert canary not in text, f"{canary} leaked into {where}"
+
+
+# -- issue 9 #10: the leaks found from outside ---------------------------------------------
+
+SECRET = "leak-canary/+ 8a2f"  # "/", "+" and " " change under URL encoding
+
+
+def test_debug_logs_finished_hooks_and_webhook_warnings_are_masked(
+    pytester: pytest.Pytester, http_server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    http_server.set_route("/health", 200)
+    http_server.set_route("/hook", 500)
+    config = {
+        "project": "p",
+        "targets": {"t": {}},
+        "groups": [{"name": "a", "order": 1, "deploy_command": "echo $TOKEN_X"}],
+        "health_check": {"url": http_server.url_for("/health") + "?key=${TOKEN_X}"},
+        "notify": [{"webhook": http_server.url_for("/hook") + "?t=${TOKEN_X}"}],
+    }
+    (pytester.path / "deploy.yaml").write_text(yaml.safe_dump(config))
+    pytester.makeconftest(
+        """
+        def pytest_deploy_finished(deployment, report):
+            raise RuntimeError("hook saw " + deployment.env["TOKEN_X"])
+        """
+    )
+    result = pytester.runpytest_subprocess(
+        "--deploy-target=t", f"--deploy-env=TOKEN_X={SECRET}", "--log-level=DEBUG",
+        "--junitxml=out.xml", "-o", "junit_logging=all", "-rA", "-W", "always",
+    )  # fmt: skip
+    terminal = result.stdout.str() + result.stderr.str()
+    assert "hook saw ***" in terminal, terminal  # the hook's failure is shown, masked
+    assert "/hook?t=" in terminal  # the webhook warning is shown, masked
+    xml = (pytester.path / "out.xml").read_text()
+    from urllib.parse import quote, quote_plus
+
+    for where, text in (("terminal", terminal), ("junit", xml)):
+        for form in (SECRET, quote(SECRET, safe=""), quote_plus(SECRET), quote(SECRET)):
+            assert form not in text, f"{form!r} leaked into {where}"
+
+
+def test_a_process_database_url_password_is_masked_on_its_own(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    password = "dbpass-canary-41"
+    monkeypatch.setenv("DATABASE_URL", f"postgresql://app:{password}@127.0.0.1:1/x")
+    config = {
+        "project": "p",
+        "targets": {"t": {}},
+        "groups": [
+            {
+                "name": "a",
+                "order": 1,
+                "required_env_vars": ["DATABASE_URL"],
+                "deploy_command": "python3 -c \"import os, urllib.parse as u;"
+                " print('pw', u.urlparse(os.environ['DATABASE_URL']).password)\"",
+            }
+        ],
+    }
+    (pytester.path / "deploy.yaml").write_text(yaml.safe_dump(config))
+    result = pytester.runpytest("--deploy-target=t", "-rA", "--deploy-report=r.json")
+    text = result.stdout.str() + (pytester.path / "r.json").read_text()
+    assert "pw ***" in text and password not in text
+    for log in (pytester.path / ".deploy" / "logs").rglob("*"):
+        assert password not in (log.read_text() if log.is_file() else "")
+        # step logs are the owner's only, like the store
+        assert log.stat().st_mode & 0o077 == 0, f"{log} is {oct(log.stat().st_mode)}"
