@@ -23,7 +23,7 @@ from deploy_plugin.runtime import (
     monotonic_ms,
     who,
 )
-from deploy_plugin.shell import CommandResult, run_command
+from deploy_plugin.shell import CommandRefused, CommandResult, run_command
 
 
 class DeployWarning(UserWarning):
@@ -257,22 +257,36 @@ class StepItem(DeployItem):
             if result is None:
                 skip(f"not run: {runner.failed} failed")
         else:
-            result = self.run_step_command()
+            try:
+                result = self.run_step_command()
+            except DeployFailure as err:
+                if step.tracked:  # nothing ran: the intent goes with a "failed" row
+                    deployment.record_migration(
+                        step.file, status="failed", execution_time_ms=0, error=str(err)
+                    )
+                raise
         self.conclude(result)
 
     def run_step_command(self) -> CommandResult:
         """Run this step's command; safe in a worker thread (touches no store)."""
         deployment, step = self.deployment, self.step
         self.log_path = deployment.log_path(self)
-        return run_command(
-            step.command,
-            cwd=deployment.config.root,
-            env=deployment.env,
-            masker=deployment.masker,
-            timeout=step.group.timeout_seconds,
-            log_path=self.log_path,
-            psqlrc_dir=deployment.session.rootdir / ".deploy" / "psql",
-        )
+        try:
+            return run_command(
+                step.command,
+                cwd=deployment.config.root,
+                env=deployment.env,
+                masker=deployment.masker,
+                timeout=step.group.timeout_seconds,
+                log_path=self.log_path,
+                psqlrc_dir=deployment.session.rootdir / ".deploy" / "psql",
+            )
+        except CommandRefused as err:
+            raise DeployFailure(
+                deployment.masker.mask(
+                    f"{step.kind} command of group {step.group.name} could not run: {err}."
+                )
+            ) from None
 
     def conclude(self, result: CommandResult) -> None:
         """Record the outcome (and the migration's history row); fail with a short message."""

@@ -35,7 +35,12 @@ class ParallelRunner:
             if self.failed:
                 return None  # a sibling failed: start nothing new
             self._started.add(item)
-        result = item.run_step_command()
+        try:
+            result = item.run_step_command()
+        except BaseException:
+            with self._lock:
+                self.failed = self.failed or item.nodeid
+            raise
         if not result.ok:
             with self._lock:
                 self.failed = self.failed or item.nodeid

@@ -79,6 +79,10 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def _check_writable(path: str) -> None:
     """Refuse a --deploy-report path that could never be written, before deploying."""
+    if Path(path).is_dir():
+        raise pytest.UsageError(
+            f"--deploy-report {path}: that is a folder; give a file name, e.g. {path}/report.json"
+        )
     folder = Path(path).absolute().parent
     while not folder.exists():
         folder = folder.parent

@@ -314,7 +314,13 @@ class Deployment:
         from deploy_plugin.plan import file_checksum
 
         if rel not in self.checksums:
-            self.checksums[rel] = file_checksum(self.config.root / rel)
+            try:
+                self.checksums[rel] = file_checksum(self.config.root / rel)
+            except OSError as err:
+                raise DeployFailure(
+                    f"cannot read migration {rel} under {self.config.root}:"
+                    f" {err.strerror or err}. Make it readable by this user; nothing of it ran."
+                ) from None
         return self.checksums[rel]
 
     def record_migration(

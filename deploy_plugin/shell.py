@@ -145,6 +145,42 @@ def psql_wrapped_env(env: Mapping[str, str], psqlrc_dir: Path) -> dict[str, str]
     return wrapped
 
 
+class CommandRefused(Exception):
+    """A command that could not be started; the message is one paragraph for the user."""
+
+
+class MissingDirectory(CommandRefused, FileNotFoundError):
+    """The command's working directory does not exist."""
+
+
+#: Linux's limit on one argument or environment string (MAX_ARG_STRLEN).
+MAX_ARG_CHARS = 128 * 1024
+
+
+def _check_runnable(command: str, env: Mapping[str, str]) -> None:
+    """Refuse what the kernel would refuse with a traceback: NUL bytes, strings too long."""
+    if "\0" in command:
+        raise CommandRefused("the command contains a NUL byte; remove it. Nothing was run")
+    if len(command.encode()) >= MAX_ARG_CHARS:
+        raise CommandRefused(
+            f"the command is {len(command.encode()):,} bytes long; Linux passes at most"
+            f" {MAX_ARG_CHARS:,} bytes in one argument. Put it in a script and run that."
+            " Nothing was run"
+        )
+    for name, value in env.items():
+        if "\0" in value or "\0" in name:
+            raise CommandRefused(
+                f"the environment variable {name} holds a NUL byte, which no process"
+                " environment can carry; fix its value. Nothing was run"
+            )
+        if len(name.encode()) + len(value.encode()) + 1 >= MAX_ARG_CHARS:
+            raise CommandRefused(
+                f"the environment variable {name} is {len(value.encode()):,} bytes long;"
+                f" Linux passes at most {MAX_ARG_CHARS:,} bytes per variable. Keep large"
+                " values in a file and pass its path. Nothing was run"
+            )
+
+
 def _open_log(log_path: Path) -> IO[str]:
     """Open a step's log for appending: folders 0700 and file 0600 (like the store: a
     masked log still shows what a deployment did, to its owner only)."""
@@ -183,24 +219,41 @@ def run_command(
     KeyboardInterrupt and other exceptions terminate the process group and propagate.
     """
     if not Path(cwd).is_dir():
-        raise FileNotFoundError(f"cannot run {command!r}: working directory {cwd} does not exist")
+        raise MissingDirectory(f"working directory {cwd} does not exist; nothing was run")
+    _check_runnable(command, env)
     if psqlrc_dir is not None and _PSQL_WORD.search(command):
         env = psql_wrapped_env(env, psqlrc_dir)
     log = None
     if log_path is not None:
-        log = _open_log(log_path)
-    try:
-        run = _Run(command, cwd, dict(env), masker, log)
-        with _RUNNING_LOCK:
-            _RUNNING.add(run)
         try:
-            return run.wait(timeout, log_path)
-        finally:
-            with _RUNNING_LOCK:
-                _RUNNING.discard(run)
+            log = _open_log(log_path)
+        except OSError as err:
+            raise CommandRefused(
+                f"cannot write the step's log {log_path}: {err.strerror or err}. Make"
+                f" {log_path.parent} writable (or free space on its disk); nothing was run"
+            ) from None
+    holder: list[_Run] = []  # filled the moment the process exists, so it is always reaped
+    try:
+        try:
+            run = _Run(command, cwd, dict(env), masker, log, holder)
+        except (OSError, ValueError) as err:
+            raise CommandRefused(f"cannot start bash: {err}; nothing was run") from None
+        return run.wait(timeout, log_path)
+    except BaseException:
+        # Ctrl-C (or SIGTERM) between the process's start and wait()'s own cleanup
+        for started in holder:
+            if not started.terminated and started.proc.poll() is None:
+                started._terminate_group()
+        raise
     finally:
+        with _RUNNING_LOCK:
+            for started in holder:
+                _RUNNING.discard(started)
         if log is not None:
-            log.close()
+            try:
+                log.close()
+            except OSError:
+                pass  # a full disk: the run already said its log stopped
 
 
 def terminate_running() -> int:
@@ -230,11 +283,18 @@ class _Run:
     """One running command: its process and the reading of its output."""
 
     def __init__(
-        self, command: str, cwd: Path, env: dict[str, str], masker: Masker, log: TextIO | None
+        self,
+        command: str,
+        cwd: Path,
+        env: dict[str, str],
+        masker: Masker,
+        log: TextIO | None,
+        holder: list[_Run],
     ) -> None:
         self.command = command
         self.masker = masker
         self.log = log
+        self.log_error: str | None = None
         self.decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         self.pending = ""  # decoded output not yet masked: at most the current line
         self.tail: deque[str] = deque()
@@ -250,6 +310,9 @@ class _Run:
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
+        holder.append(self)
+        with _RUNNING_LOCK:
+            _RUNNING.add(self)
         assert self.proc.stdout is not None
         self.fd: int | None = self.proc.stdout.fileno()
         self.poller = select.poll()
@@ -353,7 +416,21 @@ class _Run:
             self._emit(self.pending)
             self.pending = ""
         if self.log is not None:
-            self.log.flush()
+            try:
+                self.log.flush()
+            except OSError as err:
+                self.log_error = f"the log stopped: {err.strerror or err}"
+                self._close_log()
+        if self.log_error:
+            self._emit(f"\n[pytest-deploy] {self.log_error}; the step's output is kept here\n")
+
+    def _close_log(self) -> None:
+        log, self.log = self.log, None
+        if log is not None:
+            try:
+                log.close()
+            except OSError:
+                pass  # its buffer could not be written: that is what log_error says
 
     def _feed(self, text: str) -> None:
         # Masking works on whole lines, so a secret is never split between two pieces; a line
@@ -372,7 +449,11 @@ class _Run:
     def _emit(self, text: str) -> None:
         masked = self.masker.mask(text)
         if self.log is not None:
-            self.log.write(masked)
+            try:
+                self.log.write(masked)
+            except OSError as err:  # e.g. disk full: the step goes on, its tail is kept
+                self.log_error = f"the log stopped: {err.strerror or err}"
+                self._close_log()
         if len(masked) > TAIL_BYTES:
             masked = masked[-TAIL_BYTES:]
         self.tail.append(masked)

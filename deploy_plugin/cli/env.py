@@ -11,6 +11,7 @@ import sys
 from typing import Any
 
 from deploy_plugin.secrets import MIN_SECRET_LENGTH
+from deploy_plugin.shell import MAX_ARG_CHARS
 
 from .args import add_command, add_family, add_target_option, common_options
 from .context import Context, Project, check_var_name
@@ -124,6 +125,13 @@ def run_set(ctx: Context) -> int:
         raise UsageProblem(
             f"The value of {args.name} contains a NUL byte, which no process environment can "
             f"hold, so no step could receive it. Pass the value without it."
+        )
+    size = len(args.name.encode()) + len(value.encode()) + 1
+    if size >= MAX_ARG_CHARS:
+        raise UsageProblem(
+            f"The value of {args.name} is {len(value.encode()):,} bytes long; Linux passes at "
+            f"most {MAX_ARG_CHARS:,} bytes per environment variable, so no step could start "
+            f"with it. Keep large values in a file and store its path instead."
         )
     if value == "":
         raise UsageProblem(

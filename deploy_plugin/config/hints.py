@@ -22,7 +22,8 @@ _ENV_RULE = "letters, digits and '_', not starting with a digit"
 _HINTS = {
     "": "A config is a mapping with a `groups` list at the top level.",
     "$schema": "Give the URL or path of the JSON Schema as a string, or remove it.",
-    "project": "Set `project` to the project's name, or remove it to use the root folder's name.",
+    "project": "Set `project` to the project's name (printable characters, no NUL or line"
+    " breaks), or remove it to use the root folder's name.",
     "root": "Set `root` to a folder relative to the config file, or remove it to use the "
     "config file's folder.",
     "groups": "List the deployment's groups under `groups`, each with at least a `name` and "
