@@ -806,3 +806,28 @@ def test_a_mistyped_store_database_is_named(cli: Run, work: Path, pg_database: s
     missing = pg_database.rsplit("/", 1)[0] + "/no_such_store_db"
     code, _, err = cli("env", "list", "shop", "-t", "local", "--deploy-store", missing)
     assert code == 1 and 'database "no_such_store_db" does not exist' in err
+
+
+# -- issue 9 #11: mark-applied respects the lock and a protected target ----------------------
+
+
+def test_mark_applied_waits_for_no_one_and_asks_for_a_protected_target(
+    cli: Run, work: Path
+) -> None:
+    from deploy_plugin.store import open_store
+
+    store = open_store(None, work)
+    assert store is not None
+    lock = store.acquire_lock("shop", "local", holder="someone-deploying")
+    code, _, err = cli("migration", "mark-applied", "shop", ITEMS, "-t", "local")
+    assert code == 1 and "someone-deploying" in err, err  # refused: a deployment runs
+    assert store.applied_migrations("shop", "local") == {}
+    lock.release()
+    assert cli("target", "add", "shop", "guarded", "--protected")[0] == 0
+    code, _, err = cli("migration", "mark-applied", "shop", ITEMS, "-t", "guarded")
+    assert code == 2 and "pass --yes" in err, err
+    assert store.applied_migrations("shop", "guarded") == {}
+    code, out, err = cli("migration", "mark-applied", "shop", ITEMS, "-t", "guarded", "--yes")
+    assert code == 0, err
+    assert list(store.applied_migrations("shop", "guarded")) == [ITEMS]
+    store.close()

@@ -9,6 +9,8 @@ gone). ``apply`` is a pytest run of the tracked groups.
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,7 +21,7 @@ from deploy_plugin.runtime import iso_utc, who
 from deploy_plugin.store.base import MigrationRecord, utcnow
 
 from .args import add_command, add_family, add_target_option, common_options, positive_int
-from .context import Context, Project
+from .context import Context, Project, confirm
 from .output import UsageProblem, emit_json, note, print_table, say, warn, when
 from .runner import RunOptions, run_pytest
 
@@ -100,6 +102,7 @@ def register(subparsers: Any) -> None:
     )
     mark.add_argument("file", metavar="FILE", help="path relative to the config's root")
     add_target_option(mark, help="the target (required)")
+    mark.add_argument("--yes", "-y", action="store_true", help="confirm a protected target")
     forget = command(
         "forget-intent",
         "forget a shell-applied migration a dead run left in doubt (it did NOT apply)",
@@ -108,6 +111,7 @@ def register(subparsers: Any) -> None:
     )
     forget.add_argument("file", metavar="FILE", help="path relative to the config's root")
     add_target_option(forget, help="the target (required)")
+    forget.add_argument("--yes", "-y", action="store_true", help="confirm a protected target")
     history = command(
         "history",
         "the migration history of a target, newest first",
@@ -355,13 +359,33 @@ def run_mark_applied(ctx: Context) -> int:
         file=item.file, checksum=item.checksum, applied_at=utcnow(), applied_by=who(),
         execution_time_ms=None, status="success", error_message=None,
     )  # fmt: skip
-    ctx.writable_store().record_migration(project.name, target, new)
+    with _history_change(ctx, project, target, f"mark {item.file} as applied"):
+        ctx.writable_store().record_migration(project.name, target, new)
     if args.json:
         emit_json({"project": project.name, "target": target, **_row(
             item.file, item.group, "applied", item.checksum, new)})  # fmt: skip
     else:
         say(f"Marked {item.file} as applied to {project.name} → {target} (not run).")
     return 0
+
+
+@contextmanager
+def _history_change(ctx: Context, project: Project, target: str, what: str) -> Iterator[None]:
+    """Change a target's history as a deployment would: a protected target confirmed,
+    under the deployment lock (so never beside a running deployment)."""
+    store = ctx.writable_store()
+    declared = project.config.targets.get(target) if project.config else None
+    stored = store.get_target(project.name, target)
+    protected = bool(declared and declared.protected) or bool(stored and stored.protected)
+    if protected and not confirm(
+        f"Target {target!r} of project {project.name!r} is protected: {what}?", yes=ctx.args.yes
+    ):
+        raise UsageProblem(f"Not confirmed: nothing changed on protected target {target!r}.")
+    lock = store.acquire_lock(project.name, target, holder=who())
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 def run_forget_intent(ctx: Context) -> int:
@@ -371,7 +395,9 @@ def run_forget_intent(ctx: Context) -> int:
     target = ctx.require_target(project, args.target)
     item = _tracked_file(ctx, project, args.file, target)
     store = ctx.writable_store()
-    if not store.forget_intent(project.name, target, item.file):
+    with _history_change(ctx, project, target, f"forget the attempt to apply {item.file}"):
+        forgotten = store.forget_intent(project.name, target, item.file)
+    if not forgotten:
         raise UsageProblem(
             f"{item.file} has no migration left in doubt on {project.name} → {target}; "
             f"nothing changed. `pytest-deploy migration status {project.name} --target "
