@@ -184,12 +184,10 @@ def _check_runnable(command: str, env: Mapping[str, str]) -> None:
 def _open_log(log_path: Path) -> IO[str]:
     """Open a step's log for appending: folders 0700 and file 0600 (like the store: a
     masked log still shows what a deployment did, to its owner only)."""
-    old = os.umask(0o077)
-    try:
-        log_path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-    finally:
-        os.umask(old)
+    missing = [p for p in (log_path.parent, *log_path.parent.parents) if not p.exists()]
+    for folder in reversed(missing):  # no umask change: it is process-wide
+        folder.mkdir(mode=0o700, exist_ok=True)
+    fd = os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
     return open(fd, "a", encoding="utf-8", newline="")
 
 

@@ -708,7 +708,8 @@ def test_a_foreign_sqlite_database_is_refused_unchanged(tmp_path: Path) -> None:
 
 def test_a_special_file_is_refused_unchanged(tmp_path: Path) -> None:
     fifo = tmp_path / "pipe"
-    os.mkfifo(fifo, 0o644)
+    os.mkfifo(fifo)
+    fifo.chmod(0o644)
     with pytest.raises(StoreError, match="is not a regular file"):
         open_store(f"sqlite:///{fifo}", tmp_path)
     assert fifo.stat().st_mode & 0o777 == 0o644
