@@ -139,7 +139,10 @@ class DeployItem(pytest.Item):
             last_of_group = group is not None and deployment.last_of_group(self)
             hook_error = self._after_hooks(result, group, last_of_group)
             deployment.add_result(
-                result, batch=self.kind == "deploy" and self.file is not None and not last_of_group
+                result,
+                # preflight rows and per-file steps share a store transaction with the next
+                batch=self.kind == "preflight"
+                or (self.kind == "deploy" and self.file is not None and not last_of_group),
             )
             self._report_facts(result.outcome)
             if hook_error:

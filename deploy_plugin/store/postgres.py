@@ -23,6 +23,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 import psycopg
+from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 
 from .base import (
@@ -381,12 +382,11 @@ def _upgrade(conn: psycopg.Connection) -> None:
         for step in steps_for("postgresql"):
             if step.version <= version:
                 continue
-            for statement in step.statements:
-                conn.execute(statement)
-            conn.execute(
-                "INSERT INTO deploy.schema_version (version, description) VALUES (%s, %s)",
-                (step.version, step.description),
-            )
+            # one round trip per step (a store across a slow link opens in a few of them)
+            record = sql.SQL(
+                "INSERT INTO deploy.schema_version (version, description) VALUES ({}, {})"
+            ).format(step.version, step.description)
+            conn.execute(";\n".join([*step.statements, record.as_string(conn)]))
         conn.execute(
             "INSERT INTO deploy.store_meta (key, value) VALUES ('store_id', %s)"
             " ON CONFLICT DO NOTHING",
