@@ -251,3 +251,21 @@ def test_a_shell_migration_in_doubt_stops_the_next_run_until_resolved(tmp_path: 
     final = run(root)
     assert final.returncode == 0, final.stdout
     assert (root / "applied.log").read_text() == "SELECT 1;\n"
+
+
+def test_deploy_status_marks_a_dead_run_interrupted(tmp_path: Path):
+    root = project(tmp_path, [SLOW_STEP])
+    proc = start(root)
+    wait_for("the step to start", lambda: (root / "step.pid").exists())
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.communicate(timeout=30)
+    os.kill(int((root / "step.pid").read_text()), signal.SIGKILL)
+    cli = Path(sys.executable).with_name("pytest-deploy")
+    status = subprocess.run(
+        [str(cli), "deploy", "status", "sig", "--json"],
+        cwd=root, env=env(), capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert status.returncode == 0, status.stderr
+    assert f"pid {proc.pid}" in status.stderr and "interrupted" in status.stderr
+    (target,) = json.loads(status.stdout)["targets"]
+    assert target["latest"]["status"] == "interrupted"

@@ -7,7 +7,7 @@ from typing import Any
 
 from .args import add_command, add_family, add_target_option, common_options
 from .context import Context, Project
-from .output import UsageProblem, emit_json, print_table, say, when
+from .output import UsageProblem, emit_json, note, print_table, say, when
 from .runner import RunOptions, run_pytest
 
 
@@ -111,6 +111,13 @@ def run_status(ctx: Context) -> int:
     store = ctx.store()
     rows = []
     for target in targets:
+        if store is not None:
+            # a run whose process died on this host is not "running": say so in the store
+            for id_, host, pid in store.interrupt_dead_runs(
+                project.name, target, current=None, lock_held=False
+            ):
+                note(f"deployment {id_} (host {host}, pid {pid}) had ended without recording"
+                     " it: now recorded as interrupted")  # fmt: skip
         latest = store.deployments(project.name, target, limit=1) if store else []
         lock = store.lock_info(project.name, target) if store else None
         row: dict[str, Any] = {"target": target, "latest": None, "lock": None}
