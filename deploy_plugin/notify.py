@@ -31,7 +31,8 @@ def pytest_deploy_finished(deployment: Any, report: dict[str, Any]) -> None:
 
     body = None
     for notify in deployment.config.notify:
-        if report["status"] not in notify.on:
+        # an interrupted deployment is a failure to whoever listens for failures
+        if ("success" if report["status"] == "success" else "failure") not in notify.on:
             continue
         body = body or payload(report, deployment.masker)
         url = expand_vars(notify.webhook, deployment.env)
