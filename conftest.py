@@ -13,4 +13,3 @@ import requests  # noqa: F401
 import deploy_plugin.health  # noqa: F401
 
 collect_ignore = ["tests/data"]
-pytest_plugins = ["tests.httpserver"]

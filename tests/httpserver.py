@@ -19,20 +19,16 @@ import socket
 import socketserver
 import threading
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import urlsplit
-
-import pytest
 
 __all__ = [
     "HTTPTestServer",
     "RecordedRequest",
     "Route",
     "closed_port",
-    "http_server",
 ]
 
 HOST = "127.0.0.1"
@@ -307,10 +303,3 @@ def closed_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((HOST, 0))
         return sock.getsockname()[1]
-
-
-@pytest.fixture
-def http_server() -> Iterator[HTTPTestServer]:
-    """A started HTTPTestServer, stopped after the test."""
-    with HTTPTestServer() as server:
-        yield server

@@ -8,11 +8,8 @@ cleans up.
 When the server is unreachable, PostgreSQL tests are skipped, except with ``CI=true``
 where they fail: CI must never pass by skipping them.
 
-Use::
-
-    from tests.pg import pg_database  # noqa: F401  (a fixture: yields the database URL)
-
-or, outside fixtures, ``with temporary_database() as url: ...``.
+The ``pg_database`` fixture (tests/conftest.py) yields such a database's URL; outside
+fixtures, use ``with temporary_database() as url: ...``.
 """
 
 from __future__ import annotations
@@ -71,10 +68,3 @@ def temporary_database(prefix: str = "deploy_test") -> Iterator[str]:
     finally:
         with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-@pytest.fixture
-def pg_database() -> Iterator[str]:
-    """URL of a fresh, empty PostgreSQL database, dropped after the test."""
-    with temporary_database() as url:
-        yield url

@@ -6,9 +6,7 @@ configuration): ``initdb --auth=scram-sha-256`` as the ``postgres`` OS user in a
 folder under ``/tmp`` (owned by ``postgres``), ``pg_ctl start`` on a free port of 127.0.0.1
 with the socket in that folder, and ``pg_ctl -m immediate stop`` plus removal afterwards.
 
-Use::
-
-    from tests.scram_cluster import scram_cluster as scram_cluster  # the fixture
+Use the ``scram_cluster`` fixture (tests/conftest.py)::
 
     def test_x(scram_cluster: ScramCluster) -> None:
         scram_cluster.url()                    # right password
@@ -117,10 +115,3 @@ def running_scram_cluster() -> Iterator[ScramCluster]:
         if started:
             _as_postgres(str(PG_BIN / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop")
         shutil.rmtree(base, ignore_errors=True)
-
-
-@pytest.fixture(scope="module")
-def scram_cluster() -> Iterator[ScramCluster]:
-    """A private scram-sha-256 cluster on 127.0.0.1, for the tests of one module."""
-    with running_scram_cluster() as cluster:
-        yield cluster

@@ -28,7 +28,6 @@ from deploy_plugin.cli.rootdir import find_rootdir
 from deploy_plugin.config import load_config
 from deploy_plugin.store import open_store
 from tests.httpserver import closed_port
-from tests.pg import pg_database as pg_database  # noqa: F401 - fixture
 
 SHOP = """\
 project: shop

@@ -19,7 +19,6 @@ import psycopg
 import pytest
 
 from deploy_plugin.cli import main
-from tests.pg import pg_database as pg_database  # noqa: F401 - fixture
 from tests.standins import WOOFS_CALLS, woofs_copy
 
 

@@ -12,8 +12,6 @@ from pathlib import Path
 
 import pytest
 
-from tests.pg import pg_database as pg_database  # noqa: F401 - fixture
-
 REPO = Path(__file__).resolve().parent.parent
 
 

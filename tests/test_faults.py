@@ -31,7 +31,6 @@ import yaml
 
 from tests.pg import ADMIN_URL, database_url, temporary_database
 from tests.scram_cluster import ScramCluster
-from tests.scram_cluster import scram_cluster as scram_cluster  # noqa: F401 - fixture
 
 PROJECT = "faults"
 TARGET = "t"

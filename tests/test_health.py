@@ -1,8 +1,5 @@
 """poll_health against real HTTP servers on 127.0.0.1."""
 
-# The http_server fixture is imported by name, so test arguments "redefine" it.
-# ruff: noqa: F401, F811
-
 from __future__ import annotations
 
 import time
@@ -11,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from deploy_plugin.health import HealthResult, poll_health
-from tests.httpserver import HTTPTestServer, closed_port, http_server
+from tests.httpserver import HTTPTestServer, closed_port
 
 # Every bound below is loose: it only proves the poll stops at its deadline, not how fast.
 SLACK_S = 2.0

@@ -22,7 +22,6 @@ import pytest
 import yaml
 
 from tests.pg import ADMIN_URL
-from tests.pg import pg_database as pg_database  # noqa: F401 - a fixture
 
 WAIT_S = 30.0
 

@@ -27,7 +27,6 @@ from deploy_plugin.store import (
 from deploy_plugin.store import schema as store_schema
 from deploy_plugin.store.schema import SchemaStep, current_version
 from tests.pg import database_url, temporary_database
-from tests.pg import pg_database as pg_database  # a fixture, used through store_url
 
 CURRENT = current_version("sqlite")  # both kinds are at the same version
 

@@ -15,7 +15,6 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from tests.pg import pg_database as pg_database  # noqa: F401 - fixture
 from tests.standins import WOOFS_CALLS, woofs_copy
 
 
