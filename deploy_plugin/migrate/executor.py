@@ -71,7 +71,6 @@ _PG_ELAPSED = "round(extract(epoch FROM clock_timestamp() - now()) * 1000)::inte
 _ENDS = {"commit", "end", "rollback", "abort"}
 _OPENS = {"begin", "start"}
 _CONTROL_HINT = re.compile(r"(?i)\b(?:commit|end|rollback|abort|begin|start)\b")
-_CHECK_INTERVAL = "-c client_connection_check_interval=1s"
 _NO_TRANSACTION_NOTE = (
     "The file is marked -- deploy:no-transaction, so the statements before this one stay applied"
 )
@@ -79,15 +78,6 @@ _COPY_MESSAGE = (
     "COPY ... FROM STDIN / TO STDOUT needs a client that streams data; "
     "apply this file with a deploy_command that runs psql"
 )
-_PG_DEFAULTS = {
-    "application_name": "pytest-deploy",
-    "connect_timeout": "10",
-    # A killed runner's backend must notice and roll back within seconds (DESIGN §5).
-    "keepalives": "1",
-    "keepalives_idle": "5",
-    "keepalives_interval": "2",
-    "keepalives_count": "3",
-}
 
 
 class MigrationError(Exception):
@@ -288,27 +278,15 @@ class SqlExecutor:
 
     def _pg_connect(self) -> None:
         import psycopg
-        from psycopg.conninfo import conninfo_to_dict
 
-        url = re.sub(r"^postgres(?:ql)?\+\w+://", "postgresql://", self.url)  # SQLAlchemy style
+        from deploy_plugin.db import connection_params, pg_connect
+
         try:
-            params = conninfo_to_dict(url)
+            password = str(connection_params(self.url).get("password") or "")
         except psycopg.Error as err:
             raise self._connect_error(f"malformed URL: {err}") from None
-        password = str(params.get("password") or "")
-        for key, value in _PG_DEFAULTS.items():
-            params.setdefault(key, value)
-        # A startup option, not a SET: it survives the RESET ALL run after each file.
-        user_options = str(params.get("options") or "")
-        params["options"] = f"{user_options} {_CHECK_INTERVAL}".strip()
         try:
-            try:
-                self.connection = psycopg.connect(**params, autocommit=True)
-            except psycopg.OperationalError as err:
-                if "client_connection_check_interval" not in str(err):
-                    raise
-                params["options"] = user_options  # PostgreSQL < 14 lacks the setting
-                self.connection = psycopg.connect(**params, autocommit=True)
+            self.connection = pg_connect(self.url)
         except psycopg.Error as err:
             reason = str(err).replace(password, "***") if len(password) >= 4 else str(err)
             raise self._connect_error(

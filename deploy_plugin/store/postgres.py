@@ -26,6 +26,8 @@ import psycopg
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 
+from deploy_plugin.db import connection_params, pg_connect
+
 from .base import (
     UPSERT_MIGRATION,
     DeployLock,
@@ -40,17 +42,6 @@ from .base import (
     utcnow,
 )
 from .schema import PG_SCHEMA, POSTGRES_BOOTSTRAP, current_version, steps_for
-
-#: Defaults added to a store URL unless it sets them itself.
-CONNECTION_DEFAULTS = {
-    "connect_timeout": "10",
-    "application_name": "pytest-deploy",
-    "keepalives": "1",
-    "keepalives_idle": "10",
-    "keepalives_interval": "5",
-    "keepalives_count": "3",
-}
-CHECK_INTERVAL_OPTION = "-c client_connection_check_interval=1s"
 
 
 def _key(text: str) -> int:
@@ -395,28 +386,17 @@ def _upgrade(conn: psycopg.Connection) -> None:
 
 
 def connect(url: str) -> psycopg.Connection:
-    """An autocommit connection with the check interval and keepalives; StoreError if not."""
+    """An autocommit connection (:func:`deploy_plugin.db.pg_connect`); StoreError if not."""
     try:
-        params = conninfo_to_dict(url)
+        params = connection_params(url)
     except psycopg.Error as exc:
         raise StoreError(
             f"The store URL {describe_url(url)} is not a valid PostgreSQL URL ({exc}). "
             f"Write it as postgresql://USER:PASSWORD@HOST:PORT/DATABASE."
         ) from exc
-    for name, value in CONNECTION_DEFAULTS.items():
-        params.setdefault(name, value)
-    own_options = params.get("options") or ""
-    params["options"] = f"{own_options} {CHECK_INTERVAL_OPTION}".strip()
     try:
-        return psycopg.connect(autocommit=True, **params)
-    except psycopg.OperationalError as exc:
-        if "client_connection_check_interval" not in str(exc):
-            raise _connect_error(url, params, exc) from exc
-    # PostgreSQL before 14 has no client_connection_check_interval: keepalives only.
-    params["options"] = own_options
-    try:
-        return psycopg.connect(autocommit=True, **params)
-    except psycopg.OperationalError as exc:
+        return pg_connect(url)
+    except psycopg.Error as exc:
         raise _connect_error(url, params, exc) from exc
 
 
