@@ -29,8 +29,8 @@ _SECRET_NAME_PARTS = ("KEY", "SECRET", "TOKEN", "PASS")
 _URL_PASSWORD = re.compile(
     r"(?<![A-Za-z0-9+.\-])"
     r"(?P<prefix>[A-Za-z][A-Za-z0-9+.\-]*://[^\s:/@\"'`<>]*:)"
-    r"(?P<password>[^\s@\"'`<>]+)"
-    r"(?=@)"
+    r"(?P<password>[^\s\"'`<>]+?)"  # to the "@" before the host (an unencoded "@" too)
+    r"(?=@[^\s@/?#\"'`<>]*(?:[/?#\s\"'`<>]|$))"
 )
 # libpq's ``password=`` keyword, in a connection string or a URL's query
 _PARAM_PASSWORD = re.compile(r"(?i)(?<![A-Za-z0-9_])(password=)[^&\s]*")

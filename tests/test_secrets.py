@@ -176,3 +176,21 @@ def test_the_password_of_a_secret_url_is_a_secret_on_its_own() -> None:
     """Found in review: a step printing only the password of a stored URL showed it."""
     masker = Masker(["postgresql://app:pwCanary77@db/x", "host=db password=kvCanary88 dbname=x"])
     assert masker.mask("SELECT 'pwCanary77'; kvCanary88") == "SELECT '***'; ***"
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("postgresql://u:p@ss@h/db", "postgresql://u:***@h/db"),  # an unencoded "@"
+        ("postgresql://u:pa/ss@h:5432/db", "postgresql://u:***@h:5432/db"),
+        ("https://u:tok@h/p@x", "https://u:***@h/p@x"),
+        ("postgresql://h/db?password=pw&x=1", "postgresql://h/db?password=***&x=1"),
+        ("host=h password=pw dbname=d", "host=h password=*** dbname=d"),
+    ],
+)
+def test_the_one_url_redactor(url: str, shown: str) -> None:
+    from deploy_plugin.secrets import redact_url
+    from deploy_plugin.store.errors import describe_url
+
+    assert redact_url(url) == shown
+    assert describe_url(url) == shown

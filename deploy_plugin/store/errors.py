@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import re
 from datetime import datetime
+
+from deploy_plugin.secrets import redact_url
 
 from .records import format_time
 
@@ -47,12 +48,4 @@ def describe_url(url: str | None) -> str:
     """A store URL for messages, with any password masked; None is the default store."""
     if not url:
         return "the default SQLite store (<rootdir>/.deploy/state.sqlite3)"
-    scheme, sep, rest = url.partition("://")
-    if sep:
-        authority, tail = re.match(r"([^/?#]*)(.*)", rest, re.S).groups()  # type: ignore[union-attr]
-        userinfo, at, hosts = authority.rpartition("@")
-        if at and ":" in userinfo:
-            authority = f"{userinfo.split(':', 1)[0]}:***@{hosts}"
-        url = f"{scheme}://{authority}{tail}"
-    # ?password=... in a URL, password=... in a key/value conninfo
-    return re.sub(r"(?i)(\bpassword=)([^&\s]*)", r"\1***", url)
+    return redact_url(url)
