@@ -12,6 +12,7 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
+from typing import Protocol
 
 from deploy_plugin.config import (
     DeployConfig,
@@ -232,6 +233,27 @@ class AppliedMigration:
     applied_by: str | None
 
 
+class HistoryRow(Protocol):
+    """What classifying a file needs of its history row (a store record or AppliedMigration)."""
+
+    @property
+    def checksum(self) -> str: ...
+
+    @property
+    def status(self) -> str: ...
+
+
+def migration_state(checksum: str, record: HistoryRow | None) -> str:
+    """The one classifier of a tracked file: ``pending`` (no row), ``applied``, ``drifted``
+    (applied with another checksum), or the row's own status (``failed``, ``rolled_back``,
+    which count as pending: they run again)."""
+    if record is None:
+        return "pending"
+    if record.status == "success":
+        return "applied" if record.checksum == checksum else "drifted"
+    return record.status
+
+
 @dataclass(frozen=True)
 class MigrationCheck:
     """Preflight's view of the tracked files: drift (fatal) and warnings."""
@@ -253,10 +275,11 @@ def check_migrations(
     pending: list[str] = []
     done = {f: a for f, a in applied.items() if a.status == "success"}
     for rel in files:
-        record = done.get(rel)
-        if record is None:
+        record = applied.get(rel)
+        state = migration_state(checksums[rel], record)
+        if state not in ("applied", "drifted"):
             pending.append(rel)
-        elif record.checksum != checksums[rel]:
+        elif state == "drifted" and record is not None:
             drift.append(
                 f"{rel} changed after it was applied on {record.applied_at}"
                 f" by {record.applied_by or 'unknown'}: applied checksum {record.checksum},"

@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 import os
-import re
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from deploy_plugin.config import DeployConfig
+from deploy_plugin.config import ENV_NAME_RE, DeployConfig
 from deploy_plugin.fixtures import TARGET_PARAM
 from deploy_plugin.runtime import Deployment, TargetInfo
 
 _SESSION_KEY = pytest.StashKey["DeploySession"]()
-_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 
 # options that mean nothing without a target, with their flag for the message
 NEEDS_TARGET = {
@@ -170,7 +168,7 @@ class DeploySession:
         env: dict[str, str] = {}
         for pair in pairs:
             name, sep, value = pair.partition("=")
-            if not sep or not _ENV_NAME.match(name):
+            if not sep or not ENV_NAME_RE.match(name):
                 raise pytest.UsageError(
                     f"--deploy-env expects KEY=VALUE with KEY a shell variable name"
                     f" (letters, digits, _), got {name if sep else pair!r}"

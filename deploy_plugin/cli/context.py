@@ -13,13 +13,19 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from deploy_plugin.config import ConfigError, DeployConfig, is_config_file, load_config
+from deploy_plugin.config import (
+    ENV_NAME_RE,
+    NAME_RE,
+    ConfigError,
+    DeployConfig,
+    is_config_file,
+    load_config,
+)
 from deploy_plugin.store import Store, default_store_path, describe_url, open_store
 
 from .output import CliError, UsageProblem, warn
@@ -29,8 +35,6 @@ from .rootdir import find_rootdir
 SKIPPED_DIRS = frozenset(
     {"node_modules", "__pycache__", "venv", "build", "dist", "CVS", "_darcs", "{arch}"}
 )
-NAME_RE = re.compile(r"[A-Za-z0-9_-]+\Z")  # target names: a level of the node id
-VAR_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")  # env var names: shell identifiers
 
 
 @dataclass
@@ -316,7 +320,7 @@ def check_target_name(name: str) -> None:
 
 def check_var_name(name: str) -> None:
     """UsageProblem unless ``name`` is a valid shell variable name."""
-    if not VAR_RE.match(name):
+    if not ENV_NAME_RE.match(name):
         raise UsageProblem(
             f"Invalid env var name {name!r}: it must be a shell identifier (letters, digits "
             f"and '_', not starting with a digit), so that commands can read it as $NAME. "

@@ -16,7 +16,13 @@ from pathlib import Path
 from typing import Any
 
 from deploy_plugin.config import DeployConfig
-from deploy_plugin.plan import AppliedMigration, check_migrations, file_checksum, match_files
+from deploy_plugin.plan import (
+    AppliedMigration,
+    check_migrations,
+    file_checksum,
+    match_files,
+    migration_state,
+)
 from deploy_plugin.runtime import iso_utc, who
 from deploy_plugin.store.base import MigrationRecord, utcnow
 
@@ -140,12 +146,8 @@ def tracked_groups(config: DeployConfig, target: str) -> list[str]:
 
 
 def file_state(tracked: TrackedFile, record: MigrationRecord | None) -> str:
-    """applied | drifted | pending | failed | rolled_back (the last two are pending too)."""
-    if record is None:
-        return "pending"
-    if record.status == "success":
-        return "applied" if record.checksum == tracked.checksum else "drifted"
-    return record.status
+    """applied | drifted | pending | failed | rolled_back (plan's one classifier)."""
+    return migration_state(tracked.checksum, record)
 
 
 def _applied(ctx: Context, project: str, target: str) -> dict[str, MigrationRecord]:

@@ -28,11 +28,22 @@ from .commands import (
 )
 from .errors import ConfigError
 from .loading import CONFIG_SUFFIXES, is_config_file, load_config
-from .model import RESERVED_GROUP_NAMES, DeployConfig, Group, HealthCheck, Notify, TargetDecl
+from .model import (
+    ENV_NAME_RE,
+    NAME_RE,
+    RESERVED_GROUP_NAMES,
+    DeployConfig,
+    Group,
+    HealthCheck,
+    Notify,
+    TargetDecl,
+)
 from .paths import format_path
 from .validation import SCHEMA_PATH, schema
 
 __all__ = [
+    "ENV_NAME_RE",
+    "NAME_RE",
     "CONFIG_SUFFIXES",
     "FILE_PLACEHOLDERS",
     "PLACEHOLDERS",

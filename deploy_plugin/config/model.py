@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .commands import FILE_PLACEHOLDERS, placeholders
 
 RESERVED_GROUP_NAMES = frozenset({"preflight", "health_check", "validate"})
+#: Target (and group) names: a level of every node id.
+NAME_RE = re.compile(r"[A-Za-z0-9_-]+\Z")
+#: Env var names: shell identifiers, so that commands can read them as $NAME.
+ENV_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 
 
 @dataclass(frozen=True)
