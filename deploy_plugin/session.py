@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -133,12 +132,9 @@ class DeploySession:
             opt("deploy_health_url") or config.getini("deploy_health_url") or None
         )
         self.skip_validation: bool = opt("deploy_skip_validation")
-        self.store_url: str | None = (
-            opt("deploy_store")
-            or os.environ.get("DEPLOY_STORE_URL")
-            or config.getini("deploy_store")
-            or None
-        )
+        from deploy_plugin.store import store_url
+
+        self.store_url = store_url(opt("deploy_store"), config.getini("deploy_store"))
         self.report_path: str | None = opt("deploy_report")
         self.yes: bool = opt("deploy_yes")
         self.cli_env = self._parse_env(opt("deploy_env"))

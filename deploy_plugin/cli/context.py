@@ -26,7 +26,7 @@ from deploy_plugin.config import (
     is_config_file,
     load_config,
 )
-from deploy_plugin.store import Store, default_store_path, describe_url, open_store
+from deploy_plugin.store import Store, default_store_path, describe_url, open_store, store_url
 
 from .output import CliError, UsageProblem, warn
 from .rootdir import find_rootdir
@@ -160,12 +160,7 @@ class Context:
     def store_url(self) -> str | None:
         """The store URL (None: the default SQLite file under the rootdir)."""
         ini = self._find_root()[2].get("deploy_store")
-        url = (
-            getattr(self.args, "deploy_store", None)
-            or os.environ.get("DEPLOY_STORE_URL")
-            or (str(ini).strip() if ini else None)
-        )
-        return url or None
+        return store_url(getattr(self.args, "deploy_store", None), str(ini) if ini else None)
 
     def store_url_for_pytest(self) -> str:
         """The store URL spelled out for a pytest run underneath (the default as a path)."""

@@ -14,6 +14,7 @@ Store URLs:
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from .base import (
@@ -55,6 +56,15 @@ STORE_FILE = "state.sqlite3"
 def default_store_path(rootdir: Path) -> Path:
     """``<rootdir>/.deploy/state.sqlite3``."""
     return Path(rootdir) / STORE_FOLDER / STORE_FILE
+
+
+def store_url(option: str | None, ini: str | None) -> str | None:
+    """The store URL by precedence, for pytest and the CLI alike: ``--deploy-store``, then
+    ``$DEPLOY_STORE_URL``, then ini ``deploy_store``; None means the default SQLite file."""
+    for value in (option, os.environ.get("DEPLOY_STORE_URL"), ini):
+        if value and value.strip():
+            return value.strip()
+    return None
 
 
 def is_postgres_url(url: str | None) -> bool:
