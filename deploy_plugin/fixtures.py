@@ -19,8 +19,9 @@ from deploy_plugin.secrets import MASK
 
 if TYPE_CHECKING:
     from deploy_plugin.config import DeployConfig
-    from deploy_plugin.runtime import Deployment, TargetInfo
+    from deploy_plugin.runtime import Deployment
     from deploy_plugin.store.base import MigrationRecord
+    from deploy_plugin.targets import TargetInfo
 
 DEPLOY_FIXTURES = frozenset(
     {"deploy_target", "deploy_env", "deploy_config", "migration_history", "deploy_store"}

@@ -16,20 +16,15 @@ import socket
 import time
 import warnings
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from deploy_plugin.config import DeployConfig, Group, TargetDecl
+from deploy_plugin.config import DeployConfig, Group
 from deploy_plugin.plan import AppliedMigration, GroupPlan
-from deploy_plugin.secrets import (
-    HTTP_LOGGERS,
-    Masker,
-    MaskingFilter,
-    is_secret_name,
-    url_passwords,
-)
+from deploy_plugin.secrets import HTTP_LOGGERS, Masker, MaskingFilter
+from deploy_plugin.targets import TargetInfo, step_env
 
 if TYPE_CHECKING:
     from deploy_plugin.store.base import MigrationRecord
@@ -53,38 +48,6 @@ def who() -> str:
 
 def utcnow() -> datetime:
     return datetime.now(timezone.utc)
-
-
-@dataclass
-class TargetInfo:
-    """A resolved target: declared in the config, stored, or both (stored values win)."""
-
-    name: str
-    type: str | None = None
-    provider: str | None = None
-    host: str | None = None
-    region: str | None = None
-    protected: bool = False
-    health_check_url: str | None = None
-    env: dict[str, str] = field(default_factory=dict)  # declared, non-secret
-    origin: str = "config"
-
-    @classmethod
-    def merge(cls, name: str, declared: TargetDecl | None, stored: Any | None) -> TargetInfo:
-        info = cls(name=name)
-        if declared is not None:
-            info.type, info.provider, info.host = declared.type, declared.provider, declared.host
-            info.region, info.protected = declared.region, declared.protected
-            info.health_check_url = declared.health_check_url
-            info.env = dict(declared.env)
-        if stored is not None:
-            for attr in ("type", "provider", "host", "region", "health_check_url"):
-                value = getattr(stored, attr, None)
-                if value is not None:
-                    setattr(info, attr, value)
-            info.protected = info.protected or bool(getattr(stored, "protected", False))
-            info.origin = "config+store" if declared is not None else "store"
-        return info
 
 
 @dataclass
@@ -236,25 +199,12 @@ class Deployment:
             # the environment is still built (without stored vars) so that later items
             # can report "not run" after this first one failed with the store's paragraph
             store, stored_env, problem = None, {}, str(err)
-        env = dict(os.environ)
-        sources = {name: "process" for name in env}
-        for source, values in (
-            ("config", self.target.env),
-            ("store", stored_env),
-            ("--deploy-env", self.session.cli_env),
-        ):
-            for name, value in values.items():
-                env[name] = value
-                sources[name] = source
-        # Declared (config) values are not secrets; stored and --deploy-env values are.
-        self.masker.add(*stored_env.values(), *self.session.cli_env.values())
-        required = {var for g in self.config.groups for var in g.required_env_vars}
-        required |= {g.database_url_env for g in self.config.groups if g.track_migrations}
-        for name in required:
-            if name in os.environ and sources.get(name) == "process":
-                value = os.environ[name]
-                # a secret-named var whole; any other var's URL password on its own
-                self.masker.add(*([value] if is_secret_name(name) else url_passwords(value)))
+        watched = {var for g in self.config.groups for var in g.required_env_vars}
+        watched |= {g.database_url_env for g in self.config.groups if g.track_migrations}
+        built = step_env(
+            self.target, stored_env, self.session.cli_env, watched=watched, masker=self.masker
+        )
+        env, sources = built.values, built.sources
         self._log_filter = MaskingFilter(self.masker)
         for logger in HTTP_LOGGERS:
             logging.getLogger(logger).addFilter(self._log_filter)

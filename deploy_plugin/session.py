@@ -9,7 +9,8 @@ import pytest
 
 from deploy_plugin.config import ENV_NAME_RE, DeployConfig
 from deploy_plugin.fixtures import TARGET_PARAM
-from deploy_plugin.runtime import Deployment, TargetInfo
+from deploy_plugin.runtime import Deployment
+from deploy_plugin.targets import TargetInfo
 
 _SESSION_KEY = pytest.StashKey["DeploySession"]()
 
@@ -225,27 +226,14 @@ class DeploySession:
         self, config: DeployConfig, name: str
     ) -> tuple[TargetInfo | None, str | None]:
         """The target ``name`` of a config (declared or stored), or why it is unknown."""
+        from deploy_plugin import targets
         from deploy_plugin.store.base import StoreError
 
-        declared = config.targets.get(name)
-        stored, known_stored = None, []
         try:
             store = self.store()
         except StoreError as err:
-            if declared is not None:
+            declared = config.targets.get(name)
+            if declared is not None:  # the store's problem is reported by the first step
                 return TargetInfo.merge(name, declared, None), None
             return None, str(err)
-        if store is not None:
-            stored = store.get_target(config.project, name)
-            known_stored = [t.name for t in store.list_targets(config.project)]
-        if declared is None and stored is None:
-            known = [f"{t} (config)" for t in config.targets] + [
-                f"{t} (store)" for t in known_stored if t not in config.targets
-            ]
-            return None, (
-                f"unknown target {name!r} for project {config.project!r}"
-                f" ({config.path}). Known targets: {', '.join(known) or 'none'}. Declare it"
-                f" under `targets:` in the config or add it with `pytest-deploy target add"
-                f" {config.project} {name}`; an unknown name never starts a new, empty history."
-            )
-        return TargetInfo.merge(name, declared, stored), None
+        return targets.resolve(config, name, store)

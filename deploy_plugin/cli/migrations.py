@@ -25,6 +25,7 @@ from deploy_plugin.plan import (
 )
 from deploy_plugin.runtime import iso_utc, who
 from deploy_plugin.store.base import MigrationRecord, utcnow
+from deploy_plugin.targets import resolve
 
 from .args import add_command, add_family, add_target_option, common_options, positive_int
 from .context import Context, Project, confirm
@@ -376,10 +377,8 @@ def _history_change(ctx: Context, project: Project, target: str, what: str) -> I
     """Change a target's history as a deployment would: a protected target confirmed,
     under the deployment lock (so never beside a running deployment)."""
     store = ctx.writable_store()
-    declared = project.config.targets.get(target) if project.config else None
-    stored = store.get_target(project.name, target)
-    protected = bool(declared and declared.protected) or bool(stored and stored.protected)
-    if protected and not confirm(
+    info, _ = resolve(project.require_config(), target, store)
+    if info is not None and info.protected and not confirm(
         f"Target {target!r} of project {project.name!r} is protected: {what}?", yes=ctx.args.yes
     ):
         raise UsageProblem(f"Not confirmed: nothing changed on protected target {target!r}.")
