@@ -14,6 +14,7 @@ import pytest
 from _pytest.outcomes import Skipped
 
 from deploy_plugin.plan import Step
+from deploy_plugin.policy import LOCK_LOST
 from deploy_plugin.runtime import (
     DeployFailure,
     Deployment,
@@ -97,7 +98,7 @@ class DeployItem(pytest.Item):
             deployment.start()
             blocker = deployment.blocker(self)
             if blocker:
-                skip(f"not run: {blocker}" + ("" if deployment.lock_lost else " failed"))
+                skip(f"not run: {blocker}" + ("" if blocker == LOCK_LOST else " failed"))
             deployment.check_lock()
             if group is not None and group.name not in deployment.groups_started:
                 deployment.groups_started.add(group.name)
@@ -155,7 +156,8 @@ class DeployItem(pytest.Item):
         try:
             hook.pytest_deploy_after_step(deployment=deployment, item=self, result=result)
             if last_of_group and self.group_name in deployment.groups_started:
-                status = "failure" if self.group_name in deployment.failed_groups else "success"
+                failed = self.group_name in deployment.policy.failed_groups
+                status = "failure" if failed else "success"
                 hook.pytest_deploy_after_group(deployment=deployment, group=group, status=status)
         except Exception as err:  # noqa: BLE001 - a plugin's bug fails this step, no traceback
             message = deployment.masker.mask(

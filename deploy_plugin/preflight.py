@@ -36,9 +36,10 @@ class PreflightItem(DeployItem):
         )
 
     def check_lock(self) -> None:
-        if self.deployment.preflight_failed:
+        refused = self.deployment.policy.preflight_failed
+        if refused:
             # a refused protected target: nothing of it runs, so no lock is taken either
-            skip(f"not run: {self.deployment.preflight_failed} failed")
+            skip(f"not run: {refused} failed")
         from deploy_plugin.store.base import StoreError
 
         deployment = self.deployment

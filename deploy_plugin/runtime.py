@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from deploy_plugin.config import DeployConfig, Group
 from deploy_plugin.plan import AppliedMigration, GroupPlan
+from deploy_plugin.policy import StopPolicy, step_ref
 from deploy_plugin.secrets import HTTP_LOGGERS, Masker, MaskingFilter
 from deploy_plugin.targets import TargetInfo, step_env
 
@@ -95,10 +96,7 @@ class Deployment:
         self.items: list[Any] = []  # every item collected for it, in run order
         self.selected: list[Any] = []  # those kept after selection, in run order (select())
         self._bounds: dict[str, list[Any]] = {}
-        self.failed: list[str] = []  # node ids of failed items
-        self.failed_groups: dict[str, str] = {}  # group name -> first failed node id
-        self.preflight_failed: str | None = None
-        self.store_failed: str | None = None
+        self.policy = StopPolicy(continue_on_failure=session.continue_on_failure)
         self.results: dict[str, StepResult] = {}
         self._pending_steps: list[dict[str, Any]] = []
         self.started_at: datetime | None = None
@@ -119,7 +117,6 @@ class Deployment:
         self.groups_started: set[str] = set()  # groups whose first item ran (group hooks)
         self.ledger_warnings: list[str] = []  # history rows recovered from a target's ledger
         self.interrupted: str | None = None  # why the session stopped under it (a signal)
-        self.lock_lost: str | None = None  # why the deployment lock was lost mid-run
 
     # ------------------------------------------------------------------ identity
 
@@ -139,25 +136,14 @@ class Deployment:
     # ------------------------------------------------------------------ policy
 
     def blocker(self, item: Any) -> str | None:
-        """The node id whose failure means ``item`` must not run, if any."""
-        if self.lock_lost:
-            return "deployment lock lost"
-        if self.store_failed:
-            return self.store_failed
-        runner = self._runners.get(getattr(item, "group_name", None) or "")
+        """Why ``item`` must not run (see :class:`StopPolicy`), if so."""
+        ref = step_ref(item)
+        runner = self._runners.get(ref.group_name or "")
+        if self.policy.lock_lost or self.policy.store_failed:
+            return self.policy.blocker(ref)
         if runner is not None and runner.started(item):
             return None  # it ran beside the failed step: it reports its own outcome
-        if self.preflight_failed and item.kind != "preflight":
-            return self.preflight_failed
-        if not self.failed:
-            return None
-        if item.kind == "health_check":
-            return self.failed[0]
-        if self.session.continue_on_failure and item.kind != "preflight":
-            return self.failed_groups.get(getattr(item, "group_name", None) or "")
-        if item.kind == "preflight":
-            return None  # preflight reports every problem at once
-        return self.failed[0]
+        return self.policy.blocker(ref)
 
     def select(self, items: list[Any]) -> None:
         """Set the items this run keeps, in run order, and each group's last one."""
@@ -172,15 +158,7 @@ class Deployment:
         return self._bounds.get(item.group_name, [None, None])[1] is item
 
     def mark_failed(self, item: Any, *, store_error: bool = False) -> None:
-        self.failed.append(item.nodeid)
-        if store_error:
-            # without its store nothing else of the deployment can run, preflight included
-            self.store_failed = self.store_failed or item.nodeid
-        if item.kind == "preflight":
-            self.preflight_failed = self.preflight_failed or item.nodeid
-        group = getattr(item, "group_name", None)
-        if group:
-            self.failed_groups.setdefault(group, item.nodeid)
+        self.policy.record_failure(step_ref(item), store_error=store_error)
 
     # ------------------------------------------------------------------ start
 
@@ -422,7 +400,7 @@ class Deployment:
         step never ran: the session ended early), else ``success``."""
         if self.interrupted:
             return "interrupted"
-        if self.failed or self.lock_lost:
+        if self.policy.any_failed:
             return "failure"
         if any(item.nodeid not in self.results for item in self.selected):
             return "failure"
@@ -430,11 +408,11 @@ class Deployment:
 
     def check_lock(self) -> None:
         """Stop the deployment when its lock is gone (never two deployers at once)."""
-        if self.lock is None or self.lock_lost:
+        if self.lock is None or self.policy.lock_lost:
             return
         why = self.lock.lost()
         if why:
-            self.lock_lost = why
+            self.policy.lock_lost = why
             raise DeployFailure(
                 f"the deployment lock of project {self.project!r}, target"
                 f" {self.target.name!r} was lost: {why}. Another run may be deploying now,"
