@@ -24,14 +24,15 @@ from typing import TYPE_CHECKING, Any
 from deploy_plugin.config import DeployConfig, Group
 from deploy_plugin.plan import AppliedMigration, GroupPlan
 from deploy_plugin.policy import StopPolicy, step_ref
+from deploy_plugin.recorder import RunRecorder
 from deploy_plugin.secrets import HTTP_LOGGERS, Masker, MaskingFilter
 from deploy_plugin.targets import TargetInfo, step_env
 
 if TYPE_CHECKING:
     from deploy_plugin.store.base import MigrationRecord
+    from deploy_plugin.store.lock import DeployLock
 
 
-STEP_BATCH = 200  # per-file step rows written per store transaction at most
 
 
 class DeployFailure(Exception):
@@ -98,16 +99,20 @@ class Deployment:
         self._bounds: dict[str, list[Any]] = {}
         self.policy = StopPolicy(continue_on_failure=session.continue_on_failure)
         self.results: dict[str, StepResult] = {}
-        self._pending_steps: list[dict[str, Any]] = []
         self.started_at: datetime | None = None
         self.ended_at: datetime | None = None
-        self.deployment_id: int | None = None
-        self.lock: Any = None
         self._env: dict[str, str] | None = None
         self._env_sources: dict[str, str] = {}
         self.masker = Masker()
         self._log_filter: MaskingFilter | None = None
-        self._applied: dict[str, MigrationRecord] | None = None
+        self.recorder = RunRecorder(
+            config.project,
+            target.name,
+            store=session.store,
+            open_store=session.open_store_or_none,
+            masker=self.masker,
+            dry_run=session.dry_run,
+        )
         self._migration_runners: dict[str, Any] = {}
         self._runners: dict[str, Any] = {}
         self.checksums: dict[str, str] = {}
@@ -123,6 +128,19 @@ class Deployment:
     @property
     def dry_run(self) -> bool:
         return self.session.dry_run
+
+    @property
+    def deployment_id(self) -> int | None:
+        """The store's id of this run (None before it started, or without a store)."""
+        return self.recorder.deployment_id
+
+    @property
+    def lock(self) -> DeployLock | None:
+        return self.recorder.lock
+
+    @lock.setter
+    def lock(self, lock: DeployLock | None) -> None:
+        self.recorder.lock = lock
 
     @property
     def project(self) -> str:
@@ -171,12 +189,11 @@ class Deployment:
         self.started_at = utcnow()
         problem = None
         try:
-            store = self.session.store()
-            stored_env = store.env_values(self.project, self.target.name) if store else {}
+            stored_env = self.recorder.stored_env()
         except StoreError as err:
             # the environment is still built (without stored vars) so that later items
             # can report "not run" after this first one failed with the store's paragraph
-            store, stored_env, problem = None, {}, str(err)
+            stored_env, problem = {}, str(err)
         watched = {var for g in self.config.groups for var in g.required_env_vars}
         watched |= {g.database_url_env for g in self.config.groups if g.track_migrations}
         built = step_env(
@@ -187,14 +204,11 @@ class Deployment:
         for logger in HTTP_LOGGERS:
             logging.getLogger(logger).addFilter(self._log_filter)
         self._env, self._env_sources = env, sources
-        if store is not None:
-            self.deployment_id = store.start_deployment(
-                self.project,
-                self.target.name,
+        if problem is None:
+            self.recorder.start(
                 who=who(),
-                config_snapshot=self.masker.mask(self.config.source_text),
+                config_snapshot=self.config.source_text,
                 config_sha256=self.config.sha256,
-                dry_run=self.dry_run,
                 started_at=self.started_at,
             )
         if not self.dry_run:
@@ -225,12 +239,7 @@ class Deployment:
 
     def applied(self) -> dict[str, MigrationRecord]:
         """History of this project and target, read once (one query)."""
-        if self._applied is None:
-            store = self.session.store()
-            self._applied = (
-                store.applied_migrations(self.project, self.target.name) if store else {}
-            )
-        return self._applied
+        return self.recorder.history()
 
     def applied_for_plan(self) -> dict[str, AppliedMigration]:
         return {
@@ -264,9 +273,6 @@ class Deployment:
     ) -> None:
         from deploy_plugin.store.base import MigrationRecord
 
-        store = self.session.store()
-        if store is None:
-            return
         record = MigrationRecord(
             file=rel,
             checksum=checksum or self.checksum(rel),
@@ -274,11 +280,9 @@ class Deployment:
             applied_by=applied_by or who(),
             execution_time_ms=execution_time_ms,
             status=status,
-            error_message=self.masker.mask(error) if error else None,
+            error_message=error,
         )
-        store.record_migration(self.project, self.target.name, record)
-        if self._applied is not None:
-            self._applied[rel] = record
+        self.recorder.record_migration(record)
 
     def migration_runner(self, group: Group) -> Any:
         """The migration runner of a group using the built-in executor (one connection)."""
@@ -330,21 +334,11 @@ class Deployment:
 
     def begin_intent(self, rel: str) -> None:
         """Record that a shell step is about to apply tracked file ``rel`` (an intent row)."""
-        store = self.session.store()
-        if store is not None:
-            store.begin_intent(
-                self.project,
-                self.target.name,
-                rel,
-                self.checksum(rel),
-                deployment_id=self.deployment_id,
-                who=who(),
-            )
+        self.recorder.begin_intent(rel, self.checksum(rel), who=who())
 
     def remember_migration(self, record: MigrationRecord) -> None:
         """Keep a history row the migration runner wrote in the migration's transaction."""
-        if self._applied is not None:
-            self._applied[record.file] = record
+        self.recorder.remember(record)
 
     def parallel_runner(self, group: Group) -> Any:
         """The runner of a ``max_parallel`` group's per-file steps (made by its first)."""
@@ -371,28 +365,7 @@ class Deployment:
         migration history itself is never batched.
         """
         self.results[result.node_id] = result
-        store = self.session.open_store_or_none()
-        if store is None or self.deployment_id is None or self.dry_run:
-            return
-        self._pending_steps.append(result.as_dict())
-        if not batch or result.outcome == "failed" or len(self._pending_steps) >= STEP_BATCH:
-            self.flush_steps()
-
-    def flush_steps(self) -> None:
-        """Write the step rows not yet in the store (a store problem only warns)."""
-        from deploy_plugin.store.base import StoreError
-
-        store = self.session.open_store_or_none()
-        pending, self._pending_steps = self._pending_steps, []
-        if not pending or store is None or self.deployment_id is None:
-            return
-        try:
-            store.record_steps(self.deployment_id, pending)
-        except StoreError as err:
-            # the steps' own outcomes stand; their rows are what is lost, and we say so
-            warnings.warn(
-                f"pytest-deploy: {len(pending)} step(s) not recorded: {err}", stacklevel=1
-            )
+        self.recorder.add_step(result.as_dict(), batch=batch)
 
     @property
     def status(self) -> str:
@@ -433,22 +406,8 @@ class Deployment:
                 runner.close()
             except Exception:  # noqa: BLE001 - closing must not hide the run's result
                 pass
-        from deploy_plugin.store.base import StoreError
-
-        self.flush_steps()
         # teardown never raises (JUnit has no <error>): a store problem here only warns
-        try:
-            store = self.session.open_store_or_none()
-            if store is not None and self.deployment_id is not None:
-                store.finish_deployment(self.deployment_id, self.status)
-        except StoreError as err:
-            warnings.warn(f"pytest-deploy: end of run not recorded: {err}", stacklevel=1)
-        if self.lock is not None:
-            try:
-                self.lock.release()
-            except StoreError as err:
-                warnings.warn(f"pytest-deploy: lock not released: {err}", stacklevel=1)
-            self.lock = None
+        self.recorder.finish(self.status)
         try:
             self.session.config.hook.pytest_deploy_finished(deployment=self, report=self.report())
         except Exception as err:  # noqa: BLE001 - a plugin's bug must not undo the run's result
