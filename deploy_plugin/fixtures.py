@@ -69,7 +69,10 @@ class MigrationHistory:
         store = self._deployment.session.store()
         if store is None:
             return {}
-        return store.applied_migrations(self._deployment.project, self._deployment.target.name)
+        records: dict[str, MigrationRecord] = store.applied_migrations(
+            self._deployment.project, self._deployment.target.name
+        )
+        return records
 
     def applied(self) -> list[MigrationRecord]:
         """Every successfully applied migration, by file name."""
@@ -111,7 +114,7 @@ def deployment_for(request: pytest.FixtureRequest) -> Deployment:
 def _deploy_target_name(request: pytest.FixtureRequest) -> str:
     if not hasattr(request, "param"):
         pytest.skip("needs --deploy-target")
-    return request.param
+    return str(request.param)
 
 
 @pytest.fixture

@@ -158,7 +158,8 @@ def _network_error_text(exc: requests.exceptions.RequestException) -> str:
         if isinstance(cause, ConnectionRefusedError):
             return "connection refused"
         if isinstance(cause, (socket.gaierror, urllib3.exceptions.NameResolutionError)):
-            host = urlsplit(exc.request.url).hostname if exc.request is not None else None
+            url = str(exc.request.url) if exc.request is not None else ""
+            host = urlsplit(url).hostname if url else None
             return f"cannot resolve host {host}" if host else "cannot resolve host"
         if isinstance(cause, ConnectionResetError):
             return "connection reset by the server"

@@ -18,7 +18,9 @@ import pytest
 
 
 @pytest.hookspec
-def pytest_deploy_plan(config: pytest.Config, deploy_config: Any, target: Any, plans: list) -> None:
+def pytest_deploy_plan(
+    config: pytest.Config, deploy_config: Any, target: Any, plans: list[Any]
+) -> None:
     """See or change the plan of one deployment before its items are made.
 
     ``plans`` is the list of :class:`deploy_plugin.plan.GroupPlan` in run order; remove,
@@ -48,5 +50,5 @@ def pytest_deploy_after_step(deployment: Any, item: pytest.Item, result: Any) ->
 
 
 @pytest.hookspec
-def pytest_deploy_finished(deployment: Any, report: dict) -> None:
+def pytest_deploy_finished(deployment: Any, report: dict[str, Any]) -> None:
     """Called once per deployment when its last item finished (notifications live here)."""

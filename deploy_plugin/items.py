@@ -57,7 +57,9 @@ class MessageItem(pytest.Item):
         if self.failure:
             raise DeployFailure(self.failure)
 
-    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style=None) -> str:  # type: ignore[override]
+    def repr_failure(  # a domain message (pytest accepts a str), not a TerminalRepr
+        self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None
+    ) -> str:
         if isinstance(excinfo.value, DeployFailure):
             return str(excinfo.value)
         return str(super().repr_failure(excinfo))
@@ -194,7 +196,9 @@ class DeployItem(pytest.Item):
             lines += ["--- output (masked, last 8 KiB) ---", self.output.rstrip("\n")]
         self.add_report_section("call", "stdout", "\n".join(lines) + "\n")
 
-    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style=None) -> str:  # type: ignore[override]
+    def repr_failure(  # a domain message (pytest accepts a str), not a TerminalRepr
+        self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None
+    ) -> str:
         if isinstance(excinfo.value, DeployFailure):
             return self.deployment.masker.mask(str(excinfo.value))
         return self.deployment.masker.mask(str(super().repr_failure(excinfo)))
@@ -219,6 +223,12 @@ class StepItem(DeployItem):
         if step.command is not None:
             self.command = step.command  # masked when the item has run (see runtest)
 
+    @property
+    def migration(self) -> str:
+        """The tracked file of this step (asked only of tracked steps, which have one)."""
+        assert self.step.file is not None, "a tracked step has a file"
+        return self.step.file
+
     def skip_reason(self) -> str | None:
         """Why this step has nothing to do (no matching file, already applied), if so."""
         step, deployment = self.step, self.deployment
@@ -233,8 +243,8 @@ class StepItem(DeployItem):
                 f" {', '.join(group.file_patterns)}: nothing to deploy"
             )
         if step.tracked:
-            self.checksum = deployment.checksum(step.file)
-            record = deployment.applied().get(step.file)
+            self.checksum = deployment.checksum(self.migration)
+            record = deployment.applied().get(self.migration)
             if record is not None and record.status == "success":
                 return f"applied {iso_utc(record.applied_at)} by {record.applied_by}"
         return None
@@ -255,7 +265,7 @@ class StepItem(DeployItem):
             self.notes.append("dry run: not executed")
             return
         if step.tracked:
-            deployment.begin_intent(step.file)
+            deployment.begin_intent(self.migration)
         if step.group.max_parallel > 1 and step.kind == "deploy" and step.file is not None:
             runner = deployment.parallel_runner(step.group)
             result = runner.result_for(self)
@@ -267,7 +277,7 @@ class StepItem(DeployItem):
             except DeployFailure as err:
                 if step.tracked:  # nothing ran: the intent goes with a "failed" row
                     deployment.record_migration(
-                        step.file, status="failed", execution_time_ms=0, error=str(err)
+                        self.migration, status="failed", execution_time_ms=0, error=str(err)
                     )
                 raise
         self.conclude(result)
@@ -275,6 +285,7 @@ class StepItem(DeployItem):
     def run_step_command(self) -> CommandResult:
         """Run this step's command; safe in a worker thread (touches no store)."""
         deployment, step = self.deployment, self.step
+        assert step.command is not None, "a shell step has a command"
         self.log_path = deployment.log_path(self)
         try:
             return run_command(
@@ -300,17 +311,19 @@ class StepItem(DeployItem):
         elapsed = int(result.duration_s * 1000)  # the command's own time, also in parallel
         if result.ok:
             if step.tracked:
-                deployment.record_migration(step.file, status="success", execution_time_ms=elapsed)
+                deployment.record_migration(
+                    self.migration, status="success", execution_time_ms=elapsed
+                )
             return
         last = [line for line in result.tail.splitlines() if line.strip()][-3:]
         tail = (" Last output: " + " | ".join(last)) if last else " It printed nothing."
         message = (
             f"{step.kind} command of group {step.group.name}"
-            f" `{deployment.masker.mask(step.command)}` failed: {result.explain()}.{tail}"
+            f" `{deployment.masker.mask(step.command or '')}` failed: {result.explain()}.{tail}"
         )
         if step.tracked:
             deployment.record_migration(
-                step.file, status="failed", execution_time_ms=elapsed, error=message
+                self.migration, status="failed", execution_time_ms=elapsed, error=message
             )
         raise DeployFailure(message)
 
@@ -324,7 +337,7 @@ class StepItem(DeployItem):
         except ConnectError as err:
             message = deployment.masker.mask(str(err))
             deployment.record_migration(
-                self.step.file, status="failed", execution_time_ms=0, error=message
+                self.migration, status="failed", execution_time_ms=0, error=message
             )
             raise DeployFailure(message) from None
         for warning in deployment.ledger_warnings:
@@ -340,9 +353,9 @@ class StepItem(DeployItem):
         try:
             runner = deployment.migration_runner(step.group)
             applied = runner.apply(
-                step.file,
-                deployment.config.root / step.file,
-                checksum=deployment.checksum(step.file),
+                self.migration,
+                deployment.config.root / self.migration,
+                checksum=deployment.checksum(self.migration),
                 who=who(),
             )
         except AlreadyApplied as err:
@@ -350,7 +363,10 @@ class StepItem(DeployItem):
         except (MigrationError, ConnectError) as err:
             message = deployment.masker.mask(str(err))
             deployment.record_migration(
-                step.file, status="failed", execution_time_ms=monotonic_ms(started), error=message
+                self.migration,
+                status="failed",
+                execution_time_ms=monotonic_ms(started),
+                error=message,
             )
             raise DeployFailure(message) from None
         if applied.recorded:
@@ -359,7 +375,9 @@ class StepItem(DeployItem):
             # store and target differ: the row follows the commit; the target's ledger
             # already holds the truth if we die before it (DESIGN §5)
             deployment.record_migration(
-                step.file, status="success", execution_time_ms=applied.record.execution_time_ms
+                self.migration,
+                status="success",
+                execution_time_ms=applied.record.execution_time_ms,
             )
         self.notes.append(f"applied in {applied.record.execution_time_ms} ms")
 

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from deploy_plugin.session import DeploySession
 
 
-def _session(node: pytest.Node) -> DeploySession:
+def _session(node: pytest.Collector) -> DeploySession:
     from deploy_plugin.session import DeploySession
 
     return DeploySession.of(node.config)

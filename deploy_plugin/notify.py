@@ -13,13 +13,14 @@ import warnings
 from typing import Any
 
 from deploy_plugin.runtime import expand_vars
+from deploy_plugin.secrets import Masker
 
 
 class NotificationWarning(UserWarning):
     """A webhook could not be notified; the deployment's result is unchanged."""
 
 
-def payload(report: dict[str, Any], masker: Any) -> bytes:
+def payload(report: dict[str, Any], masker: Masker) -> bytes:
     """The JSON body: the report, with every secret masked once more as a whole."""
     return masker.mask(json.dumps(report, sort_keys=True)).encode("utf-8")
 

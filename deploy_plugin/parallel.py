@@ -36,7 +36,7 @@ class ParallelRunner:
                 return None  # a sibling failed: start nothing new
             self._started.add(item)
         try:
-            result = item.run_step_command()
+            result: CommandResult = item.run_step_command()
         except BaseException:
             with self._lock:
                 self.failed = self.failed or item.nodeid

@@ -127,7 +127,7 @@ class Deployment:
 
     @property
     def dry_run(self) -> bool:
-        return self.session.dry_run
+        return bool(self.session.dry_run)
 
     @property
     def deployment_id(self) -> int | None:
@@ -166,7 +166,7 @@ class Deployment:
     def select(self, items: list[Any]) -> None:
         """Set the items this run keeps, in run order, and each group's last one."""
         self.selected = items
-        self._bounds: dict[str, list[Any]] = {}
+        self._bounds = {}
         for item in items:
             name = getattr(item, "group_name", None)
             if name:
@@ -442,7 +442,8 @@ def iso_utc(value: Any) -> str:
     if isinstance(value, datetime):
         if value.tzinfo is None:
             value = value.replace(tzinfo=timezone.utc)
-        return value.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+        utc: datetime = value.astimezone(timezone.utc)
+        return utc.isoformat().replace("+00:00", "Z")
     return str(value)
 
 

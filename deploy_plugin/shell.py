@@ -30,7 +30,7 @@ from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, TextIO
+from typing import TextIO
 
 from deploy_plugin.secrets import Masker
 
@@ -181,14 +181,14 @@ def _check_runnable(command: str, env: Mapping[str, str]) -> None:
             )
 
 
-def _open_log(log_path: Path) -> IO[str]:
+def _open_log(log_path: Path) -> TextIO:
     """Open a step's log for appending: folders 0700 and file 0600 (like the store: a
     masked log still shows what a deployment did, to its owner only)."""
     missing = [p for p in (log_path.parent, *log_path.parent.parents) if not p.exists()]
     for folder in reversed(missing):  # no umask change: it is process-wide
         folder.mkdir(mode=0o700, exist_ok=True)
     fd = os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-    return open(fd, "a", encoding="utf-8", newline="")
+    return open(fd, "a", encoding="utf-8", newline="")  # noqa: SIM115 - closed by the caller
 
 
 def _write_atomically(path: Path, text: str, mode: int = 0o644) -> None:

@@ -29,7 +29,7 @@ def interrupt_on_termination() -> Iterator[None]:
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous: dict[int, Any] = {}
+    previous: dict[signal.Signals, Any] = {}
     for sig in HANDLED:
         previous[sig] = signal.signal(sig, _raise)
     try:

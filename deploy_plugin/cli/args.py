@@ -53,7 +53,7 @@ def add_command(
     )
     if handler is not None:
         parser.set_defaults(handler=handler)
-    return parser
+    return parser  # type: ignore[no-any-return]  # argparse's subparsers are untyped
 
 
 def add_family(subparsers: Any, name: str, *, help: str, example: str) -> Any:

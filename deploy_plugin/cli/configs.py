@@ -155,7 +155,7 @@ def run_validate(ctx: Context) -> int:
                 f"`groups` key, or *.deploy.yaml|yml|json). Create one with "
                 f"`pytest-deploy init PATH`."
             )
-    results = []
+    results: list[dict[str, Any]] = []
     for entry in entries:
         shown = ctx.shown(entry.path)
         if entry.config is not None:

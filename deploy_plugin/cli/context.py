@@ -91,9 +91,9 @@ def guess_project(path: Path) -> str:
         data = None
     if isinstance(data, dict):
         if isinstance(data.get("project"), str) and data["project"]:
-            return data["project"]
+            return str(data["project"])
         if isinstance(data.get("root"), str):
-            return (path.parent / data["root"]).resolve().name
+            return (path.parent / str(data["root"])).resolve().name
     return path.parent.resolve().name
 
 

@@ -82,7 +82,7 @@ def _resolve(ctx: Context, *, in_use: bool = True) -> tuple[Project, str]:
 def _read_value(args: Any) -> str:
     """The value: the argument, else stdin (``-`` or left out; no echo at a terminal)."""
     if args.value is not None and args.value != "-":
-        return args.value
+        return str(args.value)
     if sys.stdin is None:
         raise UsageProblem("No value given and no stdin to read it from.")
     if args.value is None and sys.stdin.isatty():

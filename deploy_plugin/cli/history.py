@@ -51,9 +51,11 @@ def run_history(ctx: Context) -> int:
     records = store.deployments(project.name, target, limit=args.limit) if store else []
     if args.json:
         data = []
+        assert store is not None or not records
         for record in records:
             item = deployment_json(record)
-            item["steps"] = [asdict(step) for step in store.deployment_steps(record.id)]
+            steps = store.deployment_steps(record.id) if store is not None else []
+            item["steps"] = [asdict(step) for step in steps]
             data.append(item)
         emit_json(data)
         return 0

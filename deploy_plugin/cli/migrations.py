@@ -259,7 +259,7 @@ def run_show(ctx: Context) -> int:
     record = _applied(ctx, project.name, target).get(item.file) if target else None
     content = (config.root / item.file).read_text(encoding="utf-8", errors="replace")
     if ctx.args.json:
-        data = {"file": item.file, "group": item.group, "checksum": item.checksum,
+        data: dict[str, Any] = {"file": item.file, "group": item.group, "checksum": item.checksum,
                 "path": str(config.root / item.file), "content": content}  # fmt: skip
         if target:
             data["target"] = target
@@ -378,8 +378,12 @@ def _history_change(ctx: Context, project: Project, target: str, what: str) -> I
     under the deployment lock (so never beside a running deployment)."""
     store = ctx.writable_store()
     info, _ = resolve(project.require_config(), target, store)
-    if info is not None and info.protected and not confirm(
-        f"Target {target!r} of project {project.name!r} is protected: {what}?", yes=ctx.args.yes
+    if (
+        info is not None
+        and info.protected
+        and not confirm(
+            f"Target {target!r} of project {project.name!r} is protected: {what}?", yes=ctx.args.yes
+        )
     ):
         raise UsageProblem(f"Not confirmed: nothing changed on protected target {target!r}.")
     lock = store.acquire_lock(project.name, target, holder=who())

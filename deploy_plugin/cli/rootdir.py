@@ -22,9 +22,10 @@ def _toml(path: Path) -> dict[str, Any]:
     if sys.version_info >= (3, 11):
         import tomllib
     else:  # pragma: no cover - pytest depends on tomli there
-        import tomli as tomllib
+        import tomli as tomllib  # type: ignore[import-not-found]
     try:
-        return tomllib.loads(path.read_text(encoding="utf-8"))
+        loaded: dict[str, Any] = tomllib.loads(path.read_text(encoding="utf-8"))
+        return loaded
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise UsageProblem(f"Cannot read the pytest config file {path}: {exc}.") from exc
 

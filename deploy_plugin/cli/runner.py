@@ -120,4 +120,5 @@ def _read_report(path: Path) -> dict[str, Any]:
     if not path.exists():
         return {"deployments": []}
     with open(path, encoding="utf-8") as handle:
-        return json.load(handle)
+        loaded: dict[str, Any] = json.load(handle)
+    return loaded

@@ -10,6 +10,7 @@ import difflib
 import re
 import shlex
 from collections.abc import Iterator, Mapping
+from typing import Any
 
 FILE_PLACEHOLDERS = frozenset(
     {"file", "path", "name", "stem", "dir", "function_name", "service_name"}
@@ -28,7 +29,7 @@ class PlaceholderError(ValueError):
         self.name = name
         self.reason = reason
 
-    def __reduce__(self) -> tuple:
+    def __reduce__(self) -> tuple[Any, ...]:
         return (_placeholder_error, (str(self), self.name, self.reason))
 
 

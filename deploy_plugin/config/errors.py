@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 
 class ConfigError(Exception):
@@ -30,7 +31,7 @@ class ConfigError(Exception):
         self.others = others
         super().__init__(self._render())
 
-    def __reduce__(self) -> tuple:
+    def __reduce__(self) -> tuple[Any, ...]:
         # keyword-only arguments: the default Exception pickling would lose them (xdist)
         return (_config_error, (self.problem, self.path, self.line, self.field, self.others))
 
@@ -51,7 +52,7 @@ class ConfigError(Exception):
 
 
 def _config_error(
-    problem: str, path: str, line: int | None, field: str | None, others: tuple
+    problem: str, path: str, line: int | None, field: str | None, others: tuple[Any, ...]
 ) -> ConfigError:
     return ConfigError(problem, path=path, line=line, field=field, others=others)
 

@@ -34,7 +34,7 @@ class _JsonPositions:
         while self.text[self.i] != '"':
             self.i += 2 if self.text[self.i] == "\\" else 1
         self.i += 1
-        return json.loads(self.text[start : self.i])
+        return str(json.loads(self.text[start : self.i]))
 
     def value(self, path: str) -> None:
         self.skip_ws()

@@ -7,6 +7,7 @@ import json
 import os
 import re
 from pathlib import Path
+from typing import Any
 
 import yaml
 from yaml.nodes import MappingNode, ScalarNode
@@ -19,7 +20,9 @@ from .yaml_parser import _Loader
 CONFIG_SUFFIXES = (".yaml", ".yml", ".json")
 
 
-def _build(path: Path, text: str, raw: bytes, data: dict, lines: dict[str, int]) -> DeployConfig:
+def _build(
+    path: Path, text: str, raw: bytes, data: dict[str, Any], lines: dict[str, int]
+) -> DeployConfig:
     root = (path.parent / data["root"]).resolve() if "root" in data else path.parent.resolve()
     groups = []
     for index, g in enumerate(data["groups"]):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from .commands import FILE_PLACEHOLDERS, placeholders
 
@@ -96,7 +97,7 @@ class DeployConfig:
     targets: dict[str, TargetDecl]
     source_text: str
     sha256: str
-    data: dict
+    data: dict[str, Any]
     lines: dict[str, int] = field(default_factory=dict, repr=False, compare=False)
 
     def line_of(self, field: str) -> int | None:

@@ -29,16 +29,17 @@ from .hints import (
     _sentence,
     _short,
 )
-from .model import RESERVED_GROUP_NAMES, DeployConfig, Group
+from .model import RESERVED_GROUP_NAMES, DeployConfig, Group, HealthCheck, Notify
 from .paths import _join, _line_near, format_path
 
 SCHEMA_PATH = Path(__file__).with_name("schema.json")
 
 
 @lru_cache(maxsize=1)
-def schema() -> dict:
+def schema() -> dict[str, Any]:
     """The config's JSON Schema (draft 2020-12), as shipped in ``schema.json``."""
-    return json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
+    loaded: dict[str, Any] = json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
+    return loaded
 
 
 @lru_cache(maxsize=1)
@@ -55,8 +56,11 @@ def _schema_problem(
     parts = list(error.absolute_path)
     path = format_path(parts)
     line = _line_near(lines, path)
-    kind = error.validator
-    value = error.instance
+    # jsonschema types these as "value or Unset"; an error raised by validation has them all
+    kind: Any = error.validator
+    value: Any = error.instance
+    validator_value: Any = error.validator_value
+    error_schema: Any = error.schema
     hint = _hint(parts)
     in_names = "propertyNames" in error.absolute_schema_path
 
@@ -67,19 +71,19 @@ def _schema_problem(
         problem = f"{what} {_short(value)} may use only {rule}."
         return line, path or None, _sentence(problem, hint)
     if kind == "type":
-        wanted = error.validator_value
+        wanted = validator_value
         wanted = wanted if isinstance(wanted, list) else [wanted]
-        words = " or ".join(_TYPE_WORDS.get(w, w) for w in wanted)
+        words = " or ".join(_TYPE_WORDS.get(w) or str(w) for w in wanted)
         problem = f"expected {words}, got {_describe(value)}."
         if (
             "array" in wanted
             and isinstance(value, str)
-            and "enum" not in error.schema.get("items", {})
+            and "enum" not in error_schema.get("items", {})
         ):
             hint = _sentence(f"Write it as a list, e.g. [{json.dumps(value)}].", hint)
         return line, path or None, _sentence(problem, hint)
     if kind == "required":
-        missing = [k for k in error.validator_value if k not in value]
+        missing = [k for k in validator_value if k not in value]
         key = missing[0] if missing else "?"
         return (
             line,
@@ -87,7 +91,7 @@ def _schema_problem(
             _sentence(f"missing required key '{key}'.", _hint([*parts, key]) or hint),
         )
     if kind == "additionalProperties":
-        known = sorted(error.schema.get("properties", {}))
+        known = sorted(error_schema.get("properties", {}))
         unknown = [k for k in value if k not in known]
         unknown.sort(key=lambda k: lines.get(_join(path, k), 0))
         key = unknown[0] if unknown else "?"
@@ -108,7 +112,7 @@ def _schema_problem(
             "maximum": "at most",
             "exclusiveMaximum": "less than",
         }[kind]
-        problem = f"must be {words} {error.validator_value}, got {_describe(value)}."
+        problem = f"must be {words} {validator_value}, got {_describe(value)}."
         return line, path or None, _sentence(problem, hint)
     if kind == "minItems":
         return line, path or None, _sentence("must not be an empty list.", hint)
@@ -117,7 +121,7 @@ def _schema_problem(
     if kind == "pattern":
         return line, path or None, _sentence(f"{_short(value)} is not allowed here.", hint)
     if kind == "enum":
-        choices = ", ".join(repr(c) for c in error.validator_value)
+        choices = ", ".join(repr(c) for c in validator_value)
         return (
             line,
             path or None,
@@ -302,7 +306,9 @@ def _semantic_problems(cfg: DeployConfig) -> list[tuple[int | None, str | None, 
             )
         first_use.setdefault(group.name, group.index)
         found.extend(_group_problems(cfg, group))
-    timeouts = [("health_check", cfg.health_check)] if cfg.health_check else []
+    timeouts: list[tuple[str, HealthCheck | Notify]] = (
+        [("health_check", cfg.health_check)] if cfg.health_check else []
+    )
     timeouts += [(f"notify[{i}]", note) for i, note in enumerate(cfg.notify)]
     for at, entry in timeouts:
         if not math.isfinite(entry.timeout_seconds):

@@ -150,7 +150,7 @@ def _parse_yaml(text: str, shown: str) -> tuple[Any, dict[str, int]]:
     except yaml.YAMLError as exc:  # ReaderError: a character YAML does not allow
         position = getattr(exc, "position", 0)
         raise ConfigError(
-            f"invalid YAML: {getattr(exc, 'reason', exc)} (U+{exc.character:04X}). "
+            f"invalid YAML: {getattr(exc, 'reason', exc)} (U+{getattr(exc, 'character', 0):04X}). "
             "Remove the control character or save the file as plain UTF-8 text.",
             path=shown,
             line=text.count("\n", 0, position) + 1,

@@ -90,8 +90,13 @@ class MigrationError(Exception):
     """
 
     def __init__(
-        self, file: str, line: int | None, message: str, sqlstate: str | None = None, note=""
-    ):
+        self,
+        file: str,
+        line: int | None,
+        message: str,
+        sqlstate: str | None = None,
+        note: str = "",
+    ) -> None:
         self.file, self.line, self.message, self.sqlstate = file, line, message, sqlstate
         where = f"{file}, line {line}" if line else file
         code = f" (SQLSTATE {sqlstate})" if sqlstate else ""
@@ -131,7 +136,8 @@ def no_transaction(text: str) -> bool:
 
 def _code_start(text: str, start: int, end: int) -> int | None:
     """Offset of the first character in ``text[start:end]`` outside whitespace and comments."""
-    pos = _LEADING.match(text, start, end).end()
+    match = _LEADING.match(text, start, end)
+    pos = match.end() if match else start
     return pos if pos < end and text[pos] != ";" else None  # a lone ';' is no statement
 
 
@@ -384,7 +390,8 @@ class SqlExecutor:
         pgconn = self.connection.pgconn
         try:
             pgconn.send_query(sql.encode(self.connection.info.encoding))
-            return self.connection.wait(execute(pgconn))
+            results: list[Any] = self.connection.wait(execute(pgconn))
+            return results
         except psycopg.Error as err:  # the connection itself failed, not a statement
             raise MigrationError(
                 rel, None, f"lost the connection to the database: {_one_paragraph(str(err))}"
@@ -430,7 +437,7 @@ class SqlExecutor:
         values = [
             sql.SQL(_PG_ELAPSED) if value is ELAPSED_MS else sql.Literal(value) for value in params
         ]
-        return sql.SQL(text).format(*values).as_string(self.connection)  # type: ignore[arg-type]
+        return sql.SQL(text).format(*values).as_string(self.connection)
 
     def _apply_pg(
         self, text: str, rel: str, books: Bookkeeping, atomic: bool, started: float

@@ -154,7 +154,8 @@ def _utc(value: Any) -> datetime:
         value = datetime.fromisoformat(value)
     if value.tzinfo is None:
         value = value.replace(tzinfo=timezone.utc)
-    return value.astimezone(timezone.utc)
+    utc: datetime = value.astimezone(timezone.utc)
+    return utc
 
 
 def _pg_error() -> type[Exception]:

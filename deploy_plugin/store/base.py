@@ -17,7 +17,7 @@ import threading
 from abc import ABC, abstractmethod
 from contextlib import AbstractContextManager
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal, overload
 
 # Records, errors and the lock live in their own modules; they are re-exported here because
 # other code imports them from ``deploy_plugin.store.base``.
@@ -216,6 +216,15 @@ class Store(ABC):
 
     # -- projects -------------------------------------------------------------------------
 
+    @overload
+    def project_id(self, name: str) -> int: ...
+
+    @overload
+    def project_id(self, name: str, *, create: Literal[True]) -> int: ...
+
+    @overload
+    def project_id(self, name: str, *, create: bool) -> int | None: ...
+
     def project_id(self, name: str, *, create: bool = True) -> int | None:
         """The id of project ``name``, created on first use unless ``create`` is false."""
         if name in self._project_ids:
@@ -312,7 +321,10 @@ class Store(ABC):
                 ORDER BY migration_file""",
                 (project, target),
             ).fetchall()
-        return [IntentRecord(*row[:6], started_at=self._time_value(row[6])) for row in rows]
+        return [
+            IntentRecord(file, checksum, deployment_id, who, host, pid, self._time_value(started))
+            for file, checksum, deployment_id, who, host, pid, started in rows
+        ]
 
     def forget_intent(self, project: str, target: str, file: str) -> bool:
         """Delete the intent of ``file`` (the way out after checking it did not apply)."""
@@ -496,10 +508,10 @@ class Store(ABC):
         )
 
     def _target(self, row: Any) -> TargetRecord:
-        *fields, protected, url, created_at, updated_at = row
+        name, type_, provider, host, region, protected, url, created_at, updated_at = row
         return TargetRecord(
-            *fields, bool(protected), url, self._time_value(created_at),
-            self._time_value(updated_at),
+            name, type_, provider, host, region, bool(protected), url,
+            self._time_value(created_at), self._time_value(updated_at),
         )  # fmt: skip
 
     # -- env vars -------------------------------------------------------------------------
@@ -665,7 +677,8 @@ class Store(ABC):
         self, project: str, target: str | None = None, limit: int | None = 20
     ) -> list[DeploymentRecord]:
         """Deployment runs of ``project`` (optionally of one target), newest first."""
-        sql, params = _DEPLOYMENTS + " WHERE p.name = ?", (project,)
+        sql = _DEPLOYMENTS + " WHERE p.name = ?"
+        params: tuple[Any, ...] = (project,)
         if target is not None:
             sql, params = sql + " AND d.target_name = ?", (*params, target)
         sql += " ORDER BY d.started_at DESC, d.id DESC"
@@ -698,7 +711,11 @@ class Store(ABC):
                 FROM {s}deployment_steps WHERE deployment_id = ? ORDER BY id""",
                 (deployment_id,),
             ).fetchall()
-        return [StepRecord(*row[:9], recorded_at=self._time_value(row[9])) for row in rows]
+        return [
+            StepRecord(node, group, kind, file, checksum, command, outcome, ms, message,
+                       self._time_value(recorded))
+            for node, group, kind, file, checksum, command, outcome, ms, message, recorded in rows
+        ]  # fmt: skip
 
     def _deployment(self, row: Any) -> DeploymentRecord:
         id_, project, target, who, started, ended, status, dry_run, sha = row
@@ -709,4 +726,4 @@ class Store(ABC):
 
 def _changed(cursor: Any) -> bool:
     """Whether a DELETE or UPDATE touched a row."""
-    return cursor.rowcount > 0
+    return bool(cursor.rowcount > 0)

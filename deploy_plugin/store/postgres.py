@@ -154,7 +154,8 @@ class PostgresStore(Store):
         return to_utc(value)
 
     def _time_value(self, value: Any) -> datetime:
-        return value.astimezone(timezone.utc)
+        utc: datetime = value.astimezone(timezone.utc)
+        return utc
 
     # -- history row in the caller's transaction -----------------------------------------
 
@@ -167,7 +168,7 @@ class PostgresStore(Store):
             return False
         if connection in self._verified:
             return True
-        if connection.execute("SELECT to_regclass('deploy.store_meta')").fetchone()[0] is None:
+        if _scalar(connection.execute("SELECT to_regclass('deploy.store_meta')")) is None:
             return False
         row = connection.execute(
             "SELECT value FROM deploy.store_meta WHERE key = 'store_id'"
@@ -208,7 +209,7 @@ class PostgresStore(Store):
             taken = False
             found: tuple[LockInfo, int] | None = None
             for _ in range(3):  # the holder may release between our try and our look
-                taken = conn.execute("SELECT pg_try_advisory_lock(%s)", (key,)).fetchone()[0]
+                taken = bool(_scalar(conn.execute("SELECT pg_try_advisory_lock(%s)", (key,))))
                 if taken:
                     break
                 found = _holder(conn, project_id, target, key)
@@ -353,11 +354,17 @@ def _holder(
     return LockInfo(holder, client_addr or "unknown", 0, started), backend_pid
 
 
+def _scalar(cursor: Any) -> Any:
+    """The first column of the one row a query here always returns."""
+    row = cursor.fetchone()
+    assert row is not None, "the query returns one row"
+    return row[0]
+
+
 def _read_version(conn: psycopg.Connection) -> int:
-    if conn.execute("SELECT to_regclass('deploy.schema_version')").fetchone()[0] is None:
+    if _scalar(conn.execute("SELECT to_regclass('deploy.schema_version')")) is None:
         return 0
-    row = conn.execute("SELECT coalesce(max(version), 0) FROM deploy.schema_version").fetchone()
-    return int(row[0])
+    return int(_scalar(conn.execute("SELECT coalesce(max(version), 0) FROM deploy.schema_version")))
 
 
 def _upgrade(conn: psycopg.Connection) -> None:
@@ -366,7 +373,7 @@ def _upgrade(conn: psycopg.Connection) -> None:
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK_KEY,))
         # Checked first: CREATE SCHEMA IF NOT EXISTS needs the CREATE privilege even when
         # an administrator has made the schema already.
-        if conn.execute("SELECT to_regnamespace(%s)", (PG_SCHEMA,)).fetchone()[0] is None:
+        if _scalar(conn.execute("SELECT to_regnamespace(%s)", (PG_SCHEMA,))) is None:
             conn.execute(f"CREATE SCHEMA {PG_SCHEMA}")
         conn.execute(POSTGRES_BOOTSTRAP)
         version = _read_version(conn)
