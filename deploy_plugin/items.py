@@ -11,10 +11,10 @@ import warnings
 from typing import Any, NoReturn
 
 import pytest
-from _pytest.outcomes import Skipped
 
 from deploy_plugin.plan import Step
 from deploy_plugin.policy import LOCK_LOST
+from deploy_plugin.pytest_compat import skip_at_item
 from deploy_plugin.runtime import (
     DeployFailure,
     Deployment,
@@ -33,7 +33,7 @@ class DeployWarning(UserWarning):
 
 def skip(reason: str) -> NoReturn:
     """Skip the running item, reported at the item's location (not this module's)."""
-    raise Skipped(reason, _use_item_location=True)
+    skip_at_item(reason)
 
 
 def _domain(item: pytest.Item) -> str:

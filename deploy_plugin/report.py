@@ -19,9 +19,9 @@ if TYPE_CHECKING:
 
 def add_suite_properties(config: pytest.Config, session: DeploySession) -> None:
     """Run-wide facts as JUnit ``<testsuite><properties>`` (valid in every family)."""
-    from _pytest.junitxml import xml_key
+    from deploy_plugin.pytest_compat import junit_xml
 
-    xml = config.stash.get(xml_key, None)
+    xml = junit_xml(config)
     if xml is None or not session.targets:
         return
     xml.add_global_property("deploy.targets", ",".join(session.targets))

@@ -1,0 +1,34 @@
+"""The two places pytest-deploy reaches past pytest's public API, each in one function.
+
+pytest offers no public way to do either; ``tests/test_pytest_compat.py`` fails when a
+pytest release changes what these rely on.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NoReturn
+
+import pytest
+
+
+def skip_at_item(reason: str) -> NoReturn:
+    """Skip the running item, reported at the item's own location (its group's line in
+    the config, from ``reportinfo``), not at the line of this module that raised.
+
+    Why private: ``pytest.skip()`` reports where it was called; pytest reports a skip at
+    the item only for skip *marks*, through the ``_use_item_location`` argument of its
+    skip exception (public as ``pytest.skip.Exception``), which is what this sets.
+    """
+    raise pytest.skip.Exception(reason, _use_item_location=True)
+
+
+def junit_xml(config: pytest.Config) -> Any | None:
+    """The running ``--junitxml`` writer (to add suite properties), or None.
+
+    Why private: pytest exposes run-wide ``<properties>`` only through the
+    ``record_testsuite_property`` fixture, which a plugin's session hooks can't request;
+    the writer is found under ``_pytest.junitxml.xml_key`` in the config's stash.
+    """
+    from _pytest.junitxml import xml_key
+
+    return config.stash.get(xml_key, None)
