@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 import warnings
+from dataclasses import replace
 from typing import Any, NoReturn
 
 import pytest
@@ -25,6 +26,7 @@ from deploy_plugin.runtime import (
     who,
 )
 from deploy_plugin.shell import CommandRefused, CommandResult, run_command
+from deploy_plugin.views import StepView
 
 
 class DeployWarning(UserWarning):
@@ -104,8 +106,8 @@ class DeployItem(pytest.Item):
             deployment.check_lock()
             if group is not None and group.name not in deployment.groups_started:
                 deployment.groups_started.add(group.name)
-                hook.pytest_deploy_before_group(deployment=deployment, group=group)
-            hook.pytest_deploy_before_step(deployment=deployment, item=self)
+                hook.pytest_deploy_before_group(deployment=deployment.view(), group=group)
+            hook.pytest_deploy_before_step(deployment=deployment.view(), step=self.view())
             self.execute()
         except pytest.skip.Exception as err:
             outcome, message = "skipped", str(err.msg)
@@ -141,6 +143,8 @@ class DeployItem(pytest.Item):
             )
             last_of_group = group is not None and deployment.last_of_group(self)
             hook_error = self._after_hooks(result, group, last_of_group)
+            if hook_error:
+                result = replace(result, outcome="failed", message=hook_error)
             deployment.add_result(
                 result,
                 # preflight rows and per-file steps share a store transaction with the next
@@ -156,21 +160,27 @@ class DeployItem(pytest.Item):
         deployment): its message, masked, or None."""
         deployment, hook = self.deployment, self.config.hook
         try:
-            hook.pytest_deploy_after_step(deployment=deployment, item=self, result=result)
+            view = deployment.view()
+            hook.pytest_deploy_after_step(deployment=view, step=self.view(), result=result)
             if last_of_group and self.group_name in deployment.groups_started:
                 failed = self.group_name in deployment.policy.failed_groups
                 status = "failure" if failed else "success"
-                hook.pytest_deploy_after_group(deployment=deployment, group=group, status=status)
+                hook.pytest_deploy_after_group(deployment=view, group=group, status=status)
         except Exception as err:  # noqa: BLE001 - a plugin's bug fails this step, no traceback
             message = deployment.masker.mask(
                 f"a pytest_deploy_after_step/after_group hook failed: {type(err).__name__}: {err}"
             )
             if result.outcome != "failed":
                 deployment.mark_failed(self)
-            result.outcome = "failed"
-            result.message = message
             return message
         return None
+
+    def view(self) -> StepView:
+        """This step as hooks see it (read-only)."""
+        return StepView(
+            self.nodeid, self.name, self.group_name, self.kind, self.file,
+            self.deployment.masker.mask(self.command) if self.command else None,
+        )  # fmt: skip
 
     def execute(self) -> None:  # pragma: no cover - overridden
         raise NotImplementedError

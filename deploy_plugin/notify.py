@@ -10,22 +10,23 @@ from __future__ import annotations
 
 import json
 import warnings
+from collections.abc import Callable
 from typing import Any
 
 from deploy_plugin.runtime import expand_vars
-from deploy_plugin.secrets import Masker
+from deploy_plugin.views import DeploymentView
 
 
 class NotificationWarning(UserWarning):
     """A webhook could not be notified; the deployment's result is unchanged."""
 
 
-def payload(report: dict[str, Any], masker: Masker) -> bytes:
+def payload(report: dict[str, Any], mask: Callable[[str], str]) -> bytes:
     """The JSON body: the report, with every secret masked once more as a whole."""
-    return masker.mask(json.dumps(report, sort_keys=True)).encode("utf-8")
+    return mask(json.dumps(report, sort_keys=True)).encode("utf-8")
 
 
-def pytest_deploy_finished(deployment: Any, report: dict[str, Any]) -> None:
+def pytest_deploy_finished(deployment: DeploymentView, report: dict[str, Any]) -> None:
     if deployment.dry_run or not deployment.config.notify:
         return
     import requests  # only when there is someone to notify
@@ -35,9 +36,9 @@ def pytest_deploy_finished(deployment: Any, report: dict[str, Any]) -> None:
         # an interrupted deployment is a failure to whoever listens for failures
         if ("success" if report["status"] == "success" else "failure") not in notify.on:
             continue
-        body = body or payload(report, deployment.masker)
+        body = body or payload(report, deployment.mask)
         url = expand_vars(notify.webhook, deployment.env)
-        shown = deployment.masker.mask(url)
+        shown = deployment.mask(url)
         try:
             response = requests.post(
                 url,
@@ -49,7 +50,7 @@ def pytest_deploy_finished(deployment: Any, report: dict[str, Any]) -> None:
         except requests.Timeout:
             problem = f"no answer within {notify.timeout_seconds:g} s"
         except requests.RequestException as err:
-            problem = deployment.masker.mask(f"{type(err).__name__}: {err}")
+            problem = deployment.mask(f"{type(err).__name__}: {err}")
         else:
             if response.ok:
                 continue

@@ -19,6 +19,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from deploy_plugin.config import DeployConfig, Group
@@ -27,6 +28,7 @@ from deploy_plugin.policy import StopPolicy, step_ref
 from deploy_plugin.recorder import RunRecorder
 from deploy_plugin.secrets import HTTP_LOGGERS, Masker, MaskingFilter
 from deploy_plugin.targets import TargetInfo, step_env
+from deploy_plugin.views import DeploymentView
 
 if TYPE_CHECKING:
     from deploy_plugin.store.base import MigrationRecord
@@ -52,9 +54,9 @@ def utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
 
-@dataclass
+@dataclass(frozen=True)
 class StepResult:
-    """What one item of a deployment did, as the reports show it."""
+    """What one item of a deployment did, as the reports show it (hooks get it read-only)."""
 
     node_id: str
     group: str | None
@@ -128,6 +130,18 @@ class Deployment:
     @property
     def dry_run(self) -> bool:
         return bool(self.session.dry_run)
+
+    def view(self) -> DeploymentView:
+        """This deployment as hooks see it (read-only; its env once it started)."""
+        return DeploymentView(
+            project=self.project,
+            target=self.target,
+            config=self.config,
+            dry_run=self.dry_run,
+            env=MappingProxyType(self._env or {}),
+            deployment_id=self.deployment_id,
+            _masker=self.masker,
+        )
 
     @property
     def deployment_id(self) -> int | None:
@@ -409,7 +423,9 @@ class Deployment:
         # teardown never raises (JUnit has no <error>): a store problem here only warns
         self.recorder.finish(self.status)
         try:
-            self.session.config.hook.pytest_deploy_finished(deployment=self, report=self.report())
+            self.session.config.hook.pytest_deploy_finished(
+                deployment=self.view(), report=self.report()
+            )
         except Exception as err:  # noqa: BLE001 - a plugin's bug must not undo the run's result
             warnings.warn(
                 self.masker.mask(f"pytest-deploy: a pytest_deploy_finished hook failed: {err!r}"),

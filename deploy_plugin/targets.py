@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from deploy_plugin.config import DeployConfig, TargetDecl
@@ -21,9 +22,12 @@ if TYPE_CHECKING:
     from deploy_plugin.store.base import Store
 
 
-@dataclass
+@dataclass(frozen=True)
 class TargetInfo:
-    """A resolved target: declared in the config, stored, or both (stored values win)."""
+    """A resolved target: declared in the config, stored, or both (stored values win).
+
+    Frozen: hooks and fixtures see it as it is; make another with ``dataclasses.replace``.
+    """
 
     name: str
     type: str | None = None
@@ -32,25 +36,29 @@ class TargetInfo:
     region: str | None = None
     protected: bool = False
     health_check_url: str | None = None
-    env: dict[str, str] = field(default_factory=dict)  # declared, non-secret
+    env: Mapping[str, str] = field(default_factory=dict)  # declared, non-secret
     origin: str = "config"
 
     @classmethod
     def merge(cls, name: str, declared: TargetDecl | None, stored: Any | None) -> TargetInfo:
-        info = cls(name=name)
+        fields: dict[str, Any] = {}
         if declared is not None:
-            info.type, info.provider, info.host = declared.type, declared.provider, declared.host
-            info.region, info.protected = declared.region, declared.protected
-            info.health_check_url = declared.health_check_url
-            info.env = dict(declared.env)
+            fields.update(
+                type=declared.type, provider=declared.provider, host=declared.host,
+                region=declared.region, protected=declared.protected,
+                health_check_url=declared.health_check_url,
+                env=MappingProxyType(dict(declared.env)),
+            )  # fmt: skip
         if stored is not None:
             for attr in ("type", "provider", "host", "region", "health_check_url"):
                 value = getattr(stored, attr, None)
                 if value is not None:
-                    setattr(info, attr, value)
-            info.protected = info.protected or bool(getattr(stored, "protected", False))
-            info.origin = "config+store" if declared is not None else "store"
-        return info
+                    fields[attr] = value
+            fields["protected"] = fields.get("protected", False) or bool(
+                getattr(stored, "protected", False)
+            )
+            fields["origin"] = "config+store" if declared is not None else "store"
+        return cls(name=name, **fields)
 
 
 def resolve(

@@ -146,8 +146,8 @@ def pytest_deploy_before_group(deployment, group):
 """
 
 FAILING_AFTER_STEP = """
-def pytest_deploy_after_step(deployment, item, result):
-    if item.nodeid.endswith("first::deploy"):
+def pytest_deploy_after_step(deployment, step, result):
+    if step.node_id.endswith("first::deploy"):
         raise RuntimeError("after-step hook broke")
 """
 

@@ -180,11 +180,11 @@ HOOKS_CONFTEST = """
     def pytest_deploy_after_group(deployment, group, status):
         log("after_group", group.name, status)
 
-    def pytest_deploy_before_step(deployment, item):
-        log("before_step", item.name)
+    def pytest_deploy_before_step(deployment, step):
+        log("before_step", step.name)
 
-    def pytest_deploy_after_step(deployment, item, result):
-        log("after_step", item.name, result.outcome)
+    def pytest_deploy_after_step(deployment, step, result):
+        log("after_step", step.name, result.outcome)
 
     def pytest_deploy_finished(deployment, report):
         log("finished", report["project"], report["target"], report["status"],

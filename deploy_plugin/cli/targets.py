@@ -187,8 +187,6 @@ def target_rows(ctx: Context, project: Project) -> list[TargetInfo]:
     for name in sorted(set(declared) | set(stored) | set(in_use)):
         if name in declared or name in stored:
             info = TargetInfo.merge(name, declared.get(name), stored.get(name))
-            if name not in declared:
-                info.origin = "store"
         else:
             info = TargetInfo(name=name, origin="history only")
         infos.append(info)
