@@ -364,7 +364,8 @@ def check_after_rerun(counts: Counts, setup: Setup, project: Path, files: int) -
     result = run(project, setup)
     if result.returncode != 0:
         counts.rerun_failed += 1
-        counts.notes.append(f"{setup.name}: re-run failed: {result.stdout[-600:]}")
+        output = (result.stdout + result.stderr)[-600:]
+        counts.notes.append(f"{setup.name}: re-run failed (exit {result.returncode}): {output}")
         return
     exist, ledger, log = target_state(setup, project, files)
     applied = {f for f, s in history(setup, project).items() if s == "success"}
@@ -470,20 +471,21 @@ def race_trial(counts: Counts, setup: Setup, tmp: Path, files: int) -> None:
 
 
 def _wait_backends_gone(setup: Setup) -> None:
-    """A killed runner's backends end by themselves (closed sockets): wait for that."""
-    if setup.target.startswith("sqlite"):
-        return
-    name = setup.target.rsplit("/", 1)[1]
-    server = setup.target.rsplit("/", 1)[0]
-    deadline = time.monotonic() + WAIT_S
-    with psycopg.connect(f"{server}/postgres", autocommit=True) as admin:
-        while time.monotonic() < deadline:
-            row = admin.execute(
-                "SELECT count(*) FROM pg_stat_activity WHERE datname = %s", (name,)
-            ).fetchone()
-            if row[0] == 0:
-                return
-            time.sleep(0.05)
+    """A killed runner's backends (target and store, whose session holds the deployment
+    lock) end by themselves once the server notices the closed sockets: wait for that."""
+    for url in {setup.target, setup.store or ""}:
+        if not url.startswith("postgresql"):
+            continue
+        server, name = url.rsplit("/", 1)
+        deadline = time.monotonic() + WAIT_S
+        with psycopg.connect(f"{server}/postgres", autocommit=True) as admin:
+            while time.monotonic() < deadline:
+                row = admin.execute(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = %s", (name,)
+                ).fetchone()
+                if row is not None and row[0] == 0:
+                    break
+                time.sleep(0.05)
 
 
 # -------------------------------------------------------------------------- batches
