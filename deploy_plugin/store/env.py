@@ -1,0 +1,66 @@
+"""The per-target env vars of a store (values are secrets, stored in plain text)."""
+
+from __future__ import annotations
+
+from .core import (
+    _PROJECT_OF,
+    StoreCore,
+    _changed,
+)
+from .records import (
+    EnvVarRecord,
+    utcnow,
+)
+
+
+class EnvRepository(StoreCore):
+    """The per-target env vars of a store (values are secrets, stored in plain text)."""
+
+    # -- env vars -------------------------------------------------------------------------
+
+    def set_env(self, project: str, target: str, name: str, value: str) -> None:
+        """Set env var ``name`` of ``project`` + ``target`` (stored in plain text)."""
+        project_id = self.project_id(project)
+        with self._transaction("set an env var") as db:
+            db.execute(
+                """INSERT INTO {s}env_vars (project_id, target_name, name, value, updated_at)
+                VALUES (?, ?, ?, ?, ?) ON CONFLICT (project_id, target_name, name)
+                DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at""",
+                (project_id, target, name, value, self._time_param(utcnow())),
+            )
+
+    def get_env(self, project: str, target: str, name: str) -> str | None:
+        """The value of env var ``name``, or None."""
+        with self._reader("read an env var") as db:
+            row = db.execute(
+                f"SELECT value FROM {{s}}env_vars WHERE {_PROJECT_OF}"
+                " AND target_name = ? AND name = ?",
+                (project, target, name),
+            ).fetchone()
+        return None if row is None else row[0]
+
+    def delete_env(self, project: str, target: str, name: str) -> bool:
+        """Delete env var ``name``; whether it existed."""
+        with self._transaction("delete an env var") as db:
+            return _changed(
+                db.execute(
+                    f"DELETE FROM {{s}}env_vars WHERE {_PROJECT_OF}"
+                    " AND target_name = ? AND name = ?",
+                    (project, target, name),
+                )
+            )
+
+    def list_env(self, project: str, target: str) -> list[EnvVarRecord]:
+        """Env vars of ``project`` + ``target``, sorted by name."""
+        with self._reader("list env vars") as db:
+            rows = db.execute(
+                f"SELECT name, value, updated_at FROM {{s}}env_vars WHERE {_PROJECT_OF}"
+                " AND target_name = ? ORDER BY name",
+                (project, target),
+            ).fetchall()
+        return [EnvVarRecord(name, value, self._time_value(at)) for name, value, at in rows]
+
+    def env_values(self, project: str, target: str) -> dict[str, str]:
+        """Env vars of ``project`` + ``target`` as a name → value dict."""
+        return {record.name: record.value for record in self.list_env(project, target)}
+
