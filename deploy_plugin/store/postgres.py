@@ -15,7 +15,6 @@ import os
 import select
 import socket
 import time
-import uuid
 import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -28,6 +27,7 @@ from psycopg.conninfo import conninfo_to_dict
 
 from deploy_plugin.db import connection_params, pg_connect
 
+from . import migrator
 from .base import (
     UPSERT_MIGRATION,
     DeployLock,
@@ -41,7 +41,7 @@ from .base import (
     to_utc,
     utcnow,
 )
-from .schema import PG_SCHEMA, POSTGRES_BOOTSTRAP, current_version, steps_for
+from .schema import PG_SCHEMA, POSTGRES_BOOTSTRAP, SchemaStep
 
 
 def _key(text: str) -> int:
@@ -90,19 +90,12 @@ class PostgresStore(Store):
                 raise
             return None
         try:
-            version = _read_version(conn)
-            current = current_version(cls.kind)
-            if version > current:
-                raise StoreError(
-                    f"The store {describe_url(url)} has schema version {version}, newer than this "
-                    f"pytest-deploy understands (version {current}). Upgrade pytest-deploy on "
-                    f"this machine (pip install -U pytest-deploy) to use it."
-                )
-            if version < current:
+            driver = _PostgresSchema(conn)
+            if migrator.state(driver, describe_url(url)) == "older":
                 if not create:
                     conn.close()
                     return None
-                _upgrade(conn)
+                migrator.upgrade(driver)
             return cls(url, conn)
         except psycopg.Error as exc:
             conn.close()
@@ -367,28 +360,43 @@ def _read_version(conn: psycopg.Connection) -> int:
     return int(_scalar(conn.execute("SELECT coalesce(max(version), 0) FROM deploy.schema_version")))
 
 
-def _upgrade(conn: psycopg.Connection) -> None:
-    """Create or upgrade the schema; concurrent openers queue on an advisory xact lock."""
-    with conn.transaction():
-        conn.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK_KEY,))
+class _PostgresSchema:
+    """The migrator's driver for one PostgreSQL connection (see :mod:`.migrator`)."""
+
+    kind = "postgresql"
+
+    def __init__(self, conn: psycopg.Connection) -> None:
+        self.conn = conn
+
+    def read_version(self) -> int:
+        return _read_version(self.conn)
+
+    @contextmanager
+    def exclusive(self) -> Iterator[None]:
+        # concurrent openers queue on a transaction-level advisory lock
+        with self.conn.transaction():
+            self.conn.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK_KEY,))
+            yield
+
+    def bootstrap(self) -> None:
         # Checked first: CREATE SCHEMA IF NOT EXISTS needs the CREATE privilege even when
         # an administrator has made the schema already.
-        if _scalar(conn.execute("SELECT to_regnamespace(%s)", (PG_SCHEMA,))) is None:
-            conn.execute(f"CREATE SCHEMA {PG_SCHEMA}")
-        conn.execute(POSTGRES_BOOTSTRAP)
-        version = _read_version(conn)
-        for step in steps_for("postgresql"):
-            if step.version <= version:
-                continue
-            # one round trip per step (a store across a slow link opens in a few of them)
-            record = sql.SQL(
-                "INSERT INTO deploy.schema_version (version, description) VALUES ({}, {})"
-            ).format(step.version, step.description)
-            conn.execute(";\n".join([*step.statements, record.as_string(conn)]))
-        conn.execute(
+        if _scalar(self.conn.execute("SELECT to_regnamespace(%s)", (PG_SCHEMA,))) is None:
+            self.conn.execute(f"CREATE SCHEMA {PG_SCHEMA}")
+        self.conn.execute(POSTGRES_BOOTSTRAP)
+
+    def apply(self, step: SchemaStep) -> None:
+        # one round trip per step (a store across a slow link opens in a few of them)
+        record = sql.SQL(
+            "INSERT INTO deploy.schema_version (version, description) VALUES ({}, {})"
+        ).format(step.version, step.description)
+        self.conn.execute(";\n".join([*step.statements, record.as_string(self.conn)]))
+
+    def set_store_id(self, store_id: str) -> None:
+        self.conn.execute(
             "INSERT INTO deploy.store_meta (key, value) VALUES ('store_id', %s)"
             " ON CONFLICT DO NOTHING",
-            (uuid.uuid4().hex,),
+            (store_id,),
         )
 
 

@@ -11,7 +11,6 @@ import os
 import socket
 import sqlite3
 import time
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timezone
@@ -19,6 +18,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from . import migrator
 from .base import (
     UPSERT_MIGRATION,
     DeployLock,
@@ -33,7 +33,7 @@ from .base import (
     utcnow,
 )
 from .records import alive_here
-from .schema import SQLITE_BOOTSTRAP, current_version, steps_for
+from .schema import SQLITE_BOOTSTRAP, SchemaStep
 
 BUSY_TIMEOUT_S = 30.0
 
@@ -90,15 +90,12 @@ class SQLiteStore(Store):
             conn.execute("PRAGMA foreign_keys = ON")
             if create:
                 _use_wal(conn)
-            version = _read_version(conn)
-            current = current_version(cls.kind)
-            if version > current:
-                raise StoreError(_newer_message(str(path), version, current))
-            if version < current:
+            driver = _SQLiteSchema(conn)
+            if migrator.state(driver, str(path)) == "older":
                 if not create:
                     conn.close()
                     return None
-                _upgrade(conn)
+                migrator.upgrade(driver)
             return cls(path, url, conn)
         except sqlite3.Error as exc:
             conn.close()
@@ -362,6 +359,46 @@ def _use_wal(conn: sqlite3.Connection) -> None:
             delay = min(delay * 2, 0.2)
 
 
+class _SQLiteSchema:
+    """The migrator's driver for one SQLite connection (see :mod:`.migrator`)."""
+
+    kind = "sqlite"
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+
+    def read_version(self) -> int:
+        return _read_version(self.conn)
+
+    @contextmanager
+    def exclusive(self) -> Iterator[None]:
+        self.conn.execute("BEGIN EXCLUSIVE")
+        try:
+            yield
+            self.conn.execute("COMMIT")
+        except BaseException:
+            if self.conn.in_transaction:
+                self.conn.execute("ROLLBACK")
+            raise
+
+    def bootstrap(self) -> None:
+        self.conn.execute(SQLITE_BOOTSTRAP)
+
+    def apply(self, step: SchemaStep) -> None:
+        for statement in step.statements:
+            self.conn.execute(statement)
+        self.conn.execute(
+            "INSERT INTO schema_version (version, description, applied_at) VALUES (?, ?, ?)",
+            (step.version, step.description, utcnow().isoformat(timespec="microseconds")),
+        )
+
+    def set_store_id(self, store_id: str) -> None:
+        self.conn.execute(
+            "INSERT INTO store_meta (key, value) VALUES ('store_id', ?) ON CONFLICT DO NOTHING",
+            (store_id,),
+        )
+
+
 def _read_version(conn: sqlite3.Connection) -> int:
     found = conn.execute(
         "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_version'"
@@ -369,40 +406,6 @@ def _read_version(conn: sqlite3.Connection) -> int:
     if found is None:
         return 0
     return int(conn.execute("SELECT coalesce(max(version), 0) FROM schema_version").fetchone()[0])
-
-
-def _upgrade(conn: sqlite3.Connection) -> None:
-    """Apply the missing schema steps under an exclusive transaction (re-read inside it)."""
-    conn.execute("BEGIN EXCLUSIVE")
-    try:
-        conn.execute(SQLITE_BOOTSTRAP)
-        version = _read_version(conn)
-        for step in steps_for("sqlite"):
-            if step.version <= version:
-                continue
-            for statement in step.statements:
-                conn.execute(statement)
-            conn.execute(
-                "INSERT INTO schema_version (version, description, applied_at) VALUES (?, ?, ?)",
-                (step.version, step.description, utcnow().isoformat(timespec="microseconds")),
-            )
-        conn.execute(
-            "INSERT INTO store_meta (key, value) VALUES ('store_id', ?) ON CONFLICT DO NOTHING",
-            (uuid.uuid4().hex,),
-        )
-        conn.execute("COMMIT")
-    except BaseException:
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
-        raise
-
-
-def _newer_message(store: str, version: int, current: int) -> str:
-    return (
-        f"The store {store} has schema version {version}, newer than this pytest-deploy "
-        f"understands (version {current}). Upgrade pytest-deploy on this machine "
-        f"(pip install -U pytest-deploy) to use it."
-    )
 
 
 def sqlite_error(path: Path, what: str, exc: sqlite3.Error) -> StoreError:
