@@ -7,138 +7,32 @@ from typing import Any
 
 import pytest
 
-from deploy_plugin.config import ENV_NAME_RE, DeployConfig
+from deploy_plugin.config import DeployConfig
 from deploy_plugin.fixtures import TARGET_PARAM
+from deploy_plugin.options import DeployOptions
 from deploy_plugin.runtime import Deployment
 from deploy_plugin.targets import TargetInfo
 
 _SESSION_KEY = pytest.StashKey["DeploySession"]()
 
-# options that mean nothing without a target, with their flag for the message
-NEEDS_TARGET = {
-    "deploy_dry_run": "--dry-run",
-    "deploy_groups": "--group",
-    "deploy_skip_groups": "--skip-group",
-    "deploy_continue_on_failure": "--continue-on-failure",
-    "deploy_env": "--deploy-env",
-    "deploy_report": "--deploy-report",
-}
-
-
-def add_options(parser: pytest.Parser) -> None:
-    """The command-line options and ini keys of DESIGN §6."""
-    group = parser.getgroup("deploy", "deployments (pytest-deploy)")
-    group.addoption(
-        "--deploy-target",
-        action="append",
-        default=[],
-        dest="deploy_target",
-        metavar="NAME",
-        help="deploy every collected config to this target (repeatable: one deployment each)",
-    )
-    group.addoption(
-        "--dry-run",
-        action="store_true",
-        dest="deploy_dry_run",
-        help="plan only: show every command, run none, change nothing",
-    )
-    group.addoption(
-        "--group",
-        action="append",
-        default=[],
-        dest="deploy_groups",
-        metavar="NAME",
-        help="deploy only this group (repeatable)",
-    )
-    group.addoption(
-        "--skip-group",
-        action="append",
-        default=[],
-        dest="deploy_skip_groups",
-        metavar="NAME",
-        help="leave this group out (repeatable)",
-    )
-    group.addoption(
-        "--continue-on-failure",
-        action="store_true",
-        dest="deploy_continue_on_failure",
-        help="after a failed group, carry on with the next group",
-    )
-    group.addoption(
-        "--no-health-check",
-        action="store_true",
-        dest="deploy_no_health_check",
-        help="do not run the health check",
-    )
-    group.addoption(
-        "--deploy-health-url",
-        dest="deploy_health_url",
-        metavar="URL",
-        help="poll this URL instead of the config's health_check.url",
-    )
-    group.addoption(
-        "--skip-validation",
-        action="store_true",
-        dest="deploy_skip_validation",
-        help="do not check required env vars (drift, the lock and the config are still checked)",
-    )
-    group.addoption(
-        "--deploy-store",
-        dest="deploy_store",
-        metavar="URL",
-        help="store URL: postgresql://... or sqlite:///PATH "
-        "(default: $DEPLOY_STORE_URL, ini deploy_store, else <rootdir>/.deploy/state.sqlite3)",
-    )
-    group.addoption(
-        "--deploy-env",
-        action="append",
-        default=[],
-        dest="deploy_env",
-        metavar="KEY=VALUE",
-        help="set an env var for this run's steps (a secret: masked everywhere)",
-    )
-    group.addoption(
-        "--deploy-report",
-        dest="deploy_report",
-        metavar="FILE.json",
-        help="write the deployments' results as JSON",
-    )
-    group.addoption(
-        "--yes",
-        action="store_true",
-        dest="deploy_yes",
-        help="confirm a deployment to a protected target without asking",
-    )
-    parser.addini("deploy_target", "default deploy targets (linelist)", type="linelist")
-    parser.addini("deploy_store", "store URL (see --deploy-store)")
-    parser.addini("deploy_health_url", "health URL override (see --deploy-health-url)")
-
-
 class DeploySession:
     """Options and shared state of pytest-deploy for one pytest session."""
 
     def __init__(self, config: pytest.Config) -> None:
-        opt = config.getoption
         self.config = config
-        # each target once, in the order given
-        self.targets: list[str] = list(
-            dict.fromkeys(opt("deploy_target") or config.getini("deploy_target"))
-        )
-        self.dry_run: bool = opt("deploy_dry_run")
-        self.groups: list[str] = opt("deploy_groups")
-        self.skip_groups: list[str] = opt("deploy_skip_groups")
-        self.continue_on_failure: bool = opt("deploy_continue_on_failure")
-        self.no_health_check: bool = opt("deploy_no_health_check")
-        self.health_url: str | None = (
-            opt("deploy_health_url") or config.getini("deploy_health_url") or None
-        )
-        self.skip_validation: bool = opt("deploy_skip_validation")
-        from deploy_plugin.store import store_url
-
-        self.store_url = store_url(opt("deploy_store"), config.getini("deploy_store"))
-        self.report_path: str | None = opt("deploy_report")
-        self.yes: bool = opt("deploy_yes")
-        self.cli_env = self._parse_env(opt("deploy_env"))
+        self.options = options = DeployOptions.from_pytest(config)
+        self.targets: list[str] = list(options.targets)
+        self.dry_run = options.dry_run
+        self.groups = list(options.groups)
+        self.skip_groups = list(options.skip_groups)
+        self.continue_on_failure = options.continue_on_failure
+        self.no_health_check = options.no_health_check
+        self.health_url = options.health_url
+        self.skip_validation = options.skip_validation
+        self.store_url = options.store
+        self.report_path = options.report
+        self.yes = options.yes
+        self.cli_env = options.env_values()
         self.rootdir = Path(config.rootpath)
         self.junit_properties = config.getini("junit_family") in ("xunit1", "legacy")
         self.deployments: list[Deployment] = []
@@ -159,19 +53,6 @@ class DeploySession:
     def install(config: pytest.Config) -> DeploySession:
         session = config.stash[_SESSION_KEY] = DeploySession(config)
         return session
-
-    @staticmethod
-    def _parse_env(pairs: list[str]) -> dict[str, str]:
-        env: dict[str, str] = {}
-        for pair in pairs:
-            name, sep, value = pair.partition("=")
-            if not sep or not ENV_NAME_RE.match(name):
-                raise pytest.UsageError(
-                    f"--deploy-env expects KEY=VALUE with KEY a shell variable name"
-                    f" (letters, digits, _), got {name if sep else pair!r}"
-                )
-            env[name] = value
-        return env
 
     # -- smoke tests
 

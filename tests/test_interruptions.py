@@ -268,3 +268,25 @@ def test_deploy_status_marks_a_dead_run_interrupted(tmp_path: Path):
     assert f"pid {proc.pid}" in status.stderr and "interrupted" in status.stderr
     (target,) = json.loads(status.stdout)["targets"]
     assert target["latest"]["status"] == "interrupted"
+
+
+def test_sigterm_to_the_cli_reaches_the_run_it_started(tmp_path: Path):
+    """Issue 9 #4: SIGTERM to ``pytest-deploy deploy run`` recorded the run as success."""
+    root = project(tmp_path, [SLOW_STEP, AFTER])
+    cli = Path(sys.executable).with_name("pytest-deploy")
+    proc = subprocess.Popen(
+        [str(cli), "deploy", "run", "sig", "--target", "t", "--json"],
+        cwd=root, env=env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    pid_file = root / "step.pid"
+    wait_for("the step to start", lambda: pid_file.exists() and pid_file.read_text().strip())
+    step_pid = int(pid_file.read_text())
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode != 0, err
+    wait_for("the step's process group to be gone", lambda: not alive(step_pid))
+    assert not (root / "after.ran").exists()
+    (deployment,) = json.loads(out)["deployments"]
+    assert deployment["status"] == "interrupted", out
+    assert [row[1] for row in deployments(root)] == ["interrupted"]

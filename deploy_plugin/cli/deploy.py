@@ -5,10 +5,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from deploy_plugin.options import DeployOptions
+
 from .args import add_command, add_family, add_target_option, common_options
 from .context import Context, Project
 from .output import UsageProblem, emit_json, note, print_table, say, when
-from .runner import RunOptions, run_pytest
+from .runner import run_pytest
 
 
 def register(subparsers: Any) -> None:
@@ -79,13 +81,15 @@ def run_deploy(ctx: Context) -> int:
     target = ctx.require_target(project, args.target)
     _check_groups(project, args.group, "--group")
     _check_groups(project, args.skip_group, "--skip-group")
-    options = RunOptions(
-        target=target, dry_run=args.dry_run, groups=args.group, skip_groups=args.skip_group,
-        continue_on_failure=args.continue_on_failure, no_health_check=args.no_health_check,
-        health_url=args.health_url, skip_validation=args.skip_validation, yes=args.yes,
-        deploy_env=args.deploy_env, pytest_args=list(args.pytest_args),
+    options = DeployOptions(
+        targets=(target,), dry_run=args.dry_run, groups=tuple(args.group),
+        skip_groups=tuple(args.skip_group), continue_on_failure=args.continue_on_failure,
+        no_health_check=args.no_health_check, health_url=args.health_url,
+        skip_validation=args.skip_validation, yes=args.yes, env=tuple(args.deploy_env),
     )  # fmt: skip
-    return run_pytest(ctx, config.path, options, as_json=args.json)
+    return run_pytest(
+        ctx, config.path, options, as_json=args.json, pytest_args=list(args.pytest_args)
+    )
 
 
 def deployment_json(record: Any) -> dict[str, Any]:

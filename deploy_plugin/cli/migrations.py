@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from deploy_plugin.config import DeployConfig
+from deploy_plugin.options import DeployOptions
 from deploy_plugin.plan import (
     AppliedMigration,
     check_migrations,
@@ -30,7 +31,7 @@ from deploy_plugin.targets import resolve
 from .args import add_command, add_family, add_target_option, common_options, positive_int
 from .context import Context, Project, confirm
 from .output import UsageProblem, emit_json, note, print_table, say, warn, when
-from .runner import RunOptions, run_pytest
+from .runner import run_pytest
 
 
 @dataclass(frozen=True)
@@ -327,10 +328,10 @@ def run_apply(ctx: Context) -> int:
             f"(a group tracks migrations when every pattern ends in .sql, or with "
             f"track_migrations: true). Deploy it with `pytest-deploy deploy run`."
         )
-    options = RunOptions(
-        target=target, dry_run=args.dry_run, groups=groups, yes=args.yes,
+    options = DeployOptions(
+        targets=(target,), dry_run=args.dry_run, groups=tuple(groups), yes=args.yes,
         no_health_check=not args.health_check, skip_validation=args.skip_validation,
-        deploy_env=args.deploy_env,
+        env=tuple(args.deploy_env),
     )  # fmt: skip
     return run_pytest(ctx, config.path, options, as_json=args.json)
 

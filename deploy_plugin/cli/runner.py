@@ -11,54 +11,30 @@ from __future__ import annotations
 import codecs
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
+from types import FrameType
 from typing import Any, TextIO
+
+from deploy_plugin.options import DeployOptions
 
 from .context import Context
 from .output import FAILED, OK, USAGE, CliError, emit_json
 
 
-@dataclass
-class RunOptions:
-    """What to ask pytest for (the plugin's own options)."""
-
-    target: str
-    dry_run: bool = False
-    groups: list[str] = field(default_factory=list)
-    skip_groups: list[str] = field(default_factory=list)
-    continue_on_failure: bool = False
-    no_health_check: bool = False
-    health_url: str | None = None
-    skip_validation: bool = False
-    yes: bool = False
-    deploy_env: list[str] = field(default_factory=list)
-    pytest_args: list[str] = field(default_factory=list)
-
-
-def pytest_command(ctx: Context, config_path: Path, options: RunOptions) -> list[str]:
-    """The pytest command line of one deployment (without the report option)."""
-    args = [
+def pytest_command(
+    ctx: Context, config_path: Path, options: DeployOptions, pytest_args: Sequence[str] = ()
+) -> list[str]:
+    """The pytest command line of one deployment (the store goes in the environment)."""
+    return [
         sys.executable, "-m", "pytest", str(config_path), f"--rootdir={ctx.rootdir}",
-        "-p", "no:cacheprovider", f"--deploy-target={options.target}",
+        "-p", "no:cacheprovider", *options.args(), *pytest_args,
     ]  # fmt: skip
-    flags = {
-        "--dry-run": options.dry_run,
-        "--continue-on-failure": options.continue_on_failure,
-        "--no-health-check": options.no_health_check,
-        "--skip-validation": options.skip_validation,
-        "--yes": options.yes,
-    }
-    args += [flag for flag, on in flags.items() if on]
-    args += [f"--group={g}" for g in options.groups]
-    args += [f"--skip-group={g}" for g in options.skip_groups]
-    args += [f"--deploy-env={pair}" for pair in options.deploy_env]
-    if options.health_url:
-        args.append(f"--deploy-health-url={options.health_url}")
-    return args + options.pytest_args
 
 
 def exit_code(returncode: int) -> int:
@@ -85,9 +61,21 @@ def _relay(process: subprocess.Popen[bytes], out: TextIO) -> None:
     out.flush()
 
 
-def run_pytest(ctx: Context, config_path: Path, options: RunOptions, *, as_json: bool) -> int:
-    """Run one deployment under pytest; with ``as_json`` print its report on stdout."""
-    command = pytest_command(ctx, config_path, options)
+def run_pytest(
+    ctx: Context,
+    config_path: Path,
+    options: DeployOptions,
+    *,
+    as_json: bool,
+    pytest_args: Sequence[str] = (),
+) -> int:
+    """Run one deployment under pytest; with ``as_json`` print its report on stdout.
+
+    SIGTERM and SIGHUP sent to this command are passed on to the run, which records its
+    deployment as interrupted (it stops its step like at Ctrl-C); this command then ends
+    with the run's exit code.
+    """
+    command = pytest_command(ctx, config_path, options, pytest_args)
     # PYTHONUNBUFFERED: the run's output reaches the user as it happens, not per 8 KiB block.
     env = {**os.environ, "DEPLOY_STORE_URL": ctx.store_url_for_pytest(), "PYTHONUNBUFFERED": "1"}
     if sys.stdout.isatty() and not as_json:
@@ -104,8 +92,9 @@ def run_pytest(ctx: Context, config_path: Path, options: RunOptions, *, as_json:
         except OSError as exc:
             raise CliError(f"Cannot start pytest ({command[0]}): {exc.strerror or exc}.") from exc
         try:
-            _relay(process, sys.stderr if as_json else sys.stdout)
-            returncode = process.wait()
+            with _forwarding_signals(process):
+                _relay(process, sys.stderr if as_json else sys.stdout)
+                returncode = process.wait()
         except KeyboardInterrupt:
             # The child got the same Ctrl-C (same process group): let it stop its steps.
             process.wait()
@@ -113,6 +102,22 @@ def run_pytest(ctx: Context, config_path: Path, options: RunOptions, *, as_json:
         if as_json:
             emit_json(_read_report(report_path))
     return exit_code(returncode)
+
+
+@contextmanager
+def _forwarding_signals(process: subprocess.Popen[bytes]) -> Iterator[None]:
+    """While inside, SIGTERM and SIGHUP to this process are sent on to ``process``."""
+
+    def forward(signum: int, frame: FrameType | None) -> None:
+        if process.poll() is None:
+            process.send_signal(signum)
+
+    previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def _read_report(path: Path) -> dict[str, Any]:

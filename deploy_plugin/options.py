@@ -1,0 +1,192 @@
+"""The options of pytest-deploy (DESIGN §6): their definitions, and one frozen dataclass.
+
+:class:`DeployOptions` is what a pytest session was asked for; the plugin reads it from
+pytest's config (:meth:`DeployOptions.from_pytest`) and the ``pytest-deploy`` CLI builds
+its pytest command line from one (:meth:`DeployOptions.args`), so both mean the same.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from deploy_plugin.config import ENV_NAME_RE
+
+if TYPE_CHECKING:  # the CLI builds options without importing pytest
+    import pytest
+
+# options that mean nothing without a target, with their flag for the message
+NEEDS_TARGET = {
+    "deploy_dry_run": "--dry-run",
+    "deploy_groups": "--group",
+    "deploy_skip_groups": "--skip-group",
+    "deploy_continue_on_failure": "--continue-on-failure",
+    "deploy_env": "--deploy-env",
+    "deploy_report": "--deploy-report",
+}
+
+
+def add_options(parser: pytest.Parser) -> None:
+    """The command-line options and ini keys of DESIGN §6."""
+    group = parser.getgroup("deploy", "deployments (pytest-deploy)")
+    group.addoption(
+        "--deploy-target",
+        action="append",
+        default=[],
+        dest="deploy_target",
+        metavar="NAME",
+        help="deploy every collected config to this target (repeatable: one deployment each)",
+    )
+    group.addoption(
+        "--dry-run",
+        action="store_true",
+        dest="deploy_dry_run",
+        help="plan only: show every command, run none, change nothing",
+    )
+    group.addoption(
+        "--group",
+        action="append",
+        default=[],
+        dest="deploy_groups",
+        metavar="NAME",
+        help="deploy only this group (repeatable)",
+    )
+    group.addoption(
+        "--skip-group",
+        action="append",
+        default=[],
+        dest="deploy_skip_groups",
+        metavar="NAME",
+        help="leave this group out (repeatable)",
+    )
+    group.addoption(
+        "--continue-on-failure",
+        action="store_true",
+        dest="deploy_continue_on_failure",
+        help="after a failed group, carry on with the next group",
+    )
+    group.addoption(
+        "--no-health-check",
+        action="store_true",
+        dest="deploy_no_health_check",
+        help="do not run the health check",
+    )
+    group.addoption(
+        "--deploy-health-url",
+        dest="deploy_health_url",
+        metavar="URL",
+        help="poll this URL instead of the config's health_check.url",
+    )
+    group.addoption(
+        "--skip-validation",
+        action="store_true",
+        dest="deploy_skip_validation",
+        help="do not check required env vars (drift, the lock and the config are still checked)",
+    )
+    group.addoption(
+        "--deploy-store",
+        dest="deploy_store",
+        metavar="URL",
+        help="store URL: postgresql://... or sqlite:///PATH "
+        "(default: $DEPLOY_STORE_URL, ini deploy_store, else <rootdir>/.deploy/state.sqlite3)",
+    )
+    group.addoption(
+        "--deploy-env",
+        action="append",
+        default=[],
+        dest="deploy_env",
+        metavar="KEY=VALUE",
+        help="set an env var for this run's steps (a secret: masked everywhere)",
+    )
+    group.addoption(
+        "--deploy-report",
+        dest="deploy_report",
+        metavar="FILE.json",
+        help="write the deployments' results as JSON",
+    )
+    group.addoption(
+        "--yes",
+        action="store_true",
+        dest="deploy_yes",
+        help="confirm a deployment to a protected target without asking",
+    )
+    parser.addini("deploy_target", "default deploy targets (linelist)", type="linelist")
+    parser.addini("deploy_store", "store URL (see --deploy-store)")
+    parser.addini("deploy_health_url", "health URL override (see --deploy-health-url)")
+
+
+@dataclass(frozen=True)
+class DeployOptions:
+    """One run's pytest-deploy options (``store`` is not a flag the CLI passes: it goes in
+    ``DEPLOY_STORE_URL``, out of the process list)."""
+
+    targets: tuple[str, ...] = ()
+    dry_run: bool = False
+    groups: tuple[str, ...] = ()
+    skip_groups: tuple[str, ...] = ()
+    continue_on_failure: bool = False
+    no_health_check: bool = False
+    health_url: str | None = None
+    skip_validation: bool = False
+    store: str | None = None
+    env: tuple[str, ...] = ()  # KEY=VALUE pairs, secrets
+    report: str | None = None
+    yes: bool = False
+
+    @classmethod
+    def from_pytest(cls, config: pytest.Config) -> DeployOptions:
+        """The options of a pytest session (command line, then ini; the store's URL by its
+        precedence, see :func:`deploy_plugin.store.store_url`)."""
+        from deploy_plugin.store import store_url
+
+        opt = config.getoption
+        return cls(
+            # each target once, in the order given
+            targets=tuple(dict.fromkeys(opt("deploy_target") or config.getini("deploy_target"))),
+            dry_run=bool(opt("deploy_dry_run")),
+            groups=tuple(opt("deploy_groups")),
+            skip_groups=tuple(opt("deploy_skip_groups")),
+            continue_on_failure=bool(opt("deploy_continue_on_failure")),
+            no_health_check=bool(opt("deploy_no_health_check")),
+            health_url=opt("deploy_health_url") or config.getini("deploy_health_url") or None,
+            skip_validation=bool(opt("deploy_skip_validation")),
+            store=store_url(opt("deploy_store"), config.getini("deploy_store")),
+            env=tuple(opt("deploy_env")),
+            report=opt("deploy_report"),
+            yes=bool(opt("deploy_yes")),
+        )
+
+    def args(self) -> list[str]:
+        """These options as pytest command-line arguments (without the store)."""
+        args = [f"--deploy-target={t}" for t in self.targets]
+        flags = {
+            "--dry-run": self.dry_run,
+            "--continue-on-failure": self.continue_on_failure,
+            "--no-health-check": self.no_health_check,
+            "--skip-validation": self.skip_validation,
+            "--yes": self.yes,
+        }
+        args += [flag for flag, on in flags.items() if on]
+        args += [f"--group={g}" for g in self.groups]
+        args += [f"--skip-group={g}" for g in self.skip_groups]
+        args += [f"--deploy-env={pair}" for pair in self.env]
+        if self.health_url:
+            args.append(f"--deploy-health-url={self.health_url}")
+        if self.report:
+            args.append(f"--deploy-report={self.report}")
+        return args
+
+    def env_values(self) -> dict[str, str]:
+        """``--deploy-env`` as a dict; pytest.UsageError for a malformed pair."""
+        import pytest
+
+        env: dict[str, str] = {}
+        for pair in self.env:
+            name, sep, value = pair.partition("=")
+            if not sep or not ENV_NAME_RE.match(name):
+                raise pytest.UsageError(
+                    f"--deploy-env expects KEY=VALUE with KEY a shell variable name"
+                    f" (letters, digits, _), got {name if sep else pair!r}"
+                )
+            env[name] = value
+        return env
