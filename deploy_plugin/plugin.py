@@ -176,7 +176,7 @@ def pytest_collection_modifyitems(
                     if item in kept or item.kind in ("preflight", "health_check")
                 ]
                 + smoke_tests.get(deployment, []),
-                key=lambda item: item.sort_key,
+                key=smoke.sort_key,
             )
         )
         tracked = any(g.track_migrations for g in deployment.selected_groups())

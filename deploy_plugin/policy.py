@@ -39,10 +39,10 @@ class StepId:
 
 
 def step_ref(item: object) -> StepRef:
-    """A StepRef of any item (a smoke test has no group; pytest's own items no kind)."""
+    """A StepRef of a deployment's item (only smoke tests, plain pytest tests, have no kind)."""
     return StepId(
         str(getattr(item, "nodeid")),  # noqa: B009 - any object with a node id
-        str(getattr(item, "kind", "step")),
+        str(getattr(item, "kind", "smoke")),
         getattr(item, "group_name", None),
     )
 

@@ -16,17 +16,29 @@ from deploy_plugin.runtime import Deployment, StepResult, monotonic_ms
 from deploy_plugin.session import DeploySession
 
 _SMOKE_START = pytest.StashKey[float]()
+#: A smoke test's place in its deployment's run order (set by :func:`place`).
+SMOKE_PLACE = pytest.StashKey[tuple[int, int]]()
+
+
+def is_smoke(item: pytest.Item) -> bool:
+    return SMOKE_PLACE in item.stash
+
+
+def sort_key(item: pytest.Item) -> tuple[int, int]:
+    """An item's place in its deployment's run order (a step's, or a smoke test's)."""
+    key = item.stash.get(SMOKE_PLACE, None)
+    if key is None:
+        key = item.sort_key  # type: ignore[attr-defined]  # a DeployItem's own
+    return key
 
 
 def place(item: pytest.Item, deployment: Deployment) -> None:
     """Give a smoke test its place in the deployment: after a group, or before the health
     check; it then obeys and feeds the deployment's stop policy like a step."""
     mark = item.get_closest_marker("deploy_after")
-    item.kind = "smoke"  # type: ignore[attr-defined]
-    item.group_name = None  # type: ignore[attr-defined]
     last = len(deployment.plans) + 1
     if mark is None:
-        item.sort_key = (last, -1)  # type: ignore[attr-defined]
+        item.stash[SMOKE_PLACE] = (last, -1)
         return
     group = mark.args[0] if mark.args else mark.kwargs.get("group")
     order = [g.name for g in deployment.config.groups]  # every group, in run order
@@ -37,11 +49,11 @@ def place(item: pytest.Item, deployment: Deployment) -> None:
         )
     # after the named group, or (when it is not selected) where it would have run
     before = [p for p in deployment.plans if order.index(p.group.name) <= order.index(group)]
-    item.sort_key = (len(before), 10**6)  # type: ignore[attr-defined]
+    item.stash[SMOKE_PLACE] = (len(before), 10**6)
 
 
 def deployment_of(item: pytest.Item) -> Deployment | None:
-    if getattr(item, "kind", None) != "smoke":
+    if not is_smoke(item):
         return None
     return DeploySession.of(item.config).deployment_for(item)
 
