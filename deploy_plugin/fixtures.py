@@ -15,7 +15,9 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from deploy_plugin.options import TARGET_PARAM
 from deploy_plugin.secrets import MASK
+from deploy_plugin.session import DeploySession
 
 if TYPE_CHECKING:
     from deploy_plugin.config import DeployConfig
@@ -26,7 +28,6 @@ if TYPE_CHECKING:
 DEPLOY_FIXTURES = frozenset(
     {"deploy_target", "deploy_env", "deploy_config", "migration_history", "deploy_store"}
 )
-TARGET_PARAM = "_deploy_target_name"
 
 
 class DeployEnv(Mapping[str, str]):
@@ -99,8 +100,6 @@ def uses_deploy_fixtures(item: pytest.Item) -> bool:
 
 def deployment_for(request: pytest.FixtureRequest) -> Deployment:
     """The deployment a smoke test belongs to (see plugin.DeploySession.deployment_for)."""
-    from deploy_plugin.session import DeploySession
-
     session = DeploySession.of(request.config)
     deployment = session.deployment_for(request.node)
     if deployment is None:
@@ -146,6 +145,4 @@ def migration_history(_deploy_target_name: str, request: pytest.FixtureRequest) 
 def deploy_store(_deploy_target_name: str, request: pytest.FixtureRequest) -> Any:
     """The store (None in a dry run when no store exists yet)."""
     deployment_for(request)
-    from deploy_plugin.session import DeploySession
-
     return DeploySession.of(request.config).store()

@@ -115,6 +115,10 @@ def add_options(parser: pytest.Parser) -> None:
     parser.addini("deploy_health_url", "health URL override (see --deploy-health-url)")
 
 
+#: The fixture every deployment fixture depends on; parametrized with the targets' names.
+TARGET_PARAM = "_deploy_target_name"
+
+
 @dataclass(frozen=True)
 class DeployOptions:
     """One run's pytest-deploy options (``store`` is not a flag the CLI passes: it goes in

@@ -16,10 +16,10 @@ import pytest
 
 from deploy_plugin import distribution, report, smoke
 from deploy_plugin.config import is_config_file
-from deploy_plugin.fixtures import TARGET_PARAM, uses_deploy_fixtures
+from deploy_plugin.fixtures import uses_deploy_fixtures
 from deploy_plugin.items import DeployItem
 from deploy_plugin.nodes import DeployConfigFile
-from deploy_plugin.options import NEEDS_TARGET, add_options
+from deploy_plugin.options import NEEDS_TARGET, TARGET_PARAM, add_options
 from deploy_plugin.runtime import Deployment
 from deploy_plugin.session import DeploySession
 

@@ -8,8 +8,7 @@ from typing import Any
 import pytest
 
 from deploy_plugin.config import DeployConfig
-from deploy_plugin.fixtures import TARGET_PARAM
-from deploy_plugin.options import DeployOptions
+from deploy_plugin.options import TARGET_PARAM, DeployOptions
 from deploy_plugin.runtime import Deployment
 from deploy_plugin.targets import TargetInfo
 
