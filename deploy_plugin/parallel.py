@@ -59,3 +59,20 @@ class ParallelRunner:
             self.failed = self.failed or "interrupt"
             terminate_running()  # worker threads never see Ctrl-C: stop their commands
             raise
+
+    def close(self) -> int:
+        """End of the deployment: start nothing more, stop the commands still running (a
+        session that ended early never asks for their results) and wait for their threads.
+        Returns how many were stopped."""
+        with self._lock:
+            self.failed = self.failed or "the end of the deployment"
+        running = [f for f in self._futures.values() if not f.done()]
+        if not running:
+            return 0
+        stopped = terminate_running()
+        for future in running:
+            try:
+                future.result(timeout=30)
+            except Exception:  # noqa: BLE001 - its own item, if any, reported it
+                pass
+        return stopped

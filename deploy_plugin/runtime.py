@@ -420,6 +420,8 @@ class Deployment:
                 runner.close()
             except Exception:  # noqa: BLE001 - closing must not hide the run's result
                 pass
+        for parallel in self._runners.values():
+            parallel.close()  # commands a session that ended early left running
         # teardown never raises (JUnit has no <error>): a store problem here only warns
         self.recorder.finish(self.status)
         try:

@@ -229,6 +229,16 @@ def advisory_locks_on(dbname: str) -> int:
     )[0][0]
 
 
+def sleeping_backend(admin: psycopg.Connection, dbname: str, seconds: str) -> int | None:
+    """The backend running ``pg_sleep(<seconds>)`` in ``dbname`` now, if any."""
+    row = admin.execute(
+        "SELECT pid FROM pg_stat_activity WHERE datname = %s AND state = 'active'"
+        " AND query LIKE %s AND pid <> pg_backend_pid()",
+        (dbname, f"%pg_sleep({seconds})%"),
+    ).fetchone()
+    return row[0] if row else None
+
+
 def report_steps(path: Path) -> dict[str, dict[str, Any]]:
     """Steps of the one deployment in a --deploy-report file, by node id after the target."""
     (deployment,) = json.loads(path.read_text())["deployments"]
@@ -271,15 +281,9 @@ def test_kill_9_during_a_slow_migration(
     runner = Started(project, tmp_path / "killed.log", store=store, database=url)
     with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
 
-        def sleeping_backend() -> int | None:
-            row = admin.execute(
-                "SELECT pid FROM pg_stat_activity WHERE datname = %s AND state = 'active'"
-                " AND query LIKE '%%pg_sleep(60)%%' AND pid <> pg_backend_pid()",
-                (name,),
-            ).fetchone()
-            return row[0] if row else None
-
-        backend = wait_for("002's pg_sleep to run", sleeping_backend, runner)
+        backend = wait_for(
+            "002's pg_sleep to run", lambda: sleeping_backend(admin, name, "60"), runner
+        )
         runner.kill()
         killed = runner.output()
 
@@ -339,15 +343,9 @@ def test_kill_9_while_the_server_finishes_a_short_migration(
     runner = Started(project, tmp_path / "killed.log", store=store, database=url)
     with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
 
-        def sleeping_backend() -> int | None:
-            row = admin.execute(
-                "SELECT pid FROM pg_stat_activity WHERE datname = %s AND state = 'active'"
-                " AND query LIKE '%%pg_sleep(0.5)%%' AND pid <> pg_backend_pid()",
-                (name,),
-            ).fetchone()
-            return row[0] if row else None
-
-        backend = wait_for("002's pg_sleep to run", sleeping_backend, runner)
+        backend = wait_for(
+            "002's pg_sleep to run", lambda: sleeping_backend(admin, name, "0.5"), runner
+        )
         runner.kill()
         wait_for(
             "the killed runner's backend to end",

@@ -22,6 +22,7 @@ import pytest
 import yaml
 
 from tests.pg import ADMIN_URL
+from tests.procs import alive
 
 WAIT_S = 30.0
 
@@ -67,14 +68,6 @@ def wait_for(what: str, check: Callable[[], Any]) -> Any:
             pytest.fail(f"gave up waiting for {what}")
         time.sleep(0.05)  # a poll interval, not a wait for state
     return value
-
-
-def alive(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
 def deployments(root: Path) -> list[tuple[Any, ...]]:
@@ -290,3 +283,26 @@ def test_sigterm_to_the_cli_reaches_the_run_it_started(tmp_path: Path):
     (deployment,) = json.loads(out)["deployments"]
     assert deployment["status"] == "interrupted", out
     assert [row[1] for row in deployments(root)] == ["interrupted"]
+
+
+def test_a_session_ended_early_stops_the_parallel_commands_it_started(tmp_path: Path):
+    """With -x pytest stops at the first failure; the per-file commands the group started
+    beside it were never asked for and ran on: the deployment's end stops them."""
+    group = {
+        "name": "fns",
+        "order": 1,
+        "file_patterns": ["fns/*.txt"],
+        "max_parallel": 2,
+        "deploy_command": 'if [ {name} = a.txt ]; then exit 1; fi; echo $$ > ../b.pid;'
+        " sleep 30; touch ../b.done",
+    }
+    root = project(tmp_path, [group])
+    (root / "fns").mkdir()
+    for name in ("a.txt", "b.txt"):
+        (root / "fns" / name).write_text(name)
+    proc = start(root, "-x", "--no-health-check")
+    wait_for("b's command to start", lambda: (tmp_path / "b.pid").exists())
+    output, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 1, output
+    assert not (tmp_path / "b.done").exists(), output
+    assert not alive(int((tmp_path / "b.pid").read_text())), output

@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.procs import alive
+
 
 def write_config(pytester: pytest.Pytester, data: dict, name: str = "deploy.yaml") -> Path:
     data = {"targets": {"t": {}}, **data}
@@ -20,15 +22,6 @@ def write_config(pytester: pytest.Pytester, data: dict, name: str = "deploy.yaml
 def recorded(pytester: pytest.Pytester) -> list[str]:
     log = pytester.path / "order.log"
     return log.read_text().split() if log.exists() else []
-
-
-def alive(pid: int) -> bool:
-    """Whether a process runs (a zombie nobody reaped does not count)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
 def rec(word: str) -> str:

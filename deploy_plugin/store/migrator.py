@@ -50,6 +50,16 @@ def state(driver: SchemaDriver, shown: str) -> str:
     return "current" if version == current else "older"
 
 
+def ready(driver: SchemaDriver, shown: str, *, create: bool) -> bool:
+    """Whether the schema is usable: current, or brought up to date when ``create``
+    (without it, a dry run's, an older schema reads as no store: False)."""
+    if state(driver, shown) == "older":
+        if not create:
+            return False
+        upgrade(driver)
+    return True
+
+
 def upgrade(driver: SchemaDriver) -> None:
     """Create or upgrade the schema to this code's version (idempotent, never destructive)."""
     with driver.exclusive():

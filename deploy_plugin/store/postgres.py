@@ -85,11 +85,9 @@ class PostgresStore(Store):
             return None
         try:
             driver = _PostgresSchema(conn)
-            if migrator.state(driver, describe_url(url)) == "older":
-                if not create:
-                    conn.close()
-                    return None
-                migrator.upgrade(driver)
+            if not migrator.ready(driver, describe_url(url), create=create):
+                conn.close()
+                return None
             return cls(url, conn)
         except psycopg.Error as exc:
             conn.close()

@@ -95,11 +95,9 @@ class SQLiteStore(Store):
             if create:
                 _use_wal(conn)
             driver = _SQLiteSchema(conn)
-            if migrator.state(driver, str(path)) == "older":
-                if not create:
-                    conn.close()
-                    return None
-                migrator.upgrade(driver)
+            if not migrator.ready(driver, str(path), create=create):
+                conn.close()
+                return None
             return cls(path, url, conn)
         except sqlite3.Error as exc:
             conn.close()
