@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -130,6 +131,11 @@ def wait_until(check: Callable[[], bool], what: str) -> None:
 
 
 # -- schema -------------------------------------------------------------------------------
+
+
+def record_step(store: Store, deployment_id: int, **step: Any) -> None:
+    """One step row (the runner writes them in batches with ``record_steps``)."""
+    store.record_steps(deployment_id, [step])
 
 
 def test_schema_created_once_and_reopened(open_: Callable[..., Store], store_url: str | None):
@@ -508,7 +514,8 @@ def test_deployments_and_steps(store: Store) -> None:
         dry_run=False,
         started_at=NOW,
     )
-    store.record_step(
+    record_step(
+        store,
         first,
         node_id="deploy.json::production::db::deploy[001.sql]",
         group="db",
@@ -520,7 +527,8 @@ def test_deployments_and_steps(store: Store) -> None:
         duration_ms=42,
         message=None,
     )
-    store.record_step(
+    record_step(
+        store,
         first,
         node_id="deploy.json::production::health_check",
         group=None,
@@ -578,7 +586,8 @@ def test_steps_from_several_threads(store: Store) -> None:
 
     def record(n: int) -> None:
         for i in range(10):
-            store.record_step(
+            record_step(
+                store,
                 run,
                 node_id=f"n{n}-{i}",
                 group="g",

@@ -81,30 +81,6 @@ class RunRepository(StoreCore):
                 )
         return dead
 
-    def record_step(
-        self,
-        deployment_id: int,
-        *,
-        node_id: str,
-        group: str | None,
-        kind: str,
-        file: str | None,
-        checksum: str | None,
-        command: str | None,
-        outcome: str,
-        duration_ms: int,
-        message: str | None,
-    ) -> None:
-        """Record one step (item) of deployment ``deployment_id``; steps keep their order."""
-        self.record_steps(
-            deployment_id,
-            [
-                {"node_id": node_id, "group": group, "kind": kind, "file": file,
-                 "checksum": checksum, "command": command, "outcome": outcome,
-                 "duration_ms": duration_ms, "message": message}
-            ],
-        )  # fmt: skip
-
     def record_steps(self, deployment_id: int, steps: list[dict[str, Any]]) -> None:
         """Record several steps (dicts of record_step's keywords) in one transaction."""
         now = self._time_param(utcnow())
