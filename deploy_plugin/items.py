@@ -13,19 +13,13 @@ from typing import Any, NoReturn
 
 import pytest
 
+from deploy_plugin.facts import iso_utc, monotonic_ms, who
 from deploy_plugin.plan import Step
 from deploy_plugin.policy import LOCK_LOST
 from deploy_plugin.pytest_compat import skip_at_item
-from deploy_plugin.runtime import (
-    DeployFailure,
-    Deployment,
-    StepResult,
-    expand_vars,
-    iso_utc,
-    monotonic_ms,
-    who,
-)
+from deploy_plugin.runtime import DeployFailure, Deployment, StepResult
 from deploy_plugin.shell import CommandRefused, CommandResult, run_command
+from deploy_plugin.targets import expand_vars
 from deploy_plugin.views import StepView
 
 

@@ -13,7 +13,7 @@ import warnings
 from collections.abc import Callable
 from typing import Any
 
-from deploy_plugin.runtime import expand_vars
+from deploy_plugin.targets import expand_vars
 from deploy_plugin.views import DeploymentView
 
 

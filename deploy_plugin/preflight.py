@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import warnings
 
+from deploy_plugin.facts import iso_utc, who
 from deploy_plugin.items import DeployItem, DeployWarning, skip
 from deploy_plugin.plan import check_migrations, padding_warning
-from deploy_plugin.runtime import DeployFailure, iso_utc, who
+from deploy_plugin.runtime import DeployFailure
 
 
 class PreflightItem(DeployItem):

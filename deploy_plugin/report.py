@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from deploy_plugin.runtime import who
+from deploy_plugin.facts import who
 
 if TYPE_CHECKING:
     from deploy_plugin.session import DeploySession

@@ -7,22 +7,18 @@ items are skipped "not run", and what each step did for the reports.
 
 from __future__ import annotations
 
-import getpass
 import hashlib
 import logging
-import os
 import re
-import socket
-import time
 import warnings
-from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from deploy_plugin.config import DeployConfig, Group
+from deploy_plugin.facts import iso_utc, utcnow, who
 from deploy_plugin.plan import AppliedMigration, GroupPlan
 from deploy_plugin.policy import StopPolicy, step_ref
 from deploy_plugin.recorder import RunRecorder
@@ -31,6 +27,7 @@ from deploy_plugin.targets import TargetInfo, step_env
 from deploy_plugin.views import DeploymentView
 
 if TYPE_CHECKING:
+    from deploy_plugin.session import DeploySession
     from deploy_plugin.store.base import MigrationRecord
     from deploy_plugin.store.lock import DeployLock
 
@@ -39,19 +36,6 @@ if TYPE_CHECKING:
 
 class DeployFailure(Exception):
     """A step failed for a reason the user must read: shown without a traceback."""
-
-
-def who() -> str:
-    """``user@host`` of this runner (no DNS look-up: the host name is local)."""
-    try:
-        user = getpass.getuser()
-    except (KeyError, OSError):
-        user = str(os.getuid())
-    return f"{user}@{socket.gethostname()}"
-
-
-def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
 
 
 @dataclass(frozen=True)
@@ -72,20 +56,12 @@ class StepResult:
         return dict(self.__dict__)
 
 
-_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
-
-
-def expand_vars(text: str, env: Mapping[str, str]) -> str:
-    """Expand ``${VAR}`` from ``env`` (unknown names are left as written)."""
-    return _VAR.sub(lambda m: env.get(m.group(1), m.group(0)), text)
-
-
 class Deployment:
     """One config deployed to one target within this pytest session."""
 
     def __init__(
         self,
-        session: Any,  # plugin.DeploySession
+        session: DeploySession,
         config: DeployConfig,
         target: TargetInfo,
         plans: list[GroupPlan],
@@ -454,16 +430,3 @@ class Deployment:
 
 def _safe(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("_")[:150] or "step"
-
-
-def iso_utc(value: Any) -> str:
-    if isinstance(value, datetime):
-        if value.tzinfo is None:
-            value = value.replace(tzinfo=timezone.utc)
-        utc: datetime = value.astimezone(timezone.utc)
-        return utc.isoformat().replace("+00:00", "Z")
-    return str(value)
-
-
-def monotonic_ms(start: float) -> int:
-    return int((time.monotonic() - start) * 1000)

@@ -11,8 +11,9 @@ import time
 
 import pytest
 
+from deploy_plugin.facts import monotonic_ms
 from deploy_plugin.policy import LOCK_LOST
-from deploy_plugin.runtime import Deployment, StepResult, monotonic_ms
+from deploy_plugin.runtime import Deployment, StepResult
 from deploy_plugin.session import DeploySession
 
 _SMOKE_START = pytest.StashKey[float]()

@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -59,6 +60,14 @@ class TargetInfo:
             )
             fields["origin"] = "config+store" if declared is not None else "store"
         return cls(name=name, **fields)
+
+
+_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def expand_vars(text: str, env: Mapping[str, str]) -> str:
+    """Expand ``${VAR}`` from ``env`` (unknown names are left as written)."""
+    return _VAR.sub(lambda m: env.get(m.group(1), m.group(0)), text)
 
 
 def resolve(

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from deploy_plugin.config import DeployConfig
+from deploy_plugin.facts import iso_utc, who
 from deploy_plugin.options import DeployOptions
 from deploy_plugin.plan import (
     AppliedMigration,
@@ -24,7 +25,6 @@ from deploy_plugin.plan import (
     match_files,
     migration_state,
 )
-from deploy_plugin.runtime import iso_utc, who
 from deploy_plugin.store.base import MigrationRecord, utcnow
 from deploy_plugin.targets import resolve
 

@@ -6,8 +6,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from deploy_plugin.runtime import expand_vars
-from deploy_plugin.targets import TargetInfo
+from deploy_plugin.targets import TargetInfo, expand_vars
 
 from .args import add_command, add_family, common_options
 from .context import Context, Project, check_target_name, confirm

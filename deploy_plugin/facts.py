@@ -1,0 +1,36 @@
+"""Who and when: the runner's identity, UTC times, durations (for records and reports)."""
+
+from __future__ import annotations
+
+import getpass
+import os
+import socket
+import time
+from datetime import datetime, timezone
+from typing import Any
+
+
+def who() -> str:
+    """``user@host`` of this runner (no DNS look-up: the host name is local)."""
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = str(os.getuid())
+    return f"{user}@{socket.gethostname()}"
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def iso_utc(value: Any) -> str:
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=timezone.utc)
+        utc: datetime = value.astimezone(timezone.utc)
+        return utc.isoformat().replace("+00:00", "Z")
+    return str(value)
+
+
+def monotonic_ms(start: float) -> int:
+    return int((time.monotonic() - start) * 1000)
