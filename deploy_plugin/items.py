@@ -124,16 +124,8 @@ class DeployItem(pytest.Item):
             if self.command:
                 # secrets and URL passwords, also for a step that never ran ("not run")
                 self.command = deployment.masker.mask(self.command)
-            result = StepResult(
-                node_id=self.nodeid,
-                group=self.group_name,
-                kind=self.kind,
-                file=self.file,
-                checksum=self.checksum,
-                command=self.command,
-                outcome=outcome,
-                duration_ms=monotonic_ms(started),
-                message=message,
+            result = deployment.step_result(
+                self, outcome=outcome, duration_ms=monotonic_ms(started), message=message
             )
             last_of_group = group is not None and deployment.last_of_group(self)
             hook_error = self._after_hooks(result, group, last_of_group)

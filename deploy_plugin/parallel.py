@@ -10,7 +10,8 @@ runs in a worker thread; history rows and reports are written by the main thread
 from __future__ import annotations
 
 import threading
-from concurrent.futures import Future, ThreadPoolExecutor
+import time
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from typing import Any
 
 from deploy_plugin.shell import CommandResult, terminate_running
@@ -63,16 +64,15 @@ class ParallelRunner:
     def close(self) -> int:
         """End of the deployment: start nothing more, stop the commands still running (a
         session that ended early never asks for their results) and wait for their threads.
-        Returns how many were stopped."""
+        Returns how many process groups were signalled."""
         with self._lock:
             self.failed = self.failed or "the end of the deployment"
         running = [f for f in self._futures.values() if not f.done()]
-        if not running:
-            return 0
-        stopped = terminate_running()
-        for future in running:
-            try:
-                future.result(timeout=30)
-            except Exception:  # noqa: BLE001 - its own item, if any, reported it
-                pass
+        stopped = 0
+        deadline = time.monotonic() + 60
+        while running and time.monotonic() < deadline:
+            # again each round: a thread past its "failed?" check may start its command late
+            stopped += terminate_running()
+            wait(running, timeout=0.2)
+            running = [f for f in running if not f.done()]
         return stopped

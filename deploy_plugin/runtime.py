@@ -347,6 +347,25 @@ class Deployment:
 
     # ------------------------------------------------------------------ results
 
+    def step_result(
+        self, item: Any, *, outcome: str, duration_ms: int, message: str | None
+    ) -> StepResult:
+        """The one builder of a step's result, for deploy items and smoke tests alike: the
+        item's facts (node id, group, kind, file, checksum, command masked)."""
+        ref = step_ref(item)
+        command = getattr(item, "command", None)
+        return StepResult(
+            node_id=ref.nodeid,
+            group=ref.group_name,
+            kind=ref.kind,
+            file=getattr(item, "file", None),
+            checksum=getattr(item, "checksum", None),
+            command=self.masker.mask(command) if command else None,
+            outcome=outcome,
+            duration_ms=duration_ms,
+            message=message,
+        )
+
     def add_result(self, result: StepResult, *, batch: bool = False) -> None:
         """Keep a step's result and record it in the store.
 

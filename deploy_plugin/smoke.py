@@ -13,7 +13,7 @@ import pytest
 
 from deploy_plugin.facts import monotonic_ms
 from deploy_plugin.policy import LOCK_LOST
-from deploy_plugin.runtime import Deployment, StepResult
+from deploy_plugin.runtime import Deployment
 from deploy_plugin.session import DeploySession
 
 _SMOKE_START = pytest.StashKey[float]()
@@ -105,10 +105,7 @@ def record(item: pytest.Item, rep: pytest.TestReport) -> None:
         deployment.mark_failed(item)
     message = _reason(rep) if rep.failed or rep.skipped else None
     start = item.stash.get(_SMOKE_START, None)
+    duration = monotonic_ms(start) if start is not None else 0
     deployment.add_result(
-        StepResult(
-            node_id=item.nodeid, group=None, kind="smoke", file=None, checksum=None,
-            command=None, outcome=outcome,
-            duration_ms=monotonic_ms(start) if start is not None else 0, message=message,
-        )
-    )  # fmt: skip
+        deployment.step_result(item, outcome=outcome, duration_ms=duration, message=message)
+    )
