@@ -14,6 +14,7 @@ import jsonschema
 import pytest
 
 from deploy_plugin.config import (
+from tests.projects import write_project
     FILE_PLACEHOLDERS,
     PLACEHOLDERS,
     ConfigError,
@@ -731,3 +732,14 @@ def test_schema_key_is_allowed_for_editors(tmp_path):
         "a.deploy.json",
     )
     assert config.groups[0].name == "a"
+
+
+def test_an_invalid_glob_class_fails_validation_not_collection(pytester: pytest.Pytester):
+    write_project(
+        pytester,
+        {"groups": [{"name": "m", "order": 1, "file_patterns": ["m/[z-a].sql"]}]},
+    )
+    result = pytester.runpytest("--deploy-target=t")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*groups[[]0[]].file_patterns[[]0[]]*invalid character class*"])
+    assert "Traceback" not in result.stdout.str() and "re.error" not in result.stdout.str()

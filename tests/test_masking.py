@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 
 import pytest
 import yaml
+
+from tests.projects import write_project
 
 STORED = "stored-canary-7f3a"
 CLI = "cli-canary-91bd"
@@ -133,3 +136,27 @@ def test_a_process_database_url_password_is_masked_on_its_own(
         assert password not in (log.read_text() if log.is_file() else "")
         # step logs are the owner's only, like the store
         assert log.stat().st_mode & 0o077 == 0, f"{log} is {oct(log.stat().st_mode)}"
+
+
+def test_a_not_run_step_never_shows_a_url_password(pytester: pytest.Pytester) -> None:
+    write_project(
+        pytester,
+        {"groups": [
+            {"name": "first", "order": 1, "build_command": "exit 3"},
+            {"name": "second", "order": 2,
+             "build_command": "psql postgresql://admin:hunter2pw@127.0.0.1:1/db -c 'select 1'"},
+        ]},
+    )  # fmt: skip
+    result = pytester.runpytest(
+        "--deploy-target=t", "--junitxml=out.xml", "-o", "junit_logging=system-out",
+        "--deploy-report=r.json",
+    )  # fmt: skip
+    result.assert_outcomes(passed=3, failed=1, skipped=1)
+    for text in (
+        result.stdout.str(),
+        (pytester.path / "out.xml").read_text(),
+        (pytester.path / "r.json").read_text(),
+    ):
+        assert "hunter2pw" not in text
+    steps = json.loads((pytester.path / "r.json").read_text())["deployments"][0]["steps"]
+    assert steps[-1]["command"].startswith("psql postgresql://admin:***@127.0.0.1:1/db")
