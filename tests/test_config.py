@@ -14,7 +14,6 @@ import jsonschema
 import pytest
 
 from deploy_plugin.config import (
-from tests.projects import write_project
     FILE_PLACEHOLDERS,
     PLACEHOLDERS,
     ConfigError,
@@ -27,6 +26,7 @@ from tests.projects import write_project
     render_command,
     schema,
 )
+from tests.projects import write_project
 
 DATA = Path(__file__).parent / "data" / "configs"
 GROUP_MINIMAL = "groups:\n  - name: a\n    order: 1\n"
