@@ -27,9 +27,11 @@ import subprocess
 import threading
 import time
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from types import FrameType
 from typing import TextIO
 
 from deploy_plugin.secrets import Masker
@@ -145,6 +147,40 @@ def psql_wrapped_env(env: Mapping[str, str], psqlrc_dir: Path) -> dict[str, str]
     return wrapped
 
 
+_INTERRUPTS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+@contextmanager
+def _interrupts_deferred() -> Iterator[None]:
+    """Hold Ctrl-C, SIGTERM and SIGHUP while a command's process is started and recorded.
+
+    A KeyboardInterrupt raised inside ``Popen`` after the fork (or before the process is
+    recorded) would leave a running process group nobody terminates. A signal that arrives
+    meanwhile is acted on right after, where the caller's cleanup covers the process.
+    Main thread only (only it receives signals).
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    pending: list[int] = []
+
+    def remember(signum: int, frame: FrameType | None) -> None:
+        pending.append(signum)
+
+    previous = {sig: signal.signal(sig, remember) for sig in _INTERRUPTS}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        if pending:
+            handler = previous[signal.Signals(pending[0])]
+            if callable(handler):
+                handler(pending[0], None)  # e.g. raises KeyboardInterrupt
+            elif handler == signal.SIG_DFL:
+                os.kill(os.getpid(), pending[0])
+
+
 class CommandRefused(Exception):
     """A command that could not be started; the message is one paragraph for the user."""
 
@@ -233,7 +269,8 @@ def run_command(
     holder: list[_Run] = []  # filled the moment the process exists, so it is always reaped
     try:
         try:
-            run = _Run(command, cwd, dict(env), masker, log, holder)
+            with _interrupts_deferred():
+                run = _Run(command, cwd, dict(env), masker, log, holder)
         except (OSError, ValueError) as err:
             raise CommandRefused(f"cannot start bash: {err}; nothing was run") from None
         return run.wait(timeout, log_path)

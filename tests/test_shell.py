@@ -536,3 +536,44 @@ def test_psql_dash_x_still_stops_at_the_first_error(
     )
     assert result.returncode == 3 and not result.ok, result.tail
     assert not table_exists(database_url, "after_failure")  # stopped at the error
+
+
+def test_ctrl_c_right_after_the_process_starts_still_stops_it(tmp_path: Path) -> None:
+    """The window issue 15 #13 suspected: Ctrl-C after Popen created the process but before
+    run_command recorded it. Popen is wrapped to deliver SIGINT exactly there."""
+    script = tmp_path / "runner.py"
+    script.write_text(
+        textwrap.dedent(
+            """
+            import os, signal, subprocess, sys, time
+            from pathlib import Path
+            from deploy_plugin.secrets import Masker
+            from deploy_plugin.shell import run_command
+
+            folder = Path(sys.argv[1])
+            real = subprocess.Popen
+
+            class Interrupted(real):
+                def __init__(self, *args, **kwargs):
+                    super().__init__(*args, **kwargs)
+                    for _ in range(600):  # until bash runs (bounded), then Ctrl-C at once
+                        if (folder / "bash.pid").exists():
+                            break
+                        time.sleep(0.01)
+                    os.kill(os.getpid(), signal.SIGINT)
+
+            subprocess.Popen = Interrupted
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+            try:
+                run_command("echo $$ > bash.pid; exec sleep 30", cwd=folder,
+                            env=dict(os.environ), masker=Masker())
+            except KeyboardInterrupt:
+                sys.exit(42)
+            sys.exit(0)
+            """
+        )
+    )
+    runner = subprocess.run([sys.executable, str(script), str(tmp_path)], timeout=60)
+    assert runner.returncode == 42
+    bash_pid = read_pid(tmp_path / "bash.pid")
+    assert bash_pid and not alive(bash_pid)
