@@ -247,9 +247,12 @@ class StepItem(DeployItem):
 
     def execute(self) -> None:
         step, deployment = self.step, self.deployment
-        if step.tracked and step.command is None and not deployment.dry_run:
-            self._open_migration_runner()
         reason = self.skip_reason()
+        if reason is None and step.tracked and step.command is None and not deployment.dry_run:
+            # a file to apply: connect (once per group), which first brings the history up
+            # to date from the target's ledger; that may show this file applied already
+            self._open_migration_runner()
+            reason = self.skip_reason()
         if reason:
             skip(reason)
         if step.command is None:
