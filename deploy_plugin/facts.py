@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import getpass
 import os
 import socket
@@ -10,8 +11,9 @@ from datetime import datetime, timezone
 from typing import Any
 
 
+@functools.lru_cache(maxsize=1)
 def who() -> str:
-    """``user@host`` of this runner (no DNS look-up: the host name is local)."""
+    """``user@host`` of this runner, once per process (no DNS look-up: the host is local)."""
     try:
         user = getpass.getuser()
     except (KeyError, OSError):

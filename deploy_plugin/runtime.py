@@ -83,6 +83,7 @@ class Deployment:
         self._env_sources: dict[str, str] = {}
         self.masker = Masker()
         self._log_filter: MaskingFilter | None = None
+        self._view: DeploymentView | None = None
         self.recorder = RunRecorder(
             config.project,
             target.name,
@@ -109,7 +110,9 @@ class Deployment:
 
     def view(self) -> DeploymentView:
         """This deployment as hooks see it (read-only; its env once it started)."""
-        return DeploymentView(
+        if self._view is not None and self._view.deployment_id == self.deployment_id:
+            return self._view
+        view = DeploymentView(
             project=self.project,
             target=self.target,
             config=self.config,
@@ -118,6 +121,9 @@ class Deployment:
             deployment_id=self.deployment_id,
             _masker=self.masker,
         )
+        if self._env is not None:  # complete once started: kept for every later hook call
+            self._view = view
+        return view
 
     @property
     def deployment_id(self) -> int | None:
