@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import warnings
 
-from deploy_plugin.facts import iso_utc, who
+from deploy_plugin.facts import who
 from deploy_plugin.items import DeployItem, DeployWarning, skip
 from deploy_plugin.plan import check_migrations, padding_warning
 from deploy_plugin.runtime import DeployFailure
@@ -142,7 +142,7 @@ class PreflightItem(DeployItem):
     def _check_intents(self) -> None:
         """Fail on a shell-applied migration left "applying" by a run that died."""
         from deploy_plugin.store.base import StoreError
-        from deploy_plugin.store.records import alive_here
+        from deploy_plugin.store.records import alive_here, format_time
 
         deployment = self.deployment
         try:
@@ -161,7 +161,7 @@ class PreflightItem(DeployItem):
             problems.append(
                 f"{intent.file} was being applied by a shell step of deployment"
                 f" {intent.deployment_id} ({intent.who}, host {intent.host}, pid {intent.pid},"
-                f" started {iso_utc(intent.started_at)}), which ended before recording whether"
+                f" started {format_time(intent.started_at)}), which ended before recording whether"
                 " it went through. Check the target database, then either record it with"
                 f" `pytest-deploy migration mark-applied {project} {intent.file} --target"
                 f" {target}` if it was applied, or forget the attempt with `pytest-deploy"
