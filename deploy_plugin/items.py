@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import time
 import warnings
-from dataclasses import replace
 from typing import Any, NoReturn
 
 import pytest
@@ -17,10 +16,13 @@ from deploy_plugin.facts import iso_utc, monotonic_ms, who
 from deploy_plugin.plan import Step
 from deploy_plugin.policy import LOCK_LOST
 from deploy_plugin.pytest_compat import skip_at_item
-from deploy_plugin.runtime import DeployFailure, Deployment, StepResult
+from deploy_plugin.runtime import DeployFailure, Deployment
 from deploy_plugin.shell import CommandRefused, CommandResult, run_command
 from deploy_plugin.targets import expand_vars
 from deploy_plugin.views import StepView
+
+#: What a step's call did: (outcome, masked message, duration in ms), for the reporter.
+STEP_OUTCOME = pytest.StashKey[tuple[str, "str | None", int]]()
 
 
 class DeployWarning(UserWarning):
@@ -91,6 +93,7 @@ class DeployItem(pytest.Item):
         hook = self.config.hook
         started = time.monotonic()
         outcome, message = "passed", None
+        interrupted = False
         group = deployment.config.group(self.group_name) if self.group_name else None
         try:
             deployment.start()
@@ -115,6 +118,7 @@ class DeployItem(pytest.Item):
             outcome, message = "failed", deployment.masker.mask(why)
             deployment.interrupted = deployment.interrupted or why
             deployment.mark_failed(self)
+            interrupted = True  # pytest makes no report of this call: record it here
             raise
         except BaseException as err:
             outcome, message = "failed", deployment.masker.mask(f"{type(err).__name__}: {err}")
@@ -124,42 +128,11 @@ class DeployItem(pytest.Item):
             if self.command:
                 # secrets and URL passwords, also for a step that never ran ("not run")
                 self.command = deployment.masker.mask(self.command)
-            result = deployment.step_result(
-                self, outcome=outcome, duration_ms=monotonic_ms(started), message=message
-            )
-            last_of_group = group is not None and deployment.last_of_group(self)
-            hook_error = self._after_hooks(result, group, last_of_group)
-            if hook_error:
-                result = replace(result, outcome="failed", message=hook_error)
-            deployment.add_result(
-                result,
-                # preflight rows and per-file steps share a store transaction with the next
-                batch=self.kind == "preflight"
-                or (self.kind == "deploy" and self.file is not None and not last_of_group),
-            )
-            self._report_facts(result.outcome)
-            if hook_error:
-                raise DeployFailure(hook_error) from None
+            self.stash[STEP_OUTCOME] = (outcome, message, monotonic_ms(started))
+            if interrupted:
+                from deploy_plugin import reporter
 
-    def _after_hooks(self, result: StepResult, group: Any, last_of_group: bool) -> str | None:
-        """Run the after-step/after-group hooks; a failing one fails the step (and so the
-        deployment): its message, masked, or None."""
-        deployment, hook = self.deployment, self.config.hook
-        try:
-            view = deployment.view()
-            hook.pytest_deploy_after_step(deployment=view, step=self.view(), result=result)
-            if last_of_group and self.group_name in deployment.groups_started:
-                failed = self.group_name in deployment.policy.failed_groups
-                status = "failure" if failed else "success"
-                hook.pytest_deploy_after_group(deployment=view, group=group, status=status)
-        except Exception as err:  # noqa: BLE001 - a plugin's bug fails this step, no traceback
-            message = deployment.masker.mask(
-                f"a pytest_deploy_after_step/after_group hook failed: {type(err).__name__}: {err}"
-            )
-            if result.outcome != "failed":
-                deployment.mark_failed(self)
-            return message
-        return None
+                reporter.report_step(self, None)
 
     def view(self) -> StepView:
         """This step as hooks see it (read-only)."""
@@ -171,7 +144,8 @@ class DeployItem(pytest.Item):
     def execute(self) -> None:  # pragma: no cover - overridden
         raise NotImplementedError
 
-    def _report_facts(self, outcome: str) -> None:
+    def facts(self, outcome: str) -> tuple[dict[str, str], str]:
+        """The step's facts (for JUnit properties) and its report section's text."""
         facts = {
             "target": self.deployment.target.name,
             "group": self.group_name or "",
@@ -182,15 +156,13 @@ class DeployItem(pytest.Item):
             "dry_run": str(self.deployment.dry_run).lower(),
             "outcome": outcome,
         }
-        if self.deployment.session.junit_properties:
-            self.user_properties.extend(facts.items())
         lines = [f"{key}: {value}" for key, value in facts.items()]
         lines += self.notes
         if self.log_path is not None:
             lines.append(f"log: {self.log_path}")
         if self.output:
             lines += ["--- output (masked, last 8 KiB) ---", self.output.rstrip("\n")]
-        self.add_report_section("call", "stdout", "\n".join(lines) + "\n")
+        return facts, "\n".join(lines) + "\n"
 
     def repr_failure(  # a domain message (pytest accepts a str), not a TerminalRepr
         self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from deploy_plugin import distribution, report, smoke
+from deploy_plugin import distribution, report, reporter, smoke
 from deploy_plugin.config import is_config_file
 from deploy_plugin.fixtures import uses_deploy_fixtures
 from deploy_plugin.items import DeployItem
@@ -256,7 +256,7 @@ class DeployPlugin:
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
         rep = yield
-        smoke.record(item, rep)
+        reporter.observe(item, rep)
         return rep
 
     @pytest.hookimpl(trylast=True)

@@ -293,8 +293,10 @@ def test_a_session_ended_early_stops_the_parallel_commands_it_started(tmp_path: 
         "order": 1,
         "file_patterns": ["fns/*.txt"],
         "max_parallel": 2,
-        "deploy_command": 'if [ {name} = a.txt ]; then exit 1; fi; echo $$ > ../b.pid;'
-        " sleep 30; touch ../b.done",
+        # a fails once b runs (a bounded wait on b's pid file), so b is surely started
+        "deploy_command": "if [ {name} = a.txt ]; then for i in $(seq 600); do"
+        " [ -s ../b.pid ] && exit 1; sleep 0.05; done; exit 1; fi;"
+        " echo $$ > ../b.pid; sleep 30; touch ../b.done",
     }
     root = project(tmp_path, [group])
     (root / "fns").mkdir()
