@@ -18,8 +18,9 @@ from pathlib import Path
 import pytest
 
 from deploy_plugin import shell
+from deploy_plugin.psql import psql_wrapped_env
 from deploy_plugin.secrets import Masker
-from deploy_plugin.shell import TAIL_BYTES, CommandResult, psql_wrapped_env, run_command
+from deploy_plugin.shell import TAIL_BYTES, CommandResult, run_command
 
 PG_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/test"
 

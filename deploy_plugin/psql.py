@@ -1,0 +1,65 @@
+"""psql safety (DESIGN §4): a step that runs psql stops at the first failing statement.
+
+Without ``ON_ERROR_STOP`` ``psql -f FILE`` carries on past a failing statement and exits 0.
+Two layers give it: a ``PSQLRC`` that first includes the user's own psqlrc, then sets it;
+and, because ``psql -X`` skips every psqlrc, a ``psql`` first on PATH that passes
+``-v ON_ERROR_STOP=1`` on the command line to the real one.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+import time
+from collections.abc import Mapping
+from pathlib import Path
+
+
+def psql_wrapped_env(env: Mapping[str, str], psqlrc_dir: Path) -> dict[str, str]:
+    """Return a copy of *env* whose ``PSQLRC`` turns psql's ``ON_ERROR_STOP`` on.
+
+    Without it ``psql -f FILE`` carries on past a failing statement and exits 0. The file
+    written in *psqlrc_dir* first includes the user's own psqlrc (``$PSQLRC`` of *env*, else
+    ``~/.psqlrc``) when it exists, so their settings still apply, then sets ON_ERROR_STOP,
+    which therefore wins. Version-specific files (``~/.psqlrc-15``) are not included.
+    """
+    home = env.get("HOME") or str(Path.home())
+    user_rc = env.get("PSQLRC") or os.path.join(home, ".psqlrc")
+    if user_rc.startswith("~"):
+        user_rc = home + user_rc[1:]
+    psqlrc_dir.mkdir(parents=True, exist_ok=True)
+    rc_path = psqlrc_dir / "psqlrc"
+    lines = []
+    # A PSQLRC that is already ours (a nested run) must not include itself.
+    if os.path.isfile(user_rc) and os.path.abspath(user_rc) != os.path.abspath(rc_path):
+        quoted = os.path.abspath(user_rc).replace("\\", "\\\\").replace("'", "''")
+        lines.append(f"\\i '{quoted}'")
+    lines.append("\\set ON_ERROR_STOP on")
+    _write_atomically(rc_path, "\n".join(lines) + "\n")
+    wrapped = {**env, "PSQLRC": str(rc_path)}
+    # psql -X skips every psqlrc, ours included: a psql first on PATH passes the setting
+    # on its command line too (a command naming /usr/bin/psql itself is not covered).
+    bin_dir = psqlrc_dir / "bin"
+    search = os.pathsep.join(
+        p for p in env.get("PATH", os.defpath).split(os.pathsep) if p and Path(p) != bin_dir
+    )
+    real = shutil.which("psql", path=search)
+    if real:
+        bin_dir.mkdir(exist_ok=True)
+        _write_atomically(
+            bin_dir / "psql",
+            "#!/bin/sh\n# pytest-deploy: psql stops at the first failing statement, -X or not\n"
+            f"exec {shlex.quote(real)} -v ON_ERROR_STOP=1 \"$@\"\n",
+            mode=0o755,
+        )
+        wrapped["PATH"] = os.pathsep.join(filter(None, [str(bin_dir), search]))
+    return wrapped
+
+
+def _write_atomically(path: Path, text: str, mode: int = 0o644) -> None:
+    """Write then rename: steps running in parallel may write the same file."""
+    temp = path.with_name(f".{path.name}.{os.getpid()}.{time.monotonic_ns()}")
+    temp.write_text(text, encoding="utf-8")
+    temp.chmod(mode)
+    os.replace(temp, path)
