@@ -143,8 +143,8 @@ class StoreCore(ABC):
     def is_store_connection(self, connection: Any) -> bool:
         """Whether a connection opened by someone else reaches this store's database.
 
-        The built-in SQL executor asks this to decide whether a migration and its history
-        row can commit in one transaction (``record_migration(connection=...)``).
+        The migration runner asks this once per target database to decide whether a
+        migration and its history row go in one query (:meth:`history_statement`).
         """
 
     def __enter__(self) -> Self:
