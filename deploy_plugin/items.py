@@ -123,6 +123,7 @@ class DeployItem(pytest.Item):
         except BaseException as err:
             outcome, message = "failed", deployment.masker.mask(f"{type(err).__name__}: {err}")
             deployment.mark_failed(self)
+            interrupted = isinstance(err, pytest.exit.Exception)  # no report either
             raise
         finally:
             if self.command:

@@ -308,3 +308,25 @@ def test_a_session_ended_early_stops_the_parallel_commands_it_started(tmp_path: 
     assert proc.returncode == 1, output
     assert not (tmp_path / "b.done").exists(), output
     assert not alive(int((tmp_path / "b.pid").read_text())), output
+
+
+EXIT_IN_STEP_HOOK = """
+import pytest
+
+def pytest_deploy_before_step(deployment, step):
+    if step.node_id.endswith("after::deploy"):
+        pytest.exit("stopped by a plugin")
+"""
+
+
+def test_a_step_stopped_by_pytest_exit_is_in_the_report(tmp_path: Path):
+    first = {"name": "first", "order": 1, "deploy_command": "true"}
+    root = project(tmp_path, [first, AFTER], conftest=EXIT_IN_STEP_HOOK)
+    report = root / "report.json"
+    result = run(root, f"--deploy-report={report}")
+    assert result.returncode != 0, result.stdout
+    (deployment,) = json.loads(report.read_text())["deployments"]
+    steps = {s["node_id"].split("::t::")[1]: s for s in deployment["steps"]}
+    assert steps["after::deploy"]["outcome"] == "failed", steps
+    assert "stopped by a plugin" in steps["after::deploy"]["message"]
+    assert deployment["status"] != "success"
