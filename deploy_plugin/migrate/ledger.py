@@ -93,6 +93,7 @@ class Ledger:
         if self.executor.kind == "postgresql":
             if not self._pg_exists():
                 return {}
+            self._ready = True  # it exists: ensure() need not look again
             cursor = conn.execute(
                 f"SELECT file, checksum, applied_at, applied_by FROM {PG_TABLE}"
                 " WHERE project = %s AND target = %s",

@@ -121,6 +121,11 @@ class StoreCore(ABC):
         """A write transaction, committed on success; driver errors become StoreError
         saying that the store could not ``what`` (e.g. "record a migration")."""
 
+    def _statement(self, what: str) -> AbstractContextManager[SharedSQL]:
+        """For ONE write statement: run in autocommit (atomic on its own), which saves the
+        two round trips of BEGIN and COMMIT on a store across a network."""
+        return self._reader(what)
+
     @abstractmethod
     def _reader(self, what: str) -> AbstractContextManager[SharedSQL]:
         """The connection for reads; driver errors become StoreError."""

@@ -41,7 +41,7 @@ class RunRepository(StoreCore):
         """Record the start of a deployment run (status ``running``); returns its id."""
         project_id = self.project_id(project)
         started = self._time_param(started_at or utcnow())
-        with self._transaction("record a deployment") as db:
+        with self._statement("record a deployment") as db:
             row = db.execute(
                 """INSERT INTO {s}deployments (project_id, target_name, who, started_at,
                     status, dry_run, config_snapshot, config_sha256, host, pid)
@@ -82,7 +82,8 @@ class RunRepository(StoreCore):
         return dead
 
     def record_steps(self, deployment_id: int, steps: list[dict[str, Any]]) -> None:
-        """Record several steps (dicts of record_step's keywords) in one transaction."""
+        """Record several steps (dicts with the StepResult's keys), in order, with one
+        INSERT statement (one round trip, atomic on its own)."""
         now = self._time_param(utcnow())
         rows = [
             (deployment_id, step["node_id"], step["group"], step["kind"], step["file"],
@@ -90,18 +91,21 @@ class RunRepository(StoreCore):
              step["message"], now)
             for step in steps
         ]  # fmt: skip
-        with self._transaction("record deployment steps") as db:
-            db.executemany(
+        if not rows:
+            return
+        values = ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"] * len(rows))
+        with self._statement("record deployment steps") as db:
+            db.execute(
                 """INSERT INTO {s}deployment_steps (deployment_id, node_id, group_name,
                     kind, file, checksum, command, outcome, duration_ms, message,
-                    recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
-                rows,
+                    recorded_at) VALUES """ + values,
+                tuple(value for row in rows for value in row),
             )
 
     def finish_deployment(self, deployment_id: int, status: str) -> None:
         """Set the final ``status`` (``success`` | ``failure`` | ``interrupted``) and end
         time of a run."""
-        with self._transaction("finish a deployment") as db:
+        with self._statement("finish a deployment") as db:
             cursor = db.execute(
                 "UPDATE {s}deployments SET status = ?, ended_at = ? WHERE id = ?",
                 (status, self._time_param(utcnow()), deployment_id),
