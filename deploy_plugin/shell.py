@@ -286,17 +286,19 @@ class _Run:
         self.tail_chars = 0
         self.started = time.monotonic()
         self.terminated = False
-        self.proc = subprocess.Popen(
-            [BASH, "-c", command],
-            cwd=cwd,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        holder.append(self)
+        # Started and recorded under the lock: terminate_running() (Ctrl-C with steps in
+        # worker threads) waits for a command being started instead of missing it.
         with _RUNNING_LOCK:
+            self.proc = subprocess.Popen(
+                [BASH, "-c", command],
+                cwd=cwd,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+            holder.append(self)
             _RUNNING.add(self)
         assert self.proc.stdout is not None
         self.fd: int | None = self.proc.stdout.fileno()

@@ -532,9 +532,7 @@ def test_psql_dash_x_still_stops_at_the_first_error(
     """Issue 9 #6: ``psql -X`` skips every psqlrc, ours included; ON_ERROR_STOP must hold."""
     root, command = failing_migration
     env = psql_env(database_url, tmp_path / "home")
-    result = run(
-        command.replace("psql ", "psql -X ", 1), root, env=env, psqlrc_dir=tmp_path / "rc"
-    )
+    result = run(command.replace("psql ", "psql -X ", 1), root, env=env, psqlrc_dir=tmp_path / "rc")
     assert result.returncode == 3 and not result.ok, result.tail
     assert not table_exists(database_url, "after_failure")  # stopped at the error
 
@@ -578,3 +576,38 @@ def test_ctrl_c_right_after_the_process_starts_still_stops_it(tmp_path: Path) ->
     assert runner.returncode == 42
     bash_pid = read_pid(tmp_path / "bash.pid")
     assert bash_pid and not alive(bash_pid)
+
+
+def test_terminate_running_waits_for_a_command_being_started(
+    tmp_path: Path, pids_to_kill, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ctrl-C with steps in worker threads: a command whose process exists but is not yet
+    recorded must not be missed (the race behind a flaky run of the test above)."""
+    started, asked = threading.Event(), threading.Event()
+    real = subprocess.Popen
+
+    class SlowToReturn(real):  # type: ignore[misc, valid-type]
+        def __init__(self, *args, **kwargs) -> None:
+            super().__init__(*args, **kwargs)
+            for _ in range(600):  # until bash runs (bounded)
+                if read_pid(tmp_path / "bash.pid"):
+                    break
+                time.sleep(0.01)
+            started.set()
+            asked.wait(10)  # returns (and gets recorded) only once terminate_running runs
+
+    monkeypatch.setattr(shell.subprocess, "Popen", SlowToReturn)
+    results: list[CommandResult] = []
+    thread = threading.Thread(
+        target=lambda: results.append(run("echo $$ > bash.pid; exec sleep 30", tmp_path)),
+        daemon=True,
+    )
+    thread.start()
+    assert started.wait(10)
+    asked.set()
+    assert shell.terminate_running() == 1
+    thread.join(30)
+    assert not thread.is_alive() and results[0].explain() == "killed by SIGTERM"
+    bash_pid = read_pid(tmp_path / "bash.pid")
+    pids_to_kill.append(bash_pid)
+    assert not alive(bash_pid)
