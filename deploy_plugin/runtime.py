@@ -11,6 +11,7 @@ import hashlib
 import logging
 import re
 import warnings
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -104,6 +105,13 @@ class Deployment:
 
     # ------------------------------------------------------------------ identity
 
+    def structural_names(self, env_names: Iterable[str] = ()) -> list[str]:
+        """Names that are never masked: project, targets, groups, env var names, files."""
+        names = [self.config.project, self.target.name, *self.config.targets, *env_names]
+        for plan in self.plans:
+            names += [plan.group.name, *plan.files]
+        return names
+
     @property
     def dry_run(self) -> bool:
         return bool(self.session.dry_run)
@@ -193,8 +201,9 @@ class Deployment:
         watched = {var for g in self.config.groups for var in g.required_env_vars}
         watched |= {g.database_url_env for g in self.config.groups if g.track_migrations}
         built = step_env(
-            self.target, stored_env, self.session.cli_env, watched=watched, masker=self.masker
-        )
+            self.target, stored_env, self.session.cli_env, watched=watched, masker=self.masker,
+            structural=self.structural_names(watched),
+        )  # fmt: skip
         env, sources = built.values, built.sources
         self._log_filter = MaskingFilter(self.masker)
         for logger in HTTP_LOGGERS:

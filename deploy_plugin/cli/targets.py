@@ -295,9 +295,13 @@ def _masked(ctx: Context, project: Project, name: str, result: ProbeResult) -> P
     from dataclasses import replace
 
     from deploy_plugin.secrets import Masker
+    from deploy_plugin.targets import HINT_WORDS
 
     store = ctx.store()
-    masker = Masker(store.env_values(project.name, name).values() if store else ())
+    stored = store.env_values(project.name, name) if store else {}
+    masker = Masker()
+    masker.keep(project.name, name, *stored, *HINT_WORDS)
+    masker.add(*stored.values())
     return replace(
         result,
         check=masker.mask(result.check),

@@ -1,0 +1,104 @@
+"""What a newcomer tripped on (issue 15): each test here failed before its fix."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from tests.projects import write_config
+
+SECRET = "secret-canary-5150"
+
+
+def _woofs_like(pytester: pytest.Pytester, **group: object) -> None:
+    config = {
+        "project": "woofs",
+        "targets": {"production": {}},
+        "groups": [{"name": "migrations", "order": 1, "deploy_command": "echo $NODE_ENV", **group}],
+    }
+    write_config(pytester, config)
+
+
+# -- 1. hints stay readable: only values are masked ---------------------------------------
+
+
+def test_a_value_equal_to_the_target_name_does_not_mask_hints(
+    pytester: pytest.Pytester,
+) -> None:
+    from deploy_plugin.store import open_store
+
+    _woofs_like(pytester, required_env_vars=["SUPABASE_URL"])
+    store = open_store(None, pytester.path)
+    store.set_env("woofs", "production", "NODE_ENV", "production")  # the seed's walk-through
+    store.set_env("woofs", "production", "API_KEY", SECRET)
+    store.close()
+    result = pytester.runpytest("--deploy-target=production")
+    out = result.stdout.str()
+    assert result.ret == 1
+    assert "--target production" in out, out
+    assert "for target 'production'" in out, out
+    assert "'***'" not in out and "--target ***" not in out, out
+    assert SECRET not in out
+
+
+def test_a_secret_inside_a_structural_word_does_not_garble_it(
+    pytester: pytest.Pytester,
+) -> None:
+    """A stored value "prod" must not turn the target "production" into "***uction"."""
+    from deploy_plugin.store import open_store
+
+    _woofs_like(pytester, deploy_command=f"echo token={SECRET}; echo prod-only; exit 1")
+    store = open_store(None, pytester.path)
+    store.set_env("woofs", "production", "SHORT", "prod")
+    store.set_env("woofs", "production", "API_KEY", SECRET)
+    store.close()
+    result = pytester.runpytest("--deploy-target=production", "-rA")
+    out = result.stdout.str()
+    assert "***uction" not in out, out
+    assert "production::migrations" in out, out
+    assert "token=***" in out and "***-only" in out and SECRET not in out
+
+
+def test_a_secret_that_contains_a_structural_word_is_masked_whole(
+    pytester: pytest.Pytester,
+) -> None:
+    from deploy_plugin.store import open_store
+
+    secret = "production-key-77"
+    _woofs_like(pytester, deploy_command="echo value=$API_KEY")
+    store = open_store(None, pytester.path)
+    store.set_env("woofs", "production", "API_KEY", secret)
+    store.close()
+    result = pytester.runpytest("--deploy-target=production", "-rA")
+    out = result.stdout.str()
+    assert "value=***" in out and secret not in out and "-key-77" not in out, out
+
+
+def test_the_lock_hint_names_the_target(pytester: pytest.Pytester) -> None:
+    from deploy_plugin.store import open_store
+
+    _woofs_like(pytester)
+    store = open_store(None, pytester.path)
+    store.set_env("woofs", "production", "NODE_ENV", "production")
+    lock = store.acquire_lock("woofs", "production", holder="someone-else")
+    try:
+        result = pytester.runpytest("--deploy-target=production")
+    finally:
+        lock.release()
+        store.close()
+    out = result.stdout.str()
+    assert "unlock woofs --target production" in out, out
+
+
+def test_masker_keeps_structural_words() -> None:
+    from deploy_plugin.secrets import Masker
+
+    masker = Masker(["production", "prod", "production-key-77", "abcd"])
+    masker.keep("production", "woofs")
+    assert masker.mask("target production") == "target production"
+    assert masker.mask("prod-only production-key-77 abcd") == "***-only *** ***"
+    masker.add("woofs")  # a value equal to a kept word is not a secret
+    assert masker.mask("woofs") == "woofs"
+
+
+del yaml
