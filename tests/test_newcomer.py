@@ -102,3 +102,48 @@ def test_masker_keeps_structural_words() -> None:
 
 
 del yaml
+
+
+# -- 2. --config from another folder reads the project's store ---------------------------
+
+
+def test_cli_with_config_from_another_folder_uses_the_projects_store(
+    tmp_path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import json
+    import subprocess
+    import sys
+
+    from deploy_plugin.cli import main
+
+    monkeypatch.delenv("DEPLOY_STORE_URL", raising=False)
+    project = tmp_path / "woofs"
+    (project / "migrations").mkdir(parents=True)
+    (project / "migrations" / "001.sql").write_text("CREATE TABLE t (id INTEGER);\n")
+    (project / "woofs.deploy.json").write_text(json.dumps({
+        "project": "woofs",
+        "targets": {"production": {"env": {"DATABASE_URL": "sqlite:///db.sqlite3"}}},
+        "groups": [{"name": "migrations", "order": 1, "file_patterns": ["migrations/*.sql"]}],
+    }))  # fmt: skip
+    run = subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--deploy-target=production"],
+        cwd=project, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stdout + run.stderr
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    config = str(project / "woofs.deploy.json")
+    capsys.readouterr()
+    code = main(["history", "woofs", "--config", config])
+    out, err = capsys.readouterr()
+    assert code == 0 and "success" in out, out + err
+    store = str(project / ".deploy" / "state.sqlite3")
+    assert store in err, err  # the command names the store it read
+    code = main(["migration", "status", "woofs", "--target", "production", "--config", config])
+    out, err = capsys.readouterr()
+    assert code == 0 and "migrations/001.sql" in out and "applied" in out, out + err
+    code = main(["history", "woofs", "--config", config, "--json"])
+    out, err = capsys.readouterr()
+    assert code == 0 and json.loads(out) and store in err
+    assert not (elsewhere / ".deploy").exists()
