@@ -363,8 +363,7 @@ class HealthCheckItem(DeployItem):
         deployment = self.deployment
         check = deployment.config.health_check
         assert check is not None
-        url = deployment.session.health_url or deployment.target.health_check_url or check.url
-        url = expand_vars(url, deployment.env)
+        url = expand_vars(deployment.health_url() or check.url, deployment.env)
         self.command = deployment.masker.mask(f"GET {url} expecting {check.expected_status}")
         if deployment.dry_run:
             self.notes.append(

@@ -38,7 +38,7 @@ class DeployConfigFile(pytest.File):
         try:
             config = load_config(self.path)
         except ConfigError as err:
-            yield MessageItem.from_parent(self, name="validate", failure=str(err))
+            yield MessageItem.from_parent(self, name="validate", failure=err.every_problem())
             return
         session.seen_groups.update(g.name for g in config.groups)
         if not session.targets:

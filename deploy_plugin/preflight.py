@@ -76,27 +76,66 @@ class PreflightItem(DeployItem):
         deployment = self.deployment
         if deployment.session.skip_validation:
             skip("--skip-validation: required env vars not checked")
+        env = deployment.env
         missing: dict[str, list[str]] = {}
         for group in deployment.selected_groups():
             for var in group.required_env_vars:
-                if not deployment.env.get(var):
+                if not env.get(var):
                     missing.setdefault(var, []).append(group.name)
         checked = sorted({v for g in deployment.selected_groups() for v in g.required_env_vars})
-        for var in checked:
-            if var not in missing:
+        # the built-in SQL executor connects with its URL var, listed as required or not
+        executor: dict[str, list[str]] = {}
+        for group in deployment.selected_groups():
+            if group.track_migrations and group.deploy_command is None:
+                var = group.database_url_env
+                if var not in group.required_env_vars:
+                    executor.setdefault(var, []).append(group.name)
+        for var in checked + sorted(executor):
+            if var not in missing and env.get(var):
                 self.notes.append(f"env {var}: set (from {deployment.env_source(var)})")
-        if not missing:
-            return
         project, target = deployment.project, deployment.target.name
+        how = "set it with `pytest-deploy env set {p} {v} - --target {t}` or --deploy-env {v}=VALUE"
         parts = [
-            f"{var} (needed by {', '.join(groups)}; set it with `pytest-deploy env set"
-            f" {project} {var} - --target {target}` or --deploy-env {var}=VALUE)"
+            f"{var} (needed by {', '.join(groups)}; {how.format(p=project, v=var, t=target)})"
             for var, groups in missing.items()
         ]
-        raise DeployFailure(
-            f"{len(missing)} required environment variable(s) missing or empty for target"
-            f" {target!r}: " + "; ".join(parts) + ". Nothing was run."
-        )
+        parts += [
+            f"{var} (the database URL of the built-in SQL executor of {', '.join(groups)};"
+            f" {how.format(p=project, v=var, t=target)})"
+            for var, groups in executor.items()
+            if not env.get(var) and var not in missing
+        ]
+        problems = []
+        if parts:
+            problems.append(
+                f"{len(parts)} required environment variable(s) missing or empty for target"
+                f" {target!r}: " + "; ".join(parts)
+            )
+        problems += self._health_url_problems()
+        if problems:
+            raise DeployFailure(". ".join(problems) + ". Nothing was run.")
+
+    def _health_url_problems(self) -> list[str]:
+        """What makes the health URL this run would poll unusable (found before any step)."""
+        from deploy_plugin.config import url_scheme_problem
+        from deploy_plugin.targets import expand_vars, undefined_vars
+
+        deployment = self.deployment
+        url = deployment.health_url()
+        polled = any(getattr(i, "kind", None) == "health_check" for i in deployment.selected)
+        if url is None or not polled:
+            return []
+        undefined = undefined_vars(url, deployment.env)
+        if undefined:
+            names = ", ".join("${" + n + "}" for n in undefined)
+            return [
+                f"the health check URL uses {names}, which no env var of target"
+                f" {deployment.target.name!r} defines: set it, or pass --no-health-check"
+            ]
+        problem = url_scheme_problem(expand_vars(url, deployment.env))
+        if problem:
+            return [f"the health check URL {problem} (or pass --no-health-check)"]
+        return []
 
     def check_files(self) -> None:
         deployment = self.deployment

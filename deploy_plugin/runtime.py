@@ -150,6 +150,14 @@ class Deployment:
     def project(self) -> str:
         return self.config.project
 
+    def health_url(self) -> str | None:
+        """The health URL this run polls, as written (``${VAR}`` not expanded); None when
+        the config has no health check. ``--deploy-health-url`` > the target's > the config's."""
+        check = self.config.health_check
+        if check is None:
+            return None
+        return self.session.health_url or self.target.health_check_url or check.url
+
     def selected_groups(self) -> list[Group]:
         """Groups that kept at least one item after selection, in run order."""
         names = {getattr(item, "group_name", None) for item in self.selected}

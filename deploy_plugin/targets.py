@@ -70,6 +70,11 @@ def expand_vars(text: str, env: Mapping[str, str]) -> str:
     return _VAR.sub(lambda m: env.get(m.group(1), m.group(0)), text)
 
 
+def undefined_vars(text: str, env: Mapping[str, str]) -> list[str]:
+    """The ``${VAR}`` names in ``text`` that ``env`` does not define, in order, once each."""
+    return list(dict.fromkeys(n for n in _VAR.findall(text) if n not in env))
+
+
 def resolve(
     config: DeployConfig, name: str, store: Store | None
 ) -> tuple[TargetInfo | None, str | None]:
@@ -144,4 +149,4 @@ def step_env(
     return StepEnv(values, sources, masker)
 
 
-__all__ = ["HINT_WORDS", "StepEnv", "TargetInfo", "resolve", "step_env"]
+__all__ = ["HINT_WORDS", "StepEnv", "TargetInfo", "resolve", "step_env", "undefined_vars"]

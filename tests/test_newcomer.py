@@ -147,3 +147,65 @@ def test_cli_with_config_from_another_folder_uses_the_projects_store(
     out, err = capsys.readouterr()
     assert code == 0 and json.loads(out) and store in err
     assert not (elsewhere / ".deploy").exists()
+
+
+# -- 3. what preflight and validation can find, they find before anything runs ------------
+
+
+def test_preflight_finds_the_builtin_executors_database_url_and_the_health_url(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    monkeypatch.delenv("UNDEFINED_X", raising=False)
+    (pytester.path / "migrations").mkdir()
+    (pytester.path / "migrations" / "001.sql").write_text("CREATE TABLE t (id INTEGER);\n")
+    write_config(pytester, {
+        "project": "p",
+        "targets": {"t": {}},
+        "groups": [
+            {"name": "build", "order": 1, "deploy_command": "touch built"},
+            {"name": "migrations", "order": 2, "file_patterns": ["migrations/*.sql"]},
+        ],
+        "health_check": {"url": "http://127.0.0.1:1/${UNDEFINED_X}/health"},
+    })  # fmt: skip
+    result = pytester.runpytest("--deploy-target=t")
+    out = result.stdout.str()
+    assert result.ret == 1
+    assert not (pytester.path / "built").exists(), "a group ran before preflight's failure"
+    assert "DATABASE_URL" in out and "built-in" in out, out
+    assert "UNDEFINED_X" in out and "health" in out, out
+    outcomes = result.parseoutcomes()
+    assert outcomes["failed"] == 1, out  # one preflight check names every problem
+
+
+def test_a_health_url_with_another_scheme_is_a_config_error(pytester: pytest.Pytester) -> None:
+    write_config(pytester, {
+        "project": "p",
+        "targets": {"t": {"health_check_url": "postgres://127.0.0.1/x"}},
+        "groups": [{"name": "build", "order": 1, "deploy_command": "touch built"}],
+        "health_check": {"url": "ftp://127.0.0.1/health"},
+    })  # fmt: skip
+    result = pytester.runpytest("--deploy-target=t")
+    out = result.stdout.str() + result.stderr.str()
+    assert result.ret != 0 and not (pytester.path / "built").exists()
+    assert "health_check.url" in out and "'ftp'" in out and "http:// or https://" in out, out
+    assert "targets.t.health_check_url" in out and "'postgres'" in out, out
+
+
+def test_a_stored_health_url_with_another_scheme_fails_preflight(
+    pytester: pytest.Pytester,
+) -> None:
+    from deploy_plugin.store import open_store
+
+    write_config(pytester, {
+        "project": "p",
+        "groups": [{"name": "build", "order": 1, "deploy_command": "touch built"}],
+        "health_check": {"url": "http://127.0.0.1:1/health"},
+    })  # fmt: skip
+    store = open_store(None, pytester.path)
+    store.add_target("p", "t", health_check_url="file:///etc/passwd")
+    store.close()
+    result = pytester.runpytest("--deploy-target=t")
+    out = result.stdout.str()
+    assert result.ret == 1 and not (pytester.path / "built").exists()
+    assert "'file'" in out and "http:// or https://" in out, out

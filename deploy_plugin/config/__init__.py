@@ -39,7 +39,7 @@ from .model import (
     TargetDecl,
 )
 from .paths import format_path
-from .validation import SCHEMA_PATH, schema
+from .validation import SCHEMA_PATH, schema, url_scheme_problem
 
 __all__ = [
     "ENV_NAME_RE",
@@ -62,4 +62,5 @@ __all__ = [
     "placeholders",
     "render_command",
     "schema",
+    "url_scheme_problem",
 ]
