@@ -268,6 +268,7 @@ class StepItem(DeployItem):
                 timeout=step.group.timeout_seconds,
                 log_path=self.log_path,
                 psqlrc_dir=deployment.session.rootdir / ".deploy" / "psql",
+                psql_single_transaction=self.atomic_under_psql() is None,
             )
         except CommandRefused as err:
             raise DeployFailure(
@@ -275,6 +276,25 @@ class StepItem(DeployItem):
                     f"{step.kind} command of group {step.group.name} could not run: {err}."
                 )
             ) from None
+
+    def atomic_under_psql(self) -> str | None:
+        """None when this step is a tracked migration that psql applies in one transaction
+        (``-1``); else why the file does not run in one transaction."""
+        step = self.step
+        if not step.tracked or step.kind != "deploy" or step.command is None:
+            return "not a migration"
+        from deploy_plugin.migrate.statements import no_transaction
+        from deploy_plugin.psql import runs_psql_from_path
+
+        if not runs_psql_from_path(step.command):
+            return "the command does not run the psql found on PATH"
+        try:
+            text = (self.deployment.config.root / self.migration).read_text(errors="replace")
+        except OSError:
+            return "the file cannot be read"
+        if no_transaction(text):
+            return "the file is marked -- deploy:no-transaction"
+        return None
 
     def conclude(self, result: CommandResult) -> None:
         """Record the outcome (and the migration's history row); fail with a short message."""
@@ -294,6 +314,13 @@ class StepItem(DeployItem):
             f" `{deployment.masker.mask(step.command or '')}` failed: {result.explain()}.{tail}"
         )
         if step.tracked:
+            why = self.atomic_under_psql()
+            message += (
+                " psql ran the file in one transaction (-1): nothing of it was committed."
+                if why is None
+                else f" The file did not run in one transaction ({why}): statements before"
+                " the failing one may be committed; check the database before running again."
+            )
             deployment.record_migration(
                 self.migration, status="failed", execution_time_ms=elapsed, error=message
             )

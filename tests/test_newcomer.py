@@ -209,3 +209,52 @@ def test_a_stored_health_url_with_another_scheme_fails_preflight(
     out = result.stdout.str()
     assert result.ret == 1 and not (pytester.path / "built").exists()
     assert "'file'" in out and "http:// or https://" in out, out
+
+
+# -- 4. a tracked file applied by psql is one transaction ----------------------------------
+
+
+def test_a_psql_file_failing_on_its_second_statement_leaves_nothing(
+    pytester: pytest.Pytester, pg_database: str
+) -> None:
+    import psycopg
+
+    (pytester.path / "migrations").mkdir()
+    migration = pytester.path / "migrations" / "001.sql"
+    migration.write_text("CREATE TABLE first_one (id int);\nSELECT 1/0;\n")
+    write_config(pytester, {
+        "project": "p",
+        "targets": {"t": {"env": {"DATABASE_URL": pg_database}}},
+        "groups": [{
+            "name": "migrations", "order": 1, "file_patterns": ["migrations/*.sql"],
+            "deploy_command": 'psql "$DATABASE_URL" -q -f {file}',
+        }],
+    })  # fmt: skip
+    result = pytester.runpytest("--deploy-target=t")
+    assert result.ret == 1
+    assert "one transaction" in result.stdout.str(), result.stdout.str()
+    with psycopg.connect(pg_database) as conn:
+        assert conn.execute("SELECT to_regclass('first_one')").fetchone() == (None,)
+    migration.write_text("CREATE TABLE first_one (id int);\nSELECT 1;\n")
+    result = pytester.runpytest("--deploy-target=t")
+    assert result.ret == 0, result.stdout.str()
+
+
+def test_a_no_transaction_file_under_psql_says_what_stays_applied(
+    pytester: pytest.Pytester, pg_database: str
+) -> None:
+    (pytester.path / "migrations").mkdir()
+    (pytester.path / "migrations" / "001.sql").write_text(
+        "-- deploy:no-transaction\nCREATE TABLE first_one (id int);\nSELECT 1/0;\n"
+    )
+    write_config(pytester, {
+        "project": "p",
+        "targets": {"t": {"env": {"DATABASE_URL": pg_database}}},
+        "groups": [{
+            "name": "migrations", "order": 1, "file_patterns": ["migrations/*.sql"],
+            "deploy_command": 'psql "$DATABASE_URL" -q -f {file}',
+        }],
+    })  # fmt: skip
+    result = pytester.runpytest("--deploy-target=t")
+    assert result.ret == 1
+    assert "may be committed" in result.stdout.str(), result.stdout.str()
