@@ -21,7 +21,6 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 
-
 #: A command runs the psql found on PATH (not one named by its path): the wrapper covers it.
 _PSQL_ON_PATH = re.compile(r"(?<![\w/.-])psql(?![\w.-])")
 

@@ -199,7 +199,8 @@ def run_command(
     """Run *command* with ``bash -c`` in *cwd* with exactly *env*; see the module docstring.
 
     When the command names ``psql`` and *psqlrc_dir* is given, psql runs with ON_ERROR_STOP
-    (:func:`psql_wrapped_env`; with ``-1`` too when ``psql_single_transaction``). The output is masked with *masker* as it is written to
+    (:func:`psql_wrapped_env`; with ``-1`` too when ``psql_single_transaction``). The
+    output is masked with *masker* as it is written to
     *log_path* (appended; parent folders created) and to the result's tail.
     KeyboardInterrupt and other exceptions terminate the process group and propagate.
     """
