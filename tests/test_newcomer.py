@@ -258,3 +258,44 @@ def test_a_no_transaction_file_under_psql_says_what_stays_applied(
     result = pytester.runpytest("--deploy-target=t")
     assert result.ret == 1
     assert "may be committed" in result.stdout.str(), result.stdout.str()
+
+
+# -- 5. migration status: the counts name every state shown ------------------------------
+
+
+def test_migration_status_counts_name_every_state(
+    tmp_path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import json
+    from datetime import datetime, timezone
+
+    from deploy_plugin.cli import main
+    from deploy_plugin.plan import file_checksum
+    from deploy_plugin.store import MigrationRecord, open_store
+
+    monkeypatch.delenv("DEPLOY_STORE_URL", raising=False)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "migrations").mkdir()
+    for name in ("001.sql", "002.sql", "003.sql", "004.sql"):
+        (tmp_path / "migrations" / name).write_text(f"-- {name}\n")
+    (tmp_path / "deploy.yaml").write_text(
+        "project: shop\ntargets: {local: {}}\ngroups:\n"
+        "  - {name: migrations, order: 1, file_patterns: ['migrations/*.sql']}\n"
+    )
+    store = open_store(None, tmp_path)
+    now = datetime.now(timezone.utc)
+    for name, status in (("001.sql", "success"), ("002.sql", "success"), ("003.sql", "failed")):
+        path = tmp_path / "migrations" / name
+        store.record_migration("shop", "local", MigrationRecord(
+            file=f"migrations/{name}", checksum=file_checksum(path), status=status,
+            applied_at=now, applied_by="me", execution_time_ms=1,
+        ))  # fmt: skip
+    store.close()
+    capsys.readouterr()
+    main(["migration", "status", "shop", "--target", "local"])
+    out = capsys.readouterr().out
+    footer = out.strip().splitlines()[-1]
+    assert footer.startswith("2 applied, 1 failed, 1 pending, 0 drifted"), footer
+    main(["migration", "status", "shop", "--target", "local", "--json"])
+    data = json.loads(capsys.readouterr().out)
+    assert (data["applied"], data["failed"], data["pending"], data["drifted"]) == (2, 1, 1, 0)
