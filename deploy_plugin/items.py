@@ -215,7 +215,9 @@ class StepItem(DeployItem):
             self.checksum = deployment.checksum(self.migration)
             record = deployment.applied().get(self.migration)
             if record is not None and record.status == "success":
-                return f"applied {iso_utc(record.applied_at)} by {record.applied_by}"
+                # named: -rs folds identical reasons at one location (the group line)
+                applied = f"applied {iso_utc(record.applied_at)} by {record.applied_by}"
+                return f"{self.migration}: {applied}"
         return None
 
     def execute(self) -> None:

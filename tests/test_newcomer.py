@@ -299,3 +299,22 @@ def test_migration_status_counts_name_every_state(
     main(["migration", "status", "shop", "--target", "local", "--json"])
     data = json.loads(capsys.readouterr().out)
     assert (data["applied"], data["failed"], data["pending"], data["drifted"]) == (2, 1, 1, 0)
+
+
+# -- 6. each skip reason names its file ---------------------------------------------------
+
+
+def test_applied_skips_name_their_file(pytester: pytest.Pytester) -> None:
+    (pytester.path / "migrations").mkdir()
+    for name in ("001.sql", "002.sql", "003.sql"):
+        (pytester.path / "migrations" / name).write_text(f"CREATE TABLE t{name[:3]} (id int);\n")
+    write_config(pytester, {
+        "project": "p",
+        "targets": {"t": {"env": {"DATABASE_URL": "sqlite:///db.sqlite3"}}},
+        "groups": [{"name": "migrations", "order": 1, "file_patterns": ["migrations/*.sql"]}],
+    })  # fmt: skip
+    assert pytester.runpytest("--deploy-target=t").ret == 0
+    result = pytester.runpytest("--deploy-target=t", "-rs")
+    for name in ("001.sql", "002.sql", "003.sql"):
+        line = f"SKIPPED [[]1[]] deploy.yaml:*: migrations/{name}: applied *"
+        result.stdout.fnmatch_lines([line])
