@@ -102,6 +102,7 @@ class Deployment:
         self.groups_started: set[str] = set()  # groups whose first item ran (group hooks)
         self.ledger_warnings: list[str] = []  # history rows recovered from a target's ledger
         self.interrupted: str | None = None  # why the session stopped under it (a signal)
+        self.notes: list[str] = []  # one-line remarks for the summary (selection)
 
     # ------------------------------------------------------------------ identity
 
@@ -467,6 +468,7 @@ class Deployment:
             "ended_at": iso_utc(ended),
             "duration_ms": int((ended - started).total_seconds() * 1000),
             "steps": [r.as_dict() for r in ordered],
+            "notes": list(self.notes),
         }
 
 

@@ -40,6 +40,7 @@ class DeploySession:
         self.deselected: set[pytest.Item] = set()  # what -k/-m/... deselected
         self.dropped: set[pytest.Item] = set()  # drift checks with no tracked group left
         self.worker_reports: list[dict[str, Any]] = []
+        self.unselected: list[str] = []  # deployments whose every item was deselected
         self._store: Any = None
         self._store_error: str | None = None
         self._store_opened = False

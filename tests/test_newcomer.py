@@ -318,3 +318,46 @@ def test_applied_skips_name_their_file(pytester: pytest.Pytester) -> None:
     for name in ("001.sql", "002.sql", "003.sql"):
         line = f"SKIPPED [[]1[]] deploy.yaml:*: migrations/{name}: applied *"
         result.stdout.fnmatch_lines([line])
+
+
+# -- 7. selection: say why the health check runs; say when no group is selected ------------
+
+
+def _two_groups_with_health(pytester: pytest.Pytester, http_server) -> None:
+    http_server.set_route("/health", 200)
+    write_config(pytester, {
+        "project": "p",
+        "targets": {"t": {}},
+        "groups": [
+            {"name": "migrations", "order": 1, "deploy_command": "touch m"},
+            {"name": "build", "order": 2, "deploy_command": "touch b"},
+        ],
+        "health_check": {"url": http_server.url_for("/health")},
+    })  # fmt: skip
+
+
+@pytest.mark.parametrize("expression", ["not health_check", "migrations"])
+def test_a_restored_health_check_is_explained(
+    pytester: pytest.Pytester, http_server, expression: str
+) -> None:
+    _two_groups_with_health(pytester, http_server)
+    result = pytester.runpytest("--deploy-target=t", "-k", expression)
+    assert result.ret == 0
+    result.stdout.fnmatch_lines([
+        "*health check kept though -k/-m deselected it*--no-health-check*",
+    ])  # fmt: skip
+
+
+def test_no_note_when_the_health_check_was_selected(pytester: pytest.Pytester, http_server) -> None:
+    _two_groups_with_health(pytester, http_server)
+    result = pytester.runpytest("--deploy-target=t")
+    assert result.ret == 0 and "deselected it" not in result.stdout.str()
+
+
+def test_deselecting_every_group_says_so(pytester: pytest.Pytester, http_server) -> None:
+    _two_groups_with_health(pytester, http_server)
+    result = pytester.runpytest("--deploy-target=t", "-k", "nothing_matches_this")
+    assert result.ret == pytest.ExitCode.NO_TESTS_COLLECTED
+    result.stdout.fnmatch_lines([
+        "*no group selected*deploy.yaml*t*groups: migrations, build*",
+    ])  # fmt: skip
