@@ -192,18 +192,9 @@ class DeployPlugin:
         if dropped:
             state.dropped.update(dropped)
             config.hook.pytest_deselected(items=[i for i in dropped if i in kept])
-        result: list[pytest.Item] = []
-        inserted = False
-        for item in items:
-            if isinstance(item, DeployItem) or item in owned:
-                if not inserted:
-                    result.extend(ordered)
-                    inserted = True
-            else:
-                result.append(item)
-        if not inserted:
-            result.extend(ordered)
-        items[:] = result
+        # the session's own tests first: one that fails stops the deployments (gate)
+        plain = [i for i in items if not isinstance(i, DeployItem) and i not in owned]
+        items[:] = plain + ordered
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_deselected(self, items: list[pytest.Item]) -> None:
@@ -271,6 +262,8 @@ class DeployPlugin:
     def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
         rep = yield
         reporter.observe(item, rep)
+        if rep.failed and not isinstance(item, DeployItem) and smoke.deployment_of(item) is None:
+            self.state.failed_tests.append(item.nodeid)
         return rep
 
     @pytest.hookimpl(trylast=True)

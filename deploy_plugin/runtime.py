@@ -103,6 +103,7 @@ class Deployment:
         self.ledger_warnings: list[str] = []  # history rows recovered from a target's ledger
         self.interrupted: str | None = None  # why the session stopped under it (a signal)
         self.notes: list[str] = []  # one-line remarks for the summary (selection)
+        self.gated: str | None = None  # a test of the session that failed before it started
 
     # ------------------------------------------------------------------ identity
 
@@ -168,6 +169,8 @@ class Deployment:
 
     def blocker(self, item: Any) -> str | None:
         """Why ``item`` must not run (see :class:`StopPolicy`), if so."""
+        if self.gated:
+            return self.gated  # the session's own tests run first and gate the deployment
         ref = step_ref(item)
         runner = self._runners.get(ref.group_name or "")
         if self.policy.lock_lost or self.policy.store_failed:
@@ -200,6 +203,8 @@ class Deployment:
         from deploy_plugin.store.base import StoreError
 
         self.started_at = utcnow()
+        failed_tests = self.session.failed_tests
+        self.gated = failed_tests[0] if failed_tests else None
         problem = None
         try:
             stored_env = self.recorder.stored_env()

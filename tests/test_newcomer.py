@@ -361,3 +361,37 @@ def test_deselecting_every_group_says_so(pytester: pytest.Pytester, http_server)
     result.stdout.fnmatch_lines([
         "*no group selected*deploy.yaml*t*groups: migrations, build*",
     ])  # fmt: skip
+
+
+# -- 8. a failing test of the same session stops the deployment before it starts ----------
+
+
+@pytest.mark.parametrize("test_file", ["test_a_unit.py", "test_z_unit.py"])
+def test_a_failing_test_in_the_session_gates_the_deployment(
+    pytester: pytest.Pytester, test_file: str
+) -> None:
+    write_config(pytester, {
+        "project": "p",
+        "targets": {"t": {}},
+        "groups": [{"name": "build", "order": 1, "deploy_command": "touch deployed"}],
+    })  # fmt: skip
+    pytester.makepyfile(**{test_file[:-3]: "def test_ok():\n    pass\n\n"
+                           "def test_broken():\n    assert 1 == 2\n"})  # fmt: skip
+    result = pytester.runpytest("--deploy-target=t", "-rs")
+    assert result.ret == 1
+    assert not (pytester.path / "deployed").exists(), "a failing test did not gate the deploy"
+    result.stdout.fnmatch_lines([f"*not run: {test_file}::test_broken failed*"])
+
+
+def test_passing_tests_in_the_session_run_first_then_the_deployment(
+    pytester: pytest.Pytester,
+) -> None:
+    write_config(pytester, {
+        "project": "p",
+        "targets": {"t": {}},
+        "groups": [{"name": "build", "order": 1, "deploy_command": "touch deployed"}],
+    })  # fmt: skip
+    pytester.makepyfile(test_z_unit="import os\n\ndef test_ok():\n"
+                        "    assert not os.path.exists('deployed')\n")  # fmt: skip
+    result = pytester.runpytest("--deploy-target=t")
+    assert result.ret == 0 and (pytester.path / "deployed").exists()
