@@ -157,7 +157,7 @@ class DeployItem(pytest.Item):
             "dry_run": str(self.deployment.dry_run).lower(),
             "outcome": outcome,
         }
-        lines = [f"{key}: {value}" for key, value in facts.items()]
+        lines = [f"{key}: {value}" for key, value in facts.items() if value]  # none empty
         lines += self.notes
         if self.log_path is not None:
             lines.append(f"log: {self.log_path}")
@@ -171,6 +171,13 @@ class DeployItem(pytest.Item):
         if isinstance(excinfo.value, DeployFailure):
             return self.deployment.masker.mask(str(excinfo.value))
         return self.deployment.masker.mask(str(super().repr_failure(excinfo)))
+
+    def warn(self, text: str) -> None:
+        """A :class:`DeployWarning` shown at this step's line of the config (not at the
+        plugin's source line), also kept in the step's notes."""
+        path, line, _ = self.reportinfo()
+        warnings.warn_explicit(DeployWarning(text), DeployWarning, str(path), (line or 0) + 1)
+        self.notes.append(f"warning: {text}")
 
     def reportinfo(self) -> tuple[Any, int | None, str]:
         # the group's (or health check's) line in the config: skips are reported there
@@ -342,8 +349,7 @@ class StepItem(DeployItem):
             )
             raise DeployFailure(message) from None
         for warning in deployment.ledger_warnings:
-            warnings.warn(DeployWarning(warning), stacklevel=1)
-            self.notes.append(f"warning: {warning}")
+            self.warn(warning)
         deployment.ledger_warnings.clear()
 
     def _apply_builtin(self) -> None:

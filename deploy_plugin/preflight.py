@@ -6,10 +6,8 @@ the lock, required env vars, files, migration drift.
 
 from __future__ import annotations
 
-import warnings
-
 from deploy_plugin.facts import who
-from deploy_plugin.items import DeployItem, DeployWarning, skip
+from deploy_plugin.items import DeployItem, skip
 from deploy_plugin.plan import check_migrations, padding_warning
 from deploy_plugin.runtime import DeployFailure
 
@@ -52,8 +50,7 @@ class PreflightItem(DeployItem):
         except StoreError as err:
             raise DeployFailure(str(err)) from None
         if getattr(deployment.lock, "warning", None):
-            warnings.warn(DeployWarning(deployment.lock.warning), stacklevel=1)
-            self.notes.append(f"warning: {deployment.lock.warning}")
+            self.warn(deployment.lock.warning)
         # holding the lock, no other real run can be live: rows still "running" are dead
         try:
             dead = store.interrupt_dead_runs(
@@ -69,8 +66,7 @@ class PreflightItem(DeployItem):
                 f"deployment {id_} (host {host or 'unknown'}, pid {pid or 'unknown'}) was still"
                 " recorded as running though its process is gone; recorded as interrupted"
             )
-            warnings.warn(DeployWarning(warning), stacklevel=1)
-            self.notes.append(f"warning: {warning}")
+            self.warn(warning)
 
     def check_env(self) -> None:
         deployment = self.deployment
@@ -148,8 +144,7 @@ class PreflightItem(DeployItem):
                 self.notes.append(note)
             warning = padding_warning(plan.files)
             if warning:
-                warnings.warn(DeployWarning(f"group {plan.group.name}: {warning}"), stacklevel=1)
-                self.notes.append(f"warning: {warning}")
+                self.warn(f"group {plan.group.name}: {warning}")
             self.notes.append(f"group {plan.group.name}: {len(plan.files)} file(s)")
 
     def check_migrations_drift(self) -> None:
@@ -165,8 +160,7 @@ class PreflightItem(DeployItem):
         checksums = {rel: deployment.checksum(rel) for rel in tracked}
         result = check_migrations(tracked, checksums, deployment.applied_for_plan())
         for warning in result.warnings:
-            warnings.warn(DeployWarning(warning), stacklevel=1)
-            self.notes.append(f"warning: {warning}")
+            self.warn(warning)
         self.notes.append(f"{len(result.pending)} pending of {len(tracked)} tracked file(s)")
         if result.drift:
             raise DeployFailure(

@@ -395,3 +395,66 @@ def test_passing_tests_in_the_session_run_first_then_the_deployment(
                         "    assert not os.path.exists('deployed')\n")  # fmt: skip
     result = pytester.runpytest("--deploy-target=t")
     assert result.ret == 0 and (pytester.path / "deployed").exists()
+
+
+# -- 9. smaller things ---------------------------------------------------------------------
+
+
+def test_a_warning_points_at_the_config_not_the_plugin(pytester: pytest.Pytester) -> None:
+    (pytester.path / "migrations").mkdir()
+    for name in ("1_a.sql", "02_b.sql"):  # mixed widths: preflight warns
+        (pytester.path / "migrations" / name).write_text("SELECT 1;\n")
+    write_config(pytester, {
+        "project": "p",
+        "targets": {"t": {"env": {"DATABASE_URL": "sqlite:///db.sqlite3"}}},
+        "groups": [{"name": "migrations", "order": 1, "file_patterns": ["migrations/*.sql"]}],
+    })  # fmt: skip
+    result = pytester.runpytest("--deploy-target=t", "-W", "always")
+    out = result.stdout.str()
+    assert "DeployWarning" in out, out
+    assert "preflight.py" not in out and "deploy_plugin" not in out, out
+    result.stdout.fnmatch_lines(["*deploy.yaml:*: DeployWarning: group migrations:*"])
+
+
+def test_failure_sections_print_no_empty_fields(pytester: pytest.Pytester) -> None:
+    write_config(pytester, {
+        "project": "p",
+        "targets": {"t": {}},
+        "groups": [{"name": "build", "order": 1, "deploy_command": "exit 3",
+                    "required_env_vars": ["NOT_SET_ANYWHERE_X"]}],
+    })  # fmt: skip
+    result = pytester.runpytest("--deploy-target=t")
+    lines = result.stdout.str().splitlines()
+    empty = [line for line in lines if line.rstrip().endswith(":") and line.split(":")[0]
+             in ("group", "file", "checksum", "command")]  # fmt: skip
+    assert not empty, empty
+
+
+def test_duplicate_order_values_warn_naming_both_groups(pytester: pytest.Pytester) -> None:
+    write_config(pytester, {
+        "project": "p",
+        "targets": {"t": {}},
+        "groups": [
+            {"name": "api", "order": 2, "deploy_command": "true"},
+            {"name": "web", "order": 2, "deploy_command": "true"},
+        ],
+    })  # fmt: skip
+    result = pytester.runpytest("--deploy-target=t", "-W", "always")
+    assert result.ret == 0
+    result.stdout.fnmatch_lines(["*deploy.yaml:*groups api and web have the same order (2)*"])
+
+
+def test_pyproject_license_is_an_spdx_string() -> None:
+    import tomllib
+    from pathlib import Path
+
+    data = tomllib.loads((Path(__file__).parent.parent / "pyproject.toml").read_text())
+    assert isinstance(data["project"]["license"], str)  # a table is deprecated (PEP 639)
+    assert any(r.startswith("setuptools>=77") for r in data["build-system"]["requires"])
+
+
+def test_the_readme_names_no_file_that_is_not_in_the_repository() -> None:
+    from pathlib import Path
+
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    assert "DESIGN notes" not in readme

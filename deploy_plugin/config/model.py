@@ -104,6 +104,22 @@ class DeployConfig:
         """The line where ``field`` (e.g. ``'groups[1].deploy_command'``) is written."""
         return self.lines.get(field)
 
+    def order_ties(self) -> list[tuple[int | None, str]]:
+        """(line, warning) for each pair of groups sharing an ``order``: they then run in
+        file order, which reordering the file silently changes."""
+        first: dict[int, Group] = {}
+        found = []
+        for group in sorted(self.groups, key=lambda g: g.index):
+            other = first.setdefault(group.order, group)
+            if other is not group:
+                found.append((
+                    self.line_of(f"groups[{group.index}].order"),
+                    f"groups {other.name} and {group.name} have the same order ({group.order}),"
+                    " so they run in the order they are written in the file; give each group"
+                    " its own order to make it explicit",
+                ))  # fmt: skip
+        return found
+
     def group(self, name: str) -> Group | None:
         """The group called ``name``, if any."""
         return next((g for g in self.groups if g.name == name), None)
