@@ -172,7 +172,7 @@ class DeployItem(pytest.Item):
             return self.deployment.masker.mask(str(excinfo.value))
         return self.deployment.masker.mask(str(super().repr_failure(excinfo)))
 
-    def warn(self, text: str) -> None:
+    def deploy_warning(self, text: str) -> None:
         """A :class:`DeployWarning` shown at this step's line of the config (not at the
         plugin's source line), also kept in the step's notes."""
         path, line, _ = self.reportinfo()
@@ -349,7 +349,7 @@ class StepItem(DeployItem):
             )
             raise DeployFailure(message) from None
         for warning in deployment.ledger_warnings:
-            self.warn(warning)
+            self.deploy_warning(warning)
         deployment.ledger_warnings.clear()
 
     def _apply_builtin(self) -> None:

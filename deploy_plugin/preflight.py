@@ -50,7 +50,7 @@ class PreflightItem(DeployItem):
         except StoreError as err:
             raise DeployFailure(str(err)) from None
         if getattr(deployment.lock, "warning", None):
-            self.warn(deployment.lock.warning)
+            self.deploy_warning(str(deployment.lock.warning))
         # holding the lock, no other real run can be live: rows still "running" are dead
         try:
             dead = store.interrupt_dead_runs(
@@ -66,7 +66,7 @@ class PreflightItem(DeployItem):
                 f"deployment {id_} (host {host or 'unknown'}, pid {pid or 'unknown'}) was still"
                 " recorded as running though its process is gone; recorded as interrupted"
             )
-            self.warn(warning)
+            self.deploy_warning(warning)
 
     def check_env(self) -> None:
         deployment = self.deployment
@@ -144,7 +144,7 @@ class PreflightItem(DeployItem):
                 self.notes.append(note)
             warning = padding_warning(plan.files)
             if warning:
-                self.warn(f"group {plan.group.name}: {warning}")
+                self.deploy_warning(f"group {plan.group.name}: {warning}")
             self.notes.append(f"group {plan.group.name}: {len(plan.files)} file(s)")
 
     def check_migrations_drift(self) -> None:
@@ -160,7 +160,7 @@ class PreflightItem(DeployItem):
         checksums = {rel: deployment.checksum(rel) for rel in tracked}
         result = check_migrations(tracked, checksums, deployment.applied_for_plan())
         for warning in result.warnings:
-            self.warn(warning)
+            self.deploy_warning(warning)
         self.notes.append(f"{len(result.pending)} pending of {len(tracked)} tracked file(s)")
         if result.drift:
             raise DeployFailure(

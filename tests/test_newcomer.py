@@ -445,8 +445,9 @@ def test_duplicate_order_values_warn_naming_both_groups(pytester: pytest.Pyteste
 
 
 def test_pyproject_license_is_an_spdx_string() -> None:
-    import tomllib
     from pathlib import Path
+
+    import tomllib
 
     data = tomllib.loads((Path(__file__).parent.parent / "pyproject.toml").read_text())
     assert isinstance(data["project"]["license"], str)  # a table is deprecated (PEP 639)
