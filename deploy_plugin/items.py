@@ -34,6 +34,11 @@ def skip(reason: str) -> NoReturn:
     skip_at_item(reason)
 
 
+def _sentence(text: str) -> str:
+    """``text`` ending with one full stop (a question keeps its mark)."""
+    return text if text.endswith((".", "?", "!")) else text + "."
+
+
 def _domain(item: pytest.Item) -> str:
     """The node id below the config file: what reports show as the item's name."""
     return item.nodeid.split("::", 1)[1]
@@ -320,7 +325,8 @@ class StepItem(DeployItem):
         tail = (" Last output: " + " | ".join(last)) if last else " It printed nothing."
         message = (
             f"{step.kind} command of group {step.group.name}"
-            f" `{deployment.masker.mask(step.command or '')}` failed: {result.explain()}.{tail}"
+            f" `{deployment.masker.mask(step.command or '')}` failed: {_sentence(result.explain())}"
+            f"{tail}"
         )
         if step.tracked:
             why = self.atomic_under_psql()

@@ -459,3 +459,70 @@ def test_the_readme_names_no_file_that_is_not_in_the_repository() -> None:
 
     readme = (Path(__file__).parent.parent / "README.md").read_text()
     assert "DESIGN notes" not in readme
+
+
+def _cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    from deploy_plugin.cli import main
+
+    capsys.readouterr()
+    code = main(list(args))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_an_unknown_target_type_is_refused_with_a_suggestion(
+    tmp_path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("DEPLOY_STORE_URL", raising=False)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "deploy.yaml").write_text(
+        "project: shop\ngroups:\n  - {name: build, order: 1, deploy_command: 'true'}\n"
+    )
+    code, _, err = _cli(capsys, "target", "add", "shop", "prod", "--type", "databse")
+    assert code == 2 and "did you mean 'database'" in err and "edge_function" in err, err
+    assert not (tmp_path / ".deploy").exists()
+    code, _, _ = _cli(capsys, "target", "add", "shop", "prod", "--type", "database")
+    assert code == 0
+    code, _, err = _cli(capsys, "target", "update", "shop", "prod", "--type", "sevice")
+    assert code == 2 and "did you mean 'service'" in err, err
+
+
+def test_an_unknown_declared_target_type_is_a_config_error(pytester: pytest.Pytester) -> None:
+    write_config(pytester, {
+        "project": "p",
+        "targets": {"t": {"type": "databse"}},
+        "groups": [{"name": "build", "order": 1, "deploy_command": "true"}],
+    })  # fmt: skip
+    result = pytester.runpytest()
+    result.stdout.fnmatch_lines(["*targets.t.type*did you mean 'database'*"])
+
+
+def test_init_quotes_its_next_commands_and_takes_config(
+    tmp_path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import shlex
+
+    monkeypatch.delenv("DEPLOY_STORE_URL", raising=False)
+    monkeypatch.chdir(tmp_path)
+    code, out, err = _cli(capsys, "init", "my proj", "--project", "bad name!")
+    assert code == 0, err
+    commands = [line.strip() for line in out.splitlines() if line.startswith("  ")]
+    assert commands and all(shlex.split(c) for c in commands)
+    assert "pytest-deploy config validate 'bad name!'" in commands[0], commands
+    assert "'my proj/deploy.yaml'" in commands[1], commands
+    code, out, err = _cli(capsys, "init", "--config", "svc/api.deploy.yaml")
+    assert code == 0, err
+    assert (tmp_path / "svc" / "api.deploy.yaml").is_file()
+    code, out, err = _cli(capsys, "init", "--config", "svc/notes.txt")
+    assert code == 2 and "deploy.yaml" in err, err
+
+
+def test_command_not_found_message_has_no_stray_full_stop(pytester: pytest.Pytester) -> None:
+    write_config(pytester, {
+        "project": "p",
+        "targets": {"t": {}},
+        "groups": [{"name": "build", "order": 1, "deploy_command": "no-such-command-x1"}],
+    })  # fmt: skip
+    result = pytester.runpytest("--deploy-target=t")
+    out = result.stdout.str()
+    assert "on PATH?" in out and "on PATH?." not in out, out

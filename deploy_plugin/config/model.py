@@ -34,6 +34,21 @@ class Notify:
     timeout_seconds: float = 10.0
 
 
+#: A target's kinds (DESIGN §1); ``other`` for anything else.
+TARGET_TYPES = ("database", "edge_function", "static_site", "service", "other")
+
+
+def target_type_problem(value: str) -> str | None:
+    """Why ``value`` is not a target type (with the closest one), or None."""
+    if value in TARGET_TYPES:
+        return None
+    import difflib
+
+    close = difflib.get_close_matches(value, TARGET_TYPES, n=1, cutoff=0.6)
+    guess = f"did you mean {close[0]!r}? " if close else ""
+    return f"unknown target type {value!r}: {guess}Known types: {', '.join(TARGET_TYPES)}."
+
+
 @dataclass(frozen=True)
 class TargetDecl:
     """A target declared in the config's ``targets`` section."""

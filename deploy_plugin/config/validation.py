@@ -29,7 +29,14 @@ from .hints import (
     _sentence,
     _short,
 )
-from .model import RESERVED_GROUP_NAMES, DeployConfig, Group, HealthCheck, Notify
+from .model import (
+    RESERVED_GROUP_NAMES,
+    DeployConfig,
+    Group,
+    HealthCheck,
+    Notify,
+    target_type_problem,
+)
 from .paths import _join, _line_near, format_path
 
 SCHEMA_PATH = Path(__file__).with_name("schema.json")
@@ -320,6 +327,10 @@ def _semantic_problems(cfg: DeployConfig) -> list[tuple[int | None, str | None, 
         for name, decl in cfg.targets.items()
         if decl.health_check_url
     ]
+    for name, decl in cfg.targets.items():
+        type_problem = target_type_problem(decl.type) if decl.type else None
+        if type_problem:
+            found.append((f"targets.{name}.type", type_problem))
     for at, url in urls:
         problem = url_scheme_problem(url)
         if problem:
