@@ -13,7 +13,7 @@ from typing import Any, NoReturn
 import pytest
 
 from deploy_plugin.facts import iso_utc, monotonic_ms, who
-from deploy_plugin.plan import Step
+from deploy_plugin.plan import Step, links_note
 from deploy_plugin.policy import LOCK_LOST
 from deploy_plugin.pytest_compat import skip_at_item
 from deploy_plugin.runtime import DeployFailure, Deployment
@@ -219,9 +219,11 @@ class StepItem(DeployItem):
             and step.file is None
             and (group.track_migrations or group.deploy_per_file)
         ):
+            links = next((p.outside_links for p in deployment.plans if p.group is group), ())
             return (
                 f"no file under {deployment.config.root} matches"
                 f" {', '.join(group.file_patterns)}: nothing to deploy"
+                + (f"; {links_note(links)}" if links else "")
             )
         if step.tracked:
             self.checksum = deployment.checksum(self.migration)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from deploy_plugin.facts import who
 from deploy_plugin.items import DeployItem, skip
-from deploy_plugin.plan import check_migrations, padding_warning
+from deploy_plugin.plan import check_migrations, links_note, padding_warning
 from deploy_plugin.runtime import DeployFailure
 
 
@@ -142,6 +142,8 @@ class PreflightItem(DeployItem):
             for pattern in plan.unmatched_patterns:
                 note = f"group {plan.group.name}: pattern {pattern!r} matches no file"
                 self.notes.append(note)
+            if plan.outside_links:
+                self.deploy_warning(f"group {plan.group.name}: {links_note(plan.outside_links)}")
             warning = padding_warning(plan.files)
             if warning:
                 self.deploy_warning(f"group {plan.group.name}: {warning}")

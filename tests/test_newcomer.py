@@ -526,3 +526,24 @@ def test_command_not_found_message_has_no_stray_full_stop(pytester: pytest.Pytes
     result = pytester.runpytest("--deploy-target=t")
     out = result.stdout.str()
     assert "on PATH?" in out and "on PATH?." not in out, out
+
+
+# -- 10. a link that leaves the project is named, not silently empty ----------------------
+
+
+def test_a_symlinked_folder_outside_the_project_is_named(pytester: pytest.Pytester) -> None:
+    import os
+
+    outside = pytester.path.parent / f"{pytester.path.name}-shared"
+    (outside / "migrations").mkdir(parents=True, exist_ok=True)
+    (outside / "migrations" / "001.sql").write_text("SELECT 1;\n")
+    project = pytester.mkdir("project")
+    os.symlink(outside / "migrations", project / "migrations")
+    (project / "deploy.yaml").write_text(
+        "project: p\ntargets: {t: {env: {DATABASE_URL: 'sqlite:///db.sqlite3'}}}\n"
+        "groups:\n  - {name: migrations, order: 1, file_patterns: ['migrations/*.sql']}\n"
+    )
+    result = pytester.runpytest("project", "--deploy-target=t", "-rs", "-W", "always")
+    out = result.stdout.str()
+    assert "migrations" in out and "link" in out and "not followed" in out, out
+    assert str(outside / "migrations") in out, out
