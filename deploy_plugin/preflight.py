@@ -6,6 +6,7 @@ the lock, required env vars, files, migration drift.
 
 from __future__ import annotations
 
+import shlex
 import warnings
 
 from deploy_plugin.facts import who
@@ -124,20 +125,29 @@ class PreflightItem(DeployItem):
         ]
         self._check_intents()
         checksums = {rel: deployment.checksum(rel) for rel in tracked}
-        result = check_migrations(tracked, checksums, deployment.applied_for_plan())
+        applied = deployment.applied_for_plan()
+        result = check_migrations(tracked, checksums, applied)
         for warning in result.warnings:
             warnings.warn(DeployWarning(warning), stacklevel=1)
             self.notes.append(f"warning: {warning}")
         self.notes.append(f"{len(result.pending)} pending of {len(tracked)} tracked file(s)")
         if result.drift:
+            project, target = deployment.project, deployment.target.name
+            commands = " ".join(
+                f"`pytest-deploy migration accept-checksum {shlex.quote(project)}"
+                f" {shlex.quote(rel)} --target {target} --reason TEXT`"
+                for rel in tracked
+                if rel in applied
+                and applied[rel].status == "success"
+                and applied[rel].checksum != checksums[rel]
+            )
             raise DeployFailure(
                 "applied migration(s) changed since they were applied: "
                 + "; ".join(result.drift)
-                + ". Restore the applied content (add a new migration for the change), or"
-                " accept the edit with `pytest-deploy migration accept-checksum FILE --target"
-                f" {deployment.target.name}` once that command exists."
+                + ". Restore the applied content (add a new migration for the change), or,"
+                " when the edit is intended and the database already matches it, accept it"
+                f" (an audit row keeps who, when and why): {commands}."
             )
-
 
     def _check_intents(self) -> None:
         """Fail on a shell-applied migration left "applying" by a run that died."""
