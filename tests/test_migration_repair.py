@@ -385,3 +385,30 @@ def test_baseline_follows_the_run_order_of_groups(pytester: pytest.Pytester, cli
     assert json.loads(out)["files"] == ["a/001.sql", "a/002.sql"]
     code, out, err = baseline(cli, "--to", "b/001.sql")
     assert code == 2 and "a/001.sql" in err  # already baselined: named, nothing changed
+
+
+def test_accept_checksum_never_creates_a_missing_sqlite_database(
+    shop: Path, cli: Run
+) -> None:
+    store = open_store(None, shop, create=True)
+    assert store is not None
+    from deploy_plugin.store.base import MigrationRecord, utcnow
+
+    store.record_migration("shop", "local", MigrationRecord(ITEMS, "0" * 64, utcnow(), "x"))
+    store.close()
+    code, out, err = accept(cli, "--reason", "the database was rebuilt by hand")
+    assert code == 0, err
+    assert "does not exist (so it has no ledger)" in out
+    assert not (shop / "shop.sqlite3").exists()
+    code, _, err = cli("migration", "status", "shop", "-t", "local")
+    assert code == 0 and "drifted" not in err
+
+
+def test_migration_status_names_accept_checksum_for_drift(
+    pytester: pytest.Pytester, shop: Path, cli: Run
+) -> None:
+    deploy(pytester).assert_outcomes(passed=7)
+    edit(shop)
+    code, _, err = cli("migration", "status", "shop", "-t", "local")
+    assert code == 1
+    assert "pytest-deploy migration accept-checksum shop FILE --target local --reason TEXT" in err

@@ -169,6 +169,8 @@ def _accept_in_ledger(
     from deploy_plugin.migrate.executor import ConnectError, SqlExecutor
     from deploy_plugin.migrate.ledger import Ledger
 
+    if _missing_sqlite_file(url, config):
+        return "no database"  # and none is created by looking
     try:
         with SqlExecutor(url, base=config.root) as executor:
             ledger = Ledger(executor, project, target)
@@ -184,8 +186,18 @@ def _accept_in_ledger(
         ) from None
 
 
+def _missing_sqlite_file(url: str, config: DeployConfig) -> bool:
+    """A ``sqlite:///PATH`` URL (relative to the root, as the executor reads it) naming no file:
+    connecting would create an empty database."""
+    if not url.lower().startswith("sqlite://"):
+        return False
+    name = url.split("://", 1)[1].split("?", 1)[0][1:]
+    return name != ":memory:" and bool(name) and not (config.root / name).exists()
+
+
 def _ledger_note(ledger: str) -> str:
     return {
+        "no database": "The target database does not exist (so it has no ledger).",
         "updated": "The target database's ledger row was updated too.",
         "no row": "The target database's ledger has no row for it (applied by another way).",
         "no ledger": "The target database has no ledger table.",

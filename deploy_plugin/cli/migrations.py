@@ -325,6 +325,12 @@ def run_status(ctx: Context) -> int:
             warn(warning)
         for line in check.drift:
             note(f"drifted: {line}")
+        if check.drift:
+            note(
+                "restore the applied content (and add a new migration for the change), or accept"
+                f" an intended edit: `pytest-deploy migration accept-checksum {project.name} FILE"
+                f" --target {target} --reason TEXT`"
+            )
     return 1 if total["drifted"] else 0
 
 
