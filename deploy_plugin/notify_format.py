@@ -42,6 +42,8 @@ def html_link(report: dict[str, Any]) -> str | None:
 
 def duration(report: dict[str, Any]) -> str:
     ms = int(report.get("duration_ms") or 0)
+    if ms < 1000:
+        return f"{ms} ms"
     return f"{ms / 1000:.1f} s" if ms < 60_000 else f"{ms // 60_000} min {ms % 60_000 // 1000} s"
 
 

@@ -72,7 +72,7 @@ def test_slack_format_posts_text_and_blocks(pytester: pytest.Pytester, http_serv
     }  # fmt: skip
     fields = slack_fields(body)
     assert fields["*Project*"] == "p" and fields["*Target*"] == "t"
-    assert fields["*Status*"] == "success" and fields["*Duration*"].endswith(" s")
+    assert fields["*Status*"] == "success" and fields["*Duration*"].endswith((" ms", " s"))
     assert "Failed step" not in request.text and "HTML report" not in request.text
     assert body["blocks"][-1]["type"] == "context" and "4 passed" in request.text
 
