@@ -412,3 +412,15 @@ def test_migration_status_names_accept_checksum_for_drift(
     code, _, err = cli("migration", "status", "shop", "-t", "local")
     assert code == 1
     assert "pytest-deploy migration accept-checksum shop FILE --target local --reason TEXT" in err
+
+
+def test_baseline_waits_for_no_running_deployment(shop: Path, cli: Run) -> None:
+    store = open_store(None, shop, create=True)
+    assert store is not None
+    lock = store.acquire_lock("shop", "local", holder="someone-deploying")
+    code, _, err = baseline(cli, "--to", ITEMS)
+    assert code == 1 and "someone-deploying" in err, err
+    assert store.applied_migrations("shop", "local") == {}
+    assert store.migration_audit("shop", "local") == []
+    lock.release()
+    store.close()
