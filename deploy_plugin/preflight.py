@@ -6,6 +6,8 @@ the lock, required env vars, files, migration drift.
 
 from __future__ import annotations
 
+import shlex
+
 from deploy_plugin.facts import who
 from deploy_plugin.items import DeployItem, skip
 from deploy_plugin.plan import check_migrations, links_note, padding_warning
@@ -160,19 +162,28 @@ class PreflightItem(DeployItem):
         ]
         self._check_intents()
         checksums = {rel: deployment.checksum(rel) for rel in tracked}
-        result = check_migrations(tracked, checksums, deployment.applied_for_plan())
+        applied = deployment.applied_for_plan()
+        result = check_migrations(tracked, checksums, applied)
         for warning in result.warnings:
             self.deploy_warning(warning)
         self.notes.append(f"{len(result.pending)} pending of {len(tracked)} tracked file(s)")
         if result.drift:
+            project, target = deployment.project, deployment.target.name
+            commands = " ".join(
+                f"`pytest-deploy migration accept-checksum {shlex.quote(project)}"
+                f" {shlex.quote(rel)} --target {target} --reason TEXT`"
+                for rel in tracked
+                if rel in applied
+                and applied[rel].status == "success"
+                and applied[rel].checksum != checksums[rel]
+            )
             raise DeployFailure(
                 "applied migration(s) changed since they were applied: "
                 + "; ".join(result.drift)
-                + ". Restore the applied content (add a new migration for the change), or"
-                " accept the edit with `pytest-deploy migration accept-checksum FILE --target"
-                f" {deployment.target.name}` once that command exists."
+                + ". Restore the applied content (add a new migration for the change), or,"
+                " when the edit is intended and the database already matches it, accept it"
+                f" (an audit row keeps who, when and why): {commands}."
             )
-
 
     def _check_intents(self) -> None:
         """Fail on a shell-applied migration left "applying" by a run that died."""

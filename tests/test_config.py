@@ -30,6 +30,10 @@ from tests.projects import write_project
 
 DATA = Path(__file__).parent / "data" / "configs"
 GROUP_MINIMAL = "groups:\n  - name: a\n    order: 1\n"
+EMAIL = (
+    GROUP_MINIMAL + "notify:\n  - email:\n      url: {url}\n      from: deploy@example.com\n"
+    "      to: [ops@example.com]\n"
+)
 
 
 def write(tmp_path: Path, name: str, content: str | bytes) -> Path:
@@ -508,6 +512,41 @@ MALFORMED = [
      "groups[0].build_command", ["expected a string, got nothing (null)"]),
     ("project-a-number", "x.deploy.yaml", "project: 123\n" + GROUP_MINIMAL, 1, "project",
      ["expected a string, got 123 (an integer)"]),
+    # issue 13 §4: webhook formats and email notifications
+    ("notify-format-unknown", "x.deploy.yaml",
+     GROUP_MINIMAL + "notify:\n  - webhook: http://x\n    format: teams\n", 6,
+     "notify[0].format", ["expected one of 'json', 'slack', got 'teams'", "Slack's"]),
+    ("notify-email-http", "x.deploy.yaml", EMAIL.format(url="http://mail:25"), 6,
+     "notify[0].email.url", ["expected an smtp:// or smtps:// URL, got 'http://mail:25'"]),
+    ("notify-email-password-in-url", "x.deploy.yaml",
+     EMAIL.format(url="smtp://u:hunter22@mail:25"), 6, "notify[0].email.url",
+     ["holds a password", "password_env: SMTP_PASSWORD"]),
+    ("notify-email-bad-port", "x.deploy.yaml", EMAIL.format(url="smtp://u@mail:99999"), 6,
+     "notify[0].email.url", ["has a bad port"]),
+    ("notify-email-no-host", "x.deploy.yaml", EMAIL.format(url="smtp://"), 6,
+     "notify[0].email.url", ["names no host"]),
+    ("notify-email-starttls-smtps", "x.deploy.yaml",
+     EMAIL.format(url="smtps://u@mail") + "      starttls: true\n", 9,
+     "notify[0].email.starttls", ["TLS from the start", "smtp:// only"]),
+    ("notify-email-password-env-no-user", "x.deploy.yaml",
+     EMAIL.format(url="smtp://mail:587") + "      password_env: SMTP_PASSWORD\n", 6,
+     "notify[0].email.url", ["names no user, but password_env is set"]),
+    ("notify-email-no-to", "x.deploy.yaml",
+     EMAIL.format(url="smtp://mail").replace("      to: [ops@example.com]\n", ""), 5,
+     "notify[0].email", ["missing required key 'to'"]),
+    ("notify-email-bad-address", "x.deploy.yaml",
+     EMAIL.format(url="smtp://mail").replace("[ops@example.com]", "[ops]"), 8,
+     "notify[0].email.to[0]", ["'ops' is not an email address"]),
+    ("notify-email-unknown-key", "x.deploy.yaml",
+     EMAIL.format(url="smtp://mail") + "      subject: hi\n", 9, "notify[0].email",
+     ["unknown key 'subject'", "password_env, starttls, to, url"]),
+    ("notify-email-with-format", "x.deploy.yaml",
+     EMAIL.format(url="smtp://mail") + "    format: slack\n", 9, "notify[0].format",
+     ["for webhooks", "plain text"]),
+    ("notify-webhook-and-email", "x.deploy.yaml",
+     GROUP_MINIMAL + "notify:\n  - webhook: http://x\n"
+     "    email: {url: 'smtp://m', from: a@b, to: [c@d]}\n", 6, "notify[0].email",
+     ["a webhook or an email, not both"]),
 ]
 # fmt: on
 
@@ -743,3 +782,25 @@ def test_an_invalid_glob_class_fails_validation_not_collection(pytester: pytest.
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*groups[[]0[]].file_patterns[[]0[]]*invalid character class*"])
     assert "Traceback" not in result.stdout.str() and "re.error" not in result.stdout.str()
+
+
+def test_an_smtp_password_in_the_url_is_not_repeated(tmp_path):
+    path = write(tmp_path, "x.deploy.yaml", EMAIL.format(url="smtp://u:hunter22@mail:25"))
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    assert "hunter22" not in str(info.value)
+
+
+def test_email_and_slack_notifications_load(tmp_path):
+    path = write(
+        tmp_path, "x.deploy.yaml",
+        GROUP_MINIMAL + "notify:\n  - webhook: http://x\n    format: slack\n"
+        "  - email:\n      url: smtp://deploy@127.0.0.1:2525\n      from: deploy@example.com\n"
+        "      to: [ops@example.com, 'Dev <dev@example.com>']\n"
+        "      password_env: SMTP_PASSWORD\n      starttls: true\n    on: [failure]\n",
+    )  # fmt: skip
+    slack, mail = load_config(path).notify
+    assert (slack.webhook, slack.format, slack.email) == ("http://x", "slack", None)
+    assert mail.webhook is None and mail.format == "json" and mail.on == ("failure",)
+    assert mail.email is not None and mail.email.to == ("ops@example.com", "Dev <dev@example.com>")
+    assert (mail.email.password_env, mail.email.starttls) == ("SMTP_PASSWORD", True)

@@ -1,4 +1,5 @@
-"""``pytest-deploy migration list|show|status|apply|mark-applied|forget-intent|history``.
+"""``pytest-deploy migration list|show|status|apply|mark-applied|forget-intent|history``
+(and ``accept-checksum|baseline``, in ``migration_repair.py``).
 
 Tracked files come from the config (groups with ``track_migrations``), their state from the
 store's history: applied (same checksum), drifted (applied, file changed since), pending
@@ -29,6 +30,7 @@ from deploy_plugin.store.base import MigrationRecord, utcnow
 from deploy_plugin.targets import resolve
 
 from .args import add_command, add_family, add_target_option, common_options, positive_int
+from .audit_view import audit_json, audit_rows, print_audit
 from .context import Context, Project, confirm
 from .output import UsageProblem, emit_json, note, print_table, say, warn, when
 from .runner import run_pytest
@@ -47,7 +49,8 @@ def register(subparsers: Any) -> None:
     family = add_family(
         subparsers,
         "migration",
-        help="tracked migrations: list, show, status, apply, mark-applied, history",
+        help="tracked migrations: list, show, status, apply, mark-applied, accept-checksum,"
+        " baseline, history",
         example="pytest-deploy migration status woofs --target production",
     )
 
@@ -120,6 +123,9 @@ def register(subparsers: Any) -> None:
     forget.add_argument("file", metavar="FILE", help="path relative to the config's root")
     add_target_option(forget, help="the target (required)")
     forget.add_argument("--yes", "-y", action="store_true", help="confirm a protected target")
+    from . import migration_repair
+
+    migration_repair.register(command)
     history = command(
         "history",
         "the migration history of a target, newest first",
@@ -272,6 +278,7 @@ def run_show(ctx: Context) -> int:
     target = ctx.require_target(project, ctx.args.target, in_use=True) if ctx.args.target else None
     item = _tracked_file(ctx, project, ctx.args.file, None)
     record = _applied(ctx, project.name, target).get(item.file) if target else None
+    audits = audit_rows(ctx.store(), project.name, target, item.file) if target else []
     content = (config.root / item.file).read_text(encoding="utf-8", errors="replace")
     if ctx.args.json:
         data: dict[str, Any] = {"file": item.file, "group": item.group, "checksum": item.checksum,
@@ -280,6 +287,7 @@ def run_show(ctx: Context) -> int:
             data["target"] = target
             data["history"] = _row(item.file, item.group, file_state(item, record),
                                    item.checksum, record)  # fmt: skip
+            data["audit"] = [audit_json(a) for a in audits]
         emit_json(data)
         return 0
     say(f"file:     {item.file}")
@@ -289,6 +297,10 @@ def run_show(ctx: Context) -> int:
         state = file_state(item, record)
         by = f" at {when(record.applied_at)} by {record.applied_by or '?'}" if record else ""
         say(f"{target}: {state}{by}")
+        for a in audits:
+            change = f"{a.old_checksum[:12]} → " if a.old_checksum else ""
+            why = f": {a.reason}" if a.reason else ""
+            say(f"  {a.action} at {when(a.at)} by {a.who} ({change}{a.new_checksum[:12]}){why}")
     say()
     sys.stdout.write(content if content.endswith("\n") or not content else content + "\n")
     return 0
@@ -324,6 +336,12 @@ def run_status(ctx: Context) -> int:
             warn(warning)
         for line in check.drift:
             note(f"drifted: {line}")
+        if check.drift:
+            note(
+                "restore the applied content (and add a new migration for the change), or accept"
+                f" an intended edit: `pytest-deploy migration accept-checksum {project.name} FILE"
+                f" --target {target} --reason TEXT`"
+            )
     return 1 if total["drifted"] else 0
 
 
@@ -436,10 +454,12 @@ def run_history(ctx: Context) -> int:
     target = ctx.require_target(project, ctx.args.target, in_use=True)
     store = ctx.store()
     records = store.migration_history(project.name, target, ctx.args.limit) if store else []
+    audits = audit_rows(store, project.name, target)
     if ctx.args.json:
         emit_json([{"file": r.file, "checksum": r.checksum, "applied_at": r.applied_at,
                     "applied_by": r.applied_by, "execution_time_ms": r.execution_time_ms,
-                    "status": r.status, "error_message": r.error_message}
+                    "status": r.status, "error_message": r.error_message,
+                    "audit": [audit_json(a) for a in audits if a.file == r.file]}
                    for r in records])  # fmt: skip
         return 0
     print_table(
@@ -448,4 +468,6 @@ def run_history(ctx: Context) -> int:
           r.checksum[:12], r.error_message] for r in records],
         f"No migration history for {project.name} → {target}.",
     )  # fmt: skip
+    shown = {r.file for r in records}
+    print_audit([a for a in audits if a.file in shown])
     return 0

@@ -56,10 +56,22 @@ _HINTS = {
     "health_check.url": "Give the URL to poll, e.g. https://example.com/health.",
     "health_check.expected_status": "Use an HTTP status code from 100 to 599 (default 200).",
     "health_check.timeout_seconds": "Use a number of seconds greater than 0 (default 30).",
-    "notify": "List notifications, each a mapping with a `webhook` and optionally `on` and "
-    "`timeout_seconds`.",
-    "notify[]": "Each notification is a mapping with a `webhook` URL.",
+    "notify": "List notifications, each a mapping with a `webhook` (and optionally `format`) "
+    "or an `email`, and optionally `on` and `timeout_seconds`.",
+    "notify[]": "Each notification is a mapping with a `webhook` URL or an `email` mapping.",
     "notify[].webhook": "Give the webhook URL as a string (${VAR} is expanded).",
+    "notify[].format": "Use json (the deployment report, the default) or slack (Slack's "
+    "incoming-webhook text and blocks).",
+    "notify[].email": "Give a mapping with `url` (smtp://USER@HOST:PORT or smtps://...), "
+    "`from`, `to` (a list) and optionally `password_env` and `starttls`.",
+    "notify[].email.url": "Write smtp://USER@HOST:PORT (STARTTLS when offered) or "
+    "smtps://USER@HOST:PORT (TLS from the start); no password in it.",
+    "notify[].email.password_env": "Name the env var holding the SMTP password "
+    f"({_ENV_RULE}), e.g. SMTP_PASSWORD; store its value with `pytest-deploy env set`.",
+    "notify[].email.starttls": "Write true (require STARTTLS), false (never) or leave it out "
+    "(used when the server offers it).",
+    "notify[].email.from": "Give the sender's address, e.g. deploy@example.com.",
+    "notify[].email.to": 'List the recipients, e.g. ["ops@example.com"].',
     "notify[].on": "List when to notify: [success, failure] (the default), [success] or [failure].",
     "notify[].timeout_seconds": "Use a number of seconds greater than 0 (default 10).",
     "targets": "Map each target name to its settings, e.g. `production: {type: database}`.",

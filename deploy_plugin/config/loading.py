@@ -12,7 +12,7 @@ from typing import Any
 import yaml
 from yaml.nodes import MappingNode, ScalarNode
 
-from .model import DeployConfig, Group, HealthCheck, Notify, TargetDecl
+from .model import DeployConfig, EmailNotify, Group, HealthCheck, Notify, TargetDecl
 from .parsing import _display, _parse, _read
 from .validation import _raise_first, _schema_problems, _semantic_problems
 from .yaml_parser import _Loader
@@ -52,9 +52,19 @@ def _build(
     health = data.get("health_check")
     notify = tuple(
         Notify(
-            webhook=n["webhook"],
+            webhook=n.get("webhook"),
             on=tuple(n.get("on", ("success", "failure"))),
             timeout_seconds=float(n.get("timeout_seconds", 10.0)),
+            format=n.get("format", "json"),
+            email=None
+            if "email" not in n
+            else EmailNotify(
+                url=n["email"]["url"],
+                sender=n["email"]["from"],
+                to=tuple(n["email"]["to"]),
+                password_env=n["email"].get("password_env"),
+                starttls=n["email"].get("starttls"),
+            ),
         )
         for n in data.get("notify", ())
     )

@@ -26,12 +26,26 @@ class HealthCheck:
 
 
 @dataclass(frozen=True)
-class Notify:
-    """One ``notify[]`` entry: a webhook called when the deployment ends."""
+class EmailNotify:
+    """``notify[].email``: an SMTP server (``smtp://`` or ``smtps://`` URL), sender, recipients."""
 
-    webhook: str
+    url: str
+    sender: str
+    to: tuple[str, ...]
+    password_env: str | None = None
+    starttls: bool | None = None  # None: when the server offers it
+
+
+@dataclass(frozen=True)
+class Notify:
+    """One ``notify[]`` entry: a webhook (``format`` json or slack) or an email, sent when
+    the deployment ends. Exactly one of ``webhook`` and ``email`` is set."""
+
+    webhook: str | None
     on: tuple[str, ...] = ("success", "failure")
     timeout_seconds: float = 10.0
+    format: str = "json"
+    email: EmailNotify | None = None
 
 
 #: A target's kinds (DESIGN §1); ``other`` for anything else.

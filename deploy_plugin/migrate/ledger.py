@@ -100,10 +100,7 @@ class Ledger:
                 (self.project, self.target),
             )
         else:
-            found = conn.execute(
-                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (SQLITE_TABLE,)
-            ).fetchone()
-            if not found:
+            if not self.exists():
                 return {}
             cursor = conn.execute(
                 f"SELECT file, checksum, applied_at, applied_by FROM {SQLITE_TABLE}"
@@ -111,6 +108,30 @@ class Ledger:
                 (self.project, self.target),
             )
         return {row[0]: LedgerRow(row[0], row[1], _utc(row[2]), row[3]) for row in cursor}
+
+    def exists(self) -> bool:
+        """Whether the target database has a ledger table (of any project)."""
+        if self.executor.kind == "postgresql":
+            return self._pg_exists()
+        found = self.executor.connection.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (SQLITE_TABLE,)
+        ).fetchone()
+        return found is not None
+
+    def accept_checksum(self, file: str, checksum: str) -> bool:
+        """Record ``checksum`` as ``file``'s in its ledger row (``migration accept-checksum``);
+        whether there was a row. The history and the ledger must agree: the ledger's checksum
+        is what a history row recovered from it (:func:`missing_from_history`) would carry,
+        and an old one there would bring the accepted drift back."""
+        if not self.exists():
+            return False
+        mark = "%s" if self.executor.kind == "postgresql" else "?"
+        cursor = self.executor.connection.execute(
+            f"UPDATE {self.table} SET checksum = {mark}"
+            f" WHERE project = {mark} AND target = {mark} AND file = {mark}",
+            (checksum, self.project, self.target, file),
+        )
+        return bool(cursor.rowcount > 0)
 
     def guard(self, file: str, checksum: str, applied_by: str) -> Sql:
         """The ledger row's INSERT, run first in the migration's transaction."""

@@ -1,14 +1,16 @@
 """The store interface (:class:`Store`): one repository per area, and the deploy lock.
 
-:class:`Store` is the union of the repositories (``history.py``, ``targets.py``,
-``env.py``, ``runs.py``, all over ``core.py``) plus the lock, which each store implements
-its own way. Records (``records.py``), errors (``errors.py``) and the lock handle
+:class:`Store` is the union of the repositories (``history.py``, ``audit.py``,
+``targets.py``, ``env.py``, ``runs.py``, all over ``core.py``) plus the lock, which each store
+implements its own way. Records (``records.py``), errors (``errors.py``) and the lock handle
 (``lock.py``) live in their own modules and are re-exported here.
 """
 
 from __future__ import annotations
 
 from abc import abstractmethod
+
+from .audit import AuditRepository
 
 # Re-exported: other code imports them from ``deploy_plugin.store.base``.
 from .core import UPSERT_MIGRATION, SharedSQL
@@ -17,8 +19,10 @@ from .errors import LockHeld, StoreError, describe_url
 from .history import HistoryRepository
 from .lock import DeployLock
 from .records import (
+    AUDIT_ACTIONS,
     MIGRATION_STATUSES,
     TARGET_FIELDS,
+    AuditRecord,
     DeploymentRecord,
     EnvVarRecord,
     LockInfo,
@@ -33,6 +37,8 @@ from .runs import RunRepository
 from .targets import TargetRepository
 
 __all__ = [
+    "AUDIT_ACTIONS",
+    "AuditRecord",
     "MIGRATION_STATUSES",
     "TARGET_FIELDS",
     "UPSERT_MIGRATION",
@@ -54,7 +60,9 @@ __all__ = [
 ]
 
 
-class Store(HistoryRepository, TargetRepository, EnvRepository, RunRepository):
+class Store(
+    HistoryRepository, AuditRepository, TargetRepository, EnvRepository, RunRepository
+):
     """Projects, targets, env vars, migration history, deployment runs and the deploy lock.
 
     Open one with :func:`deploy_plugin.store.open_store`. Methods may be called from

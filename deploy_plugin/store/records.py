@@ -135,3 +135,20 @@ def alive_here(host: str, pid: int) -> bool:
     except OSError:
         return True
     return True
+
+
+AUDIT_ACTIONS = ("accept-checksum", "baseline")
+
+
+@dataclass(frozen=True)
+class AuditRecord:
+    """A history change made by hand: an accepted edit (old → new checksum) or a baselined
+    file (no old checksum), with who, when and why."""
+
+    file: str
+    action: str
+    old_checksum: str | None
+    new_checksum: str
+    reason: str | None
+    who: str
+    at: datetime

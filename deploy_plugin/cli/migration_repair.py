@@ -1,0 +1,267 @@
+"""``pytest-deploy migration accept-checksum|baseline``: history changes made by hand.
+
+``accept-checksum`` is Flyway's ``repair`` for one file: an applied migration was edited on
+purpose (a comment, a fix the database already has), so its new checksum becomes the
+recorded one, in the store's history *and* in the target database's ledger (which a
+history row recovered from it would copy), with an audit row naming who, when and why.
+``baseline`` adopts a database that already has the schema of every tracked file up to one
+of them: those files are recorded as applied without running. Both take the deployment
+lock and a protected target's confirmation, like ``mark-applied``; bad input changes nothing.
+"""
+
+from __future__ import annotations
+
+import shlex
+from typing import Any
+
+from deploy_plugin.config import DeployConfig, Group
+from deploy_plugin.facts import who
+from deploy_plugin.store.base import MigrationRecord, Store, utcnow
+from deploy_plugin.targets import resolve, step_env
+
+from .args import add_target_option
+from .context import Context, Project
+from .migrations import (
+    TrackedFile,
+    _applied,
+    _history_change,
+    _tracked_file,
+    file_state,
+    tracked_files,
+)
+from .output import CliError, UsageProblem, emit_json, say, when
+
+_REASON_HELP = "why the edit is accepted (kept in the audit row; required)"
+
+
+def register(command: Any) -> None:
+    """Add both subcommands; ``command(name, help, example, handler)`` makes one."""
+    accept = command(
+        "accept-checksum",
+        "accept an intended edit of an applied migration (its new checksum, with an audit row)",
+        "pytest-deploy migration accept-checksum woofs migrations/001_init.sql -t production \\\n"
+        "    --reason 'comment added; the schema is unchanged'",
+        run_accept_checksum,
+    )
+    accept.add_argument("file", metavar="FILE", help="path relative to the config's root")
+    add_target_option(accept, help="the target (required)")
+    accept.add_argument("--reason", metavar="TEXT", help=_REASON_HELP)
+    accept.add_argument("--yes", "-y", action="store_true", help="confirm a protected target")
+    baseline = command(
+        "baseline",
+        "record every tracked file up to FILE as applied without running it (an existing"
+        " database)",
+        "pytest-deploy migration baseline woofs -t production --to migrations/003_users.sql",
+        run_baseline,
+    )
+    add_target_option(baseline, help="the target (required)")
+    baseline.add_argument(
+        "--to", metavar="FILE", help="the last file the database already has (required)"
+    )
+    baseline.add_argument("--reason", metavar="TEXT", help="kept in each file's audit row")
+    baseline.add_argument("--yes", "-y", action="store_true", help="confirm a protected target")
+
+
+# -- accept-checksum ----------------------------------------------------------------------
+
+
+def run_accept_checksum(ctx: Context) -> int:
+    args = ctx.args
+    project = ctx.project(args.project)
+    config = project.require_config()
+    target = ctx.require_target(project, args.target)
+    reason = " ".join((args.reason or "").split())
+    item = _tracked_file(ctx, project, args.file, target)
+    command = (
+        f"pytest-deploy migration accept-checksum {shlex.quote(project.name)}"
+        f" {shlex.quote(item.file)} --target {target}"
+    )
+    if not reason:
+        raise UsageProblem(
+            f"{command} needs --reason TEXT: why the edit of {item.file} is accepted (kept in"
+            " the audit row with who and when, shown by `migration show` and `migration"
+            " history`). Nothing changed."
+        )
+    record = _applied(ctx, project.name, target).get(item.file)
+    state = file_state(item, record)
+    if state != "drifted" or record is None:
+        raise UsageProblem(_not_drifted(project, target, item, state, record))
+    group = config.group(item.group)
+    ledger_url = _ledger_url(ctx, project, config, target, group) if group else None
+    store = ctx.writable_store()
+    with _history_change(ctx, project, target, f"accept the edit of {item.file}"):
+        # the ledger first: if the store write then fails, the file still reads as drifted
+        # and the same command completes it (the ledger's UPDATE is idempotent)
+        ledger = _accept_in_ledger(ledger_url, config, project.name, target, item)
+        accepted = store.accept_checksum(
+            project.name, target, item.file,
+            old=record.checksum, new=item.checksum, reason=reason, who=who(),
+        )  # fmt: skip
+    if not accepted:
+        raise CliError(
+            f"The history row of {item.file} on {project.name} → {target} changed while this"
+            " command ran (another command or deployment); nothing was accepted. Check"
+            f" `pytest-deploy migration show {project.name} {item.file} --target {target}` and"
+            " run it again."
+        )
+    if args.json:
+        emit_json({"project": project.name, "target": target, "file": item.file,
+                   "old_checksum": record.checksum, "new_checksum": item.checksum,
+                   "reason": reason, "ledger": ledger})  # fmt: skip
+        return 0
+    say(
+        f"Accepted the edit of {item.file} on {project.name} → {target}: checksum"
+        f" {record.checksum[:12]} → {item.checksum[:12]}. {_ledger_note(ledger)}"
+    )
+    say(f"Audit: by {who()}, reason: {reason}")
+    return 0
+
+
+def _not_drifted(
+    project: Project, target: str, item: TrackedFile, state: str, record: MigrationRecord | None
+) -> str:
+    where = f"{project.name} → {target}"
+    if state == "applied" and record is not None:
+        return (
+            f"{item.file} is applied to {where} with the checksum it has now"
+            f" ({item.checksum[:12]}, at {when(record.applied_at)} by {record.applied_by or '?'}):"
+            " there is no edit to accept; nothing changed."
+        )
+    return (
+        f"{item.file} is {state} on {where}, not applied: accept-checksum only accepts an edit"
+        " of an applied migration (a drifted one). Deploy it (`pytest-deploy migration apply"
+        f" {project.name} --target {target}`), or record a database that already has it with"
+        f" `pytest-deploy migration mark-applied {project.name} {item.file} --target {target}`."
+        " Nothing changed."
+    )
+
+
+def _ledger_url(
+    ctx: Context, project: Project, config: DeployConfig, target: str, group: Group
+) -> str | None:
+    """The target database URL of a group applied by the built-in executor (whose ledger
+    holds the checksum too); None for a group whose deploy_command applies its files."""
+    if group.deploy_command is not None:
+        return None
+    store = ctx.store()
+    info, _ = resolve(config, target, store)
+    stored = store.env_values(project.name, target) if store else {}
+    env = step_env(info, stored, {}, watched=[group.database_url_env]) if info else None
+    url = env.values.get(group.database_url_env) if env else None
+    if not url:
+        raise UsageProblem(
+            f"Group {group.name!r} applies its migrations with the built-in executor, which"
+            " also records each file's checksum in the target database's ledger; to keep it"
+            f" agreeing with the history this command updates it there, but"
+            f" ${group.database_url_env} is not set for target {target!r}. Set it with"
+            f" `pytest-deploy env set {project.name} {group.database_url_env} - --target"
+            f" {target}` or in the environment. Nothing changed."
+        )
+    return url
+
+
+def _accept_in_ledger(
+    url: str | None, config: DeployConfig, project: str, target: str, item: TrackedFile
+) -> str:
+    """Update the ledger row: ``updated`` / ``no row`` / ``no ledger`` / ``not used``."""
+    if url is None:
+        return "not used"
+    from deploy_plugin.migrate.executor import ConnectError, SqlExecutor
+    from deploy_plugin.migrate.ledger import Ledger
+
+    if _missing_sqlite_file(url, config):
+        return "no database"  # and none is created by looking
+    try:
+        with SqlExecutor(url, base=config.root) as executor:
+            ledger = Ledger(executor, project, target)
+            if not ledger.exists():
+                return "no ledger"
+            return "updated" if ledger.accept_checksum(item.file, item.checksum) else "no row"
+    except ConnectError as err:
+        raise CliError(f"{err}. Nothing changed.") from None
+    except Exception as err:  # a driver error: one paragraph, the store untouched
+        raise CliError(
+            f"cannot update the ledger of the target database: {' '.join(str(err).split())}."
+            " Nothing changed in the store."
+        ) from None
+
+
+def _missing_sqlite_file(url: str, config: DeployConfig) -> bool:
+    """A ``sqlite:///PATH`` URL (relative to the root, as the executor reads it) naming no file:
+    connecting would create an empty database."""
+    if not url.lower().startswith("sqlite://"):
+        return False
+    name = url.split("://", 1)[1].split("?", 1)[0][1:]
+    return name != ":memory:" and bool(name) and not (config.root / name).exists()
+
+
+def _ledger_note(ledger: str) -> str:
+    return {
+        "no database": "The target database does not exist (so it has no ledger).",
+        "updated": "The target database's ledger row was updated too.",
+        "no row": "The target database's ledger has no row for it (applied by another way).",
+        "no ledger": "The target database has no ledger table.",
+        "not used": "Its group applies files with its deploy_command (no ledger).",
+    }[ledger]
+
+
+# -- baseline -----------------------------------------------------------------------------
+
+
+def run_baseline(ctx: Context) -> int:
+    args = ctx.args
+    project = ctx.project(args.project)
+    config = project.require_config()
+    target = ctx.require_target(project, args.target)
+    if not args.to:
+        raise UsageProblem(
+            f"`pytest-deploy migration baseline {project.name} --target {target}` needs --to"
+            " FILE: the last tracked migration the database already has; it and every file"
+            " before it (in run order) are recorded as applied. Nothing changed."
+        )
+    last = _tracked_file(ctx, project, args.to, target)
+    tracked = tracked_files(config, target)
+    files = tracked[: [t.file for t in tracked].index(last.file) + 1]
+    _refuse_recorded(ctx, ctx.store(), project.name, target, files)
+    reason = " ".join((args.reason or "").split()) or None
+    store = ctx.writable_store()
+    now, by = utcnow(), who()
+    records = [MigrationRecord(t.file, t.checksum, now, by, None, "success", None) for t in files]
+    with _history_change(ctx, project, target, f"baseline {len(files)} file(s)"):
+        _refuse_recorded(ctx, store, project.name, target, files)  # again, under the lock
+        store.baseline(project.name, target, records, reason=reason)
+    if args.json:
+        emit_json({"project": project.name, "target": target, "files": [t.file for t in files],
+                   "reason": reason})  # fmt: skip
+        return 0
+    say(
+        f"Baselined {project.name} → {target}: {len(files)} file(s) up to {last.file} recorded"
+        " as applied (not run):"
+    )
+    for t in files:
+        say(f"  {t.file}")
+    return 0
+
+
+def _refuse_recorded(
+    ctx: Context, store: Store | None, project: str, target: str, files: list[TrackedFile]
+) -> None:
+    """UsageProblem naming each file that already has a history row or an intent."""
+    if store is None:
+        return
+    history = store.applied_migrations(project, target)
+    intents = {i.file for i in store.intents(project, target)}
+    found = [
+        f"{t.file} ({history[t.file].status} at {when(history[t.file].applied_at)})"
+        if t.file in history
+        else f"{t.file} (in doubt: a shell step's attempt)"
+        for t in files
+        if t.file in history or t.file in intents
+    ]
+    if found:
+        raise UsageProblem(
+            f"Cannot baseline {project} → {target}: {len(found)} of the {len(files)} file(s)"
+            f" already have a history row: {', '.join(found)}. A baseline is for a database"
+            " whose history is empty up to --to; record single files with `pytest-deploy"
+            " migration mark-applied`. Nothing changed."
+        )
