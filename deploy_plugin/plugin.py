@@ -58,6 +58,7 @@ def pytest_configure(config: pytest.Config) -> None:
         )
     if config.getoption("stepwise", False) or config.getoption("stepwise_skip", False):
         raise pytest.UsageError("--sw would resume a deployment mid-way; run it without --sw")
+    _check_plan_options(config, session)
     distribution.choose_dist_mode(config)
     if session.report_path:
         _check_writable(session.report_path)
@@ -73,6 +74,43 @@ def pytest_configure(config: pytest.Config) -> None:
             ),
             stacklevel=2,
         )
+
+
+def _check_plan_options(config: pytest.Config, session: DeploySession) -> None:
+    """Refuse option mixes saved plans cannot honour; read the plan being applied."""
+    options = session.options
+    if options.timeout is not None and options.timeout <= 0:
+        raise pytest.UsageError(
+            f"--deploy-timeout {options.timeout:g}: give a number of seconds above 0"
+        )
+    if not (options.plan or options.plan_out):
+        return
+    if options.plan and options.plan_out:
+        raise pytest.UsageError(
+            "--deploy-plan applies a plan and --deploy-plan-out makes one: give one of them"
+        )
+    if options.plan_out and not options.dry_run:
+        raise pytest.UsageError(
+            "--deploy-plan-out saves the plan of a dry run: add --dry-run (then apply the"
+            " file with --deploy-plan)"
+        )
+    if options.plan and options.dry_run:
+        raise pytest.UsageError(
+            "--deploy-plan applies a saved plan; drop --dry-run (the plan file already shows"
+            " what would run)"
+        )
+    if config.getoption("numprocesses", None):
+        raise pytest.UsageError(
+            "saved plans (--deploy-plan, --deploy-plan-out) are made and applied in one"
+            " process: drop -n"
+        )
+    if options.plan:
+        from deploy_plugin.saved_plans import PlanFileError, load
+
+        try:
+            session.saved_plan = load(options.plan)
+        except PlanFileError as err:
+            pytest.exit(str(err), returncode=2)
 
 
 def _check_writable(path: str) -> None:
@@ -151,6 +189,8 @@ class DeployPlugin:
                 f" collected configs have: {', '.join(sorted(state.seen_groups))}"
             )
         kept = set(items)
+        if state.saved_plan is not None:
+            self._select_planned(config, items, kept)
         smoke_tests: dict[Deployment, list[pytest.Item]] = {}
         for item in items:
             if not isinstance(item, DeployItem) and uses_deploy_fixtures(item):
@@ -169,7 +209,8 @@ class DeployPlugin:
                     [
                         item
                         for item in deployment.items
-                        if item in kept or item.kind in ("preflight", "health_check")
+                        if (item in kept or item.kind in ("preflight", "health_check"))
+                        and item not in state.dropped
                     ]
                     + smoke_tests.get(deployment, []),
                     key=smoke.sort_key,
@@ -196,6 +237,25 @@ class DeployPlugin:
             result.extend(ordered)
         items[:] = result
 
+    def _select_planned(
+        self, config: pytest.Config, items: list[pytest.Item], kept: set[pytest.Item]
+    ) -> None:
+        """Applying a saved plan: the steps it names run, no other (preflight always)."""
+        plan = self.state.saved_plan
+        assert plan is not None
+        planned = {s.node_id for d in plan.deployments for s in d.steps}
+        extra = [
+            item
+            for deployment in self.state.deployments
+            for item in deployment.items
+            if item.kind != "preflight" and item.nodeid not in planned
+        ]
+        self.state.dropped.update(extra)
+        kept.difference_update(extra)
+        deselected = [item for item in extra if item in items]
+        if deselected:
+            config.hook.pytest_deselected(items=deselected)
+
     @pytest.hookimpl(tryfirst=True)
     def pytest_deselected(self, items: list[pytest.Item]) -> None:
         """A deployment that keeps any item gets its preflight and health check back (see
@@ -220,8 +280,13 @@ class DeployPlugin:
             state.deselected.discard(item)
 
     def pytest_collection_finish(self, session: pytest.Session) -> None:
-        """Ask at the terminal before deploying to a protected target (unless --yes)."""
+        """Check a saved plan being applied; ask at the terminal before deploying to a
+        protected target (unless --yes)."""
         state = self.state
+        if state.saved_plan is not None and not session.config.getoption("collectonly"):
+            from deploy_plugin import plan_glue
+
+            plan_glue.check(state)
         pending = [
             d
             for d in state.deployments
@@ -273,6 +338,10 @@ class DeployPlugin:
             if deployment.started_at is not None:
                 deployment.finish()
         reports = [d.report() for d in state.deployments if d.started_at is not None]
+        if state.options.plan_out and state.targets:
+            from deploy_plugin import plan_glue
+
+            state.plan_message = plan_glue.write(state)
         workeroutput = getattr(session.config, "workeroutput", None)
         if workeroutput is not None:
             # an xdist worker: the controller reports for everyone
@@ -301,6 +370,8 @@ class DeployPlugin:
         state = self.state
         reports = [d.report() for d in state.deployments if d.results] + state.worker_reports
         report.terminal_summary(terminalreporter, reports)
+        if state.plan_message:
+            terminalreporter.write_line(state.plan_message)
 
 
 __all__ = ["DeployPlugin", "DeploySession"]

@@ -71,6 +71,14 @@ class PreflightItem(DeployItem):
             )
             warnings.warn(DeployWarning(warning), stacklevel=1)
             self.notes.append(f"warning: {warning}")
+        from deploy_plugin import plan_glue
+
+        try:
+            note = plan_glue.claim(deployment)  # a saved plan: checked again, used once
+        except StoreError as err:
+            raise DeployFailure(str(err)) from None
+        if note:
+            self.notes.append(note)
 
     def check_env(self) -> None:
         deployment = self.deployment

@@ -16,6 +16,7 @@ from .env import EnvRepository
 from .errors import LockHeld, StoreError, describe_url
 from .history import HistoryRepository
 from .lock import DeployLock
+from .plans import PlanRepository, PlanUse
 from .records import (
     MIGRATION_STATUSES,
     TARGET_FIELDS,
@@ -42,6 +43,7 @@ __all__ = [
     "LockHeld",
     "LockInfo",
     "MigrationRecord",
+    "PlanUse",
     "SharedSQL",
     "StepRecord",
     "Store",
@@ -54,7 +56,9 @@ __all__ = [
 ]
 
 
-class Store(HistoryRepository, TargetRepository, EnvRepository, RunRepository):
+class Store(
+    HistoryRepository, TargetRepository, EnvRepository, RunRepository, PlanRepository
+):
     """Projects, targets, env vars, migration history, deployment runs and the deploy lock.
 
     Open one with :func:`deploy_plugin.store.open_store`. Methods may be called from
