@@ -72,7 +72,7 @@ def facts(
                 files[rel] = file_checksum(config.root / rel)
             except OSError as err:
                 files[rel] = f"unreadable: {err.strerror or err}"
-    env = {**deployment.target.env, **stored_env, **session.cli_env}
+    env = {**deployment.target.env, **stored_env, **session.file_env, **session.cli_env}
     return DeploymentFacts(
         project=deployment.project,
         target=deployment.target.name,

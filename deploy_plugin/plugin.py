@@ -58,6 +58,7 @@ def pytest_configure(config: pytest.Config) -> None:
         )
     if config.getoption("stepwise", False) or config.getoption("stepwise_skip", False):
         raise pytest.UsageError("--sw would resume a deployment mid-way; run it without --sw")
+    _read_env_files(config, session)
     _check_plan_options(config, session)
     distribution.choose_dist_mode(config)
     if session.report_path:
@@ -71,6 +72,27 @@ def pytest_configure(config: pytest.Config) -> None:
                 "pytest-deploy: --junitxml without ini junit_logging=system-out: the steps'"
                 " commands and facts will be missing from the XML (set junit_logging ="
                 " system-out)"
+            ),
+            stacklevel=2,
+        )
+
+
+def _read_env_files(config: pytest.Config, session: DeploySession) -> None:
+    """Read --deploy-env-file (exit 2 on a bad file); warn that --deploy-env is visible."""
+    from deploy_plugin.envfile import EnvFileError, read_env_files
+
+    try:
+        session.file_env = read_env_files(session.options.env_files)
+    except EnvFileError as err:
+        pytest.exit(str(err), returncode=2)
+    if session.cli_env:
+        names = ", ".join(sorted(session.cli_env))
+        config.issue_config_time_warning(
+            pytest.PytestWarning(
+                f"pytest-deploy: --deploy-env puts the value of {names} on the command line,"
+                " where other users of this machine can read it (ps, /proc/<pid>/cmdline);"
+                " put it in a file readable only by you and pass --deploy-env-file FILE"
+                " instead (or store it with `pytest-deploy env set`)"
             ),
             stacklevel=2,
         )
@@ -131,6 +153,11 @@ def _check_writable(path: str) -> None:
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
     if is_config_file(file_path):
         return DeployConfigFile.from_parent(parent, path=file_path)
+    if file_path.name == "deploy.sh":
+        from deploy_plugin.script import DeployScriptFile, is_fallback_script
+
+        if is_fallback_script(file_path):
+            return DeployScriptFile.from_parent(parent, path=file_path)
     return None
 
 

@@ -33,6 +33,7 @@ class DeploySession:
         self.report_path = options.report
         self.yes = options.yes
         self.cli_env = options.env_values()
+        self.file_env: dict[str, str] = {}  # --deploy-env-file (read in pytest_configure)
         self.timeout = options.timeout
         # saved plans: the plan being applied (--deploy-plan), the id of one being made
         self.saved_plan: SavedPlan | None = None

@@ -3,6 +3,7 @@ the store's deployment rows."""
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from deploy_plugin.options import DeployOptions
@@ -48,7 +49,16 @@ def register(subparsers: Any) -> None:
     run.add_argument("--yes", "-y", action="store_true", help="confirm a protected target")
     run.add_argument(
         "--deploy-env", action="append", default=[], metavar="KEY=VALUE",
-        help="an env var for this run (a secret: masked)",
+        help="an env var for this run (a secret: masked, but visible to other users of the"
+        " machine in the process list: prefer --deploy-env-file)",
+    )  # fmt: skip
+    run.add_argument(
+        "--deploy-env-file", action="append", default=[], metavar="FILE",
+        help="env vars for this run from a dotenv file (secrets: masked, never in argv)",
+    )  # fmt: skip
+    run.add_argument(
+        "--deploy-timeout", type=float, metavar="SECONDS",
+        help="time limit of each command whose group sets none, and of a deploy.sh fallback",
     )  # fmt: skip
     run.set_defaults(pytest_args=[], takes_pytest_args=True)  # after --, see cli.main
     status = add_command(
@@ -86,6 +96,8 @@ def run_deploy(ctx: Context) -> int:
         skip_groups=tuple(args.skip_group), continue_on_failure=args.continue_on_failure,
         no_health_check=args.no_health_check, health_url=args.health_url,
         skip_validation=args.skip_validation, yes=args.yes, env=tuple(args.deploy_env),
+        env_files=tuple(os.path.abspath(p) for p in args.deploy_env_file),
+        timeout=args.deploy_timeout,
     )  # fmt: skip
     return run_pytest(
         ctx, config.path, options, as_json=args.json, pytest_args=list(args.pytest_args)
