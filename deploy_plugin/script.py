@@ -11,57 +11,23 @@ A folder that holds a config as well is the config's: the script is not collecte
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterator
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from deploy_plugin.config import DeployConfig, Group, is_config_file
+from deploy_plugin.config import DeployConfig
+from deploy_plugin.config.fallback import is_fallback_script, script_config
 from deploy_plugin.items import StepItem
 from deploy_plugin.nodes import UnknownTargetNode
 from deploy_plugin.plan import plan_group
 from deploy_plugin.preflight import confirm_protected, take_lock
 from deploy_plugin.runtime import Deployment
 
+__all__ = ["DeployScriptFile", "ScriptItem", "is_fallback_script", "script_config"]
+
 if TYPE_CHECKING:
     from deploy_plugin.session import DeploySession
-
-SCRIPT_NAME = "deploy.sh"
-#: The command the fallback runs, in the script's folder.
-SCRIPT_COMMAND = f"bash {SCRIPT_NAME}"
-
-
-def is_fallback_script(path: Path) -> bool:
-    """Whether ``path`` is a ``deploy.sh`` whose folder holds no config (DESIGN §1)."""
-    if path.name != SCRIPT_NAME or not path.is_file():
-        return False
-    try:
-        siblings = list(path.parent.iterdir())
-    except OSError:
-        return False
-    return not any(is_config_file(p) for p in siblings if p.is_file())
-
-
-def script_config(path: Path) -> DeployConfig:
-    """The config a ``deploy.sh`` stands for: one group ``deploy`` running it."""
-    raw = path.read_bytes()
-    root = path.parent.resolve()
-    group = Group(name="deploy", order=1, index=0, deploy_command=SCRIPT_COMMAND)
-    return DeployConfig(
-        path=path,
-        root=root,
-        project=root.name,
-        groups=(group,),
-        health_check=None,
-        notify=(),
-        targets={},
-        source_text=raw.decode("utf-8", errors="replace"),
-        sha256=hashlib.sha256(raw).hexdigest(),
-        data={},
-    )
-
 
 def _session(node: pytest.Collector) -> DeploySession:
     from deploy_plugin.session import DeploySession
