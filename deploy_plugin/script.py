@@ -29,6 +29,7 @@ __all__ = ["DeployScriptFile", "ScriptItem", "is_fallback_script", "script_confi
 if TYPE_CHECKING:
     from deploy_plugin.session import DeploySession
 
+
 def _session(node: pytest.Collector) -> DeploySession:
     from deploy_plugin.session import DeploySession
 
