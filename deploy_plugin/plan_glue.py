@@ -12,8 +12,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import pytest
-
 from deploy_plugin import saved_plans
 from deploy_plugin.facts import iso_utc, utcnow, who
 from deploy_plugin.plan import file_checksum
@@ -133,9 +131,9 @@ def write(session: DeploySession) -> str:
 # --------------------------------------------------------------------------- applying
 
 
-def check(session: DeploySession) -> None:
-    """Before anything runs: refuse the saved plan (exit 2, one paragraph) when this run
-    is not exactly what it planned. Reads only; the store gets no row."""
+def check(session: DeploySession) -> str | None:
+    """Before anything runs: why the saved plan is refused (one paragraph naming each
+    difference), or None when this run is exactly what it planned. Reads only."""
     from deploy_plugin.store.base import StoreError
 
     plan = session.saved_plan
@@ -169,8 +167,7 @@ def check(session: DeploySession) -> None:
             problems += saved_plans.differences(planned[key], now)
     except StoreError as err:
         problems.append(f"the store could not be read ({err})")
-    if problems:
-        pytest.exit(saved_plans.refusal(path, plan, problems), returncode=2)
+    return saved_plans.refusal(path, plan, problems) if problems else None
 
 
 def claim(deployment: Deployment) -> str | None:

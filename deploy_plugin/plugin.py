@@ -25,6 +25,9 @@ from deploy_plugin.session import DeploySession
 
 pytest_plugins = ["deploy_plugin.fixtures"]
 
+#: The exit status of a run that refused its saved plan (bad input: nothing ran).
+PLAN_REFUSED = 2
+
 
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
     from deploy_plugin import hookspecs
@@ -313,7 +316,10 @@ class DeployPlugin:
         if state.saved_plan is not None and not session.config.getoption("collectonly"):
             from deploy_plugin import plan_glue
 
-            plan_glue.check(state)
+            state.plan_refusal = plan_glue.check(state)
+            if state.plan_refusal:
+                session.items.clear()  # nothing runs; exit 2 at the session's end
+                return
         pending = [
             d
             for d in state.deployments
@@ -381,6 +387,8 @@ class DeployPlugin:
             d.status != "success" for d in state.deployments if d.started_at is not None
         ):
             session.exitstatus = pytest.ExitCode.TESTS_FAILED  # e.g. a step that never ran
+        if state.plan_refusal:
+            session.exitstatus = PLAN_REFUSED
         store = state.open_store_or_none()
         if store is not None:
             store.close()
@@ -399,6 +407,8 @@ class DeployPlugin:
         report.terminal_summary(terminalreporter, reports)
         if state.plan_message:
             terminalreporter.write_line(state.plan_message)
+        if state.plan_refusal:
+            terminalreporter.write_line(f"pytest-deploy: {state.plan_refusal}", red=True)
 
 
 __all__ = ["DeployPlugin", "DeploySession"]

@@ -39,6 +39,7 @@ class DeploySession:
         self.saved_plan: SavedPlan | None = None
         self.plan_id = new_plan_id()
         self.plan_message: str | None = None  # what became of --deploy-plan-out
+        self.plan_refusal: str | None = None  # why --deploy-plan was refused
         self.rootdir = Path(config.rootpath)
         self.junit_properties = config.getini("junit_family") in ("xunit1", "legacy")
         self.deployments: list[Deployment] = []
