@@ -284,3 +284,46 @@ def test_a_plan_id_is_used_once_per_project_and_target(
         uses = first.plan_uses("id1")
         assert [(u.project, u.target, u.who) for u in uses] == [("p", "t", "a"), ("p", "u", "b")]
         assert first.plan_uses("other") == []
+
+
+# Runs after the plugin's check, before any item: what another run could do in between.
+RACE = """
+import json
+
+import pytest
+
+from deploy_plugin.store import MigrationRecord, open_store
+from deploy_plugin.store.records import utcnow
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_finish(session):
+    plan = json.load(open("plan.json"))
+    with open_store(None, session.config.rootpath) as store:
+        if {race!r} == "use":
+            store.use_plan(plan["id"], "p", "t", who="racer", deployment_id=None)
+        else:
+            store.record_migration("p", "t", MigrationRecord(
+                "migrations/001_a.sql", "0" * 64, utcnow(), "racer", 1, "success"))
+"""
+
+
+@pytest.mark.parametrize(
+    ("race", "expected"),
+    [
+        ("use", "its id was already used for p → t (by another run)"),
+        ("history", "migration history: migrations/001_a.sql was applied since"),
+    ],
+)
+def test_what_changes_after_the_check_is_caught_under_the_lock(
+    pytester: pytest.Pytester, race: str, expected: str
+) -> None:
+    project(pytester)
+    plan = make_plan(pytester)
+    pytester.makeconftest(RACE.format(race=race))
+    result = apply(pytester)
+    assert result.ret == 1
+    result.stdout.fnmatch_lines(["*_ t::preflight::lock _*", f"*cannot be applied: {expected}*"])
+    assert ran(pytester) == []  # the lock's check stops the deployment before any step
+    with open_store(None, pytester.path) as store:
+        assert [u.who for u in store.plan_uses(plan["id"])] == (["racer"] if race == "use" else [])
