@@ -162,5 +162,7 @@ def run_init(ctx: Context) -> int:
     else:
         say(f"Wrote {ctx.shown(path)} (project {project!r}). Next:")
         say(f"  pytest-deploy config validate {project}")
-        say(f"  pytest {ctx.shown(folder)} --deploy-target=local --dry-run")
+        # a starter config declares target local; one from deploy.sh uses the store's
+        target = "TARGET" if args.from_deploy_sh else "local"
+        say(f"  pytest {ctx.shown(folder)} --deploy-target={target} --dry-run")
     return 0
