@@ -132,3 +132,16 @@ def test_the_cli_forwards_the_file_and_not_its_values(pytester: pytest.Pytester)
     assert (pytester.path / "seen.txt").read_text().startswith(f"A={SECRET}\n")
     argv = (pytester.path / "argv.txt").read_text()
     assert f"--deploy-env-file={pytester.path / 'prod.env'}" in argv and SECRET not in argv
+
+
+def test_the_cli_refuses_a_bad_file_before_running(pytester: pytest.Pytester) -> None:
+    project(pytester)
+    (pytester.path / "bad.env").write_text("A=1\nnot a pair\n")
+    run = subprocess.run(
+        [str(Path(sys.executable).parent / "pytest-deploy"), "deploy", "run", "p",
+         "--target", "t", "--deploy-env-file", "bad.env"],
+        cwd=pytester.path, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert run.returncode == 2
+    assert "--deploy-env-file bad.env, line 2: expected KEY=VALUE" in run.stderr
+    assert not (pytester.path / "seen.txt").exists()

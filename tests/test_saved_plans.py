@@ -327,3 +327,61 @@ def test_what_changes_after_the_check_is_caught_under_the_lock(
     assert ran(pytester) == []  # the lock's check stops the deployment before any step
     with open_store(None, pytester.path) as store:
         assert [u.who for u in store.plan_uses(plan["id"])] == (["racer"] if race == "use" else [])
+
+
+def test_a_team_store_on_postgresql_records_the_use(
+    pytester: pytest.Pytester, pg_database: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DEPLOY_STORE_URL", pg_database)
+    write_project(
+        pytester, {"groups": [{"name": "g", "order": 1, "deploy_command": "echo g >> ran.log"}]}
+    )
+    with open_store(pg_database, pytester.path) as store:
+        store.set_env("p", "t", "TOKEN", SECRET)
+    plan = make_plan(pytester)
+    assert apply(pytester).ret == 0
+    assert ran(pytester) == ["g"]
+    again = apply(pytester)
+    assert again.ret == 2 and "its id was already used" in paragraph(again)
+    with open_store(pg_database, pytester.path) as store:
+        assert [(u.project, u.target) for u in store.plan_uses(plan["id"])] == [("p", "t")]
+    assert ran(pytester) == ["g"]
+
+
+def test_a_secret_written_in_a_command_is_masked_in_the_plan(pytester: pytest.Pytester) -> None:
+    write_project(
+        pytester, {"groups": [{"name": "g", "order": 1, "deploy_command": f"echo {SECRET}"}]}
+    )
+    with open_store(None, pytester.path) as store:
+        store.set_env("p", "t", "TOKEN", SECRET)
+    plan = make_plan(pytester)
+    (step,) = plan["deployments"][0]["steps"]
+    assert step["command"] == "echo ***"
+    assert SECRET not in (pytester.path / "plan.json").read_text()
+
+
+def test_the_cli_makes_and_applies_a_plan(pytester: pytest.Pytester) -> None:
+    import subprocess
+    import sys
+
+    project(pytester)
+    (pytester.path / "pytest.ini").write_text("[pytest]\n")
+    cli = [str(Path(sys.executable).parent / "pytest-deploy"), "deploy", "run", "p", "-t", "t"]
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [*cli, *args], cwd=pytester.path, capture_output=True, text=True, timeout=120
+        )
+
+    made = run("--dry-run", "--plan-out", "plan.json")
+    assert made.returncode == 0, made.stdout + made.stderr
+    assert ran(pytester) == []
+    applied = run("--plan", "plan.json")
+    assert applied.returncode == 0, applied.stdout + applied.stderr
+    assert ran(pytester)[0] == "build"
+    refused = run("--plan", "plan.json")
+    assert refused.returncode == 1  # the run refused it: nothing ran
+    assert "its id was already used" in refused.stdout
+    (pytester.path / "broken.json").write_text("{")
+    broken = run("--plan", "broken.json")
+    assert broken.returncode == 2 and "--deploy-plan broken.json" in broken.stderr
