@@ -98,6 +98,7 @@ def write(session: DeploySession) -> str:
     deployments = _deployments(session)
     failed = [f"{d.project} → {d.target.name}" for d in deployments if d.status != "success"]
     if failed or not deployments:
+        session.plan_failed = True
         why = f"the dry run of {', '.join(failed)} failed" if failed else "nothing was planned"
         return f"pytest-deploy: no plan written to {path}: {why}"
     plan = SavedPlan(
@@ -115,10 +116,14 @@ def write(session: DeploySession) -> str:
         ),
     )
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
     temporary = target.with_name(target.name + ".tmp")
-    temporary.write_text(saved_plans.dump(plan), encoding="utf-8")
-    temporary.replace(target)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        temporary.write_text(saved_plans.dump(plan), encoding="utf-8")
+        temporary.replace(target)  # whole or not at all
+    except OSError as err:
+        session.plan_failed = True
+        return f"pytest-deploy: no plan written to {path}: {err.strerror or err}"
     steps = sum(len(d.steps) for d in plan.deployments)
     names = dict.fromkeys(d.target for d in plan.deployments)
     targets = " ".join(f"--deploy-target={t}" for t in names)

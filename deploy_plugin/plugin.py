@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from deploy_plugin import distribution, report, reporter, smoke
+from deploy_plugin import configure, distribution, report, reporter, smoke
 from deploy_plugin.config import is_config_file
 from deploy_plugin.fixtures import uses_deploy_fixtures
 from deploy_plugin.items import DeployItem
@@ -61,11 +61,11 @@ def pytest_configure(config: pytest.Config) -> None:
         )
     if config.getoption("stepwise", False) or config.getoption("stepwise_skip", False):
         raise pytest.UsageError("--sw would resume a deployment mid-way; run it without --sw")
-    _read_env_files(config, session)
-    _check_plan_options(config, session)
+    configure.read_env_files(config, session)
+    configure.check_plan_options(config, session)
     distribution.choose_dist_mode(config)
     if session.report_path:
-        _check_writable(session.report_path)
+        configure.check_writable(session.report_path)
     if config.getoption("xmlpath", None) and config.getini("junit_logging") not in (
         "system-out",
         "all",
@@ -77,79 +77,6 @@ def pytest_configure(config: pytest.Config) -> None:
                 " system-out)"
             ),
             stacklevel=2,
-        )
-
-
-def _read_env_files(config: pytest.Config, session: DeploySession) -> None:
-    """Read --deploy-env-file (exit 2 on a bad file); warn that --deploy-env is visible."""
-    from deploy_plugin.envfile import EnvFileError, read_env_files
-
-    try:
-        session.file_env = read_env_files(session.options.env_files)
-    except EnvFileError as err:
-        pytest.exit(str(err), returncode=2)
-    if session.cli_env:
-        names = ", ".join(sorted(session.cli_env))
-        config.issue_config_time_warning(
-            pytest.PytestWarning(
-                f"pytest-deploy: --deploy-env puts the value of {names} on the command line,"
-                " where other users of this machine can read it (ps, /proc/<pid>/cmdline);"
-                " put it in a file readable only by you and pass --deploy-env-file FILE"
-                " instead (or store it with `pytest-deploy env set`)"
-            ),
-            stacklevel=2,
-        )
-
-
-def _check_plan_options(config: pytest.Config, session: DeploySession) -> None:
-    """Refuse option mixes saved plans cannot honour; read the plan being applied."""
-    options = session.options
-    if options.timeout is not None and options.timeout <= 0:
-        raise pytest.UsageError(
-            f"--deploy-timeout {options.timeout:g}: give a number of seconds above 0"
-        )
-    if not (options.plan or options.plan_out):
-        return
-    if options.plan and options.plan_out:
-        raise pytest.UsageError(
-            "--deploy-plan applies a plan and --deploy-plan-out makes one: give one of them"
-        )
-    if options.plan_out and not options.dry_run:
-        raise pytest.UsageError(
-            "--deploy-plan-out saves the plan of a dry run: add --dry-run (then apply the"
-            " file with --deploy-plan)"
-        )
-    if options.plan and options.dry_run:
-        raise pytest.UsageError(
-            "--deploy-plan applies a saved plan; drop --dry-run (the plan file already shows"
-            " what would run)"
-        )
-    if config.getoption("numprocesses", None):
-        raise pytest.UsageError(
-            "saved plans (--deploy-plan, --deploy-plan-out) are made and applied in one"
-            " process: drop -n"
-        )
-    if options.plan:
-        from deploy_plugin.saved_plans import PlanFileError, load
-
-        try:
-            session.saved_plan = load(options.plan)
-        except PlanFileError as err:
-            pytest.exit(str(err), returncode=2)
-
-
-def _check_writable(path: str) -> None:
-    """Refuse a --deploy-report path that could never be written, before deploying."""
-    if Path(path).is_dir():
-        raise pytest.UsageError(
-            f"--deploy-report {path}: that is a folder; give a file name, e.g. {path}/report.json"
-        )
-    folder = Path(path).absolute().parent
-    while not folder.exists():
-        folder = folder.parent
-    if not folder.is_dir() or not os.access(folder, os.W_OK):
-        raise pytest.UsageError(
-            f"--deploy-report {path}: {folder} is not a writable folder; choose another path"
         )
 
 
@@ -389,6 +316,8 @@ class DeployPlugin:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED  # e.g. a step that never ran
         if state.plan_refusal:
             session.exitstatus = PLAN_REFUSED
+        elif state.plan_failed and session.exitstatus == 0:
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED  # the plan asked for is missing
         store = state.open_store_or_none()
         if store is not None:
             store.close()

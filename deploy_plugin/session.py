@@ -40,6 +40,7 @@ class DeploySession:
         self.plan_id = new_plan_id()
         self.plan_message: str | None = None  # what became of --deploy-plan-out
         self.plan_refusal: str | None = None  # why --deploy-plan was refused
+        self.plan_failed = False  # --deploy-plan-out asked for a plan that was not written
         self.rootdir = Path(config.rootpath)
         self.junit_properties = config.getini("junit_family") in ("xunit1", "legacy")
         self.deployments: list[Deployment] = []

@@ -261,6 +261,7 @@ def test_a_malformed_plan_file_is_one_paragraph(
         (["--deploy-plan-out=plan.json"], "add --dry-run"),
         (["--dry-run", "--deploy-plan=plan.json"], "drop --dry-run"),
         (["--deploy-plan=plan.json", "--deploy-plan-out=x.json", "--dry-run"], "give one"),
+        (["--dry-run", "--deploy-plan-out=migrations"], "--deploy-plan-out migrations: that is"),
     ],
 )
 def test_option_mixes_that_mean_nothing_are_refused(
