@@ -3,7 +3,9 @@
 Options and shared state live in :mod:`deploy_plugin.session`, collectors in
 :mod:`deploy_plugin.nodes`, items in :mod:`deploy_plugin.items` and
 :mod:`deploy_plugin.preflight`, smoke tests in :mod:`deploy_plugin.smoke`, reporting in
-:mod:`deploy_plugin.report`, xdist scheduling in :mod:`deploy_plugin.distribution`.
+:mod:`deploy_plugin.report`, xdist scheduling in :mod:`deploy_plugin.distribution`,
+option checks in :mod:`deploy_plugin.configure`, saved plans in
+:mod:`deploy_plugin.plan_glue`, the ``deploy.sh`` fallback in :mod:`deploy_plugin.script`.
 """
 
 from __future__ import annotations

@@ -176,3 +176,30 @@ def test_the_cli_deploys_the_script_and_init_turns_it_into_a_config(
     refused = cli(pytester.path, "init", "elsewhere", "--from-deploy-sh")
     assert refused.returncode == 2
     assert "has no deploy.sh" in refused.stderr
+
+
+def test_deploy_timeout_applies_to_groups_without_their_own(pytester: pytest.Pytester) -> None:
+    (pytester.path / "deploy.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "project": "p",
+                "targets": {"t": {}},
+                "groups": [
+                    {
+                        "name": "own",
+                        "order": 1,
+                        "timeout_seconds": 30,
+                        "deploy_command": "sleep 1 && echo own >> ran.log",
+                    },
+                    {"name": "none", "order": 2, "deploy_command": "exec sleep 60"},
+                ],
+            }  # fmt: skip
+        )
+    )
+    result = pytester.runpytest("--deploy-target=t", "--deploy-timeout=0.5")
+    assert result.ret == 1
+    assert (pytester.path / "ran.log").read_text() == "own\n"  # its 30 s, not 0.5 s
+    result.stdout.fnmatch_lines(["*_ t::none::deploy _*", "*timed out after 0.5*"])
+    bad = pytester.runpytest("--deploy-target=t", "--deploy-timeout=0")
+    assert bad.ret == pytest.ExitCode.USAGE_ERROR
+    bad.stderr.fnmatch_lines(["*--deploy-timeout 0: give a number of seconds above 0*"])
