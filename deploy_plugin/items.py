@@ -281,7 +281,11 @@ class StepItem(DeployItem):
                 cwd=deployment.config.root,
                 env=deployment.env,
                 masker=deployment.masker,
-                timeout=step.group.timeout_seconds,
+                timeout=(
+                    step.group.timeout_seconds
+                    if step.group.timeout_seconds is not None
+                    else deployment.session.timeout
+                ),
                 log_path=self.log_path,
                 psqlrc_dir=deployment.session.rootdir / ".deploy" / "psql",
                 psql_single_transaction=self.atomic_under_psql() is None,

@@ -23,6 +23,10 @@ NEEDS_TARGET = {
     "deploy_continue_on_failure": "--continue-on-failure",
     "deploy_env": "--deploy-env",
     "deploy_report": "--deploy-report",
+    "deploy_plan_out": "--deploy-plan-out",
+    "deploy_plan": "--deploy-plan",
+    "deploy_env_file": "--deploy-env-file",
+    "deploy_timeout": "--deploy-timeout",
 }
 
 
@@ -96,7 +100,40 @@ def add_options(parser: pytest.Parser) -> None:
         default=[],
         dest="deploy_env",
         metavar="KEY=VALUE",
-        help="set an env var for this run's steps (a secret: masked everywhere)",
+        help="set an env var for this run's steps (a secret: masked everywhere, but visible"
+        " to other users of the machine in the process list: prefer --deploy-env-file)",
+    )
+    group.addoption(
+        "--deploy-env-file",
+        action="append",
+        default=[],
+        dest="deploy_env_file",
+        metavar="FILE",
+        help="read env vars for this run's steps from a dotenv file (KEY=VALUE lines;"
+        " secrets, masked everywhere, never on a command line; repeatable, later wins)",
+    )
+    group.addoption(
+        "--deploy-timeout",
+        type=float,
+        default=None,
+        dest="deploy_timeout",
+        metavar="SECONDS",
+        help="time limit of each command whose group sets no timeout_seconds, and of a"
+        " deploy.sh fallback (default: none)",
+    )
+    group.addoption(
+        "--deploy-plan-out",
+        dest="deploy_plan_out",
+        metavar="FILE.json",
+        help="with --dry-run: save the plan (steps, commands, and what decided them) to apply"
+        " later with --deploy-plan",
+    )
+    group.addoption(
+        "--deploy-plan",
+        dest="deploy_plan",
+        metavar="FILE.json",
+        help="apply a saved plan: exactly its steps, once, refused if anything it was made"
+        " from changed",
     )
     group.addoption(
         "--deploy-report",
@@ -136,6 +173,10 @@ class DeployOptions:
     env: tuple[str, ...] = ()  # KEY=VALUE pairs, secrets
     report: str | None = None
     yes: bool = False
+    env_files: tuple[str, ...] = ()  # dotenv files (secrets stay in the file, out of argv)
+    timeout: float | None = None
+    plan_out: str | None = None
+    plan: str | None = None
 
     @classmethod
     def from_pytest(cls, config: pytest.Config) -> DeployOptions:
@@ -158,6 +199,10 @@ class DeployOptions:
             env=tuple(opt("deploy_env")),
             report=opt("deploy_report"),
             yes=bool(opt("deploy_yes")),
+            env_files=tuple(opt("deploy_env_file")),
+            timeout=opt("deploy_timeout"),
+            plan_out=opt("deploy_plan_out"),
+            plan=opt("deploy_plan"),
         )
 
     def args(self) -> list[str]:
@@ -178,6 +223,13 @@ class DeployOptions:
             args.append(f"--deploy-health-url={self.health_url}")
         if self.report:
             args.append(f"--deploy-report={self.report}")
+        args += [f"--deploy-env-file={path}" for path in self.env_files]
+        if self.timeout is not None:
+            args.append(f"--deploy-timeout={self.timeout:g}")
+        if self.plan_out:
+            args.append(f"--deploy-plan-out={self.plan_out}")
+        if self.plan:
+            args.append(f"--deploy-plan={self.plan}")
         return args
 
     def env_values(self) -> dict[str, str]:

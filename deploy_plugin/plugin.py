@@ -3,7 +3,9 @@
 Options and shared state live in :mod:`deploy_plugin.session`, collectors in
 :mod:`deploy_plugin.nodes`, items in :mod:`deploy_plugin.items` and
 :mod:`deploy_plugin.preflight`, smoke tests in :mod:`deploy_plugin.smoke`, reporting in
-:mod:`deploy_plugin.report`, xdist scheduling in :mod:`deploy_plugin.distribution`.
+:mod:`deploy_plugin.report`, xdist scheduling in :mod:`deploy_plugin.distribution`,
+option checks in :mod:`deploy_plugin.configure`, saved plans in
+:mod:`deploy_plugin.plan_glue`, the ``deploy.sh`` fallback in :mod:`deploy_plugin.script`.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from deploy_plugin import distribution, report, reporter, smoke
+from deploy_plugin import configure, distribution, report, reporter, smoke
 from deploy_plugin.config import is_config_file
 from deploy_plugin.fixtures import uses_deploy_fixtures
 from deploy_plugin.items import DeployItem
@@ -24,6 +26,9 @@ from deploy_plugin.runtime import Deployment
 from deploy_plugin.session import DeploySession
 
 pytest_plugins = ["deploy_plugin.fixtures"]
+
+#: The exit status of a run that refused its saved plan (bad input: nothing ran).
+PLAN_REFUSED = 2
 
 
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
@@ -58,9 +63,11 @@ def pytest_configure(config: pytest.Config) -> None:
         )
     if config.getoption("stepwise", False) or config.getoption("stepwise_skip", False):
         raise pytest.UsageError("--sw would resume a deployment mid-way; run it without --sw")
+    configure.read_env_files(config, session)
+    configure.check_plan_options(config, session)
     distribution.choose_dist_mode(config)
     if session.report_path:
-        _check_writable(session.report_path)
+        configure.check_writable(session.report_path)
     if config.getoption("xmlpath", None) and config.getini("junit_logging") not in (
         "system-out",
         "all",
@@ -75,24 +82,14 @@ def pytest_configure(config: pytest.Config) -> None:
         )
 
 
-def _check_writable(path: str) -> None:
-    """Refuse a --deploy-report path that could never be written, before deploying."""
-    if Path(path).is_dir():
-        raise pytest.UsageError(
-            f"--deploy-report {path}: that is a folder; give a file name, e.g. {path}/report.json"
-        )
-    folder = Path(path).absolute().parent
-    while not folder.exists():
-        folder = folder.parent
-    if not folder.is_dir() or not os.access(folder, os.W_OK):
-        raise pytest.UsageError(
-            f"--deploy-report {path}: {folder} is not a writable folder; choose another path"
-        )
-
-
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
     if is_config_file(file_path):
         return DeployConfigFile.from_parent(parent, path=file_path)
+    if file_path.name == "deploy.sh":
+        from deploy_plugin.script import DeployScriptFile, is_fallback_script
+
+        if is_fallback_script(file_path):
+            return DeployScriptFile.from_parent(parent, path=file_path)
     return None
 
 
@@ -151,6 +148,8 @@ class DeployPlugin:
                 f" collected configs have: {', '.join(sorted(state.seen_groups))}"
             )
         kept = set(items)
+        if state.saved_plan is not None:
+            self._select_planned(config, items, kept)
         smoke_tests: dict[Deployment, list[pytest.Item]] = {}
         for item in items:
             if not isinstance(item, DeployItem) and uses_deploy_fixtures(item):
@@ -169,7 +168,8 @@ class DeployPlugin:
                     [
                         item
                         for item in deployment.items
-                        if item in kept or item.kind in ("preflight", "health_check")
+                        if (item in kept or item.kind in ("preflight", "health_check"))
+                        and item not in state.dropped
                     ]
                     + smoke_tests.get(deployment, []),
                     key=smoke.sort_key,
@@ -195,6 +195,25 @@ class DeployPlugin:
         # the session's own tests first: one that fails stops the deployments (gate)
         plain = [i for i in items if not isinstance(i, DeployItem) and i not in owned]
         items[:] = plain + ordered
+
+    def _select_planned(
+        self, config: pytest.Config, items: list[pytest.Item], kept: set[pytest.Item]
+    ) -> None:
+        """Applying a saved plan: the steps it names run, no other (preflight always)."""
+        plan = self.state.saved_plan
+        assert plan is not None
+        planned = {s.node_id for d in plan.deployments for s in d.steps}
+        extra = [
+            item
+            for deployment in self.state.deployments
+            for item in deployment.items
+            if item.kind != "preflight" and item.nodeid not in planned
+        ]
+        self.state.dropped.update(extra)
+        kept.difference_update(extra)
+        deselected = [item for item in extra if item in items]
+        if deselected:
+            config.hook.pytest_deselected(items=deselected)
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_deselected(self, items: list[pytest.Item]) -> None:
@@ -225,8 +244,16 @@ class DeployPlugin:
                 )
 
     def pytest_collection_finish(self, session: pytest.Session) -> None:
-        """Ask at the terminal before deploying to a protected target (unless --yes)."""
+        """Check a saved plan being applied; ask at the terminal before deploying to a
+        protected target (unless --yes)."""
         state = self.state
+        if state.saved_plan is not None and not session.config.getoption("collectonly"):
+            from deploy_plugin import plan_glue
+
+            state.plan_refusal = plan_glue.check(state)
+            if state.plan_refusal:
+                session.items.clear()  # nothing runs; exit 2 at the session's end
+                return
         pending = [
             d
             for d in state.deployments
@@ -280,6 +307,10 @@ class DeployPlugin:
             if deployment.started_at is not None:
                 deployment.finish()
         reports = [d.report() for d in state.deployments if d.started_at is not None]
+        if state.options.plan_out and state.targets:
+            from deploy_plugin import plan_glue
+
+            state.plan_message = plan_glue.write(state)
         workeroutput = getattr(session.config, "workeroutput", None)
         if workeroutput is not None:
             # an xdist worker: the controller reports for everyone
@@ -292,6 +323,10 @@ class DeployPlugin:
             d.status != "success" for d in state.deployments if d.started_at is not None
         ):
             session.exitstatus = pytest.ExitCode.TESTS_FAILED  # e.g. a step that never ran
+        if state.plan_refusal:
+            session.exitstatus = PLAN_REFUSED
+        elif state.plan_failed and session.exitstatus == 0:
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED  # the plan asked for is missing
         store = state.open_store_or_none()
         if store is not None:
             store.close()
@@ -310,6 +345,10 @@ class DeployPlugin:
         report.terminal_summary(terminalreporter, reports)
         for line in state.unselected:
             terminalreporter.write_line(f"pytest-deploy: {line}", yellow=True)
+        if state.plan_message:
+            terminalreporter.write_line(state.plan_message)
+        if state.plan_refusal:
+            terminalreporter.write_line(f"pytest-deploy: {state.plan_refusal}", red=True)
 
 
 __all__ = ["DeployPlugin", "DeploySession"]

@@ -11,7 +11,7 @@ import shlex
 from deploy_plugin.facts import who
 from deploy_plugin.items import DeployItem, skip
 from deploy_plugin.plan import check_migrations, links_note, padding_warning
-from deploy_plugin.runtime import DeployFailure
+from deploy_plugin.runtime import DeployFailure, Deployment
 
 
 class PreflightItem(DeployItem):
@@ -23,52 +23,14 @@ class PreflightItem(DeployItem):
         getattr(self, "check_" + self.name.replace("-", "_"))()
 
     def check_protected(self) -> None:
-        deployment = self.deployment
-        if deployment.session.yes:
-            self.notes.append("protected target: confirmed by --yes")
-            return
-        if deployment.confirmed:
-            self.notes.append("protected target: confirmed at the terminal")
-            return
-        raise DeployFailure(
-            f"target {deployment.target.name!r} of project {deployment.project!r} is protected"
-            " and this run was not confirmed: pass --yes (or, without -n, run at a terminal"
-            " and type the target's name when asked). Nothing was run."
-        )
+        confirm_protected(self.deployment, self.notes)
 
     def check_lock(self) -> None:
         refused = self.deployment.policy.preflight_failed
         if refused:
             # a refused protected target: nothing of it runs, so no lock is taken either
             skip(f"not run: {refused} failed")
-        from deploy_plugin.store.base import StoreError
-
-        deployment = self.deployment
-        store = deployment.session.store()
-        try:
-            deployment.lock = store.acquire_lock(
-                deployment.project, deployment.target.name, holder=who()
-            )
-        except StoreError as err:
-            raise DeployFailure(str(err)) from None
-        if getattr(deployment.lock, "warning", None):
-            self.deploy_warning(str(deployment.lock.warning))
-        # holding the lock, no other real run can be live: rows still "running" are dead
-        try:
-            dead = store.interrupt_dead_runs(
-                deployment.project,
-                deployment.target.name,
-                current=deployment.deployment_id,
-                lock_held=True,
-            )
-        except StoreError as err:
-            raise DeployFailure(str(err)) from None
-        for id_, host, pid in dead:
-            warning = (
-                f"deployment {id_} (host {host or 'unknown'}, pid {pid or 'unknown'}) was still"
-                " recorded as running though its process is gone; recorded as interrupted"
-            )
-            self.deploy_warning(warning)
+        take_lock(self.deployment, self)
 
     def check_env(self) -> None:
         deployment = self.deployment
@@ -218,3 +180,59 @@ class PreflightItem(DeployItem):
             raise DeployFailure(
                 "a migration is in doubt: " + "; ".join(problems) + ". Nothing was run."
             )
+
+
+def confirm_protected(deployment: Deployment, notes: list[str]) -> None:
+    """A protected target runs only when confirmed (--yes, or at the terminal)."""
+    if deployment.session.yes:
+        notes.append("protected target: confirmed by --yes")
+        return
+    if deployment.confirmed:
+        notes.append("protected target: confirmed at the terminal")
+        return
+    raise DeployFailure(
+        f"target {deployment.target.name!r} of project {deployment.project!r} is protected"
+        " and this run was not confirmed: pass --yes (or, without -n, run at a terminal"
+        " and type the target's name when asked). Nothing was run."
+    )
+
+
+def take_lock(deployment: Deployment, item: DeployItem) -> None:
+    """Take the deployment's lock, record runs left "running" by dead processes as
+    interrupted, and claim the saved plan being applied (if any), under the lock; the
+    warnings and notes go to ``item``."""
+    from deploy_plugin.store.base import StoreError
+
+    store = deployment.session.store()
+    try:
+        deployment.lock = store.acquire_lock(
+            deployment.project, deployment.target.name, holder=who()
+        )
+    except StoreError as err:
+        raise DeployFailure(str(err)) from None
+    if getattr(deployment.lock, "warning", None):
+        item.deploy_warning(str(deployment.lock.warning))
+    # holding the lock, no other real run can be live: rows still "running" are dead
+    try:
+        dead = store.interrupt_dead_runs(
+            deployment.project,
+            deployment.target.name,
+            current=deployment.deployment_id,
+            lock_held=True,
+        )
+    except StoreError as err:
+        raise DeployFailure(str(err)) from None
+    for id_, host, pid in dead:
+        warning = (
+            f"deployment {id_} (host {host or 'unknown'}, pid {pid or 'unknown'}) was still"
+            " recorded as running though its process is gone; recorded as interrupted"
+        )
+        item.deploy_warning(warning)
+    from deploy_plugin import plan_glue
+
+    try:
+        note = plan_glue.claim(deployment)  # a saved plan: checked again, used once
+    except StoreError as err:
+        raise DeployFailure(str(err)) from None
+    if note:
+        item.notes.append(note)

@@ -215,9 +215,14 @@ class Deployment:
         watched = {var for g in self.config.groups for var in g.required_env_vars}
         watched |= {g.database_url_env for g in self.config.groups if g.track_migrations}
         built = step_env(
-            self.target, stored_env, self.session.cli_env, watched=watched, masker=self.masker,
+            self.target,
+            stored_env,
+            self.session.cli_env,
+            watched=watched,
+            masker=self.masker,
+            env_file=self.session.file_env,
             structural=self.structural_names(watched),
-        )  # fmt: skip
+        )
         env, sources = built.values, built.sources
         self._log_filter = MaskingFilter(self.masker)
         for logger in HTTP_LOGGERS:

@@ -10,6 +10,7 @@ import pytest
 from deploy_plugin.config import DeployConfig
 from deploy_plugin.options import TARGET_PARAM, DeployOptions
 from deploy_plugin.runtime import Deployment
+from deploy_plugin.saved_plans import SavedPlan, new_plan_id
 from deploy_plugin.targets import TargetInfo
 
 _SESSION_KEY = pytest.StashKey["DeploySession"]()
@@ -32,6 +33,14 @@ class DeploySession:
         self.report_path = options.report
         self.yes = options.yes
         self.cli_env = options.env_values()
+        self.file_env: dict[str, str] = {}  # --deploy-env-file (read in pytest_configure)
+        self.timeout = options.timeout
+        # saved plans: the plan being applied (--deploy-plan), the id of one being made
+        self.saved_plan: SavedPlan | None = None
+        self.plan_id = new_plan_id()
+        self.plan_message: str | None = None  # what became of --deploy-plan-out
+        self.plan_refusal: str | None = None  # why --deploy-plan was refused
+        self.plan_failed = False  # --deploy-plan-out asked for a plan that was not written
         self.rootdir = Path(config.rootpath)
         self.junit_properties = config.getini("junit_family") in ("xunit1", "legacy")
         self.deployments: list[Deployment] = []

@@ -121,10 +121,13 @@ def step_env(
     environ: Mapping[str, str] | None = None,
     masker: Masker | None = None,
     structural: Iterable[str] = (),
+    env_file: Mapping[str, str] | None = None,
 ) -> StepEnv:
-    """Build the step environment (process < config < store < --deploy-env).
+    """Build the step environment (process < config < store < --deploy-env-file <
+    --deploy-env).
 
-    Stored and ``--deploy-env`` values are secrets; declared (config) values are not.
+    Stored, ``--deploy-env-file`` and ``--deploy-env`` values are secrets; declared
+    (config) values are not.
     Of the process's own values, those of ``watched`` names (the vars the deployment's
     groups require, and the built-in executor's URL vars) are masked whole when the name
     looks secret, else only the passwords of the URLs they hold. The secrets are added to
@@ -135,13 +138,20 @@ def step_env(
     environ = os.environ if environ is None else environ
     values = dict(environ)
     sources = {name: "process" for name in values}
-    for source, layer in (("config", target.env), ("store", stored), ("--deploy-env", cli)):
+    env_file = env_file or {}
+    layers = (
+        ("config", target.env),
+        ("store", stored),
+        ("--deploy-env-file", env_file),
+        ("--deploy-env", cli),
+    )
+    for source, layer in layers:
         for name, value in layer.items():
             values[name] = value
             sources[name] = source
     masker = masker if masker is not None else Masker()
-    masker.keep(target.name, *structural, *HINT_WORDS, *stored, *cli, *target.env)
-    masker.add(*stored.values(), *cli.values())
+    masker.keep(target.name, *structural, *HINT_WORDS, *stored, *env_file, *cli, *target.env)
+    masker.add(*stored.values(), *env_file.values(), *cli.values())
     for name in set(watched):
         if name in environ and sources.get(name) == "process":
             value = environ[name]

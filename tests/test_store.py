@@ -30,6 +30,8 @@ from deploy_plugin.store.schema import SchemaStep, current_version, steps_for
 from tests.pg import database_url, temporary_database
 
 CURRENT = current_version("sqlite")  # both kinds are at the same version
+# versions need not be contiguous (branches take numbers apart): every step is applied
+VERSIONS = [step.version for step in steps_for("sqlite")]
 
 NOW = datetime(2026, 2, 23, 10, 0, tzinfo=timezone.utc)
 WAIT_S = 30.0  # upper bound when waiting for another process; never a fixed sleep
@@ -161,6 +163,7 @@ def test_schema_created_once_and_reopened(open_: Callable[..., Store], store_url
         "deploy_locks",
         "schema_version",
         "migration_audit",
+        "used_plans",
     }
     if store_url is None:
         found = rows(again, "SELECT name FROM sqlite_master WHERE type = 'table'")

@@ -28,6 +28,7 @@ from deploy_plugin.config import (
     is_config_file,
     load_config,
 )
+from deploy_plugin.config.fallback import SCRIPT_NAME, is_fallback_script, script_config
 from deploy_plugin.store import Store, default_store_path, describe_url, open_store, store_url
 
 from .output import CliError, UsageProblem, warn
@@ -100,7 +101,8 @@ def guess_project(path: Path) -> str:
 
 
 def find_config_files(top: Path) -> list[Path]:
-    """Config files under ``top`` as pytest would collect them, sorted by path."""
+    """Config files under ``top`` as pytest would collect them, sorted by path (with the
+    ``deploy.sh`` of each folder that has no config: its fallback)."""
     found = []
     for dirpath, dirnames, filenames in os.walk(top):
         dirnames[:] = sorted(
@@ -113,11 +115,16 @@ def find_config_files(top: Path) -> list[Path]:
                 path = Path(dirpath, name)
                 if is_config_file(path):
                     found.append(path)
+            elif name == SCRIPT_NAME and is_fallback_script(Path(dirpath, name)):
+                found.append(Path(dirpath, name))  # a folder's deploy.sh stands for a config
     return sorted(found)
 
 
 def load_entry(path: Path) -> ConfigEntry:
     """Load one config file; a broken one keeps its error and a guessed project name."""
+    if path.name == SCRIPT_NAME:
+        config = script_config(path)
+        return ConfigEntry(path, config.project, config, None)
     try:
         config = load_config(path)
     except ConfigError as err:

@@ -3,6 +3,7 @@ the store's deployment rows."""
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from deploy_plugin.options import DeployOptions
@@ -48,7 +49,24 @@ def register(subparsers: Any) -> None:
     run.add_argument("--yes", "-y", action="store_true", help="confirm a protected target")
     run.add_argument(
         "--deploy-env", action="append", default=[], metavar="KEY=VALUE",
-        help="an env var for this run (a secret: masked)",
+        help="an env var for this run (a secret: masked, but visible to other users of the"
+        " machine in the process list: prefer --deploy-env-file)",
+    )  # fmt: skip
+    run.add_argument(
+        "--deploy-env-file", action="append", default=[], metavar="FILE",
+        help="env vars for this run from a dotenv file (secrets: masked, never in argv)",
+    )  # fmt: skip
+    run.add_argument(
+        "--deploy-timeout", type=float, metavar="SECONDS",
+        help="time limit of each command whose group sets none, and of a deploy.sh fallback",
+    )  # fmt: skip
+    run.add_argument(
+        "--plan-out", metavar="FILE.json",
+        help="with --dry-run: save the plan, to apply once with --plan",
+    )  # fmt: skip
+    run.add_argument(
+        "--plan", metavar="FILE.json",
+        help="apply a saved plan: exactly its steps, once; refused if anything changed",
     )  # fmt: skip
     run.set_defaults(pytest_args=[], takes_pytest_args=True)  # after --, see cli.main
     status = add_command(
@@ -74,6 +92,19 @@ def _check_groups(project: Project, names: list[str], flag: str) -> None:
         )
 
 
+def _check_files(args: Any) -> None:
+    """Refuse a bad --deploy-env-file or --plan here (exit 2) rather than in the run."""
+    from deploy_plugin.envfile import EnvFileError, read_env_files
+    from deploy_plugin.saved_plans import PlanFileError, load
+
+    try:
+        read_env_files(args.deploy_env_file)
+        if args.plan:
+            load(args.plan)
+    except (EnvFileError, PlanFileError) as err:
+        raise UsageProblem(str(err)) from None
+
+
 def run_deploy(ctx: Context) -> int:
     args = ctx.args
     project = ctx.project(args.project)
@@ -81,11 +112,16 @@ def run_deploy(ctx: Context) -> int:
     target = ctx.require_target(project, args.target)
     _check_groups(project, args.group, "--group")
     _check_groups(project, args.skip_group, "--skip-group")
+    _check_files(args)
     options = DeployOptions(
         targets=(target,), dry_run=args.dry_run, groups=tuple(args.group),
         skip_groups=tuple(args.skip_group), continue_on_failure=args.continue_on_failure,
         no_health_check=args.no_health_check, health_url=args.health_url,
         skip_validation=args.skip_validation, yes=args.yes, env=tuple(args.deploy_env),
+        env_files=tuple(os.path.abspath(p) for p in args.deploy_env_file),
+        timeout=args.deploy_timeout,
+        plan_out=os.path.abspath(args.plan_out) if args.plan_out else None,
+        plan=os.path.abspath(args.plan) if args.plan else None,
     )  # fmt: skip
     return run_pytest(
         ctx, config.path, options, as_json=args.json, pytest_args=list(args.pytest_args)

@@ -76,7 +76,8 @@ def register(subparsers: Any) -> None:
         subparsers,
         "init",
         help="write a commented starter config (PATH/deploy.yaml, or the --config file)",
-        example="pytest-deploy init deployments/shop --project shop",
+        example="pytest-deploy init deployments/shop --project shop\n"
+        "pytest-deploy init deployments/legacy --from-deploy-sh",
         handler=run_init,
         parents=[common_options()],
     )
@@ -85,6 +86,12 @@ def register(subparsers: Any) -> None:
         help="the project's folder (created if missing); or give --config FILE instead",
     )  # fmt: skip
     parser.add_argument("--project", help="project name (default: the folder's name)")
+    parser.add_argument(
+        "--from-deploy-sh",
+        action="store_true",
+        help="the folder's deploy.sh becomes a config of one group that runs it (the first"
+        " step of moving it to groups)",
+    )
 
 
 def starter_config(project: str) -> str:
@@ -92,6 +99,18 @@ def starter_config(project: str) -> str:
     quoted = json.dumps(project)  # a JSON string is a valid YAML scalar
     arg = shlex.quote(project)
     return STARTER.format(project_yaml=quoted, project_comment=quoted, project_arg=arg)
+
+
+FROM_DEPLOY_SH = """\
+# Written by `pytest-deploy init --from-deploy-sh`: one group that runs deploy.sh in this
+# folder, as pytest-deploy ran it without a config. Move its parts into groups of their
+# own (migrations, build, deploy, ...) one at a time; see README "Config reference".
+project: {project_yaml}
+groups:
+  - name: deploy
+    order: 1
+    deploy_command: "bash deploy.sh"
+"""
 
 
 def existing_configs(folder: Path) -> list[Path]:
@@ -146,10 +165,18 @@ def run_init(ctx: Context) -> int:
     project = args.project or folder.name
     if not project.strip():
         raise UsageProblem("The project name is empty: pass --project NAME.")
+    text = starter_config(project)
+    if args.from_deploy_sh:
+        if not (folder / "deploy.sh").is_file():
+            raise UsageProblem(
+                f"--from-deploy-sh: {ctx.shown(folder)} has no deploy.sh to run. Pass the"
+                " folder that holds it, or leave --from-deploy-sh out for a starter config."
+            )
+        text = FROM_DEPLOY_SH.format(project_yaml=json.dumps(project))
     try:
         folder.mkdir(parents=True, exist_ok=True)
         with open(path, "x", encoding="utf-8") as handle:
-            handle.write(starter_config(project))
+            handle.write(text)
     except OSError as exc:
         raise CliError(
             f"Cannot write {path}: {exc.strerror or exc}. Check that you may write to {folder}."
@@ -163,5 +190,7 @@ def run_init(ctx: Context) -> int:
     else:
         say(f"Wrote {ctx.shown(path)} (project {project!r}). Next:")
         say(f"  pytest-deploy config validate {shlex.quote(project)}")
-        say(f"  pytest {shlex.quote(ctx.shown(path))} --deploy-target=local --dry-run")
+        # a starter config declares target local; one from deploy.sh uses the store's
+        target = "TARGET" if args.from_deploy_sh else "local"
+        say(f"  pytest {shlex.quote(ctx.shown(path))} --deploy-target={target} --dry-run")
     return 0

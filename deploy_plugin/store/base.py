@@ -18,6 +18,7 @@ from .env import EnvRepository
 from .errors import LockHeld, StoreError, describe_url
 from .history import HistoryRepository
 from .lock import DeployLock
+from .plans import PlanRepository, PlanUse
 from .records import (
     AUDIT_ACTIONS,
     MIGRATION_STATUSES,
@@ -48,6 +49,7 @@ __all__ = [
     "LockHeld",
     "LockInfo",
     "MigrationRecord",
+    "PlanUse",
     "SharedSQL",
     "StepRecord",
     "Store",
@@ -61,7 +63,8 @@ __all__ = [
 
 
 class Store(
-    HistoryRepository, AuditRepository, TargetRepository, EnvRepository, RunRepository
+    HistoryRepository, AuditRepository, TargetRepository, EnvRepository, RunRepository,
+    PlanRepository,
 ):
     """Projects, targets, env vars, migration history, deployment runs and the deploy lock.
 

@@ -337,6 +337,44 @@ POSTGRES_STEPS.append(
     )
 )
 
+# v5 (saved plans): each plan id is applied once per project and target. The unique key is
+# what makes two concurrent applies of one plan impossible: only one insert succeeds.
+SQLITE_STEPS.append(
+    SchemaStep(
+        5,
+        "saved plans already applied (used_plans)",
+        (
+            """CREATE TABLE used_plans (
+                plan_id       TEXT NOT NULL,
+                project_id    INTEGER NOT NULL REFERENCES projects(id),
+                target_name   TEXT NOT NULL,
+                who           TEXT NOT NULL,
+                used_at       TEXT NOT NULL,
+                deployment_id INTEGER,
+                PRIMARY KEY (plan_id, project_id, target_name)
+            )""",
+        ),
+    )
+)
+
+POSTGRES_STEPS.append(
+    SchemaStep(
+        5,
+        "saved plans already applied (used_plans)",
+        (
+            """CREATE TABLE deploy.used_plans (
+                plan_id       text NOT NULL,
+                project_id    bigint NOT NULL REFERENCES deploy.projects(id),
+                target_name   text NOT NULL,
+                who           text NOT NULL,
+                used_at       timestamptz NOT NULL,
+                deployment_id bigint,
+                PRIMARY KEY (plan_id, project_id, target_name)
+            )""",
+        ),
+    )
+)
+
 
 def steps_for(kind: str) -> list[SchemaStep]:
     """The schema steps of one store kind (``sqlite`` or ``postgresql``), in version order.

@@ -1,0 +1,90 @@
+"""Checks of pytest-deploy's options at ``pytest_configure``, before anything is collected:
+files they name (the report's and plan's paths, env files, a plan to apply) and mixes of
+options that mean nothing. A bad file is exit 2 with one paragraph; a bad mix a usage error.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+
+if TYPE_CHECKING:
+    from deploy_plugin.session import DeploySession
+
+
+def read_env_files(config: pytest.Config, session: DeploySession) -> None:
+    """Read --deploy-env-file (exit 2 on a bad file); warn that --deploy-env is visible."""
+    from deploy_plugin.envfile import EnvFileError, read_env_files
+
+    try:
+        session.file_env = read_env_files(session.options.env_files)
+    except EnvFileError as err:
+        pytest.exit(str(err), returncode=2)
+    if session.cli_env:
+        names = ", ".join(sorted(session.cli_env))
+        config.issue_config_time_warning(
+            pytest.PytestWarning(
+                f"pytest-deploy: --deploy-env puts the value of {names} on the command line,"
+                " where other users of this machine can read it (ps, /proc/<pid>/cmdline);"
+                " put it in a file readable only by you and pass --deploy-env-file FILE"
+                " instead (or store it with `pytest-deploy env set`)"
+            ),
+            stacklevel=2,
+        )
+
+
+def check_plan_options(config: pytest.Config, session: DeploySession) -> None:
+    """Refuse option mixes saved plans cannot honour; read the plan being applied."""
+    options = session.options
+    if options.timeout is not None and options.timeout <= 0:
+        raise pytest.UsageError(
+            f"--deploy-timeout {options.timeout:g}: give a number of seconds above 0"
+        )
+    if not (options.plan or options.plan_out):
+        return
+    if options.plan and options.plan_out:
+        raise pytest.UsageError(
+            "--deploy-plan applies a plan and --deploy-plan-out makes one: give one of them"
+        )
+    if options.plan_out and not options.dry_run:
+        raise pytest.UsageError(
+            "--deploy-plan-out saves the plan of a dry run: add --dry-run (then apply the"
+            " file with --deploy-plan)"
+        )
+    if options.plan and options.dry_run:
+        raise pytest.UsageError(
+            "--deploy-plan applies a saved plan; drop --dry-run (the plan file already shows"
+            " what would run)"
+        )
+    if config.getoption("numprocesses", None):
+        raise pytest.UsageError(
+            "saved plans (--deploy-plan, --deploy-plan-out) are made and applied in one"
+            " process: drop -n"
+        )
+    if options.plan_out:
+        check_writable(options.plan_out, "--deploy-plan-out")
+    if options.plan:
+        from deploy_plugin.saved_plans import PlanFileError, load
+
+        try:
+            session.saved_plan = load(options.plan)
+        except PlanFileError as err:
+            pytest.exit(str(err), returncode=2)
+
+
+def check_writable(path: str, flag: str = "--deploy-report") -> None:
+    """Refuse a --deploy-report path that could never be written, before deploying."""
+    if Path(path).is_dir():
+        raise pytest.UsageError(
+            f"{flag} {path}: that is a folder; give a file name, e.g. {path}/report.json"
+        )
+    folder = Path(path).absolute().parent
+    while not folder.exists():
+        folder = folder.parent
+    if not folder.is_dir() or not os.access(folder, os.W_OK):
+        raise pytest.UsageError(
+            f"{flag} {path}: {folder} is not a writable folder; choose another path"
+        )

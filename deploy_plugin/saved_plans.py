@@ -1,0 +1,288 @@
+"""Saved plans (``--deploy-plan-out`` / ``--deploy-plan``): review once, apply exactly that, once.
+
+A saved plan is a JSON file written by a dry run. For each deployment (one project and
+target) it holds what the run was about to do and everything that decided it:
+
+* every step's node id, its command as shown (masked) and a SHA-256 of the command as it
+  would run (unmasked);
+* the config's SHA-256, each matched file's checksum;
+* the names of the target's env vars (config, store, ``--deploy-env``, ``--deploy-env-file``)
+  with an HMAC-SHA256 of each value keyed by the plan's random id (never the value);
+* the applied-migration set (file → checksum of its ``success`` row).
+
+Applying it compares those facts with the run's own (:func:`differences`) and refuses on
+any difference, naming each one. Pure: it knows no pytest and no store (the glue in
+:mod:`deploy_plugin.plan_glue` gathers the facts).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+FORMAT = "pytest-deploy-plan"
+VERSION = 1
+
+
+class PlanFileError(Exception):
+    """A plan file that cannot be read: one paragraph naming the file and the problem."""
+
+
+@dataclass(frozen=True)
+class PlannedStep:
+    """One item of a planned deployment."""
+
+    node_id: str
+    command: str | None  # masked, as a reviewer reads it
+    command_sha256: str | None  # of the unmasked command
+
+
+@dataclass(frozen=True)
+class DeploymentFacts:
+    """What one deployment would do and what decided it (see the module docstring)."""
+
+    project: str
+    target: str
+    config: str  # path relative to the rootdir
+    config_sha256: str
+    steps: tuple[PlannedStep, ...]
+    files: Mapping[str, str] = field(default_factory=dict)  # root-relative → checksum
+    env: Mapping[str, str] = field(default_factory=dict)  # name → HMAC of the value
+    applied: Mapping[str, str] = field(default_factory=dict)  # file → applied checksum
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.project, self.target)
+
+
+@dataclass(frozen=True)
+class SavedPlan:
+    """A plan file's content."""
+
+    id: str
+    created_at: str
+    created_by: str
+    deployments: tuple[DeploymentFacts, ...]
+
+
+def new_plan_id() -> str:
+    """A random plan id (128 bits); also the HMAC key of the plan's env hashes."""
+    return secrets.token_hex(16)
+
+
+def command_hash(command: str | None) -> str | None:
+    return None if command is None else hashlib.sha256(command.encode()).hexdigest()
+
+
+def env_hashes(plan_id: str, env: Mapping[str, str]) -> dict[str, str]:
+    """name → HMAC-SHA256(plan id, value): tells a changed value without holding it."""
+    key = plan_id.encode()
+    return {
+        name: hmac.new(key, value.encode(), hashlib.sha256).hexdigest()
+        for name, value in sorted(env.items())
+    }
+
+
+# --------------------------------------------------------------------------- the file
+
+
+def dump(plan: SavedPlan) -> str:
+    """The plan as the JSON text of a plan file."""
+    data = {
+        "format": FORMAT,
+        "version": VERSION,
+        "id": plan.id,
+        "created_at": plan.created_at,
+        "created_by": plan.created_by,
+        "deployments": [
+            {
+                "project": d.project,
+                "target": d.target,
+                "config": d.config,
+                "config_sha256": d.config_sha256,
+                "steps": [
+                    {
+                        "node_id": s.node_id,
+                        "command": s.command,
+                        "command_sha256": s.command_sha256,
+                    }
+                    for s in d.steps
+                ],
+                "files": dict(sorted(d.files.items())),
+                "env": dict(sorted(d.env.items())),
+                "applied": dict(sorted(d.applied.items())),
+            }
+            for d in plan.deployments
+        ],
+    }
+    return json.dumps(data, indent=2) + "\n"
+
+
+def load(path: str | Path) -> SavedPlan:
+    """Read a plan file; PlanFileError (one paragraph) when it is not one."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as err:
+        raise PlanFileError(
+            f"--deploy-plan {path}: cannot read the plan file ({err.strerror or err}). Give"
+            " the file written by `pytest --deploy-target=T --dry-run --deploy-plan-out=FILE`."
+        ) from None
+    except UnicodeDecodeError:
+        raise PlanFileError(f"--deploy-plan {path}: not a text file, so not a plan.") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise PlanFileError(
+            f"--deploy-plan {path}: line {err.lineno}, column {err.colno}: not valid JSON"
+            f" ({err.msg}). A plan file is written by `--dry-run --deploy-plan-out=FILE` and"
+            " must not be edited; make a new one."
+        ) from None
+    try:
+        return _parse(data)
+    except (KeyError, TypeError, ValueError, AttributeError) as err:
+        if isinstance(err, KeyError):
+            where = f" (missing key {err})"
+        else:
+            where = f" ({err})" if str(err) else ""
+        raise PlanFileError(
+            f"--deploy-plan {path}: not a pytest-deploy plan of format {FORMAT} version"
+            f" {VERSION}{where}. A plan file is written by `--dry-run --deploy-plan-out=FILE`"
+            " and must not be edited; make a new one."
+        ) from None
+
+
+def _parse(data: Any) -> SavedPlan:
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        raise ValueError(f"the key 'format' must be {FORMAT!r}")
+    if data.get("version") != VERSION:
+        raise ValueError(f"unsupported version {data.get('version')!r}")
+
+    def text(obj: Any, key: str) -> str:
+        value = obj[key]
+        if not isinstance(value, str) or not value:
+            raise ValueError(f"{key!r} must be a non-empty string")
+        return value
+
+    def optional(obj: Any, key: str) -> str | None:
+        value = obj.get(key)
+        if value is not None and not isinstance(value, str):
+            raise ValueError(f"{key!r} must be a string or null")
+        return value
+
+    def mapping(obj: Any, key: str) -> dict[str, str]:
+        value = obj[key]
+        if not isinstance(value, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+        ):
+            raise ValueError(f"{key!r} must map names to strings")
+        return dict(value)
+
+    deployments = []
+    if not isinstance(data["deployments"], list) or not data["deployments"]:
+        raise ValueError("'deployments' must be a non-empty list")
+    for d in data["deployments"]:
+        steps = tuple(
+            PlannedStep(text(s, "node_id"), optional(s, "command"), optional(s, "command_sha256"))
+            for s in d["steps"]
+        )
+        deployments.append(
+            DeploymentFacts(
+                project=text(d, "project"),
+                target=text(d, "target"),
+                config=text(d, "config"),
+                config_sha256=text(d, "config_sha256"),
+                steps=steps,
+                files=mapping(d, "files"),
+                env=mapping(d, "env"),
+                applied=mapping(d, "applied"),
+            )
+        )
+    return SavedPlan(
+        id=text(data, "id"),
+        created_at=text(data, "created_at"),
+        created_by=text(data, "created_by"),
+        deployments=tuple(deployments),
+    )
+
+
+# --------------------------------------------------------------------------- comparing
+
+
+def _changes(
+    what: str, planned: Mapping[str, str], now: Mapping[str, str], verbs: tuple[str, str, str]
+) -> list[str]:
+    """``what X changed|was added|was removed`` for each differing key."""
+    changed, added, removed = verbs
+    out = []
+    for name in sorted(set(planned) | set(now)):
+        if name not in now:
+            out.append(f"{what} {name} {removed}")
+        elif name not in planned:
+            out.append(f"{what} {name} {added}")
+        elif planned[name] != now[name]:
+            out.append(f"{what} {name} {changed}")
+    return out
+
+
+def differences(planned: DeploymentFacts, now: DeploymentFacts) -> list[str]:
+    """Every way ``now`` differs from ``planned`` (empty: the plan applies as made)."""
+    out: list[str] = []
+    if planned.config_sha256 != now.config_sha256:
+        out.append(
+            f"the config {now.config} changed (sha256 {planned.config_sha256[:12]}… in the"
+            f" plan, {now.config_sha256[:12]}… now)"
+        )
+    elif planned.config != now.config:
+        out.append(f"the config is {now.config}, the plan's is {planned.config}")
+    out += _changes("file", planned.files, now.files, ("changed", "is new", "is gone"))
+    out += _changes("env var", planned.env, now.env, ("changed value", "was added", "was removed"))
+    out += _changes(
+        "migration history:",
+        planned.applied,
+        now.applied,
+        ("was applied again with another checksum", "was applied since",
+         "is no longer recorded as applied"),
+    )  # fmt: skip
+    planned_steps = {s.node_id: s for s in planned.steps}
+    now_steps = {s.node_id: s for s in now.steps}
+    for node_id in planned_steps:
+        if node_id not in now_steps:
+            out.append(f"step {node_id} of the plan is not in this run")
+        elif planned_steps[node_id].command_sha256 != now_steps[node_id].command_sha256:
+            out.append(f"step {node_id} has another command")
+    for node_id in now_steps:
+        if node_id not in planned_steps:
+            out.append(f"step {node_id} is not in the plan")
+    return out
+
+
+def scope_differences(plan: SavedPlan, now: list[tuple[str, str]]) -> list[str]:
+    """Deployments of the plan this run lacks, and deployments of this run not planned."""
+    planned = [d.key for d in plan.deployments]
+    out = [
+        f"the plan deploys project {p!r} to target {t!r}, this run does not"
+        for p, t in planned
+        if (p, t) not in now
+    ]
+    out += [
+        f"this run deploys project {p!r} to target {t!r}, which the plan does not"
+        for p, t in now
+        if (p, t) not in planned
+    ]
+    return out
+
+
+def refusal(path: str, plan: SavedPlan, problems: list[str]) -> str:
+    """The one paragraph refusing a plan, naming each problem."""
+    scope = ", ".join(f"{p} → {t}" for p, t in (d.key for d in plan.deployments))
+    return (
+        f"saved plan {path} (id {plan.id}, made {plan.created_at} by {plan.created_by} for"
+        f" {scope}) cannot be applied: " + "; ".join(problems) + ". Nothing was run. Make a"
+        " new plan with --dry-run --deploy-plan-out=FILE, review it, and apply that."
+    )
