@@ -113,6 +113,10 @@ def add_options(parser: pytest.Parser) -> None:
     parser.addini("deploy_target", "default deploy targets (linelist)", type="linelist")
     parser.addini("deploy_store", "store URL (see --deploy-store)")
     parser.addini("deploy_health_url", "health URL override (see --deploy-health-url)")
+    parser.addini(
+        "deploy_keep_logs",
+        "runs whose step logs each target keeps under .deploy/logs (default 50; 0: every run)",
+    )
 
 
 #: The fixture every deployment fixture depends on; parametrized with the targets' names.
@@ -136,14 +140,22 @@ class DeployOptions:
     env: tuple[str, ...] = ()  # KEY=VALUE pairs, secrets
     report: str | None = None
     yes: bool = False
+    keep_logs: int = 50  # ini deploy_keep_logs: runs of step logs kept per target
 
     @classmethod
     def from_pytest(cls, config: pytest.Config) -> DeployOptions:
         """The options of a pytest session (command line, then ini; the store's URL by its
         precedence, see :func:`deploy_plugin.store.store_url`)."""
+        import pytest
+
+        from deploy_plugin.steplogs import parse_keep
         from deploy_plugin.store import store_url
 
         opt = config.getoption
+        try:
+            keep_logs = parse_keep(str(config.getini("deploy_keep_logs") or ""))
+        except ValueError as err:
+            raise pytest.UsageError(str(err)) from None
         return cls(
             # each target once, in the order given
             targets=tuple(dict.fromkeys(opt("deploy_target") or config.getini("deploy_target"))),
@@ -158,6 +170,7 @@ class DeployOptions:
             env=tuple(opt("deploy_env")),
             report=opt("deploy_report"),
             yes=bool(opt("deploy_yes")),
+            keep_logs=keep_logs,
         )
 
     def args(self) -> list[str]:

@@ -17,6 +17,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
+from deploy_plugin import steplogs
 from deploy_plugin.config import DeployConfig, Group
 from deploy_plugin.facts import iso_utc, utcnow, who
 from deploy_plugin.plan import AppliedMigration, GroupPlan
@@ -30,8 +31,6 @@ if TYPE_CHECKING:
     from deploy_plugin.session import DeploySession
     from deploy_plugin.store.base import MigrationRecord
     from deploy_plugin.store.lock import DeployLock
-
-
 
 
 class DeployFailure(Exception):
@@ -211,6 +210,9 @@ class Deployment:
             stamp = self.started_at.strftime("%Y%m%dT%H%M%S")
             name = f"{self.deployment_id or stamp}-{self.project}-{self.target.name}"
             self.log_dir = self.session.rootdir / ".deploy" / "logs" / _safe(name)
+            steplogs.mark(
+                self.log_dir, self.project, self.target.name, self.started_at, self.deployment_id
+            )
         if problem:
             raise StoreError(problem)
 
@@ -423,6 +425,7 @@ class Deployment:
                 pass
         for parallel in self._runners.values():
             parallel.close()  # commands a session that ended early left running
+        self._prune_logs()
         # teardown never raises (JUnit has no <error>): a store problem here only warns
         self.recorder.finish(self.status)
         try:
@@ -432,6 +435,20 @@ class Deployment:
         except Exception as err:  # noqa: BLE001 - a plugin's bug must not undo the run's result
             warnings.warn(
                 self.masker.mask(f"pytest-deploy: a pytest_deploy_finished hook failed: {err!r}"),
+                stacklevel=1,
+            )
+
+    def _prune_logs(self) -> None:
+        """Keep the last ``deploy_keep_logs`` runs of step logs of this project and target,
+        this one included; only while this run holds the target's lock (never two at once)."""
+        if self.log_dir is None or self.lock is None:
+            return
+        keep = self.session.options.keep_logs
+        problems = steplogs.prune(self.log_dir, self.project, self.target.name, keep)
+        if problems:
+            warnings.warn(
+                f"pytest-deploy: could not remove old step logs (ini deploy_keep_logs = {keep}):"
+                f" {'; '.join(problems)}. Remove them by hand or make them writable",
                 stacklevel=1,
             )
 
