@@ -73,6 +73,7 @@ class Deployment:
         self.nodeid = nodeid
         self.items: list[Any] = []  # every item collected for it, in run order
         self.selected: list[Any] = []  # those kept after selection, in run order (select())
+        self.positions: dict[str, int] = {}  # node id -> 1-based place in self.selected
         self._bounds: dict[str, list[Any]] = {}
         self.policy = StopPolicy(continue_on_failure=session.continue_on_failure)
         self.results: dict[str, StepResult] = {}
@@ -161,6 +162,7 @@ class Deployment:
     def select(self, items: list[Any]) -> None:
         """Set the items this run keeps, in run order, and each group's last one."""
         self.selected = items
+        self.positions = {item.nodeid: place for place, item in enumerate(items, start=1)}
         self._bounds = {}
         for item in items:
             name = getattr(item, "group_name", None)
