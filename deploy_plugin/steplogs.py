@@ -70,20 +70,37 @@ def prune(run_dir: Path, project: str, target: str, keep: int) -> list[str]:
     if keep <= 0 or not run_dir.parent.is_dir():
         return []
     runs: list[tuple[tuple[str, int, str], Path]] = []
-    for folder in run_dir.parent.iterdir():
-        if folder == run_dir or folder.is_symlink() or not folder.is_dir():
-            continue
-        key = _run_key(folder, project, target)
-        if key is not None:
-            runs.append((key, folder))
+    try:
+        for folder in run_dir.parent.iterdir():
+            if folder == run_dir or folder.is_symlink() or not folder.is_dir():
+                continue
+            key = _run_key(folder, project, target)
+            if key is not None:
+                runs.append((key, folder))
+    except OSError as err:
+        return [f"{run_dir.parent}: {err.strerror or err}"]
     runs.sort(key=lambda pair: pair[0])
     problems = []
     for _, folder in runs[: max(0, len(runs) - (keep - 1))]:
         try:
-            shutil.rmtree(folder)
+            _remove_run(folder)
         except OSError as err:
-            problems.append(f"{folder}: {err.strerror or err}")
+            problems.append(f"{getattr(err, 'filename', None) or folder}: {err.strerror or err}")
     return problems
+
+
+def _remove_run(folder: Path) -> None:
+    """Remove a run folder, its marker last: one that could not be removed whole is
+    still a run of its target, tried again at the next run's end."""
+    for entry in folder.iterdir():
+        if entry.name == MARKER:
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry)
+        else:
+            entry.unlink()
+    (folder / MARKER).unlink()
+    folder.rmdir()
 
 
 def _run_key(folder: Path, project: str, target: str) -> tuple[str, int, str] | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
 
 import pytest
 
@@ -128,3 +129,26 @@ def test_a_bad_keep_logs_value_is_refused_before_deploying(
     )
     assert "Traceback" not in result.stderr.str()
     assert not (pytester.path / ".deploy").exists()
+
+
+def test_a_run_folder_that_cannot_be_removed_warns_and_is_tried_again(
+    pytester: pytest.Pytester,
+) -> None:
+    write_config(pytester, TWO_TARGETS)
+    pytester.makeini("[pytest]\ndeploy_keep_logs = 1\n")
+    deploy(pytester, "t", 1)
+    stuck = pytester.path / ".deploy" / "logs" / "1-p-t" / "g" / "build.log"
+    if subprocess.run(["chattr", "+i", str(stuck)], capture_output=True).returncode:
+        pytest.skip("chattr +i (root on ext4 or similar) is needed to make a file stay")
+    try:
+        result = pytester.runpytest("--deploy-target=t", "--deploy-env=RUN=2")
+        result.assert_outcomes(passed=4)  # the deployment is not failed for it
+        result.stdout.fnmatch_lines(
+            ["*could not remove old step logs (ini deploy_keep_logs = 1)*build.log*"]
+        )
+        # its marker stays: still a run of t, so the next run removes it
+        assert (stuck.parent.parent / "run.json").exists()
+    finally:
+        subprocess.run(["chattr", "-i", str(stuck)], check=True)
+    deploy(pytester, "t", 3)
+    assert run_folders(pytester) == {"3-p-t": "run 3"}
