@@ -1,6 +1,6 @@
 """The places pytest-deploy reaches past pytest's public API, each in one function.
 
-pytest offers no public way to do either; ``tests/test_pytest_compat.py`` fails when a
+pytest offers no public way to do any of these; ``tests/test_pytest_compat.py`` fails when a
 pytest release changes what these rely on.
 """
 

@@ -4,9 +4,11 @@ testcase names.
 A JUnit testcase's ``name`` is the step's place in its deployment's run, zero-padded,
 then the node id's path under the target with `` · `` between group and step:
 ``04 build · pre_deploy[0]``, ``18 health_check``. Jenkins and GitLab show it beside the
-classname (``deploy.yaml.production.build``, unchanged); junit2html sorts a class's cases
-by name and xunit-viewer shows the name alone, so the run order and the group show in
-all four. Node ids (terminal, ``-k``, ``--deselect``, the JSON report) are unchanged.
+classname (``deploy.yaml.production.build``, unchanged); junit2html's matrix sorts a
+class's cases by name and xunit-viewer lists the names alone, sorted, so the run order
+and the group show in all four. Node ids (terminal, ``-k``, ``--deselect``, the JSON
+report) are unchanged. Smoke tests of the deployment take places too (their own names
+stay), so deploy steps after them skip those numbers.
 """
 
 from __future__ import annotations
