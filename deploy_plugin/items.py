@@ -13,7 +13,7 @@ from typing import Any, NoReturn
 import pytest
 
 from deploy_plugin.facts import iso_utc, monotonic_ms, who
-from deploy_plugin.plan import Step
+from deploy_plugin.plan import Step, links_note
 from deploy_plugin.policy import LOCK_LOST
 from deploy_plugin.pytest_compat import skip_at_item
 from deploy_plugin.runtime import DeployFailure, Deployment
@@ -32,6 +32,11 @@ class DeployWarning(UserWarning):
 def skip(reason: str) -> NoReturn:
     """Skip the running item, reported at the item's location (not this module's)."""
     skip_at_item(reason)
+
+
+def _sentence(text: str) -> str:
+    """``text`` ending with one full stop (a question keeps its mark)."""
+    return text if text.endswith((".", "?", "!")) else text + "."
 
 
 def _domain(item: pytest.Item) -> str:
@@ -157,7 +162,7 @@ class DeployItem(pytest.Item):
             "dry_run": str(self.deployment.dry_run).lower(),
             "outcome": outcome,
         }
-        lines = [f"{key}: {value}" for key, value in facts.items()]
+        lines = [f"{key}: {value}" for key, value in facts.items() if value]  # none empty
         lines += self.notes
         if self.log_path is not None:
             lines.append(f"log: {self.log_path}")
@@ -171,6 +176,13 @@ class DeployItem(pytest.Item):
         if isinstance(excinfo.value, DeployFailure):
             return self.deployment.masker.mask(str(excinfo.value))
         return self.deployment.masker.mask(str(super().repr_failure(excinfo)))
+
+    def deploy_warning(self, text: str) -> None:
+        """A :class:`DeployWarning` shown at this step's line of the config (not at the
+        plugin's source line), also kept in the step's notes."""
+        path, line, _ = self.reportinfo()
+        warnings.warn_explicit(DeployWarning(text), DeployWarning, str(path), (line or 0) + 1)
+        self.notes.append(f"warning: {text}")
 
     def reportinfo(self) -> tuple[Any, int | None, str]:
         # the group's (or health check's) line in the config: skips are reported there
@@ -207,15 +219,19 @@ class StepItem(DeployItem):
             and step.file is None
             and (group.track_migrations or group.deploy_per_file)
         ):
+            links = next((p.outside_links for p in deployment.plans if p.group is group), ())
             return (
                 f"no file under {deployment.config.root} matches"
                 f" {', '.join(group.file_patterns)}: nothing to deploy"
+                + (f"; {links_note(links)}" if links else "")
             )
         if step.tracked:
             self.checksum = deployment.checksum(self.migration)
             record = deployment.applied().get(self.migration)
             if record is not None and record.status == "success":
-                return f"applied {iso_utc(record.applied_at)} by {record.applied_by}"
+                # named: -rs folds identical reasons at one location (the group line)
+                applied = f"applied {iso_utc(record.applied_at)} by {record.applied_by}"
+                return f"{self.migration}: {applied}"
         return None
 
     def execute(self) -> None:
@@ -268,6 +284,7 @@ class StepItem(DeployItem):
                 timeout=step.group.timeout_seconds,
                 log_path=self.log_path,
                 psqlrc_dir=deployment.session.rootdir / ".deploy" / "psql",
+                psql_single_transaction=self.atomic_under_psql() is None,
             )
         except CommandRefused as err:
             raise DeployFailure(
@@ -275,6 +292,25 @@ class StepItem(DeployItem):
                     f"{step.kind} command of group {step.group.name} could not run: {err}."
                 )
             ) from None
+
+    def atomic_under_psql(self) -> str | None:
+        """None when this step is a tracked migration that psql applies in one transaction
+        (``-1``); else why the file does not run in one transaction."""
+        step = self.step
+        if not step.tracked or step.kind != "deploy" or step.command is None:
+            return "not a migration"
+        from deploy_plugin.migrate.statements import no_transaction
+        from deploy_plugin.psql import runs_psql_from_path
+
+        if not runs_psql_from_path(step.command):
+            return "the command does not run the psql found on PATH"
+        try:
+            text = (self.deployment.config.root / self.migration).read_text(errors="replace")
+        except OSError:
+            return "the file cannot be read"
+        if no_transaction(text):
+            return "the file is marked -- deploy:no-transaction"
+        return None
 
     def conclude(self, result: CommandResult) -> None:
         """Record the outcome (and the migration's history row); fail with a short message."""
@@ -291,9 +327,17 @@ class StepItem(DeployItem):
         tail = (" Last output: " + " | ".join(last)) if last else " It printed nothing."
         message = (
             f"{step.kind} command of group {step.group.name}"
-            f" `{deployment.masker.mask(step.command or '')}` failed: {result.explain()}.{tail}"
+            f" `{deployment.masker.mask(step.command or '')}` failed: {_sentence(result.explain())}"
+            f"{tail}"
         )
         if step.tracked:
+            why = self.atomic_under_psql()
+            message += (
+                " psql ran the file in one transaction (-1): nothing of it was committed."
+                if why is None
+                else f" The file did not run in one transaction ({why}): statements before"
+                " the failing one may be committed; check the database before running again."
+            )
             deployment.record_migration(
                 self.migration, status="failed", execution_time_ms=elapsed, error=message
             )
@@ -313,8 +357,7 @@ class StepItem(DeployItem):
             )
             raise DeployFailure(message) from None
         for warning in deployment.ledger_warnings:
-            warnings.warn(DeployWarning(warning), stacklevel=1)
-            self.notes.append(f"warning: {warning}")
+            self.deploy_warning(warning)
         deployment.ledger_warnings.clear()
 
     def _apply_builtin(self) -> None:
@@ -363,8 +406,7 @@ class HealthCheckItem(DeployItem):
         deployment = self.deployment
         check = deployment.config.health_check
         assert check is not None
-        url = deployment.session.health_url or deployment.target.health_check_url or check.url
-        url = expand_vars(url, deployment.env)
+        url = expand_vars(deployment.health_url() or check.url, deployment.env)
         self.command = deployment.masker.mask(f"GET {url} expecting {check.expected_status}")
         if deployment.dry_run:
             self.notes.append(

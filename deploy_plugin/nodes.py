@@ -6,13 +6,14 @@ Tree (DESIGN §3): ``<config>::<target>::preflight::<check>``,
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from deploy_plugin.config import ConfigError, DeployConfig, load_config
-from deploy_plugin.items import HealthCheckItem, MessageItem, StepItem
+from deploy_plugin.items import DeployWarning, HealthCheckItem, MessageItem, StepItem
 from deploy_plugin.plan import GroupPlan, plan_group
 from deploy_plugin.preflight import PreflightItem
 from deploy_plugin.runtime import Deployment
@@ -38,9 +39,11 @@ class DeployConfigFile(pytest.File):
         try:
             config = load_config(self.path)
         except ConfigError as err:
-            yield MessageItem.from_parent(self, name="validate", failure=str(err))
+            yield MessageItem.from_parent(self, name="validate", failure=err.every_problem())
             return
         session.seen_groups.update(g.name for g in config.groups)
+        for line, text in config.order_ties():
+            warnings.warn_explicit(DeployWarning(text), DeployWarning, str(self.path), line or 1)
         if not session.targets:
             yield MessageItem.from_parent(self, name="validate", failure=None)
             return

@@ -41,6 +41,7 @@ class GroupPlan:
     steps: tuple[Step, ...]
     files: tuple[str, ...]
     unmatched_patterns: tuple[str, ...] = field(default=())
+    outside_links: tuple[str, ...] = field(default=())  # "REL -> REAL": not followed
 
 
 # --------------------------------------------------------------------------- files
@@ -101,13 +102,18 @@ def _walk_base(pattern: str) -> tuple[str, int | None]:
     return "/".join(base), depth
 
 
-def match_files(root: Path, patterns: Iterable[str]) -> tuple[list[str], list[str]]:
+def match_files(
+    root: Path, patterns: Iterable[str], *, outside: list[str] | None = None
+) -> tuple[list[str], list[str]]:
     """Files under ``root`` matching any pattern: (sorted root-relative paths, unmatched patterns).
 
     Paths sort by code point; duplicates across patterns are merged; files reached
-    through a link that leaves ``root`` are not matched.
+    through a link that leaves ``root`` are not matched: each such link (a file, a
+    folder, or the pattern's own base folder) is appended to ``outside`` when given,
+    as ``"REL -> REAL"``, so that callers can say why a pattern matched nothing.
     """
     root = Path(root)
+    left: dict[str, str] = {}
     real_root = os.path.realpath(root)
     found: set[str] = set()
     unmatched: list[str] = []
@@ -118,6 +124,8 @@ def match_files(root: Path, patterns: Iterable[str]) -> tuple[list[str], list[st
         hits = 0
         walk_hidden = any(part.startswith(".") for part in pattern.split("/") if part != ".")
         if os.path.isdir(start):
+            if base and not _inside(start, real_root):
+                left[base] = os.path.realpath(start)
             start_depth = start.rstrip(os.sep).count(os.sep)
             for dirpath, dirnames, filenames in os.walk(start):
                 rel_dir = os.path.relpath(dirpath, root).replace(os.sep, "/")
@@ -127,17 +135,29 @@ def match_files(root: Path, patterns: Iterable[str]) -> tuple[list[str], list[st
                     dirnames[:] = []
                 elif not walk_hidden:
                     dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+                for name in dirnames:  # os.walk does not follow linked folders
+                    full = os.path.join(dirpath, name)
+                    if os.path.islink(full) and not _inside(full, real_root):
+                        left[rel_dir + name] = os.path.realpath(full)
                 for name in filenames:
                     rel = rel_dir + name
                     if regex.match(rel):
                         full = os.path.join(dirpath, name)
-                        if not os.path.realpath(full).startswith(real_root + os.sep):
+                        if not _inside(full, real_root):
+                            if os.path.islink(full):
+                                left[rel] = os.path.realpath(full)
                             continue
                         hits += 1
                         found.add(rel)
         if not hits:
             unmatched.append(pattern)
+    if outside is not None:
+        outside.extend(f"{rel} -> {real}" for rel, real in sorted(left.items()))
     return sorted(found), unmatched
+
+
+def _inside(path: str, real_root: str) -> bool:
+    return os.path.realpath(path).startswith(real_root + os.sep)
 
 
 def file_checksum(path: Path) -> str:
@@ -188,8 +208,11 @@ def _common_values(config: DeployConfig, group: Group, target: str) -> dict[str,
 def plan_group(config: DeployConfig, group: Group, target: str) -> GroupPlan:
     """The ordered steps of one group for one target."""
     values = _common_values(config, group, target)
+    outside: list[str] = []
     files, unmatched = (
-        match_files(config.root, group.file_patterns) if group.file_patterns else ([], [])
+        match_files(config.root, group.file_patterns, outside=outside)
+        if group.file_patterns
+        else ([], [])
     )
     steps: list[Step] = []
 
@@ -217,7 +240,16 @@ def plan_group(config: DeployConfig, group: Group, target: str) -> GroupPlan:
         add("deploy", "deploy", group.deploy_command)
     for i, hook in enumerate(group.post_deploy):
         add(f"post_deploy[{i}]", "post_deploy", hook)
-    return GroupPlan(group, tuple(steps), tuple(files), tuple(unmatched))
+    return GroupPlan(group, tuple(steps), tuple(files), tuple(unmatched), tuple(outside))
+
+
+def links_note(links: Iterable[str]) -> str:
+    """Why files behind links were not deployed (one sentence)."""
+    return (
+        f"not followed: {', '.join(links)} (a link leading outside the root; a deployment"
+        " reads only files under its root, so move the files under it or set `root` to a"
+        " folder that holds both)"
+    )
 
 
 # --------------------------------------------------------------------------- migrations

@@ -181,21 +181,21 @@ class DeployPlugin:
                 dropped += [i for i in deployment.selected if i.name == "migrations-drift"]
                 deployment.select([i for i in deployment.selected if i not in dropped])
             ordered.extend(deployment.selected)
+        if not ordered and state.deployments:
+            # every step of every deployment deselected: pytest alone would say "no tests ran"
+            for deployment in state.deployments:
+                groups = ", ".join(p.group.name for p in deployment.plans)
+                state.unselected.append(
+                    f"no group selected: -k/-m/--group deselected every step of"
+                    f" {deployment.nodeid.split('::')[0]} for target {deployment.target.name!r}"
+                    f" (groups: {groups or 'none for this target'}); nothing was deployed"
+                )
         if dropped:
             state.dropped.update(dropped)
             config.hook.pytest_deselected(items=[i for i in dropped if i in kept])
-        result: list[pytest.Item] = []
-        inserted = False
-        for item in items:
-            if isinstance(item, DeployItem) or item in owned:
-                if not inserted:
-                    result.extend(ordered)
-                    inserted = True
-            else:
-                result.append(item)
-        if not inserted:
-            result.extend(ordered)
-        items[:] = result
+        # the session's own tests first: one that fails stops the deployments (gate)
+        plain = [i for i in items if not isinstance(i, DeployItem) and i not in owned]
+        items[:] = plain + ordered
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_deselected(self, items: list[pytest.Item]) -> None:
@@ -219,6 +219,11 @@ class DeployPlugin:
         for item in restored:
             items.remove(item)
             state.deselected.discard(item)
+            if item.kind == "health_check":
+                item.deployment.notes.append(
+                    "health check kept though -k/-m deselected it: a deployment that runs any"
+                    " step ends with its health check; pass --no-health-check to skip it"
+                )
 
     def pytest_collection_finish(self, session: pytest.Session) -> None:
         """Ask at the terminal before deploying to a protected target (unless --yes)."""
@@ -258,6 +263,8 @@ class DeployPlugin:
     def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
         rep = yield
         reporter.observe(item, rep)
+        if rep.failed and not isinstance(item, DeployItem) and smoke.deployment_of(item) is None:
+            self.state.failed_tests.append(item.nodeid)
         return rep
 
     @pytest.hookimpl(tryfirst=True)
@@ -307,6 +314,8 @@ class DeployPlugin:
         state = self.state
         reports = [d.report() for d in state.deployments if d.results] + state.worker_reports
         report.terminal_summary(terminalreporter, reports)
+        for line in state.unselected:
+            terminalreporter.write_line(f"pytest-deploy: {line}", yellow=True)
 
 
 __all__ = ["DeployPlugin", "DeploySession"]

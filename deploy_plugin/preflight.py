@@ -6,11 +6,9 @@ the lock, required env vars, files, migration drift.
 
 from __future__ import annotations
 
-import warnings
-
 from deploy_plugin.facts import who
-from deploy_plugin.items import DeployItem, DeployWarning, skip
-from deploy_plugin.plan import check_migrations, padding_warning
+from deploy_plugin.items import DeployItem, skip
+from deploy_plugin.plan import check_migrations, links_note, padding_warning
 from deploy_plugin.runtime import DeployFailure
 
 
@@ -52,8 +50,7 @@ class PreflightItem(DeployItem):
         except StoreError as err:
             raise DeployFailure(str(err)) from None
         if getattr(deployment.lock, "warning", None):
-            warnings.warn(DeployWarning(deployment.lock.warning), stacklevel=1)
-            self.notes.append(f"warning: {deployment.lock.warning}")
+            self.deploy_warning(str(deployment.lock.warning))
         # holding the lock, no other real run can be live: rows still "running" are dead
         try:
             dead = store.interrupt_dead_runs(
@@ -69,34 +66,72 @@ class PreflightItem(DeployItem):
                 f"deployment {id_} (host {host or 'unknown'}, pid {pid or 'unknown'}) was still"
                 " recorded as running though its process is gone; recorded as interrupted"
             )
-            warnings.warn(DeployWarning(warning), stacklevel=1)
-            self.notes.append(f"warning: {warning}")
+            self.deploy_warning(warning)
 
     def check_env(self) -> None:
         deployment = self.deployment
         if deployment.session.skip_validation:
             skip("--skip-validation: required env vars not checked")
+        env = deployment.env
         missing: dict[str, list[str]] = {}
         for group in deployment.selected_groups():
             for var in group.required_env_vars:
-                if not deployment.env.get(var):
+                if not env.get(var):
                     missing.setdefault(var, []).append(group.name)
         checked = sorted({v for g in deployment.selected_groups() for v in g.required_env_vars})
-        for var in checked:
-            if var not in missing:
+        # the built-in SQL executor connects with its URL var, listed as required or not
+        executor: dict[str, list[str]] = {}
+        for group in deployment.selected_groups():
+            if group.track_migrations and group.deploy_command is None:
+                var = group.database_url_env
+                if var not in group.required_env_vars:
+                    executor.setdefault(var, []).append(group.name)
+        for var in checked + sorted(executor):
+            if var not in missing and env.get(var):
                 self.notes.append(f"env {var}: set (from {deployment.env_source(var)})")
-        if not missing:
-            return
         project, target = deployment.project, deployment.target.name
+        how = "set it with `pytest-deploy env set {p} {v} - --target {t}` or --deploy-env {v}=VALUE"
         parts = [
-            f"{var} (needed by {', '.join(groups)}; set it with `pytest-deploy env set"
-            f" {project} {var} - --target {target}` or --deploy-env {var}=VALUE)"
+            f"{var} (needed by {', '.join(groups)}; {how.format(p=project, v=var, t=target)})"
             for var, groups in missing.items()
         ]
-        raise DeployFailure(
-            f"{len(missing)} required environment variable(s) missing or empty for target"
-            f" {target!r}: " + "; ".join(parts) + ". Nothing was run."
-        )
+        parts += [
+            f"{var} (the database URL of the built-in SQL executor of {', '.join(groups)};"
+            f" {how.format(p=project, v=var, t=target)})"
+            for var, groups in executor.items()
+            if not env.get(var) and var not in missing
+        ]
+        problems = []
+        if parts:
+            problems.append(
+                f"{len(parts)} required environment variable(s) missing or empty for target"
+                f" {target!r}: " + "; ".join(parts)
+            )
+        problems += self._health_url_problems()
+        if problems:
+            raise DeployFailure(". ".join(problems) + ". Nothing was run.")
+
+    def _health_url_problems(self) -> list[str]:
+        """What makes the health URL this run would poll unusable (found before any step)."""
+        from deploy_plugin.config import url_scheme_problem
+        from deploy_plugin.targets import expand_vars, undefined_vars
+
+        deployment = self.deployment
+        url = deployment.health_url()
+        polled = any(getattr(i, "kind", None) == "health_check" for i in deployment.selected)
+        if url is None or not polled:
+            return []
+        undefined = undefined_vars(url, deployment.env)
+        if undefined:
+            names = ", ".join("${" + n + "}" for n in undefined)
+            return [
+                f"the health check URL uses {names}, which no env var of target"
+                f" {deployment.target.name!r} defines: set it, or pass --no-health-check"
+            ]
+        problem = url_scheme_problem(expand_vars(url, deployment.env))
+        if problem:
+            return [f"the health check URL {problem} (or pass --no-health-check)"]
+        return []
 
     def check_files(self) -> None:
         deployment = self.deployment
@@ -107,10 +142,11 @@ class PreflightItem(DeployItem):
             for pattern in plan.unmatched_patterns:
                 note = f"group {plan.group.name}: pattern {pattern!r} matches no file"
                 self.notes.append(note)
+            if plan.outside_links:
+                self.deploy_warning(f"group {plan.group.name}: {links_note(plan.outside_links)}")
             warning = padding_warning(plan.files)
             if warning:
-                warnings.warn(DeployWarning(f"group {plan.group.name}: {warning}"), stacklevel=1)
-                self.notes.append(f"warning: {warning}")
+                self.deploy_warning(f"group {plan.group.name}: {warning}")
             self.notes.append(f"group {plan.group.name}: {len(plan.files)} file(s)")
 
     def check_migrations_drift(self) -> None:
@@ -126,8 +162,7 @@ class PreflightItem(DeployItem):
         checksums = {rel: deployment.checksum(rel) for rel in tracked}
         result = check_migrations(tracked, checksums, deployment.applied_for_plan())
         for warning in result.warnings:
-            warnings.warn(DeployWarning(warning), stacklevel=1)
-            self.notes.append(f"warning: {warning}")
+            self.deploy_warning(warning)
         self.notes.append(f"{len(result.pending)} pending of {len(tracked)} tracked file(s)")
         if result.drift:
             raise DeployFailure(

@@ -4,25 +4,42 @@ Without ``ON_ERROR_STOP`` ``psql -f FILE`` carries on past a failing statement a
 Two layers give it: a ``PSQLRC`` that first includes the user's own psqlrc, then sets it;
 and, because ``psql -X`` skips every psqlrc, a ``psql`` first on PATH that passes
 ``-v ON_ERROR_STOP=1`` on the command line to the real one.
+
+For a tracked migration's step that psql first on PATH also passes ``-1``
+(``--single-transaction``), so a file failing on its second statement leaves nothing
+committed, as under the built-in executor. Not covered: a command that names psql by its
+path (``/usr/bin/psql``), a file marked ``-- deploy:no-transaction``, and other clients.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import shlex
 import shutil
 import time
 from collections.abc import Mapping
 from pathlib import Path
 
+#: A command runs the psql found on PATH (not one named by its path): the wrapper covers it.
+_PSQL_ON_PATH = re.compile(r"(?<![\w/.-])psql(?![\w.-])")
 
-def psql_wrapped_env(env: Mapping[str, str], psqlrc_dir: Path) -> dict[str, str]:
+
+def runs_psql_from_path(command: str) -> bool:
+    """Whether ``command`` calls ``psql`` by name, so the wrapper first on PATH runs."""
+    return bool(_PSQL_ON_PATH.search(command))
+
+
+def psql_wrapped_env(
+    env: Mapping[str, str], psqlrc_dir: Path, *, single_transaction: bool = False
+) -> dict[str, str]:
     """Return a copy of *env* whose ``PSQLRC`` turns psql's ``ON_ERROR_STOP`` on.
 
     Without it ``psql -f FILE`` carries on past a failing statement and exits 0. The file
     written in *psqlrc_dir* first includes the user's own psqlrc (``$PSQLRC`` of *env*, else
     ``~/.psqlrc``) when it exists, so their settings still apply, then sets ON_ERROR_STOP,
     which therefore wins. Version-specific files (``~/.psqlrc-15``) are not included.
+    ``single_transaction``: the psql first on PATH also passes ``-1``.
     """
     home = env.get("HOME") or str(Path.home())
     user_rc = env.get("PSQLRC") or os.path.join(home, ".psqlrc")
@@ -40,17 +57,20 @@ def psql_wrapped_env(env: Mapping[str, str], psqlrc_dir: Path) -> dict[str, str]
     wrapped = {**env, "PSQLRC": str(rc_path)}
     # psql -X skips every psqlrc, ours included: a psql first on PATH passes the setting
     # on its command line too (a command naming /usr/bin/psql itself is not covered).
-    bin_dir = psqlrc_dir / "bin"
+    bin_dir = psqlrc_dir / ("bin-1" if single_transaction else "bin")
+    ours = {psqlrc_dir / "bin", psqlrc_dir / "bin-1"}
     search = os.pathsep.join(
-        p for p in env.get("PATH", os.defpath).split(os.pathsep) if p and Path(p) != bin_dir
+        p for p in env.get("PATH", os.defpath).split(os.pathsep) if p and Path(p) not in ours
     )
     real = shutil.which("psql", path=search)
     if real:
         bin_dir.mkdir(exist_ok=True)
+        once = " -1" if single_transaction else ""
         _write_atomically(
             bin_dir / "psql",
-            "#!/bin/sh\n# pytest-deploy: psql stops at the first failing statement, -X or not\n"
-            f"exec {shlex.quote(real)} -v ON_ERROR_STOP=1 \"$@\"\n",
+            "#!/bin/sh\n# pytest-deploy: psql stops at the first failing statement, -X or not"
+            + (", and runs a migration in one transaction\n" if once else "\n")
+            + f"exec {shlex.quote(real)} -v ON_ERROR_STOP=1{once} \"$@\"\n",
             mode=0o755,
         )
         wrapped["PATH"] = os.pathsep.join(filter(None, [str(bin_dir), search]))

@@ -119,6 +119,8 @@ def terminal_summary(terminal: Any, reports: list[dict[str, Any]]) -> None:
         ]
         if applied and not data["dry_run"]:
             terminal.write_line(f"  migrations applied: {len(applied)}")
+        for note in data.get("notes", ()):
+            terminal.write_line(f"  note: {note}")
         if data["dry_run"]:
             terminal.write_line("  plan:")
             for step in data["steps"]:

@@ -11,6 +11,7 @@ import hashlib
 import logging
 import re
 import warnings
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -101,8 +102,17 @@ class Deployment:
         self.groups_started: set[str] = set()  # groups whose first item ran (group hooks)
         self.ledger_warnings: list[str] = []  # history rows recovered from a target's ledger
         self.interrupted: str | None = None  # why the session stopped under it (a signal)
+        self.notes: list[str] = []  # one-line remarks for the summary (selection)
+        self.gated: str | None = None  # a test of the session that failed before it started
 
     # ------------------------------------------------------------------ identity
+
+    def structural_names(self, env_names: Iterable[str] = ()) -> list[str]:
+        """Names that are never masked: project, targets, groups, env var names, files."""
+        names = [self.config.project, self.target.name, *self.config.targets, *env_names]
+        for plan in self.plans:
+            names += [plan.group.name, *plan.files]
+        return names
 
     @property
     def dry_run(self) -> bool:
@@ -142,6 +152,14 @@ class Deployment:
     def project(self) -> str:
         return self.config.project
 
+    def health_url(self) -> str | None:
+        """The health URL this run polls, as written (``${VAR}`` not expanded); None when
+        the config has no health check. ``--deploy-health-url`` > the target's > the config's."""
+        check = self.config.health_check
+        if check is None:
+            return None
+        return self.session.health_url or self.target.health_check_url or check.url
+
     def selected_groups(self) -> list[Group]:
         """Groups that kept at least one item after selection, in run order."""
         names = {getattr(item, "group_name", None) for item in self.selected}
@@ -151,6 +169,8 @@ class Deployment:
 
     def blocker(self, item: Any) -> str | None:
         """Why ``item`` must not run (see :class:`StopPolicy`), if so."""
+        if self.gated:
+            return self.gated  # the session's own tests run first and gate the deployment
         ref = step_ref(item)
         runner = self._runners.get(ref.group_name or "")
         if self.policy.lock_lost or self.policy.store_failed:
@@ -184,6 +204,8 @@ class Deployment:
         from deploy_plugin.store.base import StoreError
 
         self.started_at = utcnow()
+        failed_tests = self.session.failed_tests
+        self.gated = failed_tests[0] if failed_tests else None
         problem = None
         try:
             stored_env = self.recorder.stored_env()
@@ -194,8 +216,9 @@ class Deployment:
         watched = {var for g in self.config.groups for var in g.required_env_vars}
         watched |= {g.database_url_env for g in self.config.groups if g.track_migrations}
         built = step_env(
-            self.target, stored_env, self.session.cli_env, watched=watched, masker=self.masker
-        )
+            self.target, stored_env, self.session.cli_env, watched=watched, masker=self.masker,
+            structural=self.structural_names(watched),
+        )  # fmt: skip
         env, sources = built.values, built.sources
         self._log_filter = MaskingFilter(self.masker)
         for logger in HTTP_LOGGERS:
@@ -469,6 +492,7 @@ class Deployment:
             "ended_at": iso_utc(ended),
             "duration_ms": int((ended - started).total_seconds() * 1000),
             "steps": [r.as_dict() for r in ordered],
+            "notes": list(self.notes),
         }
 
 

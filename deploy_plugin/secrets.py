@@ -2,8 +2,10 @@
 
 Every secret value of 4 or more characters is replaced with ``***`` wherever it appears in
 output, messages, commands, logs and reports, and so is the password part of any URL
-(``scheme://user:PASSWORD@host``), known secret or not. Structural names are never given to
-a :class:`Masker`, so they are never masked.
+(``scheme://user:PASSWORD@host``), known secret or not. Structural names (project, targets,
+groups, env var names, file paths, the CLI's own words) are *kept*: a value equal to one is not
+a secret (``env set`` warns about such values), and a shorter secret inside one never cuts it
+(a stored ``prod`` leaves the target ``production`` readable).
 
 This module imports nothing of ours.
 """
@@ -70,6 +72,7 @@ class Masker:
 
     def __init__(self, secrets: Iterable[str] = ()) -> None:
         self._secrets: set[str] = set()
+        self._kept: set[str] = set()
         self._pattern: re.Pattern[str] | None = None
         self._dirty = False
         self.add(*secrets)
@@ -85,17 +88,33 @@ class Masker:
             candidates.update(re.findall(r"(?:^|\s)password=([^\s]+)", value))
             # as it appears inside a URL (a webhook's query, an error quoting a request)
             candidates |= {quote(c, safe="") for c in candidates} | set(map(quote_plus, candidates))
-            for candidate in candidates:
+            for candidate in candidates - self._kept:
                 if len(candidate) >= MIN_SECRET_LENGTH and candidate not in self._secrets:
                     self._secrets.add(candidate)
                     self._dirty = True
+
+    def keep(self, *words: str) -> None:
+        """Register structural words: never masked, and never registered as secrets.
+
+        A secret equal to one is dropped (it is a name everybody sees); a secret inside one
+        leaves it whole; a secret that *contains* one is still masked whole (longest first).
+        """
+        for word in words:
+            if len(word) >= MIN_SECRET_LENGTH and word not in self._kept:
+                self._kept.add(word)
+                self._secrets.discard(word)
+                self._dirty = True
 
     def mask(self, text: str) -> str:
         """Return *text* with every secret and every URL password replaced by ``***``."""
         pattern = self._secret_pattern()
         if pattern is not None:
-            text = pattern.sub(MASK, text)
+            text = pattern.sub(self._replacement, text)
         return redact_url(text)
+
+    def _replacement(self, match: re.Match[str]) -> str:
+        word = match.group(0)
+        return word if word in self._kept else MASK
 
     def safe_cut(self, text: str) -> int:
         """Return how much of *text*, a piece of a longer stream, can be masked now.
@@ -120,7 +139,7 @@ class Masker:
         pattern = self._secret_pattern()
         if pattern is not None:
             for match in pattern.finditer(text):
-                if match.start() < cut < match.end():
+                if match.start() < cut < match.end() and match.group(0) not in self._kept:
                     cut = match.start()
                     break
         return max(cut, 0)
@@ -131,7 +150,10 @@ class Masker:
     def _secret_pattern(self) -> re.Pattern[str] | None:
         # Compiled once, and again only after add() changed the set of secrets.
         if self._dirty:
-            ordered = sorted(self._secrets, key=lambda s: (-len(s), s))
+            # Kept words matter only where a secret falls inside one; longest first, so a
+            # secret that contains a kept word still wins over it.
+            kept = {w for w in self._kept if any(s in w for s in self._secrets)}
+            ordered = sorted(self._secrets | kept, key=lambda s: (-len(s), s))
             self._pattern = re.compile("|".join(map(re.escape, ordered))) if ordered else None
             self._dirty = False
         return self._pattern

@@ -40,6 +40,10 @@ class DeploySession:
         self.deselected: set[pytest.Item] = set()  # what -k/-m/... deselected
         self.dropped: set[pytest.Item] = set()  # drift checks with no tracked group left
         self.worker_reports: list[dict[str, Any]] = []
+        self.unselected: list[str] = []  # deployments whose every item was deselected
+        # node ids of the session's own tests (not steps, not smoke tests) that failed: a
+        # deployment that has not started yet does not start (issue 15 #8)
+        self.failed_tests: list[str] = []
         self._store: Any = None
         self._store_error: str | None = None
         self._store_opened = False

@@ -194,11 +194,13 @@ def run_command(
     timeout: float | None = None,
     log_path: Path | None = None,
     psqlrc_dir: Path | None = None,
+    psql_single_transaction: bool = False,
 ) -> CommandResult:
     """Run *command* with ``bash -c`` in *cwd* with exactly *env*; see the module docstring.
 
     When the command names ``psql`` and *psqlrc_dir* is given, psql runs with ON_ERROR_STOP
-    (:func:`psql_wrapped_env`). The output is masked with *masker* as it is written to
+    (:func:`psql_wrapped_env`; with ``-1`` too when ``psql_single_transaction``). The
+    output is masked with *masker* as it is written to
     *log_path* (appended; parent folders created) and to the result's tail.
     KeyboardInterrupt and other exceptions terminate the process group and propagate.
     """
@@ -206,7 +208,7 @@ def run_command(
         raise MissingDirectory(f"working directory {cwd} does not exist; nothing was run")
     _check_runnable(command, env)
     if psqlrc_dir is not None and _PSQL_WORD.search(command):
-        env = psql_wrapped_env(env, psqlrc_dir)
+        env = psql_wrapped_env(env, psqlrc_dir, single_transaction=psql_single_transaction)
     log = None
     if log_path is not None:
         try:

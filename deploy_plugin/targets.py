@@ -70,6 +70,11 @@ def expand_vars(text: str, env: Mapping[str, str]) -> str:
     return _VAR.sub(lambda m: env.get(m.group(1), m.group(0)), text)
 
 
+def undefined_vars(text: str, env: Mapping[str, str]) -> list[str]:
+    """The ``${VAR}`` names in ``text`` that ``env`` does not define, in order, once each."""
+    return list(dict.fromkeys(n for n in _VAR.findall(text) if n not in env))
+
+
 def resolve(
     config: DeployConfig, name: str, store: Store | None
 ) -> tuple[TargetInfo | None, str | None]:
@@ -99,6 +104,14 @@ class StepEnv:
     masker: Masker
 
 
+#: The CLI's own words that hints are made of (``pytest-deploy unlock woofs --target T``):
+#: a stored value equal to one of them must not turn a hint into ``pytest-***``.
+HINT_WORDS = (
+    "pytest-deploy", "deploy", "target", "migration", "mark-applied", "forget-intent",
+    "unlock", "history", "status", "--deploy-target", "--deploy-env", "--no-health-check",
+)  # fmt: skip
+
+
 def step_env(
     target: TargetInfo,
     stored: Mapping[str, str],
@@ -107,6 +120,7 @@ def step_env(
     watched: Iterable[str] = (),
     environ: Mapping[str, str] | None = None,
     masker: Masker | None = None,
+    structural: Iterable[str] = (),
 ) -> StepEnv:
     """Build the step environment (process < config < store < --deploy-env).
 
@@ -115,6 +129,8 @@ def step_env(
     groups require, and the built-in executor's URL vars) are masked whole when the name
     looks secret, else only the passwords of the URLs they hold. The secrets are added to
     ``masker`` when one is given (one that others already hold), else to a new one.
+    Names are kept readable (:meth:`Masker.keep`): ``structural`` (project, targets, groups,
+    files), the env var names, the target's name and :data:`HINT_WORDS`.
     """
     environ = os.environ if environ is None else environ
     values = dict(environ)
@@ -124,6 +140,7 @@ def step_env(
             values[name] = value
             sources[name] = source
     masker = masker if masker is not None else Masker()
+    masker.keep(target.name, *structural, *HINT_WORDS, *stored, *cli, *target.env)
     masker.add(*stored.values(), *cli.values())
     for name in set(watched):
         if name in environ and sources.get(name) == "process":
@@ -132,4 +149,4 @@ def step_env(
     return StepEnv(values, sources, masker)
 
 
-__all__ = ["StepEnv", "TargetInfo", "resolve", "step_env"]
+__all__ = ["HINT_WORDS", "StepEnv", "TargetInfo", "resolve", "step_env", "undefined_vars"]

@@ -311,7 +311,8 @@ def test_kill_9_during_a_slow_migration(
     assert rerun.returncode == 0, rerun
     steps = report_steps(report)
     assert steps["migrations::deploy[migrations/001_log.sql]"]["outcome"] == "skipped"
-    assert steps["migrations::deploy[migrations/001_log.sql]"]["message"].startswith("applied ")
+    message = steps["migrations::deploy[migrations/001_log.sql]"]["message"]
+    assert message.startswith("migrations/001_log.sql: applied ")
     assert steps["migrations::deploy[migrations/002_slow.sql]"]["outcome"] == "passed"
     if store is None:  # the SQLite lock row of the dead runner is taken over, with a warning
         assert "stale deployment lock" in rerun.output, rerun
@@ -439,7 +440,7 @@ def test_two_runs_at_once_never_both_apply(
         else:  # it ran after the winner had finished: nothing left to apply
             assert results[loser].returncode == 0, results[loser]
             assert steps[loser][step]["outcome"] == "skipped"
-            assert steps[loser][step]["message"].startswith("applied ")
+            assert steps[loser][step]["message"].startswith(f"{rel}: applied ")
         assert history(project, store)[rel].status == "success"
         assert query(name, "SELECT count(*) FROM applied_log WHERE migration = %s",
                      f"{round_:03d}") == [(1,)]  # fmt: skip

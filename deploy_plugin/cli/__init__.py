@@ -17,7 +17,7 @@ from deploy_plugin.store import StoreError
 
 from . import configs, deploy, env, history, init, migrations, targets
 from .context import Context
-from .output import FAILED, USAGE, CliError, UsageProblem
+from .output import FAILED, USAGE, CliError, UsageProblem, note
 
 __all__ = ["build_parser", "main"]
 
@@ -74,7 +74,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                     "starts with '-' to `env set`, give '-' and the value on stdin."
                 )
             args.pytest_args = extra
-        return args.handler(ctx) or 0
+        code = args.handler(ctx) or 0
+        if ctx.store_read:
+            # on stderr, so that stdout (tables, --json) stays as it was; errors stay one
+            # paragraph (the store's own errors name it)
+            note(f"store: {ctx.describe_store()}")
+        return code
     except CliError as err:
         print(f"error: {err}", file=sys.stderr)
         return err.code

@@ -1,6 +1,8 @@
 """Where a CLI command works: rootdir, store and projects.
 
-* rootdir: ``--rootdir``, else found like pytest finds it (``rootdir.py``).
+* rootdir: ``--rootdir``, else found like pytest finds it (``rootdir.py``): upward from the
+  ``--config`` file's folder when one is given (as ``pytest PATH`` does), else from the
+  current folder.
 * store URL: ``--deploy-store``, ``DEPLOY_STORE_URL``, ini ``deploy_store``, else the default
   SQLite file under the rootdir.
 * projects: config files found under the current directory as pytest collects them (or
@@ -133,12 +135,15 @@ class Context:
         self._entries: list[ConfigEntry] | None = None
         self._store: Store | None = None
         self._probed = False
+        self.store_read = False  # a store was looked for: the command names it at the end
 
     # -- rootdir, ini, store --------------------------------------------------------------
 
     def _find_root(self) -> tuple[Path, Path | None, dict[str, Any]]:
         if self._root is None:
-            found = find_rootdir(self.cwd)
+            config = getattr(self.args, "config", None)
+            start = (self.cwd / config).absolute().parent if config else self.cwd
+            found = find_rootdir(start if start.is_dir() else self.cwd)
             given = getattr(self.args, "rootdir", None)
             if given:
                 rootdir = (self.cwd / os.path.expandvars(given)).absolute()
@@ -179,10 +184,10 @@ class Context:
         """
         if self._store is None and (create or not self._probed):
             self._probed = True
+            url, rootdir = self.store_url, self.rootdir
+            self.store_read = True
             # a mistyped PostgreSQL database is an error here, not "nothing stored yet"
-            self._store = open_store(
-                self.store_url, self.rootdir, create=create, missing_database_ok=False
-            )
+            self._store = open_store(url, rootdir, create=create, missing_database_ok=False)
         return self._store
 
     def writable_store(self) -> Store:

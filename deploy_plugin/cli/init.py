@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 from pathlib import Path
 from typing import Any
 
@@ -74,20 +75,23 @@ def register(subparsers: Any) -> None:
     parser = add_command(
         subparsers,
         "init",
-        help="write a commented starter config (PATH/deploy.yaml)",
+        help="write a commented starter config (PATH/deploy.yaml, or the --config file)",
         example="pytest-deploy init deployments/shop --project shop",
         handler=run_init,
-        parents=[common_options(config=False)],
+        parents=[common_options()],
     )
-    parser.add_argument("path", metavar="PATH", help="the project's folder (created if missing)")
+    parser.add_argument(
+        "path", metavar="PATH", nargs="?",
+        help="the project's folder (created if missing); or give --config FILE instead",
+    )  # fmt: skip
     parser.add_argument("--project", help="project name (default: the folder's name)")
 
 
 def starter_config(project: str) -> str:
     """The starter config text of ``project``."""
     quoted = json.dumps(project)  # a JSON string is a valid YAML scalar
-    bare = project if project.replace("-", "").replace("_", "").isalnum() else quoted
-    return STARTER.format(project_yaml=quoted, project_comment=quoted, project_arg=bare)
+    arg = shlex.quote(project)
+    return STARTER.format(project_yaml=quoted, project_comment=quoted, project_arg=arg)
 
 
 def existing_configs(folder: Path) -> list[Path]:
@@ -101,12 +105,37 @@ def existing_configs(folder: Path) -> list[Path]:
     return found
 
 
+def _config_path(ctx: Context) -> Path:
+    """The file init writes: ``--config FILE`` (a YAML config name), else PATH/deploy.yaml."""
+    args: argparse.Namespace = ctx.args
+    if args.config:
+        if args.path:
+            raise UsageProblem(
+                "Give either PATH (the folder; init writes PATH/deploy.yaml) or --config FILE "
+                "(the config file to write), not both."
+            )
+        path: Path = (ctx.cwd / str(args.config)).absolute()
+        if not (path.name in ("deploy.yaml", "deploy.yml") or path.name.endswith(
+            (".deploy.yaml", ".deploy.yml")
+        )):  # fmt: skip
+            raise UsageProblem(
+                f"--config {args.config}: init writes a YAML config named deploy.yaml or "
+                f"NAME.deploy.yaml (pytest collects those); pass such a path."
+            )
+        return path
+    if not args.path:
+        raise UsageProblem("Pass the project's folder (PATH), or --config FILE to write.")
+    return (ctx.cwd / str(args.path)).absolute() / CONFIG_NAME
+
+
 def run_init(ctx: Context) -> int:
     args: argparse.Namespace = ctx.args
-    folder = (ctx.cwd / args.path).absolute()
+    path = _config_path(ctx)
+    folder = path.parent
+    shown_arg = args.path or args.config
     if folder.exists() and not folder.is_dir():
-        raise UsageProblem(f"{args.path} is a file, not a folder: pass the project's folder.")
-    existing = existing_configs(folder)
+        raise UsageProblem(f"{shown_arg} is a file, not a folder: pass the project's folder.")
+    existing = ([path] if path.exists() else []) if args.config else existing_configs(folder)
     if existing:
         names = ", ".join(ctx.shown(p) for p in existing)
         raise UsageProblem(
@@ -117,7 +146,6 @@ def run_init(ctx: Context) -> int:
     project = args.project or folder.name
     if not project.strip():
         raise UsageProblem("The project name is empty: pass --project NAME.")
-    path = folder / CONFIG_NAME
     try:
         folder.mkdir(parents=True, exist_ok=True)
         with open(path, "x", encoding="utf-8") as handle:
@@ -134,6 +162,6 @@ def run_init(ctx: Context) -> int:
         emit_json({"path": str(path), "project": project})
     else:
         say(f"Wrote {ctx.shown(path)} (project {project!r}). Next:")
-        say(f"  pytest-deploy config validate {project}")
-        say(f"  pytest {ctx.shown(folder)} --deploy-target=local --dry-run")
+        say(f"  pytest-deploy config validate {shlex.quote(project)}")
+        say(f"  pytest {shlex.quote(ctx.shown(path))} --deploy-target=local --dry-run")
     return 0

@@ -185,12 +185,26 @@ def _row(
 
 
 def counts(rows: list[dict[str, Any]]) -> dict[str, int]:
-    """applied / pending / drifted / missing totals (failed and rolled back are pending)."""
-    total = {"applied": 0, "pending": 0, "drifted": 0, "missing": 0}
+    """Totals per state shown (applied, failed, rolled_back, pending, drifted, missing), and
+    ``to_apply``: what the next deployment applies (pending, failed and rolled back)."""
+    total = dict.fromkeys(("applied", "failed", "rolled_back", "pending", "drifted", "missing"), 0)
     for row in rows:
-        state = row["state"]
-        total["pending" if state in ("failed", "rolled_back") else state] += 1
+        total[row["state"]] += 1
+    total["to_apply"] = total["pending"] + total["failed"] + total["rolled_back"]
     return total
+
+
+def counts_line(total: dict[str, int]) -> str:
+    """``2 applied, 1 failed, 1 pending, 0 drifted (2 to apply on the next run)``: every
+    state a row shows is counted under its own name."""
+    parts = [f"{total['applied']} applied"]
+    parts += [f"{total[s]} {s.replace('_', ' ')}" for s in ("failed", "rolled_back") if total[s]]
+    parts += [f"{total['pending']} pending", f"{total['drifted']} drifted"]
+    parts += [f"{total['missing']} missing"] if total["missing"] else []
+    line = ", ".join(parts)
+    if total["to_apply"] != total["pending"]:
+        line += f" ({total['to_apply']} to apply on the next run)"
+    return line
 
 
 def run_list(ctx: Context) -> int:
@@ -305,10 +319,7 @@ def run_status(ctx: Context) -> int:
              for r in rows],
             "no tracked migration files",
         )  # fmt: skip
-        say(
-            f"{total['applied']} applied, {total['pending']} pending, {total['drifted']} "
-            f"drifted" + (f", {total['missing']} missing" if total["missing"] else "")
-        )
+        say(counts_line(total))
         for warning in check.warnings:
             warn(warning)
         for line in check.drift:

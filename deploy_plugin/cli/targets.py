@@ -14,7 +14,7 @@ from .output import CliError, UsageProblem, emit_json, note, print_table, say
 from .probe import ProbeResult, probe_database, probe_host, probe_http
 
 FIELD_OPTIONS = (
-    ("type", "--type", "kind of target: database, edge_function, static_site, service, ..."),
+    ("type", "--type", "kind of target: database, edge_function, static_site, service, other"),
     ("provider", "--provider", "hosting provider, e.g. supabase, vercel, aws, local"),
     ("host", "--host", "host name, host:port, or a URL (what `target test` contacts)"),
     ("region", "--region", "region, e.g. eu-west-1"),
@@ -91,12 +91,21 @@ def register(subparsers: Any) -> None:
 
 
 def _fields(args: argparse.Namespace) -> dict[str, Any]:
-    """The field options given (an empty string clears a field)."""
+    """The field options given (an empty string clears a field); UsageProblem for a
+    type that is not known or a health URL that is not http(s)."""
+    from deploy_plugin.config import target_type_problem, url_scheme_problem
+
     fields = {}
     for dest, _flag, _text in FIELD_OPTIONS:
         value = getattr(args, dest)
         if value is not None:
             fields[dest] = value.strip() or None
+    kind = fields.get("type")
+    if kind and (problem := target_type_problem(str(kind))):
+        raise UsageProblem(f"--type: {problem[:1].upper()}{problem[1:]}")
+    url = fields.get("health_check_url")
+    if url and (problem := url_scheme_problem(url)):
+        raise UsageProblem(f"--health-url: the URL {problem}.")
     if args.protected is not None:
         fields["protected"] = bool(args.protected)
     return fields
@@ -295,9 +304,13 @@ def _masked(ctx: Context, project: Project, name: str, result: ProbeResult) -> P
     from dataclasses import replace
 
     from deploy_plugin.secrets import Masker
+    from deploy_plugin.targets import HINT_WORDS
 
     store = ctx.store()
-    masker = Masker(store.env_values(project.name, name).values() if store else ())
+    stored = store.env_values(project.name, name) if store else {}
+    masker = Masker()
+    masker.keep(project.name, name, *stored, *HINT_WORDS)
+    masker.add(*stored.values())
     return replace(
         result,
         check=masker.mask(result.check),

@@ -32,14 +32,16 @@ from .model import (
     ENV_NAME_RE,
     NAME_RE,
     RESERVED_GROUP_NAMES,
+    TARGET_TYPES,
     DeployConfig,
     Group,
     HealthCheck,
     Notify,
     TargetDecl,
+    target_type_problem,
 )
 from .paths import format_path
-from .validation import SCHEMA_PATH, schema
+from .validation import SCHEMA_PATH, schema, url_scheme_problem
 
 __all__ = [
     "ENV_NAME_RE",
@@ -48,6 +50,7 @@ __all__ = [
     "FILE_PLACEHOLDERS",
     "PLACEHOLDERS",
     "RESERVED_GROUP_NAMES",
+    "TARGET_TYPES",
     "SCHEMA_PATH",
     "ConfigError",
     "DeployConfig",
@@ -62,4 +65,6 @@ __all__ = [
     "placeholders",
     "render_command",
     "schema",
+    "target_type_problem",
+    "url_scheme_problem",
 ]

@@ -45,6 +45,13 @@ class ConfigError(Exception):
             text += f" ({more} more problem{'s' if more > 1 else ''} found after this one.)"
         return text
 
+    def every_problem(self) -> str:
+        """This problem and every other one found in the file, one paragraph each."""
+        if not self.others:
+            return str(self)
+        first = ConfigError(self.problem, path=self.path, line=self.line, field=self.field)
+        return "\n".join(str(e) for e in (first, *self.others))
+
     def with_path(self, path: str) -> ConfigError:
         """The same error shown under another path (e.g. relative to pytest's rootdir)."""
         others = tuple(o.with_path(path) for o in self.others)

@@ -34,6 +34,21 @@ class Notify:
     timeout_seconds: float = 10.0
 
 
+#: A target's kinds (DESIGN §1); ``other`` for anything else.
+TARGET_TYPES = ("database", "edge_function", "static_site", "service", "other")
+
+
+def target_type_problem(value: str) -> str | None:
+    """Why ``value`` is not a target type (with the closest one), or None."""
+    if value in TARGET_TYPES:
+        return None
+    import difflib
+
+    close = difflib.get_close_matches(value, TARGET_TYPES, n=1, cutoff=0.6)
+    guess = f"did you mean {close[0]!r}? " if close else ""
+    return f"unknown target type {value!r}: {guess}Known types: {', '.join(TARGET_TYPES)}."
+
+
 @dataclass(frozen=True)
 class TargetDecl:
     """A target declared in the config's ``targets`` section."""
@@ -103,6 +118,22 @@ class DeployConfig:
     def line_of(self, field: str) -> int | None:
         """The line where ``field`` (e.g. ``'groups[1].deploy_command'``) is written."""
         return self.lines.get(field)
+
+    def order_ties(self) -> list[tuple[int | None, str]]:
+        """(line, warning) for each pair of groups sharing an ``order``: they then run in
+        file order, which reordering the file silently changes."""
+        first: dict[int, Group] = {}
+        found = []
+        for group in sorted(self.groups, key=lambda g: g.index):
+            other = first.setdefault(group.order, group)
+            if other is not group:
+                found.append((
+                    self.line_of(f"groups[{group.index}].order"),
+                    f"groups {other.name} and {group.name} have the same order ({group.order}),"
+                    " so they run in the order they are written in the file; give each group"
+                    " its own order to make it explicit",
+                ))  # fmt: skip
+        return found
 
     def group(self, name: str) -> Group | None:
         """The group called ``name``, if any."""

@@ -29,7 +29,14 @@ from .hints import (
     _sentence,
     _short,
 )
-from .model import RESERVED_GROUP_NAMES, DeployConfig, Group, HealthCheck, Notify
+from .model import (
+    RESERVED_GROUP_NAMES,
+    DeployConfig,
+    Group,
+    HealthCheck,
+    Notify,
+    target_type_problem,
+)
 from .paths import _join, _line_near, format_path
 
 SCHEMA_PATH = Path(__file__).with_name("schema.json")
@@ -313,7 +320,37 @@ def _semantic_problems(cfg: DeployConfig) -> list[tuple[int | None, str | None, 
     for at, entry in timeouts:
         if not math.isfinite(entry.timeout_seconds):
             found.append((f"{at}.timeout_seconds", "must be a finite number of seconds."))
+    urls = [("health_check.url", cfg.health_check.url)] if cfg.health_check else []
+    urls += [(f"notify[{i}].webhook", note.webhook) for i, note in enumerate(cfg.notify)]
+    urls += [
+        (f"targets.{name}.health_check_url", decl.health_check_url)
+        for name, decl in cfg.targets.items()
+        if decl.health_check_url
+    ]
+    for name, decl in cfg.targets.items():
+        type_problem = target_type_problem(decl.type) if decl.type else None
+        if type_problem:
+            found.append((f"targets.{name}.type", type_problem))
+    for at, url in urls:
+        problem = url_scheme_problem(url)
+        if problem:
+            found.append((at, f"the URL {problem}."))
     return [(_line_near(cfg.lines, f), f, problem) for f, problem in found]
+
+
+def url_scheme_problem(url: str) -> str | None:
+    """Why ``url`` cannot be an HTTP URL (health checks, webhooks), or None.
+
+    A URL whose scheme comes from a ``${VAR}`` is checked once expanded (by preflight).
+    """
+    if url.startswith("${"):
+        return None
+    scheme, sep, _ = url.partition("://")
+    if not sep or not re.fullmatch(r"[A-Za-z][A-Za-z0-9+.\-]*", scheme):
+        return "has no scheme: it must start with http:// or https://"
+    if scheme.lower() not in ("http", "https"):
+        return f"has the scheme {scheme!r}: it must start with http:// or https://"
+    return None
 
 
 def _raise_first(problems: list[tuple[int | None, str | None, str]], shown: str) -> None:

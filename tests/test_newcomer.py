@@ -1,0 +1,549 @@
+"""What a newcomer tripped on (issue 15): each test here failed before its fix."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from tests.projects import write_config
+
+SECRET = "secret-canary-5150"
+
+
+def _woofs_like(pytester: pytest.Pytester, **group: object) -> None:
+    config = {
+        "project": "woofs",
+        "targets": {"production": {}},
+        "groups": [{"name": "migrations", "order": 1, "deploy_command": "echo $NODE_ENV", **group}],
+    }
+    write_config(pytester, config)
+
+
+# -- 1. hints stay readable: only values are masked ---------------------------------------
+
+
+def test_a_value_equal_to_the_target_name_does_not_mask_hints(
+    pytester: pytest.Pytester,
+) -> None:
+    from deploy_plugin.store import open_store
+
+    _woofs_like(pytester, required_env_vars=["SUPABASE_URL"])
+    store = open_store(None, pytester.path)
+    store.set_env("woofs", "production", "NODE_ENV", "production")  # the seed's walk-through
+    store.set_env("woofs", "production", "API_KEY", SECRET)
+    store.close()
+    result = pytester.runpytest("--deploy-target=production")
+    out = result.stdout.str()
+    assert result.ret == 1
+    assert "--target production" in out, out
+    assert "for target 'production'" in out, out
+    assert "'***'" not in out and "--target ***" not in out, out
+    assert SECRET not in out
+
+
+def test_a_secret_inside_a_structural_word_does_not_garble_it(
+    pytester: pytest.Pytester,
+) -> None:
+    """A stored value "prod" must not turn the target "production" into "***uction"."""
+    from deploy_plugin.store import open_store
+
+    _woofs_like(pytester, deploy_command=f"echo token={SECRET}; echo prod-only; exit 1")
+    store = open_store(None, pytester.path)
+    store.set_env("woofs", "production", "SHORT", "prod")
+    store.set_env("woofs", "production", "API_KEY", SECRET)
+    store.close()
+    result = pytester.runpytest("--deploy-target=production", "-rA")
+    out = result.stdout.str()
+    assert "***uction" not in out, out
+    assert "production::migrations" in out, out
+    assert "token=***" in out and "***-only" in out and SECRET not in out
+
+
+def test_a_secret_that_contains_a_structural_word_is_masked_whole(
+    pytester: pytest.Pytester,
+) -> None:
+    from deploy_plugin.store import open_store
+
+    secret = "production-key-77"
+    _woofs_like(pytester, deploy_command="echo value=$API_KEY")
+    store = open_store(None, pytester.path)
+    store.set_env("woofs", "production", "API_KEY", secret)
+    store.close()
+    result = pytester.runpytest("--deploy-target=production", "-rA")
+    out = result.stdout.str()
+    assert "value=***" in out and secret not in out and "-key-77" not in out, out
+
+
+def test_the_lock_hint_names_the_target(pytester: pytest.Pytester) -> None:
+    from deploy_plugin.store import open_store
+
+    _woofs_like(pytester)
+    store = open_store(None, pytester.path)
+    store.set_env("woofs", "production", "NODE_ENV", "production")
+    lock = store.acquire_lock("woofs", "production", holder="someone-else")
+    try:
+        result = pytester.runpytest("--deploy-target=production")
+    finally:
+        lock.release()
+        store.close()
+    out = result.stdout.str()
+    assert "unlock woofs --target production" in out, out
+
+
+def test_masker_keeps_structural_words() -> None:
+    from deploy_plugin.secrets import Masker
+
+    masker = Masker(["production", "prod", "production-key-77", "abcd"])
+    masker.keep("production", "woofs")
+    assert masker.mask("target production") == "target production"
+    assert masker.mask("prod-only production-key-77 abcd") == "***-only *** ***"
+    masker.add("woofs")  # a value equal to a kept word is not a secret
+    assert masker.mask("woofs") == "woofs"
+
+
+del yaml
+
+
+# -- 2. --config from another folder reads the project's store ---------------------------
+
+
+def test_cli_with_config_from_another_folder_uses_the_projects_store(
+    tmp_path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import json
+    import subprocess
+    import sys
+
+    from deploy_plugin.cli import main
+
+    monkeypatch.delenv("DEPLOY_STORE_URL", raising=False)
+    project = tmp_path / "woofs"
+    (project / "migrations").mkdir(parents=True)
+    (project / "migrations" / "001.sql").write_text("CREATE TABLE t (id INTEGER);\n")
+    (project / "woofs.deploy.json").write_text(json.dumps({
+        "project": "woofs",
+        "targets": {"production": {"env": {"DATABASE_URL": "sqlite:///db.sqlite3"}}},
+        "groups": [{"name": "migrations", "order": 1, "file_patterns": ["migrations/*.sql"]}],
+    }))  # fmt: skip
+    run = subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--deploy-target=production"],
+        cwd=project, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stdout + run.stderr
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    config = str(project / "woofs.deploy.json")
+    capsys.readouterr()
+    code = main(["history", "woofs", "--config", config])
+    out, err = capsys.readouterr()
+    assert code == 0 and "success" in out, out + err
+    store = str(project / ".deploy" / "state.sqlite3")
+    assert store in err, err  # the command names the store it read
+    code = main(["migration", "status", "woofs", "--target", "production", "--config", config])
+    out, err = capsys.readouterr()
+    assert code == 0 and "migrations/001.sql" in out and "applied" in out, out + err
+    code = main(["history", "woofs", "--config", config, "--json"])
+    out, err = capsys.readouterr()
+    assert code == 0 and json.loads(out) and store in err
+    assert not (elsewhere / ".deploy").exists()
+
+
+# -- 3. what preflight and validation can find, they find before anything runs ------------
+
+
+def test_preflight_finds_the_builtin_executors_database_url_and_the_health_url(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    monkeypatch.delenv("UNDEFINED_X", raising=False)
+    (pytester.path / "migrations").mkdir()
+    (pytester.path / "migrations" / "001.sql").write_text("CREATE TABLE t (id INTEGER);\n")
+    write_config(pytester, {
+        "project": "p",
+        "targets": {"t": {}},
+        "groups": [
+            {"name": "build", "order": 1, "deploy_command": "touch built"},
+            {"name": "migrations", "order": 2, "file_patterns": ["migrations/*.sql"]},
+        ],
+        "health_check": {"url": "http://127.0.0.1:1/${UNDEFINED_X}/health"},
+    })  # fmt: skip
+    result = pytester.runpytest("--deploy-target=t")
+    out = result.stdout.str()
+    assert result.ret == 1
+    assert not (pytester.path / "built").exists(), "a group ran before preflight's failure"
+    assert "DATABASE_URL" in out and "built-in" in out, out
+    assert "UNDEFINED_X" in out and "health" in out, out
+    outcomes = result.parseoutcomes()
+    assert outcomes["failed"] == 1, out  # one preflight check names every problem
+
+
+def test_a_health_url_with_another_scheme_is_a_config_error(pytester: pytest.Pytester) -> None:
+    write_config(pytester, {
+        "project": "p",
+        "targets": {"t": {"health_check_url": "postgres://127.0.0.1/x"}},
+        "groups": [{"name": "build", "order": 1, "deploy_command": "touch built"}],
+        "health_check": {"url": "ftp://127.0.0.1/health"},
+    })  # fmt: skip
+    result = pytester.runpytest("--deploy-target=t")
+    out = result.stdout.str() + result.stderr.str()
+    assert result.ret != 0 and not (pytester.path / "built").exists()
+    assert "health_check.url" in out and "'ftp'" in out and "http:// or https://" in out, out
+    assert "targets.t.health_check_url" in out and "'postgres'" in out, out
+
+
+def test_a_stored_health_url_with_another_scheme_fails_preflight(
+    pytester: pytest.Pytester,
+) -> None:
+    from deploy_plugin.store import open_store
+
+    write_config(pytester, {
+        "project": "p",
+        "groups": [{"name": "build", "order": 1, "deploy_command": "touch built"}],
+        "health_check": {"url": "http://127.0.0.1:1/health"},
+    })  # fmt: skip
+    store = open_store(None, pytester.path)
+    store.add_target("p", "t", health_check_url="file:///etc/passwd")
+    store.close()
+    result = pytester.runpytest("--deploy-target=t")
+    out = result.stdout.str()
+    assert result.ret == 1 and not (pytester.path / "built").exists()
+    assert "'file'" in out and "http:// or https://" in out, out
+
+
+# -- 4. a tracked file applied by psql is one transaction ----------------------------------
+
+
+def test_a_psql_file_failing_on_its_second_statement_leaves_nothing(
+    pytester: pytest.Pytester, pg_database: str
+) -> None:
+    import psycopg
+
+    (pytester.path / "migrations").mkdir()
+    migration = pytester.path / "migrations" / "001.sql"
+    migration.write_text("CREATE TABLE first_one (id int);\nSELECT 1/0;\n")
+    write_config(pytester, {
+        "project": "p",
+        "targets": {"t": {"env": {"DATABASE_URL": pg_database}}},
+        "groups": [{
+            "name": "migrations", "order": 1, "file_patterns": ["migrations/*.sql"],
+            "deploy_command": 'psql "$DATABASE_URL" -q -f {file}',
+        }],
+    })  # fmt: skip
+    result = pytester.runpytest("--deploy-target=t")
+    assert result.ret == 1
+    assert "one transaction" in result.stdout.str(), result.stdout.str()
+    with psycopg.connect(pg_database) as conn:
+        assert conn.execute("SELECT to_regclass('first_one')").fetchone() == (None,)
+    migration.write_text("CREATE TABLE first_one (id int);\nSELECT 1;\n")
+    result = pytester.runpytest("--deploy-target=t")
+    assert result.ret == 0, result.stdout.str()
+
+
+def test_a_no_transaction_file_under_psql_says_what_stays_applied(
+    pytester: pytest.Pytester, pg_database: str
+) -> None:
+    (pytester.path / "migrations").mkdir()
+    (pytester.path / "migrations" / "001.sql").write_text(
+        "-- deploy:no-transaction\nCREATE TABLE first_one (id int);\nSELECT 1/0;\n"
+    )
+    write_config(pytester, {
+        "project": "p",
+        "targets": {"t": {"env": {"DATABASE_URL": pg_database}}},
+        "groups": [{
+            "name": "migrations", "order": 1, "file_patterns": ["migrations/*.sql"],
+            "deploy_command": 'psql "$DATABASE_URL" -q -f {file}',
+        }],
+    })  # fmt: skip
+    result = pytester.runpytest("--deploy-target=t")
+    assert result.ret == 1
+    assert "may be committed" in result.stdout.str(), result.stdout.str()
+
+
+# -- 5. migration status: the counts name every state shown ------------------------------
+
+
+def test_migration_status_counts_name_every_state(
+    tmp_path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import json
+    from datetime import datetime, timezone
+
+    from deploy_plugin.cli import main
+    from deploy_plugin.plan import file_checksum
+    from deploy_plugin.store import MigrationRecord, open_store
+
+    monkeypatch.delenv("DEPLOY_STORE_URL", raising=False)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "migrations").mkdir()
+    for name in ("001.sql", "002.sql", "003.sql", "004.sql"):
+        (tmp_path / "migrations" / name).write_text(f"-- {name}\n")
+    (tmp_path / "deploy.yaml").write_text(
+        "project: shop\ntargets: {local: {}}\ngroups:\n"
+        "  - {name: migrations, order: 1, file_patterns: ['migrations/*.sql']}\n"
+    )
+    store = open_store(None, tmp_path)
+    now = datetime.now(timezone.utc)
+    for name, status in (("001.sql", "success"), ("002.sql", "success"), ("003.sql", "failed")):
+        path = tmp_path / "migrations" / name
+        store.record_migration("shop", "local", MigrationRecord(
+            file=f"migrations/{name}", checksum=file_checksum(path), status=status,
+            applied_at=now, applied_by="me", execution_time_ms=1,
+        ))  # fmt: skip
+    store.close()
+    capsys.readouterr()
+    main(["migration", "status", "shop", "--target", "local"])
+    out = capsys.readouterr().out
+    footer = out.strip().splitlines()[-1]
+    assert footer.startswith("2 applied, 1 failed, 1 pending, 0 drifted"), footer
+    main(["migration", "status", "shop", "--target", "local", "--json"])
+    data = json.loads(capsys.readouterr().out)
+    assert (data["applied"], data["failed"], data["pending"], data["drifted"]) == (2, 1, 1, 0)
+
+
+# -- 6. each skip reason names its file ---------------------------------------------------
+
+
+def test_applied_skips_name_their_file(pytester: pytest.Pytester) -> None:
+    (pytester.path / "migrations").mkdir()
+    for name in ("001.sql", "002.sql", "003.sql"):
+        (pytester.path / "migrations" / name).write_text(f"CREATE TABLE t{name[:3]} (id int);\n")
+    write_config(pytester, {
+        "project": "p",
+        "targets": {"t": {"env": {"DATABASE_URL": "sqlite:///db.sqlite3"}}},
+        "groups": [{"name": "migrations", "order": 1, "file_patterns": ["migrations/*.sql"]}],
+    })  # fmt: skip
+    assert pytester.runpytest("--deploy-target=t").ret == 0
+    result = pytester.runpytest("--deploy-target=t", "-rs")
+    for name in ("001.sql", "002.sql", "003.sql"):
+        line = f"SKIPPED [[]1[]] deploy.yaml:*: migrations/{name}: applied *"
+        result.stdout.fnmatch_lines([line])
+
+
+# -- 7. selection: say why the health check runs; say when no group is selected ------------
+
+
+def _two_groups_with_health(pytester: pytest.Pytester, http_server) -> None:
+    http_server.set_route("/health", 200)
+    write_config(pytester, {
+        "project": "p",
+        "targets": {"t": {}},
+        "groups": [
+            {"name": "migrations", "order": 1, "deploy_command": "touch m"},
+            {"name": "build", "order": 2, "deploy_command": "touch b"},
+        ],
+        "health_check": {"url": http_server.url_for("/health")},
+    })  # fmt: skip
+
+
+@pytest.mark.parametrize("expression", ["not health_check", "migrations"])
+def test_a_restored_health_check_is_explained(
+    pytester: pytest.Pytester, http_server, expression: str
+) -> None:
+    _two_groups_with_health(pytester, http_server)
+    result = pytester.runpytest("--deploy-target=t", "-k", expression)
+    assert result.ret == 0
+    result.stdout.fnmatch_lines([
+        "*health check kept though -k/-m deselected it*--no-health-check*",
+    ])  # fmt: skip
+
+
+def test_no_note_when_the_health_check_was_selected(pytester: pytest.Pytester, http_server) -> None:
+    _two_groups_with_health(pytester, http_server)
+    result = pytester.runpytest("--deploy-target=t")
+    assert result.ret == 0 and "deselected it" not in result.stdout.str()
+
+
+def test_deselecting_every_group_says_so(pytester: pytest.Pytester, http_server) -> None:
+    _two_groups_with_health(pytester, http_server)
+    result = pytester.runpytest("--deploy-target=t", "-k", "nothing_matches_this")
+    assert result.ret == pytest.ExitCode.NO_TESTS_COLLECTED
+    result.stdout.fnmatch_lines([
+        "*no group selected*deploy.yaml*t*groups: migrations, build*",
+    ])  # fmt: skip
+
+
+# -- 8. a failing test of the same session stops the deployment before it starts ----------
+
+
+@pytest.mark.parametrize("test_file", ["test_a_unit.py", "test_z_unit.py"])
+def test_a_failing_test_in_the_session_gates_the_deployment(
+    pytester: pytest.Pytester, test_file: str
+) -> None:
+    write_config(pytester, {
+        "project": "p",
+        "targets": {"t": {}},
+        "groups": [{"name": "build", "order": 1, "deploy_command": "touch deployed"}],
+    })  # fmt: skip
+    pytester.makepyfile(**{test_file[:-3]: "def test_ok():\n    pass\n\n"
+                           "def test_broken():\n    assert 1 == 2\n"})  # fmt: skip
+    result = pytester.runpytest("--deploy-target=t", "-rs")
+    assert result.ret == 1
+    assert not (pytester.path / "deployed").exists(), "a failing test did not gate the deploy"
+    result.stdout.fnmatch_lines([f"*not run: {test_file}::test_broken failed*"])
+
+
+def test_passing_tests_in_the_session_run_first_then_the_deployment(
+    pytester: pytest.Pytester,
+) -> None:
+    write_config(pytester, {
+        "project": "p",
+        "targets": {"t": {}},
+        "groups": [{"name": "build", "order": 1, "deploy_command": "touch deployed"}],
+    })  # fmt: skip
+    pytester.makepyfile(test_z_unit="import os\n\ndef test_ok():\n"
+                        "    assert not os.path.exists('deployed')\n")  # fmt: skip
+    result = pytester.runpytest("--deploy-target=t")
+    assert result.ret == 0 and (pytester.path / "deployed").exists()
+
+
+# -- 9. smaller things ---------------------------------------------------------------------
+
+
+def test_a_warning_points_at_the_config_not_the_plugin(pytester: pytest.Pytester) -> None:
+    (pytester.path / "migrations").mkdir()
+    for name in ("1_a.sql", "02_b.sql"):  # mixed widths: preflight warns
+        (pytester.path / "migrations" / name).write_text("SELECT 1;\n")
+    write_config(pytester, {
+        "project": "p",
+        "targets": {"t": {"env": {"DATABASE_URL": "sqlite:///db.sqlite3"}}},
+        "groups": [{"name": "migrations", "order": 1, "file_patterns": ["migrations/*.sql"]}],
+    })  # fmt: skip
+    result = pytester.runpytest("--deploy-target=t", "-W", "always")
+    out = result.stdout.str()
+    assert "DeployWarning" in out, out
+    assert "preflight.py" not in out and "deploy_plugin" not in out, out
+    result.stdout.fnmatch_lines(["*deploy.yaml:*: DeployWarning: group migrations:*"])
+
+
+def test_failure_sections_print_no_empty_fields(pytester: pytest.Pytester) -> None:
+    write_config(pytester, {
+        "project": "p",
+        "targets": {"t": {}},
+        "groups": [{"name": "build", "order": 1, "deploy_command": "exit 3",
+                    "required_env_vars": ["NOT_SET_ANYWHERE_X"]}],
+    })  # fmt: skip
+    result = pytester.runpytest("--deploy-target=t")
+    lines = result.stdout.str().splitlines()
+    empty = [line for line in lines if line.rstrip().endswith(":") and line.split(":")[0]
+             in ("group", "file", "checksum", "command")]  # fmt: skip
+    assert not empty, empty
+
+
+def test_duplicate_order_values_warn_naming_both_groups(pytester: pytest.Pytester) -> None:
+    write_config(pytester, {
+        "project": "p",
+        "targets": {"t": {}},
+        "groups": [
+            {"name": "api", "order": 2, "deploy_command": "true"},
+            {"name": "web", "order": 2, "deploy_command": "true"},
+        ],
+    })  # fmt: skip
+    result = pytester.runpytest("--deploy-target=t", "-W", "always")
+    assert result.ret == 0
+    result.stdout.fnmatch_lines(["*deploy.yaml:*groups api and web have the same order (2)*"])
+
+
+def test_pyproject_license_is_an_spdx_string() -> None:
+    from pathlib import Path
+
+    import tomllib
+
+    data = tomllib.loads((Path(__file__).parent.parent / "pyproject.toml").read_text())
+    assert isinstance(data["project"]["license"], str)  # a table is deprecated (PEP 639)
+    assert any(r.startswith("setuptools>=77") for r in data["build-system"]["requires"])
+
+
+def test_the_readme_names_no_file_that_is_not_in_the_repository() -> None:
+    from pathlib import Path
+
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    assert "DESIGN notes" not in readme
+
+
+def _cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    from deploy_plugin.cli import main
+
+    capsys.readouterr()
+    code = main(list(args))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_an_unknown_target_type_is_refused_with_a_suggestion(
+    tmp_path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("DEPLOY_STORE_URL", raising=False)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "deploy.yaml").write_text(
+        "project: shop\ngroups:\n  - {name: build, order: 1, deploy_command: 'true'}\n"
+    )
+    code, _, err = _cli(capsys, "target", "add", "shop", "prod", "--type", "databse")
+    assert code == 2 and "did you mean 'database'" in err and "edge_function" in err, err
+    assert not (tmp_path / ".deploy").exists()
+    code, _, _ = _cli(capsys, "target", "add", "shop", "prod", "--type", "database")
+    assert code == 0
+    code, _, err = _cli(capsys, "target", "update", "shop", "prod", "--type", "sevice")
+    assert code == 2 and "did you mean 'service'" in err, err
+
+
+def test_an_unknown_declared_target_type_is_a_config_error(pytester: pytest.Pytester) -> None:
+    write_config(pytester, {
+        "project": "p",
+        "targets": {"t": {"type": "databse"}},
+        "groups": [{"name": "build", "order": 1, "deploy_command": "true"}],
+    })  # fmt: skip
+    result = pytester.runpytest()
+    result.stdout.fnmatch_lines(["*targets.t.type*did you mean 'database'*"])
+
+
+def test_init_quotes_its_next_commands_and_takes_config(
+    tmp_path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import shlex
+
+    monkeypatch.delenv("DEPLOY_STORE_URL", raising=False)
+    monkeypatch.chdir(tmp_path)
+    code, out, err = _cli(capsys, "init", "my proj", "--project", "bad name!")
+    assert code == 0, err
+    commands = [line.strip() for line in out.splitlines() if line.startswith("  ")]
+    assert commands and all(shlex.split(c) for c in commands)
+    assert "pytest-deploy config validate 'bad name!'" in commands[0], commands
+    assert "'my proj/deploy.yaml'" in commands[1], commands
+    code, out, err = _cli(capsys, "init", "--config", "svc/api.deploy.yaml")
+    assert code == 0, err
+    assert (tmp_path / "svc" / "api.deploy.yaml").is_file()
+    code, out, err = _cli(capsys, "init", "--config", "svc/notes.txt")
+    assert code == 2 and "deploy.yaml" in err, err
+
+
+def test_command_not_found_message_has_no_stray_full_stop(pytester: pytest.Pytester) -> None:
+    write_config(pytester, {
+        "project": "p",
+        "targets": {"t": {}},
+        "groups": [{"name": "build", "order": 1, "deploy_command": "no-such-command-x1"}],
+    })  # fmt: skip
+    result = pytester.runpytest("--deploy-target=t")
+    out = result.stdout.str()
+    assert "on PATH?" in out and "on PATH?." not in out, out
+
+
+# -- 10. a link that leaves the project is named, not silently empty ----------------------
+
+
+def test_a_symlinked_folder_outside_the_project_is_named(pytester: pytest.Pytester) -> None:
+    import os
+
+    outside = pytester.path.parent / f"{pytester.path.name}-shared"
+    (outside / "migrations").mkdir(parents=True, exist_ok=True)
+    (outside / "migrations" / "001.sql").write_text("SELECT 1;\n")
+    project = pytester.mkdir("project")
+    os.symlink(outside / "migrations", project / "migrations")
+    (project / "deploy.yaml").write_text(
+        "project: p\ntargets: {t: {env: {DATABASE_URL: 'sqlite:///db.sqlite3'}}}\n"
+        "groups:\n  - {name: migrations, order: 1, file_patterns: ['migrations/*.sql']}\n"
+    )
+    result = pytester.runpytest("project", "--deploy-target=t", "-rs", "-W", "always")
+    out = result.stdout.str()
+    assert "migrations" in out and "link" in out and "not followed" in out, out
+    assert str(outside / "migrations") in out, out
