@@ -150,6 +150,10 @@ def add_options(parser: pytest.Parser) -> None:
     parser.addini("deploy_target", "default deploy targets (linelist)", type="linelist")
     parser.addini("deploy_store", "store URL (see --deploy-store)")
     parser.addini("deploy_health_url", "health URL override (see --deploy-health-url)")
+    parser.addini(
+        "deploy_keep_logs",
+        "runs whose step logs each target keeps under .deploy/logs (default 50; 0: every run)",
+    )
 
 
 #: The fixture every deployment fixture depends on; parametrized with the targets' names.
@@ -177,14 +181,22 @@ class DeployOptions:
     timeout: float | None = None
     plan_out: str | None = None
     plan: str | None = None
+    keep_logs: int = 50  # ini deploy_keep_logs: runs of step logs kept per target
 
     @classmethod
     def from_pytest(cls, config: pytest.Config) -> DeployOptions:
         """The options of a pytest session (command line, then ini; the store's URL by its
         precedence, see :func:`deploy_plugin.store.store_url`)."""
+        import pytest
+
+        from deploy_plugin.steplogs import parse_keep
         from deploy_plugin.store import store_url
 
         opt = config.getoption
+        try:
+            keep_logs = parse_keep(str(config.getini("deploy_keep_logs") or ""))
+        except ValueError as err:
+            raise pytest.UsageError(str(err)) from None
         return cls(
             # each target once, in the order given
             targets=tuple(dict.fromkeys(opt("deploy_target") or config.getini("deploy_target"))),
@@ -203,6 +215,7 @@ class DeployOptions:
             timeout=opt("deploy_timeout"),
             plan_out=opt("deploy_plan_out"),
             plan=opt("deploy_plan"),
+            keep_logs=keep_logs,
         )
 
     def args(self) -> list[str]:

@@ -22,6 +22,7 @@ from deploy_plugin.fixtures import uses_deploy_fixtures
 from deploy_plugin.items import DeployItem
 from deploy_plugin.nodes import DeployConfigFile
 from deploy_plugin.options import NEEDS_TARGET, TARGET_PARAM, add_options
+from deploy_plugin.report import name_testcase
 from deploy_plugin.runtime import Deployment
 from deploy_plugin.session import DeploySession
 
@@ -292,6 +293,11 @@ class DeployPlugin:
         if rep.failed and not isinstance(item, DeployItem) and smoke.deployment_of(item) is None:
             self.state.failed_tests.append(item.nodeid)
         return rep
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        """Before the JUnit writer records a report (here or from a worker): its name."""
+        name_testcase(self.state.config, report)
 
     @pytest.hookimpl(trylast=True)
     def pytest_runtest_teardown(self, item: pytest.Item, nextitem: pytest.Item | None) -> None:

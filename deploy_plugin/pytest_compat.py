@@ -1,6 +1,6 @@
-"""The two places pytest-deploy reaches past pytest's public API, each in one function.
+"""The places pytest-deploy reaches past pytest's public API, each in one function.
 
-pytest offers no public way to do either; ``tests/test_pytest_compat.py`` fails when a
+pytest offers no public way to do any of these; ``tests/test_pytest_compat.py`` fails when a
 pytest release changes what these rely on.
 """
 
@@ -32,3 +32,21 @@ def junit_xml(config: pytest.Config) -> Any | None:
     from _pytest.junitxml import xml_key
 
     return config.stash.get(xml_key, None)
+
+
+def name_junit_testcase(config: pytest.Config, report: pytest.TestReport, name: str) -> None:
+    """Give *report*'s JUnit ``<testcase>`` the ``name`` attribute *name* (its classname,
+    and the node id everywhere else, stay as pytest makes them).
+
+    Why private: the only public way is the ``record_xml_attribute`` fixture, which an
+    item without fixtures can't request and which under xdist runs on a worker, where no
+    JUnit writer is; this does what that fixture does, in the process that writes the XML:
+    an attribute set on the writer's reporter of the test before it records a report
+    wins over the one pytest derives from the node id. Called before the writer's own
+    ``pytest_runtest_logreport``, and only for reports it makes a testcase of (so that no
+    empty one is added).
+    """
+    xml = junit_xml(config)
+    if xml is None or (report.passed and report.when != "call"):
+        return
+    xml.node_reporter(report).add_attribute("name", name)

@@ -1,4 +1,15 @@
-"""Reports of deployments: terminal summary, JSON report file and JUnit suite properties."""
+"""Reports of deployments: terminal summary, JSON report file, JUnit suite properties and
+testcase names.
+
+A JUnit testcase's ``name`` is the step's place in its deployment's run, zero-padded,
+then the node id's path under the target with `` · `` between group and step:
+``04 build · pre_deploy[0]``, ``18 health_check``. Jenkins and GitLab show it beside the
+classname (``deploy.yaml.production.build``, unchanged); junit2html's matrix sorts a
+class's cases by name and xunit-viewer lists the names alone, sorted, so the run order
+and the group show in all four. Node ids (terminal, ``-k``, ``--deselect``, the JSON
+report) are unchanged. Smoke tests of the deployment take places too (their own names
+stay), so deploy steps after them skip those numbers.
+"""
 
 from __future__ import annotations
 
@@ -14,7 +25,12 @@ import pytest
 from deploy_plugin.facts import who
 
 if TYPE_CHECKING:
+    from deploy_plugin.items import DeployItem
     from deploy_plugin.session import DeploySession
+
+#: The attribute of a deploy item's reports that carries its testcase name (a plain
+#: string: it travels with the report from an xdist worker to the process writing XML).
+TESTCASE_NAME = "deploy_testcase_name"
 
 
 def add_suite_properties(config: pytest.Config, session: DeploySession) -> None:
@@ -27,6 +43,28 @@ def add_suite_properties(config: pytest.Config, session: DeploySession) -> None:
     xml.add_global_property("deploy.targets", ",".join(session.targets))
     xml.add_global_property("deploy.dry_run", str(session.dry_run).lower())
     xml.add_global_property("deploy.who", who())
+
+
+def testcase_name(item: DeployItem) -> str | None:
+    """``<place> <group> · <step>`` (see the module's docstring), or None when the item
+    is not among its deployment's selected ones."""
+    deployment = item.deployment
+    place = deployment.positions.get(item.nodeid)
+    if place is None:
+        return None
+    width = max(2, len(str(len(deployment.selected))))
+    prefix = deployment.nodeid + "::"
+    path = item.nodeid[len(prefix) :] if item.nodeid.startswith(prefix) else item.name
+    return f"{place:0{width}d} " + " · ".join(path.split("::", 1))
+
+
+def name_testcase(config: pytest.Config, report: pytest.TestReport) -> None:
+    """Before the JUnit writer sees *report*: its testcase's name, when it carries one."""
+    name = getattr(report, TESTCASE_NAME, None)
+    if isinstance(name, str):
+        from deploy_plugin.pytest_compat import name_junit_testcase
+
+        name_junit_testcase(config, report, name)
 
 
 def write_json(path: str, reports: list[dict[str, Any]]) -> None:

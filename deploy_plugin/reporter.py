@@ -17,12 +17,16 @@ import pytest
 
 from deploy_plugin import smoke
 from deploy_plugin.items import STEP_OUTCOME, DeployItem
+from deploy_plugin.report import TESTCASE_NAME, testcase_name
 from deploy_plugin.runtime import StepResult
 
 
 def observe(item: pytest.Item, rep: pytest.TestReport) -> None:
     """After each phase's report of any item: record the deployment's step results."""
     if isinstance(item, DeployItem):
+        name = testcase_name(item)
+        if name is not None:
+            setattr(rep, TESTCASE_NAME, name)
         if rep.when == "call" and STEP_OUTCOME in item.stash:
             report_step(item, rep)
     else:

@@ -18,6 +18,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
+from deploy_plugin import steplogs
 from deploy_plugin.config import DeployConfig, Group
 from deploy_plugin.facts import iso_utc, utcnow, who
 from deploy_plugin.plan import AppliedMigration, GroupPlan
@@ -31,8 +32,6 @@ if TYPE_CHECKING:
     from deploy_plugin.session import DeploySession
     from deploy_plugin.store.base import MigrationRecord
     from deploy_plugin.store.lock import DeployLock
-
-
 
 
 class DeployFailure(Exception):
@@ -75,6 +74,7 @@ class Deployment:
         self.nodeid = nodeid
         self.items: list[Any] = []  # every item collected for it, in run order
         self.selected: list[Any] = []  # those kept after selection, in run order (select())
+        self.positions: dict[str, int] = {}  # node id -> 1-based place in self.selected
         self._bounds: dict[str, list[Any]] = {}
         self.policy = StopPolicy(continue_on_failure=session.continue_on_failure)
         self.results: dict[str, StepResult] = {}
@@ -182,6 +182,7 @@ class Deployment:
     def select(self, items: list[Any]) -> None:
         """Set the items this run keeps, in run order, and each group's last one."""
         self.selected = items
+        self.positions = {item.nodeid: place for place, item in enumerate(items, start=1)}
         self._bounds = {}
         for item in items:
             name = getattr(item, "group_name", None)
@@ -239,6 +240,9 @@ class Deployment:
             stamp = self.started_at.strftime("%Y%m%dT%H%M%S")
             name = f"{self.deployment_id or stamp}-{self.project}-{self.target.name}"
             self.log_dir = self.session.rootdir / ".deploy" / "logs" / _safe(name)
+            steplogs.mark(
+                self.log_dir, self.project, self.target.name, self.started_at, self.deployment_id
+            )
         if problem:
             raise StoreError(problem)
 
@@ -451,6 +455,7 @@ class Deployment:
                 pass
         for parallel in self._runners.values():
             parallel.close()  # commands a session that ended early left running
+        self._prune_logs()
         # teardown never raises (JUnit has no <error>): a store problem here only warns
         self.recorder.finish(self.status)
         try:
@@ -460,6 +465,20 @@ class Deployment:
         except Exception as err:  # noqa: BLE001 - a plugin's bug must not undo the run's result
             warnings.warn(
                 self.masker.mask(f"pytest-deploy: a pytest_deploy_finished hook failed: {err!r}"),
+                stacklevel=1,
+            )
+
+    def _prune_logs(self) -> None:
+        """Keep the last ``deploy_keep_logs`` runs of step logs of this project and target,
+        this one included; only while this run holds the target's lock (never two at once)."""
+        if self.log_dir is None or self.lock is None:
+            return
+        keep = self.session.options.keep_logs
+        problems = steplogs.prune(self.log_dir, self.project, self.target.name, keep)
+        if problems:
+            warnings.warn(
+                f"pytest-deploy: could not remove old step logs (ini deploy_keep_logs = {keep}):"
+                f" {'; '.join(problems)}. Remove them by hand or make them writable",
                 stacklevel=1,
             )
 

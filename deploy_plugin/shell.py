@@ -175,7 +175,7 @@ def _check_runnable(command: str, env: Mapping[str, str]) -> None:
             )
 
 
-def _open_log(log_path: Path) -> TextIO:
+def open_log(log_path: Path) -> TextIO:
     """Open a step's log for appending: folders 0700 and file 0600 (like the store: a
     masked log still shows what a deployment did, to its owner only)."""
     missing = [p for p in (log_path.parent, *log_path.parent.parents) if not p.exists()]
@@ -212,7 +212,7 @@ def run_command(
     log = None
     if log_path is not None:
         try:
-            log = _open_log(log_path)
+            log = open_log(log_path)
         except OSError as err:
             raise CommandRefused(
                 f"cannot write the step's log {log_path}: {err.strerror or err}. Make"

@@ -51,7 +51,7 @@ def test_the_script_is_one_recorded_deployment(pytester: pytest.Pytester) -> Non
     assert result.parseoutcomes()["passed"] == 1  # one item: no preflight, no health check
     assert (folder / "ran.log").read_text() == "ran\n"  # run in the script's folder
     xml = (pytester.path / "out.xml").read_text()
-    assert 'classname="shop.deploy.sh.prod" name="deploy"' in xml
+    assert 'classname="shop.deploy.sh.prod" name="01 deploy"' in xml
     assert "command: bash deploy.sh" in xml
     for text in (result.stdout.str(), xml):
         assert SECRET not in text and "cli-value-1234" not in text and "from-file-9911" not in text

@@ -31,3 +31,18 @@ def test_suite_properties_reach_the_junit_writer(pytester: pytest.Pytester) -> N
     pytester.runpytest("--deploy-target=t", "--junitxml=out.xml").assert_outcomes(passed=4)
     props = ET.parse(pytester.path / "out.xml").getroot().iter("property")
     assert {p.get("name"): p.get("value") for p in props}["deploy.targets"] == "t"
+
+
+@pytest.mark.parametrize("family", ["xunit1", "xunit2"])
+def test_a_testcase_name_reaches_the_junit_writer(pytester: pytest.Pytester, family: str):
+    config = {"project": "p", "targets": {"t": {}},
+              "groups": [{"name": "g", "order": 1, "deploy_command": "true"}]}  # fmt: skip
+    (pytester.path / "deploy.yaml").write_text(yaml.safe_dump(config))
+    pytester.runpytest(
+        "--deploy-target=t", "--junitxml=out.xml", "-o", f"junit_family={family}"
+    ).assert_outcomes(passed=4)
+    cases = ET.parse(pytester.path / "out.xml").getroot().iter("testcase")
+    assert [(c.get("classname"), c.get("name")) for c in cases][-1] == (
+        "deploy.yaml.t.g",
+        "04 g · deploy",
+    )
