@@ -105,7 +105,8 @@ class DeployItem(pytest.Item):
             blocker = deployment.blocker(self)
             if blocker:
                 skip(f"not run: {blocker}" + ("" if blocker == LOCK_LOST else " failed"))
-            deployment.check_lock()
+            if self.changes_something():
+                deployment.check_lock()  # a step that only skips needs no lock round trip
             if group is not None and group.name not in deployment.groups_started:
                 deployment.groups_started.add(group.name)
                 hook.pytest_deploy_before_group(deployment=deployment.view(), group=group)
@@ -149,6 +150,10 @@ class DeployItem(pytest.Item):
 
     def execute(self) -> None:  # pragma: no cover - overridden
         raise NotImplementedError
+
+    def changes_something(self) -> bool:
+        """False when this step will only report itself skipped (nothing to do)."""
+        return True
 
     def facts(self, outcome: str) -> tuple[dict[str, str], str]:
         """The step's facts (for JUnit properties) and its report section's text."""
@@ -233,6 +238,9 @@ class StepItem(DeployItem):
                 applied = f"applied {iso_utc(record.applied_at)} by {record.applied_by}"
                 return f"{self.migration}: {applied}"
         return None
+
+    def changes_something(self) -> bool:
+        return self.skip_reason() is None
 
     def execute(self) -> None:
         step, deployment = self.step, self.deployment
