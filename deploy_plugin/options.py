@@ -23,6 +23,7 @@ NEEDS_TARGET = {
     "deploy_continue_on_failure": "--continue-on-failure",
     "deploy_env": "--deploy-env",
     "deploy_report": "--deploy-report",
+    "deploy_html": "--deploy-html",
 }
 
 
@@ -105,6 +106,12 @@ def add_options(parser: pytest.Parser) -> None:
         help="write the deployments' results as JSON",
     )
     group.addoption(
+        "--deploy-html",
+        dest="deploy_html",
+        metavar="FILE.html",
+        help="write this run with its history around it as one self-contained HTML page",
+    )
+    group.addoption(
         "--yes",
         action="store_true",
         dest="deploy_yes",
@@ -135,6 +142,7 @@ class DeployOptions:
     store: str | None = None
     env: tuple[str, ...] = ()  # KEY=VALUE pairs, secrets
     report: str | None = None
+    html: str | None = None
     yes: bool = False
 
     @classmethod
@@ -157,6 +165,7 @@ class DeployOptions:
             store=store_url(opt("deploy_store"), config.getini("deploy_store")),
             env=tuple(opt("deploy_env")),
             report=opt("deploy_report"),
+            html=opt("deploy_html"),
             yes=bool(opt("deploy_yes")),
         )
 
@@ -178,6 +187,8 @@ class DeployOptions:
             args.append(f"--deploy-health-url={self.health_url}")
         if self.report:
             args.append(f"--deploy-report={self.report}")
+        if self.html:
+            args.append(f"--deploy-html={self.html}")
         return args
 
     def env_values(self) -> dict[str, str]:
