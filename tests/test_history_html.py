@@ -12,7 +12,15 @@ from pathlib import Path
 import pytest
 
 from deploy_plugin.store import open_store
-from tests.history_site import CLI_SECRET, SECRET, cli, deploy, deploy_history, fill_store, make_shop
+from tests.history_site import (
+    CLI_SECRET,
+    SECRET,
+    cli,
+    deploy,
+    deploy_history,
+    fill_store,
+    make_shop,
+)
 
 
 @pytest.fixture(scope="module")
