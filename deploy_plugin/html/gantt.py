@@ -51,10 +51,12 @@ def layout_steps(steps: Sequence[StepRecord], parallel: dict[str, int]) -> list[
         end = index
         while end < len(steps) and steps[end].group == step.group and _per_file_deploy(steps[end]):
             end += 1
-        lanes = [(clock, lane) for lane in range(width)]  # (free at, lane)
+        lanes: list[tuple[int, int]] = []  # (free at, lane) of the busy lanes
         finish = clock
-        for member in steps[index:end]:
-            free_at, lane = heapq.heappop(lanes)
+        for number, member in enumerate(steps[index:end]):
+            # the first ``width`` start together, each on its own lane; then the next
+            # starts on the lane freed first
+            free_at, lane = (clock, number) if number < width else heapq.heappop(lanes)
             placed.append((free_at, lane))
             done = free_at + max(0, member.duration_ms)
             finish = max(finish, done)
