@@ -134,17 +134,21 @@ BROWSER_ARGS = [
 ]  # fmt: skip
 
 
+def in_ci() -> bool:
+    return os.environ.get("CI", "").lower() == "true"
+
+
 def chromium_path() -> str:
     """Debian's chromium; in CI a missing browser fails the test, elsewhere it skips."""
     path = shutil.which("chromium")
     if path is None:
-        if os.environ.get("CI"):
+        if in_ci():
             pytest.fail("chromium is not installed (CI=true): apt-get install -y chromium")
         pytest.skip("chromium is not installed (apt-get install -y chromium)")
     try:
         import playwright.sync_api  # noqa: F401
     except ImportError:
-        if os.environ.get("CI"):
+        if in_ci():
             pytest.fail("playwright is not installed (CI=true): pip install -e '.[test]'")
         pytest.skip("playwright is not installed (pip install -e '.[test]')")
     return path
