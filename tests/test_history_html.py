@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from deploy_plugin.html import write_history_page
 from deploy_plugin.store import open_store
 from tests.history_site import (
     CLI_SECRET,
@@ -156,3 +157,22 @@ def test_older_runs_beyond_the_limit_are_summarised(tmp_path: Path) -> None:
     assert len(payload(tmp_path / "big.html")["runs"]) == 24
     # without the project's config, pending and drifted are unknown
     assert re.search(r"<td>unknown</td>\s*<td>1</td>\s*<td>unknown</td>", page)
+
+
+def test_a_postgresql_store_gives_the_same_page(tmp_path: Path, pg_database: str) -> None:
+    (tmp_path / "pytest.ini").write_text("[pytest]\n")
+    pages = {}
+    for name, url in (("sqlite", None), ("postgresql", pg_database)):
+        store = open_store(url, tmp_path)
+        fill_store(store, "big", targets=2, runs=15, steps=4)
+        pages[name] = write_history_page(store, "big", tmp_path / f"{name}.html", limit=10)
+        store.close()
+    sqlite, postgresql = (payload(tmp_path / f"{n}.html") for n in ("sqlite", "postgresql"))
+    assert postgresql["targets"] == sqlite["targets"] == ["target-0", "target-1"]
+    def same(run: list) -> list:
+        return run[1:4] + run[5:]  # not the id, not the duration (ended "now")
+
+    assert [same(r) for r in postgresql["runs"]] == [same(r) for r in sqlite["runs"]]
+    assert len(postgresql["runs"]) == 20 and len(postgresql["runs"][0][11]) == 4
+    assert pages["postgresql"].targets[0].older is not None
+    assert pages["postgresql"].targets[0].older.count == 5
