@@ -176,3 +176,11 @@ def test_a_postgresql_store_gives_the_same_page(tmp_path: Path, pg_database: str
     assert len(postgresql["runs"]) == 20 and len(postgresql["runs"][0][11]) == 4
     assert pages["postgresql"].targets[0].older is not None
     assert pages["postgresql"].targets[0].older.count == 5
+
+
+def test_deploy_html_under_xdist_has_every_target_of_the_run(tmp_path: Path) -> None:
+    """Workers deploy; the controller writes the page from their reports."""
+    root = make_shop(tmp_path / "shop")
+    result = deploy(root, "local", "--deploy-target=qa", "-n", "2", "--deploy-html=x.html")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert sorted(payload(root / "x.html")["targets"]) == ["local", "qa"]
