@@ -63,6 +63,17 @@ def test_page_refers_to_no_network_address(shop: Path) -> None:
     assert "https://" not in page and "@import" not in page and "url(" not in page
 
 
+def test_a_target_never_deployed_has_its_row(tmp_path: Path) -> None:
+    root = make_shop(tmp_path / "shop")
+    assert deploy(root, "local").returncode == 0
+    assert cli(root, "target", "add", "shop", "later", "--type", "database").returncode == 0
+    assert cli(root, "history", "shop", "--html", "all.html").returncode == 0
+    page = (root / "all.html").read_text()
+    assert payload(root / "all.html")["targets"] == ["later", "local", "qa"]
+    row = re.search(r'<tr data-target="later">(.*?)</tr>', page, re.S)
+    assert row is not None and "never deployed" in row.group(1)
+
+
 def test_target_option_writes_one_target(shop: Path) -> None:
     result = cli(shop, "history", "shop", "--target", "qa", "--html", "qa.html", "--json")
     assert result.returncode == 0, result.stderr

@@ -105,7 +105,7 @@ def build_page(
     now: datetime | None = None,
 ) -> PageData:
     """Read ``project``'s history from ``store`` (StoreError on a read problem)."""
-    names = targets if targets is not None else store.targets_in_use(project)
+    names = targets if targets is not None else _all_targets(store, project, config)
     all_runs = store.deployments(project, None, limit=None)
     by_target: dict[str, list[DeploymentRecord]] = {name: [] for name in names}
     for record in all_runs:
@@ -144,6 +144,15 @@ def build_page(
         highlight=list(highlight or []),
         config_known=config is not None,
     )
+
+
+def _all_targets(store: Store, project: str, config: DeployConfig | None) -> list[str]:
+    """Targets with history, stored ones and (config at hand) declared ones, by name."""
+    names = set(store.targets_in_use(project))
+    names.update(target.name for target in store.list_targets(project))
+    if config is not None:
+        names.update(config.targets)
+    return sorted(names)
 
 
 def _counts(
