@@ -340,6 +340,7 @@ def _write_html(state: DeploySession) -> None:
         try_write_history_page(
             store, project, out, config=entry["config"],
             targets=list(dict.fromkeys(entry["targets"])), highlight=entry["ids"],
+            rootdir=state.rootdir,
         )  # fmt: skip
 
 

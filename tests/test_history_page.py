@@ -119,6 +119,11 @@ def test_selecting_a_deployment_shows_its_steps(shop: Path, visit: Any) -> None:
     assert "migrations::deploy[migrations/001_items.sql]" in names
     assert "assets::deploy[assets/a3.txt]" in names and "build::build" in names
     assert detail.locator("svg.gantt rect").count() == steps.count()
+    # the step's log tail (from .deploy/logs, masked as written)
+    a0 = detail.locator("#steps-table tbody th").get_by_text("assets::deploy[assets/a0.txt]")
+    assert a0.locator("xpath=..").locator("pre.log").inner_text() == (
+        "asset 0\ntoken=*** api=***"
+    )
     # the failing run: its failed step and its message
     marks.nth(2).click()
     failed = detail.locator("#steps-table tbody th").get_by_text(

@@ -108,6 +108,7 @@ def _write_html(ctx: Context, project: Project, target: str | None) -> int:
         data = write_history_page(
             store, project.name, path, config=project.config,
             targets=[target] if target else None, limit=ctx.args.limit or DEFAULT_LIMIT,
+            rootdir=ctx.rootdir,
         )  # fmt: skip
     except OSError as err:
         raise CliError(

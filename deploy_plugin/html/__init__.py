@@ -29,11 +29,14 @@ def write_history_page(
     targets: list[str] | None = None,
     limit: int = DEFAULT_LIMIT,
     highlight: list[int] | None = None,
+    rootdir: Path | None = None,
 ) -> PageData:
-    """Build and write the page of ``project`` to ``path``: StoreError or OSError."""
+    """Build and write the page of ``project`` to ``path``: StoreError or OSError.
+    ``rootdir``: where the runs' step logs are (their tails are shown), if at hand."""
     data = build_page(
-        store, project, config=config, targets=targets, limit=limit, highlight=highlight
-    )
+        store, project, config=config, targets=targets, limit=limit, highlight=highlight,
+        rootdir=rootdir,
+    )  # fmt: skip
     write_file(Path(path), render_page(data))
     return data
 

@@ -13,10 +13,18 @@ import difflib
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from deploy_plugin.logs import log_tail, run_log_dir, step_log_file
 from deploy_plugin.plan import file_checksum, match_files, migration_state
-from deploy_plugin.store.records import DeploymentRecord, MigrationRecord, format_time, utcnow
+from deploy_plugin.store.records import (
+    DeploymentRecord,
+    MigrationRecord,
+    StepRecord,
+    format_time,
+    utcnow,
+)
 
 from .gantt import group_parallelism, layout_steps
 
@@ -25,6 +33,8 @@ if TYPE_CHECKING:
     from deploy_plugin.store.base import Store
 
 DEFAULT_LIMIT = 200  # deployments shown per target; older ones are summarised
+LOG_TAIL_RUNS = 10  # the newest runs of each target whose step logs' tails are shown
+LOG_TAIL_LINES, LOG_TAIL_CHARS = 12, 1200
 STATUS_MARKS = {
     "success": "✓",
     "failure": "✗",
@@ -102,16 +112,18 @@ def build_page(
     targets: list[str] | None = None,
     limit: int = DEFAULT_LIMIT,
     highlight: list[int] | None = None,
+    rootdir: Path | None = None,
     now: datetime | None = None,
 ) -> PageData:
-    """Read ``project``'s history from ``store`` (StoreError on a read problem)."""
+    """Read ``project``'s history from ``store`` (StoreError on a read problem); the step
+    logs' tails of the newest runs come from ``rootdir``'s ``.deploy/logs`` when given."""
     names = targets if targets is not None else _all_targets(store, project, config)
     all_runs = store.deployments(project, None, limit=None)
     by_target: dict[str, list[DeploymentRecord]] = {name: [] for name in names}
     for record in all_runs:
         if record.target in by_target:
             by_target[record.target].append(record)
-    payload = _Payload(store)
+    payload = _Payload(store, project, rootdir)
     summaries: list[TargetSummary] = []
     history: list[tuple[str, MigrationRecord]] = []
     for name in names:
@@ -121,7 +133,7 @@ def build_page(
         history += [(name, row) for row in store.migration_history(project, name)]
         for index in range(len(shown) - 1, -1, -1):  # oldest first: diffs need the one before
             previous = shown[index + 1] if index + 1 < len(shown) else (rest[0] if rest else None)
-            payload.add(shown[index], previous)
+            payload.add(shown[index], previous, logs=index < LOG_TAIL_RUNS)
         summaries.append(
             TargetSummary(
                 name=name,
@@ -212,8 +224,10 @@ class _Payload:
     """Deployments with their steps, compact: repeated strings are kept once (``strings``)
     and referred to by index; config snapshots and diffs once per distinct one."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, project: str, rootdir: Path | None) -> None:
         self.store = store
+        self.project = project
+        self.rootdir = rootdir
         self.strings: list[str] = []
         self._index: dict[str, int] = {}
         self.configs: list[str] = []
@@ -259,13 +273,20 @@ class _Payload:
             self.diffs.append("".join(lines))
         return self._diff_of[key]
 
-    def add(self, record: DeploymentRecord, previous: DeploymentRecord | None) -> None:
+    def add(
+        self, record: DeploymentRecord, previous: DeploymentRecord | None, *, logs: bool
+    ) -> None:
         config = self.config(record)
         steps = self.store.deployment_steps(record.id)
         placed = layout_steps(steps, self._parallel[record.config_sha256])
+        log_dir = None
+        if logs and self.rootdir is not None:
+            log_dir = run_log_dir(self.rootdir, str(record.id), self.project, record.target)
+            log_dir = log_dir if log_dir.is_dir() else None
         rows = [
             [self.s(step.node_id), self.s(step.kind), self.s(step.outcome), step.duration_ms,
-             start, lane, self.s(step.message), self.s(step.command), self.s(step.group)]
+             start, lane, self.s(step.message), self.s(step.command), self.s(step.group),
+             self.s(self._tail(log_dir, step))]
             for step, (start, lane) in zip(steps, placed, strict=True)
         ]  # fmt: skip
         self.runs.append(
@@ -274,6 +295,14 @@ class _Payload:
              record.config_sha256[:12], int(record.dry_run), config, self.diff(previous, record),
              previous.id if previous else None, rows]
         )  # fmt: skip
+
+    @staticmethod
+    def _tail(log_dir: Path | None, step: StepRecord) -> str | None:
+        if log_dir is None:
+            return None
+        name = step.node_id.rsplit("::", 1)[-1]
+        path = step_log_file(log_dir, name, step.group or step.kind)
+        return log_tail(path, LOG_TAIL_LINES, LOG_TAIL_CHARS)
 
     def data(self, targets: list[str]) -> dict[str, Any]:
         return {

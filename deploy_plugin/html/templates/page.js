@@ -79,12 +79,12 @@
     var steps = r[11];
     box.appendChild(el("h4", {}, "Steps"));
     if (steps.length) {
-      box.appendChild(el("p", { "class": "meta" }, "Starts are reconstructed from each step's order and duration (the steps of a max_parallel group run side by side)."));
+      box.appendChild(el("p", { "class": "meta" }, "Starts are reconstructed from each step's order and duration (the steps of a max_parallel group run side by side). Log tails are shown for the newest 10 runs of each target whose logs are in this machine's .deploy/logs."));
       box.appendChild(gantt(steps, r[4]));
       var table = el("table", { id: "steps-table" });
       table.appendChild(el("caption", {}, "Steps of run " + r[0] + " in the order they were recorded"));
       var head = el("tr");
-      ["Step", "Kind", "Outcome", "Start", "ms", "Command (masked)", "Message / output tail"].forEach(function (t) { head.appendChild(el("th", { scope: "col" }, t)); });
+      ["Step", "Kind", "Outcome", "Start", "ms", "Command (masked)", "Message", "Log tail"].forEach(function (t) { head.appendChild(el("th", { scope: "col" }, t)); });
       table.appendChild(el("thead")).appendChild(head);
       var body = table.appendChild(el("tbody"));
       steps.forEach(function (s) {
@@ -98,6 +98,9 @@
         var msg = str(s[6]);
         var td = tr.appendChild(el("td", { "class": "msg" }));
         if (msg) td.appendChild(el("pre", {}, msg.split("\n").slice(-20).join("\n")));
+        var tail = s.length > 9 ? str(s[9]) : null;
+        var logCell = tr.appendChild(el("td", { "class": "msg" }));
+        if (tail) logCell.appendChild(el("pre", { "class": "log" }, tail));
         body.appendChild(tr);
       });
       box.appendChild(table);
