@@ -180,6 +180,7 @@ def test_a_postgresql_store_gives_the_same_page(tmp_path: Path, pg_database: str
         store.close()
     sqlite, postgresql = (payload(tmp_path / f"{n}.html") for n in ("sqlite", "postgresql"))
     assert postgresql["targets"] == sqlite["targets"] == ["target-0", "target-1"]
+
     def same(run: list) -> list:
         return run[1:4] + run[5:]  # not the id, not the duration (ended "now")
 

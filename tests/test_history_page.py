@@ -121,9 +121,8 @@ def test_selecting_a_deployment_shows_its_steps(shop: Path, visit: Any) -> None:
     assert detail.locator("svg.gantt rect").count() == steps.count()
     # the step's log tail (from .deploy/logs, masked as written)
     a0 = detail.locator("#steps-table tbody th").get_by_text("assets::deploy[assets/a0.txt]")
-    assert a0.locator("xpath=..").locator("pre.log").inner_text() == (
-        "asset 0\ntoken=*** api=***"
-    )
+    tail = a0.locator("xpath=..").locator("pre.log").inner_text()
+    assert tail == ("asset 0\ntoken=*** api=***")
     # the failing run: its failed step and its message
     marks.nth(2).click()
     failed = detail.locator("#steps-table tbody th").get_by_text(
