@@ -33,8 +33,10 @@ if TYPE_CHECKING:
     from deploy_plugin.store.base import Store
 
 DEFAULT_LIMIT = 200  # deployments shown per target; older ones are summarised
-LOG_TAIL_RUNS = 10  # the newest runs of each target whose step logs' tails are shown
-LOG_TAIL_LINES, LOG_TAIL_CHARS = 12, 1200
+# the newest runs of each target whose step logs' tails are shown, and how much of each:
+# at most 5 x 50 steps x 800 characters (200 kB) per target
+LOG_TAIL_RUNS = 5
+LOG_TAIL_LINES, LOG_TAIL_CHARS = 10, 800
 STATUS_MARKS = {
     "success": "✓",
     "failure": "✗",
@@ -311,4 +313,5 @@ class _Payload:
             "configs": self.configs,
             "diffs": self.diffs,
             "runs": self.runs,
+            "logRuns": LOG_TAIL_RUNS,
         }
