@@ -27,6 +27,7 @@ NEEDS_TARGET = {
     "deploy_plan": "--deploy-plan",
     "deploy_env_file": "--deploy-env-file",
     "deploy_timeout": "--deploy-timeout",
+    "deploy_html": "--deploy-html",
 }
 
 
@@ -142,6 +143,12 @@ def add_options(parser: pytest.Parser) -> None:
         help="write the deployments' results as JSON",
     )
     group.addoption(
+        "--deploy-html",
+        dest="deploy_html",
+        metavar="FILE.html",
+        help="write this run with its history around it as one self-contained HTML page",
+    )
+    group.addoption(
         "--yes",
         action="store_true",
         dest="deploy_yes",
@@ -176,6 +183,7 @@ class DeployOptions:
     store: str | None = None
     env: tuple[str, ...] = ()  # KEY=VALUE pairs, secrets
     report: str | None = None
+    html: str | None = None
     yes: bool = False
     env_files: tuple[str, ...] = ()  # dotenv files (secrets stay in the file, out of argv)
     timeout: float | None = None
@@ -210,6 +218,7 @@ class DeployOptions:
             store=store_url(opt("deploy_store"), config.getini("deploy_store")),
             env=tuple(opt("deploy_env")),
             report=opt("deploy_report"),
+            html=opt("deploy_html"),
             yes=bool(opt("deploy_yes")),
             env_files=tuple(opt("deploy_env_file")),
             timeout=opt("deploy_timeout"),
@@ -243,6 +252,8 @@ class DeployOptions:
             args.append(f"--deploy-plan-out={self.plan_out}")
         if self.plan:
             args.append(f"--deploy-plan={self.plan}")
+        if self.html:
+            args.append(f"--deploy-html={self.html}")
         return args
 
     def env_values(self) -> dict[str, str]:

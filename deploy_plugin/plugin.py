@@ -333,6 +333,8 @@ class DeployPlugin:
             session.exitstatus = PLAN_REFUSED
         elif state.plan_failed and session.exitstatus == 0:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED  # the plan asked for is missing
+        if workeroutput is None and state.html_path:
+            _write_html(state)
         store = state.open_store_or_none()
         if store is not None:
             store.close()
@@ -355,6 +357,45 @@ class DeployPlugin:
             terminalreporter.write_line(state.plan_message)
         if state.plan_refusal:
             terminalreporter.write_line(f"pytest-deploy: {state.plan_refusal}", red=True)
+
+
+def _write_html(state: DeploySession) -> None:
+    """``--deploy-html``: this run's targets with their history; a problem only warns."""
+    import warnings
+
+    from deploy_plugin.html import try_write_history_page
+    from deploy_plugin.store.base import StoreError
+
+    ran: dict[str, dict[str, Any]] = {}  # project → targets, config, this run's ids
+    started = [d for d in state.deployments if d.started_at is not None]
+    for d in started:
+        entry = ran.setdefault(d.project, {"targets": [], "config": d.config, "ids": []})
+        entry["targets"].append(d.target.name)
+        if d.deployment_id is not None:
+            entry["ids"].append(d.deployment_id)
+    for r in state.worker_reports:
+        ran.setdefault(r["project"], {"targets": [], "config": None, "ids": []})["targets"].append(
+            r["target"]
+        )
+    path = Path(state.html_path or "")
+    if not ran:
+        warnings.warn(
+            f"pytest-deploy: history page {path} not written: no deployment ran", stacklevel=1
+        )
+        return
+    try:
+        store = state.store()
+    except StoreError as err:
+        warnings.warn(f"pytest-deploy: history page {path} not written: {err}", stacklevel=1)
+        return
+    for project, entry in ran.items():
+        # several projects in one run: one page each, named after the project
+        out = path if len(ran) == 1 else path.with_name(f"{path.stem}-{project}{path.suffix}")
+        try_write_history_page(
+            store, project, out, config=entry["config"],
+            targets=list(dict.fromkeys(entry["targets"])), highlight=entry["ids"],
+            rootdir=state.rootdir,
+        )  # fmt: skip
 
 
 __all__ = ["DeployPlugin", "DeploySession"]

@@ -7,9 +7,7 @@ items are skipped "not run", and what each step did for the reports.
 
 from __future__ import annotations
 
-import hashlib
 import logging
-import re
 import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -21,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from deploy_plugin import steplogs
 from deploy_plugin.config import DeployConfig, Group
 from deploy_plugin.facts import iso_utc, utcnow, who
+from deploy_plugin.logs import run_log_dir, step_log_file
 from deploy_plugin.plan import AppliedMigration, GroupPlan
 from deploy_plugin.policy import StopPolicy, step_ref
 from deploy_plugin.recorder import RunRecorder
@@ -238,8 +237,10 @@ class Deployment:
             )
         if not self.dry_run:
             stamp = self.started_at.strftime("%Y%m%dT%H%M%S")
-            name = f"{self.deployment_id or stamp}-{self.project}-{self.target.name}"
-            self.log_dir = self.session.rootdir / ".deploy" / "logs" / _safe(name)
+            self.log_dir = run_log_dir(
+                self.session.rootdir, str(self.deployment_id or stamp), self.project,
+                self.target.name,
+            )  # fmt: skip
             steplogs.mark(
                 self.log_dir, self.project, self.target.name, self.started_at, self.deployment_id
             )
@@ -258,10 +259,7 @@ class Deployment:
         """``<logs>/<group>/<step>.log`` (a hash keeps cleaned-up names apart)."""
         if self.log_dir is None:
             return None
-        name = _safe(item.name)
-        if name != item.name:
-            name += "-" + hashlib.sha1(item.name.encode()).hexdigest()[:8]
-        return self.log_dir / _safe(item.group_name or item.kind) / (name + ".log")
+        return step_log_file(self.log_dir, item.name, item.group_name or item.kind)
 
     # ------------------------------------------------------------------ history
 
@@ -499,7 +497,3 @@ class Deployment:
             "steps": [r.as_dict() for r in ordered],
             "notes": list(self.notes),
         }
-
-
-def _safe(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("_")[:150] or "step"

@@ -31,6 +31,7 @@ class DeploySession:
         self.skip_validation = options.skip_validation
         self.store_url = options.store
         self.report_path = options.report
+        self.html_path = options.html
         self.yes = options.yes
         self.cli_env = options.env_values()
         self.file_env: dict[str, str] = {}  # --deploy-env-file (read in pytest_configure)

@@ -8,7 +8,7 @@ from typing import Any
 from deploy_plugin.store.records import alive_here
 
 from .args import add_command, add_target_option, common_options, positive_int
-from .context import Context, confirm
+from .context import Context, Project, confirm
 from .deploy import deployment_json
 from .output import CliError, emit_json, print_table, say, when
 
@@ -24,7 +24,18 @@ def register(subparsers: Any) -> None:
     )
     history.add_argument("project", metavar="PROJECT")
     add_target_option(history, help="only this target")
-    history.add_argument("--limit", type=positive_int, default=20, help="rows (default 20)")
+    history.add_argument(
+        "--limit",
+        type=positive_int,
+        default=None,
+        help="rows (default 20); with --html: deployments per target shown in full (default "
+        "200, older ones summarised)",
+    )
+    history.add_argument(
+        "--html",
+        metavar="FILE",
+        help="write every target's history as one self-contained HTML page",
+    )
     history.add_argument(
         "--steps", action="store_true", help="also list each run's steps (--json: always)"
     )
@@ -48,7 +59,10 @@ def run_history(ctx: Context) -> int:
     project = ctx.project(args.project, store_only_ok=True)
     target = ctx.require_target(project, args.target, in_use=True) if args.target else None
     store = ctx.store()
-    records = store.deployments(project.name, target, limit=args.limit) if store else []
+    if args.html:
+        return _write_html(ctx, project, target)
+    limit = args.limit or 20
+    records = store.deployments(project.name, target, limit=limit) if store else []
     if args.json:
         data = []
         assert store is not None or not records
@@ -79,6 +93,33 @@ def run_history(ctx: Context) -> int:
                  for s in store.deployment_steps(record.id)],
                 "  no steps recorded",
             )  # fmt: skip
+    return 0
+
+
+def _write_html(ctx: Context, project: Project, target: str | None) -> int:
+    """``history --html FILE``: the page of every target (or ``--target``)."""
+    from deploy_plugin.html import DEFAULT_LIMIT, write_history_page
+
+    path = ctx.args.html
+    store = ctx.store()
+    if store is None:
+        raise CliError(f"No store found, so there is no history of {project.name} to write.")
+    try:
+        data = write_history_page(
+            store, project.name, path, config=project.config,
+            targets=[target] if target else None, limit=ctx.args.limit or DEFAULT_LIMIT,
+            rootdir=ctx.rootdir,
+        )  # fmt: skip
+    except OSError as err:
+        raise CliError(
+            f"Could not write the history page {path}: {err.strerror or err}. Choose a file "
+            f"in a folder you can write to."
+        ) from None
+    runs = sum(len(t.shown) for t in data.targets)
+    if ctx.args.json:
+        emit_json({"html": str(path), "targets": len(data.targets), "deployments": runs})
+    else:
+        say(f"Wrote {path}: {len(data.targets)} target(s), {runs} deployment(s) in full.")
     return 0
 
 

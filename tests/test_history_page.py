@@ -1,0 +1,213 @@
+"""The history page in a real browser: Debian's Chromium driven by Playwright.
+
+Pages come from real deployments (pytest and ``pytest-deploy`` in subprocesses) and from
+a store filled directly for scale. Each test checks what a person would (rows, statuses,
+a selected deployment's steps, the migration filter, a config diff), that the page made
+no request other than ``file://`` and logged no console error, and saves a screenshot in
+its tmp_path. Without chromium the tests skip, except in CI (``CI`` set), where they fail.
+Set ``HISTORY_PAGE_SCREENSHOT=docs/history-page.png`` to refresh the README's picture.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from deploy_plugin.store import open_store
+from tests.history_site import browser_session, cli, deploy, deploy_history, fill_store
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    yield from browser_session()
+
+
+@pytest.fixture(scope="module")
+def shop(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Four real deployments (local: v1 ok, v2 ok, a broken migration; qa: ok) and the
+    CLI's page of them (all.html)."""
+    root = tmp_path_factory.mktemp("page") / "shop"
+    assert [run.returncode for run in deploy_history(root)] == [0, 0, 0, 1]
+    result = cli(root, "history", "shop", "--html", "all.html")
+    assert result.returncode == 0, result.stderr
+    return root
+
+
+class Visit:
+    """A page opened from file://, with every request and console message it made."""
+
+    def __init__(self, browser: Any, path: Path, shots: Path) -> None:
+        self.context = browser.new_context(viewport={"width": 1300, "height": 900})
+        self.requests: list[str] = []
+        self.errors: list[str] = []
+        self.shots = shots
+        self.context.on("request", lambda request: self.requests.append(request.url))
+        self.page = self.context.new_page()
+        self.page.on("console", self._console)
+        self.page.on("pageerror", lambda error: self.errors.append(f"pageerror: {error}"))
+        self.page.goto(path.resolve().as_uri())
+
+    def _console(self, message: Any) -> None:
+        if message.type in ("error", "warning"):
+            self.errors.append(f"{message.type}: {message.text}")
+
+    def check(self, name: str) -> Path:
+        """No console error, nothing but file://; a screenshot named ``name``."""
+        shot = self.shots / f"{name}.png"
+        self.page.screenshot(path=str(shot), full_page=True)
+        assert self.errors == []
+        assert self.requests and all(url.startswith("file://") for url in self.requests), (
+            self.requests
+        )
+        return shot
+
+    def close(self) -> None:
+        self.context.close()
+
+
+@pytest.fixture
+def visit(browser: Any, tmp_path: Path) -> Iterator[Any]:
+    opened: list[Visit] = []
+
+    def open_page(path: Path) -> Visit:
+        opened.append(Visit(browser, path, tmp_path))
+        return opened[-1]
+
+    yield open_page
+    for item in opened:
+        item.close()
+
+
+def test_targets_table_shows_each_target_and_its_last_status(shop: Path, visit: Any) -> None:
+    v = visit(shop / "all.html")
+    table = v.page.locator("#targets-table")
+    assert table.locator("thead th[scope=col]").count() == 12
+    rows = table.locator("tbody tr")
+    assert rows.count() == 2
+    local, qa = rows.nth(0), rows.nth(1)
+    assert local.locator("th[scope=row]").inner_text() == "local"
+    assert "failure" in local.locator("td").nth(0).inner_text()
+    assert "success" in qa.locator("td").nth(0).inner_text()
+    # migrations: local applied 2, 003 failed (pending again); qa applied 2, 003 new
+    assert local.locator("td").nth(5).inner_text() == "2"
+    assert local.locator("td").nth(6).inner_text() == "1"
+    assert local.locator("td").nth(7).inner_text() == "1"
+    assert qa.locator("td").nth(6).inner_text() == "1"
+    assert [h.inner_text() for h in v.page.locator("h2").all()] == [
+        "What is deployed where", "Timeline", "Deployment detail", "Migration history", "Trends",
+    ]  # fmt: skip
+    shot = v.check("targets")
+    if os.environ.get("HISTORY_PAGE_SCREENSHOT"):
+        shutil.copyfile(shot, os.environ["HISTORY_PAGE_SCREENSHOT"])
+
+
+def test_selecting_a_deployment_shows_its_steps(shop: Path, visit: Any) -> None:
+    v = visit(shop / "all.html")
+    marks = v.page.locator('ol[aria-label="Deployments of local"] button.mark')
+    assert marks.count() == 3
+    assert marks.nth(2).get_attribute("aria-label").startswith("Run 4: failure")
+    marks.nth(0).click()
+    detail = v.page.locator("#detail")
+    assert detail.locator("h3").inner_text() == "Run 1 → local: ✓ success"
+    steps = detail.locator("#steps-table tbody tr")
+    names = [steps.nth(i).locator("th").inner_text() for i in range(steps.count())]
+    assert "migrations::deploy[migrations/001_items.sql]" in names
+    assert "assets::deploy[assets/a3.txt]" in names and "build::build" in names
+    assert detail.locator("svg.gantt rect").count() == steps.count()
+    # the step's log tail (from .deploy/logs, masked as written)
+    a0 = detail.locator("#steps-table tbody th").get_by_text("assets::deploy[assets/a0.txt]")
+    tail = a0.locator("xpath=..").locator("pre.log").inner_text()
+    assert tail == ("asset 0\ntoken=*** api=***")
+    # the failing run: its failed step and its message
+    marks.nth(2).click()
+    failed = detail.locator("#steps-table tbody th").get_by_text(
+        "migrations::deploy[migrations/003_broken.sql]", exact=True
+    )
+    row = failed.locator("xpath=..")
+    assert row.locator("td").nth(1).inner_text() == "failed"
+    assert "no such table: nowhere" in row.inner_text()
+    assert "skipped" in detail.locator("#steps-table tbody tr").last.inner_text()
+    assert marks.nth(2).get_attribute("aria-pressed") == "true"
+    v.check("steps")
+
+
+def test_parallel_steps_sit_side_by_side(shop: Path, visit: Any) -> None:
+    v = visit(shop / "all.html")
+    v.page.locator('button.mark[data-run="1"]').click()
+    bars = v.page.locator("#detail svg.gantt rect")
+    titles = [bars.nth(i).locator("title").text_content() for i in range(bars.count())]
+    assets = [i for i, t in enumerate(titles) if t.startswith("deploy[assets/")]
+    xs = [float(bars.nth(i).get_attribute("x")) for i in assets]
+    assert len(assets) == 4 and xs[0] == xs[1] == xs[2]  # max_parallel: 3
+    assert ", lane 3" in titles[assets[2]]
+    v.check("gantt")
+
+
+def test_migration_filter_and_sort(shop: Path, visit: Any) -> None:
+    v = visit(shop / "all.html")
+    rows = v.page.locator("#migrations-table tbody tr")
+    visible = v.page.locator("#migrations-table tbody tr:visible")
+    assert rows.count() == 5
+    v.page.fill("#mig-filter", "seed")
+    assert visible.count() == 2
+    assert v.page.locator("#mig-count").inner_text() == "2 rows"
+    v.page.fill("#mig-filter", "")
+    v.page.select_option("#mig-status", "failed")
+    assert visible.count() == 1 and "003_broken.sql" in visible.first.inner_text()
+    v.page.select_option("#mig-status", "")
+    v.page.locator("#migrations-table th button", has_text="File").click()
+    files = [rows.nth(i).locator("td").nth(1).inner_text() for i in range(5)]
+    assert files == sorted(files)
+    assert v.page.locator("#migrations-table th", has_text="File").get_attribute("aria-sort") == (
+        "ascending"
+    )
+    v.check("migrations")
+
+
+def test_config_diff_shows_the_changed_line(shop: Path, visit: Any) -> None:
+    v = visit(shop / "all.html")
+    v.page.locator('button.mark[data-run="2"]').click()
+    detail = v.page.locator("#detail")
+    assert "Changes since run 1" in detail.inner_text()
+    assert 'echo building v2 with $SHOP_TOKEN"' in detail.locator(".diff-add").inner_text()
+    assert 'echo building v1 with $SHOP_TOKEN"' in detail.locator(".diff-del").inner_text()
+    v.page.locator('button.mark[data-run="3"]').click()  # qa's first run
+    assert "No earlier deployment of this target" in detail.inner_text()
+    v.page.locator('button.mark[data-run="4"]').click()  # local, same config as run 2
+    assert "Same config as run 2 (unchanged)." in detail.inner_text()
+    v.page.locator("#detail summary").click()
+    assert "project: shop" in detail.locator("pre.config").inner_text()
+    v.check("diff")
+
+
+def test_run_page_shows_this_run_among_its_history(shop: Path, visit: Any) -> None:
+    result = deploy(shop, "qa", "--deploy-html=run.html")
+    assert result.returncode == 1  # 003_broken.sql is there now
+    v = visit(shop / "run.html")
+    assert v.page.locator("#targets-table tbody tr").count() == 1
+    this = v.page.locator("button.mark.this-run")
+    assert this.count() == 1 and this.get_attribute("aria-pressed") == "true"
+    assert "failure" in v.page.locator("#detail h3").inner_text()
+    assert v.page.locator('ol[aria-label="Deployments of qa"] button.mark').count() == 2
+    v.check("run")
+
+
+def test_a_large_history_opens_and_summarises_older_runs(tmp_path: Path, visit: Any) -> None:
+    (tmp_path / "pytest.ini").write_text("[pytest]\n")
+    store = open_store(None, tmp_path)
+    fill_store(store, "big", targets=2, runs=230, steps=20)
+    store.close()
+    assert cli(tmp_path, "history", "big", "--html", "big.html").returncode == 0
+    v = visit(tmp_path / "big.html")
+    older = v.page.locator("p.older")
+    assert older.count() == 2
+    assert older.first.inner_text().startswith("30 older deployments")
+    assert v.page.locator('ol[aria-label="Deployments of target-1"] button.mark').count() == 200
+    v.page.locator('ol[aria-label="Deployments of target-0"] button.mark').last.click()
+    assert v.page.locator("#steps-table tbody tr").count() == 20
+    v.check("large")
