@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import time
 import warnings
+from datetime import datetime
 from typing import Any, NoReturn
 
 import pytest
 
-from deploy_plugin.facts import iso_utc, monotonic_ms, who
+from deploy_plugin.facts import iso_utc, monotonic_ms, utcnow, who
 from deploy_plugin.plan import Step, links_note
 from deploy_plugin.policy import LOCK_LOST
 from deploy_plugin.pytest_compat import skip_at_item
@@ -86,6 +87,7 @@ class DeployItem(pytest.Item):
         self.output: str = ""  # masked tail of the step's output
         self.log_path: Any = None
         self.notes: list[str] = []
+        self.started_at: datetime | None = None  # when it began (its command, if it ran one)
         self.sort_key: tuple[int, int] = (0, 0)  # run order within the deployment
         deployment.items.append(self)
 
@@ -97,6 +99,7 @@ class DeployItem(pytest.Item):
         deployment = self.deployment
         hook = self.config.hook
         started = time.monotonic()
+        self.started_at = utcnow()
         outcome, message = "passed", None
         interrupted = False
         group = deployment.config.group(self.group_name) if self.group_name else None
@@ -328,6 +331,8 @@ class StepItem(DeployItem):
         """Record the outcome (and the migration's history row); fail with a short message."""
         deployment, step = self.deployment, self.step
         self.output = result.tail
+        if result.started_at is not None:
+            self.started_at = result.started_at  # a parallel step's command began earlier
         elapsed = int(result.duration_s * 1000)  # the command's own time, also in parallel
         if result.ok:
             if step.tracked:

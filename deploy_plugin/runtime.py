@@ -50,6 +50,7 @@ class StepResult:
     outcome: str  # passed | failed | skipped
     duration_ms: int
     message: str | None
+    started_at: str | None = None  # ISO 8601 UTC: when the step (its command) began
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -400,6 +401,7 @@ class Deployment:
             outcome=outcome,
             duration_ms=duration_ms,
             message=message,
+            started_at=iso_utc(started) if (started := getattr(item, "started_at", None)) else None,
         )
 
     def add_result(self, result: StepResult, *, batch: bool = False) -> None:

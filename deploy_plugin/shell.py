@@ -28,6 +28,7 @@ from collections import deque
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 from types import FrameType
 from typing import TextIO
@@ -74,6 +75,8 @@ class CommandResult:
     log_path: Path | None
     timeout_s: float | None = None
     """The timeout that applied, for messages."""
+    started_at: datetime | None = None
+    """When the command was started (UTC), for the history page's Gantt chart."""
 
     @property
     def ok(self) -> bool:
@@ -287,6 +290,7 @@ class _Run:
         self.tail: deque[str] = deque()
         self.tail_chars = 0
         self.started = time.monotonic()
+        self.started_at = datetime.now(timezone.utc)
         self.terminated = False
         # Started and recorded under the lock: terminate_running() (Ctrl-C with steps in
         # worker threads) waits for a command being started instead of missing it.
@@ -334,6 +338,7 @@ class _Run:
             timed_out=timed_out,
             log_path=log_path,
             timeout_s=timeout,
+            started_at=self.started_at,
         )
 
     # -- process group ---------------------------------------------------------------------

@@ -1,6 +1,8 @@
 """Where each step of a deployment sits on its Gantt chart.
 
-The store keeps each step's duration and its order, not its start time, so starts are
+The store keeps each step's start (schema version 6 on) and duration: a step starts where
+it was recorded to start, on the first lane free by then, so steps that ran at the same
+time sit side by side. Runs recorded before version 6 have no starts; theirs are
 reconstructed: steps run one after another, except the per-file deploy steps of a group
 with ``max_parallel`` > 1 (read from the run's config snapshot), which run side by side
 on that many lanes, each starting when a lane is free (what :mod:`deploy_plugin.parallel`
@@ -11,6 +13,7 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 import yaml
@@ -35,8 +38,12 @@ def group_parallelism(snapshot: str) -> dict[str, int]:
     return found
 
 
-def layout_steps(steps: Sequence[StepRecord], parallel: dict[str, int]) -> list[tuple[int, int]]:
+def layout_steps(
+    steps: Sequence[StepRecord], parallel: dict[str, int], run_started: datetime | None = None
+) -> list[tuple[int, int]]:
     """``(start_ms, lane)`` of each step, from the run's start; lane 0 is sequential."""
+    if run_started is not None and steps and all(s.started_at is not None for s in steps):
+        return _recorded(steps, run_started)
     placed: list[tuple[int, int]] = []
     clock = 0
     index = 0
@@ -63,6 +70,25 @@ def layout_steps(steps: Sequence[StepRecord], parallel: dict[str, int]) -> list[
             heapq.heappush(lanes, (done, lane))
         clock = finish
         index = end
+    return placed
+
+
+def _recorded(steps: Sequence[StepRecord], run_started: datetime) -> list[tuple[int, int]]:
+    """Recorded starts; each step on the lowest lane free at its start."""
+    starts = [
+        max(0, round((step.started_at - run_started).total_seconds() * 1000))
+        for step in steps
+        if step.started_at is not None
+    ]
+    ends: list[int] = []  # when each lane is free again
+    placed: list[tuple[int, int]] = [(0, 0)] * len(steps)
+    for index in sorted(range(len(steps)), key=lambda i: (starts[i], i)):
+        start = starts[index]
+        lane = next((i for i, end in enumerate(ends) if end <= start), len(ends))
+        if lane == len(ends):
+            ends.append(0)
+        ends[lane] = start + max(0, steps[index].duration_ms)
+        placed[index] = (start, lane)
     return placed
 
 

@@ -280,7 +280,7 @@ class _Payload:
     ) -> None:
         config = self.config(record)
         steps = self.store.deployment_steps(record.id)
-        placed = layout_steps(steps, self._parallel[record.config_sha256])
+        placed = layout_steps(steps, self._parallel[record.config_sha256], record.started_at)
         log_dir = None
         if logs and self.rootdir is not None:
             log_dir = run_log_dir(self.rootdir, str(record.id), self.project, record.target)

@@ -80,6 +80,7 @@ class StepRecord:
     duration_ms: int
     message: str | None
     recorded_at: datetime
+    started_at: datetime | None = None  # None for rows recorded before schema version 6
 
 
 @dataclass(frozen=True)

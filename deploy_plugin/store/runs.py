@@ -88,17 +88,17 @@ class RunRepository(StoreCore):
         rows = [
             (deployment_id, step["node_id"], step["group"], step["kind"], step["file"],
              step["checksum"], step["command"], step["outcome"], int(step["duration_ms"]),
-             step["message"], now)
+             step["message"], now, self._started_param(step.get("started_at")))
             for step in steps
         ]  # fmt: skip
         if not rows:
             return
-        values = ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"] * len(rows))
+        values = ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"] * len(rows))
         with self._statement("record deployment steps") as db:
             db.execute(
                 """INSERT INTO {s}deployment_steps (deployment_id, node_id, group_name,
                     kind, file, checksum, command, outcome, duration_ms, message,
-                    recorded_at) VALUES """ + values,
+                    recorded_at, started_at) VALUES """ + values,
                 tuple(value for row in rows for value in row),
             )
 
@@ -150,15 +150,23 @@ class RunRepository(StoreCore):
         with self._reader("read deployment steps") as db:
             rows = db.execute(
                 """SELECT node_id, group_name, kind, file, checksum, command, outcome,
-                    duration_ms, message, recorded_at
+                    duration_ms, message, recorded_at, started_at
                 FROM {s}deployment_steps WHERE deployment_id = ? ORDER BY id""",
                 (deployment_id,),
             ).fetchall()
         return [
             StepRecord(node, group, kind, file, checksum, command, outcome, ms, message,
-                       self._time_value(recorded))
-            for node, group, kind, file, checksum, command, outcome, ms, message, recorded in rows
+                       self._time_value(recorded),
+                       None if started is None else self._time_value(started))
+            for (node, group, kind, file, checksum, command, outcome, ms, message, recorded,
+                 started) in rows
         ]  # fmt: skip
+
+    def _started_param(self, value: str | None) -> Any:
+        """A step's ISO start (from its result) as this store writes times; None stays."""
+        if not value:
+            return None
+        return self._time_param(datetime.fromisoformat(value.replace("Z", "+00:00")))
 
     def _deployment(self, row: Any) -> DeploymentRecord:
         id_, project, target, who, started, ended, status, dry_run, sha = row

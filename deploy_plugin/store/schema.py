@@ -375,6 +375,23 @@ POSTGRES_STEPS.append(
     )
 )
 
+# v6 (issue 12): when each step began, for the history page's Gantt chart. Nullable: rows
+# recorded before keep NULL and the page lays them out from their order and durations.
+SQLITE_STEPS.append(
+    SchemaStep(
+        6,
+        "deployment_steps.started_at",
+        ("ALTER TABLE deployment_steps ADD COLUMN started_at TEXT",),
+    )
+)
+POSTGRES_STEPS.append(
+    SchemaStep(
+        6,
+        "deployment_steps.started_at",
+        ("ALTER TABLE deploy.deployment_steps ADD COLUMN started_at timestamptz",),
+    )
+)
+
 
 def steps_for(kind: str) -> list[SchemaStep]:
     """The schema steps of one store kind (``sqlite`` or ``postgresql``), in version order.

@@ -79,7 +79,7 @@
     var steps = r[11];
     box.appendChild(el("h4", {}, "Steps"));
     if (steps.length) {
-      box.appendChild(el("p", { "class": "meta" }, "Starts are reconstructed from each step's order and duration (the steps of a max_parallel group run side by side). Log tails are shown for the newest " + data.logRuns + " runs of each target whose logs are in this machine's .deploy/logs."));
+      box.appendChild(el("p", { "class": "meta" }, "Each step starts where it was recorded to start; steps that ran at the same time sit side by side (runs recorded before the store kept starts are laid out from their order and durations). Log tails are shown for the newest " + data.logRuns + " runs of each target whose logs are in this machine's .deploy/logs."));
       box.appendChild(gantt(steps, r[4]));
       var table = el("table", { id: "steps-table" });
       table.appendChild(el("caption", {}, "Steps of run " + r[0] + " in the order they were recorded"));
