@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from deploy_plugin.config import ConfigError, DeployConfig, load_config
+from deploy_plugin.downs import down_file_problem
 from deploy_plugin.items import HealthCheckItem, MessageItem, StepItem
 from deploy_plugin.plan import GroupPlan, plan_group
 from deploy_plugin.preflight import PreflightItem
@@ -39,6 +40,10 @@ class DeployConfigFile(pytest.File):
             config = load_config(self.path)
         except ConfigError as err:
             yield MessageItem.from_parent(self, name="validate", failure=str(err))
+            return
+        problem = down_file_problem(config, self.nodeid or str(self.path))
+        if problem is not None:  # needs the files on disk, so not in load_config
+            yield MessageItem.from_parent(self, name="validate", failure=str(problem))
             return
         session.seen_groups.update(g.name for g in config.groups)
         if not session.targets:

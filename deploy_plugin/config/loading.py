@@ -47,6 +47,7 @@ def _build(
                 timeout_seconds=None if timeout is None else float(timeout),
                 targets=tuple(g["targets"]) if "targets" in g else None,
                 line=lines.get(f"groups[{index}]"),
+                down_file=g.get("down_file"),
             )
         )
     health = data.get("health_check")

@@ -68,6 +68,7 @@ class Group:
     timeout_seconds: float | None = None
     targets: tuple[str, ...] | None = None
     line: int | None = None
+    down_file: str | None = None  # path template of each migration's down file
 
     @property
     def deploy_per_file(self) -> bool:

@@ -164,6 +164,38 @@ def _check_commands(group: Group, prefix: str) -> Iterator[tuple[str, str]]:
             )
 
 
+def _check_down_file(group: Group, at: str) -> Iterator[tuple[str, str]]:
+    """(field, problem) for a ``down_file`` template that cannot name one file per migration."""
+    template = group.down_file
+    if template is None:
+        return
+    where = f"{at}.down_file"
+    if not group.track_migrations:
+        yield (
+            where,
+            f"group '{group.name}' does not track migrations, so it has no down files. Remove "
+            "down_file, or list .sql migrations in file_patterns.",
+        )
+        return
+    try:
+        names = placeholders(template)
+    except PlaceholderError as exc:
+        yield where, str(exc)
+        return
+    if not any(n in FILE_PLACEHOLDERS for n in names):
+        yield (
+            where,
+            f"{_short(template)} names no file placeholder, so every migration would share one "
+            'down file. Use {stem}, {name}, {dir} or {file}, e.g. "rollbacks/{stem}.sql".',
+        )
+    elif template.startswith(("/", "\\")) or ".." in re.split(r"[\\/]", template):
+        yield (
+            where,
+            f"{_short(template)} leaves root; write the down file's path relative to root, "
+            "with no '..'.",
+        )
+
+
 def _bad_character_class(pattern: str) -> str | None:
     """The first ``[...]`` of a glob that no regex engine accepts (e.g. ``[z-a]``)."""
     for match in re.finditer(r"\[(!?\]?[^\]]*)\]", pattern):
@@ -253,6 +285,7 @@ def _group_problems(cfg: DeployConfig, group: Group) -> Iterator[tuple[str, str]
                 "SQL executor. Set track_migrations: false if these files are not migrations."
             ),
         )
+    yield from _check_down_file(group, at)
     declared = sorted(cfg.targets)
     for i, name in enumerate(group.targets or ()):
         # Undeclared names are fine when the config declares no targets: the store may.

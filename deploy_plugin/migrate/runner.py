@@ -15,6 +15,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from deploy_plugin.downs import up_bytes
+
 from .executor import ELAPSED_MS, Bookkeeping, SqlExecutor
 from .ledger import Ledger, LedgerRow, missing_from_history
 
@@ -62,7 +64,11 @@ class MigrationRunner:
         if self.same_database and self.store is not None:
             records.append(self.store.history_statement(self.project, self.target, record))
         books = Bookkeeping(guard=self.ledger.guard(rel, checksum, who), records=records)
-        elapsed = self.executor.apply(path, rel, books=books)
+        try:
+            data: bytes | None = up_bytes(path.read_bytes())  # a dbmate file: its up section
+        except OSError:
+            data = None  # the executor reports the unreadable file
+        elapsed = self.executor.apply(path, rel, books=books, data=data)
         record = MigrationRecord(rel, checksum, applied_at, who, elapsed, "success", None)
         return Applied(record, recorded=bool(records))
 
