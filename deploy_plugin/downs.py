@@ -191,6 +191,7 @@ def down_file_problem(config: DeployConfig, shown: str) -> ConfigError | None:
 
 __all__ = [
     "Down",
+    "RollbackRange",
     "checksum_bytes",
     "down_bytes",
     "down_file_problem",
@@ -199,5 +200,50 @@ __all__ = [
     "has_sections",
     "matched_downs",
     "read_down",
+    "rollback_range",
     "up_bytes",
 ]
+
+
+# --------------------------------------------------------------------------- the range
+
+
+@dataclass(frozen=True)
+class RollbackRange:
+    """The applied migrations a rollback undoes, newest first, with their groups (None for
+    a file no tracked group matches any more), or why the request cannot be met."""
+
+    files: tuple[tuple[str, str | None], ...]
+    problem: str | None = None
+
+
+def rollback_range(
+    applied_newest_first: Iterable[str],
+    group_of: dict[str, str],
+    *,
+    steps: int | None = None,
+    to: str | None = None,
+    skipped_groups: Iterable[str] = (),
+) -> RollbackRange:
+    """The migrations ``--deploy-rollback=steps`` / ``--deploy-rollback-to=to`` undo.
+
+    ``applied_newest_first``: files whose history row is ``success``, newest first;
+    ``group_of``: file → its tracked group; ``skipped_groups``: groups left out by
+    ``--group``/``--skip-group`` (their migrations are not in the range).
+    """
+    left_out = set(skipped_groups)
+    applied = [f for f in applied_newest_first if group_of.get(f) not in left_out]
+    if to is not None:
+        if to not in applied:
+            shown = ", ".join(applied[:5]) + (" ..." if len(applied) > 5 else "")
+            return RollbackRange(
+                (),
+                f"--deploy-rollback-to={to}: that file is not applied to this target, so there"
+                " is nothing to roll back to. Give a root-relative path of an applied migration"
+                + (f" (newest first: {shown})." if applied else " (none is applied).")
+                + " Nothing was run.",
+            )
+        applied = applied[: applied.index(to)]
+    elif steps is not None:
+        applied = applied[:steps]
+    return RollbackRange(tuple((f, group_of.get(f)) for f in applied))

@@ -67,6 +67,11 @@ class TargetNode(pytest.Collector):
         if target is None:
             yield UnknownTargetNode.from_parent(self, name="preflight", failure=problem)
             return
+        if session.rolling_back:
+            from deploy_plugin.rollback import collect_rollback
+
+            yield from collect_rollback(self, session, config, target)
+            return
         plans = [
             plan_group(config, group, target.name)
             for group in config.groups
@@ -115,6 +120,8 @@ class PreflightNode(pytest.Collector):
         checks += ["env", "files"]
         if any(plan.group.track_migrations for plan in self.deployment.plans):
             checks.append("migrations-drift")
+        if self.deployment.kind == "rollback":
+            checks.append("downs")
         for index, check in enumerate(checks):
             item = PreflightItem.from_parent(self, name=check, deployment=self.deployment)
             item.sort_key = (0, index)

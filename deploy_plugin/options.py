@@ -23,6 +23,8 @@ NEEDS_TARGET = {
     "deploy_continue_on_failure": "--continue-on-failure",
     "deploy_env": "--deploy-env",
     "deploy_report": "--deploy-report",
+    "deploy_rollback": "--deploy-rollback",
+    "deploy_rollback_to": "--deploy-rollback-to",
 }
 
 
@@ -110,6 +112,19 @@ def add_options(parser: pytest.Parser) -> None:
         dest="deploy_yes",
         help="confirm a deployment to a protected target without asking",
     )
+    group.addoption(
+        "--deploy-rollback",
+        type=int,
+        dest="deploy_rollback",
+        metavar="N",
+        help="roll back the last N applied migrations (newest first) instead of deploying",
+    )
+    group.addoption(
+        "--deploy-rollback-to",
+        dest="deploy_rollback_to",
+        metavar="FILE",
+        help="roll back every migration applied after FILE (root-relative), FILE itself kept",
+    )
     parser.addini("deploy_target", "default deploy targets (linelist)", type="linelist")
     parser.addini("deploy_store", "store URL (see --deploy-store)")
     parser.addini("deploy_health_url", "health URL override (see --deploy-health-url)")
@@ -136,6 +151,8 @@ class DeployOptions:
     env: tuple[str, ...] = ()  # KEY=VALUE pairs, secrets
     report: str | None = None
     yes: bool = False
+    rollback: int | None = None  # --deploy-rollback=N
+    rollback_to: str | None = None  # --deploy-rollback-to=FILE
 
     @classmethod
     def from_pytest(cls, config: pytest.Config) -> DeployOptions:
@@ -158,6 +175,8 @@ class DeployOptions:
             env=tuple(opt("deploy_env")),
             report=opt("deploy_report"),
             yes=bool(opt("deploy_yes")),
+            rollback=opt("deploy_rollback"),
+            rollback_to=opt("deploy_rollback_to"),
         )
 
     def args(self) -> list[str]:
@@ -178,7 +197,32 @@ class DeployOptions:
             args.append(f"--deploy-health-url={self.health_url}")
         if self.report:
             args.append(f"--deploy-report={self.report}")
+        if self.rollback is not None:
+            args.append(f"--deploy-rollback={self.rollback}")
+        if self.rollback_to is not None:
+            args.append(f"--deploy-rollback-to={self.rollback_to}")
         return args
+
+    @property
+    def rolling_back(self) -> bool:
+        """Whether this run rolls migrations back instead of deploying."""
+        return self.rollback is not None or self.rollback_to is not None
+
+    def rollback_problem(self) -> str | None:
+        """Why the rollback options cannot be run as given (one paragraph), if so."""
+        if self.rollback is not None and self.rollback_to is not None:
+            return (
+                f"--deploy-rollback={self.rollback} and --deploy-rollback-to={self.rollback_to}"
+                " both say how far to roll back; give one of them: --deploy-rollback=N undoes"
+                " the last N applied migrations, --deploy-rollback-to=FILE every one applied"
+                " after FILE. Nothing was run."
+            )
+        if self.rollback is not None and self.rollback <= 0:
+            return (
+                f"--deploy-rollback={self.rollback}: N must be a whole number of at least 1,"
+                " the number of applied migrations to undo (newest first). Nothing was run."
+            )
+        return None
 
     def env_values(self) -> dict[str, str]:
         """``--deploy-env`` as a dict; pytest.UsageError for a malformed pair."""

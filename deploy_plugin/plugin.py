@@ -52,6 +52,9 @@ def pytest_configure(config: pytest.Config) -> None:
                     " validated and nothing is deployed"
                 )
         return
+    problem = session.options.rollback_problem()
+    if problem:
+        raise pytest.UsageError(problem)
     if config.getoption("lf", False) or config.getoption("failedfirst", False):
         raise pytest.UsageError(
             "--lf/--ff reorder or drop deployment steps; deployments always run in full order"
@@ -144,6 +147,8 @@ class DeployPlugin:
     ) -> None:
         """Restore each kept deployment's preflight and health check, and own the order."""
         state = self.state
+        if state.usage_problems:
+            raise pytest.UsageError(" ".join(state.usage_problems))
         unknown = [g for g in state.groups + state.skip_groups if g not in state.seen_groups]
         if state.targets and unknown and state.seen_groups:
             raise pytest.UsageError(

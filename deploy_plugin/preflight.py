@@ -138,6 +138,34 @@ class PreflightItem(DeployItem):
                 f" {deployment.target.name}` once that command exists."
             )
 
+    def check_downs(self) -> None:
+        """A rollback: every migration in its range has a down, else nothing runs."""
+        deployment = self.deployment
+        problems = [
+            f"{rel} (no tracked group matches it any more, so its down is unknown)"
+            for rel in deployment.rollback_orphans
+        ]
+        steps = [i for i in deployment.selected if i.kind == "rollback"]
+        for item in steps:
+            if item.down is None:
+                problems.append(f"{item.file} (group {item.group_name})")
+            elif item.down.section:
+                group = deployment.config.group(item.group_name)
+                if group is not None and group.deploy_command is not None:
+                    self.notes.append(
+                        f"{item.file}: its -- migrate:down section runs with the built-in"
+                        " SQL executor (a deploy_command takes whole files)"
+                    )
+        if problems:
+            raise DeployFailure(
+                f"{len(problems)} migration(s) to roll back have no down: "
+                + "; ".join(problems)
+                + ". Add a down next to each (<dir>/down.sql for <dir>/up.sql, NAME.down.sql"
+                " for NAME.up.sql, or a -- migrate:down section), or set the group's down_file"
+                " template. Nothing was rolled back."
+            )
+        for item in steps:
+            self.notes.append(f"{item.file}: down {item.down.file} ({item.down.convention})")
 
     def _check_intents(self) -> None:
         """Fail on a shell-applied migration left "applying" by a run that died."""

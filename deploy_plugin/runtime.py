@@ -66,8 +66,12 @@ class Deployment:
         target: TargetInfo,
         plans: list[GroupPlan],
         nodeid: str,
+        *,
+        kind: str = "deploy",
     ) -> None:
         self.session = session
+        self.kind = kind  # deploy | rollback (what the deployments record says)
+        self.rollback_orphans: list[str] = []  # applied files no tracked group matches
         self.config = config
         self.target = target
         self.plans = plans
@@ -206,6 +210,7 @@ class Deployment:
                 config_snapshot=self.config.source_text,
                 config_sha256=self.config.sha256,
                 started_at=self.started_at,
+                kind=self.kind,
             )
         if not self.dry_run:
             stamp = self.started_at.strftime("%Y%m%dT%H%M%S")
@@ -444,6 +449,7 @@ class Deployment:
             "project": self.project,
             "target": self.target.name,
             "status": self.status,
+            "kind": self.kind,
             "dry_run": self.dry_run,
             "who": who(),
             "started_at": iso_utc(started),

@@ -32,6 +32,8 @@ class DeploySession:
         self.report_path = options.report
         self.yes = options.yes
         self.cli_env = options.env_values()
+        self.rolling_back = options.rolling_back
+        self.usage_problems: list[str] = []  # found while collecting (e.g. a rollback's FILE)
         self.rootdir = Path(config.rootpath)
         self.junit_properties = config.getini("junit_family") in ("xunit1", "legacy")
         self.deployments: list[Deployment] = []

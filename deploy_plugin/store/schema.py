@@ -289,6 +289,24 @@ POSTGRES_STEPS.append(
 )
 
 
+# Version 3 (rollback branch): a deployment run says what it was (``deploy`` or
+# ``rollback``); existing rows were deployments.
+SQLITE_STEPS.append(
+    SchemaStep(
+        3,
+        "deployments say whether they deployed or rolled back (kind)",
+        ("ALTER TABLE deployments ADD COLUMN kind TEXT NOT NULL DEFAULT 'deploy'",),
+    )
+)
+
+POSTGRES_STEPS.append(
+    SchemaStep(
+        3,
+        "deployments say whether they deployed or rolled back (kind)",
+        ("ALTER TABLE deploy.deployments ADD COLUMN kind text NOT NULL DEFAULT 'deploy'",),
+    )
+)
+
 def steps_for(kind: str) -> list[SchemaStep]:
     """The schema steps of one store kind (``sqlite`` or ``postgresql``), in version order.
 
