@@ -306,6 +306,8 @@ class DeployPlugin:
         state = self.state
         reports = [d.report() for d in state.deployments if d.results] + state.worker_reports
         report.terminal_summary(terminalreporter, reports)
+        for note in state.summary_notes:  # e.g. "nothing to roll back" (no deployment ran)
+            terminalreporter.write_line(note)
 
 
 __all__ = ["DeployPlugin", "DeploySession"]

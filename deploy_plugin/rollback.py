@@ -204,12 +204,12 @@ def collect_rollback(
         session.usage_problems.append(wanted.problem)
         return
     if not wanted.files:
-        yield NothingToRollBack.from_parent(
-            node,
-            name="rollback",
-            reason=f"nothing to roll back: no migration of project {config.project!r} is"
-            f" applied to target {target.name!r}",
+        reason = (
+            f"nothing to roll back: no migration of project {config.project!r} is"
+            f" applied to target {target.name!r}"
         )
+        session.summary_notes.append(f"{config.project} → {target.name}: {reason}")
+        yield NothingToRollBack.from_parent(node, name="rollback", reason=reason)
         return
     deployment = Deployment(session, config, target, tracked, node.nodeid, kind="rollback")
     by_group: dict[str, list[tuple[int, str, Down | None]]] = {}

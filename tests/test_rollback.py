@@ -244,3 +244,30 @@ def test_kill_9_during_a_down_leaves_history_and_schema_agreeing(
     assert env.tables() == {"t1", "t2", "t3"}
     assert env.history()["m/003_c/up.sql"][0] == "success"
     assert "m/003_c/up.sql" in env.ledger()
+
+
+def test_a_shell_group_runs_its_deploy_command_on_the_down_file(
+    pytester: pytest.Pytester,
+) -> None:
+    root = pytester.path
+    (root / "m").mkdir()
+    for name in ("001_a", "002_b"):
+        (root / "m" / f"{name}.up.sql").write_text(f"up {name}\n")
+        (root / "m" / f"{name}.down.sql").write_text(f"down {name}\n")
+    write_project(
+        pytester,
+        {"groups": [{"name": "db", "order": 1, "file_patterns": ["m/*.up.sql"],
+                     "deploy_command": "cat {file} >> applied.log"}]},
+    )  # fmt: skip
+    pytester.runpytest("--deploy-target=t").assert_outcomes(passed=6)
+    result = pytester.runpytest("--deploy-target=t", "--deploy-rollback=1", "-v")
+    result.assert_outcomes(passed=6)
+    result.stdout.fnmatch_lines(["*db::rollback[[]m/002_b.up.sql[]] PASSED*"])
+    assert (root / "applied.log").read_text() == "up 001_a\nup 002_b\ndown 002_b\n"
+    with open_store(None, root) as store:  # type: ignore[union-attr]
+        rows = store.applied_migrations("p", "t")
+    assert rows["m/002_b.up.sql"].status == "rolled_back"
+    assert rows["m/001_a.up.sql"].status == "success"
+    redeploy = pytester.runpytest("--deploy-target=t")
+    redeploy.assert_outcomes(passed=5, skipped=1)
+    assert (root / "applied.log").read_text().endswith("down 002_b\nup 002_b\n")

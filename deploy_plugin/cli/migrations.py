@@ -1,4 +1,4 @@
-"""``pytest-deploy migration list|show|status|apply|mark-applied|forget-intent|history``.
+"""``pytest-deploy migration list|show|status|apply|rollback|mark-applied|forget-intent|history``.
 
 Tracked files come from the config (groups with ``track_migrations``), their state from the
 store's history: applied (same checksum), drifted (applied, file changed since), pending
@@ -28,6 +28,7 @@ from deploy_plugin.plan import (
 from deploy_plugin.store.base import MigrationRecord, utcnow
 from deploy_plugin.targets import resolve
 
+from . import rollback
 from .args import add_command, add_family, add_target_option, common_options, positive_int
 from .context import Context, Project, confirm
 from .output import UsageProblem, emit_json, note, print_table, say, warn, when
@@ -47,7 +48,7 @@ def register(subparsers: Any) -> None:
     family = add_family(
         subparsers,
         "migration",
-        help="tracked migrations: list, show, status, apply, mark-applied, history",
+        help="tracked migrations: list, show, status, apply, rollback, mark-applied, history",
         example="pytest-deploy migration status woofs --target production",
     )
 
@@ -102,6 +103,7 @@ def register(subparsers: Any) -> None:
         "--deploy-env", action="append", default=[], metavar="KEY=VALUE",
         help="an env var for this run (a secret: masked)",
     )  # fmt: skip
+    rollback.register(command)
     mark = command(
         "mark-applied",
         "record a migration as applied without running it",
