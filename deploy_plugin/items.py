@@ -111,7 +111,8 @@ class DeployItem(pytest.Item):
             raise
         except (DeployFailure, StoreError) as err:
             outcome, message = "failed", deployment.masker.mask(str(err))
-            deployment.mark_failed(self, store_error=isinstance(err, StoreError))
+            blocking = getattr(err, "blocking", True)
+            deployment.mark_failed(self, store_error=isinstance(err, StoreError), blocking=blocking)
             raise DeployFailure(message) from None
         except KeyboardInterrupt as err:
             why = str(err) or "interrupted (Ctrl-C)"

@@ -72,6 +72,11 @@ class TargetNode(pytest.Collector):
 
             yield from collect_rollback(self, session, config, target)
             return
+        if session.check_rollback:
+            from deploy_plugin.reversibility import collect_check
+
+            yield from collect_check(self, session, config, target)
+            return
         plans = [
             plan_group(config, group, target.name)
             for group in config.groups
@@ -120,7 +125,7 @@ class PreflightNode(pytest.Collector):
         checks += ["env", "files"]
         if any(plan.group.track_migrations for plan in self.deployment.plans):
             checks.append("migrations-drift")
-        if self.deployment.kind == "rollback":
+        if self.deployment.kind in ("rollback", "check_rollback"):
             checks.append("downs")
         for index, check in enumerate(checks):
             item = PreflightItem.from_parent(self, name=check, deployment=self.deployment)

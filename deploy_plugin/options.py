@@ -25,6 +25,7 @@ NEEDS_TARGET = {
     "deploy_report": "--deploy-report",
     "deploy_rollback": "--deploy-rollback",
     "deploy_rollback_to": "--deploy-rollback-to",
+    "deploy_check_rollback": "--deploy-check-rollback",
 }
 
 
@@ -125,6 +126,13 @@ def add_options(parser: pytest.Parser) -> None:
         metavar="FILE",
         help="roll back every migration applied after FILE (root-relative), FILE itself kept",
     )
+    group.addoption(
+        "--deploy-check-rollback",
+        action="store_true",
+        dest="deploy_check_rollback",
+        help="for a throw-away or CI database: per pending migration, apply it, run its down,"
+        " compare the schema with before, apply it again",
+    )
     parser.addini("deploy_target", "default deploy targets (linelist)", type="linelist")
     parser.addini("deploy_store", "store URL (see --deploy-store)")
     parser.addini("deploy_health_url", "health URL override (see --deploy-health-url)")
@@ -153,6 +161,7 @@ class DeployOptions:
     yes: bool = False
     rollback: int | None = None  # --deploy-rollback=N
     rollback_to: str | None = None  # --deploy-rollback-to=FILE
+    check_rollback: bool = False  # --deploy-check-rollback
 
     @classmethod
     def from_pytest(cls, config: pytest.Config) -> DeployOptions:
@@ -177,6 +186,7 @@ class DeployOptions:
             yes=bool(opt("deploy_yes")),
             rollback=opt("deploy_rollback"),
             rollback_to=opt("deploy_rollback_to"),
+            check_rollback=bool(opt("deploy_check_rollback")),
         )
 
     def args(self) -> list[str]:
@@ -188,6 +198,7 @@ class DeployOptions:
             "--no-health-check": self.no_health_check,
             "--skip-validation": self.skip_validation,
             "--yes": self.yes,
+            "--deploy-check-rollback": self.check_rollback,
         }
         args += [flag for flag, on in flags.items() if on]
         args += [f"--group={g}" for g in self.groups]
@@ -210,6 +221,13 @@ class DeployOptions:
 
     def rollback_problem(self) -> str | None:
         """Why the rollback options cannot be run as given (one paragraph), if so."""
+        if self.check_rollback and self.rolling_back:
+            given = "--deploy-rollback" if self.rollback is not None else "--deploy-rollback-to"
+            return (
+                f"--deploy-check-rollback and {given} cannot run together: the check applies"
+                " each pending migration, runs its down, compares and applies it again, while"
+                f" {given} undoes applied ones. Run them one after the other. Nothing was run."
+            )
         if self.rollback is not None and self.rollback_to is not None:
             return (
                 f"--deploy-rollback={self.rollback} and --deploy-rollback-to={self.rollback_to}"

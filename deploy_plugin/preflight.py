@@ -27,6 +27,13 @@ class PreflightItem(DeployItem):
         if deployment.session.yes:
             self.notes.append("protected target: confirmed by --yes")
             return
+        if deployment.kind == "check_rollback":
+            raise DeployFailure(
+                f"target {deployment.target.name!r} of project {deployment.project!r} is"
+                " protected, and the reversibility check applies each pending migration, runs"
+                " its down and applies it again there. It is meant for a throw-away or CI"
+                " database; pass --yes if this one is. Nothing was run."
+            )
         if deployment.confirmed:
             self.notes.append("protected target: confirmed at the terminal")
             return
@@ -139,13 +146,23 @@ class PreflightItem(DeployItem):
             )
 
     def check_downs(self) -> None:
-        """A rollback: every migration in its range has a down, else nothing runs."""
+        """A rollback (or reversibility check): every migration it will undo (check: every
+        pending one) has a down, else nothing runs."""
         deployment = self.deployment
         problems = [
             f"{rel} (no tracked group matches it any more, so its down is unknown)"
             for rel in deployment.rollback_orphans
         ]
-        steps = [i for i in deployment.selected if i.kind == "rollback"]
+        applied = deployment.applied()
+        steps = [
+            i
+            for i in deployment.selected
+            if i.kind == "rollback"
+            or (
+                i.kind == "check_rollback"
+                and getattr(applied.get(i.file), "status", None) != "success"
+            )
+        ]
         for item in steps:
             if item.down is None:
                 problems.append(f"{item.file} (group {item.group_name})")
@@ -162,7 +179,7 @@ class PreflightItem(DeployItem):
                 + "; ".join(problems)
                 + ". Add a down next to each (<dir>/down.sql for <dir>/up.sql, NAME.down.sql"
                 " for NAME.up.sql, or a -- migrate:down section), or set the group's down_file"
-                " template. Nothing was rolled back."
+                " template. Nothing was run."
             )
         for item in steps:
             self.notes.append(f"{item.file}: down {item.down.file} ({item.down.convention})")

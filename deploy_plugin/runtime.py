@@ -35,7 +35,14 @@ if TYPE_CHECKING:
 
 
 class DeployFailure(Exception):
-    """A step failed for a reason the user must read: shown without a traceback."""
+    """A step failed for a reason the user must read: shown without a traceback.
+
+    ``blocking=False``: the deployment's next steps still run (a reversibility check that
+    found a difference but left the database as it should be)."""
+
+    def __init__(self, message: str = "", *, blocking: bool = True) -> None:
+        super().__init__(message)
+        self.blocking = blocking
 
 
 @dataclass(frozen=True)
@@ -175,8 +182,8 @@ class Deployment:
     def last_of_group(self, item: Any) -> bool:
         return self._bounds.get(item.group_name, [None, None])[1] is item
 
-    def mark_failed(self, item: Any, *, store_error: bool = False) -> None:
-        self.policy.record_failure(step_ref(item), store_error=store_error)
+    def mark_failed(self, item: Any, *, store_error: bool = False, blocking: bool = True) -> None:
+        self.policy.record_failure(step_ref(item), store_error=store_error, blocking=blocking)
 
     # ------------------------------------------------------------------ start
 

@@ -147,7 +147,7 @@ def test_preflight_names_every_migration_without_a_down(env: Env) -> None:
     result.assert_outcomes(passed=4, failed=1, skipped=3)
     result.stdout.fnmatch_lines(
         ["*2 migration(s) to roll back have no down: m/003_c/up.sql (group db);"
-         " m/002_b/up.sql (group db)*Nothing was rolled back*"]
+         " m/002_b/up.sql (group db)*Nothing was run*"]
     )  # fmt: skip
     assert env.tables() == {"t1", "t2", "t3"}  # 001_a has a down, and did not run either
 

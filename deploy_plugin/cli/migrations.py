@@ -1,4 +1,5 @@
-"""``pytest-deploy migration list|show|status|apply|rollback|mark-applied|forget-intent|history``.
+"""``pytest-deploy migration list|show|status|apply|rollback|check-rollback|mark-applied|
+forget-intent|history``.
 
 Tracked files come from the config (groups with ``track_migrations``), their state from the
 store's history: applied (same checksum), drifted (applied, file changed since), pending
@@ -48,7 +49,8 @@ def register(subparsers: Any) -> None:
     family = add_family(
         subparsers,
         "migration",
-        help="tracked migrations: list, show, status, apply, rollback, mark-applied, history",
+        help="tracked migrations: list, show, status, apply, rollback, check-rollback,"
+        " mark-applied, history",
         example="pytest-deploy migration status woofs --target production",
     )
 
@@ -104,6 +106,7 @@ def register(subparsers: Any) -> None:
         help="an env var for this run (a secret: masked)",
     )  # fmt: skip
     rollback.register(command)
+    rollback.register_check(command)
     mark = command(
         "mark-applied",
         "record a migration as applied without running it",

@@ -56,3 +56,42 @@ def run_rollback(ctx: Context) -> int:
         no_health_check=True, env=tuple(args.deploy_env), rollback=args.steps,
     )  # fmt: skip
     return run_pytest(ctx, config.path, options, as_json=args.json)
+
+
+def register_check(command: Any) -> None:
+    """Add ``check-rollback`` to the ``migration`` family."""
+    check = command(
+        "check-rollback",
+        "per pending migration: apply it, run its down, compare the schema, apply it again",
+        "pytest-deploy migration check-rollback woofs --target ci",
+        run_check,
+    )
+    add_target_option(check, help="the target: a throw-away or CI database (required)")
+    check.add_argument("--dry-run", action="store_true", help="show the plan, change nothing")
+    check.add_argument(
+        "--yes", "-y", action="store_true", help="allow a protected target (it is changed)"
+    )
+    check.add_argument(
+        "--deploy-env", action="append", default=[], metavar="KEY=VALUE",
+        help="an env var for this run (a secret: masked)",
+    )  # fmt: skip
+
+
+def run_check(ctx: Context) -> int:
+    from .migrations import tracked_groups
+
+    args = ctx.args
+    project = ctx.project(args.project)
+    config = project.require_config()
+    target = ctx.require_target(project, args.target)
+    groups = tracked_groups(config, target)
+    if not groups:
+        raise UsageProblem(
+            f"Project {project.name!r} has no tracked migration group for target {target!r},"
+            " so there is nothing to check."
+        )
+    options = DeployOptions(
+        targets=(target,), dry_run=args.dry_run, groups=tuple(groups), yes=args.yes,
+        no_health_check=True, env=tuple(args.deploy_env), check_rollback=True,
+    )  # fmt: skip
+    return run_pytest(ctx, config.path, options, as_json=args.json)
