@@ -287,6 +287,7 @@ class StepItem(DeployItem):
                 deployment.record_migration(
                     self.migration, status="success", execution_time_ms=elapsed
                 )
+                deployment.applied_here.append(self.migration)
             return
         last = [line for line in result.tail.splitlines() if line.strip()][-3:]
         tail = (" Last output: " + " | ".join(last)) if last else " It printed nothing."
@@ -352,6 +353,7 @@ class StepItem(DeployItem):
                 status="success",
                 execution_time_ms=applied.record.execution_time_ms,
             )
+        deployment.applied_here.append(self.migration)
         self.notes.append(f"applied in {applied.record.execution_time_ms} ms")
 
 

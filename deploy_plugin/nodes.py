@@ -147,3 +147,7 @@ class GroupNode(pytest.Collector):
             item = StepItem.from_parent(self, name=step.name, deployment=self.deployment, step=step)
             item.sort_key = (position, index)
             yield item
+        if self.deployment.atomic:
+            from deploy_plugin.atomic import undo_items
+
+            yield from undo_items(self, self.deployment, self.plan)

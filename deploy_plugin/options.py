@@ -26,6 +26,7 @@ NEEDS_TARGET = {
     "deploy_rollback": "--deploy-rollback",
     "deploy_rollback_to": "--deploy-rollback-to",
     "deploy_check_rollback": "--deploy-check-rollback",
+    "deploy_atomic": "--deploy-atomic",
 }
 
 
@@ -133,6 +134,13 @@ def add_options(parser: pytest.Parser) -> None:
         help="for a throw-away or CI database: per pending migration, apply it, run its down,"
         " compare the schema with before, apply it again",
     )
+    group.addoption(
+        "--deploy-atomic",
+        action="store_true",
+        dest="deploy_atomic",
+        help="when a step fails, undo this deployment in reverse (rollback_command of each"
+        " completed group, the down of each migration it applied); also `atomic: true`",
+    )
     parser.addini("deploy_target", "default deploy targets (linelist)", type="linelist")
     parser.addini("deploy_store", "store URL (see --deploy-store)")
     parser.addini("deploy_health_url", "health URL override (see --deploy-health-url)")
@@ -162,6 +170,7 @@ class DeployOptions:
     rollback: int | None = None  # --deploy-rollback=N
     rollback_to: str | None = None  # --deploy-rollback-to=FILE
     check_rollback: bool = False  # --deploy-check-rollback
+    atomic: bool = False  # --deploy-atomic
 
     @classmethod
     def from_pytest(cls, config: pytest.Config) -> DeployOptions:
@@ -187,6 +196,7 @@ class DeployOptions:
             rollback=opt("deploy_rollback"),
             rollback_to=opt("deploy_rollback_to"),
             check_rollback=bool(opt("deploy_check_rollback")),
+            atomic=bool(opt("deploy_atomic")),
         )
 
     def args(self) -> list[str]:
@@ -199,6 +209,7 @@ class DeployOptions:
             "--skip-validation": self.skip_validation,
             "--yes": self.yes,
             "--deploy-check-rollback": self.check_rollback,
+            "--deploy-atomic": self.atomic,
         }
         args += [flag for flag, on in flags.items() if on]
         args += [f"--group={g}" for g in self.groups]

@@ -79,6 +79,7 @@ class Deployment:
         self.session = session
         self.kind = kind  # deploy | rollback (what the deployments record says)
         self.rollback_orphans: list[str] = []  # applied files no tracked group matches
+        self.applied_here: list[str] = []  # migrations this deployment applied, in order
         self.config = config
         self.target = target
         self.plans = plans
@@ -118,6 +119,11 @@ class Deployment:
     @property
     def dry_run(self) -> bool:
         return bool(self.session.dry_run)
+
+    @property
+    def atomic(self) -> bool:
+        """Whether a failure undoes this deployment (``--deploy-atomic`` or ``atomic: true``)."""
+        return self.kind == "deploy" and bool(self.session.atomic or self.config.atomic)
 
     def view(self) -> DeploymentView:
         """This deployment as hooks see it (read-only; its env once it started)."""
@@ -166,6 +172,8 @@ class Deployment:
         runner = self._runners.get(ref.group_name or "")
         if self.policy.lock_lost or self.policy.store_failed:
             return self.policy.blocker(ref)
+        if ref.kind == "undo":
+            return None  # undo items run after a failure: they decide themselves
         if runner is not None and runner.started(item):
             return None  # it ran beside the failed step: it reports its own outcome
         return self.policy.blocker(ref)

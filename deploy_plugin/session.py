@@ -34,6 +34,7 @@ class DeploySession:
         self.cli_env = options.env_values()
         self.rolling_back = options.rolling_back
         self.check_rollback = options.check_rollback
+        self.atomic = options.atomic
         self.usage_problems: list[str] = []  # found while collecting (e.g. a rollback's FILE)
         self.summary_notes: list[str] = []  # lines for the terminal summary
         self.rootdir = Path(config.rootpath)

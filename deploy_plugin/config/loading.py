@@ -48,6 +48,7 @@ def _build(
                 targets=tuple(g["targets"]) if "targets" in g else None,
                 line=lines.get(f"groups[{index}]"),
                 down_file=g.get("down_file"),
+                rollback_command=g.get("rollback_command"),
             )
         )
     health = data.get("health_check")
@@ -90,6 +91,7 @@ def _build(
         sha256=hashlib.sha256(raw).hexdigest(),
         data=data,
         lines=lines,
+        atomic=bool(data.get("atomic", False)),
     )
 
 

@@ -142,7 +142,7 @@ def _check_commands(group: Group, prefix: str) -> Iterator[tuple[str, str]]:
     for key in ("pre_deploy", "post_deploy"):
         for i, cmd in enumerate(getattr(group, key)):
             commands.append((f"{prefix}.{key}[{i}]", key, cmd))
-    for key in ("build_command", "test_command", "deploy_command"):
+    for key in ("build_command", "test_command", "deploy_command", "rollback_command"):
         cmd = getattr(group, key)
         if cmd is not None:
             commands.append((f"{prefix}.{key}", key, cmd))
@@ -153,7 +153,7 @@ def _check_commands(group: Group, prefix: str) -> Iterator[tuple[str, str]]:
             yield field_path, str(exc)
             continue
         per_file = [n for n in names if n in FILE_PLACEHOLDERS]
-        if per_file and key != "deploy_command":
+        if per_file and key not in ("deploy_command", "rollback_command"):
             yield (
                 field_path,
                 (
