@@ -27,6 +27,7 @@ NEEDS_TARGET = {
     "deploy_rollback_to": "--deploy-rollback-to",
     "deploy_check_rollback": "--deploy-check-rollback",
     "deploy_atomic": "--deploy-atomic",
+    "deploy_strict_schema": "--deploy-strict-schema",
 }
 
 
@@ -141,6 +142,13 @@ def add_options(parser: pytest.Parser) -> None:
         help="when a step fails, undo this deployment in reverse (rollback_command of each"
         " completed group, the down of each migration it applied); also `atomic: true`",
     )
+    group.addoption(
+        "--deploy-strict-schema",
+        action="store_true",
+        dest="deploy_strict_schema",
+        help="fail preflight when a tracked database's schema changed since the last"
+        " successful run (default: a warning)",
+    )
     parser.addini("deploy_target", "default deploy targets (linelist)", type="linelist")
     parser.addini("deploy_store", "store URL (see --deploy-store)")
     parser.addini("deploy_health_url", "health URL override (see --deploy-health-url)")
@@ -171,6 +179,7 @@ class DeployOptions:
     rollback_to: str | None = None  # --deploy-rollback-to=FILE
     check_rollback: bool = False  # --deploy-check-rollback
     atomic: bool = False  # --deploy-atomic
+    strict_schema: bool = False  # --deploy-strict-schema
 
     @classmethod
     def from_pytest(cls, config: pytest.Config) -> DeployOptions:
@@ -197,6 +206,7 @@ class DeployOptions:
             rollback_to=opt("deploy_rollback_to"),
             check_rollback=bool(opt("deploy_check_rollback")),
             atomic=bool(opt("deploy_atomic")),
+            strict_schema=bool(opt("deploy_strict_schema")),
         )
 
     def args(self) -> list[str]:
@@ -210,6 +220,7 @@ class DeployOptions:
             "--yes": self.yes,
             "--deploy-check-rollback": self.check_rollback,
             "--deploy-atomic": self.atomic,
+            "--deploy-strict-schema": self.strict_schema,
         }
         args += [flag for flag, on in flags.items() if on]
         args += [f"--group={g}" for g in self.groups]

@@ -136,6 +136,7 @@ class PreflightItem(DeployItem):
             warnings.warn(DeployWarning(warning), stacklevel=1)
             self.notes.append(f"warning: {warning}")
         self.notes.append(f"{len(result.pending)} pending of {len(tracked)} tracked file(s)")
+        self._check_schema_drift()
         if result.drift:
             raise DeployFailure(
                 "applied migration(s) changed since they were applied: "
@@ -183,6 +184,28 @@ class PreflightItem(DeployItem):
             )
         for item in steps:
             self.notes.append(f"{item.file}: down {item.down.file} ({item.down.convention})")
+
+    def _check_schema_drift(self) -> None:
+        """Warn (fail with --deploy-strict-schema) when a tracked database's schema changed
+        since the fingerprint recorded after the last successful run."""
+        from deploy_plugin import schema_drift
+        from deploy_plugin.store.base import StoreError
+
+        deployment = self.deployment
+        try:
+            store = deployment.session.store()
+            changes = schema_drift.drift(deployment, store) if store else []
+        except StoreError as err:
+            raise DeployFailure(str(err)) from None
+        if changes and deployment.session.options.strict_schema:
+            raise DeployFailure(
+                deployment.masker.mask("; ".join(changes))
+                + ". --deploy-strict-schema: nothing was run. Find out who changed it; put the"
+                " change in a migration, or undo it, then run again."
+            )
+        for change in changes:
+            warnings.warn(DeployWarning(deployment.masker.mask(change)), stacklevel=1)
+            self.notes.append(f"warning: {deployment.masker.mask(change)}")
 
     def _check_intents(self) -> None:
         """Fail on a shell-applied migration left "applying" by a run that died."""

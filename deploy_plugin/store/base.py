@@ -14,6 +14,7 @@ from abc import abstractmethod
 from .core import UPSERT_MIGRATION, SharedSQL
 from .env import EnvRepository
 from .errors import LockHeld, StoreError, describe_url
+from .fingerprints import FingerprintRepository
 from .history import HistoryRepository
 from .lock import DeployLock
 from .records import (
@@ -54,7 +55,9 @@ __all__ = [
 ]
 
 
-class Store(HistoryRepository, TargetRepository, EnvRepository, RunRepository):
+class Store(
+    HistoryRepository, TargetRepository, EnvRepository, RunRepository, FingerprintRepository
+):
     """Projects, targets, env vars, migration history, deployment runs and the deploy lock.
 
     Open one with :func:`deploy_plugin.store.open_store`. Methods may be called from
