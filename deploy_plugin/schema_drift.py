@@ -32,6 +32,10 @@ def live_fingerprint(deployment: Deployment, group: Group) -> Fingerprint | None
     url = deployment.env.get(group.database_url_env, "")
     if not url:
         return None
+    if url.lower().startswith("sqlite:"):
+        name = url.split("://", 1)[-1].split("?", 1)[0][1:]
+        if name != ":memory:" and not (deployment.config.root / name).exists():
+            return None  # never create a database file just to read it
     with SqlExecutor(url, base=deployment.config.root, source=group.database_url_env) as db:
         return fingerprint(db.connection, db.kind)
 

@@ -48,3 +48,14 @@ def test_a_change_outside_is_a_warning_or_with_strict_a_failure(
     )  # fmt: skip
     # a successful run records the schema it leaves: the next run is quiet again
     pytester.runpytest(*args, "-W", "error::UserWarning").assert_outcomes(passed=4, skipped=1)
+
+
+def test_no_database_file_is_created_to_read_it(pytester: pytest.Pytester) -> None:
+    write_project(
+        pytester,
+        {"groups": [{"name": "db", "order": 1, "file_patterns": ["m/*.sql"]},
+                    {"name": "b", "order": 2, "build_command": "true"}]},
+    )  # fmt: skip
+    result = pytester.runpytest("--deploy-target=t", "--deploy-env=DATABASE_URL=sqlite:///app.db")
+    result.assert_outcomes(passed=5, skipped=1)  # no migration file: nothing to deploy
+    assert not (pytester.path / "app.db").exists()
