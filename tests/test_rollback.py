@@ -271,3 +271,24 @@ def test_a_shell_group_runs_its_deploy_command_on_the_down_file(
     redeploy = pytester.runpytest("--deploy-target=t")
     redeploy.assert_outcomes(passed=5, skipped=1)
     assert (root / "applied.log").read_text().endswith("down 002_b\nup 002_b\n")
+
+
+def test_group_selection_limits_the_range(pytester: pytest.Pytester) -> None:
+    root = pytester.path
+    for group, names in (("a", ("001", "002")), ("b", ("003",))):
+        for name in names:
+            folder = root / group / name
+            folder.mkdir(parents=True)
+            (folder / "up.sql").write_text(f"CREATE TABLE {group}{name} (id int);\n")
+            (folder / "down.sql").write_text(f"DROP TABLE {group}{name};\n")
+    write_project(
+        pytester,
+        {"groups": [{"name": "a", "order": 1, "file_patterns": ["a/*/up.sql"]},
+                    {"name": "b", "order": 2, "file_patterns": ["b/*/up.sql"]}]},
+    )  # fmt: skip
+    args = ["--deploy-target=t", "--deploy-env=DATABASE_URL=sqlite:///app.db"]
+    pytester.runpytest(*args).assert_outcomes(passed=7)
+    result = pytester.runpytest(*args, "--deploy-rollback=1", "--group=a", "-v")
+    result.assert_outcomes(passed=6)
+    result.stdout.fnmatch_lines(["*t::a::rollback[[]a/002/up.sql[]] PASSED*"])  # b's is newer
+    assert tables_sqlite(root / "app.db") == {"a001", "b003"}
