@@ -117,11 +117,28 @@ class RollbackItem(DeployItem):
         started = time.monotonic()
         try:
             runner = deployment.migration_runner(group)
+        except ConnectError as err:
+            raise DeployFailure(
+                deployment.masker.mask(f"rolling back {rel} failed: {err}")
+            ) from None
+        # When the store is another database its row cannot commit with the down: it says
+        # "rolled_back" first. A run killed after the down committed then leaves history
+        # and schema agreeing; one killed before leaves the ledger row, from which the next
+        # deployment records the file applied again (Deployment._reconcile).
+        previous = deployment.applied().get(rel)
+        ahead = not runner.same_database
+        if ahead:
+            deployment.record_migration(
+                rel, status="rolled_back", execution_time_ms=None, checksum=self.checksum
+            )
+        try:
             done = runner.rollback(
                 rel, self.down, deployment.config.root, checksum=self.checksum, who=who()
             )
         except (MigrationError, ConnectError) as err:
-            # the down's transaction is rolled back: the history row stays "success"
+            # the down's transaction is rolled back: the history row stays (again) "success"
+            if ahead and previous is not None:
+                deployment.recorder.record_migration(previous)
             raise DeployFailure(
                 deployment.masker.mask(f"rolling back {rel} failed: {err}")
             ) from None

@@ -292,3 +292,46 @@ def test_group_selection_limits_the_range(pytester: pytest.Pytester) -> None:
     result.assert_outcomes(passed=6)
     result.stdout.fnmatch_lines(["*t::a::rollback[[]a/002/up.sql[]] PASSED*"])  # b's is newer
     assert tables_sqlite(root / "app.db") == {"a001", "b003"}
+
+
+def test_kill_9_between_the_downs_commit_and_another_stores_row(
+    pytester: pytest.Pytester, pg_database: str
+) -> None:
+    """Store (SQLite) and target (PostgreSQL) differ: the history row cannot commit with the
+    down. A run killed after the down committed must not leave the history saying
+    "success" (the next deployment would skip the file whose table is gone)."""
+    three_migrations(pytester, third_down="SELECT pg_sleep(5);\nDROP TABLE t3;\n")
+    env = Env(pytester, "sqlite", pg_database)  # SQLite store, PostgreSQL target
+    env.database = "postgresql"  # tables and ledger are read from the target
+    env.run().assert_outcomes(passed=7)
+    store_file = pytester.path / ".deploy" / "state.sqlite3"
+    command = [
+        sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--deploy-target=t",
+        f"--deploy-env=DATABASE_URL={pg_database}", "--deploy-rollback=1",
+    ]  # fmt: skip
+    proc = subprocess.Popen(command, cwd=pytester.path, stdout=subprocess.DEVNULL)
+    blocker = sqlite3.connect(store_file, isolation_level=None, timeout=30)
+    try:
+        with psycopg.connect(pg_database, autocommit=True) as conn:
+            deadline = time.monotonic() + 60
+            sleeping = "SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%pg_sleep(5)%'" \
+                " AND pid <> pg_backend_pid()"  # fmt: skip
+            while conn.execute(sleeping).fetchone()[0] == 0:  # type: ignore[index]
+                assert proc.poll() is None and time.monotonic() < deadline
+                time.sleep(0.02)
+            blocker.execute("BEGIN IMMEDIATE")  # the store's writes wait from now on
+            while "t3" in tables_pg(pg_database):  # the down commits
+                assert proc.poll() is None and time.monotonic() < deadline
+                time.sleep(0.02)
+            proc.kill()
+            proc.wait()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        blocker.close()
+    assert env.tables() == {"t1", "t2"} and "m/003_c/up.sql" not in env.ledger()
+    assert env.history()["m/003_c/up.sql"][0] == "rolled_back"  # agrees with the schema
+    redeploy = env.run()  # the next deployment applies it again
+    redeploy.assert_outcomes(passed=5, skipped=2)
+    assert env.tables() == {"t1", "t2", "t3"}
+    assert env.history()["m/003_c/up.sql"][0] == "success"
