@@ -120,7 +120,8 @@ class DeployItem(pytest.Item):
             raise
         except (DeployFailure, StoreError) as err:
             outcome, message = "failed", deployment.masker.mask(str(err))
-            deployment.mark_failed(self, store_error=isinstance(err, StoreError))
+            blocking = getattr(err, "blocking", True)
+            deployment.mark_failed(self, store_error=isinstance(err, StoreError), blocking=blocking)
             raise DeployFailure(message) from None
         except KeyboardInterrupt as err:
             why = str(err) or "interrupted (Ctrl-C)"
@@ -339,6 +340,7 @@ class StepItem(DeployItem):
                 deployment.record_migration(
                     self.migration, status="success", execution_time_ms=elapsed
                 )
+                deployment.applied_here.append(self.migration)
             return
         last = [line for line in result.tail.splitlines() if line.strip()][-3:]
         tail = (" Last output: " + " | ".join(last)) if last else " It printed nothing."
@@ -411,6 +413,7 @@ class StepItem(DeployItem):
                 status="success",
                 execution_time_ms=applied.record.execution_time_ms,
             )
+        deployment.applied_here.append(self.migration)
         self.notes.append(f"applied in {applied.record.execution_time_ms} ms")
 
 

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from deploy_plugin.config import ConfigError, DeployConfig, load_config
+from deploy_plugin.downs import down_file_problem
 from deploy_plugin.items import DeployWarning, HealthCheckItem, MessageItem, StepItem
 from deploy_plugin.plan import GroupPlan, plan_group
 from deploy_plugin.preflight import PreflightItem
@@ -41,6 +42,10 @@ class DeployConfigFile(pytest.File):
         except ConfigError as err:
             yield MessageItem.from_parent(self, name="validate", failure=err.every_problem())
             return
+        problem = down_file_problem(config, self.nodeid or str(self.path))
+        if problem is not None:  # needs the files on disk, so not in load_config
+            yield MessageItem.from_parent(self, name="validate", failure=str(problem))
+            return
         session.seen_groups.update(g.name for g in config.groups)
         for line, text in config.order_ties():
             warnings.warn_explicit(DeployWarning(text), DeployWarning, str(self.path), line or 1)
@@ -64,6 +69,16 @@ class TargetNode(pytest.Collector):
         target, problem = session.resolve_target(config, self.name)
         if target is None:
             yield UnknownTargetNode.from_parent(self, name="preflight", failure=problem)
+            return
+        if session.rolling_back:
+            from deploy_plugin.rollback import collect_rollback
+
+            yield from collect_rollback(self, session, config, target)
+            return
+        if session.check_rollback:
+            from deploy_plugin.reversibility import collect_check
+
+            yield from collect_check(self, session, config, target)
             return
         plans = [
             plan_group(config, group, target.name)
@@ -113,6 +128,8 @@ class PreflightNode(pytest.Collector):
         checks += ["env", "files"]
         if any(plan.group.track_migrations for plan in self.deployment.plans):
             checks.append("migrations-drift")
+        if self.deployment.kind in ("rollback", "check_rollback"):
+            checks.append("downs")
         for index, check in enumerate(checks):
             item = PreflightItem.from_parent(self, name=check, deployment=self.deployment)
             item.sort_key = (0, index)
@@ -133,3 +150,7 @@ class GroupNode(pytest.Collector):
             item = StepItem.from_parent(self, name=step.name, deployment=self.deployment, step=step)
             item.sort_key = (position, index)
             yield item
+        if self.deployment.atomic:
+            from deploy_plugin.atomic import undo_items
+
+            yield from undo_items(self, self.deployment, self.plan)

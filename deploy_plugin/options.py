@@ -28,6 +28,11 @@ NEEDS_TARGET = {
     "deploy_env_file": "--deploy-env-file",
     "deploy_timeout": "--deploy-timeout",
     "deploy_html": "--deploy-html",
+    "deploy_rollback": "--deploy-rollback",
+    "deploy_rollback_to": "--deploy-rollback-to",
+    "deploy_check_rollback": "--deploy-check-rollback",
+    "deploy_atomic": "--deploy-atomic",
+    "deploy_strict_schema": "--deploy-strict-schema",
 }
 
 
@@ -154,6 +159,40 @@ def add_options(parser: pytest.Parser) -> None:
         dest="deploy_yes",
         help="confirm a deployment to a protected target without asking",
     )
+    group.addoption(
+        "--deploy-rollback",
+        type=int,
+        dest="deploy_rollback",
+        metavar="N",
+        help="roll back the last N applied migrations (newest first) instead of deploying",
+    )
+    group.addoption(
+        "--deploy-rollback-to",
+        dest="deploy_rollback_to",
+        metavar="FILE",
+        help="roll back every migration applied after FILE (root-relative), FILE itself kept",
+    )
+    group.addoption(
+        "--deploy-check-rollback",
+        action="store_true",
+        dest="deploy_check_rollback",
+        help="for a throw-away or CI database: per pending migration, apply it, run its down,"
+        " compare the schema with before, apply it again",
+    )
+    group.addoption(
+        "--deploy-atomic",
+        action="store_true",
+        dest="deploy_atomic",
+        help="when a step fails, undo this deployment in reverse (rollback_command of each"
+        " completed group, the down of each migration it applied); also `atomic: true`",
+    )
+    group.addoption(
+        "--deploy-strict-schema",
+        action="store_true",
+        dest="deploy_strict_schema",
+        help="fail preflight when a tracked database's schema changed since the last"
+        " successful run (default: a warning)",
+    )
     parser.addini("deploy_target", "default deploy targets (linelist)", type="linelist")
     parser.addini("deploy_store", "store URL (see --deploy-store)")
     parser.addini("deploy_health_url", "health URL override (see --deploy-health-url)")
@@ -190,6 +229,11 @@ class DeployOptions:
     plan_out: str | None = None
     plan: str | None = None
     keep_logs: int = 50  # ini deploy_keep_logs: runs of step logs kept per target
+    rollback: int | None = None  # --deploy-rollback=N
+    rollback_to: str | None = None  # --deploy-rollback-to=FILE
+    check_rollback: bool = False  # --deploy-check-rollback
+    atomic: bool = False  # --deploy-atomic
+    strict_schema: bool = False  # --deploy-strict-schema
 
     @classmethod
     def from_pytest(cls, config: pytest.Config) -> DeployOptions:
@@ -225,6 +269,11 @@ class DeployOptions:
             plan_out=opt("deploy_plan_out"),
             plan=opt("deploy_plan"),
             keep_logs=keep_logs,
+            rollback=opt("deploy_rollback"),
+            rollback_to=opt("deploy_rollback_to"),
+            check_rollback=bool(opt("deploy_check_rollback")),
+            atomic=bool(opt("deploy_atomic")),
+            strict_schema=bool(opt("deploy_strict_schema")),
         )
 
     def args(self) -> list[str]:
@@ -236,6 +285,9 @@ class DeployOptions:
             "--no-health-check": self.no_health_check,
             "--skip-validation": self.skip_validation,
             "--yes": self.yes,
+            "--deploy-check-rollback": self.check_rollback,
+            "--deploy-atomic": self.atomic,
+            "--deploy-strict-schema": self.strict_schema,
         }
         args += [flag for flag, on in flags.items() if on]
         args += [f"--group={g}" for g in self.groups]
@@ -254,7 +306,39 @@ class DeployOptions:
             args.append(f"--deploy-plan={self.plan}")
         if self.html:
             args.append(f"--deploy-html={self.html}")
+        if self.rollback is not None:
+            args.append(f"--deploy-rollback={self.rollback}")
+        if self.rollback_to is not None:
+            args.append(f"--deploy-rollback-to={self.rollback_to}")
         return args
+
+    @property
+    def rolling_back(self) -> bool:
+        """Whether this run rolls migrations back instead of deploying."""
+        return self.rollback is not None or self.rollback_to is not None
+
+    def rollback_problem(self) -> str | None:
+        """Why the rollback options cannot be run as given (one paragraph), if so."""
+        if self.check_rollback and self.rolling_back:
+            given = "--deploy-rollback" if self.rollback is not None else "--deploy-rollback-to"
+            return (
+                f"--deploy-check-rollback and {given} cannot run together: the check applies"
+                " each pending migration, runs its down, compares and applies it again, while"
+                f" {given} undoes applied ones. Run them one after the other. Nothing was run."
+            )
+        if self.rollback is not None and self.rollback_to is not None:
+            return (
+                f"--deploy-rollback={self.rollback} and --deploy-rollback-to={self.rollback_to}"
+                " both say how far to roll back; give one of them: --deploy-rollback=N undoes"
+                " the last N applied migrations, --deploy-rollback-to=FILE every one applied"
+                " after FILE. Nothing was run."
+            )
+        if self.rollback is not None and self.rollback <= 0:
+            return (
+                f"--deploy-rollback={self.rollback}: N must be a whole number of at least 1,"
+                " the number of applied migrations to undo (newest first). Nothing was run."
+            )
+        return None
 
     def env_values(self) -> dict[str, str]:
         """``--deploy-env`` as a dict; pytest.UsageError for a malformed pair."""

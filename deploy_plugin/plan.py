@@ -161,8 +161,13 @@ def _inside(path: str, real_root: str) -> bool:
 
 
 def file_checksum(path: Path) -> str:
-    """SHA-256 of a file's bytes with CRLF normalised to LF (line endings alone are no drift)."""
+    """SHA-256 of a file's bytes with CRLF normalised to LF (line endings alone are no drift);
+    of its up section only when it is in dbmate's format (see :mod:`deploy_plugin.downs`)."""
     data = Path(path).read_bytes()
+    if b"migrate:" in data:
+        from deploy_plugin.downs import checksum_bytes
+
+        return checksum_bytes(data)
     return hashlib.sha256(data.replace(b"\r\n", b"\n")).hexdigest()
 
 

@@ -58,6 +58,9 @@ def pytest_configure(config: pytest.Config) -> None:
                     " validated and nothing is deployed"
                 )
         return
+    problem = session.options.rollback_problem()
+    if problem:
+        raise pytest.UsageError(problem)
     if config.getoption("lf", False) or config.getoption("failedfirst", False):
         raise pytest.UsageError(
             "--lf/--ff reorder or drop deployment steps; deployments always run in full order"
@@ -142,6 +145,8 @@ class DeployPlugin:
     ) -> None:
         """Restore each kept deployment's preflight and health check, and own the order."""
         state = self.state
+        if state.usage_problems:
+            raise pytest.UsageError(" ".join(state.usage_problems))
         unknown = [g for g in state.groups + state.skip_groups if g not in state.seen_groups]
         if state.targets and unknown and state.seen_groups:
             raise pytest.UsageError(
@@ -259,6 +264,7 @@ class DeployPlugin:
             d
             for d in state.deployments
             if d.target.protected and d.selected and not d.dry_run and not state.yes
+            and d.kind != "check_rollback"  # the check needs --yes: never typed in passing
         ]
         if not pending or session.config.getoption("collectonly"):
             return
@@ -357,6 +363,8 @@ class DeployPlugin:
             terminalreporter.write_line(state.plan_message)
         if state.plan_refusal:
             terminalreporter.write_line(f"pytest-deploy: {state.plan_refusal}", red=True)
+        for note in state.summary_notes:  # e.g. "nothing to roll back" (no deployment ran)
+            terminalreporter.write_line(note)
 
 
 def _write_html(state: DeploySession) -> None:

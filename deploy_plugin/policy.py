@@ -60,6 +60,7 @@ class StopPolicy:
     preflight_failed: str | None = None
     store_failed: str | None = None
     lock_lost: str | None = None  # why, once the deployment lock is gone
+    soft_failed: list[str] = field(default_factory=list)  # failures that block nothing
 
     def blocker(self, step: StepRef) -> str | None:
         """Why ``step`` must not run: a failed step's node id or :data:`LOCK_LOST`; None if
@@ -80,8 +81,15 @@ class StopPolicy:
             return self.failed_groups.get(step.group_name or "")
         return self.failed[0]
 
-    def record_failure(self, step: StepRef, *, store_error: bool = False) -> None:
-        """Note that ``step`` failed (``store_error``: its store failed under it)."""
+    def record_failure(
+        self, step: StepRef, *, store_error: bool = False, blocking: bool = True
+    ) -> None:
+        """Note that ``step`` failed (``store_error``: its store failed under it; not
+        ``blocking``: a failure after which the next steps still run, e.g. a reversibility
+        check's "schema differs")."""
+        if not blocking:
+            self.soft_failed.append(step.nodeid)
+            return
         self.failed.append(step.nodeid)
         if store_error:
             # without its store nothing else of the deployment can run, preflight included
@@ -93,4 +101,4 @@ class StopPolicy:
 
     @property
     def any_failed(self) -> bool:
-        return bool(self.failed or self.lock_lost)
+        return bool(self.failed or self.soft_failed or self.lock_lost)

@@ -129,6 +129,7 @@ class PreflightItem(DeployItem):
         for warning in result.warnings:
             self.deploy_warning(warning)
         self.notes.append(f"{len(result.pending)} pending of {len(tracked)} tracked file(s)")
+        self._check_schema_drift()
         if result.drift:
             project, target = deployment.project, deployment.target.name
             commands = " ".join(
@@ -146,6 +147,67 @@ class PreflightItem(DeployItem):
                 " when the edit is intended and the database already matches it, accept it"
                 f" (an audit row keeps who, when and why): {commands}."
             )
+
+    def check_downs(self) -> None:
+        """A rollback (or reversibility check): every migration it will undo (check: every
+        pending one) has a down, else nothing runs."""
+        deployment = self.deployment
+        problems = [
+            f"{rel} (no tracked group matches it any more, so its down is unknown)"
+            for rel in deployment.rollback_orphans
+        ]
+        applied = deployment.applied()
+        steps = [
+            i
+            for i in deployment.selected
+            if i.kind == "rollback"
+            or (
+                i.kind == "check_rollback"
+                and getattr(applied.get(i.file), "status", None) != "success"
+            )
+        ]
+        for item in steps:
+            if item.down is None:
+                problems.append(f"{item.file} (group {item.group_name})")
+            elif item.down.section:
+                group = deployment.config.group(item.group_name)
+                if group is not None and group.deploy_command is not None:
+                    self.notes.append(
+                        f"{item.file}: its -- migrate:down section runs with the built-in"
+                        " SQL executor (a deploy_command takes whole files)"
+                    )
+        if problems:
+            raise DeployFailure(
+                f"{len(problems)} migration(s) to roll back have no down: "
+                + "; ".join(problems)
+                + ". Add a down next to each (<dir>/down.sql for <dir>/up.sql, NAME.down.sql"
+                " for NAME.up.sql, or a -- migrate:down section), or set the group's down_file"
+                " template. Nothing was run."
+            )
+        for item in steps:
+            self.notes.append(f"{item.file}: down {item.down.file} ({item.down.convention})")
+
+    def _check_schema_drift(self) -> None:
+        """Warn (fail with --deploy-strict-schema) when a tracked database's schema changed
+        since the fingerprint recorded after the last successful run."""
+        from deploy_plugin import schema_drift
+        from deploy_plugin.store.base import StoreError
+
+        deployment = self.deployment
+        try:
+            store = deployment.session.store()
+            changes = schema_drift.drift(deployment, store) if store else []
+        except StoreError as err:
+            raise DeployFailure(str(err)) from None
+        if changes and deployment.session.options.strict_schema:
+            raise DeployFailure(
+                deployment.masker.mask("; ".join(changes))
+                + ". --deploy-strict-schema: nothing was run. Find out who changed it; put the"
+                " change in a migration, or undo it, then run again."
+            )
+        for change in changes:
+            self.deploy_warning(deployment.masker.mask(change))
+            self.notes.append(f"warning: {deployment.masker.mask(change)}")
 
     def _check_intents(self) -> None:
         """Fail on a shell-applied migration left "applying" by a run that died."""
@@ -187,6 +249,13 @@ def confirm_protected(deployment: Deployment, notes: list[str]) -> None:
     if deployment.session.yes:
         notes.append("protected target: confirmed by --yes")
         return
+    if deployment.kind == "check_rollback":
+        raise DeployFailure(
+            f"target {deployment.target.name!r} of project {deployment.project!r} is"
+            " protected, and the reversibility check applies each pending migration, runs"
+            " its down and applies it again there. It is meant for a throw-away or CI"
+            " database; pass --yes if this one is. Nothing was run."
+        )
     if deployment.confirmed:
         notes.append("protected target: confirmed at the terminal")
         return

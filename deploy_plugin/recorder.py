@@ -52,7 +52,13 @@ class RunRecorder:
     # -- the run's row
 
     def start(
-        self, *, who: str, config_snapshot: str, config_sha256: str, started_at: datetime
+        self,
+        *,
+        who: str,
+        config_snapshot: str,
+        config_sha256: str,
+        started_at: datetime,
+        kind: str = "deploy",
     ) -> int | None:
         """Record the run as ``running``; its id (None without a store: a dry run)."""
         store = self._store()
@@ -65,6 +71,7 @@ class RunRecorder:
                 config_sha256=config_sha256,
                 dry_run=self.dry_run,
                 started_at=started_at,
+                kind=kind,
             )
         return self.deployment_id
 

@@ -34,7 +34,14 @@ if TYPE_CHECKING:
 
 
 class DeployFailure(Exception):
-    """A step failed for a reason the user must read: shown without a traceback."""
+    """A step failed for a reason the user must read: shown without a traceback.
+
+    ``blocking=False``: the deployment's next steps still run (a reversibility check that
+    found a difference but left the database as it should be)."""
+
+    def __init__(self, message: str = "", *, blocking: bool = True) -> None:
+        super().__init__(message)
+        self.blocking = blocking
 
 
 @dataclass(frozen=True)
@@ -66,8 +73,13 @@ class Deployment:
         target: TargetInfo,
         plans: list[GroupPlan],
         nodeid: str,
+        *,
+        kind: str = "deploy",
     ) -> None:
         self.session = session
+        self.kind = kind  # deploy | rollback (what the deployments record says)
+        self.rollback_orphans: list[str] = []  # applied files no tracked group matches
+        self.applied_here: list[str] = []  # migrations this deployment applied, in order
         self.config = config
         self.target = target
         self.plans = plans
@@ -117,6 +129,11 @@ class Deployment:
     @property
     def dry_run(self) -> bool:
         return bool(self.session.dry_run)
+
+    @property
+    def atomic(self) -> bool:
+        """Whether a failure undoes this deployment (``--deploy-atomic`` or ``atomic: true``)."""
+        return self.kind == "deploy" and bool(self.session.atomic or self.config.atomic)
 
     def view(self) -> DeploymentView:
         """This deployment as hooks see it (read-only; its env once it started)."""
@@ -175,6 +192,8 @@ class Deployment:
         runner = self._runners.get(ref.group_name or "")
         if self.policy.lock_lost or self.policy.store_failed:
             return self.policy.blocker(ref)
+        if ref.kind == "undo":
+            return None  # undo items run after a failure: they decide themselves
         if runner is not None and runner.started(item):
             return None  # it ran beside the failed step: it reports its own outcome
         return self.policy.blocker(ref)
@@ -192,8 +211,8 @@ class Deployment:
     def last_of_group(self, item: Any) -> bool:
         return self._bounds.get(item.group_name, [None, None])[1] is item
 
-    def mark_failed(self, item: Any, *, store_error: bool = False) -> None:
-        self.policy.record_failure(step_ref(item), store_error=store_error)
+    def mark_failed(self, item: Any, *, store_error: bool = False, blocking: bool = True) -> None:
+        self.policy.record_failure(step_ref(item), store_error=store_error, blocking=blocking)
 
     # ------------------------------------------------------------------ start
 
@@ -235,6 +254,7 @@ class Deployment:
                 config_snapshot=self.config.source_text,
                 config_sha256=self.config.sha256,
                 started_at=self.started_at,
+                kind=self.kind,
             )
         if not self.dry_run:
             stamp = self.started_at.strftime("%Y%m%dT%H%M%S")
@@ -455,6 +475,10 @@ class Deployment:
                 pass
         for parallel in self._runners.values():
             parallel.close()  # commands a session that ended early left running
+        if self.status == "success" and not self.dry_run:
+            from deploy_plugin import schema_drift
+
+            schema_drift.record(self)  # for the next run's drift warning; never raises
         self._prune_logs()
         # teardown never raises (JUnit has no <error>): a store problem here only warns
         self.recorder.finish(self.status)
@@ -491,6 +515,7 @@ class Deployment:
             "project": self.project,
             "target": self.target.name,
             "status": self.status,
+            "kind": self.kind,
             "dry_run": self.dry_run,
             "who": who(),
             "started_at": iso_utc(started),

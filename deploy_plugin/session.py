@@ -42,6 +42,11 @@ class DeploySession:
         self.plan_message: str | None = None  # what became of --deploy-plan-out
         self.plan_refusal: str | None = None  # why --deploy-plan was refused
         self.plan_failed = False  # --deploy-plan-out asked for a plan that was not written
+        self.rolling_back = options.rolling_back
+        self.check_rollback = options.check_rollback
+        self.atomic = options.atomic
+        self.usage_problems: list[str] = []  # found while collecting (e.g. a rollback's FILE)
+        self.summary_notes: list[str] = []  # lines for the terminal summary
         self.rootdir = Path(config.rootpath)
         self.junit_properties = config.getini("junit_family") in ("xunit1", "legacy")
         self.deployments: list[Deployment] = []

@@ -757,10 +757,11 @@ def test_schema_is_valid_and_documents_every_key():
     assert group_keys == {
         "name", "order", "file_patterns", "pre_deploy", "build_command", "test_command",
         "deploy_command", "post_deploy", "required_env_vars", "track_migrations",
-        "database_url_env", "max_parallel", "timeout_seconds", "targets",
+        "database_url_env", "max_parallel", "timeout_seconds", "targets", "down_file",
+        "rollback_command",
     }  # fmt: skip
     assert set(document["properties"]) == {
-        "$schema", "project", "root", "groups", "health_check", "notify", "targets",
+        "$schema", "project", "root", "groups", "health_check", "notify", "targets", "atomic",
     }  # fmt: skip
 
 

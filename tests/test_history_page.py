@@ -142,17 +142,11 @@ def test_parallel_steps_sit_side_by_side(shop: Path, visit: Any) -> None:
     bars = v.page.locator("#detail svg.gantt rect")
     titles = [bars.nth(i).locator("title").text_content() for i in range(bars.count())]
     assets = [i for i, t in enumerate(titles) if t.startswith("deploy[assets/")]
-    spans = [
-        (float(bars.nth(i).get_attribute("x")), float(bars.nth(i).get_attribute("width")))
-        for i in assets
-    ]
     assert len(assets) == 4
-    # max_parallel: 3, and the first three waited for each other: three lanes, overlapping
-    lanes = {bars.nth(i).get_attribute("y") for i in assets[:3]}  # a lane is a row
+    # max_parallel: 3, and the first three waited for each other (their recorded intervals
+    # overlap: tests/test_step_starts.py): three lanes, one row each
+    lanes = {bars.nth(i).get_attribute("y") for i in assets[:3]}
     assert len(lanes) == 3, titles
-    for x1, w1 in spans[:3]:
-        for x2, w2 in spans[:3]:
-            assert x1 <= x2 + w2 and x2 <= x1 + w1
     v.check("gantt")
 
 

@@ -136,7 +136,8 @@ def deployment_json(record: Any) -> dict[str, Any]:
     )
     return {
         "id": record.id, "project": record.project, "target": record.target,
-        "status": record.status, "dry_run": record.dry_run, "who": record.who,
+        "status": record.status, "dry_run": record.dry_run, "kind": record.kind,
+        "who": record.who,
         "started_at": record.started_at, "ended_at": record.ended_at, "duration_ms": duration,
         "config_sha256": record.config_sha256,
     }  # fmt: skip

@@ -1,5 +1,5 @@
-"""``pytest-deploy migration list|show|status|apply|mark-applied|forget-intent|history``
-(and ``accept-checksum|baseline``, in ``migration_repair.py``).
+"""``pytest-deploy migration list|show|status|apply|rollback|check-rollback|mark-applied|
+forget-intent|history`` (and ``accept-checksum|baseline``, in ``migration_repair.py``).
 
 Tracked files come from the config (groups with ``track_migrations``), their state from the
 store's history: applied (same checksum), drifted (applied, file changed since), pending
@@ -29,6 +29,7 @@ from deploy_plugin.plan import (
 from deploy_plugin.store.base import MigrationRecord, utcnow
 from deploy_plugin.targets import resolve
 
+from . import rollback
 from .args import add_command, add_family, add_target_option, common_options, positive_int
 from .audit_view import audit_json, audit_rows, print_audit
 from .context import Context, Project, confirm
@@ -49,8 +50,8 @@ def register(subparsers: Any) -> None:
     family = add_family(
         subparsers,
         "migration",
-        help="tracked migrations: list, show, status, apply, mark-applied, accept-checksum,"
-        " baseline, history",
+        help="tracked migrations: list, show, status, apply, rollback, check-rollback,"
+        " mark-applied, accept-checksum, baseline, history",
         example="pytest-deploy migration status woofs --target production",
     )
 
@@ -105,6 +106,8 @@ def register(subparsers: Any) -> None:
         "--deploy-env", action="append", default=[], metavar="KEY=VALUE",
         help="an env var for this run (a secret: masked)",
     )  # fmt: skip
+    rollback.register(command)
+    rollback.register_check(command)
     mark = command(
         "mark-applied",
         "record a migration as applied without running it",

@@ -25,6 +25,7 @@ from .commands import (
     PlaceholderError,
     placeholders,
     render_command,
+    render_path,
 )
 from .errors import ConfigError
 from .loading import CONFIG_SUFFIXES, is_config_file, load_config
@@ -66,6 +67,7 @@ __all__ = [
     "load_config",
     "placeholders",
     "render_command",
+    "render_path",
     "schema",
     "target_type_problem",
     "url_scheme_problem",

@@ -145,3 +145,20 @@ def render_command(command: str, values: Mapping[str, str]) -> str:
             )
         out.append(shlex.quote(str(values[value])))
     return "".join(out)
+
+
+def render_path(template: str, values: Mapping[str, str]) -> str:
+    """Substitute placeholders in a path template (``down_file``) as plain text, unquoted:
+    the result is a path, never given to a shell. Raises :class:`PlaceholderError` as
+    :func:`render_command` does."""
+    out: list[str] = []
+    for kind, value, _quote in _tokens(template):
+        if kind == "text":
+            out.append(value)
+            continue
+        if value not in values:
+            raise PlaceholderError(
+                f"no value for placeholder {{{value}}} in this path", name=value, reason="missing"
+            )
+        out.append(str(values[value]))
+    return "".join(out)

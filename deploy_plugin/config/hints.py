@@ -46,6 +46,10 @@ _HINTS = {
     "groups[].track_migrations": _BOOL_HINT,
     "groups[].database_url_env": "Name the environment variable holding the database URL "
     f"({_ENV_RULE}), e.g. DATABASE_URL.",
+    "groups[].rollback_command": "Give one shell command as a string; it undoes the group in "
+    "an atomic deployment (once per file when it names {file}).",
+    "groups[].down_file": "Give a path template relative to root, e.g. "
+    '"rollbacks/{stem}.sql"; it names the down file of each migration.',
     "groups[].max_parallel": "Set `max_parallel` to a whole number of at least 1.",
     "groups[].timeout_seconds": "Set `timeout_seconds` to a number of seconds greater than 0, "
     "or remove it for no timeout.",

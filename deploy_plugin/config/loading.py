@@ -47,6 +47,8 @@ def _build(
                 timeout_seconds=None if timeout is None else float(timeout),
                 targets=tuple(g["targets"]) if "targets" in g else None,
                 line=lines.get(f"groups[{index}]"),
+                down_file=g.get("down_file"),
+                rollback_command=g.get("rollback_command"),
             )
         )
     health = data.get("health_check")
@@ -99,6 +101,7 @@ def _build(
         sha256=hashlib.sha256(raw).hexdigest(),
         data=data,
         lines=lines,
+        atomic=bool(data.get("atomic", False)),
     )
 
 

@@ -97,6 +97,8 @@ class Group:
     timeout_seconds: float | None = None
     targets: tuple[str, ...] | None = None
     line: int | None = None
+    down_file: str | None = None  # path template of each migration's down file
+    rollback_command: str | None = None  # undoes the group in an atomic deployment
 
     @property
     def deploy_per_file(self) -> bool:
@@ -128,6 +130,7 @@ class DeployConfig:
     sha256: str
     data: dict[str, Any]
     lines: dict[str, int] = field(default_factory=dict, repr=False, compare=False)
+    atomic: bool = False  # a failing deployment undoes itself in reverse
 
     def line_of(self, field: str) -> int | None:
         """The line where ``field`` (e.g. ``'groups[1].deploy_command'``) is written."""

@@ -149,7 +149,7 @@ def _check_commands(group: Group, prefix: str) -> Iterator[tuple[str, str]]:
     for key in ("pre_deploy", "post_deploy"):
         for i, cmd in enumerate(getattr(group, key)):
             commands.append((f"{prefix}.{key}[{i}]", key, cmd))
-    for key in ("build_command", "test_command", "deploy_command"):
+    for key in ("build_command", "test_command", "deploy_command", "rollback_command"):
         cmd = getattr(group, key)
         if cmd is not None:
             commands.append((f"{prefix}.{key}", key, cmd))
@@ -160,7 +160,7 @@ def _check_commands(group: Group, prefix: str) -> Iterator[tuple[str, str]]:
             yield field_path, str(exc)
             continue
         per_file = [n for n in names if n in FILE_PLACEHOLDERS]
-        if per_file and key != "deploy_command":
+        if per_file and key not in ("deploy_command", "rollback_command"):
             yield (
                 field_path,
                 (
@@ -169,6 +169,38 @@ def _check_commands(group: Group, prefix: str) -> Iterator[tuple[str, str]]:
                     "{project} or {target}."
                 ),
             )
+
+
+def _check_down_file(group: Group, at: str) -> Iterator[tuple[str, str]]:
+    """(field, problem) for a ``down_file`` template that cannot name one file per migration."""
+    template = group.down_file
+    if template is None:
+        return
+    where = f"{at}.down_file"
+    if not group.track_migrations:
+        yield (
+            where,
+            f"group '{group.name}' does not track migrations, so it has no down files. Remove "
+            "down_file, or list .sql migrations in file_patterns.",
+        )
+        return
+    try:
+        names = placeholders(template)
+    except PlaceholderError as exc:
+        yield where, str(exc)
+        return
+    if not any(n in FILE_PLACEHOLDERS for n in names):
+        yield (
+            where,
+            f"{_short(template)} names no file placeholder, so every migration would share one "
+            'down file. Use {stem}, {name}, {dir} or {file}, e.g. "rollbacks/{stem}.sql".',
+        )
+    elif template.startswith(("/", "\\")) or ".." in re.split(r"[\\/]", template):
+        yield (
+            where,
+            f"{_short(template)} leaves root; write the down file's path relative to root, "
+            "with no '..'.",
+        )
 
 
 def _bad_character_class(pattern: str) -> str | None:
@@ -260,6 +292,7 @@ def _group_problems(cfg: DeployConfig, group: Group) -> Iterator[tuple[str, str]
                 "SQL executor. Set track_migrations: false if these files are not migrations."
             ),
         )
+    yield from _check_down_file(group, at)
     declared = sorted(cfg.targets)
     for i, name in enumerate(group.targets or ()):
         # Undeclared names are fine when the config declares no targets: the store may.

@@ -87,7 +87,9 @@ def _recorded(steps: Sequence[StepRecord], run_started: datetime) -> list[tuple[
         lane = next((i for i, end in enumerate(ends) if end <= start), len(ends))
         if lane == len(ends):
             ends.append(0)
-        ends[lane] = start + max(0, steps[index].duration_ms)
+        # at least 1 ms: durations are whole milliseconds, and a step recorded as 0 ms
+        # still held its lane at its start
+        ends[lane] = start + max(1, steps[index].duration_ms)
         placed[index] = (start, lane)
     return placed
 

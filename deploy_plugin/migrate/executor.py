@@ -168,7 +168,9 @@ class SqlExecutor:
 
     # -- applying --------------------------------------------------------------------
 
-    def apply(self, path: Path, rel: str, *, books: Bookkeeping | None = None) -> int:
+    def apply(
+        self, path: Path, rel: str, *, books: Bookkeeping | None = None, data: bytes | None = None
+    ) -> int:
         """Apply one migration file in one transaction; return its execution time in ms.
 
         ``books`` are statements that commit or roll back with the file (see
@@ -177,9 +179,11 @@ class SqlExecutor:
         ``-- deploy:no-transaction`` runs statement by statement in autocommit (needed for
         e.g. CREATE INDEX CONCURRENTLY): it is NOT atomic, statements before a failing one
         stay applied, and the books run in their own transaction after the last statement.
+        ``data``: the SQL to run instead of the file's bytes (one section of it, with the
+        file's line numbers), e.g. a dbmate file's up or down section.
         """
         try:
-            raw = path.read_bytes()
+            raw = path.read_bytes() if data is None else data
         except OSError as err:
             raise MigrationError(
                 rel, None, f"cannot read the file: {err.strerror or err}; check its permissions"

@@ -154,6 +154,14 @@ class Ledger:
             ),
         )
 
+    def forget(self, file: str) -> Sql:
+        """The ledger row's DELETE, run in a rollback's transaction: the file is no longer
+        applied, so a later deployment may apply it again."""
+        return (
+            f"DELETE FROM {self.table} WHERE project = {{}} AND target = {{}} AND file = {{}}",
+            (self.project, self.target, file),
+        )
+
 
 def missing_from_history(
     ledger: Mapping[str, LedgerRow], history: Mapping[str, Any]

@@ -15,6 +15,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from deploy_plugin.downs import Down, read_down, up_bytes
+
 from .executor import ELAPSED_MS, Bookkeeping, SqlExecutor
 from .ledger import Ledger, LedgerRow, missing_from_history
 
@@ -62,9 +64,36 @@ class MigrationRunner:
         if self.same_database and self.store is not None:
             records.append(self.store.history_statement(self.project, self.target, record))
         books = Bookkeeping(guard=self.ledger.guard(rel, checksum, who), records=records)
-        elapsed = self.executor.apply(path, rel, books=books)
+        try:
+            data: bytes | None = up_bytes(path.read_bytes())  # a dbmate file: its up section
+        except OSError:
+            data = None  # the executor reports the unreadable file
+        elapsed = self.executor.apply(path, rel, books=books, data=data)
         record = MigrationRecord(rel, checksum, applied_at, who, elapsed, "success", None)
         return Applied(record, recorded=bool(records))
+
+    def rollback(self, rel: str, down: Down, root: Path, *, checksum: str, who: str) -> Applied:
+        """Run the down of ``rel`` in one transaction with the removal of its ledger row and,
+        when the store is this database, its history row set to ``rolled_back`` (who, when,
+        ms). A failing down raises MigrationError (naming the down file and line): nothing
+        of it commits and the history row stays ``success``."""
+        from deploy_plugin.store.base import MigrationRecord
+
+        self.ledger.ensure()
+        rolled_at = datetime.now(timezone.utc)
+        record = MigrationRecord(rel, checksum, rolled_at, who, None, "rolled_back", None)
+        records = [self.ledger.forget(rel)]
+        if self.same_database and self.store is not None:
+            records.append(self.store.history_statement(self.project, self.target, record))
+        try:
+            data: bytes | None = read_down(root, down)
+        except OSError:
+            data = None  # the executor reports the unreadable file
+        elapsed = self.executor.apply(
+            root / down.file, down.file, books=Bookkeeping(records=records), data=data
+        )
+        record = MigrationRecord(rel, checksum, rolled_at, who, elapsed, "rolled_back", None)
+        return Applied(record, recorded=len(records) > 1)
 
 
 __all__ = ["ELAPSED_MS", "Applied", "MigrationRunner"]

@@ -16,6 +16,7 @@ from .audit import AuditRepository
 from .core import UPSERT_MIGRATION, SharedSQL
 from .env import EnvRepository
 from .errors import LockHeld, StoreError, describe_url
+from .fingerprints import FingerprintRepository
 from .history import HistoryRepository
 from .lock import DeployLock
 from .plans import PlanRepository, PlanUse
@@ -64,7 +65,7 @@ __all__ = [
 
 class Store(
     HistoryRepository, AuditRepository, TargetRepository, EnvRepository, RunRepository,
-    PlanRepository,
+    PlanRepository, FingerprintRepository,
 ):
     """Projects, targets, env vars, migration history, deployment runs and the deploy lock.
 

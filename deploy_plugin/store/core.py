@@ -80,7 +80,7 @@ _TARGET_COLUMNS = """name, type, provider, host, region, protected, health_check
     created_at, updated_at"""
 _DEPLOYMENTS = """
     SELECT d.id, p.name, d.target_name, d.who, d.started_at, d.ended_at, d.status, d.dry_run,
-        d.config_sha256
+        d.config_sha256, d.kind
     FROM {s}deployments d JOIN {s}projects p ON p.id = d.project_id"""
 
 

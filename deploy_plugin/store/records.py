@@ -64,6 +64,7 @@ class DeploymentRecord:
     status: str
     dry_run: bool
     config_sha256: str
+    kind: str = "deploy"  # deploy | rollback
 
 
 @dataclass(frozen=True)

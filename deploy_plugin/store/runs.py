@@ -37,17 +37,19 @@ class RunRepository(StoreCore):
         config_sha256: str,
         dry_run: bool,
         started_at: datetime | None = None,
+        kind: str = "deploy",
     ) -> int:
-        """Record the start of a deployment run (status ``running``); returns its id."""
+        """Record the start of a deployment run (status ``running``); returns its id.
+        ``kind``: ``deploy``, or ``rollback`` for a run that rolls migrations back."""
         project_id = self.project_id(project)
         started = self._time_param(started_at or utcnow())
         with self._statement("record a deployment") as db:
             row = db.execute(
                 """INSERT INTO {s}deployments (project_id, target_name, who, started_at,
-                    status, dry_run, config_snapshot, config_sha256, host, pid)
-                VALUES (?, ?, ?, ?, 'running', ?, ?, ?, ?, ?) RETURNING id""",
+                    status, dry_run, config_snapshot, config_sha256, host, pid, kind)
+                VALUES (?, ?, ?, ?, 'running', ?, ?, ?, ?, ?, ?) RETURNING id""",
                 (project_id, target, who, started, bool(dry_run), config_snapshot,
-                 config_sha256, socket.gethostname(), os.getpid()),
+                 config_sha256, socket.gethostname(), os.getpid(), kind),
             ).fetchone()  # fmt: skip
         return int(row[0])
 
@@ -169,9 +171,9 @@ class RunRepository(StoreCore):
         return self._time_param(datetime.fromisoformat(value.replace("Z", "+00:00")))
 
     def _deployment(self, row: Any) -> DeploymentRecord:
-        id_, project, target, who, started, ended, status, dry_run, sha = row
+        id_, project, target, who, started, ended, status, dry_run, sha, kind = row
         ended_at = None if ended is None else self._time_value(ended)
         return DeploymentRecord(int(id_), project, target, who, self._time_value(started),
-                                ended_at, status, bool(dry_run), sha)  # fmt: skip
+                                ended_at, status, bool(dry_run), sha, kind)  # fmt: skip
 
 

@@ -289,6 +289,49 @@ POSTGRES_STEPS.append(
 )
 
 
+# Version 3 (rollback branch): a deployment run says what it was (``deploy``,
+# ``rollback``, ``check_rollback``; existing rows were deployments), and the schema
+# fingerprint of each tracked group's database after its last successful run.
+SQLITE_STEPS.append(
+    SchemaStep(
+        3,
+        "deployments say what they were (kind); schema fingerprints for drift warnings",
+        (
+            "ALTER TABLE deployments ADD COLUMN kind TEXT NOT NULL DEFAULT 'deploy'",
+            """CREATE TABLE schema_fingerprints (
+                project_id    INTEGER NOT NULL REFERENCES projects(id),
+                target_name   TEXT NOT NULL,
+                group_name    TEXT NOT NULL,
+                digest        TEXT NOT NULL,
+                objects       TEXT NOT NULL,
+                deployment_id INTEGER,
+                recorded_at   TEXT NOT NULL,
+                PRIMARY KEY (project_id, target_name, group_name)
+            )""",
+        ),
+    )
+)
+
+POSTGRES_STEPS.append(
+    SchemaStep(
+        3,
+        "deployments say what they were (kind); schema fingerprints for drift warnings",
+        (
+            "ALTER TABLE deploy.deployments ADD COLUMN kind text NOT NULL DEFAULT 'deploy'",
+            """CREATE TABLE deploy.schema_fingerprints (
+                project_id    bigint NOT NULL REFERENCES deploy.projects(id),
+                target_name   text NOT NULL,
+                group_name    text NOT NULL,
+                digest        text NOT NULL,
+                objects       text NOT NULL,
+                deployment_id bigint,
+                recorded_at   timestamptz NOT NULL,
+                PRIMARY KEY (project_id, target_name, group_name)
+            )""",
+        ),
+    )
+)
+
 # Version 4 (issue 13 §2). Versions need not be contiguous: other branches take 3 and 5.
 SQLITE_STEPS.append(
     SchemaStep(

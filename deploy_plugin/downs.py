@@ -1,0 +1,249 @@
+"""Down migrations: which file undoes a tracked migration, found by convention.
+
+Planning layer, next to :mod:`deploy_plugin.plan`: it reads files and nothing else. For a
+migration ``rel`` of a tracked group, the first of these that applies is its down:
+
+1. the group's ``down_file`` path template (``"rollbacks/{stem}.sql"``), when it is set;
+2. a directory pair: ``<dir>/up.sql`` is undone by ``<dir>/down.sql`` (Diesel's layout);
+3. a suffix pair: ``NAME.up.sql`` is undone by ``NAME.down.sql`` (golang-migrate's);
+4. one file with ``-- migrate:up`` and ``-- migrate:down`` sections (dbmate's format): the
+   migration applies its up section only, its checksum covers the up section only (an
+   edit of the down section is no drift), and the rollback runs its down section.
+
+Each section keeps the file's own line numbers (the lines before it are sent blank), so a
+failing statement is reported at the line the user sees in the file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+from deploy_plugin.config import (
+    ConfigError,
+    DeployConfig,
+    Group,
+    PlaceholderError,
+    render_path,
+)
+
+_MARKER = re.compile(rb"^--[ \t]*migrate:(up|down)\b[^\n]*$", re.M)
+
+
+@dataclass(frozen=True)
+class Down:
+    """The down of one migration: where its SQL is, and by which convention it was found."""
+
+    migration: str  # the migration (up) file, root-relative
+    file: str  # the file holding the down SQL, root-relative
+    convention: str  # down_file | directory | suffix | section
+
+    @property
+    def section(self) -> bool:
+        """Whether the down is a ``-- migrate:down`` section of the migration file itself."""
+        return self.convention == "section"
+
+
+# --------------------------------------------------------------------------- sections
+
+
+def _spans(data: bytes) -> dict[str, tuple[int, int]] | None:
+    """Byte spans of the ``up`` and ``down`` sections (marker line included), or None when
+    the file has no ``-- migrate:up`` marker (it is not in dbmate's format)."""
+    markers = [(m.group(1).decode(), m.start()) for m in _MARKER.finditer(data)]
+    if not any(kind == "up" for kind, _ in markers):
+        return None
+    spans: dict[str, tuple[int, int]] = {}
+    for index, (kind, start) in enumerate(markers):
+        end = markers[index + 1][1] if index + 1 < len(markers) else len(data)
+        spans.setdefault(kind, (start, end))  # a repeated marker stays in the first section
+    return spans
+
+
+def _section(data: bytes, span: tuple[int, int]) -> bytes:
+    """One section, preceded by as many newlines as there are lines before it."""
+    start, end = span
+    return b"\n" * data.count(b"\n", 0, start) + data[start:end]
+
+
+def has_sections(data: bytes) -> bool:
+    """Whether a migration file is in dbmate's format (``-- migrate:up`` marker)."""
+    return b"migrate:" in data and _spans(data) is not None
+
+
+def up_bytes(data: bytes) -> bytes:
+    """What a migration file applies: its up section in dbmate's format, else all of it."""
+    spans = _spans(data) if b"migrate:" in data else None
+    return data if spans is None else _section(data, spans["up"])
+
+
+def down_bytes(data: bytes) -> bytes | None:
+    """The ``-- migrate:down`` section of a migration file, or None when it has none."""
+    spans = _spans(data) if b"migrate:" in data else None
+    if spans is None or "down" not in spans:
+        return None
+    return _section(data, spans["down"])
+
+
+def checksum_bytes(data: bytes) -> str:
+    """SHA-256 of what a migration applies (CRLF normalised): the up section only for a
+    file in dbmate's format, so editing its down section is never drift."""
+    data = data.replace(b"\r\n", b"\n")
+    spans = _spans(data) if b"migrate:" in data else None
+    if spans is not None:
+        start, end = spans["up"]
+        data = data[start:end]
+    return hashlib.sha256(data).hexdigest()
+
+
+# --------------------------------------------------------------------------- finding
+
+
+def _values(root: Path, rel: str) -> dict[str, str]:
+    from deploy_plugin.plan import file_values
+
+    return file_values(root, rel)
+
+
+def down_path(root: Path, group: Group, rel: str) -> tuple[str, str] | None:
+    """(root-relative down file, convention) by file name or template alone, reading
+    nothing; None when only a ``-- migrate:down`` section could hold the down."""
+    posix = PurePosixPath(rel)
+    if group.down_file is not None:
+        try:
+            path = render_path(group.down_file, _values(root, rel))
+        except PlaceholderError:  # reported by config validation
+            return None
+        return str(PurePosixPath(*[p for p in path.split("/") if p not in ("", ".")])), "down_file"
+    if posix.name == "up.sql":
+        return str(posix.with_name("down.sql")), "directory"
+    if posix.name.endswith(".up.sql"):
+        return str(posix.with_name(posix.name[: -len(".up.sql")] + ".down.sql")), "suffix"
+    return None
+
+
+def find_down(root: Path, group: Group, rel: str) -> Down | None:
+    """The down of migration ``rel``, or None when it has none (no file, no section)."""
+    found = down_path(root, group, rel)
+    if found is not None:
+        path, convention = found
+        return Down(rel, path, convention) if (Path(root) / path).is_file() else None
+    try:
+        data = (Path(root) / rel).read_bytes()
+    except OSError:
+        return None
+    return Down(rel, rel, "section") if down_bytes(data) is not None else None
+
+
+def read_down(root: Path, down: Down) -> bytes:
+    """The SQL of a down (a section keeps the file's line numbers); OSError if unreadable."""
+    data = (Path(root) / down.file).read_bytes()
+    if down.section:
+        return down_bytes(data) or b""
+    return data
+
+
+# --------------------------------------------------------------------------- config check
+
+
+def matched_downs(root: Path, group: Group, files: Iterable[str]) -> list[tuple[str, str]]:
+    """(down file, its migration) for each matched file that is the down of another one."""
+    files = list(files)
+    present = set(files)
+    out = []
+    for rel in files:
+        found = down_path(root, group, rel)
+        if found is not None and found[0] in present and found[0] != rel:
+            out.append((found[0], rel))
+    return sorted(out)
+
+
+def down_file_problem(config: DeployConfig, shown: str) -> ConfigError | None:
+    """A config error when a tracked group's patterns match down files as migrations (they
+    would be applied, undoing what their up did); None when none does."""
+    from deploy_plugin.plan import match_files
+
+    for group in config.groups:
+        if not group.track_migrations or not group.file_patterns:
+            continue
+        files, _ = match_files(config.root, group.file_patterns)
+        pairs = matched_downs(config.root, group, files)
+        if not pairs:
+            continue
+        named = ", ".join(f"{down} (the down of {up})" for down, up in pairs[:5])
+        more = f" and {len(pairs) - 5} more" if len(pairs) > 5 else ""
+        patterns = ", ".join(repr(p) for p in group.file_patterns)
+        field = f"groups[{group.index}].file_patterns"
+        return ConfigError(
+            f"{patterns} of tracked group '{group.name}' match down files as migrations:"
+            f" {named}{more}. They would be applied as migrations, undoing what their up did."
+            ' Match the up files only, e.g. "migrations/*/up.sql" or "migrations/*.up.sql"'
+            " (the down files are found next to them).",
+            path=shown,
+            line=config.line_of(field) or group.line,
+            field=field,
+        )
+    return None
+
+
+__all__ = [
+    "Down",
+    "RollbackRange",
+    "checksum_bytes",
+    "down_bytes",
+    "down_file_problem",
+    "down_path",
+    "find_down",
+    "has_sections",
+    "matched_downs",
+    "read_down",
+    "rollback_range",
+    "up_bytes",
+]
+
+
+# --------------------------------------------------------------------------- the range
+
+
+@dataclass(frozen=True)
+class RollbackRange:
+    """The applied migrations a rollback undoes, newest first, with their groups (None for
+    a file no tracked group matches any more), or why the request cannot be met."""
+
+    files: tuple[tuple[str, str | None], ...]
+    problem: str | None = None
+
+
+def rollback_range(
+    applied_newest_first: Iterable[str],
+    group_of: dict[str, str],
+    *,
+    steps: int | None = None,
+    to: str | None = None,
+    skipped_groups: Iterable[str] = (),
+) -> RollbackRange:
+    """The migrations ``--deploy-rollback=steps`` / ``--deploy-rollback-to=to`` undo.
+
+    ``applied_newest_first``: files whose history row is ``success``, newest first;
+    ``group_of``: file → its tracked group; ``skipped_groups``: groups left out by
+    ``--group``/``--skip-group`` (their migrations are not in the range).
+    """
+    left_out = set(skipped_groups)
+    applied = [f for f in applied_newest_first if group_of.get(f) not in left_out]
+    if to is not None:
+        if to not in applied:
+            shown = ", ".join(applied[:5]) + (" ..." if len(applied) > 5 else "")
+            return RollbackRange(
+                (),
+                f"--deploy-rollback-to={to}: that file is not applied to this target, so there"
+                " is nothing to roll back to. Give a root-relative path of an applied migration"
+                + (f" (newest first: {shown})." if applied else " (none is applied).")
+                + " Nothing was run.",
+            )
+        applied = applied[: applied.index(to)]
+    elif steps is not None:
+        applied = applied[:steps]
+    return RollbackRange(tuple((f, group_of.get(f)) for f in applied))

@@ -1,0 +1,91 @@
+"""Schema drift: the live schema against the fingerprint recorded after the last successful
+run (DESIGN §5; ``--deploy-strict-schema`` turns the warning into a failure).
+
+After each successful run (not a dry run) the fingerprint of every selected tracked group's
+database (its ``database_url_env``) is recorded in the store; preflight's
+``migrations-drift`` check reads the live schema again and names what changed outside
+pytest-deploy since then. Reading the catalogs changes nothing.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import TYPE_CHECKING, Any
+
+from deploy_plugin.config import Group
+
+if TYPE_CHECKING:
+    from deploy_plugin.migrate.fingerprint import Fingerprint
+    from deploy_plugin.runtime import Deployment
+
+
+def _tracked(deployment: Deployment) -> list[Group]:
+    return [g for g in deployment.selected_groups() if g.track_migrations]
+
+
+def live_fingerprint(deployment: Deployment, group: Group) -> Fingerprint | None:
+    """The schema of ``group``'s database now (None without a URL); ConnectError if the
+    database cannot be reached."""
+    from deploy_plugin.migrate.executor import SqlExecutor
+    from deploy_plugin.migrate.fingerprint import fingerprint
+
+    url = deployment.env.get(group.database_url_env, "")
+    if not url:
+        return None
+    if url.lower().startswith("sqlite:"):
+        name = url.split("://", 1)[-1].split("?", 1)[0][1:]
+        if name != ":memory:" and not (deployment.config.root / name).exists():
+            return None  # never create a database file just to read it
+    with SqlExecutor(url, base=deployment.config.root, source=group.database_url_env) as db:
+        return fingerprint(db.connection, db.kind)
+
+
+def drift(deployment: Deployment, store: Any) -> list[str]:
+    """What changed in each tracked group's database since the recorded fingerprint."""
+    from deploy_plugin.migrate.executor import ConnectError
+    from deploy_plugin.migrate.fingerprint import Fingerprint, diff
+
+    found: list[str] = []
+    for group in _tracked(deployment):
+        recorded = store.fingerprint_of(deployment.project, deployment.target.name, group.name)
+        if recorded is None:
+            continue
+        digest, objects, deployment_id = recorded
+        try:
+            live = live_fingerprint(deployment, group)
+        except ConnectError as err:
+            found.append(f"group {group.name}: the schema could not be read ({err})")
+            continue
+        if live is None or live.digest() == digest:
+            continue
+        changes = diff(Fingerprint(objects), live)
+        shown = "; ".join(changes[:10]) + (f"; and {len(changes) - 10} more" if len(changes) > 10
+                                           else "")  # fmt: skip
+        found.append(
+            f"the schema of group {group.name}'s database changed outside pytest-deploy since"
+            f" deployment {deployment_id}: {shown}"
+        )
+    return found
+
+
+def record(deployment: Deployment) -> None:
+    """Record each tracked group's fingerprint after a successful run (never raises)."""
+    store = deployment.session.open_store_or_none()
+    if store is None or deployment.dry_run:
+        return
+    for group in _tracked(deployment):
+        try:
+            live = live_fingerprint(deployment, group)
+            if live is not None:
+                store.record_fingerprint(
+                    deployment.project, deployment.target.name, group.name, live.objects,
+                    digest=live.digest(), deployment_id=deployment.deployment_id,
+                )  # fmt: skip
+        except Exception as err:  # noqa: BLE001 - the run's result stands
+            warnings.warn(
+                deployment.masker.mask(
+                    f"pytest-deploy: the schema fingerprint of group {group.name} was not"
+                    f" recorded: {err}"
+                ),
+                stacklevel=1,
+            )
