@@ -11,6 +11,7 @@ option checks in :mod:`deploy_plugin.configure`, saved plans in
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +29,8 @@ from deploy_plugin.session import DeploySession
 
 pytest_plugins = ["deploy_plugin.fixtures"]
 
-#: The exit status of a run that refused its saved plan (bad input: nothing ran).
+#: The exit status of a run refused before anything ran (bad input: a saved plan that does
+#: not match, a rollback request that cannot be carried out).
 PLAN_REFUSED = 2
 
 
@@ -60,7 +62,9 @@ def pytest_configure(config: pytest.Config) -> None:
         return
     problem = session.options.rollback_problem()
     if problem:
-        raise pytest.UsageError(problem)
+        # a bad request (issue 11: exit 2, one paragraph, nothing run): refused once
+        # collection is done, like a rollback FILE that is not applied
+        session.usage_problems.append(problem)
     if config.getoption("lf", False) or config.getoption("failedfirst", False):
         raise pytest.UsageError(
             "--lf/--ff reorder or drop deployment steps; deployments always run in full order"
@@ -146,7 +150,9 @@ class DeployPlugin:
         """Restore each kept deployment's preflight and health check, and own the order."""
         state = self.state
         if state.usage_problems:
-            raise pytest.UsageError(" ".join(state.usage_problems))
+            state.refusal = " ".join(state.usage_problems)
+            items.clear()  # nothing runs; the paragraph and exit 2 at the session's end
+            return
         unknown = [g for g in state.groups + state.skip_groups if g not in state.seen_groups]
         if state.targets and unknown and state.seen_groups:
             raise pytest.UsageError(
@@ -335,7 +341,7 @@ class DeployPlugin:
             d.status != "success" for d in state.deployments if d.started_at is not None
         ):
             session.exitstatus = pytest.ExitCode.TESTS_FAILED  # e.g. a step that never ran
-        if state.plan_refusal:
+        if state.plan_refusal or state.refusal:
             session.exitstatus = PLAN_REFUSED
         elif state.plan_failed and session.exitstatus == 0:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED  # the plan asked for is missing
@@ -363,6 +369,9 @@ class DeployPlugin:
             terminalreporter.write_line(state.plan_message)
         if state.plan_refusal:
             terminalreporter.write_line(f"pytest-deploy: {state.plan_refusal}", red=True)
+        if state.refusal:
+            # one paragraph on stderr, like pytest's own usage errors
+            sys.stderr.write(f"ERROR: {' '.join(state.refusal.split())}\n")
         for note in state.summary_notes:  # e.g. "nothing to roll back" (no deployment ran)
             terminalreporter.write_line(note)
 
