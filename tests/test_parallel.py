@@ -39,12 +39,14 @@ def test_max_parallel_runs_per_file_steps_side_by_side(pytester: pytest.Pytester
 
 
 def test_a_failed_parallel_step_stops_new_ones(pytester: pytest.Pytester) -> None:
-    # s0 fails at once; s1 waits for s0's failure then succeeds; nothing else may start
-    # except what the two workers had already taken (at most one more).
+    # s0 fails once s1 has started (so both workers surely run: on a busy machine the
+    # second one may otherwise not have taken s1 yet); s1 waits for s0's failure then
+    # succeeds; nothing else may start except what the two workers had already taken.
     command = (
-        'if [ {stem} = s0 ]; then touch s0.failed; exit 7; fi; '
-        'if [ {stem} = s1 ]; then for i in $(seq 400); do [ -e s0.failed ] && break;'
-        " sleep 0.05; done; fi; touch ran-{stem}"
+        'if [ {stem} = s0 ]; then for i in $(seq 400); do [ -e s1.started ] && break;'
+        " sleep 0.05; done; touch s0.failed; exit 7; fi; "
+        'if [ {stem} = s1 ]; then touch s1.started; for i in $(seq 400); do'
+        " [ -e s0.failed ] && break; sleep 0.05; done; fi; touch ran-{stem}"
     )  # fmt: skip
     parallel_config(pytester, command, max_parallel=2)
     result = pytester.runpytest("--deploy-target=t", "-rs")
