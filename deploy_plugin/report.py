@@ -91,7 +91,10 @@ def terminal_summary(terminal: Any, reports: list[dict[str, Any]]) -> None:
     terminal.section("deployment summary")
     for data in reports:
         counts = Counter(step["outcome"] for step in data["steps"])
-        mode = " (dry run)" if data["dry_run"] else ""
+        kind = data.get("kind", "deploy")
+        what = [] if kind == "deploy" else [kind.replace("_", " ")]  # rollback, check rollback
+        what += ["dry run"] if data["dry_run"] else []
+        mode = f" ({', '.join(what)})" if what else ""
         terminal.write_line(
             f"{data['project']} → {data['target']}: {data['status'].upper()}{mode} — "
             + ", ".join(f"{counts[o]} {o}" for o in ("passed", "failed", "skipped") if counts[o])

@@ -335,3 +335,12 @@ def test_kill_9_between_the_downs_commit_and_another_stores_row(
     redeploy.assert_outcomes(passed=5, skipped=2)
     assert env.tables() == {"t1", "t2", "t3"}
     assert env.history()["m/003_c/up.sql"][0] == "success"
+
+
+def test_the_summary_says_the_run_was_a_rollback(pytester: pytest.Pytester) -> None:
+    three_migrations(pytester)
+    args = ["--deploy-target=t", "--deploy-env=DATABASE_URL=sqlite:///app.db"]
+    first = pytester.runpytest(*args)
+    assert "(rollback)" not in first.stdout.str()
+    result = pytester.runpytest(*args, "--deploy-rollback=1")
+    result.stdout.fnmatch_lines(["p → t: SUCCESS (rollback) — *"])
