@@ -231,3 +231,21 @@ def test_deploying_applies_the_ups_only(
     got = tables_sqlite(pytester.path / "app.db") if database == "sqlite" else tables_pg(url)
     assert got == {"t1", "t2"}
     assert len(migrations) == 2
+
+
+def test_config_validate_reports_a_pattern_matching_down_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from deploy_plugin.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("DEPLOY_STORE_URL", raising=False)
+    for rel in ("migrations/001_a.up.sql", "migrations/001_a.down.sql"):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text("SELECT 1;\n")
+    (tmp_path / "deploy.yaml").write_text(
+        "project: p\ngroups:\n  - {name: db, order: 1, file_patterns: ['migrations/*.sql']}\n"
+    )
+    code = main(["config", "validate"])
+    err = capsys.readouterr().err
+    assert code == 1 and "match down files as migrations" in err, err

@@ -125,10 +125,16 @@ def load_entry(path: Path) -> ConfigEntry:
     if path.name == SCRIPT_NAME:
         config = script_config(path)
         return ConfigEntry(path, config.project, config, None)
+    from deploy_plugin.downs import down_file_problem
+
     try:
         config = load_config(path)
     except ConfigError as err:
         return ConfigEntry(path, guess_project(path), None, err)
+    # needs the files on disk, so it is not in load_config; pytest reports it the same way
+    problem = down_file_problem(config, str(path))
+    if problem is not None:
+        return ConfigEntry(path, config.project, None, problem)
     return ConfigEntry(path, config.project, config, None)
 
 
