@@ -26,12 +26,15 @@ functions, triggers, enum labels in order, comments, row counts; the ``deploy`` 
 hold one successful row per file; anything else exits 1. Aim (issue 14): ours-pg <= 1.2x base.
 
 ``--profile FILE`` also runs ours-pg once under ``python -m cProfile -o FILE`` (untimed)
-and prints the top functions by cumulative time.
+and prints the top functions by cumulative time. ``--phases`` also runs ours-pg
+``--repeat`` times with the ``corpus_phases`` plugin and prints where the fastest run's
+wall time went (start-up, collection, SQL on the server, per-item work, finish, exit).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import pstats
 import secrets
@@ -267,6 +270,69 @@ def profile(root: Path, out: Path, dbs: Databases, n: int) -> None:
     pstats.Stats(str(out)).sort_stats("cumulative").print_stats(30)
 
 
+PHASES = [  # (label, from stamp, to stamp)
+    ("interpreter and pytest start-up, until -p plugins load", "spawn", "plugin imported"),
+    ("entry-point plugins (deploy_plugin) imported, configure", "plugin imported",
+     "sessionstart"),
+    ("pytest_sessionstart", "sessionstart", "sessionstart done"),
+    ("between sessionstart and collection", "sessionstart done", "collection"),
+    ("collection (config, store opened, plan)", "collection", "collection done"),
+    ("between collection and the run loop", "collection done", "runtestloop"),
+    ("run loop (every item)", "runtestloop", "runtestloop done"),
+    ("between the run loop and sessionfinish", "runtestloop done", "sessionfinish"),
+    ("pytest_sessionfinish (store finish, summary)", "sessionfinish", "sessionfinish done"),
+    ("unconfigure, until atexit", "sessionfinish done", "atexit"),
+    ("interpreter shutdown", "atexit", "exit"),
+]  # fmt: skip
+
+
+def phases(root: Path, dbs: Databases, n: int, repeat: int) -> None:
+    """ours-pg with the ``corpus_phases`` plugin, ``repeat`` times; print the fastest."""
+    runs = []
+    for _ in range(repeat):
+        url = dbs.create()
+        out = root / "phases.json"
+        env = {k: v for k, v in os.environ.items() if not k.startswith("DEPLOY_")}
+        path = [str(Path(__file__).resolve().parent), env.get("PYTHONPATH", "")]
+        env.update(PYTHONDONTWRITEBYTECODE="1", CORPUS_PHASES_OUT=str(out),
+                   PYTHONPATH=os.pathsep.join(filter(None, path)))  # fmt: skip
+        cmd = [*PYTEST, "-p", "corpus_phases", "--deploy-store", url,
+               "--deploy-env", f"DATABASE_URL={url}"]  # fmt: skip
+        spawn = time.time()
+        done = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True)
+        end = time.time()
+        if done.returncode != 0 or history_rows(url) != n:
+            sys.exit(f"ours-pg with phases failed:\n{done.stdout[-3000:]}{done.stderr[-3000:]}")
+        dbs.drop(url)
+        data = json.loads(out.read_text())
+        data["stamps"].update(spawn=spawn, exit=end)
+        runs.append(data)
+    data = min(runs, key=lambda d: d["stamps"]["exit"] - d["stamps"]["spawn"])
+    st, sums, counts = data["stamps"], data["sums"], data["counts"]
+    total = st["exit"] - st["spawn"]
+    print(f"\nours-pg phases, fastest of {repeat}: {total:.3f} s wall")
+    for label, a, b in PHASES:
+        if a in st and b in st:
+            d = st[b] - st[a]
+            print(f"  {label:<58} {d:7.3f} s {d / total:6.1%}")
+    loop = st["runtestloop done"] - st["runtestloop"]
+    inner = [
+        (f"SQL on the server during the loop ({counts['wait in loop']} waits)",
+         sums["wait in loop"]),
+        (f"in the steps, beside those waits ({counts['call']} calls)",
+         sums["call"] - sums["wait in loop"]),
+        ("pytest's item protocol beside the call (setup, teardown, reports)",
+         sums["items"] - sums["call"]),
+        ("run loop beside the items", loop - sums["items"]),
+    ]  # fmt: skip
+    print("  of the run loop:")
+    for label, d in inner:
+        print(f"    {label:<66} {d:7.3f} s {d / total:6.1%}")
+    rest = sums["wait"] - sums["wait in loop"]
+    print(f"  psycopg waits after the loop (store writes): {rest:.3f} s; modules loaded: "
+          f"{data['modules']}")  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--files", type=int, default=250)
@@ -274,6 +340,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=14)
     parser.add_argument("--server", default="postgresql://postgres@127.0.0.1:5432")
     parser.add_argument("--profile", type=Path, help="also profile one ours-pg run into FILE")
+    parser.add_argument("--phases", action="store_true", help="also time ours-pg's phases")
     parser.add_argument("--keep", type=Path, help="also copy the generated project to DIR")
     args = parser.parse_args()
 
@@ -291,6 +358,8 @@ def main() -> None:
             if args.keep:
                 shutil.copytree(root, args.keep, dirs_exist_ok=True)
             best = bench(root, len(files), args.repeat, dbs)
+            if args.phases:
+                phases(root, dbs, len(files), args.repeat)
             if args.profile:
                 profile(root, args.profile.resolve(), dbs, len(files))
     finally:
