@@ -39,7 +39,7 @@ def _write() -> None:
     out = os.environ.get("CORPUS_PHASES_OUT")
     if out:
         data = {"stamps": STAMPS, "sums": SUMS, "counts": COUNTS,
-                "modules": len(sys.modules)}  # fmt: skip
+                "modules": len(sys.modules), "own": OWN}  # fmt: skip
         with open(out, "w") as fh:
             json.dump(data, fh)
 
@@ -102,13 +102,19 @@ def pytest_runtest_protocol(item: pytest.Item) -> Generator[None, Any, Any]:
         _add("items", time.perf_counter() - start)
 
 
+#: per pytest_runtest_call: seconds beside psycopg waits (the plugin's own work per step)
+OWN: list[tuple[str, float]] = []
+
+
 @pytest.hookimpl(wrapper=True, tryfirst=True)
 def pytest_runtest_call(item: pytest.Item) -> Generator[None, Any, Any]:
-    start = time.perf_counter()
+    start, waited = time.perf_counter(), SUMS["wait"]
     try:
         return (yield)
     finally:
-        _add("call", time.perf_counter() - start)
+        seconds = time.perf_counter() - start
+        _add("call", seconds)
+        OWN.append((item.name, seconds - (SUMS["wait"] - waited)))
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)
