@@ -1,11 +1,12 @@
 """A corpus of realistic migrations: pytest-deploy's built-in executor against one psql session.
 
     .venv/bin/python benchmarks/corpus.py [--files 250] [--repeat 3] [--seed 14]
-        [--server postgresql://postgres@127.0.0.1:5432] [--profile FILE] [--keep DIR]
+        [--server postgresql://postgres@127.0.0.1:5432] [--phases] [--profile FILE]
+        [--keep DIR]
 
 ``corpus_gen.generate`` writes ``--files`` migrations (enums and new values, tables with
 foreign keys, defaults, checks, identity and generated columns, partial/expression/GIN
-indexes, views, a materialized view, plpgsql functions, triggers, DO blocks, data loaded
+indexes, views, materialized views, plpgsql functions, triggers, DO blocks, data loaded
 with generate_series and backfilled, columns added/renamed/dropped, comments, a few files
 of several dozen statements) into a temp project. Each variant runs in its own throw-away
 database (``bench_corpus_<pid>_<hex>``, created before and dropped after the timed part);
@@ -20,10 +21,10 @@ the variants are interleaved and the best of ``--repeat`` runs is kept:
 
 Times run from process start to exit (interpreter and pytest start-up included); the
 client's CPU time (user + system of psql or pytest; the server's work is not in it) is
-printed too, as the load moves it less than wall time. After
-every run the schema is dumped from the catalogs (relations, columns with types, defaults,
-identity and generation, constraints, indexes, view and materialized view definitions,
-functions, triggers, enum labels in order, comments, row counts; the ``deploy`` and
+printed too, as the load moves it less than wall time. After every run the schema is
+dumped from the catalogs (relations, columns with types, defaults, identity and
+generation, constraints, indexes, view and materialized view definitions, functions,
+triggers, enum labels in order, comments, row counts; the ``deploy`` and
 ``pytest_deploy`` schemas left out) and must equal the base's dump, and the history must
 hold one successful row per file; anything else exits 1. Aim (issue 14): ours-pg <= 1.2x base.
 
