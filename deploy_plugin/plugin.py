@@ -13,19 +13,22 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from deploy_plugin import configure, distribution, report, reporter, smoke
-from deploy_plugin.config import is_config_file
-from deploy_plugin.fixtures import uses_deploy_fixtures
-from deploy_plugin.items import DeployItem
-from deploy_plugin.nodes import DeployConfigFile
 from deploy_plugin.options import NEEDS_TARGET, TARGET_PARAM, add_options
-from deploy_plugin.report import name_testcase
-from deploy_plugin.runtime import Deployment
 from deploy_plugin.session import DeploySession
+
+if TYPE_CHECKING:
+    from deploy_plugin.runtime import Deployment
+
+# What deploys is imported by the hooks that need it, so that the plugin's own import (every
+# pytest run, deployment or not) stays light (issue 14: under 60 ms).
+
+#: File names that may be configs (DESIGN §1): tested before anything is imported for them.
+_CONFIG_NAMES = ("deploy.yaml", "deploy.yml", "deploy.json")
+_CONFIG_ENDINGS = (".deploy.yaml", ".deploy.yml", ".deploy.json")
 
 pytest_plugins = ["deploy_plugin.fixtures"]
 
@@ -35,7 +38,7 @@ PLAN_REFUSED = 2
 
 
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
-    from deploy_plugin import hookspecs
+    import deploy_plugin.hookspecs as hookspecs
 
     pluginmanager.add_hookspecs(hookspecs)
 
@@ -47,7 +50,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     session = DeploySession.install(config)
     config.pluginmanager.register(DeployPlugin(session), "deploy-session")
-    from deploy_plugin import notify
+    import deploy_plugin.notify as notify
 
     if not config.pluginmanager.is_registered(notify):
         config.pluginmanager.register(notify, "deploy-notify")
@@ -71,6 +74,9 @@ def pytest_configure(config: pytest.Config) -> None:
         )
     if config.getoption("stepwise", False) or config.getoption("stepwise_skip", False):
         raise pytest.UsageError("--sw would resume a deployment mid-way; run it without --sw")
+    import deploy_plugin.configure as configure
+    import deploy_plugin.distribution as distribution
+
     configure.read_env_files(config, session)
     configure.check_plan_options(config, session)
     distribution.choose_dist_mode(config)
@@ -91,8 +97,14 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
-    if is_config_file(file_path):
-        return DeployConfigFile.from_parent(parent, path=file_path)
+    name = file_path.name
+    if name.endswith(_CONFIG_ENDINGS) or name in _CONFIG_NAMES:
+        from deploy_plugin.config import is_config_file
+
+        if is_config_file(file_path):
+            from deploy_plugin.nodes import DeployConfigFile
+
+            return DeployConfigFile.from_parent(parent, path=file_path)
     if file_path.name == "deploy.sh":
         from deploy_plugin.script import DeployScriptFile, is_fallback_script
 
@@ -109,6 +121,8 @@ class DeployPlugin:
         self.state = state
 
     def pytest_sessionstart(self, session: pytest.Session) -> None:
+        import deploy_plugin.report as report
+
         report.add_suite_properties(session.config, self.state)
 
     @pytest.hookimpl(wrapper=True)
@@ -133,6 +147,8 @@ class DeployPlugin:
         """xdist controller: schedule each target's deployment on one worker, in order."""
         state = self.state
         if state.targets and config.getoption("dist") == "loadgroup":
+            import deploy_plugin.distribution as distribution
+
             return distribution.make_scheduler(config, log, state.targets)
         return None
 
@@ -159,6 +175,12 @@ class DeployPlugin:
                 f"unknown group(s) {', '.join(map(repr, unknown))} in --group/--skip-group; the"
                 f" collected configs have: {', '.join(sorted(state.seen_groups))}"
             )
+        if not state.deployments:
+            return  # nothing to deploy (no target, or nothing of a config for it)
+        import deploy_plugin.smoke as smoke
+        from deploy_plugin.fixtures import uses_deploy_fixtures
+        from deploy_plugin.items import DeployItem
+
         kept = set(items)
         if state.saved_plan is not None:
             self._select_planned(config, items, kept)
@@ -231,9 +253,11 @@ class DeployPlugin:
     def pytest_deselected(self, items: list[pytest.Item]) -> None:
         """A deployment that keeps any item gets its preflight and health check back (see
         modifyitems): they are not deselected, so they are taken out of what pytest counts."""
-        if not items:
-            return
         state = self.state
+        if not items or not state.deployments:
+            return
+        from deploy_plugin.items import DeployItem
+
         state.deselected.update(items)
         kept_deployments = {
             d for d in state.deployments if any(i not in state.deselected for i in d.items)
@@ -260,7 +284,7 @@ class DeployPlugin:
         protected target (unless --yes)."""
         state = self.state
         if state.saved_plan is not None and not session.config.getoption("collectonly"):
-            from deploy_plugin import plan_glue
+            import deploy_plugin.plan_glue as plan_glue
 
             state.plan_refusal = plan_glue.check(state)
             if state.plan_refusal:
@@ -296,11 +320,19 @@ class DeployPlugin:
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_setup(self, item: pytest.Item) -> None:
+        import deploy_plugin.smoke as smoke
+
         smoke.setup(item)
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
         rep = yield
+        if not self.state.deployments:
+            return rep
+        import deploy_plugin.reporter as reporter
+        import deploy_plugin.smoke as smoke
+        from deploy_plugin.items import DeployItem
+
         reporter.observe(item, rep)
         if rep.failed and not isinstance(item, DeployItem) and smoke.deployment_of(item) is None:
             self.state.failed_tests.append(item.nodeid)
@@ -309,11 +341,17 @@ class DeployPlugin:
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         """Before the JUnit writer records a report (here or from a worker): its name."""
+        from deploy_plugin.report import name_testcase
+
         name_testcase(self.state.config, report)
 
     @pytest.hookimpl(trylast=True)
     def pytest_runtest_teardown(self, item: pytest.Item, nextitem: pytest.Item | None) -> None:
         """Finish a deployment with its last item: lock released, run recorded, hooks told."""
+        if not self.state.deployments:
+            return
+        import deploy_plugin.smoke as smoke
+
         deployment = getattr(item, "deployment", None) or smoke.deployment_of(item)
         if deployment is not None and deployment.selected and deployment.selected[-1] is item:
             deployment.finish()
@@ -326,7 +364,7 @@ class DeployPlugin:
                 deployment.finish()
         reports = [d.report() for d in state.deployments if d.started_at is not None]
         if state.options.plan_out and state.targets:
-            from deploy_plugin import plan_glue
+            import deploy_plugin.plan_glue as plan_glue
 
             state.plan_message = plan_glue.write(state)
         workeroutput = getattr(session.config, "workeroutput", None)
@@ -336,6 +374,8 @@ class DeployPlugin:
         else:
             reports += state.worker_reports
             if state.report_path:
+                import deploy_plugin.report as report
+
                 report.write_json(state.report_path, reports)
         if session.exitstatus == 0 and any(
             d.status != "success" for d in state.deployments if d.started_at is not None
@@ -362,7 +402,10 @@ class DeployPlugin:
     ) -> None:
         state = self.state
         reports = [d.report() for d in state.deployments if d.results] + state.worker_reports
-        report.terminal_summary(terminalreporter, reports)
+        if reports:
+            import deploy_plugin.report as report
+
+            report.terminal_summary(terminalreporter, reports)
         for line in state.unselected:
             terminalreporter.write_line(f"pytest-deploy: {line}", yellow=True)
         if state.plan_message:

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from deploy_plugin.config import DeployConfig
 from deploy_plugin.options import TARGET_PARAM, DeployOptions
-from deploy_plugin.runtime import Deployment
-from deploy_plugin.saved_plans import SavedPlan, new_plan_id
-from deploy_plugin.targets import TargetInfo
+
+if TYPE_CHECKING:  # imported when a deployment needs them: plain pytest runs stay light
+    from deploy_plugin.config import DeployConfig
+    from deploy_plugin.runtime import Deployment
+    from deploy_plugin.saved_plans import SavedPlan
+    from deploy_plugin.targets import TargetInfo
 
 _SESSION_KEY = pytest.StashKey["DeploySession"]()
 
@@ -38,7 +40,7 @@ class DeploySession:
         self.timeout = options.timeout
         # saved plans: the plan being applied (--deploy-plan), the id of one being made
         self.saved_plan: SavedPlan | None = None
-        self.plan_id = new_plan_id()
+        self._plan_id: str | None = None
         self.plan_message: str | None = None  # what became of --deploy-plan-out
         self.plan_refusal: str | None = None  # why --deploy-plan was refused
         self.plan_failed = False  # --deploy-plan-out asked for a plan that was not written
@@ -74,6 +76,15 @@ class DeploySession:
         return session
 
     # -- smoke tests
+
+    @property
+    def plan_id(self) -> str:
+        """The id of the plan this run makes (--deploy-plan-out), drawn when first asked."""
+        if self._plan_id is None:
+            from deploy_plugin.saved_plans import new_plan_id
+
+            self._plan_id = new_plan_id()
+        return self._plan_id
 
     def deployment_for(self, item: pytest.Item) -> Deployment | None:
         """The deployment a smoke test belongs to: its target's, nearest config first."""
@@ -134,6 +145,6 @@ class DeploySession:
         except StoreError as err:
             declared = config.targets.get(name)
             if declared is not None:  # the store's problem is reported by the first step
-                return TargetInfo.merge(name, declared, None), None
+                return targets.TargetInfo.merge(name, declared, None), None
             return None, str(err)
         return targets.resolve(config, name, store)

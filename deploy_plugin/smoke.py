@@ -8,13 +8,16 @@ deployment like any step.
 from __future__ import annotations
 
 import time
+from typing import TYPE_CHECKING
 
 import pytest
 
 from deploy_plugin.facts import monotonic_ms
 from deploy_plugin.policy import LOCK_LOST
-from deploy_plugin.runtime import Deployment
 from deploy_plugin.session import DeploySession
+
+if TYPE_CHECKING:
+    from deploy_plugin.runtime import Deployment
 
 _SMOKE_START = pytest.StashKey[float]()
 #: A smoke test's place in its deployment's run order (set by :func:`place`).

@@ -15,35 +15,71 @@ This package imports nothing else of ours. Its modules, each importing only thos
 * ``yaml_parser``, ``json_parser``, ``parsing``   reading a file with a line per field
 * ``hints``, ``validation``   the schema pass, the semantic checks and their wording
 * ``loading``      :func:`load_config` and :func:`is_config_file`
+
+Names are imported from their module when first used (PEP 562), so that a plain pytest
+run, which imports the plugin, pays for PyYAML and the validation only when it reads a
+config.
 """
 
 from __future__ import annotations
 
-from .commands import (
-    FILE_PLACEHOLDERS,
-    PLACEHOLDERS,
-    PlaceholderError,
-    placeholders,
-    render_command,
-    render_path,
-)
-from .errors import ConfigError
-from .loading import CONFIG_SUFFIXES, is_config_file, load_config
-from .model import (
-    ENV_NAME_RE,
-    NAME_RE,
-    RESERVED_GROUP_NAMES,
-    TARGET_TYPES,
-    DeployConfig,
-    EmailNotify,
-    Group,
-    HealthCheck,
-    Notify,
-    TargetDecl,
-    target_type_problem,
-)
-from .paths import format_path
-from .validation import SCHEMA_PATH, schema, url_scheme_problem
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .commands import (
+        FILE_PLACEHOLDERS,
+        PLACEHOLDERS,
+        PlaceholderError,
+        placeholders,
+        render_command,
+        render_path,
+    )
+    from .errors import ConfigError
+    from .loading import CONFIG_SUFFIXES, is_config_file, load_config
+    from .model import (
+        ENV_NAME_RE,
+        NAME_RE,
+        RESERVED_GROUP_NAMES,
+        TARGET_TYPES,
+        DeployConfig,
+        EmailNotify,
+        Group,
+        HealthCheck,
+        Notify,
+        TargetDecl,
+        target_type_problem,
+    )
+    from .paths import format_path
+    from .validation import SCHEMA_PATH, schema, url_scheme_problem
+
+#: Where each public name lives.
+_HOME = {
+    **dict.fromkeys(
+        ("FILE_PLACEHOLDERS", "PLACEHOLDERS", "PlaceholderError", "placeholders",
+         "render_command", "render_path"),
+        "commands",
+    ),
+    "ConfigError": "errors",
+    **dict.fromkeys(("CONFIG_SUFFIXES", "is_config_file", "load_config"), "loading"),
+    **dict.fromkeys(
+        ("ENV_NAME_RE", "NAME_RE", "RESERVED_GROUP_NAMES", "TARGET_TYPES", "DeployConfig",
+         "EmailNotify", "Group", "HealthCheck", "Notify", "TargetDecl", "target_type_problem"),
+        "model",
+    ),
+    "format_path": "paths",
+    **dict.fromkeys(("SCHEMA_PATH", "schema", "url_scheme_problem"), "validation"),
+}  # fmt: skip
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOME.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{home}", __name__), name)
+    # not cached in globals(): pytester (in-process runs) drops the submodules afterwards
+    return value
+
 
 __all__ = [
     "ENV_NAME_RE",
