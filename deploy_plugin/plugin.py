@@ -50,12 +50,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     session = DeploySession.install(config)
     config.pluginmanager.register(DeployPlugin(session), "deploy-session")
-    import deploy_plugin.notify as notify
-
-    if not config.pluginmanager.is_registered(notify):
-        config.pluginmanager.register(notify, "deploy-notify")
     config.addinivalue_line("markers", "deploy_after(group): run a smoke test after that group")
-    if not session.targets:
+    if session.targets:  # notifications are about deployments: none without a target
+        import deploy_plugin.notify as notify
+
+        if not config.pluginmanager.is_registered(notify):
+            config.pluginmanager.register(notify, "deploy-notify")
+    else:
         for dest, flag in NEEDS_TARGET.items():
             if config.getoption(dest):
                 raise pytest.UsageError(
