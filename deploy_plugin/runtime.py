@@ -8,6 +8,7 @@ items are skipped "not run", and what each step did for the reports.
 from __future__ import annotations
 
 import logging
+import os
 import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -523,4 +524,11 @@ class Deployment:
             "duration_ms": int((ended - started).total_seconds() * 1000),
             "steps": [r.as_dict() for r in ordered],
             "notes": list(self.notes),
+            **self._html_field(),
         }
+
+    def _html_field(self) -> dict[str, str]:
+        """``html``: the page ``--deploy-html`` writes at the session's end (notifications
+        link it); absent without the option."""
+        path = getattr(self.session, "html_path", None)
+        return {"html": os.path.abspath(path)} if path else {}

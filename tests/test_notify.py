@@ -132,3 +132,16 @@ def test_slack_escapes_its_control_characters_and_masks_each_text() -> None:
     assert "&lt;!channel&gt; &amp; *** x" in text and "<!channel>" not in str(body)
     assert len(text) < 3000 and text.endswith("…```")
     assert "1 min 1 s" in body["text"]
+
+
+def test_slack_names_the_page_that_deploy_html_writes(
+    pytester: pytest.Pytester, http_server
+) -> None:
+    notify_config(pytester, http_server.url_for("/slack"), format="slack")
+    pytester.runpytest("--deploy-target=t", "--deploy-html=pages/run.html").assert_outcomes(
+        passed=4
+    )
+    (request,) = http_server.requests_to("/slack")
+    page = pytester.path / "pages" / "run.html"
+    assert page.is_file()
+    assert "HTML report" in request.text and str(page) in request.text, request.text

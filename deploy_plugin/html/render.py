@@ -103,8 +103,10 @@ def render_page(data: PageData) -> str:
 
 
 def write_file(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` whole (a temporary file renamed over it): OSError."""
+    """Write ``text`` to ``path`` whole (a temporary file renamed over it), its folders
+    made if missing (as ``--junitxml`` and ``--deploy-report`` do): OSError."""
     path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(handle, "w", encoding="utf-8") as out:
