@@ -18,11 +18,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from noop import timed  # noqa: E402
 
 CONFIG = """\
 project: bench
@@ -38,16 +40,6 @@ end = time.process_time() + float(sys.argv[1])
 while time.process_time() < end:
     pass
 """
-
-
-def timed(cmd: list[str], cwd: Path, expect: str) -> float:
-    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
-    start = time.perf_counter()
-    out = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
-    seconds = time.perf_counter() - start
-    if out.returncode != 0 or expect not in out.stdout:
-        sys.exit(f"{cmd} failed ({out.returncode}):\n{out.stdout[-2000:]}{out.stderr[-2000:]}")
-    return seconds
 
 
 def main() -> None:

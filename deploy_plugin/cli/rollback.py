@@ -38,6 +38,16 @@ def register(command: Any) -> None:
 
 
 def run_rollback(ctx: Context) -> int:
+    return _run_tracked(
+        ctx, "so it has no migrations to roll back (a group tracks migrations when every"
+        " pattern ends in .sql, or with track_migrations: true).",
+        rollback=ctx.args.steps,
+    )  # fmt: skip
+
+
+def _run_tracked(ctx: Context, nothing: str, **mode: Any) -> int:
+    """A pytest run of the project's tracked groups on ``--target`` in ``mode`` (rollback
+    or check); UsageProblem ending with ``nothing`` when no group is tracked."""
     from .migrations import tracked_groups
 
     args = ctx.args
@@ -48,12 +58,11 @@ def run_rollback(ctx: Context) -> int:
     if not groups:
         raise UsageProblem(
             f"Project {project.name!r} has no tracked migration group for target {target!r},"
-            " so it has no migrations to roll back (a group tracks migrations when every"
-            " pattern ends in .sql, or with track_migrations: true)."
+            f" {nothing}"
         )
     options = DeployOptions(
         targets=(target,), dry_run=args.dry_run, groups=tuple(groups), yes=args.yes,
-        no_health_check=True, env=tuple(args.deploy_env), rollback=args.steps,
+        no_health_check=True, env=tuple(args.deploy_env), **mode,
     )  # fmt: skip
     return run_pytest(ctx, config.path, options, as_json=args.json)
 
@@ -78,20 +87,4 @@ def register_check(command: Any) -> None:
 
 
 def run_check(ctx: Context) -> int:
-    from .migrations import tracked_groups
-
-    args = ctx.args
-    project = ctx.project(args.project)
-    config = project.require_config()
-    target = ctx.require_target(project, args.target)
-    groups = tracked_groups(config, target)
-    if not groups:
-        raise UsageProblem(
-            f"Project {project.name!r} has no tracked migration group for target {target!r},"
-            " so there is nothing to check."
-        )
-    options = DeployOptions(
-        targets=(target,), dry_run=args.dry_run, groups=tuple(groups), yes=args.yes,
-        no_health_check=True, env=tuple(args.deploy_env), check_rollback=True,
-    )  # fmt: skip
-    return run_pytest(ctx, config.path, options, as_json=args.json)
+    return _run_tracked(ctx, "so there is nothing to check.", check_rollback=True)
