@@ -88,6 +88,7 @@ class DeployItem(pytest.Item):
         self.log_path: Any = None
         self.notes: list[str] = []
         self.started_at: datetime | None = None  # when it began (its command, if it ran one)
+        self.command_ms: int | None = None  # its command's own duration, when it ran one
         self.sort_key: tuple[int, int] = (0, 0)  # run order within the deployment
         deployment.items.append(self)
 
@@ -139,7 +140,10 @@ class DeployItem(pytest.Item):
             if self.command:
                 # secrets and URL passwords, also for a step that never ran ("not run")
                 self.command = deployment.masker.mask(self.command)
-            self.stash[STEP_OUTCOME] = (outcome, message, monotonic_ms(started))
+            # a command's own time goes with its own start (a parallel group's later items
+            # only collect results their commands already have)
+            elapsed = self.command_ms if self.command_ms is not None else monotonic_ms(started)
+            self.stash[STEP_OUTCOME] = (outcome, message, elapsed)
             if interrupted:
                 from deploy_plugin import reporter
 
@@ -332,9 +336,10 @@ class StepItem(DeployItem):
         """Record the outcome (and the migration's history row); fail with a short message."""
         deployment, step = self.deployment, self.step
         self.output = result.tail
+        elapsed = int(result.duration_s * 1000)  # the command's own time, also in parallel
         if result.started_at is not None:
             self.started_at = result.started_at  # a parallel step's command began earlier
-        elapsed = int(result.duration_s * 1000)  # the command's own time, also in parallel
+            self.command_ms = elapsed  # ... and the step row's interval is the command's
         if result.ok:
             if step.tracked:
                 deployment.record_migration(

@@ -556,8 +556,10 @@ def test_ctrl_c_right_after_the_process_starts_still_stops_it(tmp_path: Path) ->
             class Interrupted(real):
                 def __init__(self, *args, **kwargs):
                     super().__init__(*args, **kwargs)
-                    for _ in range(600):  # until bash runs (bounded), then Ctrl-C at once
-                        if (folder / "bash.pid").exists():
+                    for _ in range(600):  # until bash wrote its pid (bounded), then Ctrl-C
+                        # (the file exists, empty, a moment before bash writes the pid)
+                        pid = folder / "bash.pid"
+                        if pid.exists() and pid.read_text().strip():
                             break
                         time.sleep(0.01)
                     os.kill(os.getpid(), signal.SIGINT)

@@ -48,3 +48,45 @@ def test_steps_record_their_start_and_parallel_ones_overlap(
     assert starts["deploy[fns/a.txt]"][1] != starts["deploy[fns/b.txt]"][1]  # two lanes
     offset = int((a.started_at - run.started_at).total_seconds() * 1000)
     assert abs(starts["deploy[fns/a.txt]"][0] - offset) <= 1
+
+
+def test_a_parallel_steps_recorded_interval_covers_its_command(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A max_parallel group's later items only collect results their commands already have:
+    each step row must keep its command's own start *and* duration, not the item's short
+    wait (CI once saw b's recorded end before a's start)."""
+    from deploy_plugin.store import open_store
+
+    monkeypatch.setenv("N", "2")
+    (pytester.path / "fns").mkdir()
+    for name in ("a", "b"):
+        (pytester.path / "fns" / f"{name}.txt").write_text(name)
+    # each command logs its own start and end (after the barrier, so both have started)
+    logged = 'echo {stem} start "$(date +%s.%N)" >> own.log && ' + BARRIER.replace(
+        "intervals.log", "/dev/null"
+    ) + ' && echo {stem} end "$(date +%s.%N)" >> own.log'
+    write_project(pytester, {
+        "groups": [
+            {"name": "par", "order": 1, "file_patterns": ["fns/*.txt"], "max_parallel": 2,
+             "deploy_command": logged},
+        ],
+    })  # fmt: skip
+    result = pytester.runpytest("--deploy-target=t")
+    assert result.ret == 0, result.stdout.str()
+    own: dict[tuple[str, str], float] = {}
+    for line in (pytester.path / "own.log").read_text().splitlines():
+        stem, edge, stamp = line.split()
+        own[(stem, edge)] = float(stamp)
+    store = open_store(None, pytester.path)
+    (run,) = store.deployments("p", "t")
+    steps = {s.file: s for s in store.deployment_steps(run.id) if s.file}
+    store.close()
+    for stem in ("a", "b"):
+        step = steps[f"fns/{stem}.txt"]
+        assert step.started_at is not None
+        start = step.started_at.timestamp()
+        end = start + step.duration_ms / 1000
+        assert start <= own[(stem, "start")], (stem, step)
+        # duration_ms is whole milliseconds: allow the one lost to rounding down
+        assert end + 0.001 >= own[(stem, "end")], (stem, step, own)
