@@ -71,7 +71,7 @@ class UndoMigrationItem(RollbackItem):
         if self.file not in self.deployment.applied_here:
             skip(f"{self.file} was not applied by this deployment: nothing to undo")
         if self.down is None:
-            from deploy_plugin.runtime import DeployFailure
+            from deploy_plugin.messages import DeployFailure
 
             raise DeployFailure(
                 f"{self.file} was applied by this deployment but has no down file, so it"

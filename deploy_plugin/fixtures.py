@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from deploy_plugin.options import TARGET_PARAM
-from deploy_plugin.secrets import MASK
 from deploy_plugin.session import DeploySession
 
 if TYPE_CHECKING:
@@ -51,6 +50,8 @@ class DeployEnv(Mapping[str, str]):
         return self._deployment.env_source(name)
 
     def __repr__(self) -> str:
+        from deploy_plugin.secrets import MASK
+
         shown = {
             name: (MASK if self.source(name) in ("store", "--deploy-env") else value)
             for name, value in self._values.items()

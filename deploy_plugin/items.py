@@ -14,20 +14,17 @@ from typing import Any, NoReturn
 import pytest
 
 from deploy_plugin.facts import iso_utc, monotonic_ms, utcnow, who
+from deploy_plugin.messages import DeployFailure, DeployWarning, domain_name
 from deploy_plugin.plan import Step, links_note
 from deploy_plugin.policy import LOCK_LOST
 from deploy_plugin.pytest_compat import skip_at_item
-from deploy_plugin.runtime import DeployFailure, Deployment
+from deploy_plugin.runtime import Deployment
 from deploy_plugin.shell import CommandRefused, CommandResult, run_command
 from deploy_plugin.targets import expand_vars
 from deploy_plugin.views import StepView
 
 #: What a step's call did: (outcome, masked message, duration in ms), for the reporter.
 STEP_OUTCOME = pytest.StashKey[tuple[str, "str | None", int]]()
-
-
-class DeployWarning(UserWarning):
-    """A deployment problem worth reading that does not stop the run."""
 
 
 def skip(reason: str) -> NoReturn:
@@ -40,36 +37,7 @@ def _sentence(text: str) -> str:
     return text if text.endswith((".", "?", "!")) else text + "."
 
 
-def _domain(item: pytest.Item) -> str:
-    """The node id below the config file: what reports show as the item's name."""
-    return item.nodeid.split("::", 1)[1]
-
-
 # --------------------------------------------------------------------------- items
-
-
-class MessageItem(pytest.Item):
-    """An item that only passes, or fails with a message known at collection."""
-
-    kind = "validate"
-
-    def __init__(self, *, failure: str | None, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.failure = failure
-
-    def runtest(self) -> None:
-        if self.failure:
-            raise DeployFailure(self.failure)
-
-    def repr_failure(  # a domain message (pytest accepts a str), not a TerminalRepr
-        self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None
-    ) -> str:
-        if isinstance(excinfo.value, DeployFailure):
-            return str(excinfo.value)
-        return str(super().repr_failure(excinfo))
-
-    def reportinfo(self) -> tuple[Any, int | None, str]:
-        return self.path, None, _domain(self)
 
 
 class DeployItem(pytest.Item):
@@ -202,7 +170,7 @@ class DeployItem(pytest.Item):
         config = self.deployment.config
         group = config.group(self.group_name) if self.group_name else None
         line = group.line if group is not None else config.line_of(self.kind)
-        return self.path, (line - 1 if line else 0), _domain(self)
+        return self.path, (line - 1 if line else 0), domain_name(self)
 
 
 class StepItem(DeployItem):

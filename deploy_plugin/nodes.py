@@ -12,21 +12,42 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from deploy_plugin.config import ConfigError, DeployConfig, load_config
-from deploy_plugin.downs import down_file_problem
-from deploy_plugin.items import DeployWarning, HealthCheckItem, MessageItem, StepItem
-from deploy_plugin.plan import GroupPlan, plan_group
-from deploy_plugin.preflight import PreflightItem
-from deploy_plugin.runtime import Deployment
+from deploy_plugin.config import ConfigError, DeployConfig, config_schema_key, load_config
+from deploy_plugin.messages import DeployWarning, MessageItem
 
 if TYPE_CHECKING:
+    from deploy_plugin.plan import GroupPlan
+    from deploy_plugin.runtime import Deployment
     from deploy_plugin.session import DeploySession
+
+# A config found by a plain pytest run (no target) is only validated: what deploys is
+# imported by the collectors of a target (issue 14: the plugin's import cost).
 
 
 def _session(node: pytest.Collector) -> DeploySession:
     from deploy_plugin.session import DeploySession
 
     return DeploySession.of(node.config)
+
+
+#: pytest's cache key of the configs that passed the schema pass (see ``load_config``).
+SCHEMA_PASSED = "deploy/schema-passed"
+_SCHEMA_PASSED_KEPT = 64
+
+
+def _load(node: pytest.File) -> DeployConfig:
+    """Load a config, skipping the schema pass for bytes that passed it before (pytest's
+    cache; without ``cacheprovider`` every run validates in full)."""
+    cache = getattr(node.config, "cache", None)
+    passed: list[str] = []
+    if cache is not None:
+        known = cache.get(SCHEMA_PASSED, [])
+        passed = [k for k in known if isinstance(k, str)] if isinstance(known, list) else []
+    config = load_config(node.path, schema_passed=frozenset(passed))
+    key = config_schema_key(config)
+    if cache is not None and key not in passed:
+        cache.set(SCHEMA_PASSED, [*passed, key][-_SCHEMA_PASSED_KEPT:])
+    return config
 
 
 # --------------------------------------------------------------------------- collectors
@@ -38,11 +59,15 @@ class DeployConfigFile(pytest.File):
     def collect(self) -> Iterator[pytest.Item | pytest.Collector]:
         session = _session(self)
         try:
-            config = load_config(self.path)
+            config = _load(self)
         except ConfigError as err:
             yield MessageItem.from_parent(self, name="validate", failure=err.every_problem())
             return
-        problem = down_file_problem(config, self.nodeid or str(self.path))
+        problem = None
+        if any(g.track_migrations and g.file_patterns for g in config.groups):
+            from deploy_plugin.downs import down_file_problem
+
+            problem = down_file_problem(config, self.nodeid or str(self.path))
         if problem is not None:  # needs the files on disk, so not in load_config
             yield MessageItem.from_parent(self, name="validate", failure=str(problem))
             return
@@ -64,6 +89,10 @@ class TargetNode(pytest.Collector):
         self.deploy_config = deploy_config
 
     def collect(self) -> Iterator[pytest.Item | pytest.Collector]:
+        from deploy_plugin.items import HealthCheckItem
+        from deploy_plugin.plan import plan_group
+        from deploy_plugin.runtime import Deployment
+
         session = _session(self)
         config = self.deploy_config
         target, problem = session.resolve_target(config, self.name)
@@ -122,6 +151,8 @@ class PreflightNode(pytest.Collector):
         self.deployment = deployment
 
     def collect(self) -> Iterator[pytest.Item]:
+        from deploy_plugin.preflight import PreflightItem
+
         checks = [] if self.deployment.dry_run else ["lock"]
         if self.deployment.target.protected and not self.deployment.dry_run:
             checks.insert(0, "protected")
@@ -145,6 +176,8 @@ class GroupNode(pytest.Collector):
         self.plan = plan
 
     def collect(self) -> Iterator[pytest.Item]:
+        from deploy_plugin.items import StepItem
+
         position = 1 + self.deployment.plans.index(self.plan)
         for index, step in enumerate(self.plan.steps):
             item = StepItem.from_parent(self, name=step.name, deployment=self.deployment, step=step)

@@ -122,6 +122,8 @@ class DeployPlugin:
         self.state = state
 
     def pytest_sessionstart(self, session: pytest.Session) -> None:
+        if not self.state.targets:
+            return  # the suite's deploy.* properties describe a deployment
         import deploy_plugin.report as report
 
         report.add_suite_properties(session.config, self.state)
@@ -342,6 +344,8 @@ class DeployPlugin:
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         """Before the JUnit writer records a report (here or from a worker): its name."""
+        if not self.state.targets:
+            return  # no deployment item anywhere: nothing carries a testcase name
         from deploy_plugin.report import name_testcase
 
         name_testcase(self.state.config, report)

@@ -10,8 +10,9 @@ import shlex
 
 from deploy_plugin.facts import who
 from deploy_plugin.items import DeployItem, skip
+from deploy_plugin.messages import DeployFailure
 from deploy_plugin.plan import check_migrations, links_note, padding_warning
-from deploy_plugin.runtime import DeployFailure, Deployment
+from deploy_plugin.runtime import Deployment
 
 
 class PreflightItem(DeployItem):

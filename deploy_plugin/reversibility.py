@@ -24,9 +24,10 @@ from deploy_plugin.config import DeployConfig
 from deploy_plugin.downs import Down, find_down
 from deploy_plugin.facts import who
 from deploy_plugin.items import StepItem, skip
+from deploy_plugin.messages import DeployFailure
 from deploy_plugin.nodes import GroupNode, PreflightNode, _session
 from deploy_plugin.plan import GroupPlan, Step, plan_group
-from deploy_plugin.runtime import DeployFailure, Deployment
+from deploy_plugin.runtime import Deployment
 from deploy_plugin.targets import TargetInfo
 
 

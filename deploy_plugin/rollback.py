@@ -21,8 +21,9 @@ from deploy_plugin.config import DeployConfig, render_command
 from deploy_plugin.downs import Down, find_down, rollback_range
 from deploy_plugin.facts import monotonic_ms, who
 from deploy_plugin.items import DeployItem, skip
+from deploy_plugin.messages import DeployFailure
 from deploy_plugin.plan import file_values, plan_group
-from deploy_plugin.runtime import DeployFailure, Deployment
+from deploy_plugin.runtime import Deployment
 from deploy_plugin.targets import TargetInfo
 
 if TYPE_CHECKING:

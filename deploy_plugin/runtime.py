@@ -21,6 +21,7 @@ from deploy_plugin import steplogs
 from deploy_plugin.config import DeployConfig, Group
 from deploy_plugin.facts import iso_utc, utcnow, who
 from deploy_plugin.logs import run_log_dir, step_log_file
+from deploy_plugin.messages import DeployFailure
 from deploy_plugin.plan import AppliedMigration, GroupPlan
 from deploy_plugin.policy import StopPolicy, step_ref
 from deploy_plugin.recorder import RunRecorder
@@ -32,17 +33,6 @@ if TYPE_CHECKING:
     from deploy_plugin.session import DeploySession
     from deploy_plugin.store.base import MigrationRecord
     from deploy_plugin.store.lock import DeployLock
-
-
-class DeployFailure(Exception):
-    """A step failed for a reason the user must read: shown without a traceback.
-
-    ``blocking=False``: the deployment's next steps still run (a reversibility check that
-    found a difference but left the database as it should be)."""
-
-    def __init__(self, message: str = "", *, blocking: bool = True) -> None:
-        super().__init__(message)
-        self.blocking = blocking
 
 
 @dataclass(frozen=True)

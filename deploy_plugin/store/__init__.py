@@ -14,22 +14,40 @@ Store URLs:
 
 from __future__ import annotations
 
+import importlib
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from .base import (
-    DeployLock,
-    DeploymentRecord,
-    EnvVarRecord,
-    LockHeld,
-    LockInfo,
-    MigrationRecord,
-    StepRecord,
-    Store,
-    StoreError,
-    TargetRecord,
-    describe_url,
-)
+if TYPE_CHECKING:
+    from .base import (
+        DeployLock,
+        DeploymentRecord,
+        EnvVarRecord,
+        LockHeld,
+        LockInfo,
+        MigrationRecord,
+        StepRecord,
+        Store,
+        StoreError,
+        TargetRecord,
+        describe_url,
+    )
+
+#: Names of ``base`` imported when first used (PEP 562): the plugin reads the store's URL
+#: in every pytest run, and a plain run (no target) never opens a store.
+_FROM_BASE = frozenset(
+    ("DeployLock", "DeploymentRecord", "EnvVarRecord", "LockHeld", "LockInfo",
+     "MigrationRecord", "StepRecord", "Store", "StoreError", "TargetRecord", "describe_url")
+)  # fmt: skip
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _FROM_BASE:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    # not cached in globals(): pytester (in-process runs) drops the submodules afterwards
+    return getattr(importlib.import_module(".base", __name__), name)
+
 
 __all__ = [
     "DeployLock",
@@ -74,6 +92,8 @@ def is_postgres_url(url: str | None) -> bool:
 
 def sqlite_path(url: str, base: Path) -> Path:
     """The file of a ``sqlite:///PATH`` URL; a relative PATH is relative to ``base``."""
+    from .base import StoreError
+
     prefix = "sqlite:///"
     if not url.startswith(prefix) or len(url) == len(prefix):
         raise StoreError(
@@ -96,6 +116,8 @@ def open_store(
     permissions) raise :class:`StoreError` with a one-paragraph message. A PostgreSQL
     database that does not exist is such a problem too unless ``missing_database_ok``.
     """
+    from .base import StoreError, describe_url
+
     rootdir = Path(rootdir)
     if not url:
         path = default_store_path(rootdir)

@@ -1,0 +1,116 @@
+"""Issue 14: a plain pytest run (no ``--deploy-target``) in a project with a config pays
+only for validating it. What deploys is imported by the hooks and collectors of a target.
+
+Import *time* is a benchmark figure (``benchmarks/import_cost.py``); these tests pin the
+behaviour behind it: which of our modules such a run loads.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.projects import write_project
+
+# what only a deployment needs: a run without a target must not import them
+DEPLOYING = (
+    "deploy_plugin.runtime",
+    "deploy_plugin.items",
+    "deploy_plugin.preflight",
+    "deploy_plugin.plan",
+    "deploy_plugin.shell",
+    "deploy_plugin.secrets",
+    "deploy_plugin.store.base",
+    "deploy_plugin.report",
+    "deploy_plugin.downs",
+    "jsonschema",
+    "psycopg",
+)
+
+PROBE = """
+import json, sys
+import pytest
+code = pytest.main(sys.argv[2:])
+loaded = sorted(m for m in sys.modules if m.startswith(("deploy_plugin", "jsonschema", "psycopg")))
+open(sys.argv[1], "w").write(json.dumps({"code": int(code), "loaded": loaded}))
+"""
+
+
+def loaded_by(root: Path, *args: str) -> tuple[int, set[str]]:
+    """The exit code of ``pytest -q ARGS`` in ``root`` and the modules it loaded (ours,
+    jsonschema's, psycopg's). pytest's cache is on, as in a user's project."""
+    out = root / "loaded.json"
+    subprocess.run(
+        [sys.executable, "-c", PROBE, str(out), "-q", *args],
+        cwd=root,
+        capture_output=True,
+        timeout=120,
+    )
+    data = json.loads(out.read_text())
+    return data["code"], set(data["loaded"])
+
+
+def test_a_run_without_a_target_only_validates_the_config(pytester) -> None:  # noqa: ANN001
+    write_project(pytester, {"groups": [{"name": "g", "order": 1, "deploy_command": "true"}]})
+    pytester.makepyfile(test_unit="def test_one():\n    pass\n")
+    code, loaded = loaded_by(pytester.path)
+    assert code == 0
+    assert "jsonschema" in loaded  # a config never seen: the schema pass ran
+    code, loaded = loaded_by(pytester.path)
+    assert code == 0
+    assert "deploy_plugin.config.validation" in loaded  # validated (semantic checks) again
+    # ... but the same bytes need no second schema pass, and nothing deploys
+    assert not loaded & set(DEPLOYING), sorted(loaded & set(DEPLOYING))
+
+
+def test_an_edited_config_gets_the_schema_pass_again(pytester) -> None:  # noqa: ANN001
+    path = write_project(pytester, {"groups": [{"name": "g", "order": 1, "deploy_command": "x"}]})
+    assert loaded_by(pytester.path)[0] == 0
+    path.write_text(path.read_text().replace("order: 1", "order: one"))
+    result = pytester.runpytest()  # the cache of the runs above, in the same folder
+    assert result.ret == 1
+    result.stdout.fnmatch_lines(["*groups[[]0[]].order*expected*integer*"])
+
+
+def test_without_the_cache_every_run_validates_in_full(pytester) -> None:  # noqa: ANN001
+    write_project(pytester, {"groups": [{"name": "g", "order": 1, "deploy_command": "true"}]})
+    for _ in range(2):
+        code, loaded = loaded_by(pytester.path, "-p", "no:cacheprovider")
+        assert code == 0 and "jsonschema" in loaded
+
+
+def test_a_wrong_cache_entry_still_gives_the_usual_error(pytester) -> None:  # noqa: ANN001
+    """A hand-edited cache that claims a bad file passed: the model cannot be built from it,
+    so the file is validated in full and reads as usual (no traceback)."""
+    import hashlib
+
+    from deploy_plugin.config.validation import schema_pass_key
+
+    path = pytester.path / "deploy.yaml"
+    path.write_text("project: p\ntargets: {t: {}}\ngroups: [{name: g, order: one}]\n")
+    key = schema_pass_key(hashlib.sha256(path.read_bytes()).hexdigest(), path)
+    cache = pytester.path / ".pytest_cache" / "v" / "deploy" / "schema-passed"
+    cache.parent.mkdir(parents=True)
+    cache.write_text(f'["{key}"]')
+    result = pytester.runpytest()
+    assert result.ret == 1
+    result.stdout.fnmatch_lines(["*groups[[]0[]].order*"])
+    result.stdout.no_fnmatch_line("*Traceback*")
+    result.stdout.no_fnmatch_line("*ValueError*")
+
+
+def test_a_bad_config_fails_its_validate_item_without_the_deploying_modules(pytester) -> None:  # noqa: ANN001
+    (pytester.path / "deploy.yaml").write_text("project: p\ngroups: 3\n")
+    code, loaded = loaded_by(pytester.path)
+    assert code == 1  # the validate item failed
+    assert not loaded & set(DEPLOYING) - {"jsonschema"}, sorted(loaded & set(DEPLOYING))
+
+
+def test_a_target_loads_what_deploys(pytester) -> None:  # noqa: ANN001
+    """The other side: the lazy imports are really reached when a deployment runs."""
+    write_project(pytester, {"groups": [{"name": "g", "order": 1, "deploy_command": "true"}]})
+    code, loaded = loaded_by(pytester.path, "--deploy-target=t")
+    assert code == 0
+    assert {"deploy_plugin.runtime", "deploy_plugin.items", "deploy_plugin.store.base"} <= loaded
