@@ -188,8 +188,9 @@ class Databases:
 def run(cmd: list[str], cwd: Path, what: str) -> tuple[float, float]:
     """Run ``cmd``; return its wall time and its CPU time (user + system, the client's
     only: the server's work is not in it), or exit 1 with its output when it fails."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DEPLOY_")}
-    env["PYTHONDONTWRITEBYTECODE"] = "1"
+    # bytecode is cached as in a user's project (both sides: the baseline has none to write)
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("DEPLOY_") and k != "PYTHONDONTWRITEBYTECODE"}  # fmt: skip
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     out = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
@@ -306,8 +307,8 @@ def phases(root: Path, dbs: Databases, n: int, repeat: int) -> None:
         out = root / "phases.json"
         env = {k: v for k, v in os.environ.items() if not k.startswith("DEPLOY_")}
         path = [str(Path(__file__).resolve().parent), env.get("PYTHONPATH", "")]
-        env.update(PYTHONDONTWRITEBYTECODE="1", CORPUS_PHASES_OUT=str(out),
-                   PYTHONPATH=os.pathsep.join(filter(None, path)))  # fmt: skip
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
+        env.update(CORPUS_PHASES_OUT=str(out), PYTHONPATH=os.pathsep.join(filter(None, path)))
         cmd = [*PYTEST, "-p", "corpus_phases", "--deploy-store", url,
                "--deploy-env", f"DATABASE_URL={url}"]  # fmt: skip
         spawn = time.time()

@@ -101,7 +101,7 @@ class Databases:
 def run(cmd: list[str], cwd: Path, what: str, expect: str | None = None) -> float:
     """Run ``cmd`` and return its wall time; exit with its output when it fails or
     ``expect`` is not in its stdout."""
-    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
     start = time.perf_counter()
     out = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
     seconds = time.perf_counter() - start

@@ -49,7 +49,7 @@ def main() -> None:
             "    deploy_command: 'true {file}'\n"
         )
         (root / "pytest.ini").write_text("[pytest]\n")
-        env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
+        env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
         pytest_cmd = [
             sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
             "--deploy-target=bench", "--deploy-store", f"sqlite:///{root}/store.sqlite3",

@@ -67,7 +67,7 @@ class Run:
 
 def measure(cmd: list[str], cwd: Path, expect: str) -> Run:
     """Wall time and peak RSS of one child; exits when it fails or ``expect`` is not printed."""
-    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
     with tempfile.TemporaryFile("w+") as out:
         start = time.perf_counter()
         proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT)

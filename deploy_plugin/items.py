@@ -179,6 +179,7 @@ class StepItem(DeployItem):
     def __init__(self, *, step: Step, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.step = step
+        self._asked: tuple[str | None] | None = None  # changes_something()'s skip reason
         self.kind = step.kind
         self.group_name = step.group.name
         self.file = step.file
@@ -216,11 +217,14 @@ class StepItem(DeployItem):
         return None
 
     def changes_something(self) -> bool:
-        return self.skip_reason() is None
+        reason = self.skip_reason()
+        self._asked = (reason,)  # execute() runs next: asked once per run
+        return reason is None
 
     def execute(self) -> None:
         step, deployment = self.step, self.deployment
-        reason = self.skip_reason()
+        reason = self._asked[0] if self._asked is not None else self.skip_reason()
+        self._asked = None
         if reason is None and step.tracked and step.command is None and not deployment.dry_run:
             # a file to apply: connect (once per group), which first brings the history up
             # to date from the target's ledger; that may show this file applied already

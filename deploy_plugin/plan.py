@@ -124,8 +124,12 @@ def match_files(
         hits = 0
         walk_hidden = any(part.startswith(".") for part in pattern.split("/") if part != ".")
         if os.path.isdir(start):
+            # os.walk does not follow linked folders: every folder it reaches is the real
+            # start plus its relative path, so only the start and linked files are resolved
+            real_start = os.path.realpath(start)
+            start_in = real_start == real_root or real_start.startswith(real_root + os.sep)
             if base and not _inside(start, real_root):
-                left[base] = os.path.realpath(start)
+                left[base] = real_start
             start_depth = start.rstrip(os.sep).count(os.sep)
             for dirpath, dirnames, filenames in os.walk(start):
                 rel_dir = os.path.relpath(dirpath, root).replace(os.sep, "/")
@@ -143,8 +147,9 @@ def match_files(
                     rel = rel_dir + name
                     if regex.match(rel):
                         full = os.path.join(dirpath, name)
-                        if not _inside(full, real_root):
-                            if os.path.islink(full):
+                        linked = os.path.islink(full)
+                        if not (start_in and not linked) and not _inside(full, real_root):
+                            if linked:
                                 left[rel] = os.path.realpath(full)
                             continue
                         hits += 1

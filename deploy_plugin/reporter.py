@@ -20,11 +20,16 @@ from deploy_plugin.items import STEP_OUTCOME, DeployItem
 from deploy_plugin.report import TESTCASE_NAME, testcase_name
 from deploy_plugin.runtime import StepResult
 
+#: An item's JUnit testcase name ("" until computed; None when it has none).
+_NAME = pytest.StashKey["str | None"]()
+
 
 def observe(item: pytest.Item, rep: pytest.TestReport) -> None:
     """After each phase's report of any item: record the deployment's step results."""
     if isinstance(item, DeployItem):
-        name = testcase_name(item)
+        name = item.stash.get(_NAME, "")
+        if name == "":  # once per item (its place is fixed once the run is ordered)
+            name = item.stash[_NAME] = testcase_name(item)
         if name is not None:
             setattr(rep, TESTCASE_NAME, name)
         if rep.when == "call" and STEP_OUTCOME in item.stash:

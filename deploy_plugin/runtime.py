@@ -81,6 +81,7 @@ class Deployment:
         self._bounds: dict[str, list[Any]] = {}
         self.policy = StopPolicy(continue_on_failure=session.continue_on_failure)
         self.results: dict[str, StepResult] = {}
+        self.schema_verified: set[str] = set()  # groups whose schema preflight found as recorded
         self.started_at: datetime | None = None
         self.ended_at: datetime | None = None
         self._env: dict[str, str] | None = None

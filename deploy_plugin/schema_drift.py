@@ -47,17 +47,24 @@ def drift(deployment: Deployment, store: Any) -> list[str]:
 
     found: list[str] = []
     for group in _tracked(deployment):
-        recorded = store.fingerprint_of(deployment.project, deployment.target.name, group.name)
-        if recorded is None:
+        where = (deployment.project, deployment.target.name, group.name)
+        recorded_digest = store.fingerprint_digest(*where)
+        if recorded_digest is None:
             continue
-        digest, objects, deployment_id = recorded
         try:
             live = live_fingerprint(deployment, group)
         except ConnectError as err:
             found.append(f"group {group.name}: the schema could not be read ({err})")
             continue
-        if live is None or live.digest() == digest:
+        if live is None:
             continue
+        if live.digest() == recorded_digest:
+            deployment.schema_verified.add(group.name)
+            continue
+        recorded = store.fingerprint_of(*where)  # the objects: only to name the changes
+        if recorded is None:
+            continue
+        _, objects, deployment_id = recorded
         changes = diff(Fingerprint(objects), live)
         shown = "; ".join(changes[:10]) + (f"; and {len(changes) - 10} more" if len(changes) > 10
                                            else "")  # fmt: skip
@@ -68,15 +75,30 @@ def drift(deployment: Deployment, store: Any) -> list[str]:
     return found
 
 
+def _ran_anything(deployment: Deployment) -> bool:
+    """Whether any step other than the checks ran (a command, a migration, a smoke test)."""
+    return any(
+        result.outcome != "skipped" and result.kind not in ("preflight", "health_check")
+        for result in deployment.results.values()
+    )
+
+
 def record(deployment: Deployment) -> None:
-    """Record each tracked group's fingerprint after a successful run (never raises)."""
+    """Record each tracked group's fingerprint after a successful run (never raises). An
+    unchanged schema keeps its row: the deployment it names is the first that left it so.
+    A run in which only the checks ran does not read a schema its preflight found as
+    recorded: a change made meanwhile is outside pytest-deploy, for the next run to name."""
     store = deployment.session.open_store_or_none()
     if store is None or deployment.dry_run:
         return
+    quiet = not _ran_anything(deployment)
     for group in _tracked(deployment):
+        if quiet and group.name in deployment.schema_verified:
+            continue  # preflight found it as recorded, and nothing ran since
         try:
             live = live_fingerprint(deployment, group)
-            if live is not None:
+            where = (deployment.project, deployment.target.name, group.name)
+            if live is not None and store.fingerprint_digest(*where) != live.digest():
                 store.record_fingerprint(
                     deployment.project, deployment.target.name, group.name, live.objects,
                     digest=live.digest(), deployment_id=deployment.deployment_id,

@@ -110,3 +110,32 @@ def test_sqlite_diff(tmp_path: Path) -> None:
     assert "index post_title missing (it was there before)" in found
     assert diff(before, before) == []
     assert isinstance(before, Fingerprint)
+
+
+def test_sqlite_fingerprint_is_what_older_versions_recorded(tmp_path: Path) -> None:
+    """Pinned before the columns were read in one query: a fingerprint recorded by an older
+    version must keep its digest, or every project would see a false drift warning."""
+    conn = sqlite3.connect(tmp_path / "app.db", isolation_level=None)
+    conn.executescript(
+        'CREATE TABLE "odd ""name""" (id INTEGER PRIMARY KEY, label TEXT NOT NULL DEFAULT \'x\');'
+        " CREATE TABLE plain (a, b REAL); CREATE INDEX plain_a ON plain (a);"
+        " CREATE VIEW v AS SELECT a FROM plain; CREATE TABLE pytest_deploy_applied (file TEXT);"
+    )
+    found = fingerprint(conn, "sqlite")
+    assert found.objects == {
+        "table": {'odd "name"': {}, "plain": {}},
+        "column": {
+            'odd "name".id': {"position": "1", "type": "INTEGER", "default": "",
+                              "nullable": "true", "primary key": "1"},
+            'odd "name".label': {"position": "2", "type": "TEXT", "default": "'x'",
+                                 "nullable": "false", "primary key": "0"},
+            "plain.a": {"position": "1", "type": "", "default": "", "nullable": "true",
+                        "primary key": "0"},
+            "plain.b": {"position": "2", "type": "REAL", "default": "", "nullable": "true",
+                        "primary key": "0"},
+        },
+        "index": {"plain_a": {"definition": "CREATE INDEX plain_a ON plain (a)"}},
+        "view": {"v": {"definition": "CREATE VIEW v AS SELECT a FROM plain"}},
+        "trigger": {},
+    }  # fmt: skip
+    conn.close()

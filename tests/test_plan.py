@@ -88,6 +88,26 @@ def test_a_link_inside_root_is_followed(tmp_path: Path) -> None:
     assert match_files(root, ["alias/*.sql"])[0] == ["alias/1.sql"]
 
 
+def test_links_are_judged_by_where_they_lead(tmp_path: Path) -> None:
+    """Pinned before match_files stopped resolving every file: a linked file inside root
+    matches, a base folder linked to root itself matches, a root reached through a link
+    matches, an outside base folder matches nothing and is named."""
+    outside = tree(tmp_path / "outside", "o.sql")
+    root = tree(tmp_path / "root", "real/1.sql", "real/deep/2.sql")
+    os.symlink(root / "real" / "1.sql", root / "real" / "one.sql")
+    os.symlink(root, root / "self")
+    os.symlink(outside, root / "away")
+    assert match_files(root, ["real/**/*.sql"])[0] == [
+        "real/1.sql", "real/deep/2.sql", "real/one.sql"
+    ]
+    assert match_files(root, ["self/real/*.sql"])[0] == ["self/real/1.sql", "self/real/one.sql"]
+    os.symlink(root, tmp_path / "via")
+    assert match_files(tmp_path / "via", ["real/*.sql"])[0] == ["real/1.sql", "real/one.sql"]
+    left: list[str] = []
+    assert match_files(root, ["away/*.sql"], outside=left) == ([], ["away/*.sql"])
+    assert left == [f"away -> {os.path.realpath(outside)}"]
+
+
 PADDING = [
     (["m/001_a.sql", "m/002_b.sql"], None),
     (["m/9_a.sql", "m/10_b.sql"], "m"),  # mixed widths in one folder

@@ -61,3 +61,41 @@ def test_no_database_file_is_created_to_read_it(pytester: pytest.Pytester) -> No
     result = pytester.runpytest("--deploy-target=t", "--deploy-env=DATABASE_URL=sqlite:///app.db")
     result.assert_outcomes(passed=5, skipped=1)  # no migration file: nothing to deploy
     assert not (pytester.path / "app.db").exists()
+
+
+def test_a_run_that_only_checked_keeps_the_recorded_fingerprint(pytester: pytest.Pytester) -> None:
+    """Issue 14: a re-run with nothing to apply does not read the schema again at its end
+    (preflight just found it as recorded); a change made after that preflight is still
+    named by the next run, as a change outside pytest-deploy."""
+    (pytester.path / "m").mkdir()
+    (pytester.path / "m" / "001.sql").write_text("CREATE TABLE t1 (id int);\n")
+    write_project(pytester, {"groups": [{"name": "db", "order": 1, "file_patterns": ["m/*.sql"]}]})
+    (pytester.path / "db.env").write_text("DATABASE_URL=sqlite:///app.db\n")
+    args = ["--deploy-target=t", "--deploy-env-file=db.env"]
+    pytester.runpytest(*args).assert_outcomes(passed=5)
+
+    def recorded() -> int | None:
+        with open_store(None, pytester.path) as store:  # type: ignore[union-attr]
+            row = store.fingerprint_of("p", "t", "db")
+        assert row is not None
+        return row[2]
+
+    first = recorded()
+    pytester.runpytest(*args, "-W", "error::UserWarning").assert_outcomes(passed=4, skipped=1)
+    assert recorded() == first  # not rewritten by a run that only checked
+    # a smoke test that changes the schema ran: the run records what it left
+    pytester.makepyfile(
+        test_smoke="""
+        import sqlite3
+        import pytest
+
+        @pytest.mark.deploy_after("db")
+        def test_adds_a_table(deploy_target):
+            with sqlite3.connect("app.db") as conn:
+                conn.execute("CREATE TABLE t2 (id int)")
+        """
+    )
+    pytester.runpytest(*args).assert_outcomes(passed=5, skipped=1)
+    assert recorded() != first
+    (pytester.path / "test_smoke.py").unlink()
+    pytester.runpytest(*args, "-W", "error::UserWarning").assert_outcomes(passed=4, skipped=1)

@@ -163,13 +163,21 @@ def _sqlite(connection: Any) -> Objects:
     rows = connection.execute(
         "SELECT type, name, tbl_name, sql FROM sqlite_master WHERE name NOT LIKE 'sqlite_%'"
     ).fetchall()
+    # every table's columns in one query (pragma_table_info as a table-valued function,
+    # SQLite 3.16+), not one PRAGMA per table
+    columns: dict[str, list[tuple[Any, ...]]] = {}
+    for table, *column in connection.execute(
+        "SELECT m.name, p.cid, p.name, p.type, p.\"notnull\", p.dflt_value, p.pk"
+        " FROM sqlite_master AS m JOIN pragma_table_info(m.name) AS p"
+        " WHERE m.type = 'table' AND m.name NOT LIKE 'sqlite_%' ORDER BY m.name, p.cid"
+    ).fetchall():
+        columns.setdefault(table, []).append(tuple(column))
     for kind, name, table, sql in rows:
         if name in _SQLITE_EXCLUDED or table in _SQLITE_EXCLUDED:
             continue
         if kind == "table":
             objects["table"][name] = {}
-            info = connection.execute(f'PRAGMA table_info("{name.replace(chr(34), 2 * chr(34))}")')
-            for cid, column, type_, notnull, default, pk in info.fetchall():
+            for cid, column, type_, notnull, default, pk in columns.get(name, ()):
                 objects["column"][f"{name}.{column}"] = {
                     "position": str(cid + 1), "type": type_ or "",
                     "default": "" if default is None else str(default),

@@ -35,6 +35,17 @@ class FingerprintRepository(StoreCore):
                  self._time_param(utcnow())),
             )  # fmt: skip
 
+    def fingerprint_digest(self, project: str, target: str, group: str) -> str | None:
+        """The digest recorded for ``group`` (None when none is): what a run compares first,
+        so that the objects (large for a large schema) are read only when it differs."""
+        with self._reader("read a schema fingerprint") as db:
+            row = db.execute(
+                f"""SELECT digest FROM {{s}}schema_fingerprints
+                WHERE {_PROJECT_OF} AND target_name = ? AND group_name = ?""",
+                (project, target, group),
+            ).fetchone()
+        return None if row is None else str(row[0])
+
     def fingerprint_of(
         self, project: str, target: str, group: str
     ) -> tuple[str, dict[str, Any], int | None] | None:
