@@ -308,6 +308,7 @@ class StepItem(DeployItem):
         """Record the outcome (and the migration's history row); fail with a short message."""
         deployment, step = self.deployment, self.step
         self.output = result.tail
+        self.log_path = result.log_path  # None when the command printed nothing
         elapsed = int(result.duration_s * 1000)  # the command's own time, also in parallel
         if result.started_at is not None:
             self.started_at = result.started_at  # a parallel step's command began earlier

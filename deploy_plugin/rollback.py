@@ -172,6 +172,7 @@ class RollbackItem(DeployItem):
             psqlrc_dir=deployment.session.rootdir / ".deploy" / "psql",
         )
         self.output = result.tail
+        self.log_path = result.log_path  # None when the command printed nothing
         if not result.ok:
             last = [line for line in result.tail.splitlines() if line.strip()][-3:]
             raise DeployFailure(

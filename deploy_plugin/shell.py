@@ -17,6 +17,7 @@ output later, so services should redirect their output (``server > server.log 2>
 from __future__ import annotations
 
 import codecs
+import errno
 import os
 import re
 import select
@@ -178,14 +179,51 @@ def _check_runnable(command: str, env: Mapping[str, str]) -> None:
             )
 
 
-def open_log(log_path: Path) -> TextIO:
-    """Open a step's log for appending: folders 0700 and file 0600 (like the store: a
-    masked log still shows what a deployment did, to its owner only)."""
-    missing = [p for p in (log_path.parent, *log_path.parent.parents) if not p.exists()]
-    for folder in reversed(missing):  # no umask change: it is process-wide
-        folder.mkdir(mode=0o700, exist_ok=True)
+def prepare_log_folder(folder: Path) -> None:
+    """Make a log folder and its missing parents (0700, like the store: a masked log still
+    shows what a deployment did, to its owner only); OSError when it cannot be written."""
+    if not folder.is_dir():
+        missing = [p for p in (folder, *folder.parents) if not p.exists()]
+        for parent in reversed(missing):  # no umask change: it is process-wide
+            parent.mkdir(mode=0o700, exist_ok=True)
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise PermissionError(errno.EACCES, "Permission denied")
+
+
+def _create_log(log_path: Path) -> TextIO:
     fd = os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
     return open(fd, "a", encoding="utf-8", newline="")  # noqa: SIM115 - closed by the caller
+
+
+def open_log(log_path: Path) -> TextIO:
+    """Open a log for appending: folders 0700 and file 0600 (see :func:`prepare_log_folder`)."""
+    prepare_log_folder(log_path.parent)
+    return _create_log(log_path)
+
+
+class _StepLog:
+    """A step's log, made by its first write: a step that prints nothing leaves no file
+    (issue 14: on some disks creating a file costs more than running ``true``). Its folder
+    is checked before the step runs (:func:`prepare_log_folder`)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.made = False
+        self._file: TextIO | None = None
+
+    def write(self, text: str) -> None:
+        if self._file is None:
+            self._file = _create_log(self.path)
+            self.made = True
+        self._file.write(text)
+
+    def flush(self) -> None:
+        if self._file is not None:
+            self._file.flush()
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
 
 
 def run_command(
@@ -215,7 +253,8 @@ def run_command(
     log = None
     if log_path is not None:
         try:
-            log = open_log(log_path)
+            prepare_log_folder(log_path.parent)
+            log = _StepLog(log_path)
         except OSError as err:
             raise CommandRefused(
                 f"cannot write the step's log {log_path}: {err.strerror or err}. Make"
@@ -278,12 +317,13 @@ class _Run:
         cwd: Path,
         env: dict[str, str],
         masker: Masker,
-        log: TextIO | None,
+        log: _StepLog | None,
         holder: list[_Run],
     ) -> None:
         self.command = command
         self.masker = masker
         self.log = log
+        self.step_log = log  # kept when self.log is dropped (the disk filled up)
         self.log_error: str | None = None
         self.decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         self.pending = ""  # decoded output not yet masked: at most the current line
@@ -336,7 +376,8 @@ class _Run:
             tail=self._tail_text(),
             duration_s=time.monotonic() - self.started,
             timed_out=timed_out,
-            log_path=log_path,
+            # a log exists only when the command printed something
+            log_path=log_path if self.step_log is not None and self.step_log.made else None,
             timeout_s=timeout,
             started_at=self.started_at,
         )
