@@ -165,10 +165,23 @@ def _inside(path: str, real_root: str) -> bool:
     return os.path.realpath(path).startswith(real_root + os.sep)
 
 
+def read_small_file(path: Path | str) -> bytes:
+    """A file's bytes with plain ``os`` calls: a dry run hashes every tracked file, and
+    ``Path.read_bytes`` (buffered I/O objects) takes twice as long for 10,000 small files."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        chunks = []
+        while chunk := os.read(fd, 1 << 20):
+            chunks.append(chunk)
+    finally:
+        os.close(fd)
+    return b"".join(chunks)
+
+
 def file_checksum(path: Path) -> str:
     """SHA-256 of a file's bytes with CRLF normalised to LF (line endings alone are no drift);
     of its up section only when it is in dbmate's format (see :mod:`deploy_plugin.downs`)."""
-    data = Path(path).read_bytes()
+    data = read_small_file(path)
     if b"migrate:" in data:
         from deploy_plugin.downs import checksum_bytes
 
