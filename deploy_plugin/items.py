@@ -79,10 +79,13 @@ class DeployItem(pytest.Item):
                 skip(f"not run: {blocker}" + ("" if blocker == LOCK_LOST else " failed"))
             if self.changes_something():
                 deployment.check_lock()  # a step that only skips needs no lock round trip
+            used = deployment.session.hook_used
             if group is not None and group.name not in deployment.groups_started:
                 deployment.groups_started.add(group.name)
-                hook.pytest_deploy_before_group(deployment=deployment.view(), group=group)
-            hook.pytest_deploy_before_step(deployment=deployment.view(), step=self.view())
+                if used("pytest_deploy_before_group"):
+                    hook.pytest_deploy_before_group(deployment=deployment.view(), group=group)
+            if used("pytest_deploy_before_step"):
+                hook.pytest_deploy_before_step(deployment=deployment.view(), step=self.view())
             self.execute()
         except pytest.skip.Exception as err:
             outcome, message = "skipped", str(err.msg)

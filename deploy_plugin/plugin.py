@@ -120,11 +120,15 @@ class DeployPlugin:
 
     def __init__(self, state: DeploySession) -> None:
         self.state = state
+        self.junit = False  # whether --junitxml writes here (this process)
 
     def pytest_sessionstart(self, session: pytest.Session) -> None:
         if not self.state.targets:
             return  # the suite's deploy.* properties describe a deployment
         import deploy_plugin.report as report
+        from deploy_plugin.pytest_compat import junit_xml
+
+        self.junit = junit_xml(session.config) is not None
 
         report.add_suite_properties(session.config, self.state)
 
@@ -344,8 +348,8 @@ class DeployPlugin:
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         """Before the JUnit writer records a report (here or from a worker): its name."""
-        if not self.state.targets:
-            return  # no deployment item anywhere: nothing carries a testcase name
+        if not self.junit:
+            return  # no deployment item anywhere, or no JUnit writer to name testcases for
         from deploy_plugin.report import name_testcase
 
         name_testcase(self.state.config, report)

@@ -72,13 +72,21 @@ def _after_hooks(item: DeployItem, result: StepResult, group: Any, last: bool) -
     """Run the after-step/after-group hooks; a failing one fails the step (and so the
     deployment): its message, masked, or None."""
     deployment, hook = item.deployment, item.config.hook
+    used = deployment.session.hook_used
     try:
-        view = deployment.view()
-        hook.pytest_deploy_after_step(deployment=view, step=item.view(), result=result)
-        if last and item.group_name in deployment.groups_started:
+        if used("pytest_deploy_after_step"):
+            view = deployment.view()
+            hook.pytest_deploy_after_step(deployment=view, step=item.view(), result=result)
+        if (
+            last
+            and item.group_name in deployment.groups_started
+            and used("pytest_deploy_after_group")
+        ):
             failed = item.group_name in deployment.policy.failed_groups
             status = "failure" if failed else "success"
-            hook.pytest_deploy_after_group(deployment=view, group=group, status=status)
+            hook.pytest_deploy_after_group(
+                deployment=deployment.view(), group=group, status=status
+            )
     except Exception as err:  # noqa: BLE001 - a plugin's bug fails this step, no traceback
         message = deployment.masker.mask(
             f"a pytest_deploy_after_step/after_group hook failed: {type(err).__name__}: {err}"

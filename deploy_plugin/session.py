@@ -66,6 +66,13 @@ class DeploySession:
         self._store_error: str | None = None
         self._store_opened = False
 
+    def hook_used(self, name: str) -> bool:
+        """Whether any plugin or conftest implements our hook ``name``: a step builds the
+        views it would pass only then (issue 14: per-step cost). Asked while items run,
+        when every conftest is registered."""
+        hook = getattr(self.config.hook, name)
+        return bool(hook.get_hookimpls())
+
     @staticmethod
     def of(config: pytest.Config) -> DeploySession:
         return config.stash[_SESSION_KEY]
