@@ -89,12 +89,19 @@ def test_postgres_a_faithful_round_trip_is_equal(pg: psycopg.Connection) -> None
     assert before.count() > 15
 
 
-def test_sqlite_diff(tmp_path: Path) -> None:
+def sqlite_db(tmp_path: Path, script: str) -> sqlite3.Connection:
+    """A SQLite database (autocommit) in which ``script`` ran."""
     conn = sqlite3.connect(tmp_path / "app.db", isolation_level=None)
-    conn.executescript(
+    conn.executescript(script)
+    return conn
+
+
+def test_sqlite_diff(tmp_path: Path) -> None:
+    conn = sqlite_db(
+        tmp_path,
         "CREATE TABLE post (id INTEGER PRIMARY KEY, title TEXT NOT NULL, body TEXT);"
         "CREATE INDEX post_title ON post (title);"
-        "CREATE TABLE pytest_deploy_applied (file TEXT);"
+        "CREATE TABLE pytest_deploy_applied (file TEXT);",
     )
     before = fingerprint(conn, "sqlite")
     conn.executescript(
@@ -115,11 +122,11 @@ def test_sqlite_diff(tmp_path: Path) -> None:
 def test_sqlite_fingerprint_is_what_older_versions_recorded(tmp_path: Path) -> None:
     """Pinned before the columns were read in one query: a fingerprint recorded by an older
     version must keep its digest, or every project would see a false drift warning."""
-    conn = sqlite3.connect(tmp_path / "app.db", isolation_level=None)
-    conn.executescript(
+    conn = sqlite_db(
+        tmp_path,
         'CREATE TABLE "odd ""name""" (id INTEGER PRIMARY KEY, label TEXT NOT NULL DEFAULT \'x\');'
         " CREATE TABLE plain (a, b REAL); CREATE INDEX plain_a ON plain (a);"
-        " CREATE VIEW v AS SELECT a FROM plain; CREATE TABLE pytest_deploy_applied (file TEXT);"
+        " CREATE VIEW v AS SELECT a FROM plain; CREATE TABLE pytest_deploy_applied (file TEXT);",
     )
     found = fingerprint(conn, "sqlite")
     assert found.objects == {
