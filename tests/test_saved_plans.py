@@ -381,7 +381,8 @@ def test_the_cli_makes_and_applies_a_plan(pytester: pytest.Pytester) -> None:
     assert applied.returncode == 0, applied.stdout + applied.stderr
     assert ran(pytester)[0] == "build"
     refused = run("--plan", "plan.json")
-    assert refused.returncode == 1  # the run refused it: nothing ran
+    # the run refused it before anything ran: exit 2 as with pytest (issue 13 §1)
+    assert refused.returncode == 2, refused.stdout + refused.stderr
     assert "its id was already used" in refused.stdout
     (pytester.path / "broken.json").write_text("{")
     broken = run("--plan", "broken.json")

@@ -37,11 +37,14 @@ def pytest_command(
     ]  # fmt: skip
 
 
-def exit_code(returncode: int) -> int:
-    """pytest's exit code as this CLI's: 0 ok, 2 usage (pytest's 4), else 1."""
+def exit_code(returncode: int, *, signalled: bool = False) -> int:
+    """pytest's exit code as this CLI's: 0 ok; 2 usage: pytest's 4, and its 2 when this
+    command passed no signal on (the run refused what it was asked before anything ran: a
+    saved plan that does not match, a rollback it cannot carry out); else 1 (an
+    interrupted run among them)."""
     if returncode == 0:
         return OK
-    if returncode == 4:
+    if returncode == 4 or (returncode == 2 and not signalled):
         return USAGE
     return FAILED
 
@@ -92,7 +95,7 @@ def run_pytest(
         except OSError as exc:
             raise CliError(f"Cannot start pytest ({command[0]}): {exc.strerror or exc}.") from exc
         try:
-            with _forwarding_signals(process):
+            with _forwarding_signals(process) as forwarded:
                 _relay(process, sys.stderr if as_json else sys.stdout)
                 returncode = process.wait()
         except KeyboardInterrupt:
@@ -101,20 +104,24 @@ def run_pytest(
             return 130
         if as_json:
             emit_json(_read_report(report_path))
-    return exit_code(returncode)
+    return exit_code(returncode, signalled=bool(forwarded))
 
 
 @contextmanager
-def _forwarding_signals(process: subprocess.Popen[bytes]) -> Iterator[None]:
-    """While inside, SIGTERM and SIGHUP to this process are sent on to ``process``."""
+def _forwarding_signals(process: subprocess.Popen[bytes]) -> Iterator[list[int]]:
+    """While inside, SIGTERM and SIGHUP to this process are sent on to ``process``; yields
+    the list of the signals passed on."""
+
+    forwarded: list[int] = []
 
     def forward(signum: int, frame: FrameType | None) -> None:
         if process.poll() is None:
             process.send_signal(signum)
+            forwarded.append(signum)
 
     previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGTERM, signal.SIGHUP)}
     try:
-        yield
+        yield forwarded
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
