@@ -165,14 +165,19 @@ def _inside(path: str, real_root: str) -> bool:
     return os.path.realpath(path).startswith(real_root + os.sep)
 
 
+_READ_SIZE = 1 << 20
+
+
 def read_small_file(path: Path | str) -> bytes:
     """A file's bytes with plain ``os`` calls: a dry run hashes every tracked file, and
     ``Path.read_bytes`` (buffered I/O objects) takes twice as long for 10,000 small files."""
     fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     try:
         chunks = []
-        while chunk := os.read(fd, 1 << 20):
+        while chunk := os.read(fd, _READ_SIZE):
             chunks.append(chunk)
+            if len(chunk) < _READ_SIZE:
+                break  # a short read of a regular file is its end: no read to learn it
     finally:
         os.close(fd)
     return b"".join(chunks)

@@ -27,11 +27,12 @@ _NAME = pytest.StashKey["str | None"]()
 def observe(item: pytest.Item, rep: pytest.TestReport) -> None:
     """After each phase's report of any item: record the deployment's step results."""
     if isinstance(item, DeployItem):
-        name = item.stash.get(_NAME, "")
-        if name == "":  # once per item (its place is fixed once the run is ordered)
-            name = item.stash[_NAME] = testcase_name(item)
-        if name is not None:
-            setattr(rep, TESTCASE_NAME, name)
+        if getattr(item.config.option, "xmlpath", None):  # JUnit is written (maybe by xdist's
+            name = item.stash.get(_NAME, "")  # controller, from this report)
+            if name == "":  # once per item (its place is fixed once the run is ordered)
+                name = item.stash[_NAME] = testcase_name(item)
+            if name is not None:
+                setattr(rep, TESTCASE_NAME, name)
         if rep.when == "call" and STEP_OUTCOME in item.stash:
             report_step(item, rep)
     else:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -154,4 +155,9 @@ class DeployConfig:
 
     def group(self, name: str) -> Group | None:
         """The group called ``name``, if any."""
-        return next((g for g in self.groups if g.name == name), None)
+        return self._groups_by_name.get(name)
+
+    @cached_property
+    def _groups_by_name(self) -> dict[str, Group]:
+        # asked by every item's report (its line, its group): one lookup, not a scan
+        return {g.name: g for g in self.groups}
