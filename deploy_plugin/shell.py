@@ -2,8 +2,9 @@
 
 A command runs as ``/bin/bash -c COMMAND`` in its own session and process group, with stdin
 from /dev/null and exactly the environment the caller built. Its stdout and stderr share one
-pipe, read as it comes: each piece is masked, appended to the step's log file and kept in a
-bounded tail, so a step printing gigabytes never grows the runner's memory.
+pipe, read as it comes: each piece is masked, appended to the step's log file (made by the
+first piece: a silent step leaves none) and kept in a bounded tail, so a step printing
+gigabytes never grows the runner's memory.
 
 On timeout, Ctrl-C (or any other exception while waiting) the whole process group gets
 SIGTERM, then SIGKILL after :data:`KILL_GRACE_S` if anything of it is left.
