@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -161,15 +161,21 @@ def matched_downs(root: Path, group: Group, files: Iterable[str]) -> list[tuple[
     return sorted(out)
 
 
-def down_file_problem(config: DeployConfig, shown: str) -> ConfigError | None:
+def down_file_problem(
+    config: DeployConfig, shown: str, files_of: Callable[[Group], Iterable[str]] | None = None
+) -> ConfigError | None:
     """A config error when a tracked group's patterns match down files as migrations (they
-    would be applied, undoing what their up did); None when none does."""
+    would be applied, undoing what their up did); None when none does. ``files_of`` gives
+    a group's matched files when the caller has them (default: match them here)."""
     from deploy_plugin.plan import match_files
 
     for group in config.groups:
         if not group.track_migrations or not group.file_patterns:
             continue
-        files, _ = match_files(config.root, group.file_patterns)
+        if files_of is not None:
+            files: Iterable[str] = files_of(group)
+        else:
+            files = match_files(config.root, group.file_patterns)[0]
         pairs = matched_downs(config.root, group, files)
         if not pairs:
             continue

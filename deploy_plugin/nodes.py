@@ -7,7 +7,7 @@ Tree (DESIGN §3): ``<config>::<target>::preflight::<check>``,
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -16,7 +16,8 @@ from deploy_plugin.config import ConfigError, DeployConfig, config_schema_key, l
 from deploy_plugin.messages import DeployWarning, MessageItem
 
 if TYPE_CHECKING:
-    from deploy_plugin.plan import GroupPlan
+    from deploy_plugin.config import Group
+    from deploy_plugin.plan import GroupPlan, Matched
     from deploy_plugin.runtime import Deployment
     from deploy_plugin.session import DeploySession
 
@@ -56,6 +57,18 @@ def _load(node: pytest.File) -> DeployConfig:
 class DeployConfigFile(pytest.File):
     """A deployment config: one ``validate`` item, or one collector per target."""
 
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._matched: dict[str, Matched] = {}
+
+    def matched(self, config: DeployConfig, group: Group) -> Matched:
+        """A group's files, matched once for the config check and every target."""
+        if group.name not in self._matched:
+            from deploy_plugin.plan import match_group
+
+            self._matched[group.name] = match_group(config, group)
+        return self._matched[group.name]
+
     def collect(self) -> Iterator[pytest.Item | pytest.Collector]:
         session = _session(self)
         try:
@@ -67,7 +80,9 @@ class DeployConfigFile(pytest.File):
         if any(g.track_migrations and g.file_patterns for g in config.groups):
             from deploy_plugin.downs import down_file_problem
 
-            problem = down_file_problem(config, self.nodeid or str(self.path))
+            problem = down_file_problem(
+                config, self.nodeid or str(self.path), lambda g: self.matched(config, g).files
+            )
         if problem is not None:  # needs the files on disk, so not in load_config
             yield MessageItem.from_parent(self, name="validate", failure=str(problem))
             return
@@ -78,15 +93,24 @@ class DeployConfigFile(pytest.File):
             yield MessageItem.from_parent(self, name="validate", failure=None)
             return
         for target in session.targets:
-            yield TargetNode.from_parent(self, name=target, deploy_config=config)
+            yield TargetNode.from_parent(
+                self, name=target, deploy_config=config, matched=self.matched
+            )
 
 
 class TargetNode(pytest.Collector):
     """One deployment: the config deployed to one target."""
 
-    def __init__(self, *, deploy_config: DeployConfig, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *,
+        deploy_config: DeployConfig,
+        matched: Callable[[DeployConfig, Group], Matched] | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         self.deploy_config = deploy_config
+        self.matched = matched
 
     def collect(self) -> Iterator[pytest.Item | pytest.Collector]:
         from deploy_plugin.items import HealthCheckItem
@@ -110,7 +134,12 @@ class TargetNode(pytest.Collector):
             yield from collect_check(self, session, config, target)
             return
         plans = [
-            plan_group(config, group, target.name)
+            plan_group(
+                config,
+                group,
+                target.name,
+                self.matched(config, group) if self.matched is not None else None,
+            )
             for group in config.groups
             if group.applies_to(target.name) and session.group_selected(group.name)
         ]

@@ -233,15 +233,34 @@ def _common_values(config: DeployConfig, group: Group, target: str) -> dict[str,
     return {"target": target, "project": config.project, "group": group.name}
 
 
-def plan_group(config: DeployConfig, group: Group, target: str) -> GroupPlan:
-    """The ordered steps of one group for one target."""
-    values = _common_values(config, group, target)
+@dataclass(frozen=True)
+class Matched:
+    """What one group's file patterns matched under its config's root (``match_files``)."""
+
+    files: tuple[str, ...]
+    unmatched: tuple[str, ...]
+    outside: tuple[str, ...]  # "REL -> REAL": links not followed
+
+
+def match_group(config: DeployConfig, group: Group) -> Matched:
+    """The files of ``group`` (none when it has no patterns); the same for every target,
+    so a collector matches them once per config."""
+    if not group.file_patterns:
+        return Matched((), (), ())
     outside: list[str] = []
-    files, unmatched = (
-        match_files(config.root, group.file_patterns, outside=outside)
-        if group.file_patterns
-        else ([], [])
-    )
+    files, unmatched = match_files(config.root, group.file_patterns, outside=outside)
+    return Matched(tuple(files), tuple(unmatched), tuple(outside))
+
+
+def plan_group(
+    config: DeployConfig, group: Group, target: str, matched: Matched | None = None
+) -> GroupPlan:
+    """The ordered steps of one group for one target (``matched``: its files when the
+    caller has matched them already)."""
+    values = _common_values(config, group, target)
+    if matched is None:
+        matched = match_group(config, group)
+    files = matched.files
     steps: list[Step] = []
 
     def add(name: str, kind: str, template: str | None, file: str | None = None) -> None:
@@ -268,7 +287,7 @@ def plan_group(config: DeployConfig, group: Group, target: str) -> GroupPlan:
         add("deploy", "deploy", group.deploy_command)
     for i, hook in enumerate(group.post_deploy):
         add(f"post_deploy[{i}]", "post_deploy", hook)
-    return GroupPlan(group, tuple(steps), tuple(files), tuple(unmatched), tuple(outside))
+    return GroupPlan(group, tuple(steps), files, matched.unmatched, matched.outside)
 
 
 def links_note(links: Iterable[str]) -> str:

@@ -300,7 +300,10 @@ class DeployPlugin:
         pending = [
             d
             for d in state.deployments
-            if d.target.protected and d.selected and not d.dry_run and not state.yes
+            if d.target.protected
+            and d.selected
+            and not d.dry_run
+            and not state.yes
             and d.kind != "check_rollback"  # the check needs --yes: never typed in passing
         ]
         if not pending or session.config.getoption("collectonly"):

@@ -218,9 +218,7 @@ class PreflightItem(DeployItem):
         deployment = self.deployment
         try:
             store = deployment.session.store()
-            intents = (
-                store.intents(deployment.project, deployment.target.name) if store else []
-            )
+            intents = store.intents(deployment.project, deployment.target.name) if store else []
         except StoreError as err:
             raise DeployFailure(str(err)) from None
         problems = []

@@ -70,7 +70,7 @@ def psql_wrapped_env(
             bin_dir / "psql",
             "#!/bin/sh\n# pytest-deploy: psql stops at the first failing statement, -X or not"
             + (", and runs a migration in one transaction\n" if once else "\n")
-            + f"exec {shlex.quote(real)} -v ON_ERROR_STOP=1{once} \"$@\"\n",
+            + f'exec {shlex.quote(real)} -v ON_ERROR_STOP=1{once} "$@"\n',
             mode=0o755,
         )
         wrapped["PATH"] = os.pathsep.join(filter(None, [str(bin_dir), search]))

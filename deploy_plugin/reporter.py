@@ -85,9 +85,7 @@ def _after_hooks(item: DeployItem, result: StepResult, group: Any, last: bool) -
         ):
             failed = item.group_name in deployment.policy.failed_groups
             status = "failure" if failed else "success"
-            hook.pytest_deploy_after_group(
-                deployment=deployment.view(), group=group, status=status
-            )
+            hook.pytest_deploy_after_group(deployment=deployment.view(), group=group, status=status)
     except Exception as err:  # noqa: BLE001 - a plugin's bug fails this step, no traceback
         message = deployment.masker.mask(
             f"a pytest_deploy_after_step/after_group hook failed: {type(err).__name__}: {err}"

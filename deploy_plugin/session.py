@@ -17,6 +17,7 @@ if TYPE_CHECKING:  # imported when a deployment needs them: plain pytest runs st
 
 _SESSION_KEY = pytest.StashKey["DeploySession"]()
 
+
 class DeploySession:
     """Options and shared state of pytest-deploy for one pytest session."""
 

@@ -49,8 +49,7 @@ def register(command: Any) -> None:
     accept.add_argument("--yes", "-y", action="store_true", help="confirm a protected target")
     baseline = command(
         "baseline",
-        "record every tracked file up to FILE as applied without running it (an existing"
-        " database)",
+        "record every tracked file up to FILE as applied without running it (an existing database)",
         "pytest-deploy migration baseline woofs -t production --to migrations/003_users.sql",
         run_baseline,
     )

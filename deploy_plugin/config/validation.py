@@ -417,39 +417,52 @@ _ADDRESS = re.compile(r"[^@\s<>]+@[^@\s<>]+\Z")
 def _notify_problems(at: str, raw: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
     """(field, problem) for one ``notify[]`` entry: a webhook or an email, never both."""
     if "webhook" not in raw and "email" not in raw:
-        yield at, (
-            "missing required key 'webhook' (or 'email' for an email notification). Give"
-            " `webhook: URL`, or `email:` with `url`, `from` and `to`."
+        yield (
+            at,
+            (
+                "missing required key 'webhook' (or 'email' for an email notification). Give"
+                " `webhook: URL`, or `email:` with `url`, `from` and `to`."
+            ),
         )
         return
     if "webhook" in raw and "email" in raw:
-        yield f"{at}.email", (
-            "a notification is a webhook or an email, not both. Split it into two entries of"
-            " `notify`."
+        yield (
+            f"{at}.email",
+            (
+                "a notification is a webhook or an email, not both. Split it into two entries of"
+                " `notify`."
+            ),
         )
     if "email" not in raw:
         return
     if "format" in raw:
-        yield f"{at}.format", (
-            "`format` (json or slack) is for webhooks; an email is plain text. Remove it."
+        yield (
+            f"{at}.format",
+            ("`format` (json or slack) is for webhooks; an email is plain text. Remove it."),
         )
     email = raw["email"]
     url = email["url"]
     scheme = url.split("://", 1)[0].lower() if "://" in url else ""
     if scheme not in ("smtp", "smtps"):
-        yield f"{at}.email.url", (
-            f"expected an smtp:// or smtps:// URL, got {_short(url)}. Write"
-            " smtp://USER@HOST:PORT (STARTTLS) or smtps://USER@HOST:PORT (TLS from the start)."
+        yield (
+            f"{at}.email.url",
+            (
+                f"expected an smtp:// or smtps:// URL, got {_short(url)}. Write"
+                " smtp://USER@HOST:PORT (STARTTLS) or smtps://USER@HOST:PORT (TLS from the start)."
+            ),
         )
         return
     from urllib.parse import urlsplit
 
     parts = urlsplit(url)
     if parts.password is not None:  # the URL itself is not shown: it holds a secret
-        yield f"{at}.email.url", (
-            "holds a password; keep secrets out of the config. Remove it from the URL, store"
-            " it with `pytest-deploy env set PROJECT SMTP_PASSWORD - --target T` and name"
-            " that variable with `password_env: SMTP_PASSWORD`."
+        yield (
+            f"{at}.email.url",
+            (
+                "holds a password; keep secrets out of the config. Remove it from the URL, store"
+                " it with `pytest-deploy env set PROJECT SMTP_PASSWORD - --target T` and name"
+                " that variable with `password_env: SMTP_PASSWORD`."
+            ),
         )
     elif not parts.hostname and "${" not in url:
         yield f"{at}.email.url", f"{_short(url)} names no host. Write smtp://USER@HOST:PORT."
@@ -458,26 +471,36 @@ def _notify_problems(at: str, raw: Mapping[str, Any]) -> Iterator[tuple[str, str
             parts.port  # noqa: B018  # raises ValueError on a bad port
         except ValueError:
             if "${" not in (parts.netloc.rsplit(":", 1)[-1]):
-                yield f"{at}.email.url", (
-                    f"{_short(url)} has a bad port: use a number from 1 to 65535, e.g."
-                    " smtp://deploy@mail.example.com:587."
+                yield (
+                    f"{at}.email.url",
+                    (
+                        f"{_short(url)} has a bad port: use a number from 1 to 65535, e.g."
+                        " smtp://deploy@mail.example.com:587."
+                    ),
                 )
     if scheme == "smtps" and "starttls" in email:
-        yield f"{at}.email.starttls", (
-            "smtps:// is TLS from the start; starttls is for smtp:// only. Remove it."
+        yield (
+            f"{at}.email.starttls",
+            ("smtps:// is TLS from the start; starttls is for smtp:// only. Remove it."),
         )
     if "password_env" in email and not parts.username:
-        yield f"{at}.email.url", (
-            f"{_short(url)} names no user, but password_env is set: write the user name the"
-            " password belongs to, e.g. smtp://deploy@mail.example.com:587."
+        yield (
+            f"{at}.email.url",
+            (
+                f"{_short(url)} names no user, but password_env is set: write the user name the"
+                " password belongs to, e.g. smtp://deploy@mail.example.com:587."
+            ),
         )
     addresses = [("from", email["from"])] + [(f"to[{j}]", a) for j, a in enumerate(email["to"])]
     for key, address in addresses:
         plain = address.rsplit("<", 1)[-1].rstrip(">").strip() if "<" in address else address
         if "\n" in address or "\r" in address or not _ADDRESS.match(plain):
-            yield f"{at}.email.{key}", (
-                f"{_short(address)} is not an email address; write name@host (or"
-                " \"Name <name@host>\"), one per entry."
+            yield (
+                f"{at}.email.{key}",
+                (
+                    f"{_short(address)} is not an email address; write name@host (or"
+                    ' "Name <name@host>"), one per entry.'
+                ),
             )
 
 

@@ -167,7 +167,7 @@ def _sqlite(connection: Any) -> Objects:
     # SQLite 3.16+), not one PRAGMA per table
     columns: dict[str, list[tuple[Any, ...]]] = {}
     for table, *column in connection.execute(
-        "SELECT m.name, p.cid, p.name, p.type, p.\"notnull\", p.dflt_value, p.pk"
+        'SELECT m.name, p.cid, p.name, p.type, p."notnull", p.dflt_value, p.pk'
         " FROM sqlite_master AS m JOIN pragma_table_info(m.name) AS p"
         " WHERE m.type = 'table' AND m.name NOT LIKE 'sqlite_%' ORDER BY m.name, p.cid"
     ).fetchall():

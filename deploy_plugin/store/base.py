@@ -64,8 +64,13 @@ __all__ = [
 
 
 class Store(
-    HistoryRepository, AuditRepository, TargetRepository, EnvRepository, RunRepository,
-    PlanRepository, FingerprintRepository,
+    HistoryRepository,
+    AuditRepository,
+    TargetRepository,
+    EnvRepository,
+    RunRepository,
+    PlanRepository,
+    FingerprintRepository,
 ):
     """Projects, targets, env vars, migration history, deployment runs and the deploy lock.
 

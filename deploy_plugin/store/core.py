@@ -161,7 +161,6 @@ class StoreCore(ABC):
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.describe()}>"
 
-
     # -- projects -------------------------------------------------------------------------
 
     @overload
@@ -198,8 +197,6 @@ class StoreCore(ABC):
             return [row[0] for row in db.execute("SELECT name FROM {s}projects ORDER BY name")]
 
 
-
 def _changed(cursor: Any) -> bool:
     """Whether a DELETE or UPDATE touched a row."""
     return bool(cursor.rowcount > 0)
-

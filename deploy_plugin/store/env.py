@@ -63,4 +63,3 @@ class EnvRepository(StoreCore):
     def env_values(self, project: str, target: str) -> dict[str, str]:
         """Env vars of ``project`` + ``target`` as a name → value dict."""
         return {record.name: record.value for record in self.list_env(project, target)}
-

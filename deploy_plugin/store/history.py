@@ -152,4 +152,3 @@ class HistoryRepository(StoreCore):
     def _migration(self, row: Any) -> MigrationRecord:
         file, checksum, applied_at, *rest = row
         return MigrationRecord(file, checksum, self._time_value(applied_at), *rest)
-

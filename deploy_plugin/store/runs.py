@@ -100,7 +100,8 @@ class RunRepository(StoreCore):
             db.execute(
                 """INSERT INTO {s}deployment_steps (deployment_id, node_id, group_name,
                     kind, file, checksum, command, outcome, duration_ms, message,
-                    recorded_at, started_at) VALUES """ + values,
+                    recorded_at, started_at) VALUES """
+                + values,
                 tuple(value for row in rows for value in row),
             )
 
@@ -175,5 +176,3 @@ class RunRepository(StoreCore):
         ended_at = None if ended is None else self._time_value(ended)
         return DeploymentRecord(int(id_), project, target, who, self._time_value(started),
                                 ended_at, status, bool(dry_run), sha, kind)  # fmt: skip
-
-

@@ -158,4 +158,3 @@ class TargetRepository(StoreCore):
             name, type_, provider, host, region, bool(protected), url,
             self._time_value(created_at), self._time_value(updated_at),
         )  # fmt: skip
-
