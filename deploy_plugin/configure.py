@@ -25,15 +25,25 @@ def read_env_files(config: pytest.Config, session: DeploySession) -> None:
         pytest.exit(str(err), returncode=2)
     if session.cli_env:
         names = ", ".join(sorted(session.cli_env))
-        config.issue_config_time_warning(
-            pytest.PytestWarning(
-                f"pytest-deploy: --deploy-env puts the value of {names} on the command line,"
-                " where other users of this machine can read it (ps, /proc/<pid>/cmdline);"
-                " put it in a file readable only by you and pass --deploy-env-file FILE"
-                " instead (or store it with `pytest-deploy env set`)"
-            ),
-            stacklevel=2,
+        option_warning(
+            config,
+            f"pytest-deploy: --deploy-env puts the value of {names} on the command line,"
+            " where other users of this machine can read it (ps, /proc/<pid>/cmdline);"
+            " put it in a file readable only by you and pass --deploy-env-file FILE"
+            " instead (or store it with `pytest-deploy env set`)",
         )
+
+
+def option_warning(config: pytest.Config, text: str) -> None:
+    """Warn of how an option is used, at configure time. A filter that makes warnings
+    errors (``-W error``) makes it a usage error: one paragraph, exit 4, nothing run (an
+    exception out of pytest_configure would be an INTERNALERROR traceback)."""
+    try:
+        config.issue_config_time_warning(pytest.PytestWarning(text), stacklevel=3)
+    except Warning as err:
+        raise pytest.UsageError(
+            f"{err} (a warning, made an error by -W or filterwarnings)"
+        ) from None
 
 
 def check_plan_options(config: pytest.Config, session: DeploySession) -> None:

@@ -8,6 +8,7 @@ config imports only this and the config package (issue 14: the plugin's import c
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import pytest
@@ -26,6 +27,21 @@ class DeployFailure(Exception):
 
 class DeployWarning(UserWarning):
     """A deployment problem worth reading that does not stop the run."""
+
+
+def soft_warn(message: str | Warning, category: type[Warning] = UserWarning) -> None:
+    """Warn of something that must not change a run's outcome (a page, report or
+    notification not written, a store row lost after the steps ran): a filter that makes
+    warnings errors (``-W error``) is not obeyed for it, as raising here would skip what
+    follows (the lock's release, the summary) and turn a success into a failure; the
+    warning still shows in pytest's summary. ``ignore`` filters are obeyed."""
+    kind = type(message) if isinstance(message, Warning) else category
+    try:
+        warnings.warn(message, kind, stacklevel=3)
+    except Warning:
+        with warnings.catch_warnings():
+            warnings.simplefilter("always", kind)
+            warnings.warn(message, kind, stacklevel=3)
 
 
 def domain_name(item: pytest.Item) -> str:

@@ -10,10 +10,10 @@ A dry run notifies nobody (it calls no URL).
 
 from __future__ import annotations
 
-import warnings
 from typing import Any
 
 from deploy_plugin.config import Notify
+from deploy_plugin.messages import soft_warn
 from deploy_plugin.notify_format import (
     email_body,
     email_subject,
@@ -45,13 +45,12 @@ def pytest_deploy_finished(deployment: DeploymentView, report: dict[str, Any]) -
             where, problem = _post_webhook(deployment, notify, report)
         if problem is None:
             continue
-        warnings.warn(
+        soft_warn(
             NotificationWarning(
                 f"notification of {report['project']} → {report['target']}"
                 f" ({report['status']}) to {where} failed: {deployment.mask(problem)}; the"
                 " deployment's result stands"
-            ),
-            stacklevel=1,
+            )
         )
 
 

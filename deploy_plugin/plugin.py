@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from deploy_plugin.messages import soft_warn
 from deploy_plugin.options import NEEDS_TARGET, TARGET_PARAM, add_options
 from deploy_plugin.session import DeploySession
 
@@ -87,13 +88,11 @@ def pytest_configure(config: pytest.Config) -> None:
         "system-out",
         "all",
     ):
-        config.issue_config_time_warning(
-            pytest.PytestWarning(
-                "pytest-deploy: --junitxml without ini junit_logging=system-out: the steps'"
-                " commands and facts will be missing from the XML (set junit_logging ="
-                " system-out)"
-            ),
-            stacklevel=2,
+        configure.option_warning(
+            config,
+            "pytest-deploy: --junitxml without ini junit_logging=system-out: the steps'"
+            " commands and facts will be missing from the XML (set junit_logging ="
+            " system-out)",
         )
 
 
@@ -433,7 +432,6 @@ class DeployPlugin:
 
 def _write_html(state: DeploySession) -> None:
     """``--deploy-html``: this run's targets with their history; a problem only warns."""
-    import warnings
 
     from deploy_plugin.html import try_write_history_page
     from deploy_plugin.store.base import StoreError
@@ -451,14 +449,12 @@ def _write_html(state: DeploySession) -> None:
         )
     path = Path(state.html_path or "")
     if not ran:
-        warnings.warn(
-            f"pytest-deploy: history page {path} not written: no deployment ran", stacklevel=1
-        )
+        soft_warn(f"pytest-deploy: history page {path} not written: no deployment ran")
         return
     try:
         store = state.store()
     except StoreError as err:
-        warnings.warn(f"pytest-deploy: history page {path} not written: {err}", stacklevel=1)
+        soft_warn(f"pytest-deploy: history page {path} not written: {err}")
         return
     for project, entry in ran.items():
         # several projects in one run: one page each, named after the project

@@ -9,11 +9,11 @@ a warning saying so. It knows no pytest.
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Callable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from deploy_plugin.messages import soft_warn
 from deploy_plugin.secrets import Masker
 
 if TYPE_CHECKING:
@@ -138,9 +138,7 @@ class RunRecorder:
             store.record_steps(self.deployment_id, pending)
         except StoreError as err:
             # the steps' own outcomes stand; their rows are what is lost, and we say so
-            warnings.warn(
-                f"pytest-deploy: {len(pending)} step(s) not recorded: {err}", stacklevel=1
-            )
+            soft_warn(f"pytest-deploy: {len(pending)} step(s) not recorded: {err}")
 
     # -- the end
 
@@ -154,10 +152,10 @@ class RunRecorder:
             if store is not None and self.deployment_id is not None:
                 store.finish_deployment(self.deployment_id, status)
         except StoreError as err:
-            warnings.warn(f"pytest-deploy: end of run not recorded: {err}", stacklevel=1)
+            soft_warn(f"pytest-deploy: end of run not recorded: {err}")
         if self.lock is not None:
             try:
                 self.lock.release()
             except StoreError as err:
-                warnings.warn(f"pytest-deploy: lock not released: {err}", stacklevel=1)
+                soft_warn(f"pytest-deploy: lock not released: {err}")
             self.lock = None

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import os
-import warnings
 from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -23,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from deploy_plugin.facts import who
+from deploy_plugin.messages import soft_warn
 
 if TYPE_CHECKING:
     from deploy_plugin.items import DeployItem
@@ -77,7 +77,7 @@ def write_json(path: str, reports: list[dict[str, Any]]) -> None:
         tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
         os.replace(tmp, target)
     except OSError as err:
-        warnings.warn(f"pytest-deploy: --deploy-report {path} not written: {err}", stacklevel=1)
+        soft_warn(f"pytest-deploy: --deploy-report {path} not written: {err}")
 
 
 def _seconds(ms: int) -> str:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import os
-import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -21,7 +20,7 @@ from deploy_plugin import steplogs
 from deploy_plugin.config import DeployConfig, Group
 from deploy_plugin.facts import iso_utc, utcnow, who
 from deploy_plugin.logs import run_log_dir, step_log_file
-from deploy_plugin.messages import DeployFailure
+from deploy_plugin.messages import DeployFailure, soft_warn
 from deploy_plugin.plan import AppliedMigration, GroupPlan
 from deploy_plugin.policy import StopPolicy, step_ref
 from deploy_plugin.recorder import RunRecorder
@@ -479,9 +478,8 @@ class Deployment:
                 deployment=self.view(), report=self.report()
             )
         except Exception as err:  # noqa: BLE001 - a plugin's bug must not undo the run's result
-            warnings.warn(
-                self.masker.mask(f"pytest-deploy: a pytest_deploy_finished hook failed: {err!r}"),
-                stacklevel=1,
+            soft_warn(
+                self.masker.mask(f"pytest-deploy: a pytest_deploy_finished hook failed: {err!r}")
             )
 
     def _prune_logs(self) -> None:
@@ -492,10 +490,9 @@ class Deployment:
         keep = self.session.options.keep_logs
         problems = steplogs.prune(self.log_dir, self.project, self.target.name, keep)
         if problems:
-            warnings.warn(
+            soft_warn(
                 f"pytest-deploy: could not remove old step logs (ini deploy_keep_logs = {keep}):"
-                f" {'; '.join(problems)}. Remove them by hand or make them writable",
-                stacklevel=1,
+                f" {'; '.join(problems)}. Remove them by hand or make them writable"
             )
 
     def report(self) -> dict[str, Any]:

@@ -9,10 +9,10 @@ pytest-deploy since then. Reading the catalogs changes nothing.
 
 from __future__ import annotations
 
-import warnings
 from typing import TYPE_CHECKING, Any
 
 from deploy_plugin.config import Group
+from deploy_plugin.messages import soft_warn
 
 if TYPE_CHECKING:
     from deploy_plugin.migrate.fingerprint import Fingerprint
@@ -104,10 +104,9 @@ def record(deployment: Deployment) -> None:
                     digest=live.digest(), deployment_id=deployment.deployment_id,
                 )  # fmt: skip
         except Exception as err:  # noqa: BLE001 - the run's result stands
-            warnings.warn(
+            soft_warn(
                 deployment.masker.mask(
                     f"pytest-deploy: the schema fingerprint of group {group.name} was not"
                     f" recorded: {err}"
-                ),
-                stacklevel=1,
+                )
             )

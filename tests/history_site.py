@@ -46,12 +46,20 @@ groups:
 """
 
 
-def deploy(root: Path, target: str, *extra: str) -> subprocess.CompletedProcess[str]:
-    """``pytest --deploy-target=TARGET`` in ``root``, a real process."""
+def deploy(
+    root: Path, target: str, *extra: str, cli_env: bool = True
+) -> subprocess.CompletedProcess[str]:
+    """``pytest --deploy-target=TARGET`` in ``root``, a real process (API_TOKEN given with
+    --deploy-env, or with ``cli_env=False`` from a --deploy-env-file)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DEPLOY_", "PYTEST_"))}
+    if cli_env:
+        given = f"--deploy-env=API_TOKEN={CLI_SECRET}"
+    else:
+        (root / "api.env").write_text(f"API_TOKEN={CLI_SECRET}\n")
+        given = "--deploy-env-file=api.env"
     return subprocess.run(
         [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q",
-         f"--deploy-target={target}", f"--deploy-env=API_TOKEN={CLI_SECRET}", *extra],
+         f"--deploy-target={target}", given, *extra],
         cwd=root, env=env, capture_output=True, text=True, timeout=120,
     )  # fmt: skip
 

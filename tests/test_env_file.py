@@ -93,6 +93,21 @@ def test_a_value_on_the_command_line_warns_and_names_the_file_option(
     assert SECRET not in result.stdout.str()
 
 
+def test_warnings_as_errors_make_that_warning_a_usage_error(pytester: pytest.Pytester) -> None:
+    """-W error turns the warning into an error: one paragraph and exit 4 before anything
+    runs, as for any bad option, never an INTERNALERROR traceback."""
+    project(pytester)
+    result = pytester.runpytest_subprocess(
+        "--deploy-target=t", f"--deploy-env=A={SECRET}", "-W", "error"
+    )
+    out = result.stdout.str() + result.stderr.str()
+    assert result.ret == 4, out
+    assert "INTERNALERROR" not in out and "Traceback" not in out
+    result.stderr.fnmatch_lines(["ERROR: pytest-deploy: --deploy-env puts the value of A*"])
+    assert SECRET not in out
+    assert not (pytester.path / ".deploy").exists()  # nothing ran, nothing recorded
+
+
 @pytest.mark.parametrize(
     ("content", "expected"),
     [

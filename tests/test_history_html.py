@@ -134,6 +134,18 @@ def test_deploy_html_failure_keeps_the_exit_code(tmp_path: Path) -> None:
     assert "FAILURE" in result.stdout
 
 
+def test_unwritable_page_under_warnings_as_errors_keeps_the_success(tmp_path: Path) -> None:
+    """-W error makes a test's warning fail it; a page written after the run must still
+    only warn: the deployment succeeded, its summary shows, exit 0."""
+    root = make_shop(tmp_path / "shop")
+    (root / "run.html").mkdir()
+    result = deploy(root, "local", "-W", "error", "--deploy-html=run.html", cli_env=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Traceback" not in result.stdout + result.stderr
+    assert "history page run.html not written" in result.stdout
+    assert "SUCCESS" in result.stdout
+
+
 def test_store_read_error_is_a_warning_naming_the_path(tmp_path: Path) -> None:
     """A last step breaks the store's migration history table for real: the page cannot
     be read, the deployment's success stands."""

@@ -8,9 +8,10 @@ never fail because of the page (the pytest run, see ``--deploy-html``) use
 
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from deploy_plugin.messages import soft_warn
 
 from .model import DEFAULT_LIMIT, PageData, build_page
 from .render import render_page, write_file
@@ -48,15 +49,12 @@ def try_write_history_page(
     from deploy_plugin.store.base import StoreError
 
     if store is None:
-        warnings.warn(
-            f"pytest-deploy: history page {path} not written: no store is open for this run",
-            stacklevel=2,
-        )
+        soft_warn(f"pytest-deploy: history page {path} not written: no store is open for this run")
         return False
     try:
         write_history_page(store, project, path, **kw)  # type: ignore[arg-type]
     except (StoreError, OSError) as err:
-        warnings.warn(f"pytest-deploy: history page {path} not written: {err}", stacklevel=2)
+        soft_warn(f"pytest-deploy: history page {path} not written: {err}")
         return False
     return True
 
