@@ -37,7 +37,7 @@ def _precondition(item: Any) -> None:
     deployment: Deployment = item.deployment
     policy = deployment.policy
     undo_failed = next(
-        (i.nodeid for i in deployment.selected if i.kind == "undo" and i.nodeid in policy.failed),
+        (i.nodeid for i in deployment.selected_of("undo") if i.nodeid in policy.failed),
         None,
     )
     if undo_failed:
@@ -50,7 +50,7 @@ def _completed(deployment: Deployment, group: str) -> bool:
     """Whether every step of ``group`` ran to the end (passed, or skipped as applied)."""
     steps = [
         i for i in deployment.selected
-        if getattr(i, "group_name", None) == group and i.kind not in ("undo",)
+        if getattr(i, "group_name", None) == group and getattr(i, "kind", None) != "undo"
     ]  # fmt: skip
     for item in steps:
         result = deployment.results.get(item.nodeid)

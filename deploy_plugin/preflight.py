@@ -160,12 +160,8 @@ class PreflightItem(DeployItem):
         applied = deployment.applied()
         steps = [
             i
-            for i in deployment.selected
-            if i.kind == "rollback"
-            or (
-                i.kind == "check_rollback"
-                and getattr(applied.get(i.file), "status", None) != "success"
-            )
+            for i in deployment.selected_of("rollback", "check_rollback")
+            if i.kind == "rollback" or getattr(applied.get(i.file), "status", None) != "success"
         ]
         for item in steps:
             if item.down is None:

@@ -168,6 +168,11 @@ class Deployment:
             return None
         return self.session.health_url or self.target.health_check_url or check.url
 
+    def selected_of(self, *kinds: str) -> list[Any]:
+        """The selected deployment items of these kinds, in run order (a smoke test, a
+        plain pytest item, has no kind and is never one of them)."""
+        return [i for i in self.selected if getattr(i, "kind", None) in kinds]
+
     def selected_groups(self) -> list[Group]:
         """Groups that kept at least one item after selection, in run order."""
         names = {getattr(item, "group_name", None) for item in self.selected}
