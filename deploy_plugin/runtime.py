@@ -432,11 +432,12 @@ class Deployment:
 
     @property
     def status(self) -> str:
-        """``interrupted`` (a signal or Ctrl-C), ``failure`` (a step failed, or a selected
-        step never ran: the session ended early), else ``success``."""
+        """``interrupted`` (a signal or Ctrl-C), ``failure`` (a step failed, a selected
+        step never ran: the session ended early, or a test of the session failed before
+        the deployment started, so none of its steps ran), else ``success``."""
         if self.interrupted:
             return "interrupted"
-        if self.policy.any_failed:
+        if self.policy.any_failed or self.gated:
             return "failure"
         if any(item.nodeid not in self.results for item in self.selected):
             return "failure"

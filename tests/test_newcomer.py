@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import yaml
 
+from deploy_plugin.store import open_store
 from tests.projects import write_config
 
 SECRET = "secret-canary-5150"
@@ -377,10 +380,16 @@ def test_a_failing_test_in_the_session_gates_the_deployment(
     })  # fmt: skip
     pytester.makepyfile(**{test_file[:-3]: "def test_ok():\n    pass\n\n"
                            "def test_broken():\n    assert 1 == 2\n"})  # fmt: skip
-    result = pytester.runpytest("--deploy-target=t", "-rs")
+    result = pytester.runpytest("--deploy-target=t", "-rs", "--deploy-report=report.json")
     assert result.ret == 1
     assert not (pytester.path / "deployed").exists(), "a failing test did not gate the deploy"
     result.stdout.fnmatch_lines([f"*not run: {test_file}::test_broken failed*"])
+    # a deployment stopped before it started did not succeed: summary, report and store
+    result.stdout.fnmatch_lines(["p → t: FAILURE*"])
+    report = json.loads((pytester.path / "report.json").read_text())
+    assert [d["status"] for d in report["deployments"]] == ["failure"]
+    with open_store(None, pytester.path) as store:  # type: ignore[union-attr]
+        assert [d.status for d in store.deployments("p", "t")] == ["failure"]
 
 
 def test_passing_tests_in_the_session_run_first_then_the_deployment(
