@@ -37,11 +37,10 @@ def read_env_file(path: str | Path) -> dict[str, str]:
         if binding.key is None and not binding.error:
             continue  # a blank line or a comment
         if binding.error or binding.key is None or binding.value is None:
-            shown = binding.original.string.strip().split("=", 1)[0][:40]
             raise EnvFileError(
                 f"--deploy-env-file {path}, line {line}: expected KEY=VALUE (optionally"
-                f" `export KEY=VALUE`, the value in quotes if it holds spaces or #), got a"
-                f" line starting {shown!r}. Fix that line; nothing was run."
+                " `export KEY=VALUE`, the value in quotes if it holds spaces or #); the line is"
+                " not shown, as it may hold a secret. Fix that line; nothing was run."
             )
         if not ENV_NAME_RE.match(binding.key):
             raise EnvFileError(

@@ -133,6 +133,30 @@ def test_a_bad_file_is_one_paragraph_with_file_and_line(
     assert not (pytester.path / ".deploy").exists()  # nothing created or recorded
 
 
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        ("DB_PASSWORD: hunter2-sEcReT-value\n", "line 1: expected KEY=VALUE"),
+        ("DB_PASSWORD hunter2-sEcReT-value\n", "line 1: expected KEY=VALUE"),
+        ('A="one\n"\nhunter2-sEcReT-value continued\n', "line 3: expected KEY=VALUE"),
+        ("  hunter2-sEcReT-value\n", "line 1: expected KEY=VALUE"),
+    ],
+    ids=["colon", "space", "continuation", "bare-value"],
+)
+def test_a_bad_line_never_shows_its_value(
+    pytester: pytest.Pytester, content: str, expected: str
+) -> None:
+    """A line that is not KEY=VALUE may hold a secret: the error names its line, never
+    what it holds."""
+    project(pytester)
+    (pytester.path / "bad.env").write_text(content)
+    result = pytester.runpytest_subprocess("--deploy-target=t", "--deploy-env-file=bad.env")
+    assert result.ret == 2
+    text = result.stdout.str() + result.stderr.str()
+    assert "hunter2" not in text and "sEcReT" not in text, text
+    result.stderr.fnmatch_lines([f"*--deploy-env-file bad.env, {expected}*"])
+
+
 def test_the_cli_forwards_the_file_and_not_its_values(pytester: pytest.Pytester) -> None:
     project(pytester)
     (pytester.path / "prod.env").write_text(f"A={SECRET}\n")
