@@ -108,7 +108,7 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Col
     if file_path.name == "deploy.sh":
         from deploy_plugin.script import DeployScriptFile, is_fallback_script
 
-        if is_fallback_script(file_path):
+        if is_fallback_script(file_path, parent.config.rootpath):
             return DeployScriptFile.from_parent(parent, path=file_path)
     return None
 

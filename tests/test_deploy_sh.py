@@ -115,6 +115,41 @@ def test_a_config_wins_over_the_script(pytester: pytest.Pytester) -> None:
     assert (folder / "config.log").exists() and not (folder / "ran.log").exists()
 
 
+def test_a_script_inside_a_config_projects_tree_is_not_a_project(
+    pytester: pytest.Pytester,
+) -> None:
+    """app/deploy.yaml runs scripts/deploy.sh: that script is part of the app, not a
+    second deployment (which ran it twice, or failed the app's run on an unknown target)."""
+    app = pytester.mkdir("app")
+    (app / "scripts").mkdir()
+    (app / "scripts" / "deploy.sh").write_text("echo ran >> ran.log\n")
+    (app / "deploy.yaml").write_text(
+        yaml.safe_dump({"project": "app", "targets": {"prod": {}}, "groups": [
+            {"name": "g", "order": 1, "deploy_command": "bash scripts/deploy.sh"}]})
+    )  # fmt: skip
+    result = pytester.runpytest("app", "--deploy-target=prod", "-rA")
+    assert result.ret == 0, result.stdout.str()
+    assert "scripts/deploy.sh::" not in result.stdout.str()
+    assert (app / "ran.log").read_text() == "ran\n"  # once, by the config's group
+    assert not (app / "scripts" / "ran.log").exists()
+
+
+def test_a_broken_config_beside_the_script_is_reported_not_skipped(
+    pytester: pytest.Pytester,
+) -> None:
+    """A deploy.yaml of ours with a typo (``group:``) is still a config: its error is
+    reported and the script does not run in its place."""
+    folder = shop(pytester)
+    (folder / "deploy.yaml").write_text(
+        yaml.safe_dump({"project": "shop", "targets": {"prod": {}},
+                        "group": [{"name": "g", "order": 1, "deploy_command": "true"}]})
+    )  # fmt: skip
+    result = pytester.runpytest("shop", "--deploy-target=prod")
+    assert result.ret == 1, result.stdout.str()
+    result.stdout.fnmatch_lines(["*deploy.yaml*group*"])
+    assert not (folder / "ran.log").exists()
+
+
 def test_without_a_target_the_script_is_not_collected(pytester: pytest.Pytester) -> None:
     shop(pytester)
     result = pytester.runpytest("shop")

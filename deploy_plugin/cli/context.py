@@ -115,7 +115,7 @@ def find_config_files(top: Path) -> list[Path]:
                 path = Path(dirpath, name)
                 if is_config_file(path):
                     found.append(path)
-            elif name == SCRIPT_NAME and is_fallback_script(Path(dirpath, name)):
+            elif name == SCRIPT_NAME and is_fallback_script(Path(dirpath, name), top):
                 found.append(Path(dirpath, name))  # a folder's deploy.sh stands for a config
     return sorted(found)
 

@@ -16,15 +16,25 @@ SCRIPT_NAME = "deploy.sh"
 SCRIPT_COMMAND = f"bash {SCRIPT_NAME}"
 
 
-def is_fallback_script(path: Path) -> bool:
-    """Whether ``path`` is a ``deploy.sh`` whose folder holds no config (DESIGN §1)."""
+def is_fallback_script(path: Path, top: Path | None = None) -> bool:
+    """Whether ``path`` is a ``deploy.sh`` that stands for a project of its own: no config
+    in its folder (DESIGN §1), nor in a folder above it up to ``top`` (pytest's rootdir,
+    the CLI's search folder): a script inside a config's tree is that project's, run by
+    its groups if at all, never a second deployment."""
     if path.name != SCRIPT_NAME or not path.is_file():
         return False
-    try:
-        siblings = list(path.parent.iterdir())
-    except OSError:
-        return False
-    return not any(is_config_file(p) for p in siblings if p.is_file())
+    folder = path.parent.resolve()
+    stop = Path(top).resolve() if top is not None else folder
+    while True:
+        try:
+            entries = list(folder.iterdir())
+        except OSError:
+            return False
+        if any(is_config_file(p) for p in entries if p.is_file()):
+            return False
+        if folder == stop or stop not in folder.parents:
+            return True
+        folder = folder.parent
 
 
 def script_config(path: Path) -> DeployConfig:

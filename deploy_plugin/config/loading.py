@@ -148,9 +148,14 @@ def config_schema_key(config: DeployConfig) -> str:
     return schema_pass_key(config.sha256, config.path)
 
 
+#: Top-level keys that make a ``deploy.yaml|yml|json`` ours: ``groups``, or ``project`` (a
+#: config of ours whose ``groups`` key is misspelt is still ours, and reports the typo).
+_OUR_KEYS = ("groups", "project")
 _TEXT_GROUPS = {
-    "json": re.compile(r'"groups"\s*:'),
-    "yaml": re.compile(r"""^(?:groups|"groups"|'groups')[ \t]*:""", re.MULTILINE),
+    "json": re.compile(r'"(?:groups|project)"\s*:'),
+    "yaml": re.compile(
+        r"""^(?:groups|"groups"|'groups'|project|"project"|'project')[ \t]*:""", re.MULTILINE
+    ),
 }
 
 
@@ -158,8 +163,9 @@ def is_config_file(path: Path) -> bool:
     """Whether pytest should collect ``path`` as a config (DESIGN §1).
 
     ``*.deploy.yaml|yml|json`` always; ``deploy.yaml|yml|json`` only when it has a
-    top-level ``groups`` key (when it cannot be parsed, a textual check decides, so a broken
-    config still gets collected and reports its error).
+    top-level ``groups`` or ``project`` key (another tool's ``deploy.yaml``, a Kubernetes
+    manifest say, has neither); when it cannot be parsed, a textual check decides, so a
+    broken config still gets collected and reports its error.
     """
     path = Path(path)
     name = path.name
@@ -176,10 +182,10 @@ def is_config_file(path: Path) -> bool:
         text = raw.decode(json.detect_encoding(raw) if kind == "json" else "utf-8-sig")
         if kind == "json":
             data = json.loads(text)
-            return isinstance(data, dict) and "groups" in data
+            return isinstance(data, dict) and any(k in data for k in _OUR_KEYS)
         node = _Loader(text).get_single_node()
         return isinstance(node, MappingNode) and any(
-            isinstance(k, ScalarNode) and k.value == "groups" for k, _ in node.value
+            isinstance(k, ScalarNode) and k.value in _OUR_KEYS for k, _ in node.value
         )
     except (ValueError, yaml.YAMLError, RecursionError):
         text = raw.decode("utf-8", errors="replace")
