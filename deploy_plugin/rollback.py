@@ -35,11 +35,15 @@ class NothingToRollBack(pytest.Item):
 
     kind = "rollback"
 
-    def __init__(self, *, reason: str, **kwargs: Any) -> None:
+    def __init__(self, *, reason: str, note: str, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.reason = reason
+        self.reason, self.note = reason, note
 
     def runtest(self) -> None:
+        # the summary's line, only once the run goes on (a refused run says nothing of it)
+        from deploy_plugin.session import DeploySession
+
+        DeploySession.of(self.config).summary_notes.append(self.note)
         skip(self.reason)
 
     def reportinfo(self) -> tuple[Any, int | None, str]:
@@ -196,6 +200,8 @@ def collect_rollback(
     from deploy_plugin.nodes import PreflightNode
     from deploy_plugin.store.base import StoreError
 
+    if session.usage_problems:
+        return  # the request is refused (exit 2, one paragraph): nothing to collect
     every = [
         plan_group(config, g, target.name)
         for g in config.groups
@@ -223,12 +229,12 @@ def collect_rollback(
         session.usage_problems.append(wanted.problem)
         return
     if not wanted.files:
-        reason = (
-            f"nothing to roll back: no migration of project {config.project!r} is"
-            f" applied to target {target.name!r}"
+        reason = "nothing to roll back: " + _why_empty(
+            config, target, applied, group_of, unselected, options.rollback_to
         )
-        session.summary_notes.append(f"{config.project} → {target.name}: {reason}")
-        yield NothingToRollBack.from_parent(node, name="rollback", reason=reason)
+        yield NothingToRollBack.from_parent(
+            node, name="rollback", reason=reason, note=f"{config.project} → {target.name}: {reason}"
+        )
         return
     deployment = Deployment(session, config, target, tracked, node.nodeid, kind="rollback")
     by_group: dict[str, list[tuple[int, str, Down | None]]] = {}
@@ -246,6 +252,27 @@ def collect_rollback(
             yield RollbackGroupNode.from_parent(
                 node, name=plan.group.name, deployment=deployment, entries=by_group[plan.group.name]
             )
+
+
+def _why_empty(
+    config: DeployConfig,
+    target: TargetInfo,
+    applied: list[str],
+    group_of: dict[str, str],
+    unselected: list[str],
+    to: str | None,
+) -> str:
+    """Why a rollback's range is empty, as the rest of "nothing to roll back: ..."."""
+    if not applied:
+        return f"no migration of project {config.project!r} is applied to target {target.name!r}"
+    left_out = set(unselected)
+    kept = [f for f in applied if group_of.get(f) not in left_out]
+    if not kept:
+        left = ", ".join(unselected)
+        return f"no applied migration belongs to the selected group(s) (left out: {left})"
+    if to is not None:
+        return f"{_relative(config, to, applied) or to} is the newest applied migration"
+    return "the range is empty"  # not reached: N >= 1 and something applied
 
 
 def _relative(config: DeployConfig, path: str | None, applied: list[str]) -> str | None:

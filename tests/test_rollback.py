@@ -190,12 +190,31 @@ def test_bad_requests_are_usage_errors_and_run_nothing(pytester: pytest.Pytester
         err = result.stderr.str()
         assert expected in err and "Nothing was run." in err and "Traceback" not in err
         assert len([line for line in err.splitlines() if line.strip()]) == 1
+        assert "nothing to roll back" not in result.stdout.str(), args  # 3 are applied
     assert tables_sqlite(pytester.path / "app.db") == {"t1", "t2", "t3"}
     with open_store(None, pytester.path) as store:  # type: ignore[union-attr]
         assert [d.kind for d in store.deployments("p", "t")] == ["deploy"]
     no_target = pytester.runpytest("--deploy-rollback=1")
     assert no_target.ret == pytest.ExitCode.USAGE_ERROR
     assert "--deploy-rollback needs --deploy-target" in no_target.stderr.str()
+
+
+def test_nothing_to_roll_back_says_why(pytester: pytest.Pytester) -> None:
+    """An empty range says why it is empty; it never claims nothing is applied when
+    migrations are (before: "no migration ... is applied" for every empty range)."""
+    three_migrations(pytester)
+    args = ["--deploy-target=t", "--deploy-env=DATABASE_URL=sqlite:///app.db", "-rs"]
+    pytester.runpytest(*args)
+    newest = pytester.runpytest(*args, "--deploy-rollback-to=m/003_c/up.sql")
+    assert newest.ret == 0
+    newest.stdout.fnmatch_lines(
+        ["*nothing to roll back: m/003_c/up.sql is the newest applied migration*"]
+    )
+    assert "no migration of project" not in newest.stdout.str()
+    unknown = pytester.runpytest(*args, "--deploy-rollback=1", "--group=nope")
+    assert unknown.ret == pytest.ExitCode.USAGE_ERROR
+    assert "nothing to roll back" not in unknown.stdout.str() + unknown.stderr.str()
+    assert tables_sqlite(pytester.path / "app.db") == {"t1", "t2", "t3"}
 
 
 def test_a_protected_target_needs_yes(pytester: pytest.Pytester) -> None:
