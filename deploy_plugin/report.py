@@ -120,8 +120,29 @@ def terminal_summary(terminal: Any, reports: list[dict[str, Any]]) -> None:
             for s in data["steps"]
             if s["kind"] == "deploy" and s["checksum"] and s["outcome"] == "passed"
         ]
+        undo = [s for s in data["steps"] if s["kind"] == "undo" and s["outcome"] != "skipped"]
+        undone = [s for s in undo if s["outcome"] == "passed"]
         if applied and not data["dry_run"]:
-            terminal.write_line(f"  migrations applied: {len(applied)}")
+            back = {s["file"] for s in undone if s["file"]}
+            gone = sum(1 for s in applied if s["file"] in back)
+            terminal.write_line(
+                f"  migrations applied: {len(applied)}" + (f", then undone: {gone}" if gone else "")
+            )
+        if undo:
+            names = [s["node_id"].split("::", 2)[-1] for s in undone]
+            shown = ", ".join(names[:10]) + (
+                f" and {len(names) - 10} more" if len(names) > 10 else ""
+            )
+            failed = [s["node_id"].split("::", 2)[-1] for s in undo if s["outcome"] == "failed"]
+            terminal.write_line(
+                f"  undone after the failure (atomic): {len(undone)} step(s)"
+                + (f", in this order: {shown}" if names else "")
+                + (
+                    f"; undo FAILED at {failed[0]}: the deployment is only partly undone"
+                    if failed
+                    else ""
+                )
+            )
         for note in data.get("notes", ()):
             terminal.write_line(f"  note: {note}")
         if data["dry_run"]:

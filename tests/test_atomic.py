@@ -52,6 +52,12 @@ def test_a_failure_in_a_later_group_undoes_the_earlier_ones_in_reverse(
     )
     log = (pytester.path / "log").read_text().splitlines()
     assert log == ["deploy a", "deploy b", "build", "undo build", "undo b", "undo a"]
+    result.stdout.fnmatch_lines([
+        "  migrations applied: 2, then undone: 2",
+        "  undone after the failure (atomic): 5 step(s), in this order: build::undo,"
+        " files::undo[[]fn/b.txt[]], files::undo[[]fn/a.txt[]], db::undo[[]m/002.up.sql[]],"
+        " db::undo[[]m/001.up.sql[]]",
+    ])  # fmt: skip
     got = tables_sqlite(pytester.path / "app.db") if database == "sqlite" else tables_pg(url)
     assert got == set()
     with open_store(None, pytester.path) as store:  # type: ignore[union-attr]
