@@ -472,7 +472,7 @@ class Deployment:
                 pass
         for parallel in self._runners.values():
             parallel.close()  # commands a session that ended early left running
-        if self.status == "success" and not self.dry_run:
+        if not self.dry_run:
             from deploy_plugin import schema_drift
 
             schema_drift.record(self)  # for the next run's drift warning; never raises

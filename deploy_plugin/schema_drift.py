@@ -1,7 +1,8 @@
-"""Schema drift: the live schema against the fingerprint recorded after the last successful
-run (DESIGN §5; ``--deploy-strict-schema`` turns the warning into a failure).
+"""Schema drift: the live schema against the fingerprint recorded after the last run that
+changed it (DESIGN §5; ``--deploy-strict-schema`` turns the warning into a failure).
 
-After each successful run (not a dry run) the fingerprint of every selected tracked group's
+After each successful run, and each failed one in which steps ran (not a dry run), the
+fingerprint of every selected tracked group's
 database (its ``database_url_env``) is recorded in the store; preflight's
 ``migrations-drift`` check reads the live schema again and names what changed outside
 pytest-deploy since then. Reading the catalogs changes nothing.
@@ -84,14 +85,18 @@ def _ran_anything(deployment: Deployment) -> bool:
 
 
 def record(deployment: Deployment) -> None:
-    """Record each tracked group's fingerprint after a successful run (never raises). An
-    unchanged schema keeps its row: the deployment it names is the first that left it so.
-    A run in which only the checks ran does not read a schema its preflight found as
-    recorded: a change made meanwhile is outside pytest-deploy, for the next run to name."""
+    """Record each tracked group's fingerprint after a run (never raises): a successful
+    one, or a failed one in which steps ran (it applied or undid migrations before it
+    failed: what it left is pytest-deploy's doing, not a change outside it). An unchanged
+    schema keeps its row: the deployment it names is the first that left it so. A run in
+    which only the checks ran does not read a schema its preflight found as recorded: a
+    change made meanwhile is outside pytest-deploy, for the next run to name."""
     store = deployment.session.open_store_or_none()
     if store is None or deployment.dry_run:
         return
     quiet = not _ran_anything(deployment)
+    if quiet and deployment.status != "success":
+        return  # stopped before any step ran (a failed check): it changed nothing
     for group in _tracked(deployment):
         if quiet and group.name in deployment.schema_verified:
             continue  # preflight found it as recorded, and nothing ran since

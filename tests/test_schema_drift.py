@@ -99,3 +99,23 @@ def test_a_run_that_only_checked_keeps_the_recorded_fingerprint(pytester: pytest
     assert recorded() != first
     (pytester.path / "test_smoke.py").unlink()
     pytester.runpytest(*args, "-W", "error::UserWarning").assert_outcomes(passed=4, skipped=1)
+
+
+def test_a_failed_run_records_what_it_changed(pytester: pytest.Pytester) -> None:
+    """A run that applied a migration and then failed on the next one changed the schema
+    itself: the next run must not call that a change outside pytest-deploy (before, only
+    a successful run recorded the fingerprint, and --deploy-strict-schema then refused)."""
+    (pytester.path / "m").mkdir()
+    (pytester.path / "m" / "001.sql").write_text("CREATE TABLE t1 (id int);\n")
+    write_project(pytester, {"groups": [{"name": "db", "order": 1, "file_patterns": ["m/*.sql"]}]})
+    (pytester.path / "db.env").write_text("DATABASE_URL=sqlite:///app.db\n")
+    args = ["--deploy-target=t", "--deploy-env-file=db.env"]
+    pytester.runpytest(*args).assert_outcomes(passed=5)
+    (pytester.path / "m" / "002.sql").write_text("CREATE TABLE t2 (id int);\n")
+    (pytester.path / "m" / "003.sql").write_text("INSERT INTO nowhere VALUES (1);\n")
+    failed = pytester.runpytest(*args)
+    failed.assert_outcomes(passed=5, failed=1, skipped=1)
+    (pytester.path / "m" / "003.sql").write_text("CREATE TABLE t3 (id int);\n")
+    strict = pytester.runpytest(*args, "--deploy-strict-schema", "-W", "error::UserWarning")
+    assert "changed outside pytest-deploy" not in strict.stdout.str(), strict.stdout.str()
+    strict.assert_outcomes(passed=5, skipped=2)
