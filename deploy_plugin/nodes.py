@@ -188,8 +188,11 @@ class PreflightNode(pytest.Collector):
         checks += ["env", "files"]
         if any(plan.group.track_migrations for plan in self.deployment.plans):
             checks.append("migrations-drift")
-        if self.deployment.kind in ("rollback", "check_rollback"):
-            checks.append("downs")
+        tracked = any(plan.group.track_migrations for plan in self.deployment.plans)
+        if self.deployment.kind in ("rollback", "check_rollback") or (
+            self.deployment.atomic and tracked
+        ):
+            checks.append("downs")  # atomic: what it applies must be undoable
         for index, check in enumerate(checks):
             item = PreflightItem.from_parent(self, name=check, deployment=self.deployment)
             item.sort_key = (0, index)

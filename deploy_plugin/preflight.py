@@ -7,6 +7,7 @@ the lock, required env vars, files, migration drift.
 from __future__ import annotations
 
 import shlex
+from typing import Any
 
 from deploy_plugin.facts import who
 from deploy_plugin.items import DeployItem, skip
@@ -150,18 +151,23 @@ class PreflightItem(DeployItem):
             )
 
     def check_downs(self) -> None:
-        """A rollback (or reversibility check): every migration it will undo (check: every
-        pending one) has a down, else nothing runs."""
+        """A rollback (or reversibility check, or atomic deployment): every migration it
+        will undo (check: every pending one; atomic: every one it would apply) has a down,
+        else nothing runs."""
         deployment = self.deployment
         problems = [
             f"{rel} (no tracked group matches it any more, so its down is unknown)"
             for rel in deployment.rollback_orphans
         ]
         applied = deployment.applied()
+
+        def pending(item: Any) -> bool:
+            return getattr(applied.get(item.file), "status", None) != "success"
+
         steps = [
             i
-            for i in deployment.selected_of("rollback", "check_rollback")
-            if i.kind == "rollback" or getattr(applied.get(i.file), "status", None) != "success"
+            for i in deployment.selected_of("rollback", "check_rollback", "undo")
+            if i.kind == "rollback" or (hasattr(i, "down") and pending(i))
         ]
         for item in steps:
             if item.down is None:
@@ -174,10 +180,22 @@ class PreflightItem(DeployItem):
                         " SQL executor (a deploy_command takes whole files)"
                     )
         if problems:
+            what = {
+                "rollback": "to roll back",
+                "check_rollback": "to check",
+            }.get(deployment.kind, "this atomic deployment would apply")
+            why = (
+                " An atomic deployment undoes what it applied after a failure, so each needs"
+                " one (or deploy without --deploy-atomic / atomic: true)."
+                if deployment.kind == "deploy"
+                else ""
+            )
             raise DeployFailure(
-                f"{len(problems)} migration(s) to roll back have no down: "
+                f"{len(problems)} migration(s) {what} have no down: "
                 + "; ".join(problems)
-                + ". Add a down next to each (<dir>/down.sql for <dir>/up.sql, NAME.down.sql"
+                + "."
+                + why
+                + " Add a down next to each (<dir>/down.sql for <dir>/up.sql, NAME.down.sql"
                 " for NAME.up.sql, or a -- migrate:down section), or set the group's down_file"
                 " template. Nothing was run."
             )

@@ -38,7 +38,7 @@ def test_a_failure_in_a_later_group_undoes_the_earlier_ones_in_reverse(
     url = "sqlite:///app.db" if database == "sqlite" else request.getfixturevalue("pg_database")
     atomic_project(pytester)
     result = pytester.runpytest("--deploy-target=t", f"--deploy-env=DATABASE_URL={url}", "-v")
-    result.assert_outcomes(passed=14, failed=1)
+    result.assert_outcomes(passed=15, failed=1)
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     result.stdout.fnmatch_lines(
         [
@@ -73,7 +73,7 @@ def test_success_skips_the_undo_items(pytester: pytest.Pytester) -> None:
     collected = pytester.runpytest(*args, "--collect-only", "-q")
     collected.stdout.fnmatch_lines(["*t::build::undo", "*t::db::undo[[]m/001.up.sql[]]"])
     result = pytester.runpytest(*args, "-rs")
-    result.assert_outcomes(passed=10, skipped=5)
+    result.assert_outcomes(passed=11, skipped=5)
     result.stdout.fnmatch_lines(["*deployment succeeded: nothing to undo*"])
     assert result.ret == 0
     assert "undo" not in (pytester.path / "log").read_text()
@@ -84,10 +84,10 @@ def test_only_this_deployments_migrations_are_undone(pytester: pytest.Pytester) 
     atomic_project(pytester)
     (pytester.path / "m" / "002.up.sql").rename(pytester.path / "m" / "002.later")
     args = ["--deploy-target=t", "--deploy-env=DATABASE_URL=sqlite:///app.db"]
-    pytester.runpytest(*args, "--group=db").assert_outcomes(passed=5, skipped=1)
+    pytester.runpytest(*args, "--group=db").assert_outcomes(passed=6, skipped=1)
     (pytester.path / "m" / "002.later").rename(pytester.path / "m" / "002.up.sql")
     result = pytester.runpytest(*args, "--group=db", "--group=boom", "-rs")
-    result.assert_outcomes(passed=6, failed=1, skipped=2)
+    result.assert_outcomes(passed=7, failed=1, skipped=2)
     result.stdout.fnmatch_lines(["*m/001.up.sql was not applied by this deployment*"])
     assert tables_sqlite(pytester.path / "app.db") == {"t1"}
 
@@ -100,8 +100,26 @@ def test_a_failing_health_check_undoes_the_deployment(pytester: pytest.Pytester)
         + f"health_check: {{url: 'http://127.0.0.1:{closed_port()}/', timeout_seconds: 1}}\n"
     )
     result = pytester.runpytest("--deploy-target=t", "--deploy-env=DATABASE_URL=sqlite:///app.db")
-    result.assert_outcomes(passed=15, failed=1)  # boom passes this time; the check fails
+    result.assert_outcomes(passed=16, failed=1)  # boom passes this time; the check fails
     assert (pytester.path / "log").read_text().splitlines()[-3:] == [
         "undo build", "undo b", "undo a",
     ]  # fmt: skip
     assert tables_sqlite(pytester.path / "app.db") == set()
+
+
+def test_a_migration_without_a_down_is_refused_before_anything_runs(
+    pytester: pytest.Pytester,
+) -> None:
+    """An atomic deployment must be able to undo what it applies: preflight names each
+    pending migration without a down, and nothing runs (before: it deployed, and the
+    undo failed at the end with 'no down file')."""
+    atomic_project(pytester)
+    (pytester.path / "m" / "002.down.sql").unlink()
+    result = pytester.runpytest("--deploy-target=t", "--deploy-env=DATABASE_URL=sqlite:///app.db")
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.stdout.fnmatch_lines([
+        "*1 migration(s) this atomic deployment would apply have no down: m/002.up.sql"
+        " (group db). An atomic deployment undoes*Nothing was run.",
+    ])  # fmt: skip
+    assert not (pytester.path / "log").exists()
+    assert not (pytester.path / "app.db").exists()

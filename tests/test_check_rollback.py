@@ -128,7 +128,7 @@ def test_a_missing_down_and_bad_combinations(pytester: pytest.Pytester) -> None:
     args = ["--deploy-target=t", "--deploy-env=DATABASE_URL=sqlite:///app.db"]
     result = pytester.runpytest(*args, "--deploy-check-rollback")
     result.assert_outcomes(passed=4, failed=1, skipped=1)
-    result.stdout.fnmatch_lines(["*1 migration(s) to roll back have no down: m/001_post*"])
+    result.stdout.fnmatch_lines(["*1 migration(s) to check have no down: m/001_post*"])
     assert not (pytester.path / "app.db").exists() or not sqlite3.connect(
         pytester.path / "app.db"
     ).execute("SELECT 1 FROM sqlite_master WHERE name = 'post'").fetchone()
