@@ -443,10 +443,11 @@ def _write_html(state: DeploySession) -> None:
         entry["targets"].append(d.target.name)
         if d.deployment_id is not None:
             entry["ids"].append(d.deployment_id)
-    for r in state.worker_reports:
-        ran.setdefault(r["project"], {"targets": [], "config": None, "ids": []})["targets"].append(
-            r["target"]
-        )
+    for r in state.worker_reports:  # under xdist: what each worker deployed
+        entry = ran.setdefault(r["project"], {"targets": [], "config": None, "ids": []})
+        entry["targets"].append(r["target"])
+        if r.get("deployment_id") is not None:
+            entry["ids"].append(r["deployment_id"])
     path = Path(state.html_path or "")
     if not ran:
         soft_warn(f"pytest-deploy: history page {path} not written: no deployment ran")

@@ -518,6 +518,7 @@ class Deployment:
             "duration_ms": int((ended - started).total_seconds() * 1000),
             "steps": [r.as_dict() for r in ordered],
             "notes": list(self.notes),
+            "deployment_id": self.deployment_id,  # the store's run id (None: not recorded)
             **self._html_field(),
         }
 

@@ -209,3 +209,19 @@ def test_deploy_html_under_xdist_has_every_target_of_the_run(tmp_path: Path) -> 
     result = deploy(root, "local", "--deploy-target=qa", "-n", "2", "--deploy-html=x.html")
     assert result.returncode == 0, result.stdout + result.stderr
     assert sorted(payload(root / "x.html")["targets"]) == ["local", "qa"]
+    # this run's deployments are marked (before: none, so the page opened elsewhere)
+    assert sorted(payload(root / "x.html")["highlight"]) == [1, 2]
+
+
+def test_a_dry_run_is_not_the_last_deployment(tmp_path: Path) -> None:
+    """A dry run changed nothing: the targets table shows the last real deployment (a
+    failed one here), and the timeline marks the dry run as one."""
+    root = make_shop(tmp_path / "shop")
+    (root / "migrations" / "002_broken.sql").write_text("INSERT INTO nowhere VALUES (1);\n")
+    assert deploy(root, "local").returncode == 1
+    (root / "migrations" / "002_broken.sql").unlink()
+    assert deploy(root, "local", "--dry-run", "--deploy-html=dry.html").returncode == 0
+    page = (root / "dry.html").read_text()
+    row = re.search(r'<tr data-target="local">.*?</tr>', page, re.S)
+    assert row is not None and "failure" in row.group(0) and "success" not in row.group(0)
+    assert 'aria-label="Run 2: success (dry run: nothing changed)' in page

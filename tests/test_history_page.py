@@ -141,7 +141,7 @@ def test_parallel_steps_sit_side_by_side(shop: Path, visit: Any) -> None:
     v.page.locator('button.mark[data-run="1"]').click()
     bars = v.page.locator("#detail svg.gantt rect")
     titles = [bars.nth(i).locator("title").text_content() for i in range(bars.count())]
-    assets = [i for i, t in enumerate(titles) if t.startswith("deploy[assets/")]
+    assets = [i for i, t in enumerate(titles) if t.startswith("assets::deploy[assets/")]
     assert len(assets) == 4
     # max_parallel: 3, and the first three waited for each other (their recorded intervals
     # overlap: tests/test_step_starts.py): three lanes, one row each
@@ -213,3 +213,38 @@ def test_a_large_history_opens_and_summarises_older_runs(tmp_path: Path, visit: 
     v.page.locator('ol[aria-label="Deployments of target-0"] button.mark').last.click()
     assert v.page.locator("#steps-table tbody tr").count() == 20
     v.check("large")
+
+
+def test_a_smoke_test_step_is_named_and_gantt_labels_carry_the_group(
+    tmp_path: Path, visit: Any
+) -> None:
+    """A smoke test's node id is file::test (no config::target): its row is named by the
+    test (before: an empty cell); a deployment step's label names its group."""
+    from deploy_plugin.html import write_history_page
+    from deploy_plugin.store import open_store
+
+    (tmp_path / "pytest.ini").write_text("[pytest]\n")
+    store = open_store(None, tmp_path)
+    assert store is not None
+    run = store.start_deployment(
+        "p", "t", who="dev", config_snapshot="project: p\n", config_sha256="0" * 64,
+        dry_run=False,
+    )  # fmt: skip
+    store.record_steps(run, [
+        {"node_id": "deploy.yaml::t::build::pre_deploy[0]", "group": "build",
+         "kind": "pre_deploy", "file": None, "checksum": None, "command": "true",
+         "outcome": "passed", "duration_ms": 5, "message": None},
+        {"node_id": "smoke/test_site.py::test_home[t]", "group": None, "kind": "smoke",
+         "file": None, "checksum": None, "command": None, "outcome": "failed",
+         "duration_ms": 7, "message": "assert 500 == 200"},
+    ])  # fmt: skip
+    store.finish_deployment(run, "failure")
+    write_history_page(store, "p", tmp_path / "p.html")
+    store.close()
+    v = visit(tmp_path / "p.html")
+    v.page.locator(f'button.mark[data-run="{run}"]').click()
+    names = v.page.locator("#steps-table tbody th[scope=row]").all_inner_texts()
+    assert names == ["build::pre_deploy[0]", "test_home[t]"]
+    labels = v.page.locator("#detail svg.gantt > text").all_text_contents()
+    assert "build::pre_deploy[0]" in labels and "test_home[t]" in labels
+    v.check("smoke-step")

@@ -139,7 +139,8 @@ def build_page(
         summaries.append(
             TargetSummary(
                 name=name,
-                last=runs[0] if runs else None,
+                # a dry run changed nothing: the last deployment is the last real one
+                last=next((r for r in runs if not r.dry_run), None),
                 migrations=_counts(applied, config, name),
                 shown=shown,
                 total=len(runs),
@@ -213,7 +214,7 @@ def _older(rest: list[DeploymentRecord]) -> Older | None:
 
 def _trend(shown: list[DeploymentRecord], window: int = 10) -> Trend:
     oldest_first = list(reversed(shown))
-    finished = [r for r in oldest_first if r.status != "running"]
+    finished = [r for r in oldest_first if r.status != "running" and not r.dry_run]
     durations = [d for d in (duration_ms(r) for r in finished) if d is not None]
     rates: list[float] = []
     for index in range(len(finished)):

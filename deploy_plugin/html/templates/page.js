@@ -24,7 +24,12 @@
     if (ms === null || ms === undefined) return "\u2014";
     return ms < 1000 ? ms + " ms" : (ms / 1000).toFixed(1) + " s";
   }
-  function stepName(node) { var parts = node.split("::"); return parts[parts.length - 1]; }
+  // below config::target: "group::step" for a deployment's steps, the test's name for a
+  // smoke test (a plain pytest item: file::test)
+  function stepName(node) {
+    var parts = node.split("::");
+    return parts.length > 2 ? parts.slice(2).join("::") : parts[parts.length - 1];
+  }
 
   function gantt(steps, total) {
     var rowH = 16, labelW = 260, width = 900, chartW = width - labelW - 10;
@@ -40,7 +45,7 @@
       var y = 20 + i * rowH, outcome = str(s[2]);
       var cls = { passed: "bar-passed", failed: "bar-failed", skipped: "bar-skipped", "not run": "bar-not-run" }[outcome] || "bar-other";
       var label = stepName(str(s[0]));
-      root.appendChild(svg("text", { x: 2, y: y + 11 }, (label.length > 36 ? label.slice(0, 35) + "\u2026" : label)));
+      root.appendChild(svg("text", { x: 2, y: y + 11 }, (label.length > 38 ? label.slice(0, 18) + "\u2026" + label.slice(-19) : label)));
       var bar = svg("rect", { x: labelW + s[4] * scale, y: y + 2, width: Math.max(1, s[3] * scale), height: rowH - 4, "class": cls });
       bar.appendChild(svg("title", {}, label + ": " + outcome + ", starts " + seconds(s[4]) + ", " + s[3] + " ms" + (s[5] ? ", lane " + (s[5] + 1) : "")));
       root.appendChild(bar);
@@ -72,7 +77,7 @@
     box.appendChild(h);
     var facts = el("dl", { "class": "facts" });
     [["Started (UTC)", r[3]], ["Duration", seconds(r[4])], ["Who", str(r[5])], ["Config sha", r[6]],
-     ["Dry run", r[7] ? "yes" : "no"], ["Steps", r[11].length]].forEach(function (f) {
+     ["Dry run", r[7] ? "yes (a plan: nothing was changed)" : "no"], ["Steps", r[11].length]].forEach(function (f) {
       facts.appendChild(el("dt", {}, f[0])); facts.appendChild(el("dd", {}, f[1]));
     });
     box.appendChild(facts);
@@ -89,7 +94,7 @@
       var body = table.appendChild(el("tbody"));
       steps.forEach(function (s) {
         var tr = el("tr");
-        tr.appendChild(el("th", { scope: "row", title: str(s[0]) }, str(s[0]).split("::").slice(2).join("::")));
+        tr.appendChild(el("th", { scope: "row", title: str(s[0]) }, stepName(str(s[0]))));
         tr.appendChild(el("td", {}, str(s[1])));
         tr.appendChild(el("td", {}, null)).appendChild(el("span", { "class": "status status-" + str(s[2]).replace(" ", "-") }, str(s[2])));
         tr.appendChild(el("td", {}, seconds(s[4])));
@@ -115,7 +120,7 @@
       box.appendChild(diffBlock(data.diffs[r[9]]));
     }
     var details = el("details");
-    details.appendChild(el("summary", {}, "Config snapshot (masked)"));
+    details.appendChild(el("summary", {}, "Config snapshot (as recorded: stored secrets and URL passwords masked; values written in the config are shown as written)"));
     details.appendChild(el("pre", { "class": "config" }, data.configs[r[8]]));
     box.appendChild(details);
     document.querySelectorAll("button.mark").forEach(function (b) {
