@@ -174,6 +174,7 @@ def test_older_runs_beyond_the_limit_are_summarised(tmp_path: Path) -> None:
     store.close()
     result = cli(tmp_path, "history", "big", "--html", "big.html", "--limit", "12")
     assert result.returncode == 0, result.stderr
+    assert "24 deployment(s) in full, 36 older one(s) summarised (--limit)." in result.stdout
     page = (tmp_path / "big.html").read_text()
     assert page.count("18 older deployments (2026-01-01T00:00:00Z to 2026-01-01T17:00:00Z)") == 2
     # r % 7 == 3 fails: runs 3, 10 and 17 are among the 18 oldest (0 to 17)

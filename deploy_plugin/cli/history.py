@@ -116,10 +116,13 @@ def _write_html(ctx: Context, project: Project, target: str | None) -> int:
             f"in a folder you can write to."
         ) from None
     runs = sum(len(t.shown) for t in data.targets)
+    older = sum(t.older.count for t in data.targets if t.older is not None)
     if ctx.args.json:
-        emit_json({"html": str(path), "targets": len(data.targets), "deployments": runs})
+        emit_json({"html": str(path), "targets": len(data.targets), "deployments": runs,
+                   "summarised": older})  # fmt: skip
     else:
-        say(f"Wrote {path}: {len(data.targets)} target(s), {runs} deployment(s) in full.")
+        more = f", {older} older one(s) summarised (--limit)" if older else ""
+        say(f"Wrote {path}: {len(data.targets)} target(s), {runs} deployment(s) in full{more}.")
     return 0
 
 
