@@ -195,6 +195,23 @@ def test_a_health_url_with_another_scheme_is_a_config_error(pytester: pytest.Pyt
     assert "targets.t.health_check_url" in out and "'postgres'" in out, out
 
 
+def test_schema_and_other_problems_are_reported_in_one_run(pytester: pytest.Pytester) -> None:
+    """A misspelt key (the schema pass) and a bad health URL scheme (a check the schema
+    cannot express) in one config: both in one run (before: the scheme only once the
+    typo was fixed)."""
+    write_config(pytester, {
+        "project": "p",
+        "targets": {"t": {}},
+        "groups": [{"name": "build", "order": 1, "buld_command": "touch built"}],
+        "health_check": {"url": "file:///etc/health"},
+    })  # fmt: skip
+    result = pytester.runpytest("--deploy-target=t")
+    out = result.stdout.str() + result.stderr.str()
+    assert result.ret != 0 and not (pytester.path / "built").exists()
+    assert "buld_command" in out and "build_command" in out, out  # did you mean
+    assert "health_check.url" in out and "'file'" in out, out
+
+
 def test_a_stored_health_url_with_another_scheme_fails_preflight(
     pytester: pytest.Pytester,
 ) -> None:

@@ -127,7 +127,9 @@ def load_config(
     if not trusted:
         problems = _schema_problems(data, lines)
         if problems:
-            _raise_first(problems, shown)
+            _raise_first(
+                problems + _also_semantic(abs_path, text, raw, data, lines, problems), shown
+            )
     try:
         config = _build(abs_path, text, raw, data, lines)
     except (KeyError, TypeError, ValueError, AttributeError):
@@ -141,6 +143,26 @@ def load_config(
     if problems:
         _raise_first(problems, shown)
     return config
+
+
+def _also_semantic(
+    path: Path,
+    text: str,
+    raw: bytes,
+    data: dict[str, Any],
+    lines: dict[str, int],
+    schema_problems: list[tuple[int | None, str | None, str]],
+) -> list[tuple[int | None, str | None, str]]:
+    """The checks a schema cannot express, on a config that failed the schema pass, so
+    that one run reports every problem (a misspelt key and a bad URL scheme together):
+    only when a model can still be built from it, and none for a field the schema pass
+    named already."""
+    try:
+        found = _semantic_problems(_build(path, text, raw, data, lines))
+    except Exception:  # noqa: BLE001 - too broken to check further: the schema's problems stand
+        return []
+    named = {field for _, field, _ in schema_problems}
+    return [p for p in found if p[1] not in named]
 
 
 def config_schema_key(config: DeployConfig) -> str:
