@@ -7,8 +7,9 @@ then the node id's path under the target with `` · `` between group and step:
 classname (``deploy.yaml.production.build``, unchanged); junit2html's matrix sorts a
 class's cases by name and xunit-viewer lists the names alone, sorted, so the run order
 and the group show in all four. Node ids (terminal, ``-k``, ``--deselect``, the JSON
-report) are unchanged. Smoke tests of the deployment take places too (their own names
-stay), so deploy steps after them skip those numbers.
+report) are unchanged. Smoke tests of the deployment take places too (``08 smoke ·
+test_home[production]``). A run of several deployments starts each name with ``<project>
+→ <target> · ``.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from deploy_plugin.facts import who
 from deploy_plugin.messages import soft_warn
 
 if TYPE_CHECKING:
-    from deploy_plugin.items import DeployItem
+    from deploy_plugin.runtime import Deployment
     from deploy_plugin.session import DeploySession
 
 #: The attribute of a deploy item's reports that carries its testcase name (a plain
@@ -45,17 +46,24 @@ def add_suite_properties(config: pytest.Config, session: DeploySession) -> None:
     xml.add_global_property("deploy.who", who())
 
 
-def testcase_name(item: DeployItem) -> str | None:
+def testcase_name(item: pytest.Item, deployment: Deployment) -> str | None:
     """``<place> <group> · <step>`` (see the module's docstring), or None when the item
-    is not among its deployment's selected ones."""
-    deployment = item.deployment
+    is not among its deployment's selected ones. A smoke test is ``<place> smoke ·
+    <test>``. When the run has several deployments (targets, configs), each name starts
+    with ``<project> → <target> · ``: the same step of two targets reads apart."""
     place = deployment.positions.get(item.nodeid)
     if place is None:
         return None
     width = max(2, len(str(len(deployment.selected))))
     prefix = deployment.nodeid + "::"
-    path = item.nodeid[len(prefix) :] if item.nodeid.startswith(prefix) else item.name
-    return f"{place:0{width}d} " + " · ".join(path.split("::", 1))
+    if item.nodeid.startswith(prefix):
+        path = item.nodeid[len(prefix) :]
+    else:  # a smoke test: a plain pytest item of the deployment
+        path = f"smoke::{item.name}"
+    name = f"{place:0{width}d} " + " · ".join(path.split("::", 1))
+    if len(deployment.session.deployments) > 1:
+        name = f"{deployment.project} → {deployment.target.name} · {name}"
+    return name
 
 
 def name_testcase(config: pytest.Config, report: pytest.TestReport) -> None:

@@ -27,16 +27,26 @@ _NAME = pytest.StashKey["str | None"]()
 def observe(item: pytest.Item, rep: pytest.TestReport) -> None:
     """After each phase's report of any item: record the deployment's step results."""
     if isinstance(item, DeployItem):
-        if getattr(item.config.option, "xmlpath", None):  # JUnit is written (maybe by xdist's
-            name = item.stash.get(_NAME, "")  # controller, from this report)
-            if name == "":  # once per item (its place is fixed once the run is ordered)
-                name = item.stash[_NAME] = testcase_name(item)
-            if name is not None:
-                setattr(rep, TESTCASE_NAME, name)
+        _name_testcase(item, item.deployment, rep)
         if rep.when == "call" and STEP_OUTCOME in item.stash:
             report_step(item, rep)
     else:
+        deployment = smoke.deployment_of(item)
+        if deployment is not None:
+            _name_testcase(item, deployment, rep)
         smoke.record(item, rep)
+
+
+def _name_testcase(item: pytest.Item, deployment: Any, rep: pytest.TestReport) -> None:
+    """Carry the item's JUnit testcase name on its report when JUnit XML is written (maybe
+    by xdist's controller, from this report)."""
+    if not getattr(item.config.option, "xmlpath", None):
+        return
+    name = item.stash.get(_NAME, "")
+    if name == "":  # once per item (its place is fixed once the run is ordered)
+        name = item.stash[_NAME] = testcase_name(item, deployment)
+    if name is not None:
+        setattr(rep, TESTCASE_NAME, name)
 
 
 def report_step(item: DeployItem, rep: pytest.TestReport | None) -> None:

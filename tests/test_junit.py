@@ -140,3 +140,25 @@ def test_names_reach_the_xml_from_xdist_workers(pytester: pytest.Pytester) -> No
         "01 preflight · lock", "02 preflight · env", "03 preflight · files", "04 ok · build",
         "05 empty · deploy", "06 bad · build", "07 later · build",
     ]  # fmt: skip
+
+
+def test_several_targets_and_smoke_tests_read_apart(pytester: pytest.Pytester) -> None:
+    """Two targets in one run: the same step of each has its own name (before: "01
+    preflight · lock" twice); a smoke test takes its place with the group "smoke" (before:
+    its bare name, sorted after every step)."""
+    config = {
+        "project": "p",
+        "targets": {"a": {}, "b": {}},
+        "groups": [{"name": "ok", "order": 1, "build_command": "echo built"}],
+    }
+    (pytester.path / "deploy.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    pytester.makepyfile(test_smoke="def test_up(deploy_target):\n    pass\n")
+    result = pytester.runpytest("--deploy-target=a", "--deploy-target=b", "--junitxml=deploy.xml")
+    result.assert_outcomes(passed=10)
+    listed = [n for _, n in names(ET.parse(pytester.path / "deploy.xml").getroot())]
+    assert sorted(listed) == [
+        "p → a · 01 preflight · lock", "p → a · 02 preflight · env",
+        "p → a · 03 preflight · files", "p → a · 04 ok · build", "p → a · 05 smoke · test_up[a]",
+        "p → b · 01 preflight · lock", "p → b · 02 preflight · env",
+        "p → b · 03 preflight · files", "p → b · 04 ok · build", "p → b · 05 smoke · test_up[b]",
+    ]  # fmt: skip
