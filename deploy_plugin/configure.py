@@ -1,10 +1,13 @@
 """Checks of pytest-deploy's options at ``pytest_configure``, before anything is collected:
 files they name (the report's and plan's paths, env files, a plan to apply) and mixes of
-options that mean nothing. A bad file is exit 2 with one paragraph; a bad mix a usage error.
+options that mean nothing. A bad file, a bad --deploy-timeout or a mix of saved-plan options
+that means nothing is exit 2 with one paragraph (nothing run); a path that could never be
+written is a usage error (exit 4), as pytest's own for --junitxml.
 """
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -47,33 +50,37 @@ def option_warning(config: pytest.Config, text: str) -> None:
 
 
 def check_plan_options(config: pytest.Config, session: DeploySession) -> None:
-    """Refuse option mixes saved plans cannot honour; read the plan being applied."""
+    """Refuse option mixes saved plans cannot honour (exit 2, one paragraph, nothing run,
+    as for a plan that does not match); read the plan being applied."""
     options = session.options
-    if options.timeout is not None and options.timeout <= 0:
-        raise pytest.UsageError(
-            f"--deploy-timeout {options.timeout:g}: give a number of seconds above 0"
+    if options.timeout is not None and not (math.isfinite(options.timeout) and options.timeout > 0):
+        pytest.exit(
+            f"--deploy-timeout {options.timeout:g}: give a number of seconds above 0 (a"
+            " finite one); nothing was run",
+            returncode=2,
         )
     if not (options.plan or options.plan_out):
         return
+    problem = None
     if options.plan and options.plan_out:
-        raise pytest.UsageError(
-            "--deploy-plan applies a plan and --deploy-plan-out makes one: give one of them"
-        )
-    if options.plan_out and not options.dry_run:
-        raise pytest.UsageError(
+        problem = "--deploy-plan applies a plan and --deploy-plan-out makes one: give one of them"
+    elif options.plan_out and not options.dry_run:
+        problem = (
             "--deploy-plan-out saves the plan of a dry run: add --dry-run (then apply the"
             " file with --deploy-plan)"
         )
-    if options.plan and options.dry_run:
-        raise pytest.UsageError(
+    elif options.plan and options.dry_run:
+        problem = (
             "--deploy-plan applies a saved plan; drop --dry-run (the plan file already shows"
             " what would run)"
         )
-    if config.getoption("numprocesses", None):
-        raise pytest.UsageError(
+    elif config.getoption("numprocesses", None):
+        problem = (
             "saved plans (--deploy-plan, --deploy-plan-out) are made and applied in one"
             " process: drop -n"
         )
+    if problem is not None:
+        pytest.exit(f"{problem}; nothing was run", returncode=2)
     if options.plan_out:
         check_writable(options.plan_out, "--deploy-plan-out")
     if options.plan:

@@ -256,21 +256,29 @@ def test_a_malformed_plan_file_is_one_paragraph(
 
 
 @pytest.mark.parametrize(
-    ("args", "expected"),
+    ("args", "expected", "code"),
     [
-        (["--deploy-plan-out=plan.json"], "add --dry-run"),
-        (["--dry-run", "--deploy-plan=plan.json"], "drop --dry-run"),
-        (["--deploy-plan=plan.json", "--deploy-plan-out=x.json", "--dry-run"], "give one"),
-        (["--dry-run", "--deploy-plan-out=migrations"], "--deploy-plan-out migrations: that is"),
+        (["--deploy-plan-out=plan.json"], "add --dry-run", 2),
+        (["--dry-run", "--deploy-plan=plan.json"], "drop --dry-run", 2),
+        (["--deploy-plan=plan.json", "--deploy-plan-out=x.json", "--dry-run"], "give one", 2),
+        (["--deploy-plan=plan.json", "-n", "2"], "drop -n", 2),
+        (["--dry-run", "--deploy-plan-out=migrations"], "--deploy-plan-out migrations: that is", 4),
+        (["--deploy-timeout=nan"], "--deploy-timeout nan: give a number of seconds above 0", 2),
+        (["--deploy-timeout=0"], "--deploy-timeout 0: give a number of seconds above 0", 2),
     ],
 )
 def test_option_mixes_that_mean_nothing_are_refused(
-    pytester: pytest.Pytester, args: list[str], expected: str
+    pytester: pytest.Pytester, args: list[str], expected: str, code: int
 ) -> None:
+    """Issue 13: bad input is exit 2, one paragraph, nothing run (a path that can never be
+    written stays a usage error, exit 4, as pytest's own --junitxml)."""
     project(pytester)
-    result = pytester.runpytest("--deploy-target=t", *args)
-    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    # a subprocess: pytester's in-process runs cannot take pytest.exit() at configure time
+    result = pytester.runpytest_subprocess("--deploy-target=t", *args)
+    assert result.ret == code, result.stderr.str()
     result.stderr.fnmatch_lines([f"*{expected}*"])
+    assert "Traceback" not in result.stderr.str()
+    assert ran(pytester) == []
 
 
 @pytest.mark.parametrize("store_url", ["sqlite", "postgresql"])
