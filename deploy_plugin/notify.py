@@ -93,7 +93,10 @@ def _send_email(
         email, email_subject(report, deployment.mask), email_body(report, deployment.mask)
     )
     try:
-        send(email, message, deployment.env, timeout=notify.timeout_seconds)
+        send(
+            email, message, deployment.env, timeout=notify.timeout_seconds,
+            project=deployment.project, target=deployment.target.name,
+        )  # fmt: skip
     except SendError as err:
         return shown, str(err)
     return shown, None

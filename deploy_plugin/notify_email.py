@@ -11,6 +11,7 @@ so. No DNS lookup of our own host name is made (EHLO and Message-ID use the plai
 
 from __future__ import annotations
 
+import shlex
 import smtplib
 import socket
 import ssl
@@ -39,7 +40,13 @@ def build_message(email: EmailNotify, subject: str, body: str) -> EmailMessage:
 
 
 def send(
-    email: EmailNotify, message: EmailMessage, env: Mapping[str, str], *, timeout: float
+    email: EmailNotify,
+    message: EmailMessage,
+    env: Mapping[str, str],
+    *,
+    timeout: float,
+    project: str = "PROJECT",
+    target: str = "T",
 ) -> str:
     """Send ``message``; returns the server as shown in messages (``smtp://host:port``).
 
@@ -60,7 +67,8 @@ def send(
         if not password:
             raise SendError(
                 f"${email.password_env} (the SMTP password) is not set for this target; set it"
-                f" with `pytest-deploy env set PROJECT {email.password_env} - --target T`"
+                f" with `pytest-deploy env set {shlex.quote(project)} {email.password_env} -"
+                f" --target {shlex.quote(target)}`"
             )
     user = unquote(parts.username) if parts.username else None
     context = ssl.create_default_context()

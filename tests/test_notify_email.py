@@ -110,7 +110,8 @@ def test_plain_smtp_without_a_password_sends_as_it_is_told(
          ["--deploy-env=SMTP_PASSWORD=wrong-password-1"], True, "SMTPAuthenticationError"),
         ({"starttls": True}, {}, [], False, "CERTIFICATE_VERIFY_FAILED"),
         ({"starttls": True, "users": {"deploy": PASSWORD}}, {"password_env": "SMTP_PASSWORD"},
-         [], True, "$SMTP_PASSWORD (the SMTP password) is not set for this target"),
+         [], True, "$SMTP_PASSWORD (the SMTP password) is not set for this target; set it with"
+         " `pytest-deploy env set p SMTP_PASSWORD - --target t`"),
     ],
     ids=["no-starttls-no-password", "starttls-required", "bad-password", "untrusted-cert",
          "password-unset"],

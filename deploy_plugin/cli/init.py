@@ -104,7 +104,8 @@ def starter_config(project: str) -> str:
 FROM_DEPLOY_SH = """\
 # Written by `pytest-deploy init --from-deploy-sh`: one group that runs deploy.sh in this
 # folder, as pytest-deploy ran it without a config. Move its parts into groups of their
-# own (migrations, build, deploy, ...) one at a time; see README "Config reference".
+# own (migrations, build, deploy, ...) one at a time; README "A config" shows one, and
+# every key is in pytest-deploy's deploy_plugin/config/schema.json.
 project: {project_yaml}
 groups:
   - name: deploy
