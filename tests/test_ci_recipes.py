@@ -143,3 +143,22 @@ def test_jenkinsfile_recipe(demo: Path) -> None:
         assert junit == f"reports/deploy-{target}.xml"
         assert junit_cases(demo / junit)[0] == "01 preflight · env"
     assert "input {" in text[text.index("stage('Deploy production')") :]  # approval
+
+
+def test_an_empty_store_url_is_refused_not_replaced_by_a_local_store(demo: Path) -> None:
+    """In CI an undefined secret gives DEPLOY_STORE_URL="": that must not silently mean a
+    fresh local store (which would run every migration again), from pytest or the CLI."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DEPLOY_")}
+    env["DEPLOY_STORE_URL"] = ""
+    for command in (
+        [str(BIN / "pytest"), "demo", "--deploy-target=local", "-p", "no:cacheprovider"],
+        [str(BIN / "pytest-deploy"), "migration", "status", "demo", "--target", "local",
+         "--config", "demo/deploy.yaml"],
+    ):  # fmt: skip
+        result = subprocess.run(command, cwd=demo, env=env, capture_output=True, text=True,
+                                timeout=120)  # fmt: skip
+        output = result.stdout + result.stderr
+        assert result.returncode != 0, output
+        assert "DEPLOY_STORE_URL is set but empty" in output and "Traceback" not in output
+        assert not list(demo.rglob("state.sqlite3"))  # no store was made in its place
+        assert not (demo / "demo" / ".out").exists()  # nothing deployed

@@ -78,10 +78,16 @@ def default_store_path(rootdir: Path) -> Path:
 
 def store_url(option: str | None, ini: str | None) -> str | None:
     """The store URL by precedence, for pytest and the CLI alike: ``--deploy-store``, then
-    ``$DEPLOY_STORE_URL``, then ini ``deploy_store``; None means the default SQLite file."""
-    for value in (option, os.environ.get("DEPLOY_STORE_URL"), ini):
+    ``$DEPLOY_STORE_URL``, then ini ``deploy_store``; None means the default SQLite file.
+    ``""``: ``DEPLOY_STORE_URL`` is set but empty and nothing else names a store, which
+    :func:`open_store` refuses (in CI an undefined secret gives an empty value: silently
+    using a fresh local store would run every migration again)."""
+    env = os.environ.get("DEPLOY_STORE_URL")
+    for value in (option, env, ini):
         if value and value.strip():
             return value.strip()
+    if env is not None:
+        return ""  # set but empty (an undefined CI secret): open_store refuses it
     return None
 
 
@@ -119,6 +125,13 @@ def open_store(
     from .base import StoreError, describe_url
 
     rootdir = Path(rootdir)
+    if url is not None and not url.strip():
+        raise StoreError(
+            "DEPLOY_STORE_URL is set but empty, and neither --deploy-store nor ini"
+            " deploy_store names a store (in CI, a secret that is not defined gives an empty"
+            " value). Give the store's URL, or unset DEPLOY_STORE_URL to use the default"
+            f" store {default_store_path(rootdir)}."
+        )
     if not url:
         path = default_store_path(rootdir)
         return _open_sqlite(path, f"sqlite:///{path.absolute()}", create, path.parent)
