@@ -79,9 +79,15 @@ class DeployConfigFile(pytest.File):
         problem = None
         if any(g.track_migrations and g.file_patterns for g in config.groups):
             from deploy_plugin.downs import down_file_problem
+            from deploy_plugin.plan import tracked_overlap_problem
 
-            problem = down_file_problem(
-                config, self.nodeid or str(self.path), lambda g: self.matched(config, g).files
+            shown = self.nodeid or str(self.path)
+
+            def files_of(group: Group) -> tuple[str, ...]:
+                return self.matched(config, group).files
+
+            problem = down_file_problem(config, shown, files_of) or tracked_overlap_problem(
+                config, shown, files_of
             )
         if problem is not None:  # needs the files on disk, so not in load_config
             yield MessageItem.from_parent(self, name="validate", failure=str(problem))

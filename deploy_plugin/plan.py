@@ -9,12 +9,13 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Protocol
 
 from deploy_plugin.config import (
+    ConfigError,
     DeployConfig,
     Group,
     render_command,
@@ -159,6 +160,43 @@ def match_files(
     if outside is not None:
         outside.extend(f"{rel} -> {real}" for rel, real in sorted(left.items()))
     return sorted(found), unmatched
+
+
+def _share_a_target(a: Group, b: Group) -> bool:
+    if a.targets is None or b.targets is None:
+        return True
+    return bool(set(a.targets) & set(b.targets))
+
+
+def tracked_overlap_problem(
+    config: DeployConfig, shown: str, files_of: Callable[[Group], Iterable[str]]
+) -> ConfigError | None:
+    """A config error when two tracked groups that run for a same target match a same file:
+    history knows a migration by its file, so the second group would take it as applied
+    and its database would never get it."""
+    owner: dict[str, Group] = {}
+    clashes: list[tuple[str, Group, Group]] = []
+    for group in config.groups:
+        if not group.track_migrations:
+            continue
+        for rel in files_of(group):
+            first = owner.setdefault(rel, group)
+            if first is not group and _share_a_target(first, group):
+                clashes.append((rel, first, group))
+    if not clashes:
+        return None
+    rel, first, second = clashes[0]
+    more = f" (and {len(clashes) - 1} more file(s))" if len(clashes) > 1 else ""
+    field_name = f"groups[{second.index}].file_patterns"
+    return ConfigError(
+        f"{rel}{more} is matched by tracked groups '{first.name}' and '{second.name}', which"
+        " run for a same target. Migration history knows a migration by its file, so the"
+        f" second group would take it as applied and never run it. Match each migration in"
+        " one group (narrow a pattern), or give the groups disjoint `targets`.",
+        path=shown,
+        line=config.line_of(field_name) or second.line,
+        field=field_name,
+    )
 
 
 def _inside(path: str, real_root: str) -> bool:

@@ -573,3 +573,32 @@ def test_a_symlinked_folder_outside_the_project_is_named(pytester: pytest.Pytest
     out = result.stdout.str()
     assert "migrations" in out and "link" in out and "not followed" in out, out
     assert str(outside / "migrations") in out, out
+
+
+# -- found while checking the issue: one file in two tracked groups ------------------------
+
+
+def test_a_file_in_two_tracked_groups_is_a_config_error(pytester: pytest.Pytester) -> None:
+    """History knows a migration by its file: the second group took it as applied and its
+    database never got it. Groups with disjoint targets may share files."""
+    (pytester.path / "m").mkdir()
+    (pytester.path / "m" / "001.sql").write_text("CREATE TABLE t1 (id int);\n")
+    groups = [
+        {"name": "main", "order": 1, "file_patterns": ["m/*.sql"]},
+        {"name": "replica", "order": 2, "file_patterns": ["m/*.sql"],
+         "database_url_env": "REPLICA_URL"},
+    ]  # fmt: skip
+    write_config(pytester, {"project": "p", "targets": {"t": {}, "u": {}}, "groups": groups})
+    env = ["--deploy-env=DATABASE_URL=sqlite:///a.db", "--deploy-env=REPLICA_URL=sqlite:///b.db"]
+    result = pytester.runpytest("--deploy-target=t", *env)
+    assert result.ret == 1
+    result.stdout.fnmatch_lines(
+        ["*m/001.sql is matched by tracked groups 'main' and 'replica', which run for a same"
+         " target*"]
+    )  # fmt: skip
+    assert not (pytester.path / "a.db").exists() and not (pytester.path / "b.db").exists()
+    groups[0]["targets"], groups[1]["targets"] = ["t"], ["u"]
+    write_config(pytester, {"project": "p", "targets": {"t": {}, "u": {}}, "groups": groups})
+    assert pytester.runpytest("--deploy-target=t", *env).ret == 0
+    assert pytester.runpytest("--deploy-target=u", *env).ret == 0
+    assert (pytester.path / "a.db").exists() and (pytester.path / "b.db").exists()

@@ -132,7 +132,11 @@ def load_entry(path: Path) -> ConfigEntry:
     except ConfigError as err:
         return ConfigEntry(path, guess_project(path), None, err)
     # needs the files on disk, so it is not in load_config; pytest reports it the same way
-    problem = down_file_problem(config, str(path))
+    from deploy_plugin.plan import match_files, tracked_overlap_problem
+
+    problem = down_file_problem(config, str(path)) or tracked_overlap_problem(
+        config, str(path), lambda g: match_files(config.root, g.file_patterns)[0]
+    )
     if problem is not None:
         return ConfigEntry(path, config.project, None, problem)
     return ConfigEntry(path, config.project, config, None)
