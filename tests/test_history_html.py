@@ -77,7 +77,9 @@ def test_a_target_never_deployed_has_its_row(tmp_path: Path) -> None:
 def test_target_option_writes_one_target(shop: Path) -> None:
     result = cli(shop, "history", "shop", "--target", "qa", "--html", "qa.html", "--json")
     assert result.returncode == 0, result.stderr
-    assert json.loads(result.stdout) == {"html": "qa.html", "targets": 1, "deployments": 1}
+    assert json.loads(result.stdout) == {
+        "html": "qa.html", "targets": 1, "deployments": 1, "summarised": 0
+    }
     assert payload(shop / "qa.html")["targets"] == ["qa"]
 
 
