@@ -78,7 +78,10 @@ def test_target_option_writes_one_target(shop: Path) -> None:
     result = cli(shop, "history", "shop", "--target", "qa", "--html", "qa.html", "--json")
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout) == {
-        "html": "qa.html", "targets": 1, "deployments": 1, "summarised": 0
+        "html": "qa.html",
+        "targets": 1,
+        "deployments": 1,
+        "summarised": 0,
     }
     assert payload(shop / "qa.html")["targets"] == ["qa"]
 
