@@ -324,7 +324,7 @@ class StepItem(DeployItem):
                 deployment.applied_here.append(self.migration)
             return
         last = [line for line in result.tail.splitlines() if line.strip()][-3:]
-        tail = (" Last output: " + " | ".join(last)) if last else " It printed nothing."
+        tail = (" Last output: " + _sentence(" | ".join(last))) if last else " It printed nothing."
         message = (
             f"{step.kind} command of group {step.group.name}"
             f" `{deployment.masker.mask(step.command or '')}` failed: {_sentence(result.explain())}"

@@ -30,9 +30,9 @@ def parse_keep(value: str) -> int:
         return DEFAULT_KEEP
     if not text.isdigit():
         raise ValueError(
-            f"ini deploy_keep_logs = {value} is not a whole number: it is how many runs'"
-            f" step logs each target keeps under .deploy/logs (default {DEFAULT_KEEP};"
-            " 0 keeps every run). Set it to a number like 50, or remove it"
+            f"ini deploy_keep_logs = {value} is not a whole number of 0 or more: it is how"
+            f" many runs' step logs each target keeps under .deploy/logs (default"
+            f" {DEFAULT_KEEP}; 0 keeps every run). Set it to a number like 50, or remove it."
         )
     return int(text)
 

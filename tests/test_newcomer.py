@@ -278,6 +278,8 @@ def test_a_no_transaction_file_under_psql_says_what_stays_applied(
     result = pytester.runpytest("--deploy-target=t")
     assert result.ret == 1
     assert "may be committed" in result.stdout.str(), result.stdout.str()
+    # the command's last output ends its sentence before what follows (it ran on)
+    result.stdout.fnmatch_lines(["*Last output: *by zero. The file did not run in one*"])
 
 
 # -- 5. migration status: the counts name every state shown ------------------------------

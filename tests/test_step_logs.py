@@ -141,7 +141,10 @@ def test_a_bad_keep_logs_value_is_refused_before_deploying(
     result = pytester.runpytest("--deploy-target=t")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(
-        [f"*ini deploy_keep_logs = {value}*a whole number*0 keeps every run*"]
+        [
+            f"*ini deploy_keep_logs = {value}*a whole number of 0 or more*0 keeps every run*or"
+            " remove it."
+        ]
     )
     assert "Traceback" not in result.stderr.str()
     assert not (pytester.path / ".deploy").exists()
