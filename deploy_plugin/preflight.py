@@ -74,8 +74,10 @@ class PreflightItem(DeployItem):
                 f" {target!r}: " + "; ".join(parts)
             )
         problems += self._health_url_problems()
-        if problems:
-            raise DeployFailure(". ".join(problems) + ". Nothing was run.")
+        if problems:  # sentences: each starts with a capital letter
+            raise DeployFailure(
+                ". ".join(p[:1].upper() + p[1:] for p in problems) + ". Nothing was run."
+            )
 
     def _health_url_problems(self) -> list[str]:
         """What makes the health URL this run would poll unusable (found before any step)."""

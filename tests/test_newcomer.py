@@ -177,6 +177,7 @@ def test_preflight_finds_the_builtin_executors_database_url_and_the_health_url(
     assert not (pytester.path / "built").exists(), "a group ran before preflight's failure"
     assert "DATABASE_URL" in out and "built-in" in out, out
     assert "UNDEFINED_X" in out and "health" in out, out
+    assert ". The health check URL uses ${UNDEFINED_X}" in out, out  # a sentence of its own
     outcomes = result.parseoutcomes()
     assert outcomes["failed"] == 1, out  # one preflight check names every problem
 
