@@ -44,9 +44,10 @@ def read_env_file(path: str | Path) -> dict[str, str]:
             )
         if not ENV_NAME_RE.match(binding.key):
             raise EnvFileError(
-                f"--deploy-env-file {path}, line {line}: {binding.key!r} is not a shell"
+                f"--deploy-env-file {path}, line {line}: the name before '=' is not a shell"
                 " variable name (letters, digits and _, not starting with a digit), so no"
-                " command could read it as $NAME. Rename it; nothing was run."
+                " command could read it as $NAME (the line is not shown: it may be part of a"
+                " secret, e.g. a base64 value's continuation). Rename it; nothing was run."
             )
         values[binding.key] = binding.value
     return values

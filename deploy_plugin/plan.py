@@ -174,19 +174,22 @@ def tracked_overlap_problem(
     """A config error when two tracked groups that run for a same target match a same file:
     history knows a migration by its file, so the second group would take it as applied
     and its database would never get it."""
-    owner: dict[str, Group] = {}
+    owners: dict[str, list[Group]] = {}
     clashes: list[tuple[str, Group, Group]] = []
     for group in config.groups:
         if not group.track_migrations:
             continue
         for rel in files_of(group):
-            first = owner.setdefault(rel, group)
-            if first is not group and _share_a_target(first, group):
+            earlier = owners.setdefault(rel, [])
+            first = next((g for g in earlier if _share_a_target(g, group)), None)
+            if first is not None:
                 clashes.append((rel, first, group))
+            earlier.append(group)
     if not clashes:
         return None
     rel, first, second = clashes[0]
-    more = f" (and {len(clashes) - 1} more file(s))" if len(clashes) > 1 else ""
+    others = len({c[0] for c in clashes}) - 1
+    more = f" (and {others} more file(s))" if others else ""
     field_name = f"groups[{second.index}].file_patterns"
     return ConfigError(
         f"{rel}{more} is matched by tracked groups '{first.name}' and '{second.name}', which"

@@ -84,19 +84,34 @@ def _ran_anything(deployment: Deployment) -> bool:
     )
 
 
+def _changed_tracked(deployment: Deployment) -> bool:
+    """Whether a migration step of a tracked group passed (applied, rolled back, undone,
+    checked): the run changed that schema itself."""
+    tracked = {g.name for g in _tracked(deployment)}
+    return any(
+        result.outcome == "passed"
+        and result.group in tracked
+        and result.kind in ("deploy", "rollback", "undo", "check_rollback")
+        and result.file is not None
+        for result in deployment.results.values()
+    )
+
+
 def record(deployment: Deployment) -> None:
     """Record each tracked group's fingerprint after a run (never raises): a successful
-    one, or a failed one in which steps ran (it applied or undid migrations before it
-    failed: what it left is pytest-deploy's doing, not a change outside it). An unchanged
+    one, or a failed one that applied or undid a migration before it failed (what it left
+    is pytest-deploy's doing, not a change outside it), never after the lock was lost. An unchanged
     schema keeps its row: the deployment it names is the first that left it so. A run in
     which only the checks ran does not read a schema its preflight found as recorded: a
     change made meanwhile is outside pytest-deploy, for the next run to name."""
     store = deployment.session.open_store_or_none()
     if store is None or deployment.dry_run:
         return
+    if deployment.policy.lock_lost:
+        return  # another deployer may hold the target now: what is there is not ours
     quiet = not _ran_anything(deployment)
-    if quiet and deployment.status != "success":
-        return  # stopped before any step ran (a failed check): it changed nothing
+    if deployment.status != "success" and not _changed_tracked(deployment):
+        return  # failed before a migration of it was applied or undone: it changed none
     for group in _tracked(deployment):
         if quiet and group.name in deployment.schema_verified:
             continue  # preflight found it as recorded, and nothing ran since

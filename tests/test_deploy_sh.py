@@ -134,6 +134,24 @@ def test_a_script_inside_a_config_projects_tree_is_not_a_project(
     assert not (app / "scripts" / "ran.log").exists()
 
 
+def test_the_cli_from_a_subfolder_agrees_with_pytest(pytester: pytest.Pytester) -> None:
+    """From tools/legacy under a config's folder, the CLI must not take tools/legacy's
+    deploy.sh for a project that pytest would not collect (it looked up to the current
+    folder only, pytest up to the rootdir)."""
+    pytester.makeini("[pytest]\n")
+    (pytester.path / "deploy.yaml").write_text(
+        yaml.safe_dump({"project": "app", "targets": {"prod": {}}, "groups": [
+            {"name": "g", "order": 1, "deploy_command": "bash tools/legacy/deploy.sh"}]})
+    )  # fmt: skip
+    legacy = pytester.mkdir("tools") / "legacy"
+    legacy.mkdir()
+    (legacy / "deploy.sh").write_text("echo ran\n")
+    exe = Path(sys.executable).with_name("pytest-deploy")
+    result = subprocess.run([str(exe), "config", "validate", "--json"], cwd=legacy,
+                            capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert "legacy" not in result.stdout, result.stdout + result.stderr
+
+
 def test_a_broken_config_beside_the_script_is_reported_not_skipped(
     pytester: pytest.Pytester,
 ) -> None:

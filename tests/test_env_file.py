@@ -114,7 +114,7 @@ def test_warnings_as_errors_make_that_warning_a_usage_error(pytester: pytest.Pyt
         (None, "--deploy-env-file bad.env: cannot read it (No such file or directory)"),
         ("A=1\nthis is not a pair\n", "--deploy-env-file bad.env, line 2: expected KEY=VALUE"),
         ("# only a name\nA\n", "--deploy-env-file bad.env, line 2: expected KEY=VALUE"),
-        ("A=1\nMY-VAR=2\n", "line 2: 'MY-VAR' is not a shell variable name"),
+        ("A=1\nMY-VAR=2\n", "line 2: the name before '=' is not a shell variable name"),
     ],
     ids=["missing", "not-a-pair", "no-value", "bad-name"],
 )
@@ -140,8 +140,9 @@ def test_a_bad_file_is_one_paragraph_with_file_and_line(
         ("DB_PASSWORD hunter2-sEcReT-value\n", "line 1: expected KEY=VALUE"),
         ('A="one\n"\nhunter2-sEcReT-value continued\n', "line 3: expected KEY=VALUE"),
         ("  hunter2-sEcReT-value\n", "line 1: expected KEY=VALUE"),
+        ("A=1\nhunter2+sEcReT+value==\n", "line 2: the name before '=' is not a shell"),
     ],
-    ids=["colon", "space", "continuation", "bare-value"],
+    ids=["colon", "space", "continuation", "bare-value", "base64-continuation"],
 )
 def test_a_bad_line_never_shows_its_value(
     pytester: pytest.Pytester, content: str, expected: str

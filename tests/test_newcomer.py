@@ -581,6 +581,40 @@ def test_a_symlinked_folder_outside_the_project_is_named(pytester: pytest.Pytest
 # -- found while checking the issue: one file in two tracked groups ------------------------
 
 
+def test_a_clash_between_later_groups_is_found_too(pytester: pytest.Pytester) -> None:
+    """a (prod) and b, c (staging) all match m/*.sql: b and c clash on staging (before,
+    each file was compared with its first group only)."""
+    (pytester.path / "m").mkdir()
+    (pytester.path / "m" / "001.sql").write_text("CREATE TABLE t1 (id int);\n")
+    groups = [
+        {"name": name, "order": i, "file_patterns": ["m/*.sql"], "targets": [target],
+         "database_url_env": f"{name.upper()}_URL"}
+        for i, (name, target) in enumerate([("a", "prod"), ("b", "staging"), ("c", "staging")])
+    ]  # fmt: skip
+    write_config(pytester, {"project": "p", "targets": {"prod": {}, "staging": {}},
+                            "groups": groups})  # fmt: skip
+    result = pytester.runpytest("--deploy-target=staging")
+    assert result.ret == 1
+    result.stdout.fnmatch_lines(["*m/001.sql is matched by tracked groups 'b' and 'c'*"])
+
+
+def test_a_schema_error_is_not_echoed_per_character(pytester: pytest.Pytester) -> None:
+    """A string where a list belongs is the schema's one problem: the checks run beside it
+    must not report each of its characters (a model built from it has a tuple of them)."""
+    write_config(pytester, {
+        "project": "p",
+        "targets": {"production": {}},
+        "groups": [{"name": "build", "order": 1, "build_command": "true",
+                    "targets": "production", "file_patterns": "migrations/*.sql"}],
+    })  # fmt: skip
+    result = pytester.runpytest("--deploy-target=production")
+    out = result.stdout.str() + result.stderr.str()
+    assert result.ret != 0
+    assert "is not a target declared" not in out and "absolute path" not in out, out
+    assert "more problem" not in out, out
+    assert "groups[0].targets" in out and "groups[0].file_patterns" in out, out
+
+
 def test_a_file_in_two_tracked_groups_is_a_config_error(pytester: pytest.Pytester) -> None:
     """History knows a migration by its file: the second group took it as applied and its
     database never got it. Groups with disjoint targets may share files."""

@@ -25,6 +25,7 @@ from deploy_plugin.config import (
     NAME_RE,
     ConfigError,
     DeployConfig,
+    Group,
     is_config_file,
     load_config,
 )
@@ -100,9 +101,10 @@ def guess_project(path: Path) -> str:
     return path.parent.resolve().name
 
 
-def find_config_files(top: Path) -> list[Path]:
+def find_config_files(top: Path, rootdir: Path | None = None) -> list[Path]:
     """Config files under ``top`` as pytest would collect them, sorted by path (with the
-    ``deploy.sh`` of each folder that has no config: its fallback)."""
+    ``deploy.sh`` of each folder that has no config, up to ``rootdir`` as pytest looks:
+    its fallback)."""
     found = []
     for dirpath, dirnames, filenames in os.walk(top):
         dirnames[:] = sorted(
@@ -115,7 +117,7 @@ def find_config_files(top: Path) -> list[Path]:
                 path = Path(dirpath, name)
                 if is_config_file(path):
                     found.append(path)
-            elif name == SCRIPT_NAME and is_fallback_script(Path(dirpath, name), top):
+            elif name == SCRIPT_NAME and is_fallback_script(Path(dirpath, name), rootdir or top):
                 found.append(Path(dirpath, name))  # a folder's deploy.sh stands for a config
     return sorted(found)
 
@@ -132,10 +134,15 @@ def load_entry(path: Path) -> ConfigEntry:
     except ConfigError as err:
         return ConfigEntry(path, guess_project(path), None, err)
     # needs the files on disk, so it is not in load_config; pytest reports it the same way
-    from deploy_plugin.plan import match_files, tracked_overlap_problem
+    from deploy_plugin.plan import match_group, tracked_overlap_problem
 
-    problem = down_file_problem(config, str(path)) or tracked_overlap_problem(
-        config, str(path), lambda g: match_files(config.root, g.file_patterns)[0]
+    matched = {g.name: match_group(config, g).files for g in config.groups if g.file_patterns}
+
+    def files_of(group: Group) -> tuple[str, ...]:
+        return matched.get(group.name, ())
+
+    problem = down_file_problem(config, str(path), files_of) or tracked_overlap_problem(
+        config, str(path), files_of
     )
     if problem is not None:
         return ConfigEntry(path, config.project, None, problem)
@@ -186,7 +193,10 @@ class Context:
 
     def store_url_for_pytest(self) -> str:
         """The store URL spelled out for a pytest run underneath (the default as a path)."""
-        return self.store_url or f"sqlite:///{default_store_path(self.rootdir).absolute()}"
+        url = self.store_url
+        if url is not None:  # "" (DEPLOY_STORE_URL set but empty) stays refused underneath
+            return url
+        return f"sqlite:///{default_store_path(self.rootdir).absolute()}"
 
     def describe_store(self) -> str:
         """The store for messages (password masked)."""
@@ -234,7 +244,7 @@ class Context:
                     )
                 self._entries = [load_entry(path)]
             else:
-                self._entries = [load_entry(p) for p in find_config_files(self.cwd)]
+                self._entries = [load_entry(p) for p in find_config_files(self.cwd, self.rootdir)]
         return self._entries
 
     def shown(self, path: Path) -> str:

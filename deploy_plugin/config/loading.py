@@ -156,13 +156,20 @@ def _also_semantic(
     """The checks a schema cannot express, on a config that failed the schema pass, so
     that one run reports every problem (a misspelt key and a bad URL scheme together):
     only when a model can still be built from it, and none for a field the schema pass
-    named already."""
+    named already or a part of one (a string where a list belongs is built as a tuple of
+    characters: their "problems" are not the user's)."""
     try:
         found = _semantic_problems(_build(path, text, raw, data, lines))
     except Exception:  # noqa: BLE001 - too broken to check further: the schema's problems stand
         return []
-    named = {field for _, field, _ in schema_problems}
-    return [p for p in found if p[1] not in named]
+    named = [field for _, field, _ in schema_problems if field]
+
+    def under_named(field: str | None) -> bool:  # that field, or a part of it ([0], .x)
+        return field is not None and any(
+            field == n or field.startswith((n + "[", n + ".")) for n in named
+        )
+
+    return [p for p in found if not under_named(p[1])]
 
 
 def config_schema_key(config: DeployConfig) -> str:
@@ -170,14 +177,22 @@ def config_schema_key(config: DeployConfig) -> str:
     return schema_pass_key(config.sha256, config.path)
 
 
-#: Top-level keys that make a ``deploy.yaml|yml|json`` ours: ``groups``, or ``project`` (a
-#: config of ours whose ``groups`` key is misspelt is still ours, and reports the typo).
-_OUR_KEYS = ("groups", "project")
-_TEXT_GROUPS = {
-    "json": re.compile(r'"(?:groups|project)"\s*:'),
-    "yaml": re.compile(
-        r"""^(?:groups|"groups"|'groups'|project|"project"|'project')[ \t]*:""", re.MULTILINE
-    ),
+#: What makes a ``deploy.yaml|yml|json`` ours: a top-level ``groups`` key, or both
+#: ``project`` and ``targets`` (a config of ours whose ``groups`` key is misspelt is still
+#: ours, and reports the typo; another tool's file with a ``project`` key alone is not).
+def _ours(keys: set[str]) -> bool:
+    return "groups" in keys or {"project", "targets"} <= keys
+
+
+def _text_key(kind: str, key: str) -> re.Pattern[str]:
+    if kind == "json":
+        return re.compile(rf'"{key}"\s*:')
+    return re.compile(rf"""^(?:{key}|"{key}"|'{key}')[ \t]*:""", re.MULTILINE)
+
+
+_TEXT_KEYS = {
+    kind: {key: _text_key(kind, key) for key in ("groups", "project", "targets")}
+    for kind in ("json", "yaml")
 }
 
 
@@ -185,9 +200,9 @@ def is_config_file(path: Path) -> bool:
     """Whether pytest should collect ``path`` as a config (DESIGN §1).
 
     ``*.deploy.yaml|yml|json`` always; ``deploy.yaml|yml|json`` only when it has a
-    top-level ``groups`` or ``project`` key (another tool's ``deploy.yaml``, a Kubernetes
-    manifest say, has neither); when it cannot be parsed, a textual check decides, so a
-    broken config still gets collected and reports its error.
+    top-level ``groups`` key, or both ``project`` and ``targets`` (another tool's
+    ``deploy.yaml``, a Kubernetes manifest say, has neither); when it cannot be parsed, a
+    textual check decides, so a broken config still gets collected and reports its error.
     """
     path = Path(path)
     name = path.name
@@ -204,11 +219,11 @@ def is_config_file(path: Path) -> bool:
         text = raw.decode(json.detect_encoding(raw) if kind == "json" else "utf-8-sig")
         if kind == "json":
             data = json.loads(text)
-            return isinstance(data, dict) and any(k in data for k in _OUR_KEYS)
+            return isinstance(data, dict) and _ours(set(data))
         node = _Loader(text).get_single_node()
-        return isinstance(node, MappingNode) and any(
-            isinstance(k, ScalarNode) and k.value in _OUR_KEYS for k, _ in node.value
+        return isinstance(node, MappingNode) and _ours(
+            {k.value for k, _ in node.value if isinstance(k, ScalarNode)}
         )
     except (ValueError, yaml.YAMLError, RecursionError):
         text = raw.decode("utf-8", errors="replace")
-        return bool(_TEXT_GROUPS[kind].search(text))
+        return _ours({key for key, regex in _TEXT_KEYS[kind].items() if regex.search(text)})

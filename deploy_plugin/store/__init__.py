@@ -6,7 +6,9 @@ Both create and upgrade their own schema when opened; see ``schema.py``.
 
 Store URLs:
 
-* ``None`` or ``""`` — ``<rootdir>/.deploy/state.sqlite3`` (the folder gets a ``.gitignore``)
+* ``None`` — ``<rootdir>/.deploy/state.sqlite3`` (the folder gets a ``.gitignore``)
+* ``""`` (blank) — refused: ``store_url`` gives it for a ``DEPLOY_STORE_URL`` that is set
+  but empty, which must not silently mean the default store
 * ``sqlite:///PATH`` — everything after ``sqlite:///`` is the path, as in SQLAlchemy:
   ``sqlite:///state.db`` is relative to ``rootdir``, ``sqlite:////var/lib/x.db`` absolute
 * ``postgresql://USER:PASSWORD@HOST:PORT/DB`` (or ``postgres://``)
@@ -127,10 +129,10 @@ def open_store(
     rootdir = Path(rootdir)
     if url is not None and not url.strip():
         raise StoreError(
-            "DEPLOY_STORE_URL is set but empty, and neither --deploy-store nor ini"
-            " deploy_store names a store (in CI, a secret that is not defined gives an empty"
-            " value). Give the store's URL, or unset DEPLOY_STORE_URL to use the default"
-            f" store {default_store_path(rootdir)}."
+            "The store URL is empty: DEPLOY_STORE_URL is set but empty, and neither"
+            " --deploy-store nor ini deploy_store names a store (in CI, a secret that is"
+            " not defined gives an empty value). Give the store's URL, or unset"
+            f" DEPLOY_STORE_URL to use the default store {default_store_path(rootdir)}."
         )
     if not url:
         path = default_store_path(rootdir)
