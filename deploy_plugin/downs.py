@@ -195,12 +195,26 @@ def down_file_problem(
     return None
 
 
+def tracked_files_problem(
+    config: DeployConfig, shown: str, files_of: Callable[[Group], Iterable[str]]
+) -> ConfigError | None:
+    """What the files on disk make wrong in a config (not in ``load_config``, which reads
+    only the config): tracked patterns matching down files, or one file in two tracked
+    groups of a same target. pytest and the CLI report it the same way."""
+    from deploy_plugin.plan import tracked_overlap_problem
+
+    return down_file_problem(config, shown, files_of) or tracked_overlap_problem(
+        config, shown, files_of
+    )
+
+
 __all__ = [
     "Down",
     "RollbackRange",
     "checksum_bytes",
     "down_bytes",
     "down_file_problem",
+    "tracked_files_problem",
     "down_path",
     "find_down",
     "has_sections",

@@ -78,16 +78,10 @@ class DeployConfigFile(pytest.File):
             return
         problem = None
         if any(g.track_migrations and g.file_patterns for g in config.groups):
-            from deploy_plugin.downs import down_file_problem
-            from deploy_plugin.plan import tracked_overlap_problem
+            from deploy_plugin.downs import tracked_files_problem
 
-            shown = self.nodeid or str(self.path)
-
-            def files_of(group: Group) -> tuple[str, ...]:
-                return self.matched(config, group).files
-
-            problem = down_file_problem(config, shown, files_of) or tracked_overlap_problem(
-                config, shown, files_of
+            problem = tracked_files_problem(
+                config, self.nodeid or str(self.path), lambda g: self.matched(config, g).files
             )
         if problem is not None:  # needs the files on disk, so not in load_config
             yield MessageItem.from_parent(self, name="validate", failure=str(problem))
@@ -111,7 +105,7 @@ class TargetNode(pytest.Collector):
         self,
         *,
         deploy_config: DeployConfig,
-        matched: Callable[[DeployConfig, Group], Matched] | None = None,
+        matched: Callable[[DeployConfig, Group], Matched],
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -140,12 +134,7 @@ class TargetNode(pytest.Collector):
             yield from collect_check(self, session, config, target)
             return
         plans = [
-            plan_group(
-                config,
-                group,
-                target.name,
-                self.matched(config, group) if self.matched is not None else None,
-            )
+            plan_group(config, group, target.name, self.matched(config, group))
             for group in config.groups
             if group.applies_to(target.name) and session.group_selected(group.name)
         ]
@@ -192,9 +181,9 @@ class PreflightNode(pytest.Collector):
         if self.deployment.target.protected and not self.deployment.dry_run:
             checks.insert(0, "protected")
         checks += ["env", "files"]
-        if any(plan.group.track_migrations for plan in self.deployment.plans):
-            checks.append("migrations-drift")
         tracked = any(plan.group.track_migrations for plan in self.deployment.plans)
+        if tracked:
+            checks.append("migrations-drift")
         if self.deployment.kind in ("rollback", "check_rollback") or (
             self.deployment.atomic and tracked
         ):

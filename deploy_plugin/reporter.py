@@ -32,9 +32,9 @@ def observe(item: pytest.Item, rep: pytest.TestReport) -> None:
             report_step(item, rep)
     else:
         deployment = smoke.deployment_of(item)
-        if deployment is not None:
+        if deployment is not None:  # a smoke test of a deployment; else a plain test
             _name_testcase(item, deployment, rep)
-        smoke.record(item, rep)
+            smoke.record(item, rep, deployment)
 
 
 def _name_testcase(item: pytest.Item, deployment: Any, rep: pytest.TestReport) -> None:

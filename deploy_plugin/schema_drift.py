@@ -1,8 +1,8 @@
 """Schema drift: the live schema against the fingerprint recorded after the last run that
 changed it (DESIGN §5; ``--deploy-strict-schema`` turns the warning into a failure).
 
-After each successful run, and each failed one in which steps ran (not a dry run), the
-fingerprint of every selected tracked group's
+After each successful run, and each failed one that applied or undid a migration (not a
+dry run, never after the lock was lost), the fingerprint of every selected tracked group's
 database (its ``database_url_env``) is recorded in the store; preflight's
 ``migrations-drift`` check reads the live schema again and names what changed outside
 pytest-deploy since then. Reading the catalogs changes nothing.

@@ -93,11 +93,9 @@ def _reason(rep: pytest.TestReport) -> str:
     return lines[-1] if lines else ""
 
 
-def record(item: pytest.Item, rep: pytest.TestReport) -> None:
-    """After a smoke test's phase: mask its report and feed its outcome to the deployment."""
-    deployment = deployment_of(item)
-    if deployment is None:
-        return
+def record(item: pytest.Item, rep: pytest.TestReport, deployment: Deployment) -> None:
+    """After a smoke test's phase (``deployment``: its own, see :func:`deployment_of`):
+    mask its report and feed its outcome to the deployment."""
     _mask_report(rep, deployment)
     if rep.when != "call" and not rep.failed and not rep.skipped:
         return

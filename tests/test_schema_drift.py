@@ -63,15 +63,21 @@ def test_no_database_file_is_created_to_read_it(pytester: pytest.Pytester) -> No
     assert not (pytester.path / "app.db").exists()
 
 
-def test_a_run_that_only_checked_keeps_the_recorded_fingerprint(pytester: pytest.Pytester) -> None:
-    """Issue 14: a re-run with nothing to apply does not read the schema again at its end
-    (preflight just found it as recorded); a change made after that preflight is still
-    named by the next run, as a change outside pytest-deploy."""
+def one_migration_on_sqlite(pytester: pytest.Pytester) -> list[str]:
+    """Group db tracking m/*.sql (m/001.sql creates t1) on app.db; the args to deploy it
+    (its URL from a file: a --deploy-env value warns, and some runs use -W error)."""
     (pytester.path / "m").mkdir()
     (pytester.path / "m" / "001.sql").write_text("CREATE TABLE t1 (id int);\n")
     write_project(pytester, {"groups": [{"name": "db", "order": 1, "file_patterns": ["m/*.sql"]}]})
     (pytester.path / "db.env").write_text("DATABASE_URL=sqlite:///app.db\n")
-    args = ["--deploy-target=t", "--deploy-env-file=db.env"]
+    return ["--deploy-target=t", "--deploy-env-file=db.env"]
+
+
+def test_a_run_that_only_checked_keeps_the_recorded_fingerprint(pytester: pytest.Pytester) -> None:
+    """Issue 14: a re-run with nothing to apply does not read the schema again at its end
+    (preflight just found it as recorded); a change made after that preflight is still
+    named by the next run, as a change outside pytest-deploy."""
+    args = one_migration_on_sqlite(pytester)
     pytester.runpytest(*args).assert_outcomes(passed=5)
 
     def recorded() -> int | None:
@@ -105,11 +111,7 @@ def test_a_failed_run_records_what_it_changed(pytester: pytest.Pytester) -> None
     """A run that applied a migration and then failed on the next one changed the schema
     itself: the next run must not call that a change outside pytest-deploy (before, only
     a successful run recorded the fingerprint, and --deploy-strict-schema then refused)."""
-    (pytester.path / "m").mkdir()
-    (pytester.path / "m" / "001.sql").write_text("CREATE TABLE t1 (id int);\n")
-    write_project(pytester, {"groups": [{"name": "db", "order": 1, "file_patterns": ["m/*.sql"]}]})
-    (pytester.path / "db.env").write_text("DATABASE_URL=sqlite:///app.db\n")
-    args = ["--deploy-target=t", "--deploy-env-file=db.env"]
+    args = one_migration_on_sqlite(pytester)
     pytester.runpytest(*args).assert_outcomes(passed=5)
     (pytester.path / "m" / "002.sql").write_text("CREATE TABLE t2 (id int);\n")
     (pytester.path / "m" / "003.sql").write_text("INSERT INTO nowhere VALUES (1);\n")

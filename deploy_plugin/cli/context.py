@@ -25,7 +25,6 @@ from deploy_plugin.config import (
     NAME_RE,
     ConfigError,
     DeployConfig,
-    Group,
     is_config_file,
     load_config,
 )
@@ -127,23 +126,16 @@ def load_entry(path: Path) -> ConfigEntry:
     if path.name == SCRIPT_NAME:
         config = script_config(path)
         return ConfigEntry(path, config.project, config, None)
-    from deploy_plugin.downs import down_file_problem
+    from deploy_plugin.downs import tracked_files_problem
+    from deploy_plugin.plan import match_group
 
     try:
         config = load_config(path)
     except ConfigError as err:
         return ConfigEntry(path, guess_project(path), None, err)
     # needs the files on disk, so it is not in load_config; pytest reports it the same way
-    from deploy_plugin.plan import match_group, tracked_overlap_problem
-
-    matched = {g.name: match_group(config, g).files for g in config.groups if g.file_patterns}
-
-    def files_of(group: Group) -> tuple[str, ...]:
-        return matched.get(group.name, ())
-
-    problem = down_file_problem(config, str(path), files_of) or tracked_overlap_problem(
-        config, str(path), files_of
-    )
+    matched = {g.name: match_group(config, g).files for g in config.groups if g.track_migrations}
+    problem = tracked_files_problem(config, str(path), lambda g: matched[g.name])
     if problem is not None:
         return ConfigEntry(path, config.project, None, problem)
     return ConfigEntry(path, config.project, config, None)
