@@ -351,6 +351,16 @@ class _Run:
         self.fd: int | None = self.proc.stdout.fileno()
         self.poller = select.poll()
         self.poller.register(self.fd, select.POLLIN)
+        # bash's exit wakes the poll too (Linux 5.3+): no sleeping between the end of its
+        # output and its exit, as Popen.wait(timeout) does (0.5 ms, then 1, 2 ...)
+        self.pidfd: int | None = None
+        if hasattr(os, "pidfd_open"):
+            try:
+                self.pidfd = os.pidfd_open(self.proc.pid)
+            except OSError:
+                pass  # an older kernel: Popen.wait below
+            else:
+                self.poller.register(self.pidfd, select.POLLIN)
 
     def wait(self, timeout: float | None, log_path: Path | None) -> CommandResult:
         deadline = None if timeout is None else self.started + timeout
@@ -363,11 +373,13 @@ class _Run:
                     self._terminate_group()
                     break
                 self._pump(_TICK_S if deadline is None else min(_TICK_S, deadline - now))
+            self._forget_pidfd()
             self._drain()
         except BaseException:
             # Ctrl-C (or anything else) while the command runs must not leave it running.
             if not self.terminated:
                 self._terminate_group()
+            self._forget_pidfd()
             self._close()
             raise
         self._close()
@@ -408,9 +420,13 @@ class _Run:
 
     def _pump(self, wait_s: float) -> None:
         """Read what the output has within *wait_s*, or wait for bash once output ended."""
-        if self.fd is not None:
-            if self.poller.poll(wait_s * 1000):
-                self._read_once()
+        if self.pidfd is not None and self.proc.returncode is not None:
+            self._forget_pidfd()  # bash is gone (its group may not be): poll output only
+        if self.fd is not None or self.pidfd is not None:
+            for fd, _ in self.poller.poll(wait_s * 1000):
+                if fd == self.fd:
+                    self._read_once()
+                    break
         elif self.proc.returncode is None:
             try:
                 self.proc.wait(wait_s)
@@ -441,9 +457,16 @@ class _Run:
             if self.poller.poll(left * 1000):
                 self._read_once()
 
+    def _forget_pidfd(self) -> None:
+        if self.pidfd is not None:
+            self.poller.unregister(self.pidfd)
+            os.close(self.pidfd)
+            self.pidfd = None
+
     def _close(self) -> None:
         """Stop reading: flush what is pending and close the read end."""
         if self.fd is not None:
+            self.poller.unregister(self.fd)
             self.fd = None
             assert self.proc.stdout is not None
             self.proc.stdout.close()

@@ -190,6 +190,17 @@ def test_timeout_terminates_the_whole_process_group(tmp_path: Path, pids_to_kill
     assert not alive(child_pid) and not alive(bash_pid)
 
 
+def test_a_command_that_closes_its_output_is_still_waited_for(tmp_path: Path) -> None:
+    # the end of output is not the end of the command: it is waited for (its exit wakes
+    # the wait, issue 14), and a timeout still applies; nothing is left open either way
+    fds = len(os.listdir("/proc/self/fd"))
+    done = run("echo closing; exec >&- 2>&-; sleep 0.3; touch done", tmp_path)
+    assert done.ok and done.tail == "closing\n" and (tmp_path / "done").exists()
+    stuck = run("exec >&- 2>&-; sleep 30", tmp_path, timeout=0.5)
+    assert stuck.timed_out and not stuck.ok
+    assert len(os.listdir("/proc/self/fd")) == fds
+
+
 def test_sigkill_after_grace_when_sigterm_is_ignored(
     tmp_path: Path, pids_to_kill, monkeypatch: pytest.MonkeyPatch
 ) -> None:
