@@ -120,6 +120,7 @@ class DeployPlugin:
     def __init__(self, state: DeploySession) -> None:
         self.state = state
         self.junit = False  # whether --junitxml writes here (this process)
+        self.short_protocol: bool | None = None  # see deploy_plugin.protocol, asked once
 
     def pytest_sessionstart(self, session: pytest.Session) -> None:
         if not self.state.targets:
@@ -326,6 +327,20 @@ class DeployPlugin:
         finally:
             if capman is not None:
                 capman.resume_global_capture()
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_protocol(self, item: pytest.Item, nextitem: pytest.Item | None) -> Any:
+        """An item that runs nothing takes the short protocol (:mod:`deploy_plugin.protocol`)."""
+        if not self.state.deployments:
+            return None
+        import deploy_plugin.protocol as protocol
+
+        if self.short_protocol is None:
+            self.short_protocol = protocol.available(item.config)
+        if not self.short_protocol or not protocol.applies(item, nextitem):
+            return None
+        protocol.run(item)
+        return True
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_setup(self, item: pytest.Item) -> None:

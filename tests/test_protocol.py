@@ -1,0 +1,156 @@
+"""The short item protocol (deploy_plugin/protocol.py, issue 14): steps in the middle of a
+group skip pytest's setup/call/teardown hooks, yet report exactly as pytest's protocol
+does; anyone implementing those hooks (or our per-step hooks) gets pytest's protocol."""
+
+from __future__ import annotations
+
+import re
+import xml.etree.ElementTree as ET
+
+import pytest
+
+from tests.projects import write_config
+
+CONFIG = {
+    "project": "p",
+    "targets": {"t": {"env": {"DATABASE_URL": "sqlite:///target.sqlite3"}}},
+    "groups": [
+        {"name": "migrations", "order": 1, "file_patterns": ["migrations/*.sql"]},
+        {"name": "files", "order": 2, "file_patterns": ["files/*.txt"],
+         "deploy_command": "echo deploying {file}; test {file} != files/3.txt"},
+        {"name": "later", "order": 3, "build_command": "echo never"},
+    ],
+}  # fmt: skip
+
+# Records, through pluggy's public monitoring (no runtest hook implemented here), which
+# items went through pytest_runtest_call.
+MONITOR = """
+import os
+
+def pytest_configure(config):
+    def before(hook_name, hook_impls, kwargs):
+        if hook_name == "pytest_runtest_call":
+            with open(os.path.join(str(config.rootpath), "called.txt"), "a") as out:
+                out.write(kwargs["item"].nodeid + "\\n")
+    config.pluginmanager.add_hookcall_monitoring(before, lambda *args: None)
+"""
+
+FULL_PROTOCOL = """
+import pytest
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item):
+    return (yield)
+"""
+
+
+def project(pytester: pytest.Pytester) -> None:
+    write_config(pytester, CONFIG)
+    for i in range(1, 5):
+        pytester.path.joinpath("migrations").mkdir(exist_ok=True)
+        pytester.path.joinpath("migrations", f"{i}.sql").write_text(f"CREATE TABLE t{i} (id INT);")
+        pytester.path.joinpath("files").mkdir(exist_ok=True)
+        pytester.path.joinpath("files", f"{i}.txt").write_text("")
+
+
+def called(pytester: pytest.Pytester) -> list[str]:
+    path = pytester.path / "called.txt"
+    lines = path.read_text().splitlines() if path.exists() else []
+    path.unlink(missing_ok=True)
+    return lines
+
+
+def junit(pytester: pytest.Pytester) -> list[tuple[str, str, str, str]]:
+    """Each testcase: name, outcome, message and output, without times and durations."""
+    root = ET.parse(pytester.path / "deploy.xml").getroot()
+    cases = []
+    for case in root.iter("testcase"):
+        outcome, message = "passed", ""
+        for tag in ("failure", "error", "skipped"):
+            found = case.find(tag)
+            if found is not None:
+                outcome, message = tag, found.get("message", "")
+        out = case.find("system-out")
+        text = out.text if out is not None and out.text else ""
+        cases.append((case.get("name", ""), outcome, message, text))
+    return [tuple(_timeless(part) for part in case) for case in cases]  # type: ignore[misc]
+
+
+def _timeless(text: str) -> str:
+    text = re.sub(r"\d{4}-\d\d-\d\dT[\d:.]+Z?", "WHEN", text)
+    text = re.sub(r"\b\d+ ms\b", "N ms", text)
+    return re.sub(r"(log: )\S+", r"\1LOG", text)
+
+
+def run_twice(pytester: pytest.Pytester, *args: str) -> list[pytest.RunResult]:
+    """A first run (applies, fails at files/3.txt) and a re-run (skips what is applied)."""
+    runs = []
+    for _ in range(2):
+        result = pytester.runpytest_subprocess(
+            "--deploy-target=t", "--junitxml=deploy.xml", "-rA", *args
+        )
+        runs.append((result, junit(pytester), called(pytester)))
+    return runs
+
+
+def test_middle_steps_skip_the_runtest_hooks_and_report_as_pytest_does(
+    pytester: pytest.Pytester,
+) -> None:
+    project(pytester)
+    pytester.makeconftest(MONITOR)
+    short = run_twice(pytester)
+    (first, _, first_called), (rerun, _, rerun_called) = short
+    first.assert_outcomes(passed=10, failed=1, skipped=2)
+    rerun.assert_outcomes(passed=6, failed=1, skipped=6)
+    # pytest's protocol: the preflight checks, and each group's last step
+    assert not any("::migrations::deploy[migrations/1.sql]" in n for n in first_called)
+    assert not any("files/1.txt" in n for n in first_called)
+    assert any("::migrations::deploy[migrations/4.sql]" in n for n in first_called)
+    assert any("preflight" in n for n in first_called)
+    assert len(rerun_called) == len(first_called) < 13
+
+    # the same run with someone listening to pytest_runtest_call: pytest's protocol for
+    # every item, and the same reports in the terminal and the JUnit XML
+    pytester.path.joinpath("target.sqlite3").unlink()
+    for store in pytester.path.joinpath(".deploy").glob("*.sqlite3"):
+        store.unlink()
+    pytester.makeconftest(MONITOR + FULL_PROTOCOL)
+    full = run_twice(pytester)
+    for (short_result, short_junit, _), (full_result, full_junit, calls) in zip(
+        short, full, strict=True
+    ):
+        assert short_junit == full_junit
+        assert len(calls) == len(short_junit)
+        lines = [
+            _timeless(line)
+            for line in short_result.outlines
+            if line.startswith(("PASSED", "FAILED", "SKIPPED", "ERROR"))
+        ]
+        assert lines == [
+            _timeless(line)
+            for line in full_result.outlines
+            if line.startswith(("PASSED", "FAILED", "SKIPPED", "ERROR"))
+        ]
+        assert lines  # -rA listed every outcome
+
+
+def test_a_per_step_hook_gets_pytest_protocol_for_every_step(pytester: pytest.Pytester) -> None:
+    project(pytester)
+    pytester.makeconftest(
+        MONITOR
+        + "\ndef pytest_deploy_before_step(deployment, step):\n"
+        + "    print('before', step.node_id)\n"
+    )
+    result = pytester.runpytest_subprocess("--deploy-target=t", "--junitxml=deploy.xml")
+    result.assert_outcomes(passed=10, failed=1, skipped=2)
+    assert len(called(pytester)) == 13
+
+
+def test_stop_at_first_failure_in_the_middle_of_a_group(pytester: pytest.Pytester) -> None:
+    project(pytester)
+    result = pytester.runpytest_subprocess("--deploy-target=t", "-x")
+    result.assert_outcomes(passed=10, failed=1)
+    result.stdout.fnmatch_lines(["p → t: FAILURE*", "*stopping after 1 failures*"])
+    assert result.ret == 1
+    again = pytester.runpytest_subprocess("--deploy-target=t", "-x")
+    again.assert_outcomes(passed=6, failed=1, skipped=4)  # the migrations are applied
