@@ -20,12 +20,13 @@ if TYPE_CHECKING:
 
 def read_env_files(config: pytest.Config, session: DeploySession) -> None:
     """Read --deploy-env-file (exit 2 on a bad file); warn that --deploy-env is visible."""
-    from deploy_plugin.envfile import EnvFileError, read_env_files
+    if session.options.env_files:  # python-dotenv is imported only for them
+        from deploy_plugin.envfile import EnvFileError, read_env_files
 
-    try:
-        session.file_env = read_env_files(session.options.env_files)
-    except EnvFileError as err:
-        pytest.exit(str(err), returncode=2)
+        try:
+            session.file_env = read_env_files(session.options.env_files)
+        except EnvFileError as err:
+            pytest.exit(str(err), returncode=2)
     if session.cli_env:
         names = ", ".join(sorted(session.cli_env))
         option_warning(

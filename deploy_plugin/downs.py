@@ -111,6 +111,8 @@ def _values(root: Path, rel: str) -> dict[str, str]:
 def down_path(root: Path, group: Group, rel: str) -> tuple[str, str] | None:
     """(root-relative down file, convention) by file name or template alone, reading
     nothing; None when only a ``-- migrate:down`` section could hold the down."""
+    if group.down_file is None and not rel.endswith("up.sql"):
+        return None  # asked of every tracked file at collection: no path object for most
     posix = PurePosixPath(rel)
     if group.down_file is not None:
         try:

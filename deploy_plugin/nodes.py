@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from deploy_plugin.config import ConfigError, DeployConfig, config_schema_key, load_config
+from deploy_plugin.config import ConfigError, DeployConfig, load_config
 from deploy_plugin.messages import DeployWarning, MessageItem
 
 if TYPE_CHECKING:
@@ -31,24 +31,56 @@ def _session(node: pytest.Collector) -> DeploySession:
     return DeploySession.of(node.config)
 
 
-#: pytest's cache key of the configs that passed the schema pass (see ``load_config``).
-SCHEMA_PASSED = "deploy/schema-passed"
-_SCHEMA_PASSED_KEPT = 64
+#: pytest's cache key of the parses of configs that passed the schema pass (see
+#: ``load_config``): schema pass key -> [data, field lines], the newest last.
+PARSED_CONFIGS = "deploy/parsed-configs"
+_PARSED_KEPT = 64
+
+
+class _CachedParses:
+    """:class:`~deploy_plugin.config.loading.ParsedConfigs` kept in pytest's cache (one
+    entry: the configs of a project are few; read once per session)."""
+
+    def __init__(self, cache: pytest.Cache) -> None:
+        self.cache = cache
+        known = cache.get(PARSED_CONFIGS, {})
+        self.known: dict[str, Any] = known if isinstance(known, dict) else {}
+
+    def get(self, key: str) -> tuple[dict[str, Any], dict[str, int]] | None:
+        entry = self.known.get(key)
+        if not (isinstance(entry, list) and len(entry) == 2):
+            return None
+        data, lines = entry
+        if not (isinstance(data, dict) and isinstance(lines, dict)):
+            return None
+        return data, lines
+
+    def put(self, key: str, data: dict[str, Any], lines: dict[str, int]) -> None:
+        self.known.pop(key, None)
+        self.known[key] = [data, lines]
+        kept = list(self.known.items())[-_PARSED_KEPT:]
+        self.known = dict(kept)
+        self.cache.set(PARSED_CONFIGS, self.known)
+
+
+def parsed_configs(config: pytest.Config) -> _CachedParses | None:
+    """The session's remembered parses (None without ``cacheprovider``: every run parses)."""
+    from deploy_plugin.session import DeploySession
+
+    cache = getattr(config, "cache", None)
+    if cache is None:
+        return None
+    session = DeploySession.of(config)
+    if session.parsed_configs is None:
+        session.parsed_configs = _CachedParses(cache)
+    parses: _CachedParses = session.parsed_configs
+    return parses
 
 
 def _load(node: pytest.File) -> DeployConfig:
-    """Load a config, skipping the schema pass for bytes that passed it before (pytest's
-    cache; without ``cacheprovider`` every run validates in full)."""
-    cache = getattr(node.config, "cache", None)
-    passed: list[str] = []
-    if cache is not None:
-        known = cache.get(SCHEMA_PASSED, [])
-        passed = [k for k in known if isinstance(k, str)] if isinstance(known, list) else []
-    config = load_config(node.path, schema_passed=frozenset(passed))
-    key = config_schema_key(config)
-    if cache is not None and key not in passed:
-        cache.set(SCHEMA_PASSED, [*passed, key][-_SCHEMA_PASSED_KEPT:])
-    return config
+    """Load a config, without parsing or schema-checking bytes that passed the schema pass
+    before (see :func:`parsed_configs`)."""
+    return load_config(node.path, parsed=parsed_configs(node.config))
 
 
 # --------------------------------------------------------------------------- collectors

@@ -74,6 +74,27 @@ def test_an_edited_config_gets_the_schema_pass_again(pytester) -> None:  # noqa:
     result.stdout.fnmatch_lines(["*groups[[]0[]].order*expected*integer*"])
 
 
+def test_a_config_loaded_before_is_not_parsed_again(pytester) -> None:  # noqa: ANN001
+    """Its parse is remembered in pytest's cache: neither PyYAML nor the schema pass is
+    needed for the same bytes, with or without a target; an edit is parsed again."""
+    group = {"name": "g", "order": 1, "deploy_command": "true"}
+    path = write_project(pytester, {"groups": [group]})
+    probe = PROBE.replace('"psycopg"))', '"psycopg", "yaml"))')
+    out = pytester.path / "loaded.json"
+
+    def yaml_loaded(*args: str) -> bool:
+        subprocess.run([sys.executable, "-c", probe, str(out), "-q", *args], cwd=pytester.path)
+        data = json.loads(out.read_text())
+        assert data["code"] == 0
+        return "yaml" in data["loaded"]
+
+    assert yaml_loaded()  # never seen: parsed
+    assert not yaml_loaded()
+    assert not yaml_loaded("--deploy-target=t")
+    path.write_text(path.read_text() + "\n# edited\n")
+    assert yaml_loaded("--deploy-target=t")
+
+
 def test_without_the_cache_every_run_validates_in_full(pytester) -> None:  # noqa: ANN001
     write_project(pytester, {"groups": [{"name": "g", "order": 1, "deploy_command": "true"}]})
     for _ in range(2):
@@ -83,7 +104,7 @@ def test_without_the_cache_every_run_validates_in_full(pytester) -> None:  # noq
 
 def test_a_wrong_cache_entry_still_gives_the_usual_error(pytester) -> None:  # noqa: ANN001
     """A hand-edited cache that claims a bad file passed: the model cannot be built from it,
-    so the file is validated in full and reads as usual (no traceback)."""
+    so the file is parsed and validated in full and reads as usual (no traceback)."""
     import hashlib
 
     from deploy_plugin.config.validation import schema_pass_key
@@ -91,9 +112,10 @@ def test_a_wrong_cache_entry_still_gives_the_usual_error(pytester) -> None:  # n
     path = pytester.path / "deploy.yaml"
     path.write_text("project: p\ntargets: {t: {}}\ngroups: [{name: g, order: one}]\n")
     key = schema_pass_key(hashlib.sha256(path.read_bytes()).hexdigest(), path)
-    cache = pytester.path / ".pytest_cache" / "v" / "deploy" / "schema-passed"
+    cache = pytester.path / ".pytest_cache" / "v" / "deploy" / "parsed-configs"
     cache.parent.mkdir(parents=True)
-    cache.write_text(f'["{key}"]')
+    data = {"project": "p", "targets": {"t": {}}, "groups": [{"name": "g", "order": "one"}]}
+    cache.write_text(json.dumps({key: [data, {"groups[0]": 3}]}))
     result = pytester.runpytest()
     assert result.ret == 1
     result.stdout.fnmatch_lines(["*groups[[]0[]].order*"])

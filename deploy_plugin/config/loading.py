@@ -6,17 +6,15 @@ import hashlib
 import json
 import os
 import re
-from collections.abc import Container
 from pathlib import Path
-from typing import Any
-
-import yaml
-from yaml.nodes import MappingNode, ScalarNode
+from typing import Any, Protocol
 
 from .model import DeployConfig, EmailNotify, Group, HealthCheck, Notify, TargetDecl
-from .parsing import _display, _parse, _read
+from .parsing import _decode, _display, _parse, _read
 from .validation import _raise_first, _schema_problems, _semantic_problems, schema_pass_key
-from .yaml_parser import _Loader
+
+# PyYAML is imported where a file is parsed: a config whose parse is remembered
+# (:class:`ParsedConfigs`) is loaded without it (issue 14: 20 ms of every run).
 
 CONFIG_SUFFIXES = (".yaml", ".yml", ".json")
 
@@ -106,43 +104,65 @@ def _build(
     )
 
 
+class ParsedConfigs(Protocol):
+    """Where the parse of configs that passed the schema pass is remembered (pytest's
+    cache, see ``deploy_plugin.nodes``), by :func:`schema_pass_key`."""
+
+    def get(self, key: str) -> tuple[dict[str, Any], dict[str, int]] | None:
+        """The data and field lines parsed from those bytes before, or None."""
+
+    def put(self, key: str, data: dict[str, Any], lines: dict[str, int]) -> None:
+        """Remember a parse (called for a config that passed the schema pass)."""
+
+
 def load_config(
-    path: str | os.PathLike[str], *, schema_passed: Container[str] = ()
+    path: str | os.PathLike[str], *, parsed: ParsedConfigs | None = None
 ) -> DeployConfig:
     """Load and validate a config file (YAML by default, JSON for ``.json``).
 
     Raises :class:`ConfigError` for every kind of bad input, including a missing or
     unreadable file and a bad encoding; nothing else escapes for bad input.
 
-    ``schema_passed``: keys (:func:`schema_pass_key`) of files that passed the schema pass
-    before (pytest keeps them in its cache): such a file skips that pass, never the
-    semantic checks. Should a key be wrong (a hand-edited cache), a file the model cannot
-    be built from is validated in full, so its errors still read as usual.
+    ``parsed``: the parses of files that passed the schema pass before: such a file is
+    neither parsed again nor put through that pass, never skipping the semantic checks.
+    Should a remembered parse be wrong (a hand-edited cache), a config the model cannot be
+    built from is parsed and validated in full, so its errors still read as usual.
     """
     abs_path = Path(os.path.abspath(os.fspath(path)))
     shown = _display(abs_path)
     raw = _read(abs_path, shown)
-    text, data, lines = _parse(raw, abs_path, shown)
-    trusted = schema_pass_key(hashlib.sha256(raw).hexdigest(), abs_path) in schema_passed
-    if not trusted:
+    key = schema_pass_key(hashlib.sha256(raw).hexdigest(), abs_path)
+    known = parsed.get(key) if parsed is not None else None
+    if known is not None:
+        text = _decode(raw, shown, abs_path.suffix.lower() == ".json")
+        data, lines = known
+        try:
+            config = _build(abs_path, text, raw, data, lines)
+        except (KeyError, TypeError, ValueError, AttributeError, IndexError):
+            known = None  # not what these bytes parse to: parse and validate them
+    if known is None:
+        text, data, lines = _parse(raw, abs_path, shown)
         problems = _schema_problems(data, lines)
         if problems:
             _raise_first(
                 problems + _also_semantic(abs_path, text, raw, data, lines, problems), shown
             )
-    try:
         config = _build(abs_path, text, raw, data, lines)
-    except (KeyError, TypeError, ValueError, AttributeError):
-        if not trusted:
-            raise
-        problems = _schema_problems(data, lines)
-        if problems:
-            _raise_first(problems, shown)
-        raise
     problems = _semantic_problems(config)
     if problems:
         _raise_first(problems, shown)
+    if parsed is not None and known is None and _same_as_json(data):
+        parsed.put(key, data, lines)
     return config
+
+
+def _same_as_json(data: Any) -> bool:
+    """Whether ``data`` comes back equal from JSON (what pytest's cache stores): not a
+    YAML date, a number as a mapping key or a NaN."""
+    try:
+        return bool(json.loads(json.dumps(data)) == data)
+    except (TypeError, ValueError):
+        return False
 
 
 def _also_semantic(
@@ -196,13 +216,14 @@ _TEXT_KEYS = {
 }
 
 
-def is_config_file(path: Path) -> bool:
+def is_config_file(path: Path, *, parsed: ParsedConfigs | None = None) -> bool:
     """Whether pytest should collect ``path`` as a config (DESIGN §1).
 
     ``*.deploy.yaml|yml|json`` always; ``deploy.yaml|yml|json`` only when it has a
     top-level ``groups`` key, or both ``project`` and ``targets`` (another tool's
     ``deploy.yaml``, a Kubernetes manifest say, has neither); when it cannot be parsed, a
     textual check decides, so a broken config still gets collected and reports its error.
+    ``parsed``: as for :func:`load_config`.
     """
     path = Path(path)
     name = path.name
@@ -215,6 +236,16 @@ def is_config_file(path: Path) -> bool:
     except OSError:
         return False
     kind = "json" if name.endswith(".json") else "yaml"
+    known = None
+    if parsed is not None:  # a config of ours loaded before (not parsed again)
+        known = parsed.get(schema_pass_key(hashlib.sha256(raw).hexdigest(), path))
+    if known is not None:
+        return _ours(set(known[0]))
+    import yaml
+    from yaml.nodes import MappingNode, ScalarNode
+
+    from .yaml_parser import _Loader
+
     try:
         text = raw.decode(json.detect_encoding(raw) if kind == "json" else "utf-8-sig")
         if kind == "json":

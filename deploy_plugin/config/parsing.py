@@ -9,7 +9,6 @@ from typing import Any
 
 from .errors import ConfigError, _empty
 from .json_parser import _parse_json
-from .yaml_parser import _parse_yaml
 
 
 def _display(path: Path) -> str:
@@ -58,8 +57,13 @@ def _parse(raw: bytes, path: Path, shown: str) -> tuple[str, Any, dict[str, int]
     text = _decode(raw, shown, is_json)
     if not text.strip():
         raise _empty(shown)
+    if is_json:
+        parse = _parse_json
+    else:
+        from .yaml_parser import _parse_yaml as parse  # PyYAML: only for a YAML file
+
     try:
-        data, lines = (_parse_json if is_json else _parse_yaml)(text, shown)
+        data, lines = parse(text, shown)
     except RecursionError:
         raise ConfigError("the document is nested too deeply to be a config.", path=shown) from None
     return text, data, lines

@@ -51,7 +51,7 @@ def schema() -> dict[str, Any]:
 
 
 #: Bumped when parsing or the schema pass changes in a way ``schema.json`` does not show.
-_PASS_VERSION = 1
+_PASS_VERSION = 2
 
 
 @lru_cache(maxsize=1)
