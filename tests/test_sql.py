@@ -10,6 +10,7 @@ import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from datetime import datetime, timezone
 from pathlib import Path
 
 import psycopg
@@ -178,6 +179,17 @@ def test_pg_books_commit_with_the_migration(pg, db, tmp_path):
     assert exists(db, "hist_t")
     ((file, ms),) = db.execute("SELECT file, ms FROM history").fetchall()
     assert file == "001.sql" and 0 <= ms <= elapsed + 1  # the server's own time for the file
+
+
+def test_pg_books_values_reach_the_server_exactly(pg, db, tmp_path):
+    # bookkeeping values are quoted by psycopg (a file name or user is not SQL); the
+    # template is read as psycopg's sql.SQL.format reads it ({{ }} are braces)
+    db.execute("CREATE TABLE odd (a text, b text, c text, d int, e timestamptz, f text)")
+    when = datetime(2026, 1, 2, 3, 4, 5, 678000, tzinfo=timezone.utc)
+    values = ("it's; DROP TABLE odd; --", "back\\slash ünï {}", None, 7, when)
+    books = Bookkeeping(records=[("INSERT INTO odd VALUES ({}, {}, {}, {}, {}, '{{x}}')", values)])
+    pg.apply(write(tmp_path, "001.sql", "SELECT 1;"), "001.sql", books=books)
+    assert db.execute("SELECT * FROM odd").fetchall() == [(*values, "{x}")]
 
 
 def test_pg_books_failing_rolls_back_both(pg, db, tmp_path):

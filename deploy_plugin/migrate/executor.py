@@ -23,9 +23,11 @@ if the wrapper were not there (it asks for what the executor does anyway).
 from __future__ import annotations
 
 import sqlite3
+import string
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -98,6 +100,7 @@ class SqlExecutor:
     def __init__(self, url: str, *, base: Path | None = None, source: str | None = None):
         self.url, self.base, self.source = url, base, source
         self.notices: list[str] = []
+        self._literals: tuple[Any, Any] | None = None  # (connection, its psycopg Transformer)
         scheme = url.split("://", 1)[0].lower() if "://" in url else ""
         if scheme.split("+")[0] in ("postgresql", "postgres"):
             self.kind = "postgresql"
@@ -272,7 +275,27 @@ class SqlExecutor:
         return message, field(F.SQLSTATE) or None, int(position) if position else None
 
     def _render(self, statement: Sql) -> str:
-        """A bookkeeping statement as literal SQL (values quoted by psycopg), one line."""
+        """A bookkeeping statement as literal SQL (values quoted by psycopg), one line.
+
+        What ``sql.SQL(text).format(*map(sql.Literal, params)).as_string(conn)`` makes,
+        with the template split once and one adapter context per connection (issue 14:
+        composing each time was 0.2 ms of a migration's client time)."""
+        text, params = statement
+        pieces = _template(text)
+        if pieces is None or len(pieces) != len(params) + 1:
+            return self._render_composed(statement)  # a template psycopg must read itself
+        if self._literals is None or self._literals[0] is not self.connection:
+            from psycopg.adapt import Transformer
+
+            self._literals = (self.connection, Transformer.from_context(self.connection))
+        literal, encoding = self._literals[1].as_literal, self.connection.info.encoding
+        out = [pieces[0]]
+        for value, piece in zip(params, pieces[1:], strict=True):
+            out.append(_PG_ELAPSED if value is ELAPSED_MS else literal(value).decode(encoding))
+            out.append(piece)
+        return "".join(out)
+
+    def _render_composed(self, statement: Sql) -> str:
         from psycopg import sql
 
         text, params = statement
@@ -462,6 +485,22 @@ def _sqlite_error(
 ) -> MigrationError:
     name = getattr(err, "sqlite_errorname", None)  # Python 3.11+
     return MigrationError(rel, line, f"{prefix}{err}" + (f" ({name})" if name else ""), None, note)
+
+
+@lru_cache(maxsize=64)
+def _template(text: str) -> tuple[str, ...] | None:
+    """The literal pieces around the ``{}`` fields of a bookkeeping template (``{{`` and
+    ``}}`` read as psycopg's ``sql.SQL.format`` reads them), or None when it has other
+    fields (numbered, named, with a format)."""
+    pieces = [""]
+    for literal, name, spec, conversion in string.Formatter().parse(text):
+        pieces[-1] += literal
+        if name is None:
+            continue  # text only (the end, or around an escaped brace)
+        if name or spec or conversion:
+            return None
+        pieces.append("")
+    return tuple(pieces)
 
 
 def _ms(started: float) -> int:
