@@ -5,7 +5,7 @@ before the entry-point plugins. It writes ``$CORPUS_PHASES_OUT`` (JSON) at exit 
 ``time.time()`` stamps (the harness stamps the spawn in ``$CORPUS_PHASES_SPAWN``) and
 these sums, without a profiler's overhead:
 
-* ``call``: pytest_runtest_call of every item (the deploy step itself);
+* ``call``: ``runtest`` of every item (the deploy step itself);
 * ``wait``: psycopg's ``Connection.wait`` once collection has finished, ``wait in loop``
   the part of it while items run (the executor's queries: the server applying each file
   with its ledger and history rows; the store's own writes);
@@ -66,6 +66,8 @@ def pytest_collection(session: pytest.Session) -> Generator[None, Any, Any]:
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
+    for item in session.items:
+        _timed_runtest(item)
     psycopg = sys.modules.get("psycopg")
     if psycopg is None:
         return
@@ -106,15 +108,21 @@ def pytest_runtest_protocol(item: pytest.Item) -> Generator[None, Any, Any]:
 OWN: list[tuple[str, float]] = []
 
 
-@pytest.hookimpl(wrapper=True, tryfirst=True)
-def pytest_runtest_call(item: pytest.Item) -> Generator[None, Any, Any]:
-    start, waited = time.perf_counter(), SUMS["wait"]
-    try:
-        return (yield)
-    finally:
-        seconds = time.perf_counter() - start
-        _add("call", seconds)
-        OWN.append((item.name, seconds - (SUMS["wait"] - waited)))
+def _timed_runtest(item: pytest.Item) -> None:
+    """Time the item's ``runtest`` by wrapping it (not with a ``pytest_runtest_call`` hook,
+    which would turn pytest-deploy's short protocol off: deploy_plugin/protocol.py)."""
+    runtest = item.runtest
+
+    def timed() -> None:
+        start, waited = time.perf_counter(), SUMS["wait"]
+        try:
+            runtest()
+        finally:
+            seconds = time.perf_counter() - start
+            _add("call", seconds)
+            OWN.append((item.name, seconds - (SUMS["wait"] - waited)))
+
+    item.runtest = timed  # type: ignore[method-assign]
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)
