@@ -20,7 +20,8 @@ It is used only where leaving the three hooks out changes nothing anyone can see
   (``pytest_deploy_before_step`` ...), whose code would run unseen by capture: then every
   item gets pytest's protocol;
 * the item says it may (:attr:`DeployItem.short_protocol`: steps, rollbacks and undos,
-  not preflight checks or the health check);
+  not preflight checks or the health check), and carries no mark (a conftest's
+  ``skip`` or ``xfail`` acts in pytest's setup and call hooks);
 * the next item has the same parent, so the teardown would tear nothing down (pytest's
   setup state holds only collectors they share), and the item is not its deployment's
   last (whose teardown finishes the deployment).
@@ -70,6 +71,8 @@ def applies(item: pytest.Item, nextitem: pytest.Item | None) -> bool:
         return False
     if nextitem is None or nextitem.parent is not item.parent:
         return False  # its teardown would tear collectors down
+    if next(item.iter_markers(), None) is not None:
+        return False  # a mark (skip, xfail ... added by a conftest) acts in pytest's hooks
     selected = item.deployment.selected  # type: ignore[attr-defined]
     return not selected or selected[-1] is not item  # the last one finishes the deployment
 

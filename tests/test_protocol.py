@@ -154,3 +154,20 @@ def test_stop_at_first_failure_in_the_middle_of_a_group(pytester: pytest.Pyteste
     assert result.ret == 1
     again = pytester.runpytest_subprocess("--deploy-target=t", "-x")
     again.assert_outcomes(passed=6, failed=1, skipped=4)  # the migrations are applied
+
+
+def test_a_step_marked_skip_by_a_conftest_is_not_run(pytester: pytest.Pytester) -> None:
+    # markers act in pytest's setup hooks: a marked item gets pytest's protocol
+    project(pytester)
+    pytester.makeconftest(
+        "import pytest\n"
+        "def pytest_collection_modifyitems(items):\n"
+        "    for item in items:\n"
+        "        if item.name == 'deploy[files/2.txt]':\n"
+        "            item.add_marker(pytest.mark.skip(reason='not this one'))\n"
+        "        if item.name == 'deploy[files/1.txt]':\n"
+        "            item.add_marker(pytest.mark.xfail(reason='expected', strict=False))\n"
+    )
+    result = pytester.runpytest_subprocess("--deploy-target=t", "-rsxX")
+    result.stdout.fnmatch_lines(["*SKIPPED*not this one*", "*XPASS*files/1.txt*expected*"])
+    result.stdout.no_fnmatch_line("*deploying files/2.txt*")
