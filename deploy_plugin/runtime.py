@@ -291,9 +291,9 @@ class Deployment:
         }
 
     def checksum(self, rel: str) -> str:
-        from deploy_plugin.plan import file_checksum
-
         if rel not in self.checksums:
+            from deploy_plugin.plan import file_checksum
+
             try:
                 self.checksums[rel] = file_checksum(self.config.root / rel)
             except OSError as err:

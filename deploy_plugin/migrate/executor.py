@@ -507,6 +507,7 @@ def _ms(started: float) -> int:
     return round((time.perf_counter() - started) * 1000)
 
 
+@lru_cache(maxsize=1)
 def _ok_statuses() -> tuple[Any, ...]:
     from psycopg.pq import ExecStatus
 
