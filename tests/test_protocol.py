@@ -171,3 +171,22 @@ def test_a_step_marked_skip_by_a_conftest_is_not_run(pytester: pytest.Pytester) 
     result = pytester.runpytest_subprocess("--deploy-target=t", "-rsxX")
     result.stdout.fnmatch_lines(["*SKIPPED*not this one*", "*XPASS*files/1.txt*expected*"])
     result.stdout.no_fnmatch_line("*deploying files/2.txt*")
+
+
+def test_a_deployment_run_exits_without_a_last_garbage_collection(
+    pytester: pytest.Pytester,
+) -> None:
+    # issue 14: the objects of a run are left to the OS at exit; every exit handler still
+    # runs (this conftest's, registered before the plugin's, runs after it)
+    project(pytester)
+    pytester.makeconftest(
+        "import atexit, gc, os\n"
+        "def report():\n"
+        "    with open('frozen.txt', 'w') as out:\n"
+        "        out.write(str(gc.get_freeze_count()))\n"
+        "atexit.register(report)\n"
+    )
+    pytester.runpytest_subprocess("--deploy-target=t")
+    assert int(pytester.path.joinpath("frozen.txt").read_text()) > 1000
+    pytester.runpytest_subprocess("--collect-only")  # no target: nothing changes
+    assert int(pytester.path.joinpath("frozen.txt").read_text()) == 0
