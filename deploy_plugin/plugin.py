@@ -5,8 +5,7 @@ Options and shared state live in :mod:`deploy_plugin.session`, collectors in
 :mod:`deploy_plugin.preflight`, smoke tests in :mod:`deploy_plugin.smoke`, reporting in
 :mod:`deploy_plugin.report`, xdist scheduling in :mod:`deploy_plugin.distribution`,
 option checks in :mod:`deploy_plugin.configure`, saved plans in
-:mod:`deploy_plugin.plan_glue`, the ``deploy.sh`` fallback in :mod:`deploy_plugin.script`,
-the short item protocol of steps in :mod:`deploy_plugin.protocol`.
+:mod:`deploy_plugin.plan_glue`, the ``deploy.sh`` fallback in :mod:`deploy_plugin.script`.
 """
 
 from __future__ import annotations
@@ -95,34 +94,6 @@ def pytest_configure(config: pytest.Config) -> None:
             " commands and facts will be missing from the XML (set junit_logging ="
             " system-out)",
         )
-
-
-def pytest_unconfigure(config: pytest.Config) -> None:
-    try:
-        targets = DeploySession.of(config).targets
-    except KeyError:  # configuration stopped before the session was installed
-        return
-    if targets:
-        _skip_final_collection()
-
-
-_FINAL_COLLECTION_SKIPPED = False
-
-
-def _skip_final_collection() -> None:
-    """At interpreter exit, leave the objects of a deployment run to the OS instead of a
-    last garbage collection over them (issue 14: 0.04 s after a run of 1,000 steps, 0.1 s
-    with psycopg's objects). What must happen at the end happens before: the store and
-    connections are closed, logs and reports written; Python does not promise to finalize
-    objects still alive at exit. Registered once, when a run with a target ends, so it
-    runs before the other exit handlers (which still run)."""
-    global _FINAL_COLLECTION_SKIPPED
-    if not _FINAL_COLLECTION_SKIPPED:
-        import atexit
-        import gc
-
-        atexit.register(gc.freeze)
-        _FINAL_COLLECTION_SKIPPED = True
 
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:

@@ -173,20 +173,20 @@ def test_a_step_marked_skip_by_a_conftest_is_not_run(pytester: pytest.Pytester) 
     result.stdout.no_fnmatch_line("*deploying files/2.txt*")
 
 
-def test_a_deployment_run_exits_without_a_last_garbage_collection(
+def test_a_plugins_object_in_a_reference_cycle_is_finalized_at_exit(
     pytester: pytest.Pytester,
 ) -> None:
-    # issue 14: the objects of a run are left to the OS at exit; every exit handler still
-    # runs (this conftest's, registered before the plugin's, runs after it)
+    # a gc.freeze at exit (tried for issue 14: 0.04-0.1 s) left this file unflushed
     project(pytester)
     pytester.makeconftest(
-        "import atexit, gc, os\n"
-        "def report():\n"
-        "    with open('frozen.txt', 'w') as out:\n"
-        "        out.write(str(gc.get_freeze_count()))\n"
-        "atexit.register(report)\n"
+        "class Recorder:\n"
+        "    def __init__(self, path):\n"
+        "        self.me, self.out = self, open(path, 'w')\n"
+        "    def pytest_runtest_logreport(self, report):\n"
+        "        if report.when == 'call':\n"
+        "            self.out.write(report.nodeid + '\\n')\n"
+        "def pytest_configure(config):\n"
+        "    config.pluginmanager.register(Recorder('results.txt'), 'recorder')\n"
     )
     pytester.runpytest_subprocess("--deploy-target=t")
-    assert int(pytester.path.joinpath("frozen.txt").read_text()) > 1000
-    pytester.runpytest_subprocess("--collect-only")  # no target: nothing changes
-    assert int(pytester.path.joinpath("frozen.txt").read_text()) == 0
+    assert len(pytester.path.joinpath("results.txt").read_text().splitlines()) == 13
