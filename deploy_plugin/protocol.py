@@ -16,9 +16,11 @@ and ``pytest_exception_interact`` (``--pdb``) for a failure, as pytest's would.
 It is used only where leaving the three hooks out changes nothing anyone can see:
 
 * no plugin or conftest but pytest's own and ours implements ``pytest_runtest_setup``,
-  ``_call`` or ``_teardown``, and none implements our per-step hooks
-  (``pytest_deploy_before_step`` ...), whose code would run unseen by capture: then every
-  item gets pytest's protocol;
+  ``_call``, ``_teardown`` or (other than as a wrapper) ``pytest_runtest_protocol``, and
+  none implements our per-step hooks (``pytest_deploy_before_step`` ...), whose code would
+  run unseen by capture; no ``-x``/``--maxfail`` (the failing item's teardown then tears
+  session fixtures down), ``--setup-only`` or ``--setup-show``: else every item gets
+  pytest's protocol;
 * the item says it may (:attr:`DeployItem.short_protocol`: steps, rollbacks and undos,
   not preflight checks or the health check), and carries no mark (a conftest's
   ``skip`` or ``xfail`` acts in pytest's setup and call hooks);
@@ -55,6 +57,8 @@ def available(config: pytest.Config) -> bool:
     loaded by then)."""
     if config.getoption("setuponly", False) or config.getoption("setupshow", False):
         return False  # --setup-only runs no call; --setup-show prints each setup
+    if config.getoption("maxfail", 0):
+        return False  # -x: the failing item's teardown tears everything down (fixtures)
     for name in _STEP_HOOKS:
         if getattr(config.hook, name).get_hookimpls():
             return False
@@ -62,6 +66,12 @@ def available(config: pytest.Config) -> bool:
         for impl in getattr(config.hook, name).get_hookimpls():
             if not _owner(impl.plugin).startswith(("_pytest.", "deploy_plugin.")):
                 return False
+    for impl in config.hook.pytest_runtest_protocol.get_hookimpls():
+        # a wrapper wraps the short protocol too; another implementation would not run
+        if not (impl.wrapper or impl.hookwrapper) and not _owner(impl.plugin).startswith(
+            ("_pytest.", "deploy_plugin.")
+        ):
+            return False
     return True
 
 

@@ -190,3 +190,50 @@ def test_a_plugins_object_in_a_reference_cycle_is_finalized_at_exit(
     )
     pytester.runpytest_subprocess("--deploy-target=t")
     assert len(pytester.path.joinpath("results.txt").read_text().splitlines()) == 13
+
+
+def test_stopping_after_a_failure_tears_session_fixtures_down_in_that_steps_teardown(
+    pytester: pytest.Pytester,
+) -> None:
+    # as pytest's protocol: when the session stops (-x), the failing item's teardown tears
+    # everything down, and a fixture's teardown error is that item's error
+    write_config(
+        pytester,
+        {
+            "project": "p",
+            "targets": {"t": {}},
+            "groups": [{"name": "files", "order": 1, "file_patterns": ["files/*.txt"],
+                        "deploy_command": "test {file} != files/1.txt"}],
+        },
+    )  # fmt: skip
+    pytester.path.joinpath("files").mkdir()
+    for i in range(1, 4):
+        pytester.path.joinpath("files", f"{i}.txt").write_text("")
+    pytester.makepyfile(
+        test_unit=(
+            "import pytest\n"
+            "@pytest.fixture(scope='session')\n"
+            "def client():\n"
+            "    yield 'c'\n"
+            "    print('closing client')\n"
+            "    raise RuntimeError('client close failed')\n"
+            "def test_unit(client):\n"
+            "    pass\n"
+        )
+    )
+    result = pytester.runpytest_subprocess("--deploy-target=t", "-x")
+    result.assert_outcomes(passed=4, failed=1, errors=1)
+    result.stdout.fnmatch_lines(["*ERROR at teardown of t::files::deploy[[]files/1.txt[]]*"])
+    result.stdout.fnmatch_lines(["*p → t: FAILURE*"])
+    result.stdout.no_fnmatch_line("*Traceback (most recent call last)*")
+
+
+def test_another_plugins_runtest_protocol_sees_every_step(pytester: pytest.Pytester) -> None:
+    project(pytester)
+    pytester.makeconftest(
+        "def pytest_runtest_protocol(item, nextitem):\n"
+        "    with open('seen.txt', 'a') as out:\n"
+        "        out.write(item.nodeid + '\\n')\n"
+    )
+    pytester.runpytest_subprocess("--deploy-target=t")
+    assert len(pytester.path.joinpath("seen.txt").read_text().splitlines()) == 13
