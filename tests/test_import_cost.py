@@ -136,3 +136,38 @@ def test_a_target_loads_what_deploys(pytester) -> None:  # noqa: ANN001
     code, loaded = loaded_by(pytester.path, "--deploy-target=t")
     assert code == 0
     assert {"deploy_plugin.runtime", "deploy_plugin.items", "deploy_plugin.store.base"} <= loaded
+
+
+def test_a_config_the_cache_cannot_hold_is_not_remembered(pytester) -> None:  # noqa: ANN001
+    """A YAML escape making a lone surrogate is valid YAML but not UTF-8: pytest's cache
+    (UTF-8 JSON) cannot hold it, so its parse is not remembered, and the cache keeps the
+    other configs' parses."""
+    (pytester.path / "other").mkdir()
+    group = {"name": "g", "order": 1, "deploy_command": "true"}
+    write_project(pytester, {"groups": [group]}, name="other/deploy.yaml")
+    assert pytester.runpytest("other").ret == 0
+    cache = pytester.path / ".pytest_cache" / "v" / "deploy" / "parsed-configs"
+    kept = cache.read_text()
+    (pytester.path / "deploy.yaml").write_text(
+        "project: p\ntargets: {t: {}}\n"
+        'groups: [{name: g, order: 1, deploy_command: "echo \\ud800"}]\n'
+    )
+    for _ in range(2):
+        result = pytester.runpytest("-p", "no:randomly")
+        result.assert_outcomes(passed=2)
+    assert cache.read_text() == kept
+
+
+def test_a_hand_broken_cache_entry_is_parsed_again(pytester) -> None:  # noqa: ANN001
+    """An entry that builds but breaks a check (a list where a command belongs): the file
+    is parsed and validated in full instead, as if the cache were empty."""
+    group = {"name": "g", "order": 1, "deploy_command": "true"}
+    write_project(pytester, {"groups": [group]})
+    assert pytester.runpytest().ret == 0
+    cache = pytester.path / ".pytest_cache" / "v" / "deploy" / "parsed-configs"
+    entries = json.loads(cache.read_text())
+    for data, _ in entries.values():
+        data["groups"][0]["deploy_command"] = ["echo", "x"]
+    cache.write_text(json.dumps(entries))
+    result = pytester.runpytest()
+    result.assert_outcomes(passed=1)

@@ -138,6 +138,7 @@ def load_config(
         data, lines = known
         try:
             config = _build(abs_path, text, raw, data, lines)
+            problems = _semantic_problems(config)
         except (KeyError, TypeError, ValueError, AttributeError, IndexError):
             known = None  # not what these bytes parse to: parse and validate them
     if known is None:
@@ -148,20 +149,22 @@ def load_config(
                 problems + _also_semantic(abs_path, text, raw, data, lines, problems), shown
             )
         config = _build(abs_path, text, raw, data, lines)
-    problems = _semantic_problems(config)
+        problems = _semantic_problems(config)
     if problems:
         _raise_first(problems, shown)
-    if parsed is not None and known is None and _same_as_json(data):
+    if parsed is not None and known is None and _same_as_json([data, lines]):
         parsed.put(key, data, lines)
     return config
 
 
-def _same_as_json(data: Any) -> bool:
-    """Whether ``data`` comes back equal from JSON (what pytest's cache stores): not a
-    YAML date, a number as a mapping key or a NaN."""
+def _same_as_json(value: Any) -> bool:
+    """Whether ``value`` comes back equal from UTF-8 JSON (what pytest's cache stores):
+    not a YAML date, a number as a mapping key, a NaN or a lone surrogate (``\\ud800``)."""
     try:
-        return bool(json.loads(json.dumps(data)) == data)
-    except (TypeError, ValueError):
+        text = json.dumps(value, ensure_ascii=False)
+        text.encode("utf-8")
+        return bool(json.loads(text) == value)
+    except (TypeError, ValueError):  # UnicodeEncodeError is a ValueError
         return False
 
 
