@@ -153,7 +153,7 @@ def test_a_config_the_cache_cannot_hold_is_not_remembered(pytester) -> None:  # 
         'groups: [{name: g, order: 1, deploy_command: "echo \\ud800"}]\n'
     )
     for _ in range(2):
-        result = pytester.runpytest("-p", "no:randomly")
+        result = pytester.runpytest()
         result.assert_outcomes(passed=2)
     assert cache.read_text() == kept
 
