@@ -329,7 +329,8 @@ class DeployPlugin:
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_protocol(self, item: pytest.Item, nextitem: pytest.Item | None) -> Any:
-        """An item that runs nothing takes the short protocol (:mod:`deploy_plugin.protocol`)."""
+        """A step in the middle of its group takes the short protocol, where nothing but
+        pytest and pytest-deploy would see the runtest hooks (:mod:`deploy_plugin.protocol`)."""
         if not self.state.deployments:
             return None
         import deploy_plugin.protocol as protocol

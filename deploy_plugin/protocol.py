@@ -8,10 +8,12 @@ and set up fixtures. A step has no fixtures, runs only pytest-deploy's code, and
 its command its own output pipes, so there is nothing to set up or capture; yet those
 hooks cost more than a re-run's decision that a migration is applied, or than starting a
 command. A step that takes the short protocol still gets the same three reports through
-``pytest_runtest_makereport`` and ``pytest_runtest_logreport`` (terminal, JUnit, ``-x``,
-``--lf``, xdist, our recorder), between ``pytest_runtest_logstart`` and ``_logfinish``,
-inside every ``pytest_runtest_protocol`` wrapper (warnings are still caught per item),
-and ``pytest_exception_interact`` (``--pdb``) for a failure, as pytest's would.
+``pytest_runtest_makereport`` and ``pytest_runtest_logreport`` (terminal, JUnit, ``-rA``,
+``--durations``, xdist, our recorder), between ``pytest_runtest_logstart`` and
+``_logfinish``, inside every ``pytest_runtest_protocol`` wrapper (warnings are still
+caught per item), and ``pytest_exception_interact`` (``--pdb``) for a failure, as
+pytest's would. Log records emitted during such a step are not attached to its report
+(pytest's log capture is one of the hooks left out); pytest-deploy's steps log nothing.
 
 It is used only where leaving the three hooks out changes nothing anyone can see:
 
