@@ -36,7 +36,7 @@ if TYPE_CHECKING:
         render_path,
     )
     from .errors import ConfigError
-    from .loading import CONFIG_SUFFIXES, config_schema_key, is_config_file, load_config
+    from .loading import CONFIG_SUFFIXES, is_config_file, load_config
     from .model import (
         ENV_NAME_RE,
         NAME_RE,
@@ -62,7 +62,7 @@ _HOME = {
     ),
     "ConfigError": "errors",
     **dict.fromkeys(
-        ("CONFIG_SUFFIXES", "config_schema_key", "is_config_file", "load_config"), "loading"
+        ("CONFIG_SUFFIXES", "is_config_file", "load_config"), "loading"
     ),
     **dict.fromkeys(
         ("ENV_NAME_RE", "NAME_RE", "RESERVED_GROUP_NAMES", "TARGET_TYPES", "DeployConfig",
@@ -93,7 +93,6 @@ __all__ = [
     "TARGET_TYPES",
     "SCHEMA_PATH",
     "ConfigError",
-    "config_schema_key",
     "DeployConfig",
     "EmailNotify",
     "Group",

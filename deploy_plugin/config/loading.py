@@ -195,11 +195,6 @@ def _also_semantic(
     return [p for p in found if not under_named(p[1])]
 
 
-def config_schema_key(config: DeployConfig) -> str:
-    """The :func:`schema_pass_key` of a loaded (so valid) config."""
-    return schema_pass_key(config.sha256, config.path)
-
-
 #: What makes a ``deploy.yaml|yml|json`` ours: a top-level ``groups`` key, or both
 #: ``project`` and ``targets`` (a config of ours whose ``groups`` key is misspelt is still
 #: ours, and reports the typo; another tool's file with a ``project`` key alone is not).
