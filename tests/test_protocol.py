@@ -82,8 +82,13 @@ def _timeless(text: str) -> str:
     return re.sub(r"(log: )\S+", r"\1LOG", text)
 
 
-def run_twice(pytester: pytest.Pytester, *args: str) -> list[pytest.RunResult]:
-    """A first run (applies, fails at files/3.txt) and a re-run (skips what is applied)."""
+Run = tuple[pytest.RunResult, list[tuple[str, str, str, str]], list[str]]
+
+
+def run_twice(pytester: pytest.Pytester, *args: str) -> list[Run]:
+    """A first run (applies, fails at files/3.txt) and a re-run (skips what is applied):
+    each run's result, its JUnit testcases and the items that went through
+    pytest_runtest_call."""
     runs = []
     for _ in range(2):
         result = pytester.runpytest_subprocess(
