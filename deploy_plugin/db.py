@@ -42,12 +42,18 @@ def connection_params(url: str) -> dict[str, Any]:
     return params
 
 
-def pg_connect(url: str) -> psycopg.Connection[Any]:
-    """An autocommit connection to ``url`` with the settings above (psycopg.Error if not)."""
+def pg_connect(url: str, *, read_only: bool = False) -> psycopg.Connection[Any]:
+    """An autocommit connection to ``url`` with the settings above (psycopg.Error if not).
+
+    ``read_only``: every transaction of the session is READ ONLY (the server's
+    ``default_transaction_read_only``, a startup option), so nothing sent on it can write:
+    what a dry run uses to read a target's ledger."""
     import psycopg
 
     params = connection_params(url)
     own_options = str(params.get("options") or "")
+    if read_only:
+        own_options = f"{own_options} -c default_transaction_read_only=on".strip()
     params["options"] = f"{own_options} {CHECK_INTERVAL_OPTION}".strip()
     try:
         return psycopg.connect(autocommit=True, **params)

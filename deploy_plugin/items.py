@@ -217,10 +217,13 @@ class StepItem(DeployItem):
             )
         if step.tracked:
             self.checksum = deployment.checksum(self.migration)
-            record = deployment.applied().get(self.migration)
-            if record is not None and record.status == "success":
+            found = deployment.applied_record(group, self.migration)
+            if found is not None:
+                when, by, source = found
                 # named: -rs folds identical reasons at one location (the group line)
-                applied = f"applied {iso_utc(record.applied_at)} by {record.applied_by}"
+                applied = f"applied {iso_utc(when)} by {by}"
+                if source != "the history":
+                    applied += f" (per {source})"
                 return f"{self.migration}: {applied}"
         return None
 
@@ -233,12 +236,17 @@ class StepItem(DeployItem):
         step, deployment = self.step, self.deployment
         reason = self._asked[0] if self._asked is not None else self.skip_reason()
         self._asked = None
-        if reason is None and step.tracked and step.command is None and not deployment.dry_run:
-            # a file to apply: connect (once per group), which first brings the history up
-            # to date from the target's ledger; that may show this file applied already
+        builtin = step.tracked and step.command is None
+        if reason is None and builtin and not deployment.dry_run:
+            # a file to apply: connect (once per group), which reads the target's ledger on
+            # the connection that applies; that may show this file applied already
             self._open_migration_runner()
             reason = self.skip_reason()
         if reason:
+            if builtin:
+                recovered = deployment.recover_history(step.group, self.migration)
+                if recovered:
+                    self.deploy_warning(recovered)
             skip(reason)
         if step.command is None:
             self.command = f"apply {step.file} with the built-in SQL executor"
@@ -361,9 +369,6 @@ class StepItem(DeployItem):
                 self.migration, status="failed", execution_time_ms=0, error=message
             )
             raise DeployFailure(message) from None
-        for warning in deployment.ledger_warnings:
-            self.deploy_warning(warning)
-        deployment.ledger_warnings.clear()
 
     def _apply_builtin(self) -> None:
         from deploy_plugin.migrate.executor import AlreadyApplied, ConnectError, MigrationError
@@ -389,6 +394,7 @@ class StepItem(DeployItem):
                 error=message,
             )
             raise DeployFailure(message) from None
+        deployment.database.note_applied(step.group, applied.ledger_row)
         if applied.recorded:
             deployment.remember_migration(applied.record)
         else:

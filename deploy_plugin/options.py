@@ -33,6 +33,7 @@ NEEDS_TARGET = {
     "deploy_check_rollback": "--deploy-check-rollback",
     "deploy_atomic": "--deploy-atomic",
     "deploy_strict_schema": "--deploy-strict-schema",
+    "deploy_reapply_missing": "--deploy-reapply-missing",
 }
 
 
@@ -193,6 +194,14 @@ def add_options(parser: pytest.Parser) -> None:
         help="fail preflight when a tracked database's schema changed since the last"
         " successful run (default: a warning)",
     )
+    group.addoption(
+        "--deploy-reapply-missing",
+        action="store_true",
+        dest="deploy_reapply_missing",
+        help="apply again the migrations that the store records as applied but the target"
+        " database's ledger lacks (a restored or recreated database; a CI job that recreates"
+        " its database every run); without it such a run stops at preflight",
+    )
     parser.addini("deploy_target", "default deploy targets (linelist)", type="linelist")
     parser.addini("deploy_store", "store URL (see --deploy-store)")
     parser.addini("deploy_health_url", "health URL override (see --deploy-health-url)")
@@ -234,6 +243,7 @@ class DeployOptions:
     check_rollback: bool = False  # --deploy-check-rollback
     atomic: bool = False  # --deploy-atomic
     strict_schema: bool = False  # --deploy-strict-schema
+    reapply_missing: bool = False  # --deploy-reapply-missing
 
     @classmethod
     def from_pytest(cls, config: pytest.Config) -> DeployOptions:
@@ -274,6 +284,7 @@ class DeployOptions:
             check_rollback=bool(opt("deploy_check_rollback")),
             atomic=bool(opt("deploy_atomic")),
             strict_schema=bool(opt("deploy_strict_schema")),
+            reapply_missing=bool(opt("deploy_reapply_missing")),
         )
 
     def args(self) -> list[str]:
@@ -288,6 +299,7 @@ class DeployOptions:
             "--deploy-check-rollback": self.check_rollback,
             "--deploy-atomic": self.atomic,
             "--deploy-strict-schema": self.strict_schema,
+            "--deploy-reapply-missing": self.reapply_missing,
         }
         args += [flag for flag, on in flags.items() if on]
         args += [f"--group={g}" for g in self.groups]

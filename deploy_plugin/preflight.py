@@ -127,6 +127,11 @@ class PreflightItem(DeployItem):
             for rel in plan.files
         ]
         self._check_intents()
+        # the database decides: each built-in group's ledger, read-only, before comparing
+        notes, warnings = deployment.read_ledgers(deployment.selected_groups())
+        self.notes.extend(notes)
+        for warning in warnings:
+            self.deploy_warning(warning)
         checksums = {rel: deployment.checksum(rel) for rel in tracked}
         applied = deployment.applied_for_plan()
         result = check_migrations(tracked, checksums, applied)

@@ -86,6 +86,7 @@ class CheckRollbackItem(StepItem):
                 ),
                 blocking=False,
             ) from None
+        deployment.database.note_undone(self.step.group, rel)
         if done.recorded:
             deployment.remember_migration(done.record)
         else:

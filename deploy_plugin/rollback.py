@@ -148,6 +148,7 @@ class RollbackItem(DeployItem):
             raise DeployFailure(
                 deployment.masker.mask(f"rolling back {rel} failed: {err}")
             ) from None
+        deployment.database.note_undone(group, rel)
         if done.recorded:
             deployment.remember_migration(done.record)
         else:

@@ -376,7 +376,8 @@ def test_baseline_follows_the_run_order_of_groups(pytester: pytest.Pytester, cli
         for n in ("001", "002"):
             (pytester.path / folder / f"{n}.sql").write_text(f"SELECT {n};\n")
     (pytester.path / "deploy.yaml").write_text(
-        "project: shop\ntargets: {local: {}}\ngroups:\n"
+        "project: shop\ntargets: {local: {env: {DATABASE_URL: 'sqlite:///s.sqlite3'}}}\n"
+        "groups:\n"
         "  - {name: later, order: 2, file_patterns: ['b/*.sql']}\n"
         "  - {name: first, order: 1, file_patterns: ['a/*.sql']}\n"
     )
@@ -424,3 +425,49 @@ def test_baseline_waits_for_no_running_deployment(shop: Path, cli: Run) -> None:
     assert store.migration_audit("shop", "local") == []
     lock.release()
     store.close()
+
+
+def test_mark_applied_writes_the_ledger_and_an_audit_row(
+    pytester: pytest.Pytester, shop: Path, cli: Run
+) -> None:
+    """Issue 20: the database decides, so mark-applied records the file in the target
+    database's ledger as well as in the history, with who, when and why (issue 21 §10)."""
+    with sqlite3.connect(shop / "shop.sqlite3") as conn:
+        conn.executescript(FILES["001_items.sql"])
+    code, out, err = cli(
+        "migration", "mark-applied", "shop", ITEMS, "-t", "local", "--reason", "restored dump"
+    )
+    assert code == 0, err
+    assert "in the target database's ledger" in out
+    with sqlite3.connect(shop / "shop.sqlite3") as conn:
+        rows = conn.execute("SELECT file, checksum FROM pytest_deploy_applied").fetchall()
+    assert rows == [(ITEMS, file_checksum(shop / ITEMS))]
+    store = open_store(None, shop)
+    assert store is not None
+    (audit,) = store.migration_audit("shop", "local")
+    assert (audit.file, audit.action, audit.reason) == (ITEMS, "mark-applied", "restored dump")
+    store.close()
+    code, out, _ = cli("migration", "history", "shop", "-t", "local")
+    assert "mark-applied" in out and "restored dump" in out
+    deploy(pytester).assert_outcomes(passed=6, skipped=1)  # 001 not run again
+
+
+def test_a_lost_ledger_stops_the_run_until_mark_applied(
+    pytester: pytest.Pytester, shop: Path, cli: Run
+) -> None:
+    """The store records three files applied; the database keeps their tables but lost its
+    ledger table: the run stops naming them; mark-applied records them in the ledger."""
+    deploy(pytester).assert_outcomes(passed=7)
+    with sqlite3.connect(shop / "shop.sqlite3") as conn:
+        conn.execute("DROP TABLE pytest_deploy_applied")
+    stopped = deploy(pytester)
+    stopped.assert_outcomes(passed=3, failed=1, skipped=3)
+    out = stopped.stdout.str()
+    assert "lacks 3 migration(s)" in out and "--deploy-reapply-missing" in out
+    for name in FILES:
+        code, _, err = cli("migration", "mark-applied", "shop", f"migrations/{name}", "-t",
+                           "local", "--reason", "ledger lost")  # fmt: skip
+        assert code == 0, err
+    deploy(pytester).assert_outcomes(passed=4, skipped=3)
+    with sqlite3.connect(shop / "shop.sqlite3") as conn:
+        assert conn.execute("SELECT count(*) FROM items").fetchone() == (1,)  # 002 ran once

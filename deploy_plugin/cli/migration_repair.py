@@ -1,12 +1,16 @@
-"""``pytest-deploy migration accept-checksum|baseline``: history changes made by hand.
+"""``pytest-deploy migration accept-checksum|baseline|mark-applied``: history changes made by
+hand.
 
 ``accept-checksum`` is Flyway's ``repair`` for one file: an applied migration was edited on
 purpose (a comment, a fix the database already has), so its new checksum becomes the
 recorded one, in the store's history *and* in the target database's ledger (which a
 history row recovered from it would copy), with an audit row naming who, when and why.
 ``baseline`` adopts a database that already has the schema of every tracked file up to one
-of them: those files are recorded as applied without running. Both take the deployment
-lock and a protected target's confirmation, like ``mark-applied``; bad input changes nothing.
+of them: those files are recorded as applied without running; ``mark-applied`` does so for
+one file. For a group the built-in executor applies, the database decides what is applied,
+so ``baseline`` and ``mark-applied`` write the target database's ledger rows first, then the
+history with an audit row. All take the deployment lock and a protected target's
+confirmation; bad input changes nothing.
 """
 
 from __future__ import annotations
@@ -35,7 +39,18 @@ _REASON_HELP = "why the edit is accepted (kept in the audit row; required)"
 
 
 def register(command: Any) -> None:
-    """Add both subcommands; ``command(name, help, example, handler)`` makes one."""
+    """Add the subcommands; ``command(name, help, example, handler)`` makes one."""
+    mark = command(
+        "mark-applied",
+        "record a migration as applied without running it (history, ledger, audit row)",
+        "pytest-deploy migration mark-applied woofs migrations/001_create_schema.sql -t production"
+        " \\\n    --reason 'restored from a dump that has it'",
+        run_mark_applied,
+    )
+    mark.add_argument("file", metavar="FILE", help="path relative to the config's root")
+    add_target_option(mark, help="the target (required)")
+    mark.add_argument("--reason", metavar="TEXT", help="kept in the audit row")
+    mark.add_argument("--yes", "-y", action="store_true", help="confirm a protected target")
     accept = command(
         "accept-checksum",
         "accept an intended edit of an applied migration (its new checksum, with an audit row)",
@@ -59,6 +74,80 @@ def register(command: Any) -> None:
     )
     baseline.add_argument("--reason", metavar="TEXT", help="kept in each file's audit row")
     baseline.add_argument("--yes", "-y", action="store_true", help="confirm a protected target")
+
+
+# -- mark-applied -------------------------------------------------------------------------
+
+
+def run_mark_applied(ctx: Context) -> int:
+    args = ctx.args
+    project = ctx.project(args.project)
+    config = project.require_config()
+    target = ctx.require_target(project, args.target)
+    item = _tracked_file(ctx, project, args.file, target)
+    record = _applied(ctx, project.name, target).get(item.file)
+    state = file_state(item, record)
+    if state == "drifted":
+        assert record is not None
+        raise UsageProblem(
+            f"{item.file} was applied to {target} with checksum {record.checksum}, and the "
+            f"file has changed since (now {item.checksum}). mark-applied records files that "
+            f"were never recorded; restore the applied content and add a new migration for "
+            f"the change."
+        )
+    group = config.group(item.group)
+    url = _ledger_url(ctx, project, config, target, group) if group is not None else None
+    reason = " ".join((args.reason or "").split()) or None
+    new = MigrationRecord(
+        file=item.file, checksum=item.checksum, applied_at=utcnow(), applied_by=who(),
+        execution_time_ms=None, status="success", error_message=None,
+    )  # fmt: skip
+    with _history_change(ctx, project, target, f"mark {item.file} as applied"):
+        # the database first: if the store write then fails, the next deployment records
+        # the history row from the ledger (the database decides)
+        in_ledger = _mark_in_ledger(url, config, project.name, target, [item])
+        if state == "applied" and not in_ledger:
+            assert record is not None
+            say(
+                f"{item.file} is already applied to {target} (at {when(record.applied_at)} by "
+                f"{record.applied_by or '?'}); nothing changed."
+            )
+            return 0
+        ctx.writable_store().mark_applied(
+            project.name, target, new, recorded=state == "applied", reason=reason
+        )
+    if args.json:
+        emit_json({"project": project.name, "target": target, "file": item.file,
+                   "group": item.group, "state": "applied", "checksum": item.checksum,
+                   "ledger": "recorded" if in_ledger else "not used" if url is None else "had it",
+                   "reason": reason})  # fmt: skip
+    else:
+        where = " and in the target database's ledger" if in_ledger else ""
+        say(f"Marked {item.file} as applied to {project.name} → {target}{where} (not run).")
+    return 0
+
+
+def _mark_in_ledger(
+    url: str | None, config: DeployConfig, project: str, target: str, items: list[TrackedFile]
+) -> list[str]:
+    """Write the ledger rows of ``items`` (a built-in group's) that the target database
+    lacks; the files written (none when ``url`` is None: a deploy_command's group)."""
+    if url is None or not items:
+        return []
+    from deploy_plugin.migrate.executor import ConnectError, SqlExecutor
+    from deploy_plugin.migrate.ledger import Ledger
+
+    try:
+        with SqlExecutor(url, base=config.root) as executor:
+            ledger = Ledger(executor, project, target)
+            return ledger.mark([(t.file, t.checksum) for t in items], who())
+    except ConnectError as err:
+        raise CliError(f"{err}. Nothing changed.") from None
+    except Exception as err:  # a driver error: one paragraph, the store untouched
+        raise CliError(
+            "cannot write the ledger of the target database:"
+            f" {' '.join(str(err).split())}. Nothing changed in the store."
+        ) from None
 
 
 # -- accept-checksum ----------------------------------------------------------------------
@@ -228,6 +317,11 @@ def run_baseline(ctx: Context) -> int:
     records = [MigrationRecord(t.file, t.checksum, now, by, None, "success", None) for t in files]
     with _history_change(ctx, project, target, f"baseline {len(files)} file(s)"):
         _refuse_recorded(ctx, store, project.name, target, files)  # again, under the lock
+        for group in config.groups:  # the database first: it decides what is applied
+            mine = [t for t in files if t.group == group.name]
+            if mine and group.track_migrations and group.deploy_command is None:
+                url = _ledger_url(ctx, project, config, target, group)
+                _mark_in_ledger(url, config, project.name, target, mine)
         store.baseline(project.name, target, records, reason=reason)
     if args.json:
         emit_json({"project": project.name, "target": target, "files": [t.file for t in files],

@@ -26,7 +26,7 @@ from deploy_plugin.plan import (
     match_files,
     migration_state,
 )
-from deploy_plugin.store.base import MigrationRecord, utcnow
+from deploy_plugin.store.base import MigrationRecord
 from deploy_plugin.targets import resolve
 
 from . import rollback
@@ -108,15 +108,6 @@ def register(subparsers: Any) -> None:
     )  # fmt: skip
     rollback.register(command)
     rollback.register_check(command)
-    mark = command(
-        "mark-applied",
-        "record a migration as applied without running it",
-        "pytest-deploy migration mark-applied woofs migrations/001_create_schema.sql -t production",
-        run_mark_applied,
-    )
-    mark.add_argument("file", metavar="FILE", help="path relative to the config's root")
-    add_target_option(mark, help="the target (required)")
-    mark.add_argument("--yes", "-y", action="store_true", help="confirm a protected target")
     forget = command(
         "forget-intent",
         "forget a shell-applied migration a dead run left in doubt (it did NOT apply)",
@@ -366,43 +357,6 @@ def run_apply(ctx: Context) -> int:
         env=tuple(args.deploy_env),
     )  # fmt: skip
     return run_pytest(ctx, config.path, options, as_json=args.json)
-
-
-def run_mark_applied(ctx: Context) -> int:
-    args = ctx.args
-    project = ctx.project(args.project)
-    project.require_config()
-    target = ctx.require_target(project, args.target)
-    item = _tracked_file(ctx, project, args.file, target)
-    record = _applied(ctx, project.name, target).get(item.file)
-    state = file_state(item, record)
-    if state == "applied":
-        assert record is not None
-        say(
-            f"{item.file} is already applied to {target} (at {when(record.applied_at)} by "
-            f"{record.applied_by or '?'}); nothing changed."
-        )
-        return 0
-    if state == "drifted":
-        assert record is not None
-        raise UsageProblem(
-            f"{item.file} was applied to {target} with checksum {record.checksum}, and the "
-            f"file has changed since (now {item.checksum}). mark-applied records files that "
-            f"were never recorded; restore the applied content and add a new migration for "
-            f"the change."
-        )
-    new = MigrationRecord(
-        file=item.file, checksum=item.checksum, applied_at=utcnow(), applied_by=who(),
-        execution_time_ms=None, status="success", error_message=None,
-    )  # fmt: skip
-    with _history_change(ctx, project, target, f"mark {item.file} as applied"):
-        ctx.writable_store().record_migration(project.name, target, new)
-    if args.json:
-        emit_json({"project": project.name, "target": target, **_row(
-            item.file, item.group, "applied", item.checksum, new)})  # fmt: skip
-    else:
-        say(f"Marked {item.file} as applied to {project.name} → {target} (not run).")
-    return 0
 
 
 @contextmanager

@@ -13,10 +13,12 @@ PostgreSQL keeps it in ``pytest_deploy.applied`` (its own schema), SQLite in the
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 
 from .executor import ConnectError, Sql, SqlExecutor
@@ -107,7 +109,7 @@ class Ledger:
                 " WHERE project = ? AND target = ?",
                 (self.project, self.target),
             )
-        return {row[0]: LedgerRow(row[0], row[1], _utc(row[2]), row[3]) for row in cursor}
+        return _rows(cursor)
 
     def exists(self) -> bool:
         """Whether the target database has a ledger table (of any project)."""
@@ -132,6 +134,41 @@ class Ledger:
             (checksum, self.project, self.target, file),
         )
         return bool(cursor.rowcount > 0)
+
+    def mark(self, rows: list[tuple[str, str]], applied_by: str) -> list[str]:
+        """Record ``(file, checksum)`` rows as applied without running them (``migration
+        mark-applied`` / ``baseline`` of a database that already has their changes), in one
+        transaction, creating the ledger if needed; the files it did not hold before."""
+        self.ensure()
+        have = self.rows()
+        new = [(f, c) for f, c in rows if f not in have]
+        if not new:
+            return []
+        conn = self.executor.connection
+        now = datetime.now(timezone.utc)
+        if self.executor.kind == "postgresql":
+            with conn.transaction():
+                with conn.cursor() as cursor:
+                    cursor.executemany(
+                        f"INSERT INTO {PG_TABLE} (project, target, file, checksum, applied_at,"
+                        " applied_by) VALUES (%s, %s, %s, %s, %s, %s)"
+                        " ON CONFLICT DO NOTHING",
+                        [(self.project, self.target, f, c, now, applied_by) for f, c in new],
+                    )
+        else:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                conn.executemany(
+                    f"INSERT OR IGNORE INTO {SQLITE_TABLE} (project, target, file, checksum,"
+                    " applied_at, applied_by) VALUES (?, ?, ?, ?, ?, ?)",
+                    [(self.project, self.target, f, c, now.isoformat(), applied_by)
+                     for f, c in new],
+                )  # fmt: skip
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+        return [f for f, _ in new]
 
     def guard(self, file: str, checksum: str, applied_by: str) -> Sql:
         """The ledger row's INSERT, run first in the migration's transaction."""
@@ -161,6 +198,97 @@ class Ledger:
             f"DELETE FROM {self.table} WHERE project = {{}} AND target = {{}} AND file = {{}}",
             (self.project, self.target, file),
         )
+
+
+@dataclass(frozen=True)
+class LedgerRead:
+    """The ledger of one project and target as read from a target database.
+
+    ``where`` names the database for people (its URL, password hidden); ``exists`` is False
+    when the database itself does not exist (it has applied nothing)."""
+
+    rows: Mapping[str, LedgerRow]
+    where: str
+    table: str
+    exists: bool = True
+
+
+def read_ledger(
+    url: str, *, base: Path, project: str, target: str, source: str | None = None
+) -> LedgerRead:
+    """Read the ledger of ``project`` and ``target`` at ``url`` without writing anything.
+
+    PostgreSQL: a session whose transactions are READ ONLY (the server refuses any write);
+    SQLite: the file opened ``mode=ro``, never created. A database that does not exist, or
+    has no ledger table, has applied nothing. Raises :class:`ConnectError` (password
+    hidden) when the database cannot be reached.
+    """
+    from deploy_plugin.secrets import redact_url
+
+    where = redact_url(url)
+    origin = f" (from {source})" if source else ""
+    scheme = url.split("://", 1)[0].lower() if "://" in url else ""
+    if scheme.split("+")[0] in ("postgresql", "postgres"):
+        import psycopg
+
+        from deploy_plugin.db import connection_params, pg_connect
+
+        try:
+            password = str(connection_params(url).get("password") or "")
+            conn = pg_connect(url, read_only=True)
+        except psycopg.Error as err:
+            reason = " ".join(str(err).split())
+            if len(password) >= 4:
+                reason = reason.replace(password, "***")
+            if re.search(r'database "[^"]*" does not exist', reason):
+                return LedgerRead({}, where, PG_TABLE, exists=False)
+            raise ConnectError(
+                f"cannot read the ledger of {where}{origin}: {redact_url(reason)}"
+            ) from None
+        with conn:
+            found = conn.execute(f"SELECT to_regclass('{PG_TABLE}')").fetchone()
+            if found is None or found[0] is None:
+                return LedgerRead({}, where, PG_TABLE)
+            cursor = conn.execute(
+                f"SELECT file, checksum, applied_at, applied_by FROM {PG_TABLE}"
+                " WHERE project = %s AND target = %s",
+                (project, target),
+            )
+            return LedgerRead(_rows(cursor), where, PG_TABLE)
+    if scheme == "sqlite":
+        rest = url.split("://", 1)[1].split("?", 1)[0]
+        name = rest[1:] if rest.startswith("/") else ""
+        if not name or name == ":memory:":
+            return LedgerRead({}, where, SQLITE_TABLE, exists=False)
+        path = base / name
+        if not path.is_file():
+            return LedgerRead({}, where, SQLITE_TABLE, exists=False)
+        try:
+            lite = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=30)
+            try:
+                table = lite.execute(
+                    "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?",
+                    (SQLITE_TABLE,),
+                ).fetchone()
+                if table is None:
+                    return LedgerRead({}, where, SQLITE_TABLE)
+                rows = lite.execute(
+                    f"SELECT file, checksum, applied_at, applied_by FROM {SQLITE_TABLE}"
+                    " WHERE project = ? AND target = ?",
+                    (project, target),
+                )
+                return LedgerRead(_rows(rows), where, SQLITE_TABLE)
+            finally:
+                lite.close()
+        except sqlite3.Error as err:
+            raise ConnectError(f"cannot read the ledger of {where}{origin}: {err}") from None
+    raise ConnectError(
+        f"cannot read the ledger of {where}{origin}: unsupported URL scheme {scheme or url!r}"
+    )
+
+
+def _rows(cursor: Any) -> dict[str, LedgerRow]:
+    return {row[0]: LedgerRow(row[0], row[1], _utc(row[2]), row[3]) for row in cursor}
 
 
 def missing_from_history(

@@ -31,6 +31,12 @@ class Applied:
     record: MigrationRecord
     recorded: bool
 
+    @property
+    def ledger_row(self) -> LedgerRow:
+        """The ledger row that committed with the file."""
+        r = self.record
+        return LedgerRow(r.file, r.checksum, r.applied_at, r.applied_by)
+
 
 class MigrationRunner:
     """Applies one project's tracked files to one target database with the built-in executor."""

@@ -1,15 +1,16 @@
 """History changes made by hand, each with its audit row (``migration_audit``, schema v4).
 
-``migration accept-checksum`` (Flyway's repair for one file) and ``migration baseline``
-change the migration history without running anything; the audit row keeps who, when, the
-old and new checksum and the reason, in the same transaction as the change.
+``migration accept-checksum`` (Flyway's repair for one file), ``migration baseline`` and
+``migration mark-applied`` change the migration history without running anything; the audit
+row keeps who, when, the old and new checksum and the reason, in the same transaction as
+the change.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from .core import _PROJECT_OF, StoreCore, _changed
+from .core import _DELETE_INTENT, _PROJECT_OF, UPSERT_MIGRATION, StoreCore, _changed
 from .records import AuditRecord, MigrationRecord, utcnow
 
 _INSERT_AUDIT = """
@@ -66,6 +67,56 @@ class AuditRepository(StoreCore):
         with self._transaction("record a baseline") as db:
             db.executemany(_INSERT_MIGRATION, history)
             db.executemany(_INSERT_AUDIT, audit)
+
+    def mark_applied(
+        self,
+        project: str,
+        target: str,
+        record: MigrationRecord,
+        *,
+        recorded: bool,
+        reason: str | None,
+    ) -> None:
+        """``migration mark-applied``: ``record`` as the file's history row (unless
+        ``recorded``: the history has it already and only the target's ledger lacked it),
+        with an audit row naming who, when and why, in one transaction."""
+        project_id = self.project_id(project)
+        with self._transaction("mark a migration as applied") as db:
+            if not recorded:
+                applied_at = self._time_param(record.applied_at)
+                db.execute(
+                    UPSERT_MIGRATION,
+                    (project_id, target, record.file, record.checksum, applied_at,
+                     record.applied_by, None, "success", None),
+                )  # fmt: skip
+                db.execute(_DELETE_INTENT, (project_id, target, record.file))
+            db.execute(
+                _INSERT_AUDIT,
+                (project_id, target, record.file, "mark-applied", None, record.checksum,
+                 reason, record.applied_by or "", self._time_param(utcnow())),
+            )  # fmt: skip
+
+    def audit(
+        self,
+        project: str,
+        target: str,
+        file: str,
+        action: str,
+        *,
+        old: str | None,
+        new: str,
+        reason: str | None,
+        who: str,
+    ) -> None:
+        """One audit row on its own (e.g. ``reapply``: a run applied ``file`` again because
+        the target database lacked it)."""
+        project_id = self.project_id(project)
+        with self._statement("write an audit row") as db:
+            db.execute(
+                _INSERT_AUDIT,
+                (project_id, target, file, action, old, new, reason, who,
+                 self._time_param(utcnow())),
+            )  # fmt: skip
 
     def migration_audit(
         self, project: str, target: str, file: str | None = None, limit: int | None = None

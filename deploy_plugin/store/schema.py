@@ -435,6 +435,47 @@ POSTGRES_STEPS.append(
     )
 )
 
+# v9 (issue 20): the audit also keeps `migration mark-applied` (which now writes the target's
+# ledger too) and the files a run applied again because the database lacked them
+# (--deploy-reapply-missing). SQLite cannot alter a CHECK: the table is rebuilt.
+_AUDIT_ACTIONS = "'accept-checksum', 'baseline', 'mark-applied', 'reapply'"
+SQLITE_STEPS.append(
+    SchemaStep(
+        9,
+        "audit actions mark-applied and reapply",
+        (
+            f"""CREATE TABLE migration_audit_v9 (
+                id             INTEGER PRIMARY KEY,
+                project_id     INTEGER NOT NULL REFERENCES projects(id),
+                target_name    TEXT NOT NULL,
+                migration_file TEXT NOT NULL,
+                action         TEXT NOT NULL CHECK (action IN ({_AUDIT_ACTIONS})),
+                old_checksum   TEXT,
+                new_checksum   TEXT NOT NULL,
+                reason         TEXT,
+                who            TEXT NOT NULL,
+                at             TEXT NOT NULL
+            )""",
+            "INSERT INTO migration_audit_v9 SELECT * FROM migration_audit",
+            "DROP TABLE migration_audit",
+            "ALTER TABLE migration_audit_v9 RENAME TO migration_audit",
+            """CREATE INDEX idx_migration_audit_file
+                ON migration_audit (project_id, target_name, migration_file)""",
+        ),
+    )
+)
+POSTGRES_STEPS.append(
+    SchemaStep(
+        9,
+        "audit actions mark-applied and reapply",
+        (
+            "ALTER TABLE deploy.migration_audit DROP CONSTRAINT migration_audit_action_check",
+            "ALTER TABLE deploy.migration_audit ADD CONSTRAINT migration_audit_action_check"
+            f" CHECK (action IN ({_AUDIT_ACTIONS}))",
+        ),
+    )
+)
+
 
 def steps_for(kind: str) -> list[SchemaStep]:
     """The schema steps of one store kind (``sqlite`` or ``postgresql``), in version order.

@@ -1,0 +1,205 @@
+"""Issue 20 ("one truth"): the target database's ledger decides what is applied.
+
+Real pytest processes against a real PostgreSQL target (a throw-away database per test),
+with the embedded SQLite store unless a test names another. The store's history is the
+record of what the database holds; where the two disagree the database wins:
+
+* a database that lacks files the store records as applied (recreated, restored, another
+  database) stops at preflight naming them, with the ways on; ``--deploy-reapply-missing``
+  applies them again;
+* a dry run (and so a saved plan) reads the ledger, read-only, so the pending set it shows
+  is the one the real run applies, whichever store it uses; the server's own counters show
+  that it wrote nothing;
+* rows the ledger has and the store lacks are recovered into the history with a warning
+  that says what happened.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from tests.pg import ADMIN_URL, temporary_database
+from tests.test_faults import (
+    CANARY,
+    assert_no_secret,
+    assert_no_traceback,
+    claims_applied,
+    history,
+    make_project,
+    query,
+    run,
+    sessions_on,
+    table_exists,
+    wait_for,
+    with_password,
+)
+
+FILES = {
+    "001_a.sql": "CREATE TABLE a (id int);\n",
+    "002_b.sql": "CREATE TABLE b (id int);\n",
+    "003_c.sql": "CREATE TABLE c (id int);\n",
+}
+
+
+@pytest.fixture
+def db() -> Iterator[tuple[str, str]]:
+    """A throw-away target database: (its name, its URL with a password-looking canary)."""
+    with temporary_database("deploy_truth") as url:
+        yield url.rsplit("/", 1)[1], with_password(url, CANARY)
+
+
+def recreate(dbname: str) -> None:
+    """Drop and create ``dbname`` again, empty (a restore, a recreated dev database)."""
+    with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
+        admin.execute(f'DROP DATABASE "{dbname}" WITH (FORCE)')
+        admin.execute(f'CREATE DATABASE "{dbname}"')
+
+
+def ledger_files(dbname: str) -> list[str]:
+    if not table_exists(dbname, "pytest_deploy.applied"):
+        return []
+    return [r[0] for r in query(dbname, "SELECT file FROM pytest_deploy.applied ORDER BY 1")]
+
+
+def report(path: Path) -> dict[str, dict[str, object]]:
+    (deployment,) = json.loads(path.read_text())["deployments"]
+    return {step["node_id"].rsplit("::", 2)[-1]: step for step in deployment["steps"]}
+
+
+def test_a_recreated_database_stops_at_preflight(tmp_path: Path, db: tuple[str, str]) -> None:
+    name, url = db
+    project = make_project(tmp_path, FILES)
+    first = run(project, database=url)
+    assert first.returncode == 0, first
+    recreate(name)
+
+    again = run(project, database=url)
+    assert again.returncode == 1, again
+    assert "preflight::migrations-drift failed" in again.output, again
+    for rel in FILES:
+        assert f"migrations/{rel}" in again.output, again
+    assert name in again.output, again  # the database is named
+    assert "--deploy-reapply-missing" in again.output, again
+    assert "mark-applied" in again.output, again
+    assert not table_exists(name, "a"), "nothing may run after a failed preflight"
+    assert ledger_files(name) == []
+    assert_no_traceback(again.output)
+    assert_no_secret(again.output)
+
+    reapplied = run(project, "--deploy-reapply-missing", database=url)
+    assert reapplied.returncode == 0, reapplied
+    assert all(table_exists(name, t) for t in ("a", "b", "c"))
+    assert ledger_files(name) == [f"migrations/{rel}" for rel in FILES]
+    applied = history(project, None)
+    assert all(claims_applied(applied, f"migrations/{rel}") for rel in FILES)
+    # the store and the database agree again: a plain run has nothing to do
+    quiet = run(project, database=url)
+    assert quiet.returncode == 0, quiet
+    assert "3 skipped" in quiet.output or "skipped" in quiet.output, quiet
+
+
+def test_one_more_file_after_a_recreate_is_not_applied_on_a_missing_schema(
+    tmp_path: Path, db: tuple[str, str]
+) -> None:
+    """The issue's second run: one more file, which needs what the lost ones made."""
+    name, url = db
+    project = make_project(tmp_path, {"001_schema.sql": "CREATE SCHEMA woofs;\n"})
+    assert run(project, database=url).returncode == 0
+    recreate(name)
+    (project / "migrations" / "002_dogs.sql").write_text("CREATE TABLE woofs.dogs (id int);\n")
+    again = run(project, database=url)
+    assert again.returncode == 1, again
+    assert "migrations/001_schema.sql" in again.output, again
+    assert 'schema "woofs" does not exist' not in again.output, again  # stopped before
+    assert ledger_files(name) == []
+
+
+def test_dry_run_reads_the_ledger_whichever_store(tmp_path: Path, db: tuple[str, str]) -> None:
+    name, url = db
+    project = make_project(tmp_path, FILES)
+    store_a = f"sqlite:///{tmp_path / 'a.sqlite3'}"
+    store_b_path = tmp_path / "b.sqlite3"
+    store_b = f"sqlite:///{store_b_path}"
+    assert run(project, store=store_a, database=url).returncode == 0
+
+    dry = run(project, "--dry-run", f"--deploy-report={tmp_path / 'r.json'}", store=store_b,
+              database=url)  # fmt: skip
+    assert dry.returncode == 0, dry
+    steps = report(tmp_path / "r.json")
+    for rel in FILES:
+        step = steps[f"deploy[migrations/{rel}]"]
+        assert step["outcome"] == "skipped", dry
+        assert "ledger" in str(step["message"]), step
+    assert not store_b_path.exists(), "a dry run never creates a store"
+
+    real = run(project, store=store_b, database=url)
+    assert real.returncode == 0, real
+    assert "between its commit and its history row" not in real.output, real
+    assert "not recorded" in real.output, real  # what happened: another store applied them
+    assert all(claims_applied(history(project, store_b), f"migrations/{r}") for r in FILES)
+
+
+def _write_counters(dbname: str) -> tuple[int, int, int]:
+    (row,) = query(
+        "test",
+        "SELECT tup_inserted, tup_updated, tup_deleted FROM pg_stat_database WHERE datname = %s",
+        dbname,
+    )
+    return row[0], row[1], row[2]
+
+
+def test_dry_run_is_inert_by_the_servers_counters(tmp_path: Path, db: tuple[str, str]) -> None:
+    name, url = db
+    project = make_project(tmp_path, {"001_a.sql": FILES["001_a.sql"]})
+    assert run(project, database=url).returncode == 0
+    (project / "migrations" / "002_b.sql").write_text(FILES["002_b.sql"])
+    wait_for("the first run's sessions to end", lambda: sessions_on(name) == 0)
+    before = _write_counters(name)
+    dry = run(project, "--dry-run", f"--deploy-report={tmp_path / 'r.json'}", database=url)
+    assert dry.returncode == 0, dry
+    steps = report(tmp_path / "r.json")
+    assert steps["deploy[migrations/001_a.sql]"]["outcome"] == "skipped"
+    assert steps["deploy[migrations/002_b.sql]"]["outcome"] == "passed"  # would apply
+    wait_for("the dry run's session to end", lambda: sessions_on(name) == 0)
+    assert _write_counters(name) == before
+    assert not table_exists(name, "b")
+    assert ledger_files(name) == ["migrations/001_a.sql"]
+
+
+def test_dry_run_against_a_fresh_database_creates_nothing(
+    tmp_path: Path, db: tuple[str, str]
+) -> None:
+    name, url = db
+    project = make_project(tmp_path, FILES)
+    dry = run(project, "--dry-run", database=url)
+    assert dry.returncode == 0, dry
+    assert query(name, "SELECT to_regnamespace('pytest_deploy')")[0][0] is None
+    wait_for("the dry run's session to end", lambda: sessions_on(name) == 0)
+
+
+@pytest.mark.parametrize("absent", ["database", "server"])
+def test_dry_run_names_a_ledger_it_cannot_read(
+    tmp_path: Path, db: tuple[str, str], absent: str
+) -> None:
+    """A database that does not exist has applied nothing (the dry run says so); a server
+    that cannot be reached leaves the pending set unknown: the dry run fails naming it."""
+    name, url = db
+    project = make_project(tmp_path, FILES)
+    if absent == "database":
+        target = url.rsplit("/", 1)[0] + "/deploy_no_such_database"
+    else:
+        target = url.replace("127.0.0.1", "127.0.0.1:1", 1)
+    dry = run(project, "--dry-run", "-rA", database=target)
+    assert_no_traceback(dry.output)
+    assert_no_secret(dry.output)
+    if absent == "database":
+        assert dry.returncode == 0, dry
+        assert "does not exist" in dry.output, dry
+    else:
+        assert dry.returncode == 1, dry
+        assert "ledger" in dry.output, dry
