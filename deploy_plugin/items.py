@@ -243,7 +243,7 @@ class StepItem(DeployItem):
             self._open_migration_runner()
             reason = self.skip_reason()
         if reason:
-            if builtin:
+            if step.tracked:
                 recovered = deployment.recover_history(step.group, self.migration)
                 if recovered:
                     self.deploy_warning(recovered)
@@ -279,11 +279,26 @@ class StepItem(DeployItem):
         deployment, step = self.deployment, self.step
         assert step.command is not None, "a shell step has a command"
         self.log_path = deployment.log_path(self)
+        psqlrc_dir = deployment.session.rootdir / ".deploy" / "psql"
+        env = deployment.env
+        one_transaction = self.atomic_under_psql() is None
+        if one_transaction:  # the file's ledger row commits in psql's own transaction
+            from deploy_plugin.migrate.ledger import psql_guard_sql
+            from deploy_plugin.psql import ledger_env
+
+            sql = psql_guard_sql(
+                deployment.project, deployment.target.name, self.migration,
+                deployment.checksum(self.migration), who(),
+            )  # fmt: skip
+            env = {
+                **env,
+                **ledger_env(psqlrc_dir, root=deployment.config.root, rel=self.migration, sql=sql),
+            }
         try:
             return run_command(
                 step.command,
                 cwd=deployment.config.root,
-                env=deployment.env,
+                env=env,
                 masker=deployment.masker,
                 timeout=(
                     step.group.timeout_seconds
@@ -291,8 +306,8 @@ class StepItem(DeployItem):
                     else deployment.session.timeout
                 ),
                 log_path=self.log_path,
-                psqlrc_dir=deployment.session.rootdir / ".deploy" / "psql",
-                psql_single_transaction=self.atomic_under_psql() is None,
+                psqlrc_dir=psqlrc_dir,
+                psql_single_transaction=one_transaction,
             )
         except CommandRefused as err:
             raise DeployFailure(

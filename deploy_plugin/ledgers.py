@@ -19,6 +19,7 @@ connection of ours sees their database.
 
 from __future__ import annotations
 
+import re
 import shlex
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -38,6 +39,21 @@ def uses_ledger(group: Group) -> bool:
     """Whether the group's files are applied by the built-in executor (which keeps the
     ledger, so the database can be asked)."""
     return group.track_migrations and group.deploy_command is None
+
+
+def psql_ledger(group: Group) -> bool:
+    """Whether the group's files are applied by psql in one transaction with their ledger
+    row (:mod:`deploy_plugin.psql`), connecting with the group's ``database_url_env``
+    (``$DATABASE_URL`` by default): then that database's ledger tells whether a file went
+    through, and a file it holds is never applied again. Its pending set still comes from
+    the history: files applied before pytest-deploy wrote their ledger rows have none."""
+    from deploy_plugin.psql import runs_psql_from_path
+
+    command = group.deploy_command
+    if not group.track_migrations or command is None or not runs_psql_from_path(command):
+        return False
+    var = group.database_url_env
+    return re.search(r"\$(?:" + var + r"(?!\w)|\{" + var + r"\})", command) is not None
 
 
 @dataclass(frozen=True)

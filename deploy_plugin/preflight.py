@@ -126,12 +126,12 @@ class PreflightItem(DeployItem):
             if plan.group.track_migrations and plan.group.name in selected
             for rel in plan.files
         ]
-        self._check_intents()
         # the database decides: each built-in group's ledger, read-only, before comparing
         notes, warnings = deployment.read_ledgers(deployment.selected_groups())
         self.notes.extend(notes)
         for warning in warnings:
             self.deploy_warning(warning)
+        self._check_intents()
         checksums = {rel: deployment.checksum(rel) for rel in tracked}
         applied = deployment.applied_for_plan()
         result = check_migrations(tracked, checksums, applied)
@@ -248,6 +248,8 @@ class PreflightItem(DeployItem):
             if deployment.dry_run and alive_here(intent.host, intent.pid):
                 self.notes.append(f"{intent.file}: being applied by pid {intent.pid} now")
                 continue
+            if self._resolve_intent(intent):
+                continue
             problems.append(
                 f"{intent.file} was being applied by a shell step of deployment"
                 f" {intent.deployment_id} ({intent.who}, host {intent.host}, pid {intent.pid},"
@@ -262,6 +264,56 @@ class PreflightItem(DeployItem):
             raise DeployFailure(
                 "a migration is in doubt: " + "; ".join(problems) + ". Nothing was run."
             )
+
+    def _resolve_intent(self, intent: Any) -> bool:
+        """Settle a psql-applied file left in doubt from its database's ledger, whose row
+        psql committed with the file or not at all; False when the database cannot tell
+        (another client, no readable ledger)."""
+        from deploy_plugin.ledgers import psql_ledger
+
+        deployment = self.deployment
+        group = next(
+            (
+                p.group
+                for p in deployment.plans
+                if intent.file in p.files and p.group.track_migrations
+            ),
+            None,
+        )
+        if group is None or not psql_ledger(group) or not deployment.database.known(group):
+            return False
+        row = deployment.database.row(group, intent.file)
+        where = deployment.database.reads[group.name].where
+        died = (
+            f"{intent.file}: deployment {intent.deployment_id} ({intent.who}, pid {intent.pid})"
+            " ended while psql applied it"
+        )
+        if row is not None and row.checksum != deployment.checksum(intent.file):
+            return False  # the file changed since: drift, settled by hand
+        if deployment.dry_run:
+            self.notes.append(
+                f"{died}; the ledger of {where} "
+                + (
+                    "has it: a real run records it as applied"
+                    if row
+                    else "lacks it: it would be applied"
+                )
+            )
+            return True
+        if row is not None:
+            deployment.recover_history(group, intent.file)  # also removes the intent
+            self.deploy_warning(
+                f"{died}; the ledger of {where} has it (psql committed it with the file):"
+                " recorded as applied, not run again"
+            )
+        else:
+            store = deployment.session.store()
+            store.forget_intent(deployment.project, deployment.target.name, intent.file)
+            self.deploy_warning(
+                f"{died}; the ledger of {where} lacks it (psql's transaction never committed):"
+                " it is applied by this run"
+            )
+        return True
 
 
 def confirm_protected(deployment: Deployment, notes: list[str]) -> None:

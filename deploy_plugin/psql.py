@@ -7,12 +7,16 @@ and, because ``psql -X`` skips every psqlrc, a ``psql`` first on PATH that passe
 
 For a tracked migration's step that psql first on PATH also passes ``-1``
 (``--single-transaction``), so a file failing on its second statement leaves nothing
-committed, as under the built-in executor. Not covered: a command that names psql by its
-path (``/usr/bin/psql``), a file marked ``-- deploy:no-transaction``, and other clients.
+committed, as under the built-in executor; and the psql invocation that runs the step's
+file runs the file's ledger row first in that same transaction (:func:`ledger_env`), so
+whether a file killed mid-way went through is what the target database says. Not covered:
+a command that names psql by its path (``/usr/bin/psql``), a file marked
+``-- deploy:no-transaction``, and other clients.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import shlex
@@ -70,11 +74,45 @@ def psql_wrapped_env(
             bin_dir / "psql",
             "#!/bin/sh\n# pytest-deploy: psql stops at the first failing statement, -X or not"
             + (", and runs a migration in one transaction\n" if once else "\n")
+            + (_LEDGER_FIRST.replace("REAL", shlex.quote(real)) if once else "")
             + f'exec {shlex.quote(real)} -v ON_ERROR_STOP=1{once} "$@"\n',
             mode=0o755,
         )
         wrapped["PATH"] = os.pathsep.join(filter(None, [str(bin_dir), search]))
     return wrapped
+
+
+#: In the ``-1`` wrapper: the psql invocation that runs the step's migration file (named
+#: as an argument, alone or after -f / --file=) runs the ledger row's SQL first, in the same
+#: transaction (psql -1 wraps every -f in one BEGIN/COMMIT, in command-line order).
+_LEDGER_FIRST = """\
+if [ -n "${PYTEST_DEPLOY_LEDGER_SQL:-}" ]; then
+  for arg in "$@"; do
+    case "$arg" in
+      "$PYTEST_DEPLOY_LEDGER_FILE"|"./$PYTEST_DEPLOY_LEDGER_FILE"|"$PYTEST_DEPLOY_LEDGER_PATH"|\
+      -f"$PYTEST_DEPLOY_LEDGER_FILE"|-f"./$PYTEST_DEPLOY_LEDGER_FILE"|\
+      -f"$PYTEST_DEPLOY_LEDGER_PATH"|--file="$PYTEST_DEPLOY_LEDGER_FILE"|\
+      --file="./$PYTEST_DEPLOY_LEDGER_FILE"|--file="$PYTEST_DEPLOY_LEDGER_PATH")
+        exec REAL -v ON_ERROR_STOP=1 -1 -f "$PYTEST_DEPLOY_LEDGER_SQL" "$@";;
+    esac
+  done
+fi
+"""
+
+
+def ledger_env(psqlrc_dir: Path, *, root: Path, rel: str, sql: str) -> dict[str, str]:
+    """Env vars under which the ``-1`` wrapper runs ``sql`` (the ledger row of migration
+    ``rel``, see :func:`deploy_plugin.migrate.ledger.psql_guard_sql`) first in the psql
+    invocation that runs ``rel``, so the row commits with the file or not at all."""
+    folder = psqlrc_dir / "ledger"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{hashlib.sha256(sql.encode()).hexdigest()[:20]}.sql"
+    _write_atomically(path, sql, mode=0o600)
+    return {
+        "PYTEST_DEPLOY_LEDGER_SQL": str(path),
+        "PYTEST_DEPLOY_LEDGER_FILE": rel,
+        "PYTEST_DEPLOY_LEDGER_PATH": str(root / rel),
+    }
 
 
 def _write_atomically(path: Path, text: str, mode: int = 0o644) -> None:

@@ -22,6 +22,7 @@ from deploy_plugin.facts import iso_utc, utcnow, who
 from deploy_plugin.ledgers import (
     DatabaseView,
     lacking_paragraph,
+    psql_ledger,
     recovered_warning,
     run_that_died,
     uses_ledger,
@@ -325,6 +326,10 @@ class Deployment:
                 return row.applied_at, row.applied_by, "the target database's ledger"
             if not self.dry_run:
                 return None
+        elif psql_ledger(group):  # a file its database holds is never applied again
+            row = self.database.row(group, rel)
+            if row is not None:
+                return row.applied_at, row.applied_by, "the target database's ledger"
         record = self.applied().get(rel)
         if record is None or record.status != "success":
             return None
@@ -365,7 +370,8 @@ class Deployment:
         unreadable = []
         files = {plan.group.name: plan.files for plan in self.plans}
         for group in groups:
-            if not uses_ledger(group) or not files.get(group.name):
+            decides = uses_ledger(group)
+            if not (decides or psql_ledger(group)) or not files.get(group.name):
                 continue
             url = self.env.get(group.database_url_env, "")
             if not url:
@@ -376,7 +382,10 @@ class Deployment:
                     target=self.target.name,
                 )  # fmt: skip
             except ConnectError as err:
-                unreadable.append(self.masker.mask(str(err)))
+                if decides:
+                    unreadable.append(self.masker.mask(str(err)))
+                else:
+                    notes.append(f"group {group.name}: {self.masker.mask(str(err))}")
                 continue
             if not found.exists:
                 notes.append(
@@ -388,9 +397,10 @@ class Deployment:
                     f"group {group.name}: {len(found.rows)} file(s) applied per the ledger of"
                     f" {found.where}"
                 )
-            missing = self.database.lacking(group, files[group.name], self.applied())
-            if missing.files:
-                lacking.append(missing)
+            if decides:
+                missing = self.database.lacking(group, files[group.name], self.applied())
+                if missing.files:
+                    lacking.append(missing)
         if unreadable and self.dry_run:
             raise DeployFailure(
                 "; ".join(unreadable) + ". A dry run reads which files the target database has"

@@ -17,20 +17,24 @@ record of what the database holds; where the two disagree the database wins:
 from __future__ import annotations
 
 import json
+import os
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
 import pytest
 
-from tests.pg import ADMIN_URL, temporary_database
+from tests.pg import ADMIN_URL, database_url, temporary_database
 from tests.test_faults import (
     CANARY,
+    Started,
     assert_no_secret,
     assert_no_traceback,
     claims_applied,
     history,
     make_project,
+    migrations_group,
     query,
     run,
     sessions_on,
@@ -203,3 +207,77 @@ def test_dry_run_names_a_ledger_it_cannot_read(
     else:
         assert dry.returncode == 1, dry
         assert "ledger" in dry.output, dry
+
+
+# --------------------------------------------------------------------------- psql-applied
+
+
+def psql_group(command: str) -> dict[str, object]:
+    return migrations_group(deploy_command=command)
+
+
+def test_a_psql_file_committed_before_its_runner_died_is_settled_from_the_ledger(
+    tmp_path: Path, db: tuple[str, str]
+) -> None:
+    """psql commits the file with its ledger row; the runner is killed before its history
+    row: the next run finds the row and records the file, no manual repair, not run twice."""
+    name, url = db
+    files = {"001_a.sql": "CREATE TABLE a (id int);\n"}
+    group = psql_group('psql "$DATABASE_URL" -q -f {file} && kill -9 $PPID')
+    project = make_project(tmp_path, files, group)
+    first = run(project, database=url)
+    assert first.returncode != 0, first  # killed
+    assert ledger_files(name) == ["migrations/001_a.sql"]
+    assert not claims_applied(history(project, None), "migrations/001_a.sql")
+
+    again = run(project, "-rA", database=url)
+    assert again.returncode == 0, again
+    assert "psql committed it with the file" in again.output, again
+    assert "mark-applied" not in again.output, again
+    assert claims_applied(history(project, None), "migrations/001_a.sql")
+    assert_no_secret(first.output, again.output)
+
+
+SLEEPY = (
+    "CREATE TABLE a (id int);\n"
+    "SELECT pg_sleep(CASE WHEN to_regclass('public.go') IS NULL THEN 60 ELSE 0 END);\n"
+)
+
+
+def test_a_psql_file_stopped_by_sigterm_is_applied_by_the_next_run(
+    tmp_path: Path, db: tuple[str, str]
+) -> None:
+    name, url = db
+    group = psql_group('psql "$DATABASE_URL" -q -f {file}')
+    project = make_project(tmp_path, {"001_a.sql": SLEEPY}, group)
+    runner = Started(project, tmp_path / "runner.log", database=url)
+    with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
+        def sleeping() -> int | None:
+            row = admin.execute(
+                "SELECT pid FROM pg_stat_activity WHERE datname = %s AND state = 'active'"
+                " AND query LIKE %s",
+                (name, "%pg_sleep(CASE%"),
+            ).fetchone()
+            return row[0] if row else None
+
+        backend = wait_for("psql's backend to sleep", sleeping, runner)
+        os.kill(runner.pid, signal.SIGTERM)
+        ended = runner.wait()
+        assert ended.returncode != 0, ended
+        # the server ends the orphaned backend (its client is gone): its transaction,
+        # with the file's ledger row, rolls back
+        admin.execute("SELECT pg_terminate_backend(%s)", (backend,))
+        wait_for("the backend to end", lambda: sessions_on(name) == 0)
+        admin.execute("SELECT 1")
+    assert ledger_files(name) == []
+    assert not table_exists(name, "a")
+    with psycopg.connect(database_url(name), autocommit=True) as conn:
+        conn.execute("CREATE TABLE go ()")
+
+    again = run(project, "-rA", database=url)
+    assert again.returncode == 0, again
+    assert "mark-applied" not in again.output and "forget-intent" not in again.output, again
+    assert table_exists(name, "a")
+    assert ledger_files(name) == ["migrations/001_a.sql"]
+    assert claims_applied(history(project, None), "migrations/001_a.sql")
+    assert_no_traceback(again.output)

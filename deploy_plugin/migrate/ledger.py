@@ -14,6 +14,7 @@ PostgreSQL keeps it in ``pytest_deploy.applied`` (its own schema), SQLite in the
 from __future__ import annotations
 
 import re
+import secrets
 import sqlite3
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -289,6 +290,42 @@ def read_ledger(
 
 def _rows(cursor: Any) -> dict[str, LedgerRow]:
     return {row[0]: LedgerRow(row[0], row[1], _utc(row[2]), row[3]) for row in cursor}
+
+
+def psql_guard_sql(project: str, target: str, file: str, checksum: str, applied_by: str) -> str:
+    """The ledger row of a file psql applies, as SQL run first in psql's own ``-1``
+    transaction (before the file): the row commits with the file or not at all, so after a
+    SIGTERM or kill -9 the database tells whether the file went through. Creates the ledger
+    when missing (serialised by a transaction-level advisory lock: files applied in
+    parallel may both find it missing); refuses a file the ledger already records."""
+    values = (project, target, file, checksum, applied_by)
+    while True:  # dollar-quote tags no value holds: right whatever standard_conforming_strings
+        tag, body = "pd" + secrets.token_hex(6), "pdb" + secrets.token_hex(6)
+        if not any(t in v for v in values for t in (tag, body)):
+            break
+
+    def literal(value: str) -> str:
+        return f"${tag}${value}${tag}$"
+
+    where = (
+        f"project = {literal(project)} AND target = {literal(target)} AND file = {literal(file)}"
+    )
+    return (
+        "-- pytest-deploy: the ledger row of this migration, in psql's -1 transaction\n"
+        f"DO ${body}$ BEGIN\n"
+        f"  IF to_regclass('{PG_TABLE}') IS NULL THEN\n"
+        "    PERFORM pg_advisory_xact_lock(7306119017446921203);\n"
+        f"    {_PG_CREATE.replace(';', '; ')};\n"
+        "  END IF;\n"
+        f"END ${body}$;\n"
+        f"DO ${body}$ BEGIN IF EXISTS (SELECT 1 FROM {PG_TABLE} WHERE {where}) THEN\n"
+        f"  RAISE EXCEPTION 'pytest-deploy: the ledger {PG_TABLE} of this database already"
+        f" records % as applied; it is not run again', {literal(file)};\n"
+        f"END IF; END ${body}$;\n"
+        f"INSERT INTO {PG_TABLE} (project, target, file, checksum, applied_by) VALUES"
+        f" ({literal(project)}, {literal(target)}, {literal(file)}, {literal(checksum)},"
+        f" {literal(applied_by)});\n"
+    )
 
 
 def missing_from_history(
