@@ -421,6 +421,7 @@ class StepItem(DeployItem):
                 execution_time_ms=applied.record.execution_time_ms,
             )
         deployment.applied_here.append(self.migration)
+        deployment.audit_reapplied(self.migration)
         self.notes.append(f"applied in {applied.record.execution_time_ms} ms")
 
 

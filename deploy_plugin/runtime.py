@@ -112,6 +112,9 @@ class Deployment:
         self.confirmed = False  # a protected target's run confirmed at the terminal
         self.groups_started: set[str] = set()  # groups whose first item ran (group hooks)
         self.database = DatabaseView()  # what each built-in group's database has applied
+        # files the store records as applied that the database lacks, applied again under
+        # --deploy-reapply-missing: file -> (recorded checksum, the database)
+        self.reapplying: dict[str, tuple[str, str]] = {}
         self.interrupted: str | None = None  # why the session stopped under it (a signal)
         self.notes: list[str] = []  # one-line remarks for the summary (selection)
         self.gated: str | None = None  # a test of the session that failed before it started
@@ -425,7 +428,8 @@ class Deployment:
                 )
             )
         for each in lacking:
-            for rel, _ in each.files:
+            for rel, record in each.files:
+                self.reapplying[rel] = (record.checksum, each.where)
                 warnings.append(
                     f"{rel}: the store records it applied, but the database {each.where}"
                     " lacks it: it is applied again (--deploy-reapply-missing)"
@@ -512,6 +516,19 @@ class Deployment:
                     lacking_paragraph([missing], self.project, self.target.name, where)
                 )
             )
+
+    def audit_reapplied(self, rel: str) -> None:
+        """An audit row for a file applied again because the database lacked it."""
+        if rel not in self.reapplying:
+            return
+        old, where = self.reapplying.pop(rel)
+        store = self.session.open_store_or_none()
+        if store is not None:
+            store.audit(
+                self.project, self.target.name, rel, "reapply", old=old, new=self.checksum(rel),
+                reason=f"the target database {where} lacked it (--deploy-reapply-missing)",
+                who=who(),
+            )  # fmt: skip
 
     def begin_intent(self, rel: str) -> None:
         """Record that a shell step is about to apply tracked file ``rel`` (an intent row)."""

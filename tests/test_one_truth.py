@@ -101,6 +101,16 @@ def test_a_recreated_database_stops_at_preflight(tmp_path: Path, db: tuple[str, 
     assert ledger_files(name) == [f"migrations/{rel}" for rel in FILES]
     applied = history(project, None)
     assert all(claims_applied(applied, f"migrations/{rel}") for rel in FILES)
+    from deploy_plugin.store import open_store
+
+    store = open_store(None, project, create=False)
+    assert store is not None
+    audit = store.migration_audit("faults", "t")
+    store.close()
+    assert sorted((a.file, a.action) for a in audit) == [
+        (f"migrations/{rel}", "reapply") for rel in FILES
+    ]
+    assert all(name in (a.reason or "") and CANARY not in (a.reason or "") for a in audit)
     # the store and the database agree again: a plain run has nothing to do
     quiet = run(project, database=url)
     assert quiet.returncode == 0, quiet
