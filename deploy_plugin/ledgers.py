@@ -161,7 +161,7 @@ def recovered_warning(row: LedgerRow, table: str, died: Any | None) -> str:
         )
     return (
         f"{row.file}: the target database's ledger ({table}) records it applied at {when} by"
-        f" {row.applied_by}, {what}; recorded in this store's history now, and not run again"
+        f" {row.applied_by}, {what}; recorded in the history now, and not run again"
     )
 
 

@@ -376,8 +376,7 @@ def test_baseline_follows_the_run_order_of_groups(pytester: pytest.Pytester, cli
         for n in ("001", "002"):
             (pytester.path / folder / f"{n}.sql").write_text(f"SELECT {n};\n")
     (pytester.path / "deploy.yaml").write_text(
-        "project: shop\ntargets: {local: {env: {DATABASE_URL: 'sqlite:///s.sqlite3'}}}\n"
-        "groups:\n"
+        "project: shop\ntargets: {local: {}}\ngroups:\n"
         "  - {name: later, order: 2, file_patterns: ['b/*.sql']}\n"
         "  - {name: first, order: 1, file_patterns: ['a/*.sql']}\n"
     )

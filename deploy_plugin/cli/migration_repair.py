@@ -33,7 +33,7 @@ from .migrations import (
     file_state,
     tracked_files,
 )
-from .output import CliError, UsageProblem, emit_json, say, when
+from .output import CliError, UsageProblem, emit_json, say, warn, when
 
 _REASON_HELP = "why the edit is accepted (kept in the audit row; required)"
 
@@ -96,7 +96,7 @@ def run_mark_applied(ctx: Context) -> int:
             f"the change."
         )
     group = config.group(item.group)
-    url = _ledger_url(ctx, project, config, target, group) if group is not None else None
+    url, unset = _ledger_url_or_why(ctx, project, config, target, group)
     reason = " ".join((args.reason or "").split()) or None
     new = MigrationRecord(
         file=item.file, checksum=item.checksum, applied_at=utcnow(), applied_by=who(),
@@ -124,7 +124,29 @@ def run_mark_applied(ctx: Context) -> int:
     else:
         where = " and in the target database's ledger" if in_ledger else ""
         say(f"Marked {item.file} as applied to {project.name} → {target}{where} (not run).")
+    if unset:
+        warn(unset)
     return 0
+
+
+def _ledger_url_or_why(
+    ctx: Context, project: Project, config: DeployConfig, target: str, group: Group | None
+) -> tuple[str | None, str | None]:
+    """The URL of the ledger to write for ``group`` (None for a deploy_command's group), or
+    why it cannot be written: the history alone is then recorded, and the next deployment
+    stops at preflight (the database lacks the file) until the ledger has it too."""
+    if group is None:
+        return None, None
+    try:
+        return _ledger_url(ctx, project, config, target, group), None
+    except UsageProblem:
+        return None, (
+            f"The target database's ledger was not written: ${group.database_url_env} is not"
+            f" set for target {target!r}, and the database decides what is applied, so the"
+            " next deployment stops at preflight until its ledger has the file too. Set it"
+            f" (`pytest-deploy env set {project.name} {group.database_url_env} - --target"
+            f" {target}`) and run this command again."
+        )
 
 
 def _mark_in_ledger(
@@ -315,13 +337,16 @@ def run_baseline(ctx: Context) -> int:
     store = ctx.writable_store()
     now, by = utcnow(), who()
     records = [MigrationRecord(t.file, t.checksum, now, by, None, "success", None) for t in files]
+    unset: list[str] = []
     with _history_change(ctx, project, target, f"baseline {len(files)} file(s)"):
         _refuse_recorded(ctx, store, project.name, target, files)  # again, under the lock
         for group in config.groups:  # the database first: it decides what is applied
             mine = [t for t in files if t.group == group.name]
             if mine and group.track_migrations and group.deploy_command is None:
-                url = _ledger_url(ctx, project, config, target, group)
+                url, why = _ledger_url_or_why(ctx, project, config, target, group)
                 _mark_in_ledger(url, config, project.name, target, mine)
+                if why:
+                    unset.append(why)
         store.baseline(project.name, target, records, reason=reason)
     if args.json:
         emit_json({"project": project.name, "target": target, "files": [t.file for t in files],
@@ -333,6 +358,8 @@ def run_baseline(ctx: Context) -> int:
     )
     for t in files:
         say(f"  {t.file}")
+    for why in unset:
+        warn(why)
     return 0
 
 
