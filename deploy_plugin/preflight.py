@@ -25,14 +25,23 @@ class PreflightItem(DeployItem):
         getattr(self, "check_" + self.name.replace("-", "_"))()
 
     def check_protected(self) -> None:
-        confirm_protected(self.deployment, self.notes)
+        try:
+            confirm_protected(self.deployment, self.notes)
+        except DeployFailure:
+            self.deployment.refused = "the protected target was not confirmed"
+            raise
 
     def check_lock(self) -> None:
         refused = self.deployment.policy.preflight_failed
         if refused:
             # a refused protected target: nothing of it runs, so no lock is taken either
             skip(f"not run: {refused} failed")
-        take_lock(self.deployment, self)
+        try:
+            take_lock(self.deployment, self)
+        except DeployFailure:
+            if self.deployment.lock is None:
+                self.deployment.refused = "the lock was not taken"
+            raise
 
     def check_env(self) -> None:
         deployment = self.deployment

@@ -116,6 +116,9 @@ class Deployment:
         # --deploy-reapply-missing: file -> (recorded checksum, the database)
         self.reapplying: dict[str, tuple[str, str]] = {}
         self.interrupted: str | None = None  # why the session stopped under it (a signal)
+        # why the run was refused before anything ran (a protected target not confirmed,
+        # the lock held by another run): recorded as "refused", never as the latest state
+        self.refused: str | None = None
         self.notes: list[str] = []  # one-line remarks for the summary (selection)
         self.gated: str | None = None  # a test of the session that failed before it started
 
@@ -587,11 +590,17 @@ class Deployment:
 
     @property
     def status(self) -> str:
-        """``interrupted`` (a signal or Ctrl-C), ``failure`` (a step failed, a selected
+        """``interrupted`` (a signal or Ctrl-C), ``refused`` (a protected target not
+        confirmed, or the lock held by another run, and nothing ran), ``failure`` (a step
+        failed, a selected
         step never ran: the session ended early, or a test of the session failed before
         the deployment started, so none of its steps ran), else ``success``."""
         if self.interrupted:
             return "interrupted"
+        if self.refused and all(
+            r.kind == "preflight" or r.outcome == "skipped" for r in self.results.values()
+        ):
+            return "refused"
         if self.policy.any_failed or self.gated:
             return "failure"
         if any(item.nodeid not in self.results for item in self.selected):

@@ -159,7 +159,9 @@ def run_status(ctx: Context) -> int:
             ):
                 note(f"deployment {id_} (host {host}, pid {pid}) had ended without recording"
                      " it: now recorded as interrupted")  # fmt: skip
-        latest = store.deployments(project.name, target, limit=1) if store else []
+        # a run refused before anything ran (protected, lock held) is not the target's state
+        recent = store.deployments(project.name, target, limit=50) if store else []
+        latest = [r for r in recent if r.status != "refused"][:1]
         lock = store.lock_info(project.name, target) if store else None
         row: dict[str, Any] = {"target": target, "latest": None, "lock": None}
         if latest:

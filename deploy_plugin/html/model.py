@@ -42,7 +42,14 @@ STATUS_MARKS = {
     "failure": "✗",
     "interrupted": "!",
     "running": "…",
+    "refused": "⊘",
 }
+
+
+def counts_as_state(record: DeploymentRecord) -> bool:
+    """Whether a run says what a target has: not a dry run, nor a run refused before
+    anything ran (a protected target not confirmed, the lock held by another run)."""
+    return not record.dry_run and record.status != "refused"
 
 
 @dataclass
@@ -139,8 +146,8 @@ def build_page(
         summaries.append(
             TargetSummary(
                 name=name,
-                # a dry run changed nothing: the last deployment is the last real one
-                last=next((r for r in runs if not r.dry_run), None),
+                # a dry run or a refused run changed nothing: the last real one counts
+                last=next((r for r in runs if counts_as_state(r)), None),
                 migrations=_counts(applied, config, name),
                 shown=shown,
                 total=len(runs),
@@ -214,7 +221,7 @@ def _older(rest: list[DeploymentRecord]) -> Older | None:
 
 def _trend(shown: list[DeploymentRecord], window: int = 10) -> Trend:
     oldest_first = list(reversed(shown))
-    finished = [r for r in oldest_first if r.status != "running" and not r.dry_run]
+    finished = [r for r in oldest_first if r.status != "running" and counts_as_state(r)]
     durations = [d for d in (duration_ms(r) for r in finished) if d is not None]
     rates: list[float] = []
     for index in range(len(finished)):
