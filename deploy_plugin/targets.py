@@ -126,8 +126,9 @@ def step_env(
     """Build the step environment (process < config < store < --deploy-env-file <
     --deploy-env).
 
-    Stored, ``--deploy-env-file`` and ``--deploy-env`` values are secrets; declared
-    (config) values are not.
+    Stored, ``--deploy-env-file`` and ``--deploy-env`` values are secrets; a declared
+    (config) value is masked when its name looks secret (KEY, SECRET, TOKEN, PASS), else
+    only the password of a URL it holds.
     Of the process's own values, those of ``watched`` names (the vars the deployment's
     groups require, and the built-in executor's URL vars) are masked whole when the name
     looks secret, else only the passwords of the URLs they hold. The secrets are added to
@@ -152,6 +153,8 @@ def step_env(
     masker = masker if masker is not None else Masker()
     masker.keep(target.name, *structural, *HINT_WORDS, *stored, *env_file, *cli, *target.env)
     masker.add(*stored.values(), *env_file.values(), *cli.values())
+    for name, value in target.env.items():  # config values: by the same name rule
+        masker.add(*([value] if is_secret_name(name) else url_passwords(value)))
     for name in set(watched):
         if name in environ and sources.get(name) == "process":
             value = environ[name]

@@ -160,3 +160,36 @@ def test_a_not_run_step_never_shows_a_url_password(pytester: pytest.Pytester) ->
         assert "hunter2pw" not in text
     steps = json.loads((pytester.path / "r.json").read_text())["deployments"][0]["steps"]
     assert steps[-1]["command"].startswith("psql postgresql://admin:***@127.0.0.1:1/db")
+
+
+def test_a_config_value_named_like_a_secret_is_masked(pytester: pytest.Pytester) -> None:
+    """Issue 24 #3: the name rule (KEY, SECRET, TOKEN, PASS) applies to a target's config
+    ``env`` values as to process values: terminal, step log, store and report; a URL
+    password in any config value too."""
+    key, password = "cfg-key-canary-77", "cfg-pass-canary-78"
+    config = {
+        "project": "p",
+        "targets": {
+            "t": {
+                "env": {
+                    "API_KEY": key,
+                    "REPLICA": f"postgresql://app:{password}@127.0.0.1:1/x",
+                    "REGION": "eu-west-1",
+                }
+            }
+        },
+        "groups": [
+            {"name": "a", "order": 1, "deploy_command": "echo key=$API_KEY r=$REPLICA $REGION"}
+        ],
+    }
+    (pytester.path / "deploy.yaml").write_text(yaml.safe_dump(config))
+    result = pytester.runpytest("--deploy-target=t", "-rA", "--deploy-report=r.json")
+    result.assert_outcomes(passed=4)
+    text = result.stdout.str() + (pytester.path / "r.json").read_text()
+    assert "key=***" in text and "eu-west-1" in text
+    for canary in (key, password):
+        assert canary not in text
+        for log in (pytester.path / ".deploy" / "logs").rglob("*"):
+            assert canary not in (log.read_text() if log.is_file() else "")
+        for store in (pytester.path / ".deploy").glob("state.sqlite3*"):
+            assert canary.encode() not in store.read_bytes()
