@@ -270,9 +270,16 @@ class Deployment:
         if refusal:
             raise DeployFailure(refusal)
 
-    def _identity(self) -> Verdict:
-        """The store's verdict on this config's claim to its project (deploy_plugin.identity):
-        read before anything of the project is; a real run binds an unbound project."""
+    def env_for_plan(self) -> dict[str, str]:
+        """The stored env vars this deployment gets, read now (a saved plan's facts): none
+        when the store's verdict on its project withholds them."""
+        verdict = self._verdict(bind=False)
+        if verdict.refusal or verdict.withhold_env:
+            return {}
+        return self.recorder.stored_env()
+
+    def _verdict(self, *, bind: bool) -> Verdict:
+        """The store's verdict on this config's claim to its project (deploy_plugin.identity)."""
         from deploy_plugin import identity
 
         store = self.session.store()
@@ -282,9 +289,12 @@ class Deployment:
             shown = self.config.path.resolve().relative_to(self.session.rootdir.resolve())
         except ValueError:
             shown = self.config.path
-        verdict = identity.check(
-            store, self.config, shown=shown.as_posix(), bind=not self.dry_run, who=who()
-        )
+        return identity.check(store, self.config, shown=shown.as_posix(), bind=bind, who=who())
+
+    def _identity(self) -> Verdict:
+        """The verdict, read before anything of the project is; a real run binds an unbound
+        project (and notes it), a warning is shown once."""
+        verdict = self._verdict(bind=not self.dry_run)
         if verdict.note:
             self.notes.append(verdict.note)
         if verdict.warning:
