@@ -57,16 +57,16 @@ def check(store: Store, config: DeployConfig, *, shown: str, bind: bool, who: st
             return Verdict(
                 refusal=f"project {name!r} in the store is bound to {_bound(row)}, but {shown}"
                 f" has project_id {config.project_id}: two different projects share the"
-                f" name {name!r} in store {where}, so this run uses nothing of the stored one"
-                " (no env var, history or lock) and nothing was run. Give this config a"
+                f" name {name!r} in store {where}, so nothing of the stored one is used (no env"
+                " var, history or lock) and nothing was run or changed. Give this config a"
                 " `project:` name of its own; or, if it really is that project (its"
                 " project_id was made anew), move the binding on purpose with `pytest-deploy"
                 f" project adopt {name} --config {shown} --reason TEXT` (audited)."
             )
         return Verdict(
             refusal=f"project {name!r} in the store is bound to {_bound(row)}, but {shown} has"
-            " no project_id, so nothing says it is that project: this run uses nothing of"
-            f" the stored one (no env var, history or lock) and nothing was run. If it is"
+            " no project_id, so nothing says it is that project: nothing of the stored one is"
+            " used (no env var, history or lock) and nothing was run or changed. If it is"
             f" that project, add `project_id: {row.identity}` to {shown}; if not, give it a"
             f" `project:` name of its own (store {where})."
         )

@@ -20,7 +20,9 @@ ID_A = "0b7f4c1e-a-checkout-of-shop"
 ID_B = "5d2e9a30-b-unrelated-blog"
 
 
-def checkout(base: Path, folder: str, *, project_id: str | None, project: str | None = None) -> Path:
+def checkout(
+    base: Path, folder: str, *, project_id: str | None, project: str | None = None
+) -> Path:
     """``base/folder/deploy/deploy.yaml``: no ``project:`` key unless given, so the project
     is called ``deploy`` after its folder; its one step writes the DATABASE_URL it got."""
     root = base / folder / "deploy"

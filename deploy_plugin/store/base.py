@@ -1,9 +1,10 @@
 """The store interface (:class:`Store`): one repository per area, and the deploy lock.
 
 :class:`Store` is the union of the repositories (``history.py``, ``audit.py``,
-``targets.py``, ``env.py``, ``runs.py``, ``plans.py``, ``projects.py``, all over ``core.py``) plus the lock, which each store
-implements its own way. Records (``records.py``), errors (``errors.py``) and the lock handle
-(``lock.py``) live in their own modules and are re-exported here.
+``targets.py``, ``env.py``, ``runs.py``, ``plans.py``, ``projects.py``, all over
+``core.py``) plus the lock, which each store implements its own way. Records
+(``records.py``), errors (``errors.py``) and the lock handle (``lock.py``) live in their
+own modules and are re-exported here.
 """
 
 from __future__ import annotations
