@@ -6,6 +6,7 @@ purpose, with an audit row."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -238,3 +239,16 @@ def test_init_writes_a_project_id(tmp_path: Path) -> None:
         for name in ("one", "two")
     ]
     assert ids[0] != ids[1] and all(len(i) >= 32 for i in ids)
+
+
+@pytest.mark.parametrize("value", ["1", "has space-in-it", "-starts-with-dash"])
+def test_a_malformed_project_id_is_a_config_error(tmp_path: Path, value: str) -> None:
+    from deploy_plugin.config import ConfigError, load_config
+
+    path = tmp_path / "deploy.yaml"
+    path.write_text(f"groups: [{{name: g, order: 1}}]\nproject_id: {json.dumps(value)}\n")
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    text = str(caught.value)
+    assert "line 2: project_id:" in text and "pytest-deploy init" in text
+    assert "must not be empty" not in text

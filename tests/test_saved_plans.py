@@ -238,8 +238,9 @@ def test_no_plan_is_written_when_the_dry_run_fails(pytester: pytest.Pytester) ->
         ('{"format": "pytest-deploy-plan",\n  "id": }', "line 2, column 9: not valid JSON"),
         ('{"format": "something else"}', "not a pytest-deploy plan"),
         ('{"format": "pytest-deploy-plan", "version": 2, "id": "x"}', "missing key 'deployments'"),
+        ('{"format": "pytest-deploy-plan", "version": 1, "id": "x"}', "unsupported version 1"),
     ],
-    ids=["missing", "not-json", "other-format", "missing-key"],
+    ids=["missing", "not-json", "other-format", "missing-key", "version-1-unsigned"],
 )
 def test_a_malformed_plan_file_is_one_paragraph(
     pytester: pytest.Pytester, content: str | None, expected: str
