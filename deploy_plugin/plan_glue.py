@@ -4,6 +4,11 @@ The facts and their comparison are :mod:`deploy_plugin.saved_plans`; this module
 a deployment's facts from its items, store and environment, and is called by the plugin
 (writing at the session's end, checking when collection is finished) and by
 ``preflight::lock`` (:func:`claim`: the last check and the plan's one use, under the lock).
+
+A plan is signed with its projects' plan keys, kept in the store (see
+:mod:`deploy_plugin.saved_plans`). A dry run never creates a store, so a dry run against a
+store that does not exist yet (or has an older schema) writes no plan: :func:`no_store`
+refuses ``--deploy-plan-out`` before anything runs and says how to create the store.
 """
 
 from __future__ import annotations
@@ -40,6 +45,7 @@ def planned_command(item: Any) -> str | None:
 def facts(
     deployment: Deployment,
     plan_id: str,
+    key: bytes,
     *,
     stored_env: Mapping[str, str],
     history: Mapping[str, MigrationRecord],
@@ -78,7 +84,7 @@ def facts(
         config_sha256=config.sha256,
         steps=tuple(steps),
         files=files,
-        env=saved_plans.env_hashes(plan_id, env),
+        env=saved_plans.env_hashes(key, plan_id, env),
         applied={f: r.checksum for f, r in history.items() if r.status == "success"},
     )
 
@@ -88,6 +94,28 @@ def _deployments(session: DeploySession) -> list[Deployment]:
 
 
 # --------------------------------------------------------------------------- writing
+
+
+def no_store(session: DeploySession) -> str | None:
+    """Before a dry run with --deploy-plan-out: why no plan can be made (no store to keep
+    the plan key in), or None. Reads only; the store's own errors say what they are."""
+    from deploy_plugin.store import default_store_path, describe_url
+    from deploy_plugin.store.base import StoreError
+
+    try:
+        if session.store() is not None:
+            return None
+        why = "does not exist yet (or has an older schema)"
+    except StoreError as err:
+        why = f"cannot be opened ({err})"
+    url = session.store_url
+    where = describe_url(url) if url else str(default_store_path(session.rootdir))
+    return (
+        f"no plan written to {session.options.plan_out}: the store {where} {why}, and a dry"
+        " run never creates or upgrades one, while a plan is signed with a key the store"
+        " keeps. Create the store first — `pytest-deploy target add PROJECT TARGET`, or a"
+        " real run (pytest --deploy-target=T) — then make the plan again. Nothing was run."
+    )
 
 
 def write(session: DeploySession) -> str:
@@ -101,25 +129,37 @@ def write(session: DeploySession) -> str:
         session.plan_failed = True
         why = f"the dry run of {', '.join(failed)} failed" if failed else "nothing was planned"
         return f"pytest-deploy: no plan written to {path}: {why}"
-    plan = SavedPlan(
-        id=session.plan_id,
-        created_at=iso_utc(utcnow()),
-        created_by=who(),
-        deployments=tuple(
-            facts(
-                d,
-                session.plan_id,
-                stored_env=d.recorder.stored_env(),
-                history=d.applied(),
-            )
-            for d in deployments
-        ),
-    )
+    from deploy_plugin.store.base import StoreError
+
+    try:
+        store = session.store()
+        if store is None:
+            raise StoreError("the store does not exist")
+        keys = {d.project: store.plan_key(d.project, create=True) for d in deployments}
+        plan = SavedPlan(
+            id=session.plan_id,
+            created_at=iso_utc(utcnow()),
+            created_by=who(),
+            deployments=tuple(
+                facts(
+                    d,
+                    session.plan_id,
+                    keys[d.project],
+                    stored_env=d.env_for_plan(),
+                    history=d.applied(),
+                )
+                for d in deployments
+            ),
+            store_id=store.store_id,
+        )
+    except StoreError as err:
+        session.plan_failed = True
+        return f"pytest-deploy: no plan written to {path}: {err}"
     target = Path(path)
     temporary = target.with_name(target.name + ".tmp")
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
-        temporary.write_text(saved_plans.dump(plan), encoding="utf-8")
+        temporary.write_text(saved_plans.dump(plan, keys), encoding="utf-8")
         temporary.replace(target)  # whole or not at all
     except OSError as err:
         session.plan_failed = True
@@ -151,6 +191,10 @@ def check(session: DeploySession) -> str | None:
     planned = {d.key: d for d in plan.deployments}
     try:
         store = session.store()
+        keys = {p: store.plan_key(p, create=False) if store else None for p in plan.projects}
+        broken = saved_plans.integrity_problems(plan, store.store_id if store else None, keys)
+        if broken:  # nothing else it says can be trusted
+            return saved_plans.refusal(path, plan, broken, verified=False)
         for use in store.plan_uses(plan.id) if store is not None else []:
             problems.append(
                 f"its id was already used: applied to {use.project} → {use.target} by"
@@ -163,10 +207,14 @@ def check(session: DeploySession) -> str | None:
             if key not in planned:
                 continue
             project, target = key
+            key_of = keys[project]
+            if key_of is None:
+                continue  # not planned: scope_differences named it
             now = facts(
                 deployment,
                 plan.id,
-                stored_env=store.env_values(project, target) if store else {},
+                key_of,
+                stored_env=deployment.env_for_plan(),
                 history=store.applied_migrations(project, target) if store else {},
             )
             problems += saved_plans.differences(planned[key], now)
@@ -184,17 +232,21 @@ def claim(deployment: Deployment) -> str | None:
         return None
     key = (deployment.project, deployment.target.name)
     planned = next(d for d in plan.deployments if d.key == key)
+    store = session.store()
+    plan_key = store.plan_key(key[0], create=False)
+    path = str(session.options.plan)
+    if plan_key is None:  # checked before; a store changed under us
+        raise DeployFailure(saved_plans.refusal(path, plan, ["the project has no plan key"]))
     now = facts(
         deployment,
         plan.id,
-        stored_env=deployment.recorder.stored_env(),
+        plan_key,
+        stored_env=deployment.env_for_plan(),
         history=deployment.applied(),
     )
-    path = str(session.options.plan)
     problems = saved_plans.differences(planned, now)
     if problems:
         raise DeployFailure(saved_plans.refusal(path, plan, problems))
-    store = session.store()
     if not store.use_plan(
         plan.id, key[0], key[1], who=who(), deployment_id=deployment.deployment_id
     ):

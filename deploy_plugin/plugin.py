@@ -296,6 +296,17 @@ class DeployPlugin:
             if state.plan_refusal:
                 session.items.clear()  # nothing runs; exit 2 at the session's end
                 return
+        if (
+            state.options.plan_out
+            and state.deployments
+            and not session.config.getoption("collectonly")
+        ):
+            import deploy_plugin.plan_glue as plan_glue
+
+            state.plan_refusal = plan_glue.no_store(state)  # no store: no key to sign with
+            if state.plan_refusal:
+                session.items.clear()
+                return
         pending = [
             d
             for d in state.deployments
@@ -389,7 +400,7 @@ class DeployPlugin:
             if deployment.started_at is not None:
                 deployment.finish()
         reports = [d.report() for d in state.deployments if d.started_at is not None]
-        if state.options.plan_out and state.targets:
+        if state.options.plan_out and state.targets and not state.plan_refusal:
             import deploy_plugin.plan_glue as plan_glue
 
             state.plan_message = plan_glue.write(state)

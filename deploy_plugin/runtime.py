@@ -28,7 +28,7 @@ from deploy_plugin.ledgers import (
     uses_ledger,
 )
 from deploy_plugin.logs import run_log_dir, step_log_file
-from deploy_plugin.messages import DeployFailure, soft_warn
+from deploy_plugin.messages import DeployFailure, DeployWarning, soft_warn
 from deploy_plugin.plan import AppliedMigration, GroupPlan
 from deploy_plugin.policy import StopPolicy, step_ref
 from deploy_plugin.recorder import RunRecorder
@@ -37,6 +37,7 @@ from deploy_plugin.targets import TargetInfo, step_env
 from deploy_plugin.views import DeploymentView
 
 if TYPE_CHECKING:
+    from deploy_plugin.identity import Verdict
     from deploy_plugin.session import DeploySession
     from deploy_plugin.store.base import MigrationRecord
     from deploy_plugin.store.lock import DeployLock
@@ -235,9 +236,12 @@ class Deployment:
         self.started_at = utcnow()
         failed_tests = self.session.failed_tests
         self.gated = failed_tests[0] if failed_tests else None
-        problem = None
+        problem = refusal = None
         try:
-            stored_env = self.recorder.stored_env()
+            verdict = self._identity()
+            refusal = verdict.refusal
+            withhold = refusal is not None or verdict.withhold_env
+            stored_env = {} if withhold else self.recorder.stored_env()
         except StoreError as err:
             # the environment is still built (without stored vars) so that later items
             # can report "not run" after this first one failed with the store's paragraph
@@ -258,7 +262,7 @@ class Deployment:
         for logger in HTTP_LOGGERS:
             logging.getLogger(logger).addFilter(self._log_filter)
         self._env, self._env_sources = env, sources
-        if problem is None:
+        if problem is None and refusal is None:
             self.recorder.start(
                 who=who(),
                 config_snapshot=self.config.source_text,
@@ -277,6 +281,40 @@ class Deployment:
             )
         if problem:
             raise StoreError(problem)
+        if refusal:
+            raise DeployFailure(refusal)
+
+    def env_for_plan(self) -> dict[str, str]:
+        """The stored env vars this deployment gets, read now (a saved plan's facts): none
+        when the store's verdict on its project withholds them."""
+        verdict = self._verdict(bind=False)
+        if verdict.refusal or verdict.withhold_env:
+            return {}
+        return self.recorder.stored_env()
+
+    def _verdict(self, *, bind: bool) -> Verdict:
+        """The store's verdict on this config's claim to its project (deploy_plugin.identity)."""
+        from deploy_plugin import identity
+
+        store = self.session.store()
+        if store is None:  # a dry run without a store: nothing stored to give away
+            return identity.Verdict()
+        try:
+            shown = self.config.path.resolve().relative_to(self.session.rootdir.resolve())
+        except ValueError:
+            shown = self.config.path
+        return identity.check(store, self.config, shown=shown.as_posix(), bind=bind, who=who())
+
+    def _identity(self) -> Verdict:
+        """The verdict, read before anything of the project is; a real run binds an unbound
+        project (and notes it), a warning is shown once."""
+        verdict = self._verdict(bind=not self.dry_run)
+        if verdict.note:
+            self.notes.append(verdict.note)
+        if verdict.warning:
+            self.notes.append(f"warning: {verdict.warning}")
+            soft_warn(DeployWarning(verdict.warning))
+        return verdict
 
     @property
     def env(self) -> dict[str, str]:

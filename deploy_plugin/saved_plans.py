@@ -7,12 +7,22 @@ target) it holds what the run was about to do and everything that decided it:
   would run (unmasked);
 * the config's SHA-256, each matched file's checksum;
 * the names of the target's env vars (config, store, ``--deploy-env``, ``--deploy-env-file``)
-  with an HMAC-SHA256 of each value keyed by the plan's random id (never the value);
-* the applied-migration set (file → checksum of its ``success`` row).
+  with an HMAC-SHA256 of each value (never the value), keyed by the project's plan key;
+* the applied-migration set (file → checksum of its ``success`` row);
+* the id of the store that made it, and ``macs``: for each project of the plan, an
+  HMAC-SHA256 over the whole plan in canonical JSON (every key but ``macs``; sorted keys,
+  no spaces, UTF-8) keyed by that project's *plan key*.
 
-Applying it compares those facts with the run's own (:func:`differences`) and refuses on
-any difference, naming each one. Pure: it knows no pytest and no store (the glue in
-:mod:`deploy_plugin.plan_glue` gathers the facts).
+The plan key is a per-project secret kept in the store (``projects.plan_key``, drawn with
+:func:`secrets.token_bytes`), never in the file. So a plan file cannot be edited (a step
+added, a command's shown text changed, any key added or removed: the MAC fails), its env
+hashes cannot be checked against guessed values offline, and it applies only against the
+store that made it (its ``store_id`` is MAC'd and compared first).
+
+Applying it checks the store id and the MACs (:func:`integrity_problems`), then compares
+the facts with the run's own (:func:`differences`) and refuses on any difference, naming
+each one. Pure: it knows no pytest and no store (the glue in :mod:`deploy_plugin.plan_glue`
+gathers the facts and the keys).
 """
 
 from __future__ import annotations
@@ -27,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 FORMAT = "pytest-deploy-plan"
-VERSION = 1
+VERSION = 2  # 2: store_id and macs (version 1 plans had neither and are refused)
 
 
 class PlanFileError(Exception):
@@ -63,16 +73,24 @@ class DeploymentFacts:
 
 @dataclass(frozen=True)
 class SavedPlan:
-    """A plan file's content."""
+    """A plan file's content; ``signed`` is the canonical text its ``macs`` cover (set by
+    :func:`load`)."""
 
     id: str
     created_at: str
     created_by: str
     deployments: tuple[DeploymentFacts, ...]
+    store_id: str = ""
+    macs: Mapping[str, str] = field(default_factory=dict)  # project → MAC (hex)
+    signed: bytes = b""
+
+    @property
+    def projects(self) -> list[str]:
+        return sorted({d.project for d in self.deployments})
 
 
 def new_plan_id() -> str:
-    """A random plan id (128 bits); also the HMAC key of the plan's env hashes."""
+    """A random plan id (128 bits)."""
     return secrets.token_hex(16)
 
 
@@ -80,24 +98,46 @@ def command_hash(command: str | None) -> str | None:
     return None if command is None else hashlib.sha256(command.encode()).hexdigest()
 
 
-def env_hashes(plan_id: str, env: Mapping[str, str]) -> dict[str, str]:
-    """name → HMAC-SHA256(plan id, value): tells a changed value without holding it."""
-    key = plan_id.encode()
+def _subkey(key: bytes, purpose: str) -> bytes:
+    """One key per use of a project's plan key (env hashes, MACs), so neither gives away
+    anything about the other."""
+    return hmac.new(key, f"pytest-deploy plan {purpose}".encode(), hashlib.sha256).digest()
+
+
+def env_hashes(key: bytes, plan_id: str, env: Mapping[str, str]) -> dict[str, str]:
+    """name → HMAC-SHA256 of (plan id, name, value) keyed by the project's plan key: tells
+    a changed value without holding it, and only to someone holding the store's key."""
+    env_key = _subkey(key, "env")
     return {
-        name: hmac.new(key, value.encode(), hashlib.sha256).hexdigest()
+        name: hmac.new(
+            env_key, "\0".join((plan_id, name, value)).encode(), hashlib.sha256
+        ).hexdigest()
         for name, value in sorted(env.items())
     }
+
+
+def canonical(data: Mapping[str, Any]) -> bytes:
+    """What a plan's MACs cover: every key but ``macs``, as canonical JSON."""
+    body = {k: v for k, v in data.items() if k != "macs"}
+    return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def mac(key: bytes, signed: bytes) -> str:
+    """HMAC-SHA256 of a plan's canonical text keyed by a project's plan key."""
+    return hmac.new(_subkey(key, "mac"), signed, hashlib.sha256).hexdigest()
 
 
 # --------------------------------------------------------------------------- the file
 
 
-def dump(plan: SavedPlan) -> str:
-    """The plan as the JSON text of a plan file."""
-    data = {
+def dump(plan: SavedPlan, keys: Mapping[str, bytes]) -> str:
+    """The plan as the JSON text of a plan file, with a MAC per project (``keys``: each
+    project's plan key)."""
+    data: dict[str, Any] = {
         "format": FORMAT,
         "version": VERSION,
         "id": plan.id,
+        "store_id": plan.store_id,
         "created_at": plan.created_at,
         "created_by": plan.created_by,
         "deployments": [
@@ -121,6 +161,8 @@ def dump(plan: SavedPlan) -> str:
             for d in plan.deployments
         ],
     }
+    signed = canonical(data)
+    data["macs"] = {project: mac(keys[project], signed) for project in plan.projects}
     return json.dumps(data, indent=2) + "\n"
 
 
@@ -208,7 +250,34 @@ def _parse(data: Any) -> SavedPlan:
         created_at=text(data, "created_at"),
         created_by=text(data, "created_by"),
         deployments=tuple(deployments),
+        store_id=text(data, "store_id"),
+        macs=mapping(data, "macs"),
+        signed=canonical(data),
     )
+
+
+def integrity_problems(
+    plan: SavedPlan, store_id: str | None, keys: Mapping[str, bytes | None]
+) -> list[str]:
+    """Why the plan is not one this store made, unchanged (empty: it is): another store's,
+    or a MAC that does not match (``keys``: each project's plan key in this store)."""
+    if store_id != plan.store_id:
+        return [
+            f"it was made against another store (store id {plan.store_id}; this run's store"
+            f" is {store_id or 'missing'}), and a plan applies only against the store that"
+            " made it"
+        ]
+    for project in plan.projects:
+        key = keys.get(project)
+        given = plan.macs.get(project, "")
+        if key is None or not hmac.compare_digest(mac(key, plan.signed), given):
+            return [
+                "the file was changed after it was made: its MAC for project"
+                f" {project!r} (HMAC-SHA256 keyed by a secret kept in the store, not in the"
+                " file) does not match its content. Steps, commands, their shown text and"
+                " every other key of a plan file are covered; none can be edited"
+            ]
+    return []
 
 
 # --------------------------------------------------------------------------- comparing
@@ -278,11 +347,17 @@ def scope_differences(plan: SavedPlan, now: list[tuple[str, str]]) -> list[str]:
     return out
 
 
-def refusal(path: str, plan: SavedPlan, problems: list[str]) -> str:
-    """The one paragraph refusing a plan, naming each problem."""
+def refusal(path: str, plan: SavedPlan, problems: list[str], *, verified: bool = True) -> str:
+    """The one paragraph refusing a plan, naming each problem (the file's own words about
+    itself only when ``verified``: an edited file may say anything)."""
     scope = ", ".join(f"{p} → {t}" for p, t in (d.key for d in plan.deployments))
+    about = (
+        f" (id {plan.id}, made {plan.created_at} by {plan.created_by} for {scope})"
+        if verified
+        else ""
+    )
     return (
-        f"saved plan {path} (id {plan.id}, made {plan.created_at} by {plan.created_by} for"
-        f" {scope}) cannot be applied: " + "; ".join(problems) + ". Nothing was run. Make a"
-        " new plan with --dry-run --deploy-plan-out=FILE, review it, and apply that."
+        f"saved plan {path}{about} cannot be applied: " + "; ".join(problems) + ". Nothing"
+        " was run. Make a new plan with --dry-run --deploy-plan-out=FILE, review it, and"
+        " apply that."
     )

@@ -779,7 +779,8 @@ def test_schema_is_valid_and_documents_every_key():
         "rollback_command",
     }  # fmt: skip
     assert set(document["properties"]) == {
-        "$schema", "project", "root", "groups", "health_check", "notify", "targets", "atomic",
+        "$schema", "project", "project_id", "root", "groups", "health_check", "notify",
+        "targets", "atomic",
     }  # fmt: skip
 
 

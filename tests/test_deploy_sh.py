@@ -214,6 +214,7 @@ def test_the_cli_deploys_the_script_and_init_turns_it_into_a_config(
     init = cli(pytester.path, "init", "shop", "--from-deploy-sh")
     assert init.returncode == 0, init.stdout + init.stderr
     config = yaml.safe_load((folder / "deploy.yaml").read_text())
+    assert len(config.pop("project_id")) == 36  # its identity in a store (a UUID)
     assert config == {
         "project": "shop",
         "groups": [{"name": "deploy", "order": 1, "deploy_command": "bash deploy.sh"}],

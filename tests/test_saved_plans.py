@@ -208,6 +208,7 @@ def test_a_plan_for_another_project_is_refused(pytester: pytest.Pytester) -> Non
             f"project: {name}\ntargets: {{t: {{}}}}\n"
             "groups: [{name: g, order: 1, deploy_command: 'echo $PWD >> ../ran.log'}]\n"
         )
+    open_store(None, pytester.path).close()  # a plan is signed by the store's key
     assert (
         pytester.runpytest("a", "--deploy-target=t", "--dry-run", "--deploy-plan-out=plan.json").ret
         == 0
@@ -236,9 +237,10 @@ def test_no_plan_is_written_when_the_dry_run_fails(pytester: pytest.Pytester) ->
         (None, "cannot read the plan file"),
         ('{"format": "pytest-deploy-plan",\n  "id": }', "line 2, column 9: not valid JSON"),
         ('{"format": "something else"}', "not a pytest-deploy plan"),
-        ('{"format": "pytest-deploy-plan", "version": 1, "id": "x"}', "missing key 'deployments'"),
+        ('{"format": "pytest-deploy-plan", "version": 2, "id": "x"}', "missing key 'deployments'"),
+        ('{"format": "pytest-deploy-plan", "version": 1, "id": "x"}', "unsupported version 1"),
     ],
-    ids=["missing", "not-json", "other-format", "missing-key"],
+    ids=["missing", "not-json", "other-format", "missing-key", "version-1-unsigned"],
 )
 def test_a_malformed_plan_file_is_one_paragraph(
     pytester: pytest.Pytester, content: str | None, expected: str
@@ -395,3 +397,132 @@ def test_the_cli_makes_and_applies_a_plan(pytester: pytest.Pytester) -> None:
     (pytester.path / "broken.json").write_text("{")
     broken = run("--plan", "broken.json")
     assert broken.returncode == 2 and "--deploy-plan broken.json" in broken.stderr
+
+
+# --------------------------------------------------------------------------- integrity
+# Issue 20 §6: a plan file carries a MAC keyed by a per-project secret of the store that made
+# it; the file never holds the key, so it cannot be edited, forged or replayed elsewhere.
+
+
+def edit_plan(pytester: pytest.Pytester, change: Callable[[dict], None]) -> None:
+    path = pytester.path / "plan.json"
+    data = json.loads(path.read_text())
+    change(data)
+    path.write_text(json.dumps(data, indent=2) + "\n")
+
+
+def refused_as_edited(pytester: pytest.Pytester) -> str:
+    result = apply(pytester)
+    assert result.ret == 2, result.stdout.str()
+    text = paragraph(result)
+    assert "was changed after it was made" in text and "Nothing was run" in text
+    assert ran(pytester) == []
+    return text
+
+
+def test_steps_added_to_a_plan_file_never_run(pytester: pytest.Pytester) -> None:
+    """The web group was skipped at plan time; its step, added by hand with a correct
+    command hash, would otherwise be selected by the plan."""
+    import hashlib
+
+    project(pytester)
+    make_plan(pytester, "--group=db")
+    command = "echo web >> ran.log"
+    step = {
+        "node_id": "deploy.yaml::t::web::deploy",
+        "command": command,
+        "command_sha256": hashlib.sha256(command.encode()).hexdigest(),
+    }
+    edit_plan(pytester, lambda data: data["deployments"][0]["steps"].append(step))
+    refused_as_edited(pytester)
+
+
+def test_display_text_edited_in_a_plan_file_is_refused(pytester: pytest.Pytester) -> None:
+    project(pytester)
+    make_plan(pytester)
+
+    def reword(data: dict) -> None:
+        data["deployments"][0]["steps"][0]["command"] = "echo nothing to see here"
+
+    edit_plan(pytester, reword)
+    refused_as_edited(pytester)
+
+
+def test_a_key_added_to_a_plan_file_is_refused(pytester: pytest.Pytester) -> None:
+    project(pytester)
+    make_plan(pytester)
+    edit_plan(pytester, lambda data: data.update(created_by="the release manager"))
+    refused_as_edited(pytester)
+
+
+def test_env_hashes_cannot_be_checked_offline(pytester: pytest.Pytester) -> None:
+    """With the plan file alone, guessing a secret from a list is impossible: the env
+    hashes are keyed by the store's secret, which the file does not hold."""
+    import hashlib
+    import hmac
+
+    project(pytester)
+    plan = make_plan(pytester)
+    hashed = plan["deployments"][0]["env"]["TOKEN"]
+    guesses = ["hunter2", "plan-canary", SECRET, "plan-canary-4243"]
+    keys = [plan["id"], plan["id"][:16], plan.get("store_id", ""), ""]
+    tried = {
+        hmac.new(key.encode(), guess.encode(), hashlib.sha256).hexdigest()
+        for key in keys
+        for guess in guesses
+    } | {hashlib.sha256(guess.encode()).hexdigest() for guess in guesses}
+    assert hashed not in tried
+    text = (pytester.path / "plan.json").read_text()
+    with open_store(None, pytester.path) as store:
+        key = store.plan_key("p", create=False)
+    assert key is not None and len(key) >= 32
+    assert key.hex() not in text and SECRET not in text
+
+
+def test_a_plan_replayed_against_another_store_is_refused(pytester: pytest.Pytester) -> None:
+    project(pytester)
+    make_plan(pytester)
+    other = f"sqlite:///{pytester.path / 'other.sqlite3'}"
+    with open_store(other, pytester.path) as store:
+        store.set_env("p", "t", "TOKEN", SECRET)  # the same values, another store
+    result = apply(pytester, f"--deploy-store={other}")
+    assert result.ret == 2
+    text = paragraph(result)
+    assert "was made against another store" in text
+    assert ran(pytester) == []
+    with open_store(other, pytester.path) as store:
+        assert store.deployments("p") == []
+
+
+def test_a_plan_replayed_against_another_postgresql_store_is_refused(
+    pytester: pytest.Pytester, pg_database: str
+) -> None:
+    from tests.pg import temporary_database
+
+    write_project(
+        pytester, {"groups": [{"name": "g", "order": 1, "deploy_command": "echo g >> ran.log"}]}
+    )
+    with open_store(pg_database, pytester.path) as store:
+        store.set_env("p", "t", "TOKEN", SECRET)
+    make_plan(pytester, f"--deploy-store={pg_database}")
+    with temporary_database() as other:
+        with open_store(other, pytester.path) as store:
+            store.set_env("p", "t", "TOKEN", SECRET)
+        result = apply(pytester, f"--deploy-store={other}")
+        assert result.ret == 2
+        assert "was made against another store" in paragraph(result)
+    assert ran(pytester) == []
+
+
+def test_a_plan_needs_an_existing_store(pytester: pytest.Pytester) -> None:
+    """The dry run never creates a store, and without one there is no key to sign with:
+    --deploy-plan-out refuses before anything runs and says how to create it."""
+    write_project(
+        pytester, {"groups": [{"name": "g", "order": 1, "deploy_command": "echo g >> ran.log"}]}
+    )
+    result = pytester.runpytest("--deploy-target=t", "--dry-run", "--deploy-plan-out=plan.json")
+    assert result.ret == 2
+    text = result.stdout.str()
+    assert "no plan written to plan.json" in text and "pytest-deploy target add" in text
+    assert not (pytester.path / "plan.json").exists()
+    assert not (pytester.path / ".deploy").exists()

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from deploy_plugin.config import ConfigError
 from deploy_plugin.store import StoreError
 
-from . import configs, deploy, env, history, init, migrations, targets
+from . import configs, deploy, env, history, init, migrations, projects, targets
 from .context import Context
 from .output import FAILED, USAGE, CliError, UsageProblem, note
 
@@ -30,6 +30,7 @@ examples (the seed's walk-through):
   pytest-deploy deploy run woofs --target production --dry-run
   pytest-deploy deploy run woofs --target production
   pytest-deploy migration history woofs --target production --limit 20
+  pytest-deploy project show woofs
 
 Every command takes --help, --json, --rootdir, --deploy-store and --config.
 Exit codes: 0 ok, 1 failed, 2 usage (bad input: nothing changed)."""
@@ -44,7 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for module in (init, configs, targets, env, migrations, deploy, history):
+    for module in (init, configs, targets, env, migrations, deploy, history, projects):
         module.register(subparsers)
     return parser
 

@@ -246,11 +246,15 @@ class Context:
         except ValueError:
             return str(path)
 
-    def project(self, name: str, *, store_only_ok: bool = False) -> Project:
+    def project(
+        self, name: str, *, store_only_ok: bool = False, check_identity: bool = True
+    ) -> Project:
         """Resolve a ``<project>`` argument; UsageProblem (exit 2) when it is unknown.
 
         ``store_only_ok``: a project known only to the store is accepted (target, env and
-        history commands).
+        history commands); for those, a project named by a config here is refused when the
+        store binds its name to another ``project_id`` (unless not ``check_identity``: the
+        ``project adopt`` command), so a stranger's checkout never reads its env vars.
         """
         entries = self.entries()
         matches = [e for e in entries if e.project == name]
@@ -267,6 +271,8 @@ class Context:
                     f"{self.shown(entry.path)} does not load, so its declared targets and "
                     f"groups are left out: {entry.error}"
                 )
+            if store_only_ok and check_identity and entry.config is not None:
+                self._check_identity(entry.config)
             return Project(name, entry)
         if getattr(self.args, "config", None) and entries:
             raise UsageProblem(
@@ -291,6 +297,21 @@ class Context:
             f"config's `project` key, else the name of the config's folder; run from a folder "
             f"that holds the config or pass --config PATH."
         )
+
+    def _check_identity(self, config: DeployConfig) -> None:
+        """UsageProblem when the store binds the config's project name to another identity
+        (deploy_plugin.identity); reads only."""
+        from deploy_plugin import identity
+        from deploy_plugin.facts import who
+
+        store = self.store()
+        if store is None:
+            return
+        verdict = identity.check(
+            store, config, shown=self.shown(config.path), bind=False, who=who()
+        )
+        if verdict.refusal:
+            raise UsageProblem(verdict.refusal)
 
     # -- targets --------------------------------------------------------------------------
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import shlex
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,10 @@ STARTER = """\
 # Every key: `pytest-deploy config show {project_arg}`, and the JSON Schema shipped in
 # deploy_plugin/config/schema.json (point your editor's YAML support at it).
 project: {project_yaml}
+# This project's identity, the same in every clone: a store binds the project's name to it
+# on the first deploy, so another project that happens to have the same name never gets
+# its env vars, history or lock. Keep it; never copy it into another project's config.
+project_id: "{project_id}"
 
 # Where a deployment goes. Declared here with non-secret values only; add more with
 #   pytest-deploy target add {project_arg} staging --type database --host db.example.com
@@ -98,7 +103,9 @@ def starter_config(project: str) -> str:
     """The starter config text of ``project``."""
     quoted = json.dumps(project)  # a JSON string is a valid YAML scalar
     arg = shlex.quote(project)
-    return STARTER.format(project_yaml=quoted, project_comment=quoted, project_arg=arg)
+    return STARTER.format(
+        project_yaml=quoted, project_comment=quoted, project_arg=arg, project_id=uuid.uuid4()
+    )
 
 
 FROM_DEPLOY_SH = """\
@@ -107,6 +114,7 @@ FROM_DEPLOY_SH = """\
 # own (migrations, build, deploy, ...) one at a time; README "A config" shows one, and
 # every key is in pytest-deploy's deploy_plugin/config/schema.json.
 project: {project_yaml}
+project_id: "{project_id}"  # this project's identity in a store; never copy it elsewhere
 groups:
   - name: deploy
     order: 1
@@ -173,7 +181,7 @@ def run_init(ctx: Context) -> int:
                 f"--from-deploy-sh: {ctx.shown(folder)} has no deploy.sh to run. Pass the"
                 " folder that holds it, or leave --from-deploy-sh out for a starter config."
             )
-        text = FROM_DEPLOY_SH.format(project_yaml=json.dumps(project))
+        text = FROM_DEPLOY_SH.format(project_yaml=json.dumps(project), project_id=uuid.uuid4())
     try:
         folder.mkdir(parents=True, exist_ok=True)
         with open(path, "x", encoding="utf-8") as handle:

@@ -46,6 +46,7 @@ def script_config(path: Path) -> DeployConfig:
         path=path,
         root=root,
         project=root.name,
+        project_named=False,
         groups=(group,),
         health_check=None,
         notify=(),

@@ -24,6 +24,9 @@ _HINTS = {
     "$schema": "Give the URL or path of the JSON Schema as a string, or remove it.",
     "project": "Set `project` to the project's name (printable characters, no NUL or line"
     " breaks), or remove it to use the root folder's name.",
+    "project_id": "Set `project_id` to the id `pytest-deploy init` wrote (8 to 128 letters,"
+    " digits, '.', '_' or '-', e.g. a UUID); a store binds the project to it, so never copy"
+    " it into another project's config.",
     "root": "Set `root` to a folder relative to the config file, or remove it to use the "
     "config file's folder.",
     "groups": "List the deployment's groups under `groups`, each with at least a `name` and "

@@ -101,6 +101,8 @@ def _build(
         data=data,
         lines=lines,
         atomic=bool(data.get("atomic", False)),
+        project_id=data.get("project_id"),
+        project_named=bool(data.get("project")),
     )
 
 

@@ -132,6 +132,8 @@ class DeployConfig:
     data: dict[str, Any]
     lines: dict[str, int] = field(default_factory=dict, repr=False, compare=False)
     atomic: bool = False  # a failing deployment undoes itself in reverse
+    project_id: str | None = None  # the project's identity (a store binds its name to it)
+    project_named: bool = True  # False: no `project` key, the name is the root folder's
 
     def line_of(self, field: str) -> int | None:
         """The line where ``field`` (e.g. ``'groups[1].deploy_command'``) is written."""

@@ -142,8 +142,13 @@ def _schema_problem(
         return line, path or None, _sentence(problem, hint)
     if kind == "minItems":
         return line, path or None, _sentence("must not be an empty list.", hint)
-    if kind == "minLength":
-        return line, path or None, _sentence("must not be empty.", hint)
+    if kind in ("minLength", "maxLength"):
+        if kind == "minLength" and validator_value == 1:
+            problem = "must not be empty."
+        else:
+            words = "at least" if kind == "minLength" else "at most"
+            problem = f"must be {words} {validator_value} characters, got {_short(value)}."
+        return line, path or None, _sentence(problem, hint)
     if kind == "pattern":
         return line, path or None, _sentence(f"{_short(value)} is not allowed here.", hint)
     if kind == "enum":

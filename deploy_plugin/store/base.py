@@ -1,9 +1,10 @@
 """The store interface (:class:`Store`): one repository per area, and the deploy lock.
 
 :class:`Store` is the union of the repositories (``history.py``, ``audit.py``,
-``targets.py``, ``env.py``, ``runs.py``, all over ``core.py``) plus the lock, which each store
-implements its own way. Records (``records.py``), errors (``errors.py``) and the lock handle
-(``lock.py``) live in their own modules and are re-exported here.
+``targets.py``, ``env.py``, ``runs.py``, ``plans.py``, ``projects.py``, all over
+``core.py``) plus the lock, which each store implements its own way. Records
+(``records.py``), errors (``errors.py``) and the lock handle (``lock.py``) live in their
+own modules and are re-exported here.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from .fingerprints import FingerprintRepository
 from .history import HistoryRepository
 from .lock import DeployLock
 from .plans import PlanRepository, PlanUse
+from .projects import ProjectAudit, ProjectIdentity, ProjectRepository
 from .records import (
     AUDIT_ACTIONS,
     MIGRATION_STATUSES,
@@ -51,6 +53,8 @@ __all__ = [
     "LockInfo",
     "MigrationRecord",
     "PlanUse",
+    "ProjectAudit",
+    "ProjectIdentity",
     "SharedSQL",
     "StepRecord",
     "Store",
@@ -70,6 +74,7 @@ class Store(
     EnvRepository,
     RunRepository,
     PlanRepository,
+    ProjectRepository,
     FingerprintRepository,
 ):
     """Projects, targets, env vars, migration history, deployment runs and the deploy lock.
