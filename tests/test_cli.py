@@ -832,3 +832,13 @@ def test_mark_applied_waits_for_no_one_and_asks_for_a_protected_target(
     assert code == 0, err
     assert list(store.applied_migrations("shop", "guarded")) == [ITEMS]
     store.close()
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    """Issue 24 #6: `pytest-deploy --version` prints the installed version, exit 0."""
+    from importlib.metadata import version
+
+    from deploy_plugin.cli import main
+
+    assert main(["--version"]) == 0
+    assert capsys.readouterr().out.strip() == f"pytest-deploy {version('pytest-deploy')}"

@@ -44,10 +44,24 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    parser.add_argument(
+        "--version", action="version", version=f"pytest-deploy {_version()}",
+        help="print pytest-deploy's version and exit",
+    )  # fmt: skip
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for module in (init, configs, targets, env, migrations, deploy, history, projects):
         module.register(subparsers)
     return parser
+
+
+def _version() -> str:
+    """The installed distribution's version (importlib.metadata: no import of our own)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("pytest-deploy")
+    except PackageNotFoundError:
+        return "unknown (not installed)"
 
 
 def _split_pytest_args(argv: list[str]) -> tuple[list[str], list[str] | None]:
