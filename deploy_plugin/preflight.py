@@ -65,7 +65,10 @@ class PreflightItem(DeployItem):
             if var not in missing and env.get(var):
                 self.notes.append(f"env {var}: set (from {deployment.env_source(var)})")
         project, target = deployment.project, deployment.target.name
-        how = "set it with `pytest-deploy env set {p} {v} - --target {t}` or --deploy-env {v}=VALUE"
+        how = (
+            "set it with `pytest-deploy env set {p} {v} - --target {t}` (the value on stdin),"
+            " or put {v}=VALUE in a file readable only by you and pass --deploy-env-file FILE"
+        )
         parts = [
             f"{var} (needed by {', '.join(groups)}; {how.format(p=project, v=var, t=target)})"
             for var, groups in missing.items()

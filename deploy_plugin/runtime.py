@@ -526,7 +526,9 @@ class Deployment:
                     f" which reads the database URL from ${group.database_url_env}, but it is"
                     f" not set for target {self.target.name!r}. Set it with `pytest-deploy env"
                     f" set {self.project} {group.database_url_env} - --target"
-                    f" {self.target.name}` or --deploy-env {group.database_url_env}=URL."
+                    f" {self.target.name}` (the value on stdin), or put"
+                    f" {group.database_url_env}=URL in a file readable only by you and pass"
+                    " --deploy-env-file FILE."
                 )
             executor = SqlExecutor(url, base=self.config.root, source=group.database_url_env)
             runner = MigrationRunner(
