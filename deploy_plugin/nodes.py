@@ -173,8 +173,15 @@ class TargetNode(pytest.Collector):
         self.config.hook.pytest_deploy_plan(
             config=self.config, deploy_config=config, target=target, plans=plans
         )
-        if not plans:
-            return  # nothing of this config is selected for this target: no deployment
+        if not plans:  # nothing of this config is selected for this target: no deployment
+            names = [g.name for g in config.groups if g.applies_to(target.name)]
+            if names:  # --group/--skip-group left none: say so, as for -k (plugin.py)
+                session.unselected_groups.append(
+                    f"no group selected: --group/--skip-group left none of the groups of"
+                    f" {self.nodeid.split('::')[0]} for target {target.name!r} (groups:"
+                    f" {', '.join(names)}); nothing was deployed"
+                )
+            return
         deployment = Deployment(session, config, target, plans, self.nodeid)
         session.deployments.append(deployment)
         yield PreflightNode.from_parent(self, name="preflight", deployment=deployment)

@@ -230,8 +230,12 @@ class DeployPlugin:
                     f" (groups: {groups or 'none for this target'}); nothing was deployed"
                 )
         if dropped:
+            # a check restored after -k/-m deselected it, then dropped (no tracked group
+            # left), is deselected again, so pytest's "N selected" counts what runs
             state.dropped.update(dropped)
-            config.hook.pytest_deselected(items=[i for i in dropped if i in kept])
+            config.hook.pytest_deselected(
+                items=[i for i in dropped if i in kept or i not in state.deselected]
+            )
         # the session's own tests first: one that fails stops the deployments (gate)
         plain = [i for i in items if not isinstance(i, DeployItem) and i not in owned]
         items[:] = plain + ordered
@@ -443,7 +447,8 @@ class DeployPlugin:
             import deploy_plugin.report as report
 
             report.terminal_summary(terminalreporter, reports)
-        for line in state.unselected:
+        unselected = state.unselected + ([] if state.deployments else state.unselected_groups)
+        for line in unselected:
             terminalreporter.write_line(f"pytest-deploy: {line}", yellow=True)
         if state.plan_message:
             terminalreporter.write_line(state.plan_message)

@@ -60,6 +60,8 @@ class DeploySession:
         self.dropped: set[pytest.Item] = set()  # drift checks with no tracked group left
         self.worker_reports: list[dict[str, Any]] = []
         self.unselected: list[str] = []  # deployments whose every item was deselected
+        # configs of which --group/--skip-group kept no group (said when nothing deploys)
+        self.unselected_groups: list[str] = []
         # node ids of the session's own tests (not steps, not smoke tests) that failed: a
         # deployment that has not started yet does not start (issue 15 #8)
         self.failed_tests: list[str] = []
