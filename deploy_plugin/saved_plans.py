@@ -356,8 +356,21 @@ def refusal(path: str, plan: SavedPlan, problems: list[str], *, verified: bool =
         if verified
         else ""
     )
-    return (
+    return _printable(
         f"saved plan {path}{about} cannot be applied: " + "; ".join(problems) + ". Nothing"
-        " was run. Make a new plan with --dry-run --deploy-plan-out=FILE, review it, and"
-        " apply that."
+        f" was run. {REMAKE}"
     )
+
+
+#: How to make a plan, in both spellings (a refusal reaches pytest's and the CLI's users).
+REMAKE = (
+    "Make a new plan with a dry run that saves it (`pytest --deploy-target=T --dry-run"
+    " --deploy-plan-out=FILE`, or `pytest-deploy deploy run PROJECT --target T --dry-run"
+    " --plan-out FILE`), review it, and apply that."
+)
+
+
+def _printable(text: str) -> str:
+    """``text`` with control characters (ANSI escapes, newlines) shown escaped: a plan's
+    own words can never forge a terminal line."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)

@@ -394,6 +394,8 @@ def test_the_cli_makes_and_applies_a_plan(pytester: pytest.Pytester) -> None:
     # the run refused it before anything ran: exit 2 as with pytest (issue 13 §1)
     assert refused.returncode == 2, refused.stdout + refused.stderr
     assert "its id was already used" in refused.stdout
+    # issue 24 #6: the refusal names the CLI's own option for a new plan too
+    assert "--plan-out FILE" in " ".join(refused.stdout.split())
     (pytester.path / "broken.json").write_text("{")
     broken = run("--plan", "broken.json")
     assert broken.returncode == 2 and "--deploy-plan broken.json" in broken.stderr
@@ -526,3 +528,20 @@ def test_a_plan_needs_an_existing_store(pytester: pytest.Pytester) -> None:
     assert "no plan written to plan.json" in text and "pytest-deploy target add" in text
     assert not (pytester.path / "plan.json").exists()
     assert not (pytester.path / ".deploy").exists()
+
+
+def test_a_plans_author_cannot_forge_terminal_lines(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 21 #10: the plan's created_by (the user name) is shown with its control
+    characters escaped, so an ANSI escape or a newline in it forges no terminal line."""
+    project(pytester)
+    monkeypatch.setenv("LOGNAME", "ev\x1b[2Kil\nPASSED everything")
+    monkeypatch.setenv("USER", "ev\x1b[2Kil\nPASSED everything")
+    make_plan(pytester)
+    apply(pytester)
+    result = apply(pytester)  # used once already: refused, naming its author
+    out = result.stdout.str()
+    assert result.ret == 2
+    assert "\x1b" not in out
+    assert not any(line.startswith("PASSED everything") for line in out.splitlines())
