@@ -78,6 +78,9 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError("--sw would resume a deployment mid-way; run it without --sw")
     import deploy_plugin.configure as configure
     import deploy_plugin.distribution as distribution
+    import deploy_plugin.guards as guards
+
+    guards.check_options(config)  # --reruns, pytest-timeout's thread method
 
     configure.read_env_files(config, session)
     configure.check_plan_options(config, session)
@@ -198,6 +201,13 @@ class DeployPlugin:
                     smoke.place(item, deployment)
                     smoke_tests.setdefault(deployment, []).append(item)
         owned = {item for items_ in smoke_tests.values() for item in items_}
+        import deploy_plugin.guards as guards
+
+        marked = guards.mark_problems(
+            config, [i for i in items if isinstance(i, DeployItem) or i in owned]
+        )
+        if marked:
+            guards.refuse_marks(marked)
         ordered: list[pytest.Item] = []
         dropped: list[pytest.Item] = []
         for deployment in state.deployments:
