@@ -83,9 +83,7 @@ def mark_problems(config: pytest.Config, items: Iterable[pytest.Item]) -> list[s
 
 def refuse_marks(problems: list[str]) -> None:
     """Raise the usage error naming every marked item (exit 4, nothing run)."""
-    raise pytest.UsageError(
-        "pytest-deploy: " + " ".join(problems) + f" {_NOTHING_RUN}"
-    )
+    raise pytest.UsageError("pytest-deploy: " + " ".join(problems) + f" {_NOTHING_RUN}")
 
 
 def stopped_message(err: BaseException, what: str) -> str:

@@ -123,6 +123,9 @@ class DeployPlugin:
         self.state = state
         self.junit = False  # whether --junitxml writes here (this process)
         self.short_protocol: bool | None = None  # see deploy_plugin.protocol, asked once
+        # an xdist worker tags its reports for the controller (deploy_plugin.crashes)
+        self.worker = hasattr(state.config, "workerinput")
+        self.crash_watch: Any = None  # the xdist controller's CrashWatch
 
     def pytest_sessionstart(self, session: pytest.Session) -> None:
         if not self.state.targets:
@@ -157,7 +160,11 @@ class DeployPlugin:
         state = self.state
         if state.targets and config.getoption("dist") == "loadgroup":
             import deploy_plugin.distribution as distribution
+            from deploy_plugin.crashes import CrashWatch
 
+            # a crashed worker ends its deployments: never rescheduled, reported here
+            self.crash_watch = CrashWatch(state)
+            config.pluginmanager.register(self.crash_watch, "deploy-crash-watch")
             return distribution.make_scheduler(config, log, state.targets)
         return None
 
@@ -368,8 +375,13 @@ class DeployPlugin:
         from deploy_plugin.items import DeployItem
 
         reporter.observe(item, rep)
-        if rep.failed and not isinstance(item, DeployItem) and smoke.deployment_of(item) is None:
+        deployment = item.deployment if isinstance(item, DeployItem) else smoke.deployment_of(item)
+        if rep.failed and deployment is None:
             self.state.failed_tests.append(item.nodeid)
+        if self.worker and deployment is not None:
+            import deploy_plugin.crashes as crashes
+
+            crashes.tag(item, rep, deployment)
         return rep
 
     @pytest.hookimpl(tryfirst=True)
@@ -398,6 +410,8 @@ class DeployPlugin:
         for deployment in state.deployments:
             if deployment.started_at is not None:
                 deployment.finish()
+        if self.crash_watch is not None:
+            self.crash_watch.settle_lost()  # deployments of crashed workers not yet settled
         reports = [d.report() for d in state.deployments if d.started_at is not None]
         if state.options.plan_out and state.targets:
             import deploy_plugin.plan_glue as plan_glue
