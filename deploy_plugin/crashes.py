@@ -159,16 +159,19 @@ class CrashWatch:
         if not ended:
             return
         worker = ended[0].worker
+        if worker not in self.crashed:
+            return  # Ctrl-C: the worker ended its deployments and reported them itself
         reason = f"{NOT_RUN} ({worker} died while running {crashitem})"
         key = self.owner.get(crashitem)
         run = self.runs.get(key) if key else None
         crash_message = None
         if any(crashitem in unit.pending for unit in ended):
-            crash_message = self._crash_paragraph(worker, crashitem, run)
-            report.longrepr = crash_message
-            # a step's failure, as JUnit's schema has it (xdist says when="???": <error>);
             # a crash after the step's call, while pytest finished it, is its teardown's
+            # error (the step's own outcome stands); else the step's failure, as JUnit's
+            # schema has it (xdist says when="???": an <error>)
             called = run is not None and crashitem in run.results
+            crash_message = self._crash_paragraph(worker, crashitem, run, called=called)
+            report.longrepr = crash_message
             report.when = "teardown" if called else "call"
             step = run.step(crashitem) if run else None
             if step is not None:  # xdist names the config file alone
@@ -185,8 +188,17 @@ class CrashWatch:
             if key in self.runs and not self.runs[key].settled:
                 self._settle(self.runs[key], crashitem, crash_message, reason)
 
-    def _crash_paragraph(self, worker: str, crashitem: str, run: _Run | None) -> str:
+    def _crash_paragraph(
+        self, worker: str, crashitem: str, run: _Run | None, *, called: bool
+    ) -> str:
         which = f" of {run.facts['project']} → {run.facts['target']}" if run else ""
+        if called:
+            return (
+                f"xdist worker {worker} crashed (its process died) after this step{which}"
+                " ran, while pytest finished it (its teardown, where the deployment's end is"
+                " recorded and pytest_deploy_finished hooks run); the step's own outcome"
+                " stands. Check the deployment's record (`pytest-deploy deploy status`)."
+            )
         return (
             f"xdist worker {worker} crashed (its process died) while running this step"
             f"{which}: the step may have done part of its work. The deployment ended"
@@ -240,7 +252,7 @@ class CrashWatch:
         for step in run.facts["steps"]:
             node_id = step["node_id"]
             done = run.results.get(node_id)
-            if done is not None and node_id != crashitem:
+            if done is not None:
                 steps.append(done)
                 continue
             failed = node_id == crashitem
@@ -248,14 +260,14 @@ class CrashWatch:
                 {
                     **{k: step[k] for k in ("node_id", "group", "kind", "file")},
                     "checksum": None,
-                    "command": done["command"] if done else None,
+                    "command": None,
                     "outcome": "failed" if failed else "skipped",
-                    "duration_ms": done["duration_ms"] if done else 0,
+                    "duration_ms": 0,
                     "message": crash_message if failed else reason,
-                    "started_at": done.get("started_at") if done else None,
+                    "started_at": None,
                 }
             )
-        missing = len(run.results) < len(run.facts["steps"]) or crashitem in run.results
+        missing = len(run.results) < len(run.facts["steps"])
         failed_any = any(s["outcome"] == "failed" for s in steps)
         status = "interrupted" if missing else ("failure" if failed_any else "success")
         now = utcnow()

@@ -9,10 +9,12 @@ no longer allows).
 When a worker dies, xdist puts its unfinished work units back in the queue for the
 others: a deployment would go on on another worker from the step after the crash, with
 neither its preflight nor its lock, and a step that kills its worker would run again and
-again. :meth:`DeployScheduling.remove_node` keeps a deployment's unit out of the queue
-instead and remembers its unfinished items (:class:`EndedUnit`); the crash hooks in
-:mod:`deploy_plugin.crashes` report them "not run: worker crashed" and end the
-deployment ``interrupted``. Plain tests of a crashed worker are rescheduled as xdist does.
+again. :meth:`DeployScheduling.remove_node` keeps the unit of a deployment the worker had
+started out of the queue instead and remembers its unfinished items (:class:`EndedUnit`);
+the crash hooks in :mod:`deploy_plugin.crashes` report them "not run: worker crashed" and
+end the deployment ``interrupted``. A deployment the worker had not started yet goes to
+another worker and runs in full (preflight and lock first); plain tests of a crashed
+worker are rescheduled as xdist does.
 """
 
 from __future__ import annotations
@@ -71,8 +73,8 @@ def _is_config(path: Path) -> bool:
 
 @dataclass(frozen=True)
 class EndedUnit:
-    """A deployment's unit of work that a crashed worker left unfinished: never given to
-    another worker. ``pending``: its node ids not run to the end, in run order (the
+    """A deployment's unit of work that a crashed worker had started and left unfinished:
+    never given to another worker. ``pending``: its node ids not run to the end, in run order (the
     crashed item first when it was this unit's); ``crashitem``: what the worker was
     running when it died (maybe an item of another unit)."""
 
@@ -114,10 +116,13 @@ def make_scheduler(config: pytest.Config, log: Any, targets: list[str]) -> Any:
             for scope in [s for s in workload if s.startswith(SCOPE_PREFIX)]:
                 unit = workload[scope]
                 left = tuple(nodeid for nodeid, done in unit.items() if not done)
-                if left:
+                started = crashitem in unit or any(unit.values())
+                if left and started:
                     self.ended.append(EndedUnit(node.gateway.id, scope, crashitem, left))
                     del workload[scope]  # settled here: reported "not run", never rerun
-            super().remove_node(node)  # plain tests' unfinished units go back in the queue
+            # what is left goes back in the queue: plain tests' unfinished units, and
+            # deployments the worker had not started (another runs them in full)
+            super().remove_node(node)
             return crashitem
 
         def take_ended(self) -> list[EndedUnit]:

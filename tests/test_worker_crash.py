@@ -115,3 +115,78 @@ def test_the_next_run_deploys_from_its_preflight(pytester: pytest.Pytester) -> N
         "t-three",
     ]
     result.stdout.no_fnmatch_line("*stale*")
+
+
+class FakeWorker:
+    """What xdist's scheduler uses of a worker: its id, and the items it is sent."""
+
+    def __init__(self, name: str) -> None:
+        self.gateway = type("Gateway", (), {"id": name})()
+        self.shutting_down = False
+        self.sent: list[int] = []
+
+    def send_runtest_some(self, indices: list[int]) -> None:
+        self.sent.extend(indices)
+
+    def shutdown(self) -> None:
+        self.shutting_down = True
+
+
+def test_the_scheduler_ends_a_started_deployment_and_moves_one_not_started(
+    pytester: pytest.Pytester,
+) -> None:
+    """The scheduler itself: of a crashed worker's units, the deployment it had started
+    ends (its unfinished items are handed back as ended, never sent again); the one it
+    had not started yet goes to another worker, whole."""
+    from deploy_plugin.distribution import make_scheduler
+
+    write_config(
+        pytester,
+        {"project": "p", "targets": {"t": {}, "u": {}, "v": {}},
+         "groups": [{"name": "g", "order": 1, "build_command": "true"}]},
+    )  # fmt: skip
+    config = pytester.parseconfig("--tx", "2*popen", "-p", "xdist")
+    ids = [f"deploy.yaml::{t}::{s}" for t in "tuv" for s in ("preflight::lock", "g::build")]
+    sched = make_scheduler(config, None, ["t", "u", "v"])
+    a, b = FakeWorker("gw0"), FakeWorker("gw1")
+    for worker in (a, b):
+        sched.add_node(worker)
+        sched.add_node_collection(worker, ids)
+    sched.schedule()
+    assert [ids[i] for i in a.sent] == ids[0:2] + ids[4:6]  # t, then v queued behind it
+    assert [ids[i] for i in b.sent] == ids[2:4]  # u
+    sched.mark_test_complete(a, 0)  # t's lock step ran; a dies running t's build
+
+    assert sched.remove_node(a) == "deploy.yaml::t::g::build"
+    (ended,) = sched.take_ended()
+    assert (ended.worker, ended.pending) == ("gw0", ("deploy.yaml::t::g::build",))
+    # xdist starts a replacement worker (b was told to stop once the queue was empty)
+    c = FakeWorker("gw2")
+    sched.add_node(c)
+    sched.add_node_collection(c, ids)
+    sched.schedule()
+    assert [ids[i] for i in c.sent] == ids[4:6]  # v, whole; nothing of t
+    assert [ids[i] for i in b.sent] == ids[2:4]
+
+
+def test_a_crash_after_the_last_step_keeps_the_steps_outcomes(pytester: pytest.Pytester) -> None:
+    """The worker dies in the deployment's end (a pytest_deploy_finished hook): every step
+    ran and keeps its outcome, once; the crash is an error of the last item's teardown."""
+    crashing_project(pytester)
+    pytester.makeconftest(
+        "import os, signal\n\n"
+        "def pytest_deploy_finished(deployment, report):\n"
+        "    if deployment.target.name == 't':\n"
+        "        os.kill(os.getpid(), signal.SIGKILL)\n"
+    )
+    result = pytester.runpytest_subprocess(
+        "--deploy-target=t", "-n", "2", "-p", "no:cacheprovider", "--deploy-report=report.json",
+        "--deploy-env", "CRASH=0",
+    )  # fmt: skip
+    result.assert_outcomes(passed=7, errors=1)
+    result.stdout.fnmatch_lines(["*crashed (its process died) after this step*"])
+    (report,) = json.loads((pytester.path / "report.json").read_text())["deployments"]
+    assert report["status"] == "success"
+    assert [s["outcome"] for s in report["steps"]] == ["passed"] * 7
+    assert len(report["steps"]) == len({s["node_id"] for s in report["steps"]})
+    assert rows(pytester.path, "SELECT status FROM deployments") == [("success",)]
