@@ -5,8 +5,10 @@
   mark) runs a failed item again and reports the first failure as a "rerun": a failed
   step, which had already stopped its deployment, would then read as no failure at all
   (JUnit ``failures="0"``, the JSON report ``skipped``), and a step that changes a target
-  must not run twice. Refused under ``--deploy-target``; plain tests of a session without
-  a target may still be rerun.
+  must not run twice. Refused under ``--deploy-target`` (the options when pytest is
+  configured: exit 4, pytest's usage error; a mark once items are collected: exit 2, as
+  other bad input found then); plain tests of a session without a target may still be
+  rerun.
 * pytest-timeout's ``thread`` method ends the process with ``os._exit`` when an item
   times out: the step's commands keep running, the lock stays held and the run stays
   ``running``. Refused under ``--deploy-target``. Its ``signal`` method raises in the
@@ -81,9 +83,10 @@ def mark_problems(config: pytest.Config, items: Iterable[pytest.Item]) -> list[s
     return problems
 
 
-def refuse_marks(problems: list[str]) -> None:
-    """Raise the usage error naming every marked item (exit 4, nothing run)."""
-    raise pytest.UsageError("pytest-deploy: " + " ".join(problems) + f" {_NOTHING_RUN}")
+def marks_refusal(problems: list[str]) -> str:
+    """The run's refusal naming every marked item (exit 2, nothing run: found while
+    collecting, like a rollback request that cannot be carried out)."""
+    return "pytest-deploy: " + " ".join(problems) + f" {_NOTHING_RUN}"
 
 
 def stopped_message(err: BaseException, what: str) -> str:

@@ -213,8 +213,11 @@ class DeployPlugin:
         marked = guards.mark_problems(
             config, [i for i in items if isinstance(i, DeployItem) or i in owned]
         )
-        if marked:
-            guards.refuse_marks(marked)
+        if marked:  # refused like a bad rollback request: exit 2, nothing run (also
+            # from an xdist worker, whose refusal the controller reports: testnodedown)
+            state.refusal = " ".join([*state.usage_problems, guards.marks_refusal(marked)])
+            items.clear()
+            return
         ordered: list[pytest.Item] = []
         dropped: list[pytest.Item] = []
         for deployment in state.deployments:
@@ -421,6 +424,7 @@ class DeployPlugin:
         if workeroutput is not None:
             # an xdist worker: the controller reports for everyone
             workeroutput["deploy_reports"] = reports
+            workeroutput["deploy_refusal"] = state.refusal
         else:
             reports += state.worker_reports
             if state.report_path:
@@ -446,6 +450,8 @@ class DeployPlugin:
         """xdist controller: collect the deployments a worker ran."""
         output = getattr(node, "workeroutput", None) or {}
         self.state.worker_reports.extend(output.get("deploy_reports", []))
+        if output.get("deploy_refusal") and not self.state.refusal:
+            self.state.refusal = output["deploy_refusal"]  # found by a worker's collection
 
     def pytest_terminal_summary(
         self, terminalreporter: Any, exitstatus: int, config: pytest.Config
@@ -462,7 +468,7 @@ class DeployPlugin:
             terminalreporter.write_line(state.plan_message)
         if state.plan_refusal:
             terminalreporter.write_line(f"pytest-deploy: {state.plan_refusal}", red=True)
-        if state.refusal:
+        if state.refusal and not self.worker:  # a worker's: its controller says it
             # one paragraph on stderr, like pytest's own usage errors
             sys.stderr.write(f"ERROR: {' '.join(state.refusal.split())}\n")
         for note in state.summary_notes:  # e.g. "nothing to roll back" (no deployment ran)

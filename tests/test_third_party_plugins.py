@@ -53,9 +53,12 @@ def two_groups(pytester: pytest.Pytester, first: str) -> None:
     )
 
 
-def assert_refused(result: pytest.RunResult, pytester: pytest.Pytester, *words: str) -> None:
-    """Exit 4 (pytest's usage error), one paragraph naming the option, nothing run."""
-    assert result.ret == pytest.ExitCode.USAGE_ERROR, result.stdout.str() + result.stderr.str()
+def assert_refused(
+    result: pytest.RunResult, pytester: pytest.Pytester, *words: str, code: int = 4
+) -> None:
+    """Exit 4 (pytest's usage error: an option) or 2 (a mark, found once collected), one
+    paragraph naming the option or item, nothing run."""
+    assert result.ret == code, result.stdout.str() + result.stderr.str()
     errors = [line for line in result.stderr.lines if line.startswith("ERROR:")]
     assert len(errors) == 1, result.stderr.str()
     for word in words:
@@ -75,7 +78,10 @@ def test_reruns_are_refused(pytester: pytest.Pytester, args: list[str]) -> None:
     assert_refused(result, pytester, "rerun", "deployment")
 
 
-def test_a_flaky_mark_on_a_smoke_test_is_refused(pytester: pytest.Pytester) -> None:
+@pytest.mark.parametrize("xdist", [[], ["-n", "2"]], ids=["", "xdist"])
+def test_a_flaky_mark_on_a_smoke_test_is_refused(
+    pytester: pytest.Pytester, xdist: list[str]
+) -> None:
     two_groups(pytester, "echo one >> stamps")
     pytester.makepyfile(
         test_smoke=(
@@ -85,8 +91,8 @@ def test_a_flaky_mark_on_a_smoke_test_is_refused(pytester: pytest.Pytester) -> N
             "    assert False\n"
         )
     )
-    result = pytester.runpytest_subprocess("--deploy-target=t", "-p", "no:cacheprovider")
-    assert_refused(result, pytester, "flaky", "test_smoke.py::test_up[t]")
+    result = pytester.runpytest_subprocess("--deploy-target=t", "-p", "no:cacheprovider", *xdist)
+    assert_refused(result, pytester, "flaky", "test_smoke.py::test_up[t]", code=2)
 
 
 def test_reruns_without_a_target_still_work(pytester: pytest.Pytester) -> None:
@@ -128,7 +134,7 @@ def test_a_thread_timeout_mark_on_a_smoke_test_is_refused(pytester: pytest.Pytes
         )
     )
     result = pytester.runpytest_subprocess("--deploy-target=t", "-p", "no:cacheprovider")
-    assert_refused(result, pytester, "timeout", "thread", "test_smoke.py::test_up[t]")
+    assert_refused(result, pytester, "timeout", "thread", "test_smoke.py::test_up[t]", code=2)
 
 
 def test_the_signal_timeout_ends_the_step_and_says_so(pytester: pytest.Pytester) -> None:
