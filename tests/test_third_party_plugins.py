@@ -8,7 +8,8 @@ last test deploys deployments/demo for real with the usual plugins active.
 
 These plugins are not in the ``test`` extra (pytest-randomly would shuffle the main
 suite): they come with ``pip install -e '.[plugins]'``; CI runs this module in a venv of
-its own (``.ci/run``). Without them, and outside CI, the module is skipped.
+its own (``.ci/plugins``, which ``.ci/run`` runs). Without them, and outside CI, the
+module is skipped.
 """
 
 from __future__ import annotations
