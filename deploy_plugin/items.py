@@ -105,6 +105,14 @@ class DeployItem(pytest.Item):
             deployment.mark_failed(self)
             interrupted = True  # pytest makes no report of this call: record it here
             raise
+        except pytest.fail.Exception as err:
+            # another plugin stopped the step (pytest-timeout's signal method): a paragraph
+            from deploy_plugin.guards import stopped_message
+
+            outcome = "failed"
+            message = deployment.masker.mask(stopped_message(err, domain_name(self)))
+            deployment.mark_failed(self)
+            raise DeployFailure(message) from None
         except BaseException as err:
             outcome, message = "failed", deployment.masker.mask(f"{type(err).__name__}: {err}")
             deployment.mark_failed(self)

@@ -78,6 +78,9 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError("--sw would resume a deployment mid-way; run it without --sw")
     import deploy_plugin.configure as configure
     import deploy_plugin.distribution as distribution
+    import deploy_plugin.guards as guards
+
+    guards.check_options(config)  # --reruns, pytest-timeout's thread method
 
     configure.read_env_files(config, session)
     configure.check_plan_options(config, session)
@@ -120,6 +123,9 @@ class DeployPlugin:
         self.state = state
         self.junit = False  # whether --junitxml writes here (this process)
         self.short_protocol: bool | None = None  # see deploy_plugin.protocol, asked once
+        # an xdist worker tags its reports for the controller (deploy_plugin.crashes)
+        self.worker = hasattr(state.config, "workerinput")
+        self.crash_watch: Any = None  # the xdist controller's CrashWatch
 
     def pytest_sessionstart(self, session: pytest.Session) -> None:
         if not self.state.targets:
@@ -154,7 +160,11 @@ class DeployPlugin:
         state = self.state
         if state.targets and config.getoption("dist") == "loadgroup":
             import deploy_plugin.distribution as distribution
+            from deploy_plugin.crashes import CrashWatch
 
+            # a crashed worker ends its deployments: never rescheduled, reported here
+            self.crash_watch = CrashWatch(state)
+            config.pluginmanager.register(self.crash_watch, "deploy-crash-watch")
             return distribution.make_scheduler(config, log, state.targets)
         return None
 
@@ -198,6 +208,16 @@ class DeployPlugin:
                     smoke.place(item, deployment)
                     smoke_tests.setdefault(deployment, []).append(item)
         owned = {item for items_ in smoke_tests.values() for item in items_}
+        import deploy_plugin.guards as guards
+
+        marked = guards.mark_problems(
+            config, [i for i in items if isinstance(i, DeployItem) or i in owned]
+        )
+        if marked:  # refused like a bad rollback request: exit 2, nothing run (also
+            # from an xdist worker, whose refusal the controller reports: testnodedown)
+            state.refusal = " ".join([*state.usage_problems, guards.marks_refusal(marked)])
+            items.clear()
+            return
         ordered: list[pytest.Item] = []
         dropped: list[pytest.Item] = []
         for deployment in state.deployments:
@@ -373,8 +393,13 @@ class DeployPlugin:
         from deploy_plugin.items import DeployItem
 
         reporter.observe(item, rep)
-        if rep.failed and not isinstance(item, DeployItem) and smoke.deployment_of(item) is None:
+        deployment = item.deployment if isinstance(item, DeployItem) else smoke.deployment_of(item)
+        if rep.failed and deployment is None:
             self.state.failed_tests.append(item.nodeid)
+        if self.worker and deployment is not None:
+            import deploy_plugin.crashes as crashes
+
+            crashes.tag(item, rep, deployment)
         return rep
 
     @pytest.hookimpl(tryfirst=True)
@@ -403,6 +428,8 @@ class DeployPlugin:
         for deployment in state.deployments:
             if deployment.started_at is not None:
                 deployment.finish()
+        if self.crash_watch is not None:
+            self.crash_watch.settle_lost()  # deployments of crashed workers not yet settled
         reports = [d.report() for d in state.deployments if d.started_at is not None]
         if state.options.plan_out and state.targets and not state.plan_refusal:
             import deploy_plugin.plan_glue as plan_glue
@@ -412,6 +439,7 @@ class DeployPlugin:
         if workeroutput is not None:
             # an xdist worker: the controller reports for everyone
             workeroutput["deploy_reports"] = reports
+            workeroutput["deploy_refusal"] = state.refusal
         else:
             reports += state.worker_reports
             if state.report_path:
@@ -437,6 +465,8 @@ class DeployPlugin:
         """xdist controller: collect the deployments a worker ran."""
         output = getattr(node, "workeroutput", None) or {}
         self.state.worker_reports.extend(output.get("deploy_reports", []))
+        if output.get("deploy_refusal") and not self.state.refusal:
+            self.state.refusal = output["deploy_refusal"]  # found by a worker's collection
 
     def pytest_terminal_summary(
         self, terminalreporter: Any, exitstatus: int, config: pytest.Config
@@ -454,7 +484,7 @@ class DeployPlugin:
             terminalreporter.write_line(state.plan_message)
         if state.plan_refusal:
             terminalreporter.write_line(f"pytest-deploy: {state.plan_refusal}", red=True)
-        if state.refusal:
+        if state.refusal and not self.worker:  # a worker's: its controller says it
             # one paragraph on stderr, like pytest's own usage errors
             sys.stderr.write(f"ERROR: {' '.join(state.refusal.split())}\n")
         for note in state.summary_notes:  # e.g. "nothing to roll back" (no deployment ran)
