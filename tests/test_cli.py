@@ -251,6 +251,11 @@ def test_config_edit_revalidates(
     monkeypatch.setenv("EDIT", "s/order: 7/order: seven/")
     code, _, err = cli("config", "edit", "shop")
     assert code == 1 and "order" in err and "line" in err
+    # issue 24 #6: as visudo, the invalid edit never replaces the config; it is kept aside
+    assert "shop/deploy.yaml, line" in err and ".edit-" not in err.split("was left")[0]
+    assert load_config(work / "shop" / "deploy.yaml").group("build").order == 7
+    (kept,) = (work / "shop").glob(".deploy.edit-*.yaml")
+    assert "order: seven" in kept.read_text() and str(kept.name) in err
     monkeypatch.setenv("EDITOR", str(tmp_path / "no-such-editor"))
     code, _, err = cli("config", "edit", "shop")
     assert code == 1 and "Cannot start the editor" in err

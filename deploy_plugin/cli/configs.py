@@ -191,35 +191,50 @@ def editor_command() -> list[str]:
 
 
 def run_edit(ctx: Context) -> int:
+    """Edit a copy beside the config, as visudo does: the config is replaced only by a copy
+    that validates; an invalid edit is offered again at a terminal, else the config stays
+    as it was and the edited copy is kept (named) so nothing typed is lost."""
     project = ctx.project(ctx.args.project)
     if project.entry is None:
         project.require_config()  # raises: store-only projects have no file to edit
     assert project.entry is not None
     path = project.entry.path
+    # same folder (a relative root means the same), a name no collector takes
+    copy = path.with_name(f".{path.stem}.edit-{os.getpid()}{path.suffix}")
+    copy.write_bytes(path.read_bytes())
+    os.chmod(copy, path.stat().st_mode & 0o7777)
     while True:
-        command = [*editor_command(), str(path)]
+        command = [*editor_command(), str(copy)]
         try:
             completed = subprocess.run(command, check=False)
         except OSError as exc:
+            copy.unlink(missing_ok=True)
             raise CliError(
                 f"Cannot start the editor {command[0]!r}: {exc.strerror or exc}. Set $EDITOR "
                 f"(or $VISUAL) to an editor on your PATH, e.g. EDITOR=nano."
             ) from exc
         if completed.returncode != 0:
+            copy.unlink(missing_ok=True)
             raise CliError(
                 f"The editor {command[0]!r} exited with status {completed.returncode}; "
-                f"{ctx.shown(path)} was not validated again."
+                f"{ctx.shown(path)} was left as it was."
             )
         try:
-            config = load_config(path)
+            config = load_config(copy)
         except ConfigError as err:
             for problem in _problems(err):
-                print(problem, file=sys.stderr)
+                print(problem.replace(copy.name, path.name), file=sys.stderr)
             if sys.stdin and sys.stdin.isatty():
                 answer = input("The config does not validate. Edit it again? [Y/n] ")
                 if answer.strip().lower() in ("", "y", "yes"):
                     continue
+            print(
+                f"{ctx.shown(path)} was left as it was (valid); your edit is kept in"
+                f" {ctx.shown(copy)}: fix it there and move it over the config, or delete it.",
+                file=sys.stderr,
+            )
             return 1
+        os.replace(copy, path)
         if config.project != project.name:
             note(f"note: the config's project is now {config.project!r} (was {project.name!r})")
         say(f"{ctx.shown(path)}: valid (project {config.project})")
