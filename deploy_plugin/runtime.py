@@ -29,6 +29,7 @@ from deploy_plugin.ledgers import (
 )
 from deploy_plugin.logs import run_log_dir, step_log_file
 from deploy_plugin.messages import DeployFailure, DeployWarning, soft_warn
+from deploy_plugin.migrate.ledger import url_problem
 from deploy_plugin.plan import AppliedMigration, GroupPlan
 from deploy_plugin.policy import StopPolicy, step_ref
 from deploy_plugin.recorder import RunRecorder
@@ -420,6 +421,14 @@ class Deployment:
             url = self.env.get(group.database_url_env, "")
             if not url:
                 continue  # preflight::env names it
+            problem = url_problem(url)
+            if problem:
+                raise DeployFailure(
+                    self.masker.mask(
+                        f"${group.database_url_env} of group {group.name}: {problem}."
+                        " Nothing was run."
+                    )
+                )
             try:
                 found = self.database.read(
                     group, url, base=self.config.root, project=self.project,

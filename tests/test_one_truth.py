@@ -291,3 +291,16 @@ def test_a_psql_file_stopped_by_sigterm_is_applied_by_the_next_run(
     assert ledger_files(name) == ["migrations/001_a.sql"]
     assert claims_applied(history(project, None), "migrations/001_a.sql")
     assert_no_traceback(again.output)
+
+
+def test_an_in_memory_sqlite_target_is_refused_before_anything_runs(tmp_path: Path) -> None:
+    """Issue 21 #10: ``sqlite:///:memory:`` forgets everything when the run ends, so the
+    history would say applied while nothing persists: refused at preflight, dry run or not."""
+    project = make_project(tmp_path, FILES)
+    for args in ((), ("--dry-run",)):
+        result = run(project, *args, database="sqlite:///:memory:")
+        assert result.returncode == 1, result
+        assert ":memory:" in result.output and "in-memory" in result.output, result
+        assert "migrations-drift failed" in result.output, result
+        assert_no_traceback(result.output)
+    assert history(project, None) == {}

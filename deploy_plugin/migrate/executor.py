@@ -150,7 +150,11 @@ class SqlExecutor:
                 "a SQLite URL is sqlite:///RELATIVE/PATH or sqlite:////ABSOLUTE/PATH"
             )
         name = rest[1:]
-        path = name if name == ":memory:" else Path(self.base or Path.cwd()) / name
+        if name == ":memory:":
+            from .ledger import url_problem
+
+            raise self._connect_error(url_problem(self.url) or "an in-memory database")
+        path = Path(self.base or Path.cwd()) / name
         try:
             # isolation_level=None: the executor issues BEGIN/COMMIT itself.
             self.connection = sqlite3.connect(path, isolation_level=None, timeout=30)

@@ -214,6 +214,19 @@ class LedgerRead:
     exists: bool = True
 
 
+def url_problem(url: str) -> str | None:
+    """Why a target database URL can never hold what is applied, if so (checked before
+    anything runs): an in-memory SQLite database forgets it all when the run ends."""
+    rest = url.split("://", 1)[1] if url.lower().startswith("sqlite://") else ""
+    if rest.split("?", 1)[0] == "/:memory:" or "mode=memory" in rest:
+        return (
+            "it names an in-memory SQLite database (:memory:), which is gone when the run ends: the"
+            " history would record migrations that nothing keeps. Use a file"
+            " (sqlite:///PATH, relative to the config's root) or a PostgreSQL URL"
+        )
+    return None
+
+
 def read_ledger(
     url: str, *, base: Path, project: str, target: str, source: str | None = None
 ) -> LedgerRead:
