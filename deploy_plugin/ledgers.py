@@ -25,11 +25,16 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from deploy_plugin.config import Group
-from deploy_plugin.facts import iso_utc
-from deploy_plugin.migrate.ledger import LedgerRead, LedgerRow, read_ledger
+from deploy_plugin.facts import iso_utc, who
+from deploy_plugin.messages import DeployFailure
+from deploy_plugin.migrate.ledger import LedgerRead, LedgerRow, read_ledger, url_problem
+from deploy_plugin.plan import AppliedMigration
+
+if TYPE_CHECKING:
+    from deploy_plugin.runtime import Deployment
 
 #: The flag that applies again what a database lacks (a CI that recreates it every run).
 REAPPLY_FLAG = "--deploy-reapply-missing"
@@ -174,3 +179,196 @@ def run_that_died(runs: Iterable[Any], at: datetime) -> Any | None:
         if run.started_at <= at and (ended is None or at <= ended):
             return run
     return None
+
+
+# --------------------------------------------------------------------------- a deployment
+# What a Deployment asks of its databases' ledgers (runtime.Deployment delegates here).
+
+
+def applied_for_plan(d: Deployment) -> dict[str, AppliedMigration]:
+    """What is applied, by file: for a group whose database's ledger was read, the
+    ledger's rows (the database decides); for the others, the history's."""
+    applied = {
+        f: AppliedMigration(r.checksum, r.status, iso_utc(r.applied_at), r.applied_by)
+        for f, r in d.applied().items()
+    }
+    for plan in d.plans:
+        if not d.database.known(plan.group):
+            continue
+        decides = uses_ledger(plan.group)  # a psql group's ledger only adds what it holds
+        for rel in plan.files:
+            row = d.database.row(plan.group, rel)
+            if row is None:
+                if decides:
+                    applied.pop(rel, None)
+            else:
+                applied[rel] = AppliedMigration(
+                    row.checksum, "success", iso_utc(row.applied_at), row.applied_by
+                )
+    return applied
+
+
+def applied_record(
+    d: Deployment, group: Group, rel: str
+) -> tuple[datetime, str | None, str] | None:
+    """(when, by whom, according to what) ``rel`` was applied, or None when it is not.
+
+    A group whose files the built-in executor applies asks its database's ledger; a
+    real run whose preflight could not read it answers None until the group's migration
+    runner has read it (the step then connects and asks again)."""
+    if uses_ledger(group):
+        if d.database.known(group):
+            row = d.database.row(group, rel)
+            if row is None:
+                return None
+            return row.applied_at, row.applied_by, "the target database's ledger"
+        if not d.dry_run:
+            return None
+    elif psql_ledger(group):  # a file its database holds is never applied again
+        row = d.database.row(group, rel)
+        if row is not None:
+            return row.applied_at, row.applied_by, "the target database's ledger"
+    record = d.applied().get(rel)
+    if record is None or record.status != "success":
+        return None
+    return record.applied_at, record.applied_by, "the history"
+
+
+def recover_history(d: Deployment, group: Group, rel: str) -> str | None:
+    """Record in the history a file the database's ledger has and the history lacks
+    (a real run); the warning saying what happened, or None when nothing was missing."""
+    row = d.database.row(group, rel)
+    record = d.applied().get(rel)
+    if d.dry_run or row is None or (record is not None and record.status == "success"):
+        return None
+    store = d.session.open_store_or_none()
+    runs = store.deployments(d.project, d.target.name, limit=50) if store else []
+    died = run_that_died([r for r in runs if r.id != d.deployment_id], row.applied_at)
+    d.record_migration(
+        row.file,
+        status="success",
+        execution_time_ms=None,
+        checksum=row.checksum,
+        applied_at=row.applied_at,
+        applied_by=row.applied_by,
+    )
+    return recovered_warning(row, d.database.reads[group.name].table, died)
+
+
+def read_ledgers(d: Deployment, groups: Iterable[Group]) -> tuple[list[str], list[str]]:
+    """Preflight: read the ledger of each built-in group among ``groups`` (read-only).
+
+    Returns notes and warnings. A database that cannot be reached fails a dry run (the
+    pending set it would show is unknown); a real run asks again when the group's first
+    migration connects (an earlier group may start the database). Raises DeployFailure
+    when a database lacks files the history records as applied (unless
+    ``--deploy-reapply-missing``)."""
+    from deploy_plugin.migrate.executor import ConnectError
+
+    notes: list[str] = []
+    lacking: list[Lacking] = []
+    unreadable: list[str] = []
+    files = {plan.group.name: plan.files for plan in d.plans}
+    for group in groups:
+        decides = uses_ledger(group)
+        if not (decides or psql_ledger(group)) or not files.get(group.name):
+            continue
+        url = d.env.get(group.database_url_env, "")
+        if not url:
+            continue  # preflight::env names it
+        problem = url_problem(url)
+        if problem:
+            raise DeployFailure(
+                d.masker.mask(
+                    f"${group.database_url_env} of group {group.name}: {problem}. Nothing was run."
+                )
+            )
+        try:
+            found = d.database.read(
+                group, url, base=d.config.root, project=d.project,
+                target=d.target.name,
+            )  # fmt: skip
+        except ConnectError as err:
+            if decides:
+                unreadable.append(d.masker.mask(str(err)))
+            else:
+                notes.append(f"group {group.name}: {d.masker.mask(str(err))}")
+            continue
+        if not found.exists:
+            notes.append(
+                f"group {group.name}: the database {found.where} does not exist yet: it has"
+                " applied nothing"
+            )
+        else:
+            notes.append(
+                f"group {group.name}: {len(found.rows)} file(s) applied per the ledger of"
+                f" {found.where}"
+            )
+        if decides:
+            missing = d.database.lacking(group, files[group.name], d.applied())
+            if missing.files:
+                lacking.append(missing)
+    if unreadable and d.dry_run:
+        raise DeployFailure(
+            "; ".join(unreadable) + ". A dry run reads which files the target database has"
+            " applied from its ledger (read-only) and cannot tell what a real run would"
+            " apply without it. Start the database (or set its URL right), or leave the"
+            " group out with --skip-group to dry-run the rest. Nothing was run."
+        )
+    for problem in unreadable:
+        notes.append(f"{problem}; asked again before the group's first migration")
+    warnings: list[str] = []
+    if lacking:
+        _reapply(d, lacking, warnings)
+    return notes, warnings
+
+
+def _reapply(d: Deployment, lacking: list[Lacking], warnings: list[str]) -> None:
+    store = d.session.open_store_or_none()
+    where = store.describe() if store is not None else "(none)"
+    if not d.session.options.reapply_missing:
+        raise DeployFailure(
+            d.masker.mask(lacking_paragraph(lacking, d.project, d.target.name, where))
+        )
+    for each in lacking:
+        for rel, record in each.files:
+            d.reapplying[rel] = (record.checksum, each.where)
+            warnings.append(
+                f"{rel}: the store records it applied, but the database {each.where}"
+                " lacks it: it is applied again (--deploy-reapply-missing)"
+            )
+
+
+def reconcile(d: Deployment, runner: Any, group: Group) -> None:
+    """Read the group's ledger on the runner's own connection, the authority from here
+    on; stop when the database lacks files the history records as applied (a real run
+    whose preflight could not read it: the database was not up yet)."""
+    from deploy_plugin.secrets import redact_url
+
+    d.database.remember(
+        group, runner.ledger.rows(), redact_url(runner.executor.url), runner.ledger.table
+    )
+    if d.session.options.reapply_missing:
+        return
+    files = next((p.files for p in d.plans if p.group is group), ())
+    missing = d.database.lacking(group, files, d.applied())
+    if missing.files:
+        store = d.session.open_store_or_none()
+        where = store.describe() if store is not None else "(none)"
+        raise DeployFailure(
+            d.masker.mask(lacking_paragraph([missing], d.project, d.target.name, where))
+        )
+
+
+def audit_reapplied(d: Deployment, rel: str) -> None:
+    """An audit row for a file applied again because the database lacked it."""
+    if rel not in d.reapplying:
+        return
+    old, where = d.reapplying.pop(rel)
+    store = d.session.open_store_or_none()
+    if store is not None:
+        store.audit(
+            d.project, d.target.name, rel, "reapply", old=old, new=d.checksum(rel),
+            reason=f"the target database {where} lacked it (--deploy-reapply-missing)",
+            who=who(),
+        )  # fmt: skip

@@ -16,20 +16,12 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
-from deploy_plugin import steplogs
+from deploy_plugin import ledgers, steplogs
 from deploy_plugin.config import DeployConfig, Group
 from deploy_plugin.facts import iso_utc, utcnow, who
-from deploy_plugin.ledgers import (
-    DatabaseView,
-    lacking_paragraph,
-    psql_ledger,
-    recovered_warning,
-    run_that_died,
-    uses_ledger,
-)
+from deploy_plugin.ledgers import DatabaseView
 from deploy_plugin.logs import run_log_dir, step_log_file
 from deploy_plugin.messages import DeployFailure, DeployWarning, soft_warn
-from deploy_plugin.migrate.ledger import url_problem
 from deploy_plugin.plan import AppliedMigration, GroupPlan
 from deploy_plugin.policy import StopPolicy, step_ref
 from deploy_plugin.recorder import RunRecorder
@@ -338,152 +330,20 @@ class Deployment:
         return self.recorder.history()
 
     def applied_for_plan(self) -> dict[str, AppliedMigration]:
-        """What is applied, by file: for a group whose database's ledger was read, the
-        ledger's rows (the database decides); for the others, the history's."""
-        applied = {
-            f: AppliedMigration(r.checksum, r.status, iso_utc(r.applied_at), r.applied_by)
-            for f, r in self.applied().items()
-        }
-        for plan in self.plans:
-            if not self.database.known(plan.group):
-                continue
-            for rel in plan.files:
-                row = self.database.row(plan.group, rel)
-                if row is None:
-                    applied.pop(rel, None)
-                else:
-                    applied[rel] = AppliedMigration(
-                        row.checksum, "success", iso_utc(row.applied_at), row.applied_by
-                    )
-        return applied
+        """What is applied, by file: the database's ledger where it decides (ledgers.py)."""
+        return ledgers.applied_for_plan(self)
 
     def applied_record(self, group: Group, rel: str) -> tuple[datetime, str | None, str] | None:
-        """(when, by whom, according to what) ``rel`` was applied, or None when it is not.
-
-        A group whose files the built-in executor applies asks its database's ledger; a
-        real run whose preflight could not read it answers None until the group's migration
-        runner has read it (the step then connects and asks again)."""
-        if uses_ledger(group):
-            if self.database.known(group):
-                row = self.database.row(group, rel)
-                if row is None:
-                    return None
-                return row.applied_at, row.applied_by, "the target database's ledger"
-            if not self.dry_run:
-                return None
-        elif psql_ledger(group):  # a file its database holds is never applied again
-            row = self.database.row(group, rel)
-            if row is not None:
-                return row.applied_at, row.applied_by, "the target database's ledger"
-        record = self.applied().get(rel)
-        if record is None or record.status != "success":
-            return None
-        return record.applied_at, record.applied_by, "the history"
+        """(when, by whom, according to what) ``rel`` was applied, or None (ledgers.py)."""
+        return ledgers.applied_record(self, group, rel)
 
     def recover_history(self, group: Group, rel: str) -> str | None:
-        """Record in the history a file the database's ledger has and the history lacks
-        (a real run); the warning saying what happened, or None when nothing was missing."""
-        row = self.database.row(group, rel)
-        record = self.applied().get(rel)
-        if self.dry_run or row is None or (record is not None and record.status == "success"):
-            return None
-        store = self.session.open_store_or_none()
-        runs = store.deployments(self.project, self.target.name, limit=50) if store else []
-        died = run_that_died([r for r in runs if r.id != self.deployment_id], row.applied_at)
-        self.record_migration(
-            row.file,
-            status="success",
-            execution_time_ms=None,
-            checksum=row.checksum,
-            applied_at=row.applied_at,
-            applied_by=row.applied_by,
-        )
-        return recovered_warning(row, self.database.reads[group.name].table, died)
+        """Record a file the ledger has and the history lacks; the warning (ledgers.py)."""
+        return ledgers.recover_history(self, group, rel)
 
     def read_ledgers(self, groups: Iterable[Group]) -> tuple[list[str], list[str]]:
-        """Preflight: read the ledger of each built-in group among ``groups`` (read-only).
-
-        Returns notes and warnings. A database that cannot be reached fails a dry run (the
-        pending set it would show is unknown); a real run asks again when the group's first
-        migration connects (an earlier group may start the database). Raises DeployFailure
-        when a database lacks files the history records as applied (unless
-        ``--deploy-reapply-missing``)."""
-        from deploy_plugin.migrate.executor import ConnectError
-
-        notes: list[str] = []
-        lacking = []
-        unreadable = []
-        files = {plan.group.name: plan.files for plan in self.plans}
-        for group in groups:
-            decides = uses_ledger(group)
-            if not (decides or psql_ledger(group)) or not files.get(group.name):
-                continue
-            url = self.env.get(group.database_url_env, "")
-            if not url:
-                continue  # preflight::env names it
-            problem = url_problem(url)
-            if problem:
-                raise DeployFailure(
-                    self.masker.mask(
-                        f"${group.database_url_env} of group {group.name}: {problem}."
-                        " Nothing was run."
-                    )
-                )
-            try:
-                found = self.database.read(
-                    group, url, base=self.config.root, project=self.project,
-                    target=self.target.name,
-                )  # fmt: skip
-            except ConnectError as err:
-                if decides:
-                    unreadable.append(self.masker.mask(str(err)))
-                else:
-                    notes.append(f"group {group.name}: {self.masker.mask(str(err))}")
-                continue
-            if not found.exists:
-                notes.append(
-                    f"group {group.name}: the database {found.where} does not exist yet: it has"
-                    " applied nothing"
-                )
-            else:
-                notes.append(
-                    f"group {group.name}: {len(found.rows)} file(s) applied per the ledger of"
-                    f" {found.where}"
-                )
-            if decides:
-                missing = self.database.lacking(group, files[group.name], self.applied())
-                if missing.files:
-                    lacking.append(missing)
-        if unreadable and self.dry_run:
-            raise DeployFailure(
-                "; ".join(unreadable) + ". A dry run reads which files the target database has"
-                " applied from its ledger (read-only) and cannot tell what a real run would"
-                " apply without it. Start the database (or set its URL right), or leave the"
-                " group out with --skip-group to dry-run the rest. Nothing was run."
-            )
-        for problem in unreadable:
-            notes.append(f"{problem}; asked again before the group's first migration")
-        warnings: list[str] = []
-        if lacking:
-            self._lacking(lacking, warnings)
-        return notes, warnings
-
-    def _lacking(self, lacking: list[Any], warnings: list[str]) -> None:
-        store = self.session.open_store_or_none()
-        where = store.describe() if store is not None else "(none)"
-        if not self.session.options.reapply_missing:
-            raise DeployFailure(
-                self.masker.mask(
-                    lacking_paragraph(lacking, self.project, self.target.name, where)
-                )
-            )
-        for each in lacking:
-            for rel, record in each.files:
-                self.reapplying[rel] = (record.checksum, each.where)
-                warnings.append(
-                    f"{rel}: the store records it applied, but the database {each.where}"
-                    " lacks it: it is applied again (--deploy-reapply-missing)"
-                )
+        """Preflight: read each built-in group's ledger read-only (ledgers.py)."""
+        return ledgers.read_ledgers(self, groups)
 
     def checksum(self, rel: str) -> str:
         if rel not in self.checksums:
@@ -548,39 +408,11 @@ class Deployment:
         return self._migration_runners[group.name]
 
     def _reconcile(self, runner: Any, group: Group) -> None:
-        """Read the group's ledger on the runner's own connection, the authority from here
-        on; stop when the database lacks files the history records as applied (a real run
-        whose preflight could not read it: the database was not up yet)."""
-        from deploy_plugin.secrets import redact_url
-
-        self.database.remember(
-            group, runner.ledger.rows(), redact_url(runner.executor.url), runner.ledger.table
-        )
-        if self.session.options.reapply_missing:
-            return
-        files = next((p.files for p in self.plans if p.group is group), ())
-        missing = self.database.lacking(group, files, self.applied())
-        if missing.files:
-            store = self.session.open_store_or_none()
-            where = store.describe() if store is not None else "(none)"
-            raise DeployFailure(
-                self.masker.mask(
-                    lacking_paragraph([missing], self.project, self.target.name, where)
-                )
-            )
+        ledgers.reconcile(self, runner, group)
 
     def audit_reapplied(self, rel: str) -> None:
         """An audit row for a file applied again because the database lacked it."""
-        if rel not in self.reapplying:
-            return
-        old, where = self.reapplying.pop(rel)
-        store = self.session.open_store_or_none()
-        if store is not None:
-            store.audit(
-                self.project, self.target.name, rel, "reapply", old=old, new=self.checksum(rel),
-                reason=f"the target database {where} lacked it (--deploy-reapply-missing)",
-                who=who(),
-            )  # fmt: skip
+        ledgers.audit_reapplied(self, rel)
 
     def begin_intent(self, rel: str) -> None:
         """Record that a shell step is about to apply tracked file ``rel`` (an intent row)."""
