@@ -104,7 +104,7 @@ def test_own_transaction_control_is_refused_with_its_line_and_nothing_applied(
     assert tables(db) == {"history", "lex_next"}
 
 
-WRAPPED = "START TRANSACTION;\nCREATE TABLE lex_t (x text DEFAULT '\\');\nEND;\n"
+WRAPPED = "START TRANSACTION;\nCREATE TABLE lex_t (x text DEFAULT '\\');\nEND;\n-- that's all\n"
 ACCEPTED = {
     "nested block comment": "/* a /* b */ COMMIT; */\nCREATE TABLE lex_t (x int);\n",
     "comment and string text": "-- COMMIT;\nCREATE TABLE lex_t (x text DEFAULT 'END;');\n",
