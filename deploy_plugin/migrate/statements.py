@@ -162,7 +162,7 @@ def _pg_tokens(text: str, stmt: _Statement) -> list[tuple[str, str]]:
     return [(t.name, body[t.start : t.end + 1].lower()) for t in tokens if t.name not in _COMMENTS]
 
 
-def _pg_control(tokens: list[tuple[str, str]]) -> tuple[str, str] | None:
+def _pg_control(tokens: list[tuple[str, str]]) -> _Control | None:
     """("ends" or "opens", its words) when a statement ends or opens a transaction.
 
     COMMIT, END, ROLLBACK, ABORT and PREPARE TRANSACTION end one (not ROLLBACK TO
