@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/corpus.py [--files 250] [--repeat 3] [--seed 14]
         [--server postgresql://postgres@127.0.0.1:5432] [--phases] [--profile FILE]
-        [--keep DIR]
+        [--keep DIR] [--reading]
 
 ``corpus_gen.generate`` writes ``--files`` migrations (enums and new values, tables with
 foreign keys, defaults, checks, identity and generated columns, partial/expression/GIN
@@ -32,6 +32,9 @@ hold one successful row per file; anything else exits 1. Aim (issue 14): ours-pg
 and prints the top functions by cumulative time. ``--phases`` also runs ours-pg
 ``--repeat`` times with the ``corpus_phases`` plugin and prints where the fastest run's
 wall time went (start-up, collection, SQL on the server, per-item work, finish, exit).
+``--reading`` also prints the client CPU of reading the files as the executor does
+(PostgreSQL's lexer and parser through pglast: the checks of every file, a full split of
+every file, the lexer's import) and its share of ours-pg's client CPU.
 """
 
 from __future__ import annotations
