@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/corpus.py [--files 250] [--repeat 3] [--seed 14]
         [--server postgresql://postgres@127.0.0.1:5432] [--phases] [--profile FILE]
-        [--keep DIR]
+        [--keep DIR] [--reading]
 
 ``corpus_gen.generate`` writes ``--files`` migrations (enums and new values, tables with
 foreign keys, defaults, checks, identity and generated columns, partial/expression/GIN
@@ -32,6 +32,9 @@ hold one successful row per file; anything else exits 1. Aim (issue 14): ours-pg
 and prints the top functions by cumulative time. ``--phases`` also runs ours-pg
 ``--repeat`` times with the ``corpus_phases`` plugin and prints where the fastest run's
 wall time went (start-up, collection, SQL on the server, per-item work, finish, exit).
+``--reading`` also prints the client CPU of reading the files as the executor does
+(PostgreSQL's lexer and parser through pglast: the checks of every file, a full split of
+every file, the lexer's import) and its share of ours-pg's client CPU.
 """
 
 from __future__ import annotations
@@ -352,6 +355,40 @@ def phases(root: Path, dbs: Databases, n: int, repeat: int) -> None:
           f"{data['modules']}")  # fmt: skip
 
 
+def reading(files: list[tuple[str, str]], ours_cpu: float) -> None:
+    """Print the client time of reading the SQL as the executor does (issue 20).
+
+    ``pg_checked`` on every file (a hint search; PostgreSQL's lexer and parser, through
+    pglast, only for files holding a word of transaction control or COPY), a full split
+    of every file, and the lexer's import in a fresh interpreter; best of 5 each.
+    """
+    from deploy_plugin.migrate.statements import _PG_HINT, _pg_statements, pg_checked
+
+    def best(run: Any) -> float:
+        times = []
+        for _ in range(5):
+            started = time.process_time()
+            run()
+            times.append(time.process_time() - started)
+        return min(times)
+
+    check = best(lambda: [pg_checked(sql, name, True) for name, sql in files])
+    split = best(lambda: [_pg_statements(sql) for _, sql in files])
+    code = ("import time; from deploy_plugin.migrate.statements import _pg_statements; "
+            "t = time.process_time(); _pg_statements('SELECT 1'); "
+            "print(time.process_time() - t)")  # fmt: skip
+    imported = min(
+        float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                             check=True).stdout)  # fmt: skip
+        for _ in range(5)
+    )
+    hinted = sum(1 for _, sql in files if _PG_HINT.search(sql.lower()))
+    print(f"  reading the SQL as the executor does (client CPU, best of 5): checks of all"
+          f" {len(files)} files {check * 1000:.1f} ms ({hinted} split), a split of every"
+          f" file {split * 1000:.1f} ms, the lexer's import {imported * 1000:.0f} ms;"
+          f" together {(check + imported) / ours_cpu:.1%} of ours-pg's client CPU")  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--files", type=int, default=250)
@@ -361,6 +398,9 @@ def main() -> None:
     parser.add_argument("--profile", type=Path, help="also profile one ours-pg run into FILE")
     parser.add_argument("--phases", action="store_true", help="also time ours-pg's phases")
     parser.add_argument("--keep", type=Path, help="also copy the generated project to DIR")
+    parser.add_argument(
+        "--reading", action="store_true", help="also time reading the files as the executor does"
+    )
     args = parser.parse_args()
 
     files = generate(args.files, args.seed)
@@ -397,6 +437,8 @@ def main() -> None:
         print(f"  {label:<50} {best[key]:7.3f} s  {best[key] / base:5.2f}x base"
               f"  (per round: median {paired[len(paired) // 2]:.2f}x;"
               f" client CPU {best[key + ' cpu']:.3f} s)")  # fmt: skip
+    if args.reading:
+        reading(files, best["ours-pg cpu"])
     ratio = best["ours-pg"] / base
     print(f"  aim ours-pg <= 1.2x base: {'met' if ratio <= 1.2 else 'MISSED'} ({ratio:.3f}x)")
 

@@ -17,7 +17,9 @@ the ledger and history rows commit with the migration or not at all.
 
 A file's own COMMIT/ROLLBACK would end the migration's transaction half way, so it is
 refused before anything runs; a file wrapped whole in ``BEGIN; ... COMMIT;`` is applied as
-if the wrapper were not there (it asks for what the executor does anyway).
+if the wrapper were not there (it asks for what the executor does anyway). On PostgreSQL
+a ``COPY ... FROM STDIN`` / ``TO STDOUT`` is refused before anything runs too (there is no
+client end to stream rows). Both are found by PostgreSQL's own lexer (see ``statements``).
 """
 
 from __future__ import annotations
@@ -39,8 +41,9 @@ from .statements import (
     _one_paragraph,
     _pg_statements,
     _sqlite_statements,
-    _without_wrapper,
     no_transaction,
+    pg_checked,
+    sqlite_checked,
 )
 
 
@@ -78,9 +81,16 @@ _PG_ELAPSED = "round(extract(epoch FROM clock_timestamp() - now()) * 1000)::inte
 _NO_TRANSACTION_NOTE = (
     "The file is marked -- deploy:no-transaction, so the statements before this one stay applied"
 )
+# A COPY with the client's end is refused before sending (statements.pg_checked); should
+# the server still start one (e.g. with standard_conforming_strings off, which lexes text
+# otherwise), the connection is closed mid-file: a COPY ... TO STDOUT does not wait for
+# the client, so the server may have gone on and committed the file with its ledger row.
 _COPY_MESSAGE = (
-    "COPY ... FROM STDIN / TO STDOUT needs a client that streams data; "
-    "apply this file with a deploy_command that runs psql"
+    "the server started a COPY with the client's end (FROM STDIN / TO STDOUT), which the"
+    " built-in executor has none of, so it closed the connection; the server may have"
+    " committed the file all the same. Check the target's ledger (pytest_deploy.applied)"
+    " before applying it again, and replace the COPY by one with a file on the server or"
+    " by INSERT"
 )
 
 
@@ -213,8 +223,10 @@ class SqlExecutor:
         books = books or Bookkeeping()
         self.notices = []
         atomic = not no_transaction(text)
-        if atomic:
-            text = _without_wrapper(text, rel, self.kind)
+        if self.kind == "postgresql":
+            text = pg_checked(text, rel, atomic)  # COPY to/from the client, own COMMIT
+        elif atomic:
+            text = sqlite_checked(text, rel)
         apply = self._apply_pg if self.kind == "postgresql" else self._apply_sqlite
         return apply(text, rel, books, atomic, time.perf_counter())
 
