@@ -9,6 +9,11 @@ gigabytes never grows the runner's memory.
 On timeout, Ctrl-C (or any other exception while waiting) the whole process group gets
 SIGTERM, then SIGKILL after :data:`KILL_GRACE_S` if anything of it is left.
 
+No command outlives its runner (:mod:`deploy_plugin.procgroups`): bash gets SIGKILL when
+the runner dies (the parent-death signal), the runner's guard (:mod:`deploy_plugin.guard`)
+SIGKILLs the group of every command still running then, and the group is recorded in the
+deployment's lock row while bash runs, for the run that takes the lock over.
+
 A step may start a background service that inherits the pipe and never closes it. The
 command is over when bash exits: what the pipe still yields within :data:`DRAIN_S` is read,
 then the read end is closed. Such a service gets EPIPE/SIGPIPE if it writes to its inherited
@@ -33,8 +38,9 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from types import FrameType
-from typing import TextIO
+from typing import Protocol, TextIO
 
+from deploy_plugin import guard, procgroups
 from deploy_plugin.psql import psql_wrapped_env
 from deploy_plugin.secrets import Masker
 
@@ -144,6 +150,16 @@ def _interrupts_deferred() -> Iterator[None]:
                 os.kill(os.getpid(), pending[0])
 
 
+class GroupRecord(Protocol):
+    """Where a running command's process group is recorded (the deployment's lock)."""
+
+    def group_started(self, pgid: int, leader_start: int) -> None:
+        """Record the group ``pgid`` whose leader (bash) started at ``leader_start``."""
+
+    def group_ended(self, pgid: int) -> None:
+        """Forget the group: its bash has ended."""
+
+
 class CommandRefused(Exception):
     """A command that could not be started; the message is one paragraph for the user."""
 
@@ -237,6 +253,7 @@ def run_command(
     log_path: Path | None = None,
     psqlrc_dir: Path | None = None,
     psql_single_transaction: bool = False,
+    groups: GroupRecord | None = None,
 ) -> CommandResult:
     """Run *command* with ``bash -c`` in *cwd* with exactly *env*; see the module docstring.
 
@@ -245,6 +262,8 @@ def run_command(
     output is masked with *masker* as it is written to
     *log_path* (appended; parent folders created) and to the result's tail.
     KeyboardInterrupt and other exceptions terminate the process group and propagate.
+    *groups* (the deployment's lock) records the command's process group while bash runs,
+    so a run taking the lock over after this runner died can end it.
     """
     if not Path(cwd).is_dir():
         raise MissingDirectory(f"working directory {cwd} does not exist; nothing was run")
@@ -261,11 +280,14 @@ def run_command(
                 f"cannot write the step's log {log_path}: {err.strerror or err}. Make"
                 f" {log_path.parent} writable (or free space on its disk); nothing was run"
             ) from None
+    guard.ensure_started()
     holder: list[_Run] = []  # filled the moment the process exists, so it is always reaped
     try:
         try:
             with _interrupts_deferred():
                 run = _Run(command, cwd, dict(env), masker, log, holder)
+                if groups is not None and run.leader_start is not None:
+                    groups.group_started(run.proc.pid, run.leader_start)
         except (OSError, ValueError) as err:
             raise CommandRefused(f"cannot start bash: {err}; nothing was run") from None
         return run.wait(timeout, log_path)
@@ -279,6 +301,10 @@ def run_command(
         with _RUNNING_LOCK:
             for started in holder:
                 _RUNNING.discard(started)
+        for started in holder:  # bash has ended (reaped): the command is over
+            guard.unregister(started.proc.pid)
+            if groups is not None:
+                groups.group_ended(started.proc.pid)
         if log is not None:
             try:
                 log.close()
@@ -335,18 +361,26 @@ class _Run:
         self.terminated = False
         # Started and recorded under the lock: terminate_running() (Ctrl-C with steps in
         # worker threads) waits for a command being started instead of missing it.
+        # bash dies with the runner: see procgroups.dying_with_runner (how, and its cost)
+        argv, preexec = procgroups.dying_with_runner([BASH, "-c", command])
         with _RUNNING_LOCK:
             self.proc = subprocess.Popen(
-                [BASH, "-c", command],
+                argv,
                 cwd=cwd,
                 env=env,
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
+                preexec_fn=preexec,
             )
             holder.append(self)
             _RUNNING.add(self)
+        # The group's identity: its id (bash's pid) and bash's start time, so that a pid the
+        # kernel gives to another process later is never taken for it.
+        self.leader_start = procgroups.start_time(self.proc.pid)
+        if self.leader_start is not None:
+            guard.register(self.proc.pid, self.leader_start)
         assert self.proc.stdout is not None
         self.fd: int | None = self.proc.stdout.fileno()
         self.poller = select.poll()

@@ -435,6 +435,24 @@ POSTGRES_STEPS.append(
     )
 )
 
+# v7 (issue 20, item 9): the process groups of the holder's running step commands, as JSON
+# [[pgid, leader start time], ...], so that a run taking over a dead holder's lock ends
+# them before it runs anything (deploy_plugin.procgroups).
+SQLITE_STEPS.append(
+    SchemaStep(
+        7,
+        "deploy_locks.step_groups",
+        ("ALTER TABLE deploy_locks ADD COLUMN step_groups TEXT NOT NULL DEFAULT '[]'",),
+    )
+)
+POSTGRES_STEPS.append(
+    SchemaStep(
+        7,
+        "deploy_locks.step_groups",
+        ("ALTER TABLE deploy.deploy_locks ADD COLUMN step_groups text NOT NULL DEFAULT '[]'",),
+    )
+)
+
 
 def steps_for(kind: str) -> list[SchemaStep]:
     """The schema steps of one store kind (``sqlite`` or ``postgresql``), in version order.
