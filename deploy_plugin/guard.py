@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
 import sys
 import threading
 from pathlib import Path
@@ -28,7 +27,6 @@ from deploy_plugin import procgroups
 _LOCK = threading.Lock()
 _owner = 0  # the pid that started the guard below (a forked child starts its own)
 _fd: int | None = None  # write end of the guard's pipe
-_process: subprocess.Popen[bytes] | None = None
 _registered: dict[int, int] = {}  # pgid -> leader start time, re-sent to a new guard
 
 
@@ -70,7 +68,7 @@ def _send(line: str) -> None:
 
 def _start() -> int | None:
     """Start a guard for this process; re-register what runs now. None if it can't."""
-    global _owner, _fd, _process
+    global _owner, _fd
     _owner, _fd = os.getpid(), None
     if not sys.executable or not os.path.isdir("/proc/self"):
         return None
@@ -81,13 +79,17 @@ def _start() -> int | None:
         " import deploy_plugin.guard as g; g.main()"
     )
     try:
-        # -I -S: no site, no user environment; a few ms once per runner, not per step
-        _process = subprocess.Popen(
+        # -I -S: no site, no user environment; a few ms once per runner, not per step.
+        # posix_spawn: a plain spawn (vfork-like), no Python code in the child.
+        os.posix_spawn(
+            sys.executable,
             [sys.executable, "-I", "-S", "-c", code],
-            stdin=read,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            cwd="/",
+            os.environ,
+            file_actions=[
+                (os.POSIX_SPAWN_DUP2, read, 0),
+                (os.POSIX_SPAWN_OPEN, 1, os.devnull, os.O_WRONLY, 0),
+                (os.POSIX_SPAWN_OPEN, 2, os.devnull, os.O_WRONLY, 0),
+            ],
         )
     except OSError:
         os.close(write)
@@ -105,6 +107,7 @@ def main() -> None:
     """The guard process: read registrations until the runner's end of the pipe closes."""
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, signal.SIG_IGN)
+    os.chdir("/")  # hold no folder of the runner's
     groups: dict[int, int] = {}
     pending = b""
     while chunk := os.read(0, 65536):
