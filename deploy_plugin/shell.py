@@ -62,6 +62,13 @@ _PSQL_WORD = re.compile(r"\bpsql\b")
 # Commands running now, for terminate_running(); run_command may be called from threads.
 _RUNNING: set[_Run] = set()
 _RUNNING_LOCK = threading.Lock()
+# The gate: bash first reads a line from an inherited pipe, which the runner writes once
+# the command's process group is registered with its guard and recorded in the lock's row;
+# then it closes the pipe and execs ``bash -c COMMAND`` (same pid, same group, the
+# parent-death signal kept). A runner killed before that leaves a bash that reads EOF and
+# exits with 137, the command never run: no instant in which a step runs unregistered.
+# The price is a second start of bash, under a millisecond.
+_GATE = 'read -r -u {fd} _ || exit 137; exec {fd}<&-; exec {bash} -c "$0"'
 _BACKGROUND_NOTE = (
     "\n[pytest-deploy] the command exited but a background process still holds its output "
     "open; stopped reading. Redirect the output of background services to a file.\n"
@@ -288,12 +295,14 @@ def run_command(
                 run = _Run(command, cwd, dict(env), masker, log, holder)
                 if groups is not None and run.leader_start is not None:
                     groups.group_started(run.proc.pid, run.leader_start)
+                run.open_gate()
         except (OSError, ValueError) as err:
             raise CommandRefused(f"cannot start bash: {err}; nothing was run") from None
         return run.wait(timeout, log_path)
     except BaseException:
         # Ctrl-C (or SIGTERM) between the process's start and wait()'s own cleanup
         for started in holder:
+            started.close_gate()
             if not started.terminated and started.proc.poll() is None:
                 started._terminate_group()
         raise
@@ -361,21 +370,32 @@ class _Run:
         self.terminated = False
         # Started and recorded under the lock: terminate_running() (Ctrl-C with steps in
         # worker threads) waits for a command being started instead of missing it.
-        # bash dies with the runner: see procgroups.dying_with_runner (how, and its cost)
-        argv, preexec = procgroups.dying_with_runner([BASH, "-c", command])
-        with _RUNNING_LOCK:
-            self.proc = subprocess.Popen(
-                argv,
-                cwd=cwd,
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-                preexec_fn=preexec,
-            )
-            holder.append(self)
-            _RUNNING.add(self)
+        # bash dies with the runner: see procgroups.dying_with_runner (how, and its cost).
+        # It waits at the gate until its group is registered (see _GATE).
+        gate_read, gate_write = os.pipe()
+        self.gate: int | None = gate_write
+        gated = [BASH, "-c", _GATE.format(fd=gate_read, bash=BASH), command]
+        argv, preexec = procgroups.dying_with_runner(gated)
+        try:
+            with _RUNNING_LOCK:
+                self.proc = subprocess.Popen(
+                    argv,
+                    cwd=cwd,
+                    env=env,
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                    preexec_fn=preexec,
+                    pass_fds=(gate_read,),
+                )
+                holder.append(self)
+                _RUNNING.add(self)
+        except BaseException:
+            self.close_gate()
+            raise
+        finally:
+            os.close(gate_read)
         # The group's identity: its id (bash's pid) and bash's start time, so that a pid the
         # kernel gives to another process later is never taken for it.
         self.leader_start = procgroups.start_time(self.proc.pid)
@@ -395,6 +415,21 @@ class _Run:
                 pass  # an older kernel: Popen.wait below
             else:
                 self.poller.register(self.pidfd, select.POLLIN)
+
+    def open_gate(self) -> None:
+        """Let bash run the command (its group is registered now)."""
+        if self.gate is not None:
+            try:
+                os.write(self.gate, b"\n")
+            except OSError:
+                pass  # bash is gone already (killed): wait() reports how
+            self.close_gate()
+
+    def close_gate(self) -> None:
+        """Close the gate; unopened, bash then exits without running the command."""
+        gate, self.gate = self.gate, None
+        if gate is not None:
+            os.close(gate)
 
     def wait(self, timeout: float | None, log_path: Path | None) -> CommandResult:
         deadline = None if timeout is None else self.started + timeout
