@@ -17,6 +17,9 @@ it from running on after its runner died:
    takes the lock over ends those groups before it runs anything
    (:func:`end_recorded_groups`).
 
+No instant is left uncovered: a command waits at a gate (:mod:`deploy_plugin.shell`)
+until its group is registered with the guard and recorded in the lock's row.
+
 A group is identified by its id and its leader's start time (field 22 of
 ``/proc/<pid>/stat``, clock ticks since boot), so a pid the kernel gave to another process
 since is never signalled. Linux only (``/proc``, ``prctl``); elsewhere nothing is done.
@@ -77,9 +80,9 @@ def dying_with_runner(argv: list[str]) -> tuple[list[str], Callable[[], None] | 
     ``preexec_fn`` (:func:`die_with_runner`). Measured on a runner with a 60 MB heap, per
     command: the plain start 1.4 ms, with setpriv 2.7 ms, with the ``preexec_fn`` 6.6 ms
     (a ``preexec_fn`` makes ``subprocess`` fork the whole runner instead of using vfork).
-    setpriv cannot check that the runner was still alive when it set the signal: a runner
-    killed in the instant between the fork and setpriv's prctl (before bash started, and
-    before the group was registered anywhere) leaves that one command unprotected.
+    setpriv cannot check that the runner was still alive when it set the signal; the gate
+    of :mod:`deploy_plugin.shell` covers that instant: a runner killed before it
+    registered the group never opens the gate, and bash exits without running anything.
 
     Threads: the signal comes when the *thread* that forked the child ends, not the
     process. Every step command is started and waited for by one call of
