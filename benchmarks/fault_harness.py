@@ -155,14 +155,7 @@ def private_cluster() -> Iterator[tuple[str, Path]]:
 
 def restart(data: Path) -> None:
     done = _as_postgres(
-        str(PG_BIN / "pg_ctl"),
-        "-D",
-        str(data),
-        "-l",
-        str(data / "log"),
-        "-m",
-        "fast",
-        "-w",
+        str(PG_BIN / "pg_ctl"), "-D", str(data), "-l", str(data / "log"), "-m", "fast", "-w",
         "restart",
     )
     if done.returncode != 0:
@@ -419,7 +412,8 @@ def kill_trial(counts: Counts, setup: Setup, tmp: Path, files: int, moment: floa
     proc.communicate(timeout=WAIT_S)
     pids = [int(p) for p in (tmp / "step.pids").read_text().split()] if (
         tmp / "step.pids").exists() else []  # fmt: skip
-    for pid in pids:  # steps run in sessions of their own: kill -9 leaves them (expected)
+    for pid in pids:  # the runner's whole group died, its guard too: bash is gone, this
+        # only makes sure (a grandchild would be the re-run's takeover's to end)
         try:
             os.kill(pid, signal.SIGKILL)
         except ProcessLookupError:
