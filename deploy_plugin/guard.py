@@ -69,6 +69,10 @@ def _send(line: str) -> None:
 def _start() -> int | None:
     """Start a guard for this process; re-register what runs now. None if it can't."""
     global _owner, _fd
+    if _owner != os.getpid():  # a forked copy of the runner: its groups are not ours
+        if _fd is not None:
+            os.close(_fd)  # the parent's guard must see its pipe close when the parent dies
+        _registered.clear()
     _owner, _fd = os.getpid(), None
     if not sys.executable or not os.path.isdir("/proc/self"):
         return None
@@ -98,9 +102,14 @@ def _start() -> int | None:
         os.close(read)
     os.set_blocking(write, False)  # a stuck guard must never stop the runner
     _fd = write
-    for pgid, start in _registered.items():
-        os.write(write, f"+ {pgid} {start}\n".encode())
-    return write
+    lines = "".join(f"+ {pgid} {start}\n" for pgid, start in _registered.items())
+    if lines:  # a guard started again (the last one died): what runs now
+        try:
+            os.write(write, lines.encode())
+        except OSError:
+            os.close(write)
+            _fd = None
+    return _fd
 
 
 def main() -> None:

@@ -190,7 +190,13 @@ class PostgresStore(Store):
     # -- deployment lock ------------------------------------------------------------------
 
     def acquire_lock(self, project: str, target: str, *, holder: str) -> DeployLock:
-        """Take the advisory lock on a dedicated connection, then name the holder."""
+        """Take the advisory lock on a dedicated connection, then name the holder.
+
+        A ``deploy_locks`` row found while holding the advisory lock was left by a session
+        that ended without releasing it: the step commands it recorded that still run on
+        this host are ended first (with a warning), even if that runner lives on after
+        losing its session, since it no longer holds the lock and must not run beside us.
+        """
         project_id = self.project_id(project)
         key = lock_key(project, target)
         conn = connect(self.url)
