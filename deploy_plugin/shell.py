@@ -295,9 +295,10 @@ def run_command(
                 run = _Run(command, cwd, dict(env), masker, log, holder)
                 if groups is not None and run.leader_start is not None:
                     groups.group_started(run.proc.pid, run.leader_start)
-                run.open_gate()
         except (OSError, ValueError) as err:
             raise CommandRefused(f"cannot start bash: {err}; nothing was run") from None
+        # Only now: a Ctrl-C held while starting was raised above, and the command never ran.
+        run.open_gate()
         return run.wait(timeout, log_path)
     except BaseException:
         # Ctrl-C (or SIGTERM) between the process's start and wait()'s own cleanup
