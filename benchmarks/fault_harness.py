@@ -1,7 +1,7 @@
 """Fault harness (issue 9): kill -9, SIGTERM, database restarts and races, with counts.
 
     .venv/bin/python benchmarks/fault_harness.py [--kills 100] [--terms 20] [--restarts 5]
-        [--races 100] [--files 8] [--seed N]
+        [--races 100] [--orphans 20] [--files 8] [--seed N]
 
 Each trial deploys a small project of short migrations (built-in executor, each one a
 table, a row in ``fh_log`` and a little work) between two shell groups that write start
@@ -13,7 +13,12 @@ and end stamps, then does one harmful thing at a random moment:
 * **SIGTERM** to the runner alone (what CI cancellation sends);
 * **a database restart** (``pg_ctl restart -m fast`` of a private cluster holding store
   and target; the shared server is never touched);
-* **a race**: two runners started together.
+* **a race**: two runners started together;
+* **kill -9 mid-step** (``--orphans``): the runner alone, or its whole process group (its
+  guard too), while a step runs ``sleep 1000``; the next run starts at once. Its first
+  step records any process of the killed run's steps still alive then (an overlap), and
+  after it any such process still alive is an orphan. Each kill comes either the moment
+  the step's bash has written its pid, or once the lock row records its process group.
 
 After each trial it checks that every file's table exists if and only if the target's
 ledger has its row; that after a clean re-run the history says applied exactly for the
@@ -407,7 +412,8 @@ def kill_trial(counts: Counts, setup: Setup, tmp: Path, files: int, moment: floa
     proc.communicate(timeout=WAIT_S)
     pids = [int(p) for p in (tmp / "step.pids").read_text().split()] if (
         tmp / "step.pids").exists() else []  # fmt: skip
-    for pid in pids:  # steps run in sessions of their own: kill -9 leaves them (expected)
+    for pid in pids:  # the runner's whole group died, its guard too: bash is gone, this
+        # only makes sure (a grandchild would be the re-run's takeover's to end)
         try:
             os.kill(pid, signal.SIGKILL)
         except ProcessLookupError:
@@ -450,6 +456,98 @@ def restart_trial(counts: Counts, setup: Setup, data: Path, tmp: Path, files: in
     counts.trials += 1
     check_after_fault(counts, setup, project, files)
     check_after_rerun(counts, setup, project, files)
+
+
+ORPHAN_CHECK = (
+    "for p in $(cat ../step.pids 2>/dev/null); do"
+    ' awk -v g=$p \'$5 == g && $3 != "Z" {print "overlap " g}\' /proc/[0-9]*/stat'
+    " 2>/dev/null >> ../overlaps.log; done; true"
+)
+
+
+def recorded(project: Path) -> bool:
+    """Whether the SQLite store's lock row names a running step's process group."""
+    path = project / ".deploy" / "state.sqlite3"
+    try:
+        with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
+            rows = db.execute("SELECT step_groups FROM deploy_locks").fetchall()
+    except sqlite3.Error:
+        return False
+    return any(value not in ("", "[]") for (value,) in rows)
+
+
+def make_orphan_project(root: Path) -> Path:
+    """A project whose first step checks that no step of an earlier run still runs, and
+    whose second step holds (``sleep 1000``, bash forking it) while ``HOLD`` is set."""
+    project = root / "proj"
+    project.mkdir(parents=True)
+    (project / "pytest.ini").write_text("[pytest]\n")
+    config = {
+        "project": "fh",
+        "targets": {"t": {}},
+        "groups": [
+            {"name": "check", "order": 0, "deploy_command": ORPHAN_CHECK},
+            {"name": "hold", "order": 1, "deploy_command":
+             'if [ -n "$HOLD" ]; then echo $$ >> ../step.pids; sleep 1000; fi; true'},
+        ],
+    }  # fmt: skip
+    (project / "deploy.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    return project
+
+
+def group_alive(pgid: int) -> bool:
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if fields[0] != "Z" and int(fields[2]) == pgid:
+                return True
+    return False
+
+
+def orphan_trial(counts: Counts, tmp: Path, whole_group: bool, after_record: bool) -> None:
+    """kill -9 of a runner mid-step (alone, or with its whole process group: its guard
+    too), then at once the next run: none of the killed run's step processes may still
+    run when the next run's first step starts, nor after it."""
+    project = make_orphan_project(tmp)
+    proc = subprocess.Popen(
+        [*command(Setup("o", None, "")), "--deploy-env=HOLD=1"], cwd=project, env=env(),
+        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )  # fmt: skip
+    pids_file = tmp / "step.pids"
+    deadline = time.monotonic() + WAIT_S
+    while not (pids_file.exists() and pids_file.read_text().strip()) or (
+        after_record and not recorded(project)
+    ):
+        if time.monotonic() > deadline or proc.poll() is not None:
+            counts.rerun_failed += 1
+            counts.notes.append("orphans: the holding step never started")
+            proc.kill()
+            return
+        time.sleep(0.01)
+    pgids = [int(p) for p in pids_file.read_text().split()]
+    if whole_group:
+        os.killpg(proc.pid, signal.SIGKILL)
+    else:
+        os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=WAIT_S)
+    counts.trials += 1
+    second = subprocess.run(
+        command(Setup("o", None, "")), cwd=project, env=env(), stdin=subprocess.DEVNULL,
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    if second.returncode != 0:
+        counts.rerun_failed += 1
+        counts.notes.append(f"orphans: next run failed: {second.stdout[-400:]}")
+    overlaps = tmp / "overlaps.log"
+    counts.overlaps += len(overlaps.read_text().splitlines()) if overlaps.exists() else 0
+    left = [g for g in pgids if group_alive(g)]
+    counts.orphans += len(left)
+    for pgid in left:  # leave nothing behind for the next trial
+        os.killpg(pgid, signal.SIGKILL)
 
 
 def race_trial(counts: Counts, setup: Setup, tmp: Path, files: int) -> None:
@@ -548,6 +646,13 @@ def run_all(args: argparse.Namespace, tmp: Path) -> dict[str, Counts]:
                 url = server.create()
                 race_trial(counts, Setup("race", url, url), folder(), args.files)
             server.drop_all()
+        if args.orphans:
+            for after in (False, True):
+                when = "once recorded" if after else "at step start"
+                alone = results.setdefault(f"kill -9 runner {when}", Counts())
+                whole = results.setdefault(f"kill -9 runner+guard {when}", Counts())
+                for i in range(args.orphans):
+                    orphan_trial(whole if i % 2 else alone, folder(), bool(i % 2), after)
         if args.restarts:
             counts = results.setdefault("database restarts (private cluster)", Counts())
             with private_cluster() as (url, data):
@@ -569,6 +674,7 @@ def main() -> None:
     parser.add_argument("--terms", type=int, default=20)
     parser.add_argument("--restarts", type=int, default=5)
     parser.add_argument("--races", type=int, default=100)
+    parser.add_argument("--orphans", type=int, default=20, help="kill -9 mid-step trials")
     parser.add_argument("--files", type=int, default=8)
     parser.add_argument("--seed", type=int, default=None)
     parser.add_argument("--server", default=SERVER)

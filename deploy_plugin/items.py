@@ -283,7 +283,8 @@ class StepItem(DeployItem):
         self.conclude(result)
 
     def run_step_command(self) -> CommandResult:
-        """Run this step's command; safe in a worker thread (touches no store)."""
+        """Run this step's command; safe in a worker thread (of the store it only writes
+        the command's process group to the lock row, which the lock does thread-safely)."""
         deployment, step = self.deployment, self.step
         assert step.command is not None, "a shell step has a command"
         self.log_path = deployment.log_path(self)
@@ -316,6 +317,7 @@ class StepItem(DeployItem):
                 log_path=self.log_path,
                 psqlrc_dir=psqlrc_dir,
                 psql_single_transaction=one_transaction,
+                groups=deployment.lock,
             )
         except CommandRefused as err:
             raise DeployFailure(

@@ -176,6 +176,7 @@ class RollbackItem(DeployItem):
             timeout=None,
             log_path=self.log_path,
             psqlrc_dir=deployment.session.rootdir / ".deploy" / "psql",
+            groups=deployment.lock,
         )
         self.output = result.tail
         self.log_path = result.log_path  # None when the command printed nothing

@@ -9,6 +9,11 @@ gigabytes never grows the runner's memory.
 On timeout, Ctrl-C (or any other exception while waiting) the whole process group gets
 SIGTERM, then SIGKILL after :data:`KILL_GRACE_S` if anything of it is left.
 
+No command outlives its runner (:mod:`deploy_plugin.procgroups`): bash gets SIGKILL when
+the runner dies (the parent-death signal), the runner's guard (:mod:`deploy_plugin.guard`)
+SIGKILLs the group of every command still running then, and the group is recorded in the
+deployment's lock row while bash runs, for the run that takes the lock over.
+
 A step may start a background service that inherits the pipe and never closes it. The
 command is over when bash exits: what the pipe still yields within :data:`DRAIN_S` is read,
 then the read end is closed. Such a service gets EPIPE/SIGPIPE if it writes to its inherited
@@ -33,8 +38,9 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from types import FrameType
-from typing import TextIO
+from typing import Protocol, TextIO
 
+from deploy_plugin import guard, procgroups
 from deploy_plugin.psql import psql_wrapped_env
 from deploy_plugin.secrets import Masker
 
@@ -56,6 +62,13 @@ _PSQL_WORD = re.compile(r"\bpsql\b")
 # Commands running now, for terminate_running(); run_command may be called from threads.
 _RUNNING: set[_Run] = set()
 _RUNNING_LOCK = threading.Lock()
+# The gate: bash first reads a line from an inherited pipe, which the runner writes once
+# the command's process group is registered with its guard and recorded in the lock's row;
+# then it closes the pipe and execs ``bash -c COMMAND`` (same pid, same group, the
+# parent-death signal kept). A runner killed before that leaves a bash that reads EOF and
+# exits with 137, the command never run: no instant in which a step runs unregistered.
+# The price is a second start of bash, under a millisecond.
+_GATE = 'read -r -u {fd} _ || exit 137; exec {fd}<&-; exec {bash} -c "$0"'
 _BACKGROUND_NOTE = (
     "\n[pytest-deploy] the command exited but a background process still holds its output "
     "open; stopped reading. Redirect the output of background services to a file.\n"
@@ -142,6 +155,16 @@ def _interrupts_deferred() -> Iterator[None]:
                 handler(pending[0], None)  # e.g. raises KeyboardInterrupt
             elif handler == signal.SIG_DFL:
                 os.kill(os.getpid(), pending[0])
+
+
+class GroupRecord(Protocol):
+    """Where a running command's process group is recorded (the deployment's lock)."""
+
+    def group_started(self, pgid: int, leader_start: int) -> None:
+        """Record the group ``pgid`` whose leader (bash) started at ``leader_start``."""
+
+    def group_ended(self, pgid: int) -> None:
+        """Forget the group: its bash has ended."""
 
 
 class CommandRefused(Exception):
@@ -237,6 +260,7 @@ def run_command(
     log_path: Path | None = None,
     psqlrc_dir: Path | None = None,
     psql_single_transaction: bool = False,
+    groups: GroupRecord | None = None,
 ) -> CommandResult:
     """Run *command* with ``bash -c`` in *cwd* with exactly *env*; see the module docstring.
 
@@ -245,6 +269,8 @@ def run_command(
     output is masked with *masker* as it is written to
     *log_path* (appended; parent folders created) and to the result's tail.
     KeyboardInterrupt and other exceptions terminate the process group and propagate.
+    *groups* (the deployment's lock) records the command's process group while bash runs,
+    so a run taking the lock over after this runner died can end it.
     """
     if not Path(cwd).is_dir():
         raise MissingDirectory(f"working directory {cwd} does not exist; nothing was run")
@@ -261,17 +287,23 @@ def run_command(
                 f"cannot write the step's log {log_path}: {err.strerror or err}. Make"
                 f" {log_path.parent} writable (or free space on its disk); nothing was run"
             ) from None
+    guard.ensure_started()
     holder: list[_Run] = []  # filled the moment the process exists, so it is always reaped
     try:
         try:
             with _interrupts_deferred():
                 run = _Run(command, cwd, dict(env), masker, log, holder)
+                if groups is not None and run.leader_start is not None:
+                    groups.group_started(run.proc.pid, run.leader_start)
         except (OSError, ValueError) as err:
             raise CommandRefused(f"cannot start bash: {err}; nothing was run") from None
+        # Only now: a Ctrl-C held while starting was raised above, and the command never ran.
+        run.open_gate()
         return run.wait(timeout, log_path)
     except BaseException:
         # Ctrl-C (or SIGTERM) between the process's start and wait()'s own cleanup
         for started in holder:
+            started.close_gate()
             if not started.terminated and started.proc.poll() is None:
                 started._terminate_group()
         raise
@@ -279,6 +311,10 @@ def run_command(
         with _RUNNING_LOCK:
             for started in holder:
                 _RUNNING.discard(started)
+        for started in holder:  # bash has ended (reaped): the command is over
+            guard.unregister(started.proc.pid)
+            if groups is not None:
+                groups.group_ended(started.proc.pid)
         if log is not None:
             try:
                 log.close()
@@ -335,18 +371,37 @@ class _Run:
         self.terminated = False
         # Started and recorded under the lock: terminate_running() (Ctrl-C with steps in
         # worker threads) waits for a command being started instead of missing it.
-        with _RUNNING_LOCK:
-            self.proc = subprocess.Popen(
-                [BASH, "-c", command],
-                cwd=cwd,
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-            holder.append(self)
-            _RUNNING.add(self)
+        # bash dies with the runner: see procgroups.dying_with_runner (how, and its cost).
+        # It waits at the gate until its group is registered (see _GATE).
+        gate_read, gate_write = os.pipe()
+        self.gate: int | None = gate_write
+        gated = [BASH, "-c", _GATE.format(fd=gate_read, bash=BASH), command]
+        argv, preexec = procgroups.dying_with_runner(gated)
+        try:
+            with _RUNNING_LOCK:
+                self.proc = subprocess.Popen(
+                    argv,
+                    cwd=cwd,
+                    env=env,
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                    preexec_fn=preexec,
+                    pass_fds=(gate_read,),
+                )
+                holder.append(self)
+                _RUNNING.add(self)
+        except BaseException:
+            self.close_gate()
+            raise
+        finally:
+            os.close(gate_read)
+        # The group's identity: its id (bash's pid) and bash's start time, so that a pid the
+        # kernel gives to another process later is never taken for it.
+        self.leader_start = procgroups.start_time(self.proc.pid)
+        if self.leader_start is not None:
+            guard.register(self.proc.pid, self.leader_start)
         assert self.proc.stdout is not None
         self.fd: int | None = self.proc.stdout.fileno()
         self.poller = select.poll()
@@ -361,6 +416,21 @@ class _Run:
                 pass  # an older kernel: Popen.wait below
             else:
                 self.poller.register(self.pidfd, select.POLLIN)
+
+    def open_gate(self) -> None:
+        """Let bash run the command (its group is registered now)."""
+        if self.gate is not None:
+            try:
+                os.write(self.gate, b"\n")
+            except OSError:
+                pass  # bash is gone already (killed): wait() reports how
+            self.close_gate()
+
+    def close_gate(self) -> None:
+        """Close the gate; unopened, bash then exits without running the command."""
+        gate, self.gate = self.gate, None
+        if gate is not None:
+            os.close(gate)
 
     def wait(self, timeout: float | None, log_path: Path | None) -> CommandResult:
         deadline = None if timeout is None else self.started + timeout

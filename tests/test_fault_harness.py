@@ -1,6 +1,7 @@
 """The fault harness of ``benchmarks/fault_harness.py``, a few trials of each kind (issue 9).
 
-The full run (100 kills per store x target, 20 SIGTERMs, 5 restarts, 100 races) is a
+The full run (100 kills per store x target, 20 SIGTERMs, 5 restarts, 100 races, 20 kills
+mid-step followed at once by the next run) is a
 benchmark; here each fault happens once or twice at a random moment, with the same checks:
 schema change if and only if ledger row, history and tables agree after a re-run, nothing
 applied twice, no overlapping deployments, nothing left running, no orphaned step.
@@ -31,12 +32,13 @@ def test_a_few_trials_of_every_fault_break_nothing(tmp_path: Path) -> None:
     require_postgres()
     harness = load_harness()
     args = argparse.Namespace(
-        kills=1, terms=1, restarts=1, races=2, files=4, seed=None, server=harness.SERVER
+        kills=1, terms=1, restarts=1, races=2, orphans=2, files=4, seed=None,
+        server=harness.SERVER,
     )
     results = harness.run_all(args, tmp_path)
     report = "\n".join(
         counts.line(name) + "".join(f"\n    {n}" for n in counts.notes)
         for name, counts in results.items()
     )
-    assert sum(c.trials for c in results.values()) == 5 + 1 + 1 + 2, report
+    assert sum(c.trials for c in results.values()) == 5 + 1 + 1 + 2 + 4, report
     assert all(c.violations == 0 for c in results.values()), report

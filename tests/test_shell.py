@@ -567,12 +567,9 @@ def test_ctrl_c_right_after_the_process_starts_still_stops_it(tmp_path: Path) ->
             class Interrupted(real):
                 def __init__(self, *args, **kwargs):
                     super().__init__(*args, **kwargs)
-                    for _ in range(600):  # until bash wrote its pid (bounded), then Ctrl-C
-                        # (the file exists, empty, a moment before bash writes the pid)
-                        pid = folder / "bash.pid"
-                        if pid.exists() and pid.read_text().strip():
-                            break
-                        time.sleep(0.01)
+                    # bash runs (it waits at its gate until its group is registered: the
+                    # command itself never starts here); then Ctrl-C
+                    (folder / "started.pid").write_text(str(self.pid))
                     os.kill(os.getpid(), signal.SIGINT)
 
             subprocess.Popen = Interrupted
@@ -588,8 +585,9 @@ def test_ctrl_c_right_after_the_process_starts_still_stops_it(tmp_path: Path) ->
     )
     runner = subprocess.run([sys.executable, str(script), str(tmp_path)], timeout=60)
     assert runner.returncode == 42
-    bash_pid = read_pid(tmp_path / "bash.pid")
+    bash_pid = read_pid(tmp_path / "started.pid")
     assert bash_pid and not alive(bash_pid)
+    assert not (tmp_path / "bash.pid").exists()  # the command never started
 
 
 def test_terminate_running_waits_for_a_command_being_started(
@@ -603,10 +601,8 @@ def test_terminate_running_waits_for_a_command_being_started(
     class SlowToReturn(real):  # type: ignore[misc, valid-type]
         def __init__(self, *args, **kwargs) -> None:
             super().__init__(*args, **kwargs)
-            for _ in range(600):  # until bash runs (bounded)
-                if read_pid(tmp_path / "bash.pid"):
-                    break
-                time.sleep(0.01)
+            # bash runs, waiting at its gate (the command starts once its group is recorded)
+            (tmp_path / "bash.pid").write_text(str(self.pid))
             started.set()
             asked.wait(10)  # returns (and gets recorded) only once terminate_running runs
 

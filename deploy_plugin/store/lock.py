@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import socket
+import threading
 from collections.abc import Callable
 
+from deploy_plugin import procgroups
+
+from .errors import StoreError
 from .records import LockInfo
 
 
@@ -11,6 +16,11 @@ class DeployLock:
     """A held deployment lock; release it with :meth:`release` or by leaving a ``with``.
 
     ``warning`` is set when a stale lock (dead holder on this host) was taken over.
+
+    While held it records the process groups of the step commands running now
+    (:meth:`group_started`, :meth:`group_ended`; any thread) in its row, through the
+    store's ``record_groups``: the run that takes the lock over after this runner died ends
+    them (see :mod:`deploy_plugin.procgroups`).
     """
 
     def __init__(
@@ -21,6 +31,7 @@ class DeployLock:
         release: Callable[[], None],
         warning: str | None = None,
         check: Callable[[], str | None] | None = None,
+        record_groups: Callable[[str], None] | None = None,
     ) -> None:
         self.project = project
         self.target = target
@@ -32,6 +43,29 @@ class DeployLock:
         self._release = release
         self._check = check
         self._released = False
+        self._record_groups = record_groups
+        self._groups: dict[int, int] = {}
+        self._groups_mutex = threading.Lock()  # writes in the order the set changed
+
+    def group_started(self, pgid: int, leader_start: int) -> None:
+        """Record a step command's process group; StoreError when the store fails."""
+        with self._groups_mutex:
+            self._groups[pgid] = leader_start
+            self._write_groups()
+
+    def group_ended(self, pgid: int) -> None:
+        """Forget a step command's group (its bash ended). A store failure here is left
+        to the next write to report: the group is gone either way."""
+        with self._groups_mutex:
+            if self._groups.pop(pgid, None) is not None:
+                try:
+                    self._write_groups()
+                except StoreError:
+                    pass
+
+    def _write_groups(self) -> None:
+        if self._record_groups is not None and not self._released:
+            self._record_groups(procgroups.encode(self._groups.items()))
 
     @property
     def released(self) -> bool:
@@ -63,3 +97,33 @@ class DeployLock:
     def __repr__(self) -> str:
         state = "released" if self._released else "held"
         return f"<DeployLock {self.project}/{self.target} {state} by {self.holder}>"
+
+
+def end_dead_holders_groups(old: LockInfo) -> str:
+    """End the step commands a dead lock holder left running on this host (SIGKILL of
+    their recorded process groups, waiting until /proc shows them gone).
+
+    Returns the sentence the takeover warning adds ("" when nothing was recorded).
+    Raises :class:`StoreError` when a group is still there after SIGKILL (uninterruptible
+    sleep, or another user's process): the caller must then give the lock back.
+    """
+    if not old.step_groups:
+        return ""
+    ids = ", ".join(f"process group {pgid}" for pgid, _ in old.step_groups)
+    if old.host != socket.gethostname():
+        return (
+            f" Its step commands ({ids}) ran on host {old.host}: this run cannot see them;"
+            " make sure they are stopped there."
+        )
+    try:
+        ended = procgroups.end_groups(old.step_groups)
+    except procgroups.GroupsLeft as left:
+        raise StoreError(
+            f"The dead holder's step command (process group {left}) is still running after"
+            " SIGKILL (uninterruptible sleep, or another user's process). Stop it (`ps -o"
+            f" pid,stat,cmd -g {left.pgids[0]}`), then run again; this run did not start."
+        ) from None
+    if not ended:
+        return f" Its recorded step commands ({ids}) are no longer running."
+    done = ", ".join(f"process group {pgid}" for pgid in ended)
+    return f" Its step commands still running here were ended first (SIGKILL): {done}."

@@ -24,6 +24,8 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from deploy_plugin import procgroups
+
 from . import migrator
 from .base import (
     UPSERT_MIGRATION,
@@ -35,9 +37,11 @@ from .base import (
     Store,
     StoreError,
     describe_url,
+    format_time,
     to_utc,
     utcnow,
 )
+from .lock import end_dead_holders_groups
 from .pg_connect import _MissingDatabase, connect, pg_error
 from .schema import PG_SCHEMA, POSTGRES_BOOTSTRAP, SchemaStep
 
@@ -186,7 +190,13 @@ class PostgresStore(Store):
     # -- deployment lock ------------------------------------------------------------------
 
     def acquire_lock(self, project: str, target: str, *, holder: str) -> DeployLock:
-        """Take the advisory lock on a dedicated connection, then name the holder."""
+        """Take the advisory lock on a dedicated connection, then name the holder.
+
+        A ``deploy_locks`` row found while holding the advisory lock was left by a session
+        that ended without releasing it: the step commands it recorded that still run on
+        this host are ended first (with a warning), even if that runner lives on after
+        losing its session, since it no longer holds the lock and must not run beside us.
+        """
         project_id = self.project_id(project)
         key = lock_key(project, target)
         conn = connect(self.url)
@@ -216,12 +226,19 @@ class PostgresStore(Store):
                     ),
                 )
             mine = LockInfo(holder, socket.gethostname(), os.getpid(), utcnow())
+            # Holding the advisory lock, a row still there was left by a session that ended
+            # without releasing it (a killed runner): its step commands may still run.
+            left = conn.execute(
+                "SELECT holder, host, pid, started_at, step_groups FROM deploy.deploy_locks"
+                " WHERE project_id = %s AND target_name = %s",
+                (project_id, target),
+            ).fetchone()
             conn.execute(
                 "INSERT INTO deploy.deploy_locks (project_id, target_name, holder, host, pid,"
                 " started_at, backend_pid) VALUES (%s, %s, %s, %s, %s, %s, pg_backend_pid())"
                 " ON CONFLICT (project_id, target_name) DO UPDATE SET holder = excluded.holder,"
                 " host = excluded.host, pid = excluded.pid, started_at = excluded.started_at,"
-                " backend_pid = excluded.backend_pid",
+                " backend_pid = excluded.backend_pid, step_groups = excluded.step_groups",
                 (project_id, target, mine.holder, mine.host, mine.pid, mine.started_at),
             )
         except psycopg.Error as exc:
@@ -249,7 +266,36 @@ class PostgresStore(Store):
         def check() -> str | None:
             return _session_lost(conn)
 
-        return DeployLock(project, target, mine, release, check=check)
+        def record_groups(value: str) -> None:
+            try:
+                conn.execute(
+                    "UPDATE deploy.deploy_locks SET step_groups = %s WHERE project_id = %s"
+                    " AND target_name = %s AND backend_pid = pg_backend_pid()",
+                    (value, project_id, target),
+                )
+            except psycopg.Error as exc:
+                raise pg_error(self.url, "record the running steps' process groups", exc) from exc
+
+        warning = None
+        if left is not None:  # before anything of this run starts
+            dead = LockInfo(
+                left[0], left[1], left[2], left[3].astimezone(timezone.utc),
+                tuple(procgroups.decode(left[4])),
+            )  # fmt: skip
+            try:
+                ended = end_dead_holders_groups(dead)
+            except StoreError:
+                release()
+                raise
+            if ended:
+                warning = (
+                    f"Took over the deployment lock of project {project!r}, target {target!r}"
+                    f" from a session that ended without releasing it: {dead.holder} (host"
+                    f" {dead.host}, pid {dead.pid}, since {format_time(dead.started_at)}).{ended}"
+                )
+        return DeployLock(
+            project, target, mine, release, warning, check=check, record_groups=record_groups
+        )
 
     def lock_info(self, project: str, target: str) -> LockInfo | None:
         """Who holds the advisory lock of ``project`` + ``target`` now, or None."""

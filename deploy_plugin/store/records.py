@@ -7,6 +7,8 @@ import socket
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
+from deploy_plugin import procgroups
+
 MIGRATION_STATUSES = ("success", "failed", "rolled_back")
 TARGET_FIELDS = ("type", "provider", "host", "region", "protected", "health_check_url")
 
@@ -92,6 +94,8 @@ class LockInfo:
     host: str
     pid: int
     started_at: datetime
+    step_groups: tuple[tuple[int, int], ...] = ()
+    """The process groups of the holder's running step commands: (pgid, leader start)."""
 
 
 def utcnow() -> datetime:
@@ -126,7 +130,8 @@ def alive_here(host: str, pid: int) -> bool:
     """Whether ``pid`` is a running process on this host (another host: unknown → False).
 
     The one liveness check of the store, the runner and the CLI. A pid we may not signal
-    (another user's) counts as alive.
+    (another user's) counts as alive; a zombie (ended, not reaped yet: state Z in
+    /proc/<pid>/stat) counts as dead.
     """
     if host != socket.gethostname() or pid <= 0:
         return False
@@ -135,8 +140,8 @@ def alive_here(host: str, pid: int) -> bool:
     except ProcessLookupError:
         return False
     except OSError:
-        return True
-    return True
+        pass
+    return procgroups.is_running(pid) is not False
 
 
 AUDIT_ACTIONS = ("accept-checksum", "baseline")

@@ -435,6 +435,24 @@ POSTGRES_STEPS.append(
     )
 )
 
+# v7 (issue 20, item 9): the process groups of the holder's running step commands, as JSON
+# [[pgid, leader start time], ...], so that a run taking over a dead holder's lock ends
+# them before it runs anything (deploy_plugin.procgroups).
+SQLITE_STEPS.append(
+    SchemaStep(
+        7,
+        "deploy_locks.step_groups",
+        ("ALTER TABLE deploy_locks ADD COLUMN step_groups TEXT NOT NULL DEFAULT '[]'",),
+    )
+)
+POSTGRES_STEPS.append(
+    SchemaStep(
+        7,
+        "deploy_locks.step_groups",
+        ("ALTER TABLE deploy.deploy_locks ADD COLUMN step_groups text NOT NULL DEFAULT '[]'",),
+    )
+)
+
 # v9 (issue 20): the audit also keeps `migration mark-applied` (which now writes the target's
 # ledger too) and the files a run applied again because the database lacked them
 # (--deploy-reapply-missing). SQLite cannot alter a CHECK: the table is rebuilt.

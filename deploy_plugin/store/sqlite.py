@@ -2,7 +2,8 @@
 
 WAL mode, a 30 s busy timeout and every write in ``BEGIN IMMEDIATE``, so pytest-xdist
 workers and parallel runs share the file safely. The deployment lock is a row in
-``deploy_locks``; a row whose process is dead on this host is taken over with a warning.
+``deploy_locks``; a row whose process is dead on this host is taken over with a warning,
+after the step commands that process left running are ended (its recorded process groups).
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
+
+from deploy_plugin import procgroups
 
 from . import migrator
 from .base import (
@@ -31,6 +34,7 @@ from .base import (
     to_utc,
     utcnow,
 )
+from .lock import end_dead_holders_groups
 from .records import alive_here
 from .schema import SQLITE_BOOTSTRAP, SchemaStep
 from .sqlite_file import (
@@ -138,6 +142,19 @@ class SQLiteStore(Store):
                 raise
 
     @contextmanager
+    def _undurable(self) -> Iterator[None]:
+        """Commits inside are visible to every process at once but not synced to disk
+        (WAL with ``synchronous = NORMAL``): for what only matters while this machine is
+        up, such as the process groups of running steps (a power cut ends them too)."""
+        with self._mutex:
+            before = int(self._conn.execute("PRAGMA synchronous").fetchone()[0])
+            self._conn.execute("PRAGMA synchronous = NORMAL")
+            try:
+                yield
+            finally:
+                self._conn.execute(f"PRAGMA synchronous = {before}")
+
+    @contextmanager
     def _reader(self, what: str) -> Iterator[SharedSQL]:
         with self._mutex:
             try:
@@ -200,6 +217,7 @@ class SQLiteStore(Store):
         project_id = self.project_id(project)
         mine = LockInfo(holder, socket.gethostname(), os.getpid(), utcnow())
         warning = None
+        dead: LockInfo | None = None
         with self._transaction("take the deployment lock") as db:
             old = self._lock_row(db, project_id, target)
             if old is not None:
@@ -223,6 +241,7 @@ class SQLiteStore(Store):
                     f"{target!r}: its holder {old.holder} (host {old.host}, pid {old.pid}, "
                     f"since {format_time(old.started_at)}) is no longer running."
                 )
+                dead = old
                 db.execute(
                     "DELETE FROM deploy_locks WHERE project_id = ? AND target_name = ?",
                     (project_id, target),
@@ -240,14 +259,27 @@ class SQLiteStore(Store):
                 ),
             )
 
+        # Only our own row: it may have been broken and taken by another run.
+        ours = (
+            " WHERE project_id = ? AND target_name = ? AND host = ? AND pid = ? AND started_at = ?"
+        )
+        row_key = (project_id, target, mine.host, mine.pid, self._time_param(mine.started_at))
+
         def release() -> None:
             with self._transaction("release the deployment lock") as db:
-                # Only our own row: it may have been broken and taken by another run.
-                db.execute(
-                    "DELETE FROM deploy_locks WHERE project_id = ? AND target_name = ?"
-                    " AND host = ? AND pid = ? AND started_at = ?",
-                    (project_id, target, mine.host, mine.pid, self._time_param(mine.started_at)),
-                )
+                db.execute("DELETE FROM deploy_locks" + ours, row_key)
+
+        def record_groups(value: str) -> None:
+            # Twice per step: without the fsync of a durable commit (see _undurable)
+            with self._undurable(), self._transaction("record the steps' process groups") as db:
+                db.execute("UPDATE deploy_locks SET step_groups = ?" + ours, (value, *row_key))
+
+        if dead is not None:  # before anything of this run starts
+            try:
+                warning = f"{warning}{end_dead_holders_groups(dead)}"
+            except StoreError:
+                release()
+                raise
 
         def check() -> str | None:
             with self._reader("read the deployment lock") as db:
@@ -256,7 +288,9 @@ class SQLiteStore(Store):
                 return "its lock row was removed (pytest-deploy unlock?)"
             return None
 
-        return DeployLock(project, target, mine, release, warning, check=check)
+        return DeployLock(
+            project, target, mine, release, warning, check=check, record_groups=record_groups
+        )
 
     def lock_info(self, project: str, target: str) -> LockInfo | None:
         """The lock row of ``project`` + ``target`` (its holder may be dead), or None."""
@@ -281,13 +315,14 @@ class SQLiteStore(Store):
 
     def _lock_row(self, db: SharedSQL, project_id: int, target: str) -> LockInfo | None:
         row = db.execute(
-            "SELECT holder, host, pid, started_at FROM deploy_locks"
+            "SELECT holder, host, pid, started_at, step_groups FROM deploy_locks"
             " WHERE project_id = ? AND target_name = ?",
             (project_id, target),
         ).fetchone()
         if row is None:
             return None
-        return LockInfo(row[0], row[1], int(row[2]), self._time_value(row[3]))
+        groups = tuple(procgroups.decode(row[4]))
+        return LockInfo(row[0], row[1], int(row[2]), self._time_value(row[3]), groups)
 
 
 class _SQLiteSchema:
