@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import signal
 import socket
 import sqlite3
 import subprocess
@@ -22,6 +23,7 @@ import sys
 import sysconfig
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator, Mapping
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -78,7 +80,7 @@ def checkout(tmp_path: Path) -> Iterator[Path]:
     yield root
     for pidfile in (demo / ".out").glob("*/run/*.pid"):  # the demo's services we started
         try:
-            os.kill(int(pidfile.read_text()), 15)
+            os.kill(int(pidfile.read_text()), signal.SIGTERM)
         except (ProcessLookupError, ValueError):
             pass
 
@@ -110,6 +112,7 @@ def job_env(
 
 
 def new_folder(tmp_path: Path) -> Path:
+    """A new folder of its own for a job's Python."""
     jobs = tmp_path / "jobs"
     jobs.mkdir(exist_ok=True)
     folder = jobs / str(len(list(jobs.iterdir())))
@@ -153,7 +156,9 @@ def deployed(checkout: Path, runner: Path, target: str, output: str) -> None:
         assert not problems, f"{name}: {problems}\n{output}"
     report = (checkout / f"reports/deploy-{target}.json").read_text()
     assert "test_every_migration_is_recorded" in report
-    with sqlite3.connect(demo / f".out/from-ci-{target}.sqlite3") as db:  # the secret's URL
+    database = demo / f".out/from-ci-{target}.sqlite3"  # the secret's URL, not the config's
+    assert database.is_file(), f"no database at the DATABASE_URL of the secrets\n{output}"
+    with closing(sqlite3.connect(database)) as db:
         assert db.execute("SELECT count(*) FROM demo_items").fetchone()[0] > 0
 
 
