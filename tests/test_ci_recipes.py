@@ -24,6 +24,7 @@ import sysconfig
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator, Mapping
 from contextlib import closing
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +50,11 @@ def free_port() -> int:
 @pytest.fixture(scope="module")
 def deps(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """This venv's site-packages less pytest-deploy: what a job's pip would download."""
+    setuptools = version("setuptools")
+    assert int(setuptools.split(".")[0]) >= 77, (
+        f"setuptools {setuptools} cannot build pytest-deploy's wheel offline (its pyproject "
+        "needs >=77): install the test extra again, pip install -e '.[test]'"
+    )
     folder = tmp_path_factory.mktemp("deps")
     for entry in Path(sysconfig.get_paths()["purelib"]).iterdir():
         name = entry.name
