@@ -180,8 +180,9 @@ def sqlite_migration(i: int) -> str:
     )
 
 
-def make_project(root: Path, files: int, sqlite_target: bool) -> Path:
-    """``root/proj`` with stamps, migrations and a step that writes its pid."""
+def make_project(root: Path, files: int, sqlite_target: bool, psql: bool = False) -> Path:
+    """``root/proj`` with stamps, migrations and a step that writes its pid; ``psql``: the
+    migrations are applied by ``psql "$DATABASE_URL" -f {file}`` (the seed's command)."""
     project = root / "proj"
     (project / "migrations").mkdir(parents=True)
     (project / "pytest.ini").write_text("[pytest]\n")
@@ -196,7 +197,8 @@ def make_project(root: Path, files: int, sqlite_target: bool) -> Path:
         "targets": {"t": {}},
         "groups": [
             {"name": "begin", "order": 0, "deploy_command": stamp.format(word="start")},
-            {"name": "migrations", "order": 1, "file_patterns": ["migrations/*.sql"]},
+            {"name": "migrations", "order": 1, "file_patterns": ["migrations/*.sql"],
+             **({"deploy_command": 'psql "$DATABASE_URL" -q -f {file}'} if psql else {})},
             {"name": "work", "order": 2,
              "deploy_command": "echo $$ >> ../step.pids; sleep 0.2"},
             {"name": "end", "order": 3, "deploy_command": stamp.format(word="end")},
@@ -390,9 +392,10 @@ def check_after_rerun(counts: Counts, setup: Setup, project: Path, files: int) -
 # -------------------------------------------------------------------------- trials
 
 
-def duration(setup: Setup, tmp: Path, files: int, sqlite_target: bool) -> float:
+def duration(setup: Setup, tmp: Path, files: int, sqlite_target: bool, psql: bool = False
+             ) -> float:  # fmt: skip
     """How long one clean deployment takes (the range the random moments fall in)."""
-    project = make_project(tmp / "calibrate", files, sqlite_target)
+    project = make_project(tmp / "calibrate", files, sqlite_target, psql)
     begun = time.monotonic()
     result = run(project, setup)
     if result.returncode != 0:
@@ -426,8 +429,11 @@ def kill_trial(counts: Counts, setup: Setup, tmp: Path, files: int, moment: floa
     check_after_rerun(counts, setup, project, files)
 
 
-def term_trial(counts: Counts, setup: Setup, tmp: Path, files: int, moment: float) -> None:
-    project = make_project(tmp, files, False)
+def term_trial(counts: Counts, setup: Setup, tmp: Path, files: int, moment: float,
+               psql: bool = False) -> None:  # fmt: skip
+    """SIGTERM at ``moment`` (a CI cancellation); ``psql``: mid psql-applied files, whose
+    intents the re-run must settle from the ledger with no repair by hand."""
+    project = make_project(tmp, files, False, psql)
     proc = start(project, setup)
     time.sleep(moment)
     proc.send_signal(signal.SIGTERM)
@@ -640,6 +646,13 @@ def run_all(args: argparse.Namespace, tmp: Path) -> dict[str, Counts]:
                 base = Setup("term", None, server.create())
                 term_trial(counts, base, folder(), args.files, rng.uniform(0.2, span))
             server.drop_all()
+        if args.psql_terms:
+            counts = results.setdefault("SIGTERM mid psql-applied files", Counts())
+            span = duration(Setup("t", None, server.create()), folder(), args.files, False, True)
+            for _ in range(args.psql_terms):
+                base = Setup("psql-term", None, server.create())
+                term_trial(counts, base, folder(), args.files, rng.uniform(0.2, span), psql=True)
+            server.drop_all()
         if args.races:
             counts = results.setdefault("races: PostgreSQL store = target", Counts())
             for _ in range(args.races):
@@ -672,6 +685,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--kills", type=int, default=100, help="per store x target")
     parser.add_argument("--terms", type=int, default=20)
+    parser.add_argument("--psql-terms", type=int, default=10,
+                        help="SIGTERM trials mid psql-applied migrations (issue 20 #8)")
     parser.add_argument("--restarts", type=int, default=5)
     parser.add_argument("--races", type=int, default=100)
     parser.add_argument("--orphans", type=int, default=20, help="kill -9 mid-step trials")
