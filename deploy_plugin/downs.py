@@ -99,6 +99,18 @@ def checksum_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+_COMMENTS = re.compile(rb"--[^\n]*|/\*.*?\*/", re.DOTALL)
+
+
+def undoes_nothing(sql: bytes) -> bool:
+    """Whether a down holds no statement: no bytes, or only white space and comments.
+
+    One rule for every layout and driver (issue 21): such a down is a down that undoes
+    nothing (golang-migrate and pop ship empty downs on purpose); a rollback runs through
+    it and says so."""
+    return not _COMMENTS.sub(b"", sql).strip(b" \t\r\n;")
+
+
 # --------------------------------------------------------------------------- finding
 
 

@@ -58,6 +58,7 @@ class DeployItem(pytest.Item):
         self.output: str = ""  # masked tail of the step's output
         self.log_path: Any = None
         self.notes: list[str] = []
+        self.remark: str | None = None  # a passed step's message in the reports (masked)
         self.started_at: datetime | None = None  # when it began (its command, if it ran one)
         self.command_ms: int | None = None  # its command's own duration, when it ran one
         self.sort_key: tuple[int, int] = (0, 0)  # run order within the deployment
@@ -90,6 +91,7 @@ class DeployItem(pytest.Item):
             if used("pytest_deploy_before_step"):
                 hook.pytest_deploy_before_step(deployment=deployment.view(), step=self.view())
             self.execute()
+            message = self.remark  # a passed step's own word for the reports, if any
         except pytest.skip.Exception as err:
             outcome, message = "skipped", str(err.msg)
             raise

@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 from deploy_plugin.config import DeployConfig
-from deploy_plugin.downs import Down, find_down
+from deploy_plugin.downs import Down, find_down, read_down, undoes_nothing
 from deploy_plugin.facts import who
 from deploy_plugin.items import StepItem, skip
 from deploy_plugin.messages import DeployFailure
@@ -94,21 +94,26 @@ class CheckRollbackItem(StepItem):
                 rel, status="rolled_back", execution_time_ms=done.record.execution_time_ms
             )
         differences = diff(before, fingerprint(connection, kind))
+        empty = (
+            f" Its down ({down.file}) is empty: it undoes nothing."
+            if undoes_nothing(read_down(deployment.config.root, down))
+            else ""
+        )
         try:
             self._apply_builtin()
         except DeployFailure as err:
             self.notes.append("verdict: redo fails")
             found = f" (the down also left: {'; '.join(differences)})" if differences else ""
             raise DeployFailure(
-                f"redo fails: applying {rel} again after its down failed: {err}{found}. The"
+                f"redo fails: applying {rel} again after its down: {err}{found}.{empty} The"
                 " database's state is unknown, so nothing after it was checked."
             ) from None
         if differences:
             self.notes.append("verdict: schema differs")
             raise DeployFailure(
                 f"schema differs: after the down of {rel} ({down.file}) the schema is not what"
-                f" it was before the up: {'; '.join(differences)}. {rel} was applied again;"
-                " the check goes on.",
+                f" it was before the up: {'; '.join(differences)}.{empty} {rel} was applied"
+                " again; the check goes on.",
                 blocking=False,
             )
         self.notes.append("verdict: reversible")

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from deploy_plugin.config import DeployConfig, render_command
-from deploy_plugin.downs import Down, find_down, rollback_range
+from deploy_plugin.downs import Down, find_down, read_down, rollback_range, undoes_nothing
 from deploy_plugin.facts import monotonic_ms, who
 from deploy_plugin.items import DeployItem, skip
 from deploy_plugin.messages import DeployFailure
@@ -107,13 +107,29 @@ class RollbackItem(DeployItem):
         if record is None or record.status != "success":
             skip(f"not applied to {deployment.target.name} any more: nothing to roll back")
         self.checksum = record.checksum
+        empty = self._empty_down()
         if deployment.dry_run:
-            self.notes.append("dry run: not executed")
+            self.notes.append("dry run: not executed" + (f" ({empty})" if empty else ""))
             return
         if group.deploy_command is None or self.down.section:
             self._rollback_builtin(group)
         else:
             self._rollback_shell()
+        if empty:  # run through, never silently: the schema still has what the up made
+            self.remark = empty
+            self.deploy_warning(empty)
+
+    def _empty_down(self) -> str | None:
+        """"nothing undone: ..." when this migration's down holds no statement."""
+        assert self.down is not None
+        try:
+            data = read_down(self.deployment.config.root, self.down)
+        except OSError:
+            return None  # the run reports the unreadable file
+        if not undoes_nothing(data):
+            return None
+        where = "its -- migrate:down section" if self.down.section else self.down.file
+        return f"nothing undone: the down of {self.file} ({where}) is empty"
 
     def _rollback_builtin(self, group: Any) -> None:
         from deploy_plugin.migrate.executor import ConnectError, MigrationError

@@ -168,3 +168,16 @@ def test_cli_check_rollback(cli: Run, work: Path) -> None:  # noqa: F811
     assert code == 1 and "pass --yes" in out
     code, out, err = cli("migration", "check-rollback", "shop", "--target", "local", "--yes")
     assert code == 0, out + err
+
+
+def test_an_empty_down_is_flagged_when_the_schema_differs(pytester: pytest.Pytester) -> None:
+    """Issue 21 #3: the reversibility check flags an empty down (it undoes nothing) of a
+    migration that changed the schema, naming it as empty."""
+    project(pytester, {"001_post": ("CREATE TABLE post (id INTEGER);\n", "")})
+    result = pytester.runpytest(
+        "--deploy-target=t", "--deploy-env=DATABASE_URL=sqlite:///app.db",
+        "--deploy-check-rollback",
+    )  # fmt: skip
+    result.assert_outcomes(passed=5, failed=1)
+    result.stdout.fnmatch_lines(["*redo fails*Its down (m/001_post/down.sql) is empty: it undoes"
+                                 " nothing*"])

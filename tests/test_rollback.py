@@ -363,3 +363,21 @@ def test_the_summary_says_the_run_was_a_rollback(pytester: pytest.Pytester) -> N
     assert "(rollback)" not in first.stdout.str()
     result = pytester.runpytest(*args, "--deploy-rollback=1")
     result.stdout.fnmatch_lines(["p → t: SUCCESS (rollback) — *"])
+
+
+@pytest.mark.parametrize("down", ["", "-- nothing to undo\n\n/* kept on purpose */\n"])
+def test_an_empty_down_undoes_nothing_and_says_so(env: Env, down: str) -> None:
+    """Issue 21 #3: one rule for every layout and driver. An empty down (no bytes, or only
+    comments and white space; golang-migrate and pop ship such files on purpose) is a down
+    that undoes nothing: the rollback runs through it, and its report and the warnings say
+    "nothing undone: the down of FILE is empty"."""
+    three_migrations(env.pytester, third_down=down)
+    env.run().assert_outcomes(passed=7)
+    result = env.run("--deploy-rollback=1", "-rA", "--deploy-report=r.json")
+    result.assert_outcomes(passed=6)
+    text = result.stdout.str()
+    assert "nothing undone: the down of m/003_c/up.sql (m/003_c/down.sql) is empty" in text
+    report = (env.pytester.path / "r.json").read_text()
+    assert "nothing undone" in report
+    assert "t3" in env.tables()  # it undid nothing, as written
+    assert env.history()["m/003_c/up.sql"][0] == "rolled_back"
