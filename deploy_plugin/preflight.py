@@ -116,6 +116,18 @@ class PreflightItem(DeployItem):
     def check_files(self) -> None:
         deployment = self.deployment
         selected = {g.name for g in deployment.selected_groups()}
+        if deployment.atomic:
+            stays = [
+                g.name
+                for g in deployment.selected_groups()
+                if not g.track_migrations and g.rollback_command is None
+            ]
+            if stays:  # say before anything runs what a failure cannot undo
+                self.deploy_warning(
+                    f"atomic deployment: group(s) {', '.join(stays)} have no rollback_command:"
+                    " a failure undoes the migrations this run applies and the groups that"
+                    " have one, but what these did stays deployed"
+                )
         for plan in deployment.plans:
             if plan.group.name not in selected:
                 continue

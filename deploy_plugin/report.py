@@ -151,6 +151,12 @@ def terminal_summary(terminal: Any, reports: list[dict[str, Any]]) -> None:
                     else ""
                 )
             )
+        if undo:
+            stayed = _stayed(data["steps"])
+            if stayed:
+                terminal.write_line(
+                    f"  stayed deployed (no rollback_command, nothing to undo): {', '.join(stayed)}"
+                )
         for note in data.get("notes", ()):
             terminal.write_line(f"  note: {note}")
         if data["dry_run"]:
@@ -162,3 +168,21 @@ def terminal_summary(terminal: Any, reports: list[dict[str, Any]]) -> None:
                 if step["outcome"] == "skipped":
                     command = f"(skipped: {step['message']})"
                 terminal.write_line(f"    {step['node_id']}: {command}")
+
+
+def _stayed(steps: list[dict[str, Any]]) -> list[str]:
+    """Groups of an undone atomic deployment that did something and have no undo step:
+    what they did stays deployed (in run order)."""
+    undone = {s["group"] for s in steps if s["kind"] == "undo"}
+    out: list[str] = []
+    for step in steps:
+        group = step["group"]
+        if (
+            group
+            and group not in undone
+            and group not in out
+            and step["kind"] not in ("preflight", "health_check", "undo")
+            and step["outcome"] == "passed"
+        ):
+            out.append(group)
+    return out

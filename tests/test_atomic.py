@@ -123,3 +123,29 @@ def test_a_migration_without_a_down_is_refused_before_anything_runs(
     ])  # fmt: skip
     assert not (pytester.path / "log").exists()
     assert not (pytester.path / "app.db").exists()
+
+
+def test_groups_that_cannot_be_undone_are_named_before_and_after(
+    pytester: pytest.Pytester,
+) -> None:
+    """Issue 21 #9: --deploy-atomic says what it cannot do. Preflight names each selected
+    group that has no way back (no rollback_command, not a tracked group), and the summary
+    after a failure names what stayed deployed."""
+    (pytester.path / "m").mkdir()
+    (pytester.path / "m" / "001.up.sql").write_text("CREATE TABLE t1 (id int);\n")
+    (pytester.path / "m" / "001.down.sql").write_text("DROP TABLE t1;\n")
+    groups = [
+        {"name": "db", "order": 1, "file_patterns": ["m/*.up.sql"]},
+        {"name": "assets", "order": 2, "build_command": "echo built >> log"},
+        {"name": "cache", "order": 3, "build_command": "echo warmed >> log"},
+        {"name": "boom", "order": 4, "build_command": "exit 3"},
+    ]
+    write_project(pytester, {"groups": groups, "atomic": True})
+    result = pytester.runpytest("--deploy-target=t", "--deploy-env=DATABASE_URL=sqlite:///app.db")
+    result.assert_outcomes(passed=9, failed=1)
+    out = result.stdout.str()
+    assert "atomic deployment: group(s) assets, cache, boom have no rollback_command" in out
+    result.stdout.fnmatch_lines(
+        ["  stayed deployed (no rollback_command, nothing to undo): assets, cache"]
+    )
+    assert tables_sqlite(pytester.path / "app.db") == set()  # the migration was undone
