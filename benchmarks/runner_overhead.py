@@ -2,12 +2,11 @@
 bash loop running ``bash -c true`` 1,000 times (what a step must do at least: start a
 shell that runs the command), measured in the same run. Aim (issue 14): at most 1.5x.
 
-    .venv/bin/python benchmarks/runner_overhead.py [--steps 1000] [--repeat 3] [--no-cache]
+    .venv/bin/python benchmarks/runner_overhead.py [--steps 1000] [--repeat 3]
 
 Prints the best time of each and the ratio (plugin / bash loop). Absolute times on a
-shared machine move; compare the ratio. pytest's cache is on, as in a project (an untimed
-first run fills it: the config is then neither parsed nor schema-checked again);
-``--no-cache`` measures a run that parses and validates it in full.
+shared machine move; compare the ratio. pytest's cache is on, as in a project; every run
+reads, parses and validates the config from its file (nothing of it is cached).
 """
 
 from __future__ import annotations
@@ -34,12 +33,6 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=1000)
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument(
-        "--no-cache",
-        action="store_true",
-        help="without pytest's cache: the config is parsed and validated in full each run"
-        " (by default the cache is on, as in a project, and the untimed first run fills it)",
-    )
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -62,8 +55,6 @@ def main() -> None:
             sys.executable, "-m", "pytest", "-q",
             "--deploy-target=bench", "--deploy-store", f"sqlite:///{root}/store.sqlite3",
         ]  # fmt: skip
-        if args.no_cache:
-            pytest_cmd[4:4] = ["-p", "no:cacheprovider"]
 
         def plugin() -> None:
             out = subprocess.run(pytest_cmd, cwd=root, env=env, capture_output=True, text=True)
@@ -81,15 +72,14 @@ def main() -> None:
             subprocess.run([sys.executable, "-m", "pytest", "--version"], cwd=root,
                            env=env, capture_output=True, check=True)  # fmt: skip
 
-        plugin()  # untimed: fills pytest's cache (parsed config), as any earlier run would
+        plugin()  # untimed: writes bytecode and pytest's own cache, as any earlier run would
         # interleaved, so that a busy moment of the machine hits every variant alike
         best: dict[str, float] = {}
         for _ in range(args.repeat):
             for key, fn in (("loop", bash_loop), ("version", pytest_version), ("run", plugin)):
                 best[key] = min(best.get(key, float("inf")), best_of(1, fn))
         loop, version, run = best["loop"], best["version"], best["run"]
-    print(f"steps:                          {args.steps}"
-          f" (pytest's cache {'off' if args.no_cache else 'on'})")  # fmt: skip
+    print(f"steps:                          {args.steps}")
     print(f"bash loop of `bash -c true`:    {loop:.3f} s")
     print(f"pytest --version (start-up):    {version:.3f} s")
     print(f"pytest-deploy, {args.steps} steps:      {run:.3f} s")

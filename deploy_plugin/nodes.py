@@ -31,58 +31,6 @@ def _session(node: pytest.Collector) -> DeploySession:
     return DeploySession.of(node.config)
 
 
-#: pytest's cache key of the parses of configs that passed the schema pass (see
-#: ``load_config``): schema pass key -> [data, field lines], the newest last.
-PARSED_CONFIGS = "deploy/parsed-configs"
-_PARSED_KEPT = 64
-
-
-class _CachedParses:
-    """:class:`~deploy_plugin.config.loading.ParsedConfigs` kept in pytest's cache (one
-    entry: the configs of a project are few; read once per session)."""
-
-    def __init__(self, cache: pytest.Cache) -> None:
-        self.cache = cache
-        known = cache.get(PARSED_CONFIGS, {})
-        self.known: dict[str, Any] = known if isinstance(known, dict) else {}
-
-    def get(self, key: str) -> tuple[dict[str, Any], dict[str, int]] | None:
-        entry = self.known.get(key)
-        if not (isinstance(entry, list) and len(entry) == 2):
-            return None
-        data, lines = entry
-        if not (isinstance(data, dict) and isinstance(lines, dict)):
-            return None
-        return data, lines
-
-    def put(self, key: str, data: dict[str, Any], lines: dict[str, int]) -> None:
-        self.known.pop(key, None)
-        self.known[key] = [data, lines]
-        kept = list(self.known.items())[-_PARSED_KEPT:]
-        self.known = dict(kept)
-        self.cache.set(PARSED_CONFIGS, self.known)
-
-
-def parsed_configs(config: pytest.Config) -> _CachedParses | None:
-    """The session's remembered parses (None without ``cacheprovider``: every run parses)."""
-    from deploy_plugin.session import DeploySession
-
-    cache = getattr(config, "cache", None)
-    if cache is None:
-        return None
-    session = DeploySession.of(config)
-    if session.parsed_configs is None:
-        session.parsed_configs = _CachedParses(cache)
-    parses: _CachedParses = session.parsed_configs
-    return parses
-
-
-def _load(node: pytest.File) -> DeployConfig:
-    """Load a config, without parsing or schema-checking bytes that passed the schema pass
-    before (see :func:`parsed_configs`)."""
-    return load_config(node.path, parsed=parsed_configs(node.config))
-
-
 # --------------------------------------------------------------------------- collectors
 
 
@@ -104,7 +52,7 @@ class DeployConfigFile(pytest.File):
     def collect(self) -> Iterator[pytest.Item | pytest.Collector]:
         session = _session(self)
         try:
-            config = _load(self)
+            config = load_config(self.path)  # from the file, every run (DESIGN §5)
         except ConfigError as err:
             yield MessageItem.from_parent(self, name="validate", failure=err.every_problem())
             return

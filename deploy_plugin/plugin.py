@@ -103,9 +103,10 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Col
     name = file_path.name
     if name.endswith(_CONFIG_ENDINGS) or name in _CONFIG_NAMES:
         from deploy_plugin.config import is_config_file
-        from deploy_plugin.nodes import DeployConfigFile, parsed_configs
 
-        if is_config_file(file_path, parsed=parsed_configs(parent.config)):
+        if is_config_file(file_path):
+            from deploy_plugin.nodes import DeployConfigFile
+
             return DeployConfigFile.from_parent(parent, path=file_path)
     if file_path.name == "deploy.sh":
         from deploy_plugin.script import DeployScriptFile, is_fallback_script

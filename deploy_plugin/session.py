@@ -68,7 +68,6 @@ class DeploySession:
         self._store: Any = None
         self._store_error: str | None = None
         self._store_opened = False
-        self.parsed_configs: Any = None  # configs parsed before (pytest's cache), read once
 
     def hook_used(self, name: str) -> bool:
         """Whether any plugin or conftest implements our hook ``name``: a step builds the

@@ -7,14 +7,15 @@ import json
 import os
 import re
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from .model import DeployConfig, EmailNotify, Group, HealthCheck, Notify, TargetDecl
-from .parsing import _decode, _display, _parse, _read
-from .validation import _raise_first, _schema_problems, _semantic_problems, schema_pass_key
+from .parsing import _display, _parse, _read
+from .validation import _raise_first, _schema_problems, _semantic_problems
 
-# PyYAML is imported where a file is parsed: a config whose parse is remembered
-# (:class:`ParsedConfigs`) is loaded without it (issue 14: 20 ms of every run).
+# PyYAML is imported where a YAML file is parsed: a JSON config never needs it (its import
+# is 21 ms of CPU). Every run reads, parses and validates the config from its file: no
+# parse is kept between runs (DESIGN §5: what runs is what was read).
 
 CONFIG_SUFFIXES = (".yaml", ".yml", ".json")
 
@@ -106,68 +107,27 @@ def _build(
     )
 
 
-class ParsedConfigs(Protocol):
-    """Where the parse of configs that passed the schema pass is remembered (pytest's
-    cache, see ``deploy_plugin.nodes``), by :func:`schema_pass_key`."""
-
-    def get(self, key: str) -> tuple[dict[str, Any], dict[str, int]] | None:
-        """The data and field lines parsed from those bytes before, or None."""
-
-    def put(self, key: str, data: dict[str, Any], lines: dict[str, int]) -> None:
-        """Remember a parse (called for a config that passed the schema pass)."""
-
-
-def load_config(
-    path: str | os.PathLike[str], *, parsed: ParsedConfigs | None = None
-) -> DeployConfig:
+def load_config(path: str | os.PathLike[str]) -> DeployConfig:
     """Load and validate a config file (YAML by default, JSON for ``.json``).
 
     Raises :class:`ConfigError` for every kind of bad input, including a missing or
     unreadable file and a bad encoding; nothing else escapes for bad input.
 
-    ``parsed``: the parses of files that passed the schema pass before: such a file is
-    neither parsed again nor put through that pass, never skipping the semantic checks.
-    Should a remembered parse be wrong (a hand-edited cache), a config the model cannot be
-    built from is parsed and validated in full, so its errors still read as usual.
+    The file is read, parsed and put through both validation passes on every call; the
+    model (its ``sha256`` and ``source_text`` included) comes from those bytes alone.
     """
     abs_path = Path(os.path.abspath(os.fspath(path)))
     shown = _display(abs_path)
     raw = _read(abs_path, shown)
-    key = schema_pass_key(hashlib.sha256(raw).hexdigest(), abs_path)
-    known = parsed.get(key) if parsed is not None else None
-    if known is not None:
-        text = _decode(raw, shown, abs_path.suffix.lower() == ".json")
-        data, lines = known
-        try:
-            config = _build(abs_path, text, raw, data, lines)
-            problems = _semantic_problems(config)
-        except (KeyError, TypeError, ValueError, AttributeError, IndexError):
-            known = None  # not what these bytes parse to: parse and validate them
-    if known is None:
-        text, data, lines = _parse(raw, abs_path, shown)
-        problems = _schema_problems(data, lines)
-        if problems:
-            _raise_first(
-                problems + _also_semantic(abs_path, text, raw, data, lines, problems), shown
-            )
-        config = _build(abs_path, text, raw, data, lines)
-        problems = _semantic_problems(config)
+    text, data, lines = _parse(raw, abs_path, shown)
+    problems = _schema_problems(data, lines)
+    if problems:
+        _raise_first(problems + _also_semantic(abs_path, text, raw, data, lines, problems), shown)
+    config = _build(abs_path, text, raw, data, lines)
+    problems = _semantic_problems(config)
     if problems:
         _raise_first(problems, shown)
-    if parsed is not None and known is None and _same_as_json([data, lines]):
-        parsed.put(key, data, lines)
     return config
-
-
-def _same_as_json(value: Any) -> bool:
-    """Whether ``value`` comes back equal from UTF-8 JSON (what pytest's cache stores):
-    not a YAML date, a number as a mapping key, a NaN or a lone surrogate (``\\ud800``)."""
-    try:
-        text = json.dumps(value, ensure_ascii=False)
-        text.encode("utf-8")
-        return bool(json.loads(text) == value)
-    except (TypeError, ValueError):  # UnicodeEncodeError is a ValueError
-        return False
 
 
 def _also_semantic(
@@ -216,14 +176,14 @@ _TEXT_KEYS = {
 }
 
 
-def is_config_file(path: Path, *, parsed: ParsedConfigs | None = None) -> bool:
+def is_config_file(path: Path) -> bool:
     """Whether pytest should collect ``path`` as a config (DESIGN §1).
 
     ``*.deploy.yaml|yml|json`` always; ``deploy.yaml|yml|json`` only when it has a
     top-level ``groups`` key, or both ``project`` and ``targets`` (another tool's
     ``deploy.yaml``, a Kubernetes manifest say, has neither); when it cannot be parsed, a
     textual check decides, so a broken config still gets collected and reports its error.
-    ``parsed``: as for :func:`load_config`.
+    Reads the file each time (nothing is remembered between runs).
     """
     path = Path(path)
     name = path.name
@@ -235,26 +195,27 @@ def is_config_file(path: Path, *, parsed: ParsedConfigs | None = None) -> bool:
         raw = path.read_bytes()
     except OSError:
         return False
-    kind = "json" if name.endswith(".json") else "yaml"
-    known = None
-    if parsed is not None:  # a config of ours loaded before (not parsed again)
-        known = parsed.get(schema_pass_key(hashlib.sha256(raw).hexdigest(), path))
-    if known is not None:
-        return _ours(set(known[0]))
-    import yaml
+    if name.endswith(".json"):
+        try:
+            data = json.loads(raw.decode(json.detect_encoding(raw)))
+            return isinstance(data, dict) and _ours(set(data))
+        except (ValueError, RecursionError):
+            return _ours_by_text(raw, "json")
+    import yaml  # only for a YAML file: a JSON project never imports PyYAML
     from yaml.nodes import MappingNode, ScalarNode
 
     from .yaml_parser import _Loader
 
     try:
-        text = raw.decode(json.detect_encoding(raw) if kind == "json" else "utf-8-sig")
-        if kind == "json":
-            data = json.loads(text)
-            return isinstance(data, dict) and _ours(set(data))
-        node = _Loader(text).get_single_node()
+        node = _Loader(raw.decode("utf-8-sig")).get_single_node()
         return isinstance(node, MappingNode) and _ours(
             {k.value for k, _ in node.value if isinstance(k, ScalarNode)}
         )
     except (ValueError, yaml.YAMLError, RecursionError):
-        text = raw.decode("utf-8", errors="replace")
-        return _ours({key for key, regex in _TEXT_KEYS[kind].items() if regex.search(text)})
+        return _ours_by_text(raw, "yaml")
+
+
+def _ours_by_text(raw: bytes, kind: str) -> bool:
+    """:func:`_ours` by a textual check, for a file that cannot be parsed."""
+    text = raw.decode("utf-8", errors="replace")
+    return _ours({key for key, regex in _TEXT_KEYS[kind].items() if regex.search(text)})

@@ -7,7 +7,6 @@ one :class:`ConfigError` (the first by line, the rest in ``others``).
 from __future__ import annotations
 
 import difflib
-import hashlib
 import json
 import math
 import re
@@ -48,24 +47,6 @@ def schema() -> dict[str, Any]:
     """The config's JSON Schema (draft 2020-12), as shipped in ``schema.json``."""
     loaded: dict[str, Any] = json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
     return loaded
-
-
-#: Bumped when parsing or the schema pass changes in a way ``schema.json`` does not show.
-_PASS_VERSION = 2
-
-
-@lru_cache(maxsize=1)
-def _schema_digest() -> str:
-    return hashlib.sha256(SCHEMA_PATH.read_bytes()).hexdigest()[:16]
-
-
-def schema_pass_key(sha256: str, path: Path) -> str:
-    """What a schema pass's result depends on: the file's bytes, its parser (by suffix), the
-    schema and this code. A key the caller saw pass before needs no second pass (issue 14:
-    jsonschema's import and checks are most of a plain pytest run's cost for a config).
-    ``sha256``: the hex digest of the file's bytes."""
-    parser = "json" if path.suffix == ".json" else "yaml"
-    return f"{sha256}:{parser}:{_schema_digest()}:{_PASS_VERSION}"
 
 
 @lru_cache(maxsize=1)
