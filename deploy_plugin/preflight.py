@@ -116,6 +116,22 @@ class PreflightItem(DeployItem):
             if warning:
                 self.deploy_warning(f"group {plan.group.name}: {warning}")
             self.notes.append(f"group {plan.group.name}: {len(plan.files)} file(s)")
+        problems = [
+            *(
+                f"group {plan.group.name}: {shown} (its name is not UTF-8, so no command,"
+                " log or report can name it; rename it)"
+                for plan in deployment.plans
+                if plan.group.name in selected
+                for shown in plan.undecodable
+            ),
+            *_option_like_values(deployment, selected),
+        ]
+        if problems:
+            raise DeployFailure(
+                f"{len(problems)} matched file(s) cannot be passed to their commands: "
+                + "; ".join(problems)
+                + ". Nothing was run."
+            )
 
     def check_migrations_drift(self) -> None:
         deployment = self.deployment
@@ -257,6 +273,44 @@ class PreflightItem(DeployItem):
             raise DeployFailure(
                 "a migration is in doubt: " + "; ".join(problems) + ". Nothing was run."
             )
+
+
+def _option_like_values(deployment: Deployment, selected: set[str]) -> list[str]:
+    """Each placeholder value of a selected group's commands that starts with ``-`` and is
+    not a path (``{stem}``, ``{function_name}``, ``{service_name}``, ``{target}``,
+    ``{project}``, ``{group}``): quoting cannot stop a program reading it as an option."""
+    from deploy_plugin.config.commands import option_like
+    from deploy_plugin.plan import file_values
+
+    config = deployment.config
+    problems: list[str] = []
+    for plan in deployment.plans:
+        group = plan.group
+        if group.name not in selected:
+            continue
+        common = {"target": deployment.target.name, "project": config.project}
+        common["group"] = group.name
+        templates = [*group.pre_deploy, *group.post_deploy]
+        templates += [c for c in (group.build_command, group.test_command) if c]
+        per_file = [c for c in (group.deploy_command, group.rollback_command) if c]
+        for template in templates + per_file:
+            for name in option_like(template, common):
+                problems.append(
+                    f"{{{name}}} of group {group.name} is {common[name]!r}, which starts with"
+                    " '-' (rename it)"
+                )
+        for rel in plan.files:
+            values = {**common, **file_values(config.root, rel)}
+            for template in per_file:
+                for name in option_like(template, values):
+                    if name not in common:
+                        problems.append(
+                            f"{rel} gives {{{name}}} of group {group.name} the value"
+                            f" {values[name]!r}, which starts with '-': quoting does not stop"
+                            " a program reading it as an option (rename the file, or use"
+                            " {file}, {name}, {dir} or {path}, which pass it as ./-...)"
+                        )
+    return list(dict.fromkeys(problems))
 
 
 def confirm_protected(deployment: Deployment, notes: list[str]) -> None:

@@ -267,7 +267,7 @@ def test_a_file_name_that_looks_like_an_option_is_passed_as_a_path(pytester: pyt
         "targets": {"t": {}},
         "groups": [
             {"name": "tar", "order": 1, "file_patterns": ["files/*"],
-             "deploy_command": "cd files && tar -cf ../all.tar {name} ok.txt"},
+             "deploy_command": "cd files && tar -rf ../all.tar {name}"},
             {"name": "ls", "order": 2, "file_patterns": ["-d/*"],
              "deploy_command": "ls -d {dir} {file} >> listed"},
         ],

@@ -1,7 +1,11 @@
 """Command placeholders (``{file}``, ``{target}``...): finding, checking and rendering them.
 
 Each placeholder is substituted as one ``shlex.quote()``-d shell word, so one standing inside
-quotes is an error, as is an unknown name.
+quotes is an error, as is an unknown name. Quoting stops word splitting, not a leading ``-``:
+a path placeholder (``{file}``, ``{name}``, ``{dir}``; ``{path}`` is absolute) whose value
+starts with ``-`` gets ``./`` in front (the same file to every program, never an option);
+any other placeholder with such a value is refused before anything runs
+(:func:`option_like`, used by ``preflight::files``).
 """
 
 from __future__ import annotations
@@ -16,6 +20,8 @@ FILE_PLACEHOLDERS = frozenset(
     {"file", "path", "name", "stem", "dir", "function_name", "service_name"}
 )
 PLACEHOLDERS = FILE_PLACEHOLDERS | {"target", "project", "group"}
+#: Placeholders whose value is a path: ``./`` in front of a leading ``-`` keeps its meaning.
+PATH_PLACEHOLDERS = frozenset({"file", "path", "name", "dir"})
 
 
 class PlaceholderError(ValueError):
@@ -143,8 +149,25 @@ def render_command(command: str, values: Mapping[str, str]) -> str:
                 name=value,
                 reason="missing",
             )
-        out.append(shlex.quote(str(values[value])))
+        out.append(shlex.quote(_not_an_option(value, str(values[value]))))
     return "".join(out)
+
+
+def _not_an_option(name: str, value: str) -> str:
+    """A path value starting with ``-`` as ``./-...``: no program reads it as an option."""
+    if value.startswith("-") and name in PATH_PLACEHOLDERS:
+        return "./" + value
+    return value
+
+
+def option_like(command: str, values: Mapping[str, str]) -> list[str]:
+    """The placeholders of ``command`` whose value in ``values`` starts with ``-`` and is not
+    a path (so ``./`` cannot make it safe): a program would take it as an option."""
+    return [
+        name
+        for name in placeholders(command)
+        if name not in PATH_PLACEHOLDERS and str(values.get(name, "")).startswith("-")
+    ]
 
 
 def render_path(template: str, values: Mapping[str, str]) -> str:
