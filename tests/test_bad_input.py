@@ -187,6 +187,13 @@ def _env_file(value: str) -> Callable[[pytest.Pytester], None]:
     return setup
 
 
+def _many_env_vars(pytester: pytest.Pytester) -> None:
+    """100,000 variables: over ARG_MAX together (and read in linear time: it took 120 s)."""
+    lines = (f"NAME_{i}=value-{i}-secret\n" for i in range(100_000))
+    (pytester.path / "run.env").write_text("".join(lines))
+    two_groups(pytester, {"deploy_command": "true"})
+
+
 def _undefined_webhook_var(pytester: pytest.Pytester) -> None:
     two_groups(
         pytester,
@@ -218,10 +225,12 @@ RUN_CASES = [
     ("dashed-service-name", _dashed_service_name, [], 1,
      ["services/-v.service", "{service_name}", "starts with '-'"]),
     ("non-utf8-file-name", _non_utf8_name, [], 1, ["files/f\\xff.txt", "not UTF-8"]),
-    ("env-file-nul", _env_file('"a\\0b"'), ["--deploy-env-file=run.env"], 2,
+    ("env-file-nul", _env_file("a\0b"), ["--deploy-env-file=run.env"], 2,
      ["run.env, line 2", "BAD", "NUL byte"]),
     ("env-file-over-128k", _env_file("x" * MAX_ARG_CHARS), ["--deploy-env-file=run.env"], 2,
      ["run.env, line 2", "BAD", f"{MAX_ARG_CHARS:,} bytes"]),
+    ("env-file-over-arg-max", _many_env_vars, ["--deploy-env-file=run.env"], 2,
+     ["run.env: its 100,000 variable(s)", "ARG_MAX"]),
     ("webhook-undefined-var", _undefined_webhook_var, [], 1,
      ["notify[0].webhook", "${HOOK_TOKEN}", "no env var of target 't' defines"]),
     ("blob-env-value", _blob_env_value, [], 1, ["BLOB", "not text"]),
@@ -351,21 +360,21 @@ def test_a_stored_time_that_is_not_iso_is_one_paragraph(
     assert "is not an ISO 8601 time" in done.stderr and "state.sqlite3" in done.stderr, done
 
 
-def test_a_large_env_file_reads_in_linear_time(tmp_path: Path) -> None:
-    """100,000 lines: the run reads them and masks with them without a quadratic step
-    (it took over 120 s; the figures are in benchmarks/, not asserted here)."""
+def test_a_large_env_file_runs(tmp_path: Path) -> None:
+    """10,000 variables: the run reads and masks with them
+    without a step quadratic in their number (100,000 took over 120 s; the figures are
+    printed by benchmarks/env_file.py, not asserted here; bash itself starts slowly
+    with many variables: 35 s for 40,000)."""
     (tmp_path / "pytest.ini").write_text("[pytest]\n")
-    (tmp_path / "run.env").write_text(
-        "".join(f"NAME_{i}=value-{i}-secret\n" for i in range(100_000))
-    )
+    (tmp_path / "run.env").write_text("".join(f"N{i}=v-{i}-secret\n" for i in range(10_000)))
     (tmp_path / "deploy.yaml").write_text(yaml.safe_dump({
         "project": "p", "targets": {"t": {}},
-        "groups": [{"name": "g", "order": 1, "deploy_command": "echo $NAME_99999 > out"}],
+        "groups": [{"name": "g", "order": 1, "deploy_command": "echo $N9999 > out"}],
     }))  # fmt: skip
     done = subprocess.run(
         [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--deploy-target=t",
          "--deploy-env-file=run.env"],
-        cwd=tmp_path, capture_output=True, text=True, timeout=120,
+        cwd=tmp_path, capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
-    assert (tmp_path / "out").read_text() == "value-99999-secret\n"
+    assert (tmp_path / "out").read_text() == "v-9999-secret\n"
