@@ -149,25 +149,36 @@ def render_command(command: str, values: Mapping[str, str]) -> str:
                 name=value,
                 reason="missing",
             )
-        out.append(shlex.quote(_not_an_option(value, str(values[value]))))
+        text = str(values[value])
+        if value in PATH_PLACEHOLDERS and text.startswith("-") and _word_start(out):
+            text = "./" + text  # the same file to every program, never an option
+        out.append(shlex.quote(text))
     return "".join(out)
 
 
-def _not_an_option(name: str, value: str) -> str:
-    """A path value starting with ``-`` as ``./-...``: no program reads it as an option."""
-    if value.startswith("-") and name in PATH_PLACEHOLDERS:
-        return "./" + value
-    return value
+def _word_start(before: list[str]) -> bool:
+    """Whether what follows the text ``before`` starts a shell word (where a leading ``-``
+    is an option; after ``--name=`` it is not)."""
+    last = before[-1][-1:] if before and before[-1] else ""
+    return last == "" or last.isspace() or last in ";&|()<>"
 
 
 def option_like(command: str, values: Mapping[str, str]) -> list[str]:
-    """The placeholders of ``command`` whose value in ``values`` starts with ``-`` and is not
-    a path (so ``./`` cannot make it safe): a program would take it as an option."""
-    return [
-        name
-        for name in placeholders(command)
-        if name not in PATH_PLACEHOLDERS and str(values.get(name, "")).startswith("-")
-    ]
+    """The placeholders starting a shell word of ``command`` whose value in ``values``
+    starts with ``-`` and is not a path (so ``./`` cannot make it safe): a program would
+    take it as an option."""
+    found: list[str] = []
+    before: list[str] = []
+    for kind, value, quote in _tokens(command):
+        if kind == "text":
+            before.append(value)
+            continue
+        _check_placeholder(value, quote)
+        text = str(values.get(value, ""))
+        if value not in PATH_PLACEHOLDERS and text.startswith("-") and _word_start(before):
+            found.append(value)
+        before.append(text or "x")
+    return list(dict.fromkeys(found))
 
 
 def render_path(template: str, values: Mapping[str, str]) -> str:
