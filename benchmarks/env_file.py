@@ -63,8 +63,10 @@ def main() -> None:
             path.write_text("".join(f"NAME_{i}=value-{i}-secret\n" for i in range(lines)))
             runs = [once(path) for _ in range(args.repeat)]
             read, mask = min(r for r, _ in runs), min(m for _, m in runs)
-            ratios = ("", "") if previous is None else (
-                f"{read / previous[0]:.2f}", f"{mask / previous[1]:.2f}"
+            ratios = (
+                ("", "")
+                if previous is None
+                else (f"{read / previous[0]:.2f}", f"{mask / previous[1]:.2f}")
             )
             print(f"{lines:>8} {read:>8.2f} {ratios[0]:>6} {mask:>8.2f} {ratios[1]:>6}")
             previous = (read, mask)

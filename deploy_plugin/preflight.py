@@ -74,6 +74,7 @@ class PreflightItem(DeployItem):
                 f" {target!r}: " + "; ".join(parts)
             )
         problems += self._health_url_problems()
+        problems += self._notify_problems()
         if problems:  # sentences: each starts with a capital letter
             raise DeployFailure(
                 ". ".join(p[:1].upper() + p[1:] for p in problems) + ". Nothing was run."
@@ -100,6 +101,32 @@ class PreflightItem(DeployItem):
         if problem:
             return [f"the health check URL {problem} (or pass --no-health-check)"]
         return []
+
+    def _notify_problems(self) -> list[str]:
+        """``${VAR}``s of the notify URLs that no env var defines: found here, before any
+        step, not by a POST to the literal ``${VAR}`` after the deployment (a dry run
+        notifies nobody)."""
+        from deploy_plugin.targets import undefined_vars
+
+        deployment = self.deployment
+        if deployment.dry_run:
+            return []
+        problems = []
+        project, target = deployment.project, deployment.target.name
+        for index, notify in enumerate(deployment.config.notify):
+            field, url = f"notify[{index}].webhook", notify.webhook
+            if notify.email is not None:
+                field, url = f"notify[{index}].email.url", notify.email.url
+            undefined = undefined_vars(url or "", deployment.env)
+            if undefined:
+                names = ", ".join("${" + n + "}" for n in undefined)
+                problems.append(
+                    f"the {field} URL uses {names}, which no env var of target {target!r} defines,"
+                    " so the notification could not be sent: set it with `pytest-deploy env set"
+                    f" {project} {undefined[0]} - --target {target}` or --deploy-env"
+                    f" {undefined[0]}=VALUE"
+                )
+        return problems
 
     def check_files(self) -> None:
         deployment = self.deployment

@@ -166,9 +166,7 @@ def _dashed_function_name(pytester: pytest.Pytester) -> None:
 def _dashed_service_name(pytester: pytest.Pytester) -> None:
     (pytester.path / "services").mkdir()
     (pytester.path / "services" / "-v.service").write_text("x")
-    two_groups(
-        pytester, {"file_patterns": ["services/*"], "deploy_command": "echo {service_name}"}
-    )
+    two_groups(pytester, {"file_patterns": ["services/*"], "deploy_command": "echo {service_name}"})
 
 
 def _non_utf8_name(pytester: pytest.Pytester) -> None:
@@ -316,7 +314,8 @@ def test_a_json_config_with_a_5001_digit_integer_is_one_paragraph_in_the_cli(tmp
     (tmp_path / "pytest.ini").write_text("[pytest]\n")
     (tmp_path / "deploy.json").write_text(
         '{"project": "p", "targets": {"t": {}},\n "groups": [{"name": "g", "order": '
-        + "1" * 5001 + ', "deploy_command": "true"}]}\n'
+        + "1" * 5001
+        + ', "deploy_command": "true"}]}\n'
     )
     done = cli(tmp_path, "config", "validate")
     no_traceback(done.stderr)
@@ -378,3 +377,20 @@ def test_a_large_env_file_runs(tmp_path: Path) -> None:
     )  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
     assert (tmp_path / "out").read_text() == "v-9999-secret\n"
+
+
+def test_a_webhook_url_with_an_undefined_var_is_never_called(
+    pytester: pytest.Pytester, http_server
+):
+    """--skip-validation skips preflight::env, so the notifier itself refuses the literal."""
+    two_groups(
+        pytester,
+        {"deploy_command": "true"},
+        notify=[{"webhook": http_server.url_for("/hook/${HOOK_TOKEN}")}],
+    )
+    result = pytester.runpytest_subprocess("--deploy-target=t", "--skip-validation")
+    output = result.stdout.str() + result.stderr.str()
+    no_traceback(output)
+    assert result.ret == 0, output
+    assert "uses ${HOOK_TOKEN}, which no env var of this target defines; not sent" in output
+    assert http_server.requests == []
