@@ -273,8 +273,8 @@ def test_a_file_name_that_looks_like_an_option_is_passed_as_a_path(pytester: pyt
         "project": "p",
         "targets": {"t": {}},
         "groups": [
-            {"name": "tar", "order": 1, "file_patterns": ["files/*"],
-             "deploy_command": "cd files && tar -rf ../all.tar {name}"},
+            {"name": "tar", "order": 1, "file_patterns": ["files/--*"],
+             "deploy_command": "cd files && tar -cf ../all.tar {name} ok.txt"},
             {"name": "ls", "order": 2, "file_patterns": ["-d/*"],
              "deploy_command": "ls -d {dir} {file} >> listed"},
         ],
@@ -283,8 +283,8 @@ def test_a_file_name_that_looks_like_an_option_is_passed_as_a_path(pytester: pyt
     result = pytester.runpytest_subprocess("--deploy-target=t")
     output = result.stdout.str() + result.stderr.str()
     no_traceback(output)
-    assert result.ret == 0, output
     assert not list(pytester.path.rglob("PWNED_opt.txt")), "tar ran the file name's command"
+    assert result.ret == 0, output
     names = subprocess.run(["tar", "-tf", "all.tar"], cwd=pytester.path, capture_output=True,
                            text=True, check=True).stdout.split("\n")  # fmt: skip
     assert "./--use-compress-program=touch PWNED_opt.txt" in names
