@@ -155,7 +155,7 @@ class PreflightItem(DeployItem):
         ]
         if problems:
             raise DeployFailure(
-                f"{len(problems)} matched file(s) cannot be passed to their commands: "
+                f"{len(problems)} value(s) cannot be passed to their commands: "
                 + "; ".join(problems)
                 + ". Nothing was run."
             )
@@ -319,14 +319,19 @@ def _option_like_values(deployment: Deployment, selected: set[str]) -> list[str]
         common["group"] = group.name
         templates = [*group.pre_deploy, *group.post_deploy]
         templates += [c for c in (group.build_command, group.test_command) if c]
-        per_file = [c for c in (group.deploy_command, group.rollback_command) if c]
+        per_file = [group.deploy_command] if group.deploy_command else []
+        if deployment.atomic and group.rollback_command:
+            per_file.append(group.rollback_command)
         for template in templates + per_file:
             for name in option_like(template, common):
                 problems.append(
                     f"{{{name}}} of group {group.name} is {common[name]!r}, which starts with"
                     " '-' (rename it)"
                 )
+        root_dashed = config.root.name.startswith("-")  # {function_name} of a top file
         for rel in plan.files:
+            if "/-" not in "/" + rel and not root_dashed:
+                continue  # no part of the path starts with '-': no value of it does
             values = {**common, **file_values(config.root, rel)}
             for template in per_file:
                 for name in option_like(template, values):
