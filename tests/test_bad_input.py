@@ -1,4 +1,5 @@
-"""Issue 9 #11: inputs that used to end in a traceback get one paragraph and change nothing."""
+"""Issues 9 #11 and 21: hostile inputs get one paragraph, their documented exit code, and
+nothing of the deployment runs or changes (no traceback, no INTERNALERROR)."""
 
 from __future__ import annotations
 
