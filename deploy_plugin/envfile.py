@@ -5,11 +5,17 @@ lines, ``# comments``, single or double quotes (double quotes take ``\\n``-style
 and may span lines), an optional ``export`` prefix. Values are taken as written: no
 ``${VAR}`` expansion (the shell of each step expands ``$VARS``). Every value is a secret,
 masked like a stored one.
+
+Every value is checked as it is read, so a bad file is exit 2 before anything runs: a
+value holding a NUL byte or over Linux's 128 KiB per variable, or files whose variables
+are more than any process can be started with (ARG_MAX), would otherwise be found only by
+the first step.
 """
 
 from __future__ import annotations
 
 import io
+import os
 from pathlib import Path
 
 from dotenv.parser import parse_stream
@@ -49,13 +55,55 @@ def read_env_file(path: str | Path) -> dict[str, str]:
                 " command could read it as $NAME (the line is not shown: it may be part of a"
                 " secret, e.g. a base64 value's continuation). Rename it; nothing was run."
             )
+        problem = _unpassable(binding.key, binding.value)
+        if problem:
+            raise EnvFileError(
+                f"--deploy-env-file {path}, line {line}: the value of {binding.key} {problem}"
+                " (the value is not shown: it may be a secret). Fix that line; nothing was run."
+            )
         values[binding.key] = binding.value
     return values
 
 
+def _unpassable(name: str, value: str) -> str | None:
+    """Why no process could be given ``name=value`` in its environment (None: it can).
+
+    The same limits :mod:`deploy_plugin.shell` enforces at each step, found here before
+    the first step, so a bad file runs nothing."""
+    from deploy_plugin.shell import MAX_ARG_CHARS
+
+    if "\0" in value:
+        return "holds a NUL byte, which no process environment can carry"
+    size = len(name.encode()) + len(value.encode()) + 1
+    if size >= MAX_ARG_CHARS:
+        return (
+            f"is {size:,} bytes with its name; Linux passes at most {MAX_ARG_CHARS:,} bytes"
+            " per variable. Keep large values in a file and pass its path"
+        )
+    return None
+
+
 def read_env_files(paths: tuple[str, ...] | list[str]) -> dict[str, str]:
-    """Several files, in order: a later file's value of a name wins."""
+    """Several files, in order: a later file's value of a name wins. EnvFileError when,
+    with this process's environment (which every step inherits), they are more than any
+    process can be started with."""
     values: dict[str, str] = {}
     for path in paths:
         values.update(read_env_file(path))
+    size = environment_size({**os.environ, **values})
+    limit = os.sysconf("SC_ARG_MAX")
+    if values and size >= limit:
+        raise EnvFileError(
+            f"--deploy-env-file {', '.join(map(str, paths))}: its {len(values):,} variable(s),"
+            f" with the environment of this process, take {size:,} bytes; Linux starts a"
+            f" process with at most {limit:,} bytes of arguments and environment together"
+            " (ARG_MAX), so no step could start. Keep large or many values in a file and pass"
+            " its path; nothing was run."
+        )
     return values
+
+
+def environment_size(env: dict[str, str]) -> int:
+    """What ``env`` takes of ARG_MAX when a process starts: each ``NAME=VALUE`` string with
+    its NUL, and its pointer."""
+    return sum(len(k.encode()) + len(v.encode()) + 2 + 8 for k, v in env.items())

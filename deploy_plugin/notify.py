@@ -20,7 +20,7 @@ from deploy_plugin.notify_format import (
     json_payload,
     slack_payload,
 )
-from deploy_plugin.targets import expand_vars
+from deploy_plugin.targets import expand_vars, undefined_vars
 from deploy_plugin.views import DeploymentView
 
 #: ``notify[].format`` → the webhook body.
@@ -62,6 +62,9 @@ def _post_webhook(
     assert notify.webhook is not None
     url = expand_vars(notify.webhook, deployment.env)
     shown = deployment.mask(url)
+    undefined = _undefined(notify.webhook, deployment)
+    if undefined:
+        return shown, undefined
     body = FORMATS[notify.format](report, deployment.mask)
     try:
         response = requests.post(
@@ -89,6 +92,9 @@ def _send_email(
     email = notify.email
     assert email is not None
     shown = deployment.mask(redact_url(expand_vars(email.url, deployment.env)))
+    undefined = _undefined(email.url, deployment)
+    if undefined:
+        return shown, undefined
     message = build_message(
         email, email_subject(report, deployment.mask), email_body(report, deployment.mask)
     )
@@ -100,3 +106,13 @@ def _send_email(
     except SendError as err:
         return shown, str(err)
     return shown, None
+
+
+def _undefined(url: str, deployment: DeploymentView) -> str | None:
+    """Why a URL with a ``${VAR}`` no env var defines is not called (preflight::env fails
+    on it first, unless --skip-validation skipped that check)."""
+    names = undefined_vars(url, deployment.env)
+    if not names:
+        return None
+    listed = ", ".join("${" + n + "}" for n in names)
+    return f"its URL uses {listed}, which no env var of this target defines; not sent"

@@ -43,6 +43,7 @@ class GroupPlan:
     files: tuple[str, ...]
     unmatched_patterns: tuple[str, ...] = field(default=())
     outside_links: tuple[str, ...] = field(default=())  # "REL -> REAL": not followed
+    undecodable: tuple[str, ...] = field(default=())  # names not UTF-8, \xNN-escaped: refused
 
 
 # --------------------------------------------------------------------------- files
@@ -104,19 +105,26 @@ def _walk_base(pattern: str) -> tuple[str, int | None]:
 
 
 def match_files(
-    root: Path, patterns: Iterable[str], *, outside: list[str] | None = None
+    root: Path,
+    patterns: Iterable[str],
+    *,
+    outside: list[str] | None = None,
+    undecodable: list[str] | None = None,
 ) -> tuple[list[str], list[str]]:
     """Files under ``root`` matching any pattern: (sorted root-relative paths, unmatched patterns).
 
     Paths sort by code point; duplicates across patterns are merged; files reached
     through a link that leaves ``root`` are not matched: each such link (a file, a
     folder, or the pattern's own base folder) is appended to ``outside`` when given,
-    as ``"REL -> REAL"``, so that callers can say why a pattern matched nothing.
+    as ``"REL -> REAL"``, so that callers can say why a pattern matched nothing. A name
+    that is not UTF-8 is never matched (no command, log, store row or report could carry
+    it); each is appended to ``undecodable`` when given, its bytes shown as ``\\xNN``.
     """
     root = Path(root)
     left: dict[str, str] = {}
     real_root = os.path.realpath(root)
     found: set[str] = set()
+    not_utf8: set[str] = set()
     unmatched: list[str] = []
     for pattern in patterns:
         regex = glob_regex(pattern)
@@ -154,12 +162,28 @@ def match_files(
                                 left[rel] = os.path.realpath(full)
                             continue
                         hits += 1
-                        found.add(rel)
+                        if _utf8(rel):
+                            found.add(rel)
+                        else:
+                            not_utf8.add(rel)
         if not hits:
             unmatched.append(pattern)
     if outside is not None:
         outside.extend(f"{rel} -> {real}" for rel, real in sorted(left.items()))
+    if undecodable is not None:
+        shown = (os.fsencode(rel).decode("utf-8", "backslashreplace") for rel in not_utf8)
+        undecodable.extend(sorted(shown))
     return sorted(found), unmatched
+
+
+def _utf8(name: str) -> bool:
+    """Whether a name read from the file system is UTF-8 (undecodable bytes come back as
+    lone surrogates, which no UTF-8 text can hold)."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _share_a_target(a: Group, b: Group) -> bool:
@@ -281,6 +305,7 @@ class Matched:
     files: tuple[str, ...]
     unmatched: tuple[str, ...]
     outside: tuple[str, ...]  # "REL -> REAL": links not followed
+    undecodable: tuple[str, ...] = ()  # names that are not UTF-8, shown \xNN-escaped
 
 
 def match_group(config: DeployConfig, group: Group) -> Matched:
@@ -289,8 +314,11 @@ def match_group(config: DeployConfig, group: Group) -> Matched:
     if not group.file_patterns:
         return Matched((), (), ())
     outside: list[str] = []
-    files, unmatched = match_files(config.root, group.file_patterns, outside=outside)
-    return Matched(tuple(files), tuple(unmatched), tuple(outside))
+    undecodable: list[str] = []
+    files, unmatched = match_files(
+        config.root, group.file_patterns, outside=outside, undecodable=undecodable
+    )
+    return Matched(tuple(files), tuple(unmatched), tuple(outside), tuple(undecodable))
 
 
 def plan_group(
@@ -328,7 +356,9 @@ def plan_group(
         add("deploy", "deploy", group.deploy_command)
     for i, hook in enumerate(group.post_deploy):
         add(f"post_deploy[{i}]", "post_deploy", hook)
-    return GroupPlan(group, tuple(steps), files, matched.unmatched, matched.outside)
+    return GroupPlan(
+        group, tuple(steps), files, matched.unmatched, matched.outside, matched.undecodable
+    )
 
 
 def links_note(links: Iterable[str]) -> str:

@@ -86,6 +86,7 @@ class PreflightItem(DeployItem):
                 f" {target!r}: " + "; ".join(parts)
             )
         problems += self._health_url_problems()
+        problems += self._notify_problems()
         if problems:  # sentences: each starts with a capital letter
             raise DeployFailure(
                 ". ".join(p[:1].upper() + p[1:] for p in problems) + ". Nothing was run."
@@ -112,6 +113,32 @@ class PreflightItem(DeployItem):
         if problem:
             return [f"the health check URL {problem} (or pass --no-health-check)"]
         return []
+
+    def _notify_problems(self) -> list[str]:
+        """``${VAR}``s of the notify URLs that no env var defines: found here, before any
+        step, not by a POST to the literal ``${VAR}`` after the deployment (a dry run
+        notifies nobody)."""
+        from deploy_plugin.targets import undefined_vars
+
+        deployment = self.deployment
+        if deployment.dry_run:
+            return []
+        problems = []
+        project, target = deployment.project, deployment.target.name
+        for index, notify in enumerate(deployment.config.notify):
+            field, url = f"notify[{index}].webhook", notify.webhook
+            if notify.email is not None:
+                field, url = f"notify[{index}].email.url", notify.email.url
+            undefined = undefined_vars(url or "", deployment.env)
+            if undefined:
+                names = ", ".join("${" + n + "}" for n in undefined)
+                problems.append(
+                    f"the {field} URL uses {names}, which no env var of target {target!r} defines,"
+                    " so the notification could not be sent: set it with `pytest-deploy env set"
+                    f" {project} {undefined[0]} - --target {target}` or --deploy-env"
+                    f" {undefined[0]}=VALUE"
+                )
+        return problems
 
     def check_files(self) -> None:
         deployment = self.deployment
@@ -140,6 +167,22 @@ class PreflightItem(DeployItem):
             if warning:
                 self.deploy_warning(f"group {plan.group.name}: {warning}")
             self.notes.append(f"group {plan.group.name}: {len(plan.files)} file(s)")
+        problems = [
+            *(
+                f"group {plan.group.name}: {shown} (its name is not UTF-8, so no command,"
+                " log or report can name it; rename it)"
+                for plan in deployment.plans
+                if plan.group.name in selected
+                for shown in plan.undecodable
+            ),
+            *_option_like_values(deployment, selected),
+        ]
+        if problems:
+            raise DeployFailure(
+                f"{len(problems)} value(s) cannot be passed to their commands: "
+                + "; ".join(problems)
+                + ". Nothing was run."
+            )
 
     def check_migrations_drift(self) -> None:
         deployment = self.deployment
@@ -338,6 +381,49 @@ class PreflightItem(DeployItem):
                 " it is applied by this run"
             )
         return True
+
+
+def _option_like_values(deployment: Deployment, selected: set[str]) -> list[str]:
+    """Each placeholder value of a selected group's commands that starts with ``-`` and is
+    not a path (``{stem}``, ``{function_name}``, ``{service_name}``, ``{target}``,
+    ``{project}``, ``{group}``): quoting cannot stop a program reading it as an option."""
+    from deploy_plugin.config.commands import option_like
+    from deploy_plugin.plan import file_values
+
+    config = deployment.config
+    problems: list[str] = []
+    for plan in deployment.plans:
+        group = plan.group
+        if group.name not in selected:
+            continue
+        common = {"target": deployment.target.name, "project": config.project}
+        common["group"] = group.name
+        templates = [*group.pre_deploy, *group.post_deploy]
+        templates += [c for c in (group.build_command, group.test_command) if c]
+        per_file = [group.deploy_command] if group.deploy_command else []
+        if deployment.atomic and group.rollback_command:
+            per_file.append(group.rollback_command)
+        for template in templates + per_file:
+            for name in option_like(template, common):
+                problems.append(
+                    f"{{{name}}} of group {group.name} is {common[name]!r}, which starts with"
+                    " '-' (rename it)"
+                )
+        root_dashed = config.root.name.startswith("-")  # {function_name} of a top file
+        for rel in plan.files:
+            if "/-" not in "/" + rel and not root_dashed:
+                continue  # no part of the path starts with '-': no value of it does
+            values = {**common, **file_values(config.root, rel)}
+            for template in per_file:
+                for name in option_like(template, values):
+                    if name not in common:
+                        problems.append(
+                            f"{rel} gives {{{name}}} of group {group.name} the value"
+                            f" {values[name]!r}, which starts with '-': quoting does not stop"
+                            " a program reading it as an option (rename the file, or use"
+                            " {file}, {name}, {dir} or {path}, which pass it as ./-...)"
+                        )
+    return list(dict.fromkeys(problems))
 
 
 def confirm_protected(deployment: Deployment, notes: list[str]) -> None:

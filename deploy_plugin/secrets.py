@@ -152,11 +152,24 @@ class Masker:
         if self._dirty:
             # Kept words matter only where a secret falls inside one; longest first, so a
             # secret that contains a kept word still wins over it.
-            kept = {w for w in self._kept if any(s in w for s in self._secrets)}
+            lengths = sorted({len(s) for s in self._secrets})
+            kept = {w for w in self._kept if self._holds_secret(w, lengths)}
             ordered = sorted(self._secrets | kept, key=lambda s: (-len(s), s))
             self._pattern = re.compile("|".join(map(re.escape, ordered))) if ordered else None
             self._dirty = False
         return self._pattern
+
+    def _holds_secret(self, word: str, lengths: list[int]) -> bool:
+        """Whether a secret is a substring of ``word``: set look-ups of its substrings of
+        each secret length (``lengths``, sorted), so the cost grows with the words, not
+        words × secrets (a 100,000-line env file gives 100,000 of each)."""
+        secrets = self._secrets
+        for size in lengths:
+            if size > len(word):
+                return False
+            if any(word[i : i + size] in secrets for i in range(len(word) - size + 1)):
+                return True
+        return False
 
     def __len__(self) -> int:
         """Number of registered secret values (lines of multi-line values included)."""

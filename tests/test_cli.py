@@ -341,7 +341,8 @@ def test_target_add_list_update_remove(cli: Run, work: Path) -> None:
     code, out, _ = cli("target", "list", "shop")
     line = next(li for li in out.splitlines() if li.startswith("production"))
     assert "db2" in line and "yes" in line
-    assert cli("target", "update", "shop", "production", "--no-protected", "--region", "")[0] == 0
+    unprotect = ["--no-protected", "--region", "", "--yes"]  # no terminal here: --yes
+    assert cli("target", "update", "shop", "production", *unprotect)[0] == 0
     info = open_store(None, work).get_target("shop", "production")
     assert (info.protected, info.region, info.host) == (False, None, "db2")
     code, out, _ = cli("target", "remove", "shop", "production")  # no history: no question

@@ -56,7 +56,10 @@ def register(subparsers: Any) -> None:
         "--protected",
         action=argparse.BooleanOptionalAction,
         default=None,
-        help="ask before deploying here (--no-protected: don't)",
+        help="ask before deploying here (--no-protected: don't; it asks first)",
+    )
+    update.add_argument(
+        "--yes", "-y", action="store_true", help="unprotect without asking (--no-protected)"
     )
     listing = add_command(
         family,
@@ -154,10 +157,19 @@ def run_update(ctx: Context) -> int:
             "--health-url, --protected/--no-protected (an empty value clears a field)."
         )
     store = ctx.store()
-    if store is None or store.get_target(project.name, args.name) is None:
+    current = store.get_target(project.name, args.name) if store is not None else None
+    if current is None:
         _not_stored(ctx, project, args.name, "update")
-    record = ctx.writable_store().update_target(project.name, args.name, **fields)
     declared = project.config.targets.get(args.name) if project.config else None
+    if fields.get("protected") is False and _unprotects(current, declared):
+        question = (
+            f"Target {args.name!r} of project {project.name!r} is protected: every deployment"
+            " to it asks first (or needs --yes). Unprotect it, so that deployments run"
+            " there unasked?"
+        )
+        if not confirm(question, yes=args.yes):
+            raise CliError("Nothing changed.")
+    record = ctx.writable_store().update_target(project.name, args.name, **fields)
     info = TargetInfo.merge(args.name, declared, record)
     if args.json:
         emit_json(_record_json(info))
@@ -165,6 +177,12 @@ def run_update(ctx: Context) -> int:
         changed = ", ".join(f"{k}={'-' if v is None else v}" for k, v in fields.items())
         say(f"Updated target {args.name!r} of project {project.name!r}: {changed}.")
     return 0
+
+
+def _unprotects(stored: Any, declared: Any) -> bool:
+    """Whether dropping the stored record's protection leaves the target unprotected (a
+    target the config declares protected stays protected whatever the store says)."""
+    return bool(getattr(stored, "protected", False)) and not getattr(declared, "protected", False)
 
 
 def _not_stored(ctx: Context, project: Project, name: str, verb: str) -> None:
@@ -238,12 +256,19 @@ def run_remove(ctx: Context) -> int:
         f"{usage['migrations']} migration history row(s), {usage['deployments']} deployment "
         f"run(s) and {usage['env_vars']} env var(s)"
     )
-    if usage["migrations"] or usage["deployments"]:
+    declared = project.config.targets.get(args.name) if project.config else None
+    protected = _unprotects(store.get_target(project.name, args.name), declared)
+    if usage["migrations"] or usage["deployments"] or protected:
         question = (
             f"Target {args.name!r} of project {project.name!r} has {kept} in the store. They "
             f"are kept (keyed by the target's name) and found again if the target is added "
             f"back. Remove the target?"
         )
+        if protected:
+            question = (
+                f"Target {args.name!r} of project {project.name!r} is protected; removing it"
+                " removes that protection too. " + question
+            )
         if not confirm(question, yes=args.yes):
             raise CliError("Nothing removed.")
     store.remove_target(project.name, args.name)

@@ -1,7 +1,11 @@
 """Command placeholders (``{file}``, ``{target}``...): finding, checking and rendering them.
 
 Each placeholder is substituted as one ``shlex.quote()``-d shell word, so one standing inside
-quotes is an error, as is an unknown name.
+quotes is an error, as is an unknown name. Quoting stops word splitting, not a leading ``-``:
+a path placeholder (``{file}``, ``{name}``, ``{dir}``; ``{path}`` is absolute) whose value
+starts with ``-`` gets ``./`` in front (the same file to every program, never an option);
+any other placeholder with such a value is refused before anything runs
+(:func:`option_like`, used by ``preflight::files``).
 """
 
 from __future__ import annotations
@@ -16,6 +20,8 @@ FILE_PLACEHOLDERS = frozenset(
     {"file", "path", "name", "stem", "dir", "function_name", "service_name"}
 )
 PLACEHOLDERS = FILE_PLACEHOLDERS | {"target", "project", "group"}
+#: Placeholders whose value is a path: ``./`` in front of a leading ``-`` keeps its meaning.
+PATH_PLACEHOLDERS = frozenset({"file", "path", "name", "dir"})
 
 
 class PlaceholderError(ValueError):
@@ -143,8 +149,36 @@ def render_command(command: str, values: Mapping[str, str]) -> str:
                 name=value,
                 reason="missing",
             )
-        out.append(shlex.quote(str(values[value])))
+        text = str(values[value])
+        if value in PATH_PLACEHOLDERS and text.startswith("-") and _word_start(out):
+            text = "./" + text  # the same file to every program, never an option
+        out.append(shlex.quote(text))
     return "".join(out)
+
+
+def _word_start(before: list[str]) -> bool:
+    """Whether what follows the text ``before`` starts a shell word (where a leading ``-``
+    is an option; after ``--name=`` it is not)."""
+    last = before[-1][-1:] if before and before[-1] else ""
+    return last == "" or last.isspace() or last in ";&|()<>"
+
+
+def option_like(command: str, values: Mapping[str, str]) -> list[str]:
+    """The placeholders starting a shell word of ``command`` whose value in ``values``
+    starts with ``-`` and is not a path (so ``./`` cannot make it safe): a program would
+    take it as an option."""
+    found: list[str] = []
+    before: list[str] = []
+    for kind, value, quote in _tokens(command):
+        if kind == "text":
+            before.append(value)
+            continue
+        _check_placeholder(value, quote)
+        text = str(values.get(value, ""))
+        if value not in PATH_PLACEHOLDERS and text.startswith("-") and _word_start(before):
+            found.append(value)
+        before.append(text or "x")
+    return list(dict.fromkeys(found))
 
 
 def render_path(template: str, values: Mapping[str, str]) -> str:

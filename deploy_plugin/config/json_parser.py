@@ -87,9 +87,35 @@ class _JsonPositions:
                 self.i += 1
 
 
+#: Python reads integers of at most this many digits (``sys.get_int_max_str_digits``).
+MAX_INT_DIGITS = 4300
+
+
+class _HugeInteger(ValueError):
+    def __init__(self, digits: str) -> None:
+        super().__init__(digits)
+        self.digits = digits
+
+
+def _parse_int(digits: str) -> int:
+    """``int()`` of a JSON integer; a number longer than Python reads is one paragraph
+    (a ConfigError with its line), not ``ValueError: Exceeds the limit``."""
+    if len(digits.lstrip("-")) > MAX_INT_DIGITS:
+        raise _HugeInteger(digits)
+    return int(digits)
+
+
 def _parse_json(text: str, shown: str) -> tuple[Any, dict[str, int]]:
     try:
-        data = json.loads(text)
+        data = json.loads(text, parse_int=_parse_int)
+    except _HugeInteger as exc:
+        size = len(exc.digits.lstrip("-"))
+        raise ConfigError(
+            f"a number of {size:,} digits; numbers of more than {MAX_INT_DIGITS:,} digits are"
+            " not read, and no field takes one. Write the number the field expects.",
+            path=shown,
+            line=text.count("\n", 0, max(text.find(exc.digits), 0)) + 1,
+        ) from None
     except json.JSONDecodeError as exc:
         raise ConfigError(
             f"invalid JSON: {exc.msg} (column {exc.colno}). Fix the JSON syntax there; a "

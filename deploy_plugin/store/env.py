@@ -7,6 +7,7 @@ from .core import (
     StoreCore,
     _changed,
 )
+from .errors import StoreError
 from .records import (
     EnvVarRecord,
     utcnow,
@@ -37,7 +38,7 @@ class EnvRepository(StoreCore):
                 " AND target_name = ? AND name = ?",
                 (project, target, name),
             ).fetchone()
-        return None if row is None else row[0]
+        return None if row is None else self._text(project, target, name, row[0])
 
     def delete_env(self, project: str, target: str, name: str) -> bool:
         """Delete env var ``name``; whether it existed."""
@@ -58,7 +59,24 @@ class EnvRepository(StoreCore):
                 " AND target_name = ? ORDER BY name",
                 (project, target),
             ).fetchall()
-        return [EnvVarRecord(name, value, self._time_value(at)) for name, value, at in rows]
+        return [
+            EnvVarRecord(name, self._text(project, target, name, value), self._time_value(at))
+            for name, value, at in rows
+        ]
+
+    def _text(self, project: str, target: str, name: str, value: object) -> str:
+        """A stored value as text; StoreError for one written by hand as something else
+        (a SQLite BLOB or number), which no command's environment could take as it is."""
+        if isinstance(value, str):
+            return value
+        kind = "a BLOB (bytes)" if isinstance(value, bytes) else f"a {type(value).__name__}"
+        raise StoreError(
+            f"Env var {name} of project {project!r}, target {target!r}, in store"
+            f" {self.describe()} is {kind}, not text: it was written by something other than"
+            f" pytest-deploy (the value is not shown: it may be a secret). Set it again with"
+            f" `pytest-deploy env set {project} {name} - --target {target}` (the value on"
+            " stdin); nothing was run."
+        )
 
     def env_values(self, project: str, target: str) -> dict[str, str]:
         """Env vars of ``project`` + ``target`` as a name → value dict."""

@@ -166,7 +166,16 @@ class SQLiteStore(Store):
         return to_utc(value).isoformat(timespec="microseconds")
 
     def _time_value(self, value: Any) -> datetime:
-        parsed = datetime.fromisoformat(value)
+        try:
+            parsed = datetime.fromisoformat(value)
+        except (TypeError, ValueError):  # a row written by hand, or by another program
+            shown = repr(value) if len(repr(value)) <= 60 else repr(value)[:57] + "..."
+            raise StoreError(
+                f"The SQLite store {self.path} holds a time, {shown}, that is not an ISO 8601"
+                " time (such as 2026-12-07T14:00:00+00:00): a row was written by something"
+                " other than pytest-deploy. Correct that row (e.g. with the sqlite3 shell) or"
+                " restore the file from a backup; nothing was changed."
+            ) from None
         if parsed.tzinfo is None:  # written by hand, e.g. datetime('now'): UTC
             parsed = parsed.replace(tzinfo=timezone.utc)
         return parsed.astimezone(timezone.utc)
