@@ -277,8 +277,8 @@ def kinds(tmp_path_factory: pytest.TempPathFactory) -> Path:
     for number, (kind, status, ms) in enumerate(runs):
         run = store.start_deployment(
             "ops", "production-eu-west", who="release-bot", config_snapshot="project: ops\n",
-            config_sha256=f"{number:064x}", dry_run=False, started_at=start + timedelta(hours=number),
-            kind=kind,
+            config_sha256=f"{number:064x}", dry_run=False,
+            started_at=start + timedelta(hours=number), kind=kind,
         )  # fmt: skip
         step_kind = {"deploy": "deploy", "rollback": "rollback"}.get(kind, "check_rollback")
         store.record_steps(run, [] if status == "refused" else [
@@ -330,9 +330,8 @@ def test_the_page_itself_never_scrolls_sideways(
         try:
             for run in page.locator("button.mark").evaluate_all("bs => bs.map(b => b.dataset.run)"):
                 page.locator(f'button.mark[data-run="{run}"]').click()
-                assert page.evaluate(
-                    "document.documentElement.scrollWidth <= window.innerWidth"
-                ), (path.name, run, page.evaluate("document.documentElement.scrollWidth"))
+                wide = page.evaluate("document.documentElement.scrollWidth")
+                assert wide <= page.evaluate("window.innerWidth"), (path.name, run, wide)
         finally:
             context.close()
 
@@ -343,23 +342,25 @@ def test_step_cells_hold_words_not_one_character_per_line(
 ) -> None:
     context, page = _open(browser, kinds / "ops.html", width)
     try:
-        page.locator("button.mark").nth(1).click()  # the failed deployment: a message too
-        # each cell's text, its lines as laid out (distinct tops of its line boxes)
-        cells = page.locator("#steps-table th, #steps-table td").evaluate_all("""cells =>
-            cells.filter(c => c.innerText.trim().length >= 4).map(c => {
-                const range = document.createRange();
-                range.selectNodeContents(c);
-                const tops = new Set(Array.from(range.getClientRects(), r => Math.round(r.top)));
-                const text = c.innerText.trim();
-                return [text.slice(0, 30), c.getBoundingClientRect().width,
-                        Math.min(8, text.length / Math.max(1, tops.size))];
-            })""")
-        assert cells
-        # 8 characters a line on average or the whole text on one line (one a line before),
-        # 60 px wide at least
-        narrow = [(text, w, per_line) for text, w, per_line in cells
-                  if per_line < min(8, len(text)) or w < 60]  # fmt: skip
-        assert narrow == []
+        for run in (1, 3):  # the failed deployment (a message too), the check (long kind)
+            page.locator("button.mark").nth(run).click()
+            # each cell's text, its lines as laid out (distinct tops of its line boxes)
+            cells = page.locator("#steps-table th, #steps-table td").evaluate_all("""cells =>
+                cells.filter(c => c.innerText.trim().length >= 4).map(c => {
+                    const range = document.createRange();
+                    range.selectNodeContents(c);
+                    const rects = Array.from(range.getClientRects());
+                    const tops = new Set(rects.map(r => Math.round(r.top)));
+                    const text = c.innerText.trim();
+                    return [text.slice(0, 30), c.getBoundingClientRect().width,
+                            Math.min(8, text.length / Math.max(1, tops.size))];
+                })""")
+            assert cells
+            # 8 characters a line on average or the whole text on one line (one a line before),
+            # 60 px wide at least
+            narrow = [(text, w, per_line) for text, w, per_line in cells
+                      if per_line < min(8, len(text)) or w < 60]  # fmt: skip
+            assert narrow == []
     finally:
         context.close()
 
