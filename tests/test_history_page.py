@@ -5,7 +5,9 @@ a store filled directly for scale. Each test checks what a person would (rows, s
 a selected deployment's steps, the migration filter, a config diff), that the page made
 no request other than ``file://`` and logged no console error, and saves a screenshot in
 its tmp_path. Without chromium the tests skip, except in CI (``CI`` set), where they fail.
-Set ``HISTORY_PAGE_SCREENSHOT=docs/history-page.png`` to refresh the README's picture.
+Set ``HISTORY_PAGE_SCREENSHOT=docs/history-page.png`` and
+``HISTORY_PAGE_SCREENSHOT_NARROW=docs/history-page-420.png`` to refresh the README's
+pictures (1280 and 420 px wide).
 """
 
 from __future__ import annotations
@@ -43,7 +45,7 @@ class Visit:
     """A page opened from file://, with every request and console message it made."""
 
     def __init__(self, browser: Any, path: Path, shots: Path) -> None:
-        self.context = browser.new_context(viewport={"width": 1300, "height": 900})
+        self.context = browser.new_context(viewport={"width": 1280, "height": 900})
         self.requests: list[str] = []
         self.errors: list[str] = []
         self.shots = shots
@@ -328,6 +330,9 @@ def test_the_page_itself_never_scrolls_sideways(
     for path in (shop / "all.html", kinds / "ops.html"):
         context, page = _open(browser, path, width)
         try:
+            narrow_shot = os.environ.get("HISTORY_PAGE_SCREENSHOT_NARROW")
+            if narrow_shot and width == 420 and path.name == "all.html":
+                page.screenshot(path=narrow_shot, full_page=True)
             for run in page.locator("button.mark").evaluate_all("bs => bs.map(b => b.dataset.run)"):
                 page.locator(f'button.mark[data-run="{run}"]').click()
                 wide = page.evaluate("document.documentElement.scrollWidth")
