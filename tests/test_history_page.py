@@ -447,3 +447,28 @@ def test_trend_charts_have_axes_with_units(kinds: Path, browser: Any, width: int
             page.screenshot(path=str(kinds / "narrow.png"), full_page=True)
     finally:
         context.close()
+
+
+def test_the_gantt_chart_is_drawn_again_when_the_window_narrows(
+    shop: Path, browser: Any
+) -> None:
+    """A chart drawn at 1280 px, the window then narrowed to 420: it is drawn anew for the
+    width shown (labels still 10 px or more), and the page does not scroll sideways."""
+    context, page = _open(browser, shop / "all.html", 1280)
+    try:
+        page.locator('button.mark[data-run="1"]').click()
+        assert page.locator("#detail svg.gantt").get_attribute("width") == str(
+            page.evaluate("document.getElementById('detail').clientWidth")
+        )
+        page.set_viewport_size({"width": 420, "height": 900})
+        page.wait_for_function(
+            "Number(document.querySelector('#detail svg.gantt').getAttribute('width'))"
+            " === document.getElementById('detail').clientWidth"
+        )
+        sizes = page.locator("#detail svg.gantt text").evaluate_all("""texts => texts.map(t =>
+            parseFloat(getComputedStyle(t).fontSize) * t.getScreenCTM().a)""")
+        assert min(sizes) >= 10, sizes
+        wide = page.evaluate("document.documentElement.scrollWidth")
+        assert wide <= 420
+    finally:
+        context.close()
