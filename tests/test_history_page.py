@@ -449,9 +449,7 @@ def test_trend_charts_have_axes_with_units(kinds: Path, browser: Any, width: int
         context.close()
 
 
-def test_the_gantt_chart_is_drawn_again_when_the_window_narrows(
-    shop: Path, browser: Any
-) -> None:
+def test_the_gantt_chart_is_drawn_again_when_the_window_narrows(shop: Path, browser: Any) -> None:
     """A chart drawn at 1280 px, the window then narrowed to 420: it is drawn anew for the
     width shown (labels still 10 px or more), and the page does not scroll sideways."""
     context, page = _open(browser, shop / "all.html", 1280)
