@@ -44,6 +44,10 @@ STATUS_MARKS = {
     "running": "…",
     "refused": "⊘",
 }
+# runs that are not deployments, as the page names them and the mark they carry beside
+# their status (``DeploymentRecord.kind``; "deploy" has neither)
+KIND_LABELS = {"rollback": "rollback", "check_rollback": "reversibility check"}
+KIND_MARKS = {"rollback": "↶", "check_rollback": "⇄"}
 
 
 def counts_as_state(record: DeploymentRecord) -> bool:
@@ -303,7 +307,7 @@ class _Payload:
             [record.id, self.s(record.target), self.s(record.status),
              format_time(record.started_at), duration_ms(record), self.s(record.who),
              record.config_sha256[:12], int(record.dry_run), config, self.diff(previous, record),
-             previous.id if previous else None, rows]
+             previous.id if previous else None, rows, self.s(record.kind)]
         )  # fmt: skip
 
     @staticmethod
@@ -322,4 +326,6 @@ class _Payload:
             "diffs": self.diffs,
             "runs": self.runs,
             "logRuns": LOG_TAIL_RUNS,
+            "marks": STATUS_MARKS,
+            "kinds": {kind: [label, KIND_MARKS[kind]] for kind, label in KIND_LABELS.items()},
         }

@@ -15,7 +15,7 @@ from typing import Any
 import jinja2
 from markupsafe import Markup
 
-from .model import STATUS_MARKS, PageData, Trend, duration_ms
+from .model import KIND_LABELS, KIND_MARKS, STATUS_MARKS, PageData, Trend, duration_ms
 
 CHART_WIDTH, CHART_HEIGHT = 600, 120
 
@@ -37,27 +37,31 @@ def _json(data: Any) -> Markup:
     return Markup(text.replace("\u2028", "\\u2028").replace("\u2029", "\\u2029"))
 
 
-def _points(values: list[float], top: float) -> str:
-    """SVG polyline points of ``values`` scaled into the chart (oldest on the left)."""
+def _points(values: list[float], top: float, bottom: float = 0.0) -> str:
+    """SVG polyline points of ``values`` scaled into the chart (oldest on the left),
+    ``bottom`` at its foot and ``top`` at its head (all equal: a line across the middle)."""
     if not values:
         return ""
     if len(values) == 1:
         values = values * 2  # one run: a flat line across the chart
     step = CHART_WIDTH / max(1, len(values) - 1)
-    scale = (CHART_HEIGHT - 10) / top if top > 0 else 0
-    return " ".join(
-        f"{i * step:.1f},{CHART_HEIGHT - 5 - v * scale:.1f}" for i, v in enumerate(values)
-    )
+    span = top - bottom
+    scale = (CHART_HEIGHT - 10) / span if span > 0 else 0
+
+    def y(value: float) -> float:
+        return CHART_HEIGHT - 5 - (value - bottom) * scale if span > 0 else CHART_HEIGHT / 2
+
+    return " ".join(f"{i * step:.1f},{y(v):.1f}" for i, v in enumerate(values))
 
 
 def trend_charts(trend: Trend) -> dict[str, Any]:
     """What the trend charts of one target draw and say."""
     durations = trend.durations
-    top = max(durations, default=0)
+    top, bottom = max(durations, default=0), min(durations, default=0)
     return {
-        "duration_points": _points([float(d) for d in durations], float(top)),
+        "duration_points": _points([float(d) for d in durations], float(top), float(bottom)),
         "duration_max": top,
-        "duration_min": min(durations, default=0),
+        "duration_min": bottom,
         "duration_median": int(median(durations)) if durations else 0,
         "runs": len(durations),
         "rate_points": _points(trend.failure_rates, 1.0),
@@ -86,7 +90,8 @@ def _environment() -> jinja2.Environment:
     env.filters["ms"] = _duration
     env.filters["unknown"] = lambda value: "unknown" if value is None else value
     env.globals.update(
-        marks=STATUS_MARKS, duration_ms=duration_ms, trend_charts=trend_charts, css=_asset,
+        marks=STATUS_MARKS, kinds=KIND_LABELS, kind_marks=KIND_MARKS, duration_ms=duration_ms,
+        trend_charts=trend_charts, css=_asset,
     )  # fmt: skip
     return env
 

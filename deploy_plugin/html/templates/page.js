@@ -2,7 +2,8 @@
   "use strict";
   var data = JSON.parse(document.getElementById("history-data").textContent);
   var S = data.strings;
-  var MARKS = { success: "\u2713", failure: "\u2717", interrupted: "!", running: "\u2026" };
+  var MARKS = data.marks;  // status → mark, as the timeline shows them
+  var KINDS = data.kinds;  // kind (not a deployment) → [label, mark]
   var runs = {};
   data.runs.forEach(function (r) { runs[r[0]] = r; });
   var NS = "http://www.w3.org/2000/svg";
@@ -31,22 +32,38 @@
     return parts.length > 2 ? parts.slice(2).join("::") : parts[parts.length - 1];
   }
 
-  function gantt(steps, total) {
-    var rowH = 16, labelW = 260, width = 900, chartW = width - labelW - 10;
+  // A label of at most ``room`` characters: a longer one keeps its start and end.
+  function fit(label, room) {
+    if (label.length <= room) return label;
+    var head = Math.ceil((room - 1) / 2);
+    return label.slice(0, head) + "\u2026" + label.slice(label.length - (room - 1 - head));
+  }
+
+  // Drawn at the width it is shown (``width`` px, never scaled down), so its 12 px labels
+  // stay 12 px: labels left of the bars when there is room, else each above its bar.
+  function gantt(steps, total, width) {
+    var CHAR = 7.3;  // px a character of the 12 px monospace labels takes
+    width = Math.max(280, Math.floor(width));
+    var stacked = width < 720;
+    var labelW = stacked ? 0 : Math.min(340, Math.round(width * 0.32));
+    var rowH = stacked ? 32 : 18, chartW = width - labelW - 12;
+    var room = Math.max(8, Math.floor(((stacked ? width : labelW) - 8) / CHAR));
     var end = total || 0;
     steps.forEach(function (s) { end = Math.max(end, s[4] + s[3]); });
     var scale = end > 0 ? chartW / end : 0;
-    var root = svg("svg", { "class": "gantt", role: "img", width: width, height: steps.length * rowH + 24,
-      viewBox: "0 0 " + width + " " + (steps.length * rowH + 24),
+    var height = steps.length * rowH + 26;
+    var root = svg("svg", { "class": "gantt", role: "img", width: width, height: height,
+      viewBox: "0 0 " + width + " " + height,
       "aria-label": "Gantt chart of " + steps.length + " steps over " + seconds(end) + "; the steps table below lists the same facts" });
-    root.appendChild(svg("text", { x: labelW, y: 12 }, "0 s"));
-    root.appendChild(svg("text", { x: width - 60, y: 12 }, seconds(end)));
+    root.appendChild(svg("text", { x: labelW + 2, y: 14 }, "0 s"));
+    root.appendChild(svg("text", { x: width - 6, y: 14, "text-anchor": "end" }, seconds(end)));
     steps.forEach(function (s, i) {
-      var y = 20 + i * rowH, outcome = str(s[2]);
+      var y = 22 + i * rowH, outcome = str(s[2]);
       var cls = { passed: "bar-passed", failed: "bar-failed", skipped: "bar-skipped", "not run": "bar-not-run" }[outcome] || "bar-other";
       var label = stepName(str(s[0]));
-      root.appendChild(svg("text", { x: 2, y: y + 11 }, (label.length > 38 ? label.slice(0, 18) + "\u2026" + label.slice(-19) : label)));
-      var bar = svg("rect", { x: labelW + s[4] * scale, y: y + 2, width: Math.max(1, s[3] * scale), height: rowH - 4, "class": cls });
+      root.appendChild(svg("text", { x: 3, y: y + 13 }, fit(label, room)));
+      var barY = stacked ? y + 17 : y + 3, barH = stacked ? 11 : rowH - 6;
+      var bar = svg("rect", { x: labelW + 2 + s[4] * scale, y: barY, width: Math.max(1, s[3] * scale), height: barH, "class": cls });
       bar.appendChild(svg("title", {}, label + ": " + outcome + ", starts " + seconds(s[4]) + ", " + s[3] + " ms" + (s[5] ? ", lane " + (s[5] + 1) : "")));
       root.appendChild(bar);
     });
@@ -70,13 +87,17 @@
     var box = document.getElementById("detail");
     if (!r) return;
     box.textContent = "";
-    var status = str(r[2]);
+    var status = str(r[2]), kind = r.length > 12 ? str(r[12]) : "deploy";
     var h = el("h3", { id: "run-" + r[0], tabindex: "-1" });
     h.appendChild(document.createTextNode("Run " + r[0] + " \u2192 " + str(r[1]) + ": "));
+    if (KINDS[kind]) {
+      h.appendChild(el("span", { "class": "kind kind-" + kind }, KINDS[kind][1] + " " + KINDS[kind][0]));
+      h.appendChild(document.createTextNode(" "));
+    }
     h.appendChild(el("span", { "class": "status status-" + status }, (MARKS[status] || "?") + " " + status));
     box.appendChild(h);
     var facts = el("dl", { "class": "facts" });
-    [["Started (UTC)", r[3]], ["Duration", seconds(r[4])], ["Who", str(r[5])], ["Config sha", r[6]],
+    [["Kind", KINDS[kind] ? KINDS[kind][0] : "deployment"], ["Started (UTC)", r[3]], ["Duration", seconds(r[4])], ["Who", str(r[5])], ["Config sha", r[6]],
      ["Dry run", r[7] ? "yes (a plan: nothing was changed)" : "no"], ["Steps", r[11].length]].forEach(function (f) {
       facts.appendChild(el("dt", {}, f[0])); facts.appendChild(el("dd", {}, f[1]));
     });
@@ -85,7 +106,7 @@
     box.appendChild(el("h4", {}, "Steps"));
     if (steps.length) {
       box.appendChild(el("p", { "class": "meta" }, "Each step starts where it was recorded to start; steps that ran at the same time sit side by side (runs recorded before the store kept starts are laid out from their order and durations). Log tails are shown for the newest " + data.logRuns + " runs of each target whose logs are in this machine's .deploy/logs."));
-      box.appendChild(gantt(steps, r[4]));
+      box.appendChild(gantt(steps, r[4], box.clientWidth));
       var table = el("table", { id: "steps-table" });
       table.appendChild(el("caption", {}, "Steps of run " + r[0] + " in the order they were recorded"));
       var head = el("tr");
@@ -108,7 +129,9 @@
         if (tail) logCell.appendChild(el("pre", { "class": "log" }, tail));
         body.appendChild(tr);
       });
-      box.appendChild(table);
+      var scroller = el("div", { "class": "scroll", role: "region", tabindex: "0", "aria-label": "Steps of run " + r[0] });
+      scroller.appendChild(table);
+      box.appendChild(scroller);
     } else {
       box.appendChild(el("p", {}, "No steps recorded."));
     }
@@ -127,7 +150,22 @@
       b.setAttribute("aria-pressed", String(Number(b.getAttribute("data-run")) === r[0]));
     });
     if (focus) h.focus();
+    shown = r;
   }
+
+  // the Gantt chart is drawn for the width it is shown at: drawn again when that changes
+  var shown = null, pending = false;
+  window.addEventListener("resize", function () {
+    if (pending) return;
+    pending = true;
+    requestAnimationFrame(function () {
+      pending = false;
+      var box = document.getElementById("detail"), old = box.querySelector("svg.gantt");
+      if (shown && old && Number(old.getAttribute("width")) !== Math.max(280, Math.floor(box.clientWidth))) {
+        box.replaceChild(gantt(shown[11], shown[4], box.clientWidth), old);
+      }
+    });
+  });
 
   document.addEventListener("click", function (event) {
     var target = event.target.closest ? event.target.closest("[data-run]") : null;
