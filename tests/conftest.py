@@ -4,13 +4,22 @@ scram_cluster.py and httpserver.py)."""
 
 from __future__ import annotations
 
+import os
+import shutil
+import signal
+import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
+import psycopg
 import pytest
 
+from deploy_plugin.migrate.executor import SqlExecutor
 from tests.httpserver import HTTPTestServer
 from tests.pg import temporary_database
 from tests.scram_cluster import ScramCluster, running_scram_cluster
+
+REPO = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture
@@ -32,3 +41,41 @@ def http_server() -> Iterator[HTTPTestServer]:
     """A started HTTPTestServer, stopped after the test."""
     with HTTPTestServer() as server:
         yield server
+
+
+@pytest.fixture
+def pg_url(pg_database: str) -> str:
+    """URL of a fresh schema of a throw-away database, selected through the URL's own
+    ``options`` (kept by the built-in executor)."""
+    schema = f"s_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(pg_database, autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA {schema}")
+    return f"{pg_database}?options=-c%20search_path%3D{schema}"
+
+
+@pytest.fixture
+def pg(pg_url: str) -> Iterator[SqlExecutor]:
+    with SqlExecutor(pg_url) as executor:
+        yield executor
+
+
+@pytest.fixture
+def db(pg_url: str) -> Iterator[psycopg.Connection]:
+    """A separate connection that sees only what was committed."""
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        yield conn
+
+
+@pytest.fixture
+def demo(tmp_path: Path) -> Iterator[Path]:
+    """A copy of deployments/demo (the README's main job) with a pytest.ini beside it; the
+    services its runs started are stopped afterwards."""
+    project = tmp_path / "demo"
+    shutil.copytree(REPO / "deployments" / "demo", project, ignore=shutil.ignore_patterns(".out"))
+    (tmp_path / "pytest.ini").write_text("[pytest]\njunit_logging = system-out\n")
+    yield project
+    for pidfile in project.glob(".out/*/run/*.pid"):
+        try:
+            os.kill(int(pidfile.read_text()), signal.SIGTERM)
+        except ProcessLookupError:
+            pass

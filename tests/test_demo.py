@@ -2,15 +2,10 @@
 
 from __future__ import annotations
 
-import os
-import shutil
-import signal
 import socket
 import subprocess
 import sys
 from pathlib import Path
-
-import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -20,18 +15,6 @@ def free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
 
-
-@pytest.fixture
-def demo(tmp_path: Path):
-    project = tmp_path / "demo"
-    shutil.copytree(REPO / "deployments" / "demo", project, ignore=shutil.ignore_patterns(".out"))
-    (tmp_path / "pytest.ini").write_text("[pytest]\njunit_logging = system-out\n")
-    yield project
-    for pidfile in project.glob(".out/*/run/*.pid"):
-        try:
-            os.kill(int(pidfile.read_text()), signal.SIGTERM)
-        except ProcessLookupError:
-            pass
 
 
 def run(project: Path, *args: str) -> subprocess.CompletedProcess[str]:

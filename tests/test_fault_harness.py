@@ -32,7 +32,7 @@ def test_a_few_trials_of_every_fault_break_nothing(tmp_path: Path) -> None:
     require_postgres()
     harness = load_harness()
     args = argparse.Namespace(
-        kills=1, terms=1, restarts=1, races=2, orphans=2, files=4, seed=None,
+        kills=1, terms=1, psql_terms=1, restarts=1, races=2, orphans=2, files=4, seed=None,
         server=harness.SERVER,
     )
     results = harness.run_all(args, tmp_path)
@@ -40,5 +40,5 @@ def test_a_few_trials_of_every_fault_break_nothing(tmp_path: Path) -> None:
         counts.line(name) + "".join(f"\n    {n}" for n in counts.notes)
         for name, counts in results.items()
     )
-    assert sum(c.trials for c in results.values()) == 5 + 1 + 1 + 2 + 4, report
+    assert sum(c.trials for c in results.values()) == 5 + 1 + 1 + 1 + 2 + 4, report
     assert all(c.violations == 0 for c in results.values()), report

@@ -11,8 +11,6 @@ committed is read back from the database.
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
@@ -20,28 +18,6 @@ import pytest
 
 from deploy_plugin.migrate.executor import Bookkeeping, MigrationError, SqlExecutor
 from tests.projects import write_project
-
-
-@pytest.fixture
-def pg_url(pg_database: str) -> str:
-    """A fresh schema of a throw-away database, selected through the URL's ``options``."""
-    schema = f"s_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(pg_database, autocommit=True) as conn:
-        conn.execute(f"CREATE SCHEMA {schema}")
-    return f"{pg_database}?options=-c%20search_path%3D{schema}"
-
-
-@pytest.fixture
-def pg(pg_url: str) -> Iterator[SqlExecutor]:
-    with SqlExecutor(pg_url) as executor:
-        yield executor
-
-
-@pytest.fixture
-def db(pg_url: str) -> Iterator[psycopg.Connection]:
-    """A separate connection that sees only what was committed."""
-    with psycopg.connect(pg_url, autocommit=True) as conn:
-        yield conn
 
 
 def tables(db: psycopg.Connection) -> set[str]:

@@ -67,26 +67,6 @@ def pg_database() -> Iterator[str]:
         admin.close()
 
 
-@pytest.fixture
-def pg_url(pg_database: str) -> str:
-    """URL of a fresh schema, selected through the URL's own ``options`` (kept by the executor)."""
-    schema = f"s_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(pg_database, autocommit=True) as conn:
-        conn.execute(f"CREATE SCHEMA {schema}")
-    return f"{pg_database}?options=-c%20search_path%3D{schema}"
-
-
-@pytest.fixture
-def pg(pg_url: str) -> Iterator[SqlExecutor]:
-    with SqlExecutor(pg_url) as executor:
-        yield executor
-
-
-@pytest.fixture
-def db(pg_url: str) -> Iterator[psycopg.Connection]:
-    """A separate connection that sees only what was committed."""
-    with psycopg.connect(pg_url, autocommit=True) as conn:
-        yield conn
 
 
 def exists(db: psycopg.Connection, table: str) -> bool:

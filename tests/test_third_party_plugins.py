@@ -17,8 +17,6 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
-import shutil
-import signal
 import sqlite3
 import subprocess
 import sys
@@ -160,18 +158,6 @@ def test_the_signal_timeout_ends_the_step_and_says_so(pytester: pytest.Pytester)
         assert conn.execute("SELECT status FROM deployments").fetchall() == [("failure",)]
     assert not (pytester.path / "stamps").exists()  # group two did not run
 
-
-@pytest.fixture
-def demo(tmp_path: Path):
-    project = tmp_path / "demo"
-    shutil.copytree(REPO / "deployments" / "demo", project, ignore=shutil.ignore_patterns(".out"))
-    (tmp_path / "pytest.ini").write_text("[pytest]\njunit_logging = system-out\n")
-    yield project
-    for pidfile in project.glob(".out/*/run/*.pid"):
-        try:
-            os.kill(int(pidfile.read_text()), signal.SIGTERM)
-        except ProcessLookupError:
-            pass
 
 
 def test_the_demo_deploys_in_order_with_the_usual_plugins(demo: Path) -> None:
