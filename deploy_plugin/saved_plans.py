@@ -166,15 +166,27 @@ def dump(plan: SavedPlan, keys: Mapping[str, bytes]) -> str:
     return json.dumps(data, indent=2) + "\n"
 
 
+#: No plan is this large (a step takes a few hundred bytes): more is not read.
+MAX_PLAN_BYTES = 64 << 20
+
+
 def load(path: str | Path) -> SavedPlan:
     """Read a plan file; PlanFileError (one paragraph) when it is not one."""
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        with open(path, "rb") as handle:  # bounded: /dev/zero or a huge file is no plan
+            raw = handle.read(MAX_PLAN_BYTES + 1)
     except OSError as err:
         raise PlanFileError(
             f"--deploy-plan {path}: cannot read the plan file ({err.strerror or err}). Give"
             " the file written by `pytest --deploy-target=T --dry-run --deploy-plan-out=FILE`."
         ) from None
+    if len(raw) > MAX_PLAN_BYTES:
+        raise PlanFileError(
+            f"--deploy-plan {path}: larger than {MAX_PLAN_BYTES >> 20} MiB, so not a plan"
+            " written by `--dry-run --deploy-plan-out=FILE`; nothing more of it was read."
+        )
+    try:
+        text = raw.decode("utf-8")
     except UnicodeDecodeError:
         raise PlanFileError(f"--deploy-plan {path}: not a text file, so not a plan.") from None
     try:
@@ -184,6 +196,17 @@ def load(path: str | Path) -> SavedPlan:
             f"--deploy-plan {path}: line {err.lineno}, column {err.colno}: not valid JSON"
             f" ({err.msg}). A plan file is written by `--dry-run --deploy-plan-out=FILE` and"
             " must not be edited; make a new one."
+        ) from None
+    except RecursionError:
+        raise PlanFileError(
+            f"--deploy-plan {path}: nested too deeply to be a plan (a plan is a few levels"
+            " deep). A plan file is written by `--dry-run --deploy-plan-out=FILE`; make a new"
+            " one."
+        ) from None
+    except ValueError as err:  # e.g. an integer of more digits than Python converts
+        raise PlanFileError(
+            f"--deploy-plan {path}: not valid JSON for a plan ({err}). A plan file is written"
+            " by `--dry-run --deploy-plan-out=FILE` and must not be edited; make a new one."
         ) from None
     try:
         return _parse(data)

@@ -545,3 +545,40 @@ def test_a_plans_author_cannot_forge_terminal_lines(
     assert result.ret == 2
     assert "\x1b" not in out
     assert not any(line.startswith("PASSED everything") for line in out.splitlines())
+
+
+@pytest.mark.parametrize(
+    ("make", "expected"),
+    [
+        (lambda p: (p / "plan.json").write_text("[" * 100_000 + "]" * 100_000), "nested"),
+        (lambda p: (p / "plan.json").write_text('{"n": ' + "7" * 5001 + "}"), "not valid JSON"),
+        (lambda p: (p / "plan.json").symlink_to("/dev/zero"), "larger than"),
+    ],
+    ids=["nested-100000-arrays", "5001-digit-integer", "dev-zero"],
+)
+def test_a_hostile_plan_file_is_one_paragraph_within_bounded_memory(
+    pytester: pytest.Pytester, make: Callable[[Path], None], expected: str
+) -> None:
+    """Issue 21 #5: a plan nested 100,000 arrays deep (RecursionError), a huge integer
+    (ValueError) and /dev/zero (read without a limit: 24 GB) are each one paragraph, exit 2,
+    read in bounded memory: the run gets an address-space limit of 2 GiB here."""
+    import resource
+    import subprocess
+    import sys
+
+    project(pytester)
+    make(pytester.path)
+
+    def limit() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (2 << 30, 2 << 30))
+
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--deploy-target=t",
+         "--deploy-plan=plan.json"],
+        cwd=pytester.path, capture_output=True, text=True, timeout=120, preexec_fn=limit,
+    )  # fmt: skip
+    text = result.stdout + result.stderr
+    assert result.returncode == 2, text
+    assert expected in text and "--deploy-plan plan.json" in text, text
+    assert "Traceback" not in text and "INTERNALERROR" not in text, text
+    assert ran(pytester) == []
