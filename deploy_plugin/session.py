@@ -68,6 +68,8 @@ class DeploySession:
         self._store: Any = None
         self._store_error: str | None = None
         self._store_opened = False
+        # the embedded store's folder: its first config's (store_home), else the rootdir
+        self._store_home: Path | None = None
 
     def hook_used(self, name: str) -> bool:
         """Whether any plugin or conftest implements our hook ``name``: a step builds the
@@ -131,13 +133,36 @@ class DeploySession:
 
         if not self._store_opened:
             self._store_opened = True
+            self._store_home = self._store_home or self.rootdir
             try:
-                self._store = open_store(self.store_url, self.rootdir, create=not self.dry_run)
+                self._store = open_store(
+                    self.store_url, self._store_home, create=not self.dry_run
+                )
             except StoreError as err:
                 self._store_error = str(err)
         if self._store_error:
             raise StoreError(self._store_error)
         return self._store
+
+    def _same_store(self, config: DeployConfig) -> str | None:
+        """Why ``config`` cannot run in this session: its embedded store is not the one
+        this run opened (the first config's), if so. A named store is every config's."""
+        from deploy_plugin.store import default_store_path, store_home
+
+        if self.store_url is not None:
+            return None
+        home = store_home(config.path, self.rootdir)
+        if self._store_home is None:
+            self._store_home = home
+        if home == self._store_home:
+            return None
+        return (
+            f"the config {config.path} keeps its embedded store in"
+            f" {default_store_path(home)}, and this run already uses"
+            f" {default_store_path(self._store_home)} (its first config's): one run uses one"
+            " store. Run each project on its own (`pytest PATH`), or move one store next to"
+            " the other (or pass --deploy-store to name one)."
+        )
 
     def open_store_or_none(self) -> Any:
         """The store if it is already open and healthy; never opens or raises."""
@@ -150,6 +175,9 @@ class DeploySession:
         from deploy_plugin import targets
         from deploy_plugin.store.base import StoreError
 
+        problem = self._same_store(config)
+        if problem:
+            return None, problem
         try:
             store = self.store()
         except StoreError as err:

@@ -639,3 +639,58 @@ def test_a_file_in_two_tracked_groups_is_a_config_error(pytester: pytest.Pyteste
     assert pytester.runpytest("--deploy-target=t", *env).ret == 0
     assert pytester.runpytest("--deploy-target=u", *env).ret == 0
     assert (pytester.path / "a.db").exists() and (pytester.path / "b.db").exists()
+
+
+STORE_HOME_CONFIG = """\
+project: one
+targets: {t: {}}
+groups:
+  - name: a
+    order: 1
+    required_env_vars: [TOKEN_Z]
+    build_command: 'test "$TOKEN_Z" = secret-value-77'
+"""
+
+
+def _clean_env() -> dict[str, str]:
+    import os
+
+    return {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "DEPLOY_"))}
+
+
+@pytest.mark.parametrize("existing", [False, True], ids=["new", "existing-beside-config"])
+def test_the_embedded_store_is_one_place_whatever_the_current_folder(
+    tmp_path, existing: bool
+) -> None:
+    """Issue 24 #2: `env set` in the config's folder and `pytest deploy` from the repository
+    root use one store: the project's (a folder with .git above the config), or one that
+    already exists nearer the config (stores made before keep working)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from deploy_plugin.store import open_store
+
+    repo = tmp_path / "repo"
+    (repo / ".git").mkdir(parents=True)
+    (repo / "deploy").mkdir()
+    (repo / "deploy" / "deploy.yaml").write_text(STORE_HOME_CONFIG)
+    if existing:  # where the CLI of before put it when run in the config's folder
+        store = open_store(None, repo / "deploy")
+        assert store is not None
+        store.close()
+    home = repo / "deploy" if existing else repo
+    cli = Path(sys.executable).with_name("pytest-deploy")
+    done = subprocess.run(
+        [str(cli), "env", "set", "one", "TOKEN_Z", "-", "-t", "t"], cwd=repo / "deploy",
+        input="secret-value-77", capture_output=True, text=True, timeout=60, env=_clean_env(),
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert str(home / ".deploy" / "state.sqlite3") in done.stdout + done.stderr
+    run = subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "deploy", "--deploy-target=t"],
+        cwd=repo, capture_output=True, text=True, timeout=120, env=_clean_env(),
+    )  # fmt: skip
+    assert run.returncode == 0, run.stdout + run.stderr
+    other = repo / "deploy" if not existing else repo
+    assert not (other / ".deploy" / "state.sqlite3").exists()

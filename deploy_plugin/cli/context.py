@@ -29,7 +29,14 @@ from deploy_plugin.config import (
     load_config,
 )
 from deploy_plugin.config.fallback import SCRIPT_NAME, is_fallback_script, script_config
-from deploy_plugin.store import Store, default_store_path, describe_url, open_store, store_url
+from deploy_plugin.store import (
+    Store,
+    default_store_path,
+    describe_url,
+    open_store,
+    store_home,
+    store_url,
+)
 
 from .output import CliError, UsageProblem, warn
 from .rootdir import find_rootdir
@@ -149,6 +156,7 @@ class Context:
         self.cwd = Path(cwd or os.getcwd()).absolute()
         self._root: tuple[Path, Path | None, dict[str, Any]] | None = None
         self._entries: list[ConfigEntry] | None = None
+        self._home: Path | None = None
         self._store: Store | None = None
         self._probed = False
         self.store_read = False  # a store was looked for: the command names it at the end
@@ -188,12 +196,26 @@ class Context:
         url = self.store_url
         if url is not None:  # "" (DEPLOY_STORE_URL set but empty) stays refused underneath
             return url
-        return f"sqlite:///{default_store_path(self.rootdir).absolute()}"
+        return f"sqlite:///{default_store_path(self.store_home).absolute()}"
 
     def describe_store(self) -> str:
         """The store for messages (password masked)."""
         url = self.store_url
-        return str(default_store_path(self.rootdir)) if not url else describe_url(url)
+        return str(default_store_path(self.store_home)) if not url else describe_url(url)
+
+    @property
+    def store_home(self) -> Path:
+        """The embedded store's folder: where the configs found here keep it
+        (:func:`deploy_plugin.store.store_home`: the same whatever the current directory,
+        as for pytest), else the rootdir. Configs that disagree keep the rootdir's."""
+        if self._home is None:
+            try:
+                entries = self.entries()
+            except UsageProblem:
+                entries = []
+            homes = {store_home(e.path, self.rootdir) for e in entries}
+            self._home = homes.pop() if len(homes) == 1 else self.rootdir
+        return self._home
 
     def store(self, *, create: bool = False) -> Store | None:
         """The store; without ``create`` None when it does not exist yet (nothing is made).
@@ -203,7 +225,7 @@ class Context:
         """
         if self._store is None and (create or not self._probed):
             self._probed = True
-            url, rootdir = self.store_url, self.rootdir
+            url, rootdir = self.store_url, self.store_home
             self.store_read = True
             # a mistyped PostgreSQL database is an error here, not "nothing stored yet"
             self._store = open_store(url, rootdir, create=create, missing_database_ok=False)

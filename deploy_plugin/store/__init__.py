@@ -67,6 +67,7 @@ __all__ = [
     "is_postgres_url",
     "open_store",
     "sqlite_path",
+    "store_home",
 ]
 
 STORE_FOLDER = ".deploy"
@@ -76,6 +77,33 @@ STORE_FILE = "state.sqlite3"
 def default_store_path(rootdir: Path) -> Path:
     """``<rootdir>/.deploy/state.sqlite3``."""
     return Path(rootdir) / STORE_FOLDER / STORE_FILE
+
+
+#: What marks a project's top folder: a repository, or one of pytest's ini files.
+HOME_MARKERS = (".git", "pytest.ini", "pyproject.toml", "tox.ini", "setup.cfg")
+
+
+def store_home(config_path: Path, rootdir: Path) -> Path:
+    """The folder of the embedded store of the project whose config is ``config_path``,
+    whatever the current directory (pytest's rootdir and the CLI's depend on it).
+
+    Upward from the config's folder: the nearest folder that already holds
+    ``.deploy/state.sqlite3`` (so stores made before keep working), else the project's top
+    (the nearest folder holding ``.git`` or a pytest ini file); without either, ``rootdir``,
+    as before. The walk never goes into the home folder or the temp folder (a stray store
+    there is nobody's project), unless the config itself is there."""
+    import tempfile
+
+    start = Path(config_path).absolute().parent
+    stops = {Path.home().absolute(), Path(tempfile.gettempdir()).absolute()}
+    for folder in (start, *start.parents):
+        if folder != start and (folder in stops or folder == Path(folder.anchor)):
+            break
+        if default_store_path(folder).is_file() or any(
+            (folder / marker).exists() for marker in HOME_MARKERS
+        ):
+            return folder
+    return Path(rootdir)
 
 
 def store_url(option: str | None, ini: str | None) -> str | None:
