@@ -327,6 +327,11 @@ class StepItem(DeployItem):
                     f"{step.kind} command of group {step.group.name} could not run: {err}."
                 )
             ) from None
+        finally:
+            if one_transaction:
+                from deploy_plugin.psql import drop_ledger_sql
+
+                drop_ledger_sql(env)
 
     def atomic_under_psql(self) -> str | None:
         """None when this step is a tracked migration that psql applies in one transaction

@@ -48,17 +48,41 @@ def uses_ledger(group: Group) -> bool:
 
 def psql_ledger(group: Group) -> bool:
     """Whether the group's files are applied by psql in one transaction with their ledger
-    row (:mod:`deploy_plugin.psql`), connecting with the group's ``database_url_env``
-    (``$DATABASE_URL`` by default): then that database's ledger tells whether a file went
-    through, and a file it holds is never applied again. Its pending set still comes from
+    row (:mod:`deploy_plugin.psql`): psql found on PATH, the file given as ``-f {file}``,
+    connecting with the group's ``database_url_env`` (``$DATABASE_URL`` by default): then
+    that database's ledger tells whether a file went through (unless the file is marked
+    ``-- deploy:no-transaction``: see :func:`guarded`), and a file it holds is never applied
+    again. Its pending set still comes from
     the history: files applied before pytest-deploy wrote their ledger rows have none."""
     from deploy_plugin.psql import runs_psql_from_path
 
     command = group.deploy_command
     if not group.track_migrations or command is None or not runs_psql_from_path(command):
         return False
+    if not _PSQL_FILE_ARG.search(command):
+        return False  # psql does not name the file (stdin, a script): no ledger row
     var = group.database_url_env
     return re.search(r"\$(?:" + var + r"(?!\w)|\{" + var + r"\})", command) is not None
+
+
+def guarded(group: Group, root: Path, rel: str) -> bool:
+    """Whether psql applied ``rel`` with its ledger row in the same transaction, so the
+    ledger alone settles a run killed under it: a :func:`psql_ledger` group, and the file
+    not marked ``-- deploy:no-transaction`` (no ``-1``, no row)."""
+    from deploy_plugin.migrate.statements import no_transaction
+
+    if not psql_ledger(group):
+        return False
+    try:
+        text = (root / rel).read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return False
+    return not no_transaction(text)
+
+
+#: psql names the step's file as its -f argument (what the -1 wrapper matches): the only way
+#: the wrapper's ledger row goes into the file's transaction.
+_PSQL_FILE_ARG = re.compile(r"(?:\s-f\s*|\s--file[=\s])\{file\}")
 
 
 @dataclass(frozen=True)

@@ -336,7 +336,7 @@ class PreflightItem(DeployItem):
         """Settle a psql-applied file left in doubt from its database's ledger, whose row
         psql committed with the file or not at all; False when the database cannot tell
         (another client, no readable ledger)."""
-        from deploy_plugin.ledgers import psql_ledger
+        from deploy_plugin.ledgers import guarded
 
         deployment = self.deployment
         group = next(
@@ -347,8 +347,10 @@ class PreflightItem(DeployItem):
             ),
             None,
         )
-        if group is None or not psql_ledger(group) or not deployment.database.known(group):
+        if group is None or not deployment.database.known(group):
             return False
+        if not guarded(group, deployment.config.root, intent.file):
+            return False  # no ledger row went with it: the database cannot tell
         row = deployment.database.row(group, intent.file)
         where = deployment.database.reads[group.name].where
         died = (

@@ -106,6 +106,7 @@ def ledger_env(psqlrc_dir: Path, *, root: Path, rel: str, sql: str) -> dict[str,
     invocation that runs ``rel``, so the row commits with the file or not at all."""
     folder = psqlrc_dir / "ledger"
     folder.mkdir(parents=True, exist_ok=True)
+    # a name of its own (targets deploy in parallel under xdist); the step removes it after
     path = folder / f"{hashlib.sha256(sql.encode()).hexdigest()[:20]}.sql"
     _write_atomically(path, sql, mode=0o600)
     return {
@@ -121,3 +122,13 @@ def _write_atomically(path: Path, text: str, mode: int = 0o644) -> None:
     temp.write_text(text, encoding="utf-8")
     temp.chmod(mode)
     os.replace(temp, path)
+
+
+def drop_ledger_sql(env: Mapping[str, str]) -> None:
+    """Remove the ledger SQL file :func:`ledger_env` wrote for one step (after it ran)."""
+    path = env.get("PYTEST_DEPLOY_LEDGER_SQL")
+    if path:
+        try:
+            os.unlink(path)
+        except OSError:
+            pass  # already gone, or the folder is read-only: nothing is lost either way

@@ -21,6 +21,7 @@ from deploy_plugin.config import DeployConfig, render_command
 from deploy_plugin.downs import Down, find_down, read_down, rollback_range, undoes_nothing
 from deploy_plugin.facts import monotonic_ms, who
 from deploy_plugin.items import DeployItem, skip
+from deploy_plugin.ledgers import guarded
 from deploy_plugin.messages import DeployFailure
 from deploy_plugin.plan import file_values, plan_group
 from deploy_plugin.runtime import Deployment
@@ -184,16 +185,35 @@ class RollbackItem(DeployItem):
         deployment, rel = self.deployment, self.file or ""
         assert self.down is not None and self.command is not None
         self.log_path = deployment.log_path(self)
-        result = run_command(
-            self.command,
-            cwd=deployment.config.root,
-            env=deployment.env,
-            masker=deployment.masker,
-            timeout=None,
-            log_path=self.log_path,
-            psqlrc_dir=deployment.session.rootdir / ".deploy" / "psql",
-            groups=deployment.lock,
-        )
+        psqlrc_dir = deployment.session.rootdir / ".deploy" / "psql"
+        env, one = deployment.env, False
+        group = deployment.config.group(self.group_name or "")
+        if group is not None and guarded(group, deployment.config.root, self.down.file):
+            # the up's ledger row goes in the down's own psql transaction (DESIGN §5)
+            from deploy_plugin.migrate.ledger import psql_forget_sql
+            from deploy_plugin.psql import ledger_env
+
+            sql = psql_forget_sql(deployment.project, deployment.target.name, rel)
+            root = deployment.config.root
+            env = {**env, **ledger_env(psqlrc_dir, root=root, rel=self.down.file, sql=sql)}
+            one = True
+        try:
+            result = run_command(
+                self.command,
+                cwd=deployment.config.root,
+                env=env,
+                masker=deployment.masker,
+                timeout=None,
+                log_path=self.log_path,
+                psqlrc_dir=psqlrc_dir,
+                psql_single_transaction=one,
+                groups=deployment.lock,
+            )
+        finally:
+            if one:
+                from deploy_plugin.psql import drop_ledger_sql
+
+                drop_ledger_sql(env)
         self.output = result.tail
         self.log_path = result.log_path  # None when the command printed nothing
         if not result.ok:

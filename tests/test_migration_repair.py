@@ -470,3 +470,27 @@ def test_a_lost_ledger_stops_the_run_until_mark_applied(
     deploy(pytester).assert_outcomes(passed=4, skipped=3)
     with sqlite3.connect(shop / "shop.sqlite3") as conn:
         assert conn.execute("SELECT count(*) FROM items").fetchone() == (1,)  # 002 ran once
+
+
+def test_mark_applied_that_cannot_write_the_ledger_says_so(
+    pytester: pytest.Pytester, cli: Run
+) -> None:
+    """The history has the file, the target's ledger lost it, and this CLI has no database
+    URL (a CI secret handed to pytest only): mark-applied cannot do the repair the
+    preflight asked for, so it says so (exit 2, nothing changed) instead of "already
+    applied; nothing changed" with exit 0."""
+    pytester.makeini("[pytest]\n")
+    (pytester.path / "migrations").mkdir()
+    (pytester.path / "migrations" / "001_items.sql").write_text(FILES["001_items.sql"])
+    (pytester.path / "deploy.yaml").write_text(
+        "project: shop\ntargets: {local: {}}\ngroups:\n"
+        "  - {name: migrations, order: 1, file_patterns: ['migrations/*.sql']}\n"
+    )
+    deploy(pytester, "--deploy-env=DATABASE_URL=sqlite:///shop.sqlite3").assert_outcomes(passed=5)
+    with sqlite3.connect(pytester.path / "shop.sqlite3") as conn:
+        conn.execute("DROP TABLE pytest_deploy_applied")
+    before = store_bytes(pytester.path)
+    code, _, err = cli("migration", "mark-applied", "shop", ITEMS, "-t", "local")
+    assert code == 2, err
+    assert "cannot write" in err and "DATABASE_URL" in err and "Nothing changed" in err
+    assert store_bytes(pytester.path) == before

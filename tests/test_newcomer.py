@@ -694,3 +694,43 @@ def test_the_embedded_store_is_one_place_whatever_the_current_folder(
     assert run.returncode == 0, run.stdout + run.stderr
     other = repo / "deploy" if not existing else repo
     assert not (other / ".deploy" / "state.sqlite3").exists()
+
+
+def test_store_home_prefers_an_existing_store_above_a_nested_package(tmp_path) -> None:
+    """An existing store above a nested package's own pyproject.toml is still the store
+    (markers never hide one); a pyproject.toml without pytest's section is no top."""
+    from deploy_plugin.store import default_store_path, open_store, store_home
+
+    repo = tmp_path / "repo"
+    (repo / ".git").mkdir(parents=True)
+    config = repo / "services" / "api" / "deploy" / "deploy.yaml"
+    config.parent.mkdir(parents=True)
+    config.write_text(STORE_HOME_CONFIG)
+    (repo / "services" / "api" / "pyproject.toml").write_text("[project]\nname = 'api'\n")
+    assert store_home(config, tmp_path) == repo  # the repository, not the package
+    (repo / "services" / "api" / "pyproject.toml").write_text("[tool.pytest.ini_options]\n")
+    assert store_home(config, tmp_path) == repo / "services" / "api"
+    store = open_store(None, repo)
+    assert store is not None and default_store_path(repo).is_file()
+    store.close()
+    assert store_home(config, tmp_path) == repo  # the existing store wins
+
+
+def test_the_cli_uses_the_named_projects_store(tmp_path, monkeypatch) -> None:
+    """From a folder above two repositories, `env set a ...` writes project a's store
+    (a/.deploy), where pytest run in a/ reads it, never a third store in the folder above."""
+    import io
+    import sys
+
+    from deploy_plugin.cli import main
+    from deploy_plugin.store import default_store_path
+
+    for name in ("a", "b"):
+        (tmp_path / name / ".git").mkdir(parents=True)
+        (tmp_path / name / "deploy.yaml").write_text(STORE_HOME_CONFIG.replace("one", name))
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("DEPLOY_STORE_URL", raising=False)
+    monkeypatch.setattr(sys, "stdin", io.StringIO("value-for-a"))
+    assert main(["env", "set", "a", "FOO", "-", "--target", "t"]) == 0
+    assert default_store_path(tmp_path / "a").is_file()
+    assert not default_store_path(tmp_path).exists()

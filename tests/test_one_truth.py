@@ -304,3 +304,72 @@ def test_an_in_memory_sqlite_target_is_refused_before_anything_runs(tmp_path: Pa
         assert "migrations-drift failed" in result.output, result
         assert_no_traceback(result.output)
     assert history(project, None) == {}
+
+
+# --------------------------------------------------------------------------- review findings
+
+
+def test_a_psql_file_rolled_back_is_applied_again(tmp_path: Path, db: tuple[str, str]) -> None:
+    """The down of a psql-applied file removes its ledger row in the down's own psql
+    transaction: the next deployment applies the file again (it was skipped "per the
+    ledger", and its history rewritten to success)."""
+    name, url = db
+    group = migrations_group(
+        deploy_command='psql "$DATABASE_URL" -q -f {file}', down_file="rollbacks/{stem}.sql"
+    )
+    project = make_project(tmp_path, {"001_a.sql": "CREATE TABLE a (id int);\n"}, group)
+    (project / "rollbacks").mkdir()
+    (project / "rollbacks" / "001_a.sql").write_text("DROP TABLE a;\n")
+    assert run(project, database=url).returncode == 0
+    assert ledger_files(name) == ["migrations/001_a.sql"]
+    rolled = run(project, "--deploy-rollback=1", database=url)
+    assert rolled.returncode == 0, rolled
+    assert ledger_files(name) == [] and not table_exists(name, "a")
+    again = run(project, database=url)
+    assert again.returncode == 0, again
+    assert table_exists(name, "a")
+    assert ledger_files(name) == ["migrations/001_a.sql"]
+    assert not list((project / ".deploy" / "psql").glob("ledger/*.sql"))  # removed after use
+
+
+@pytest.mark.parametrize(
+    ("command", "marker"),
+    [
+        ('psql "$DATABASE_URL" -q < {file} && kill -9 $PPID', ""),
+        ('psql "$DATABASE_URL" -q -f {file} && kill -9 $PPID', "-- deploy:no-transaction\n"),
+    ],
+    ids=["stdin", "no-transaction"],
+)
+def test_an_intent_the_ledger_cannot_settle_stays_in_doubt(
+    tmp_path: Path, db: tuple[str, str], command: str, marker: str
+) -> None:
+    """Where psql ran the file without its ledger row (the file on stdin, or marked
+    no-transaction), the database cannot tell: the intent is never settled from the ledger
+    (it would apply the file twice); the run stops "in doubt" as before."""
+    name, url = db
+    sql = marker + "CREATE TABLE log (id int);\n"
+    project = make_project(tmp_path, {"001_a.sql": sql}, migrations_group(deploy_command=command))
+    assert run(project, database=url).returncode != 0  # killed after psql committed
+    assert table_exists(name, "log")
+    again = run(project, database=url)
+    assert again.returncode == 1, again
+    assert "a migration is in doubt: migrations/001_a.sql" in again.output, again
+
+
+def test_a_ledger_that_cannot_be_read_is_one_paragraph(
+    tmp_path: Path, db: tuple[str, str]
+) -> None:
+    name, url = db
+    with psycopg.connect(database_url(name), autocommit=True) as conn:
+        conn.execute("CREATE SCHEMA pytest_deploy")
+        conn.execute(
+            "CREATE VIEW pytest_deploy.applied AS SELECT 'p'::text AS project, 't'::text AS"
+            " target, 'f'::text AS file, 'c'::text AS checksum, now() AS applied_at,"
+            " 'x'::text AS applied_by WHERE 1 / 0 = 1"
+        )
+    project = make_project(tmp_path, FILES)
+    dry = run(project, "--dry-run", database=url)
+    assert dry.returncode == 1, dry
+    assert "cannot read the ledger pytest_deploy.applied" in dry.output, dry
+    assert_no_traceback(dry.output)
+    assert_no_secret(dry.output)

@@ -207,14 +207,24 @@ class Context:
     def store_home(self) -> Path:
         """The embedded store's folder: where the configs found here keep it
         (:func:`deploy_plugin.store.store_home`: the same whatever the current directory,
-        as for pytest), else the rootdir. Configs that disagree keep the rootdir's."""
+        as for pytest), else the rootdir: the named project's config when there is one,
+        else every config found here, which must agree (UsageProblem otherwise)."""
         if self._home is None:
             try:
                 entries = self.entries()
             except UsageProblem:
                 entries = []
-            homes = {store_home(e.path, self.rootdir) for e in entries}
-            self._home = homes.pop() if len(homes) == 1 else self.rootdir
+            named = getattr(self.args, "project", None)
+            mine = [e for e in entries if e.project == named] or entries
+            homes = {store_home(e.path, self.rootdir) for e in mine}
+            if len(homes) > 1:
+                raise UsageProblem(
+                    "The configs found here keep their stores in different places ("
+                    + ", ".join(sorted(str(default_store_path(h)) for h in homes))
+                    + "): run the command in one project's folder, or name the project."
+                    " Nothing changed."
+                )
+            self._home = homes.pop() if homes else self.rootdir
         return self._home
 
     def store(self, *, create: bool = False) -> Store | None:

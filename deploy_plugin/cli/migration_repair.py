@@ -97,6 +97,12 @@ def run_mark_applied(ctx: Context) -> int:
         )
     group = config.group(item.group)
     url, unset = _ledger_url_or_why(ctx, project, config, target, group)
+    if unset and state == "applied":  # the history has it: only the ledger could change
+        raise UsageProblem(
+            f"{item.file} is already recorded as applied to {target} in the history; what"
+            f" can lack it is the target database's ledger, which this command cannot write:"
+            f" {unset.split(': ', 1)[1]} Nothing changed."
+        )
     reason = " ".join((args.reason or "").split()) or None
     new = MigrationRecord(
         file=item.file, checksum=item.checksum, applied_at=utcnow(), applied_by=who(),

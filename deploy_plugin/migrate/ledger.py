@@ -259,16 +259,24 @@ def read_ledger(
             raise ConnectError(
                 f"cannot read the ledger of {where}{origin}: {redact_url(reason)}"
             ) from None
-        with conn:
-            found = conn.execute(f"SELECT to_regclass('{PG_TABLE}')").fetchone()
-            if found is None or found[0] is None:
-                return LedgerRead({}, where, PG_TABLE)
-            cursor = conn.execute(
-                f"SELECT file, checksum, applied_at, applied_by FROM {PG_TABLE}"
-                " WHERE project = %s AND target = %s",
-                (project, target),
-            )
-            return LedgerRead(_rows(cursor), where, PG_TABLE)
+        try:
+            with conn:
+                found = conn.execute(f"SELECT to_regclass('{PG_TABLE}')").fetchone()
+                if found is None or found[0] is None:
+                    return LedgerRead({}, where, PG_TABLE)
+                cursor = conn.execute(
+                    f"SELECT file, checksum, applied_at, applied_by FROM {PG_TABLE}"
+                    " WHERE project = %s AND target = %s",
+                    (project, target),
+                )
+                return LedgerRead(_rows(cursor), where, PG_TABLE)
+        except psycopg.Error as err:  # e.g. no USAGE on its schema: one paragraph
+            reason = " ".join(str(err).split())
+            raise ConnectError(
+                f"cannot read the ledger {PG_TABLE} of {where}{origin}: {redact_url(reason)}."
+                " The deploying user needs to read it (GRANT USAGE ON SCHEMA pytest_deploy,"
+                f" SELECT ON {PG_TABLE})"
+            ) from None
     if scheme == "sqlite":
         rest = url.split("://", 1)[1].split("?", 1)[0]
         name = rest[1:] if rest.startswith("/") else ""
@@ -338,6 +346,29 @@ def psql_guard_sql(project: str, target: str, file: str, checksum: str, applied_
         f"INSERT INTO {PG_TABLE} (project, target, file, checksum, applied_by) VALUES"
         f" ({literal(project)}, {literal(target)}, {literal(file)}, {literal(checksum)},"
         f" {literal(applied_by)});\n"
+    )
+
+
+def psql_forget_sql(project: str, target: str, file: str) -> str:
+    """The removal of ``file``'s ledger row, run first in the psql ``-1`` transaction of its
+    down (a rollback through a psql ``deploy_command``): the row goes with the down or not
+    at all, so a rolled-back file is pending again, never skipped as applied."""
+    values = (project, target, file)
+    while True:
+        tag, body = "pd" + secrets.token_hex(6), "pdb" + secrets.token_hex(6)
+        if not any(t in v for v in values for t in (tag, body)):
+            break
+
+    def literal(value: str) -> str:
+        return f"${tag}${value}${tag}$"
+
+    return (
+        "-- pytest-deploy: this rollback removes the migration's ledger row, in psql's -1"
+        " transaction\n"
+        f"DO ${body}$ BEGIN IF to_regclass('{PG_TABLE}') IS NOT NULL THEN\n"
+        f"  DELETE FROM {PG_TABLE} WHERE project = {literal(project)}"
+        f" AND target = {literal(target)} AND file = {literal(file)};\n"
+        f"END IF; END ${body}$;\n"
     )
 
 

@@ -79,8 +79,32 @@ def default_store_path(rootdir: Path) -> Path:
     return Path(rootdir) / STORE_FOLDER / STORE_FILE
 
 
-#: What marks a project's top folder: a repository, or one of pytest's ini files.
-HOME_MARKERS = (".git", "pytest.ini", "pyproject.toml", "tox.ini", "setup.cfg")
+#: What marks a project's top folder: a repository, or a file holding pytest's settings
+#: (a pyproject.toml, tox.ini or setup.cfg only with its pytest section, as pytest reads them).
+HOME_MARKERS = {
+    ".git": None,
+    "pytest.ini": None,
+    ".pytest.ini": None,
+    "pytest.toml": None,
+    "pyproject.toml": "[tool.pytest",
+    "tox.ini": "[pytest]",
+    "setup.cfg": "[tool:pytest]",
+}
+
+
+def _is_top(folder: Path) -> bool:
+    for name, section in HOME_MARKERS.items():
+        path = folder / name
+        if not path.exists():
+            continue
+        if section is None:
+            return True
+        try:
+            if section in path.read_text(encoding="utf-8", errors="replace"):
+                return True
+        except OSError:
+            continue
+    return False
 
 
 def store_home(config_path: Path, rootdir: Path) -> Path:
@@ -88,20 +112,25 @@ def store_home(config_path: Path, rootdir: Path) -> Path:
     whatever the current directory (pytest's rootdir and the CLI's depend on it).
 
     Upward from the config's folder: the nearest folder that already holds
-    ``.deploy/state.sqlite3`` (so stores made before keep working), else the project's top
-    (the nearest folder holding ``.git`` or a pytest ini file); without either, ``rootdir``,
-    as before. The walk never goes into the home folder or the temp folder (a stray store
-    there is nobody's project), unless the config itself is there."""
+    ``.deploy/state.sqlite3`` (so stores made before keep working, even above a nested
+    package's own markers); else the project's top (the nearest folder holding ``.git`` or
+    pytest's settings); without either, ``rootdir``, as before. The walk never goes into
+    the home folder or the temp folder (a stray store there is nobody's project), unless
+    the config itself is there."""
     import tempfile
 
     start = Path(config_path).absolute().parent
     stops = {Path.home().absolute(), Path(tempfile.gettempdir()).absolute()}
+    folders = []
     for folder in (start, *start.parents):
         if folder != start and (folder in stops or folder == Path(folder.anchor)):
             break
-        if default_store_path(folder).is_file() or any(
-            (folder / marker).exists() for marker in HOME_MARKERS
-        ):
+        folders.append(folder)
+    for folder in folders:
+        if default_store_path(folder).is_file():
+            return folder
+    for folder in folders:
+        if _is_top(folder):
             return folder
     return Path(rootdir)
 
