@@ -348,6 +348,9 @@ def read_ledgers(d: Deployment, groups: Iterable[Group]) -> tuple[list[str], lis
 
 
 def _reapply(d: Deployment, lacking: list[Lacking], warnings: list[str]) -> None:
+    """Stop with the paragraph naming what the database lacks; with
+    --deploy-reapply-missing, remember those files (each gets a ``reapply`` audit row when
+    applied) and warn."""
     store = d.session.open_store_or_none()
     where = store.describe() if store is not None else "(none)"
     if not d.session.options.reapply_missing:
@@ -372,16 +375,10 @@ def reconcile(d: Deployment, runner: Any, group: Group) -> None:
     d.database.remember(
         group, runner.ledger.rows(), redact_url(runner.executor.url), runner.ledger.table
     )
-    if d.session.options.reapply_missing:
-        return
     files = next((p.files for p in d.plans if p.group is group), ())
     missing = d.database.lacking(group, files, d.applied())
-    if missing.files:
-        store = d.session.open_store_or_none()
-        where = store.describe() if store is not None else "(none)"
-        raise DeployFailure(
-            d.masker.mask(lacking_paragraph([missing], d.project, d.target.name, where))
-        )
+    if missing.files:  # refused, or (--deploy-reapply-missing) applied again, audited
+        _reapply(d, [missing], [])
 
 
 def audit_reapplied(d: Deployment, rel: str) -> None:

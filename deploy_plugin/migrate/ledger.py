@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 import secrets
 import sqlite3
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -39,6 +39,13 @@ _SQLITE_CREATE = (
     " project TEXT NOT NULL, target TEXT NOT NULL, file TEXT NOT NULL,"
     " checksum TEXT NOT NULL, applied_at TEXT NOT NULL, applied_by TEXT,"
     " PRIMARY KEY (project, target, file))"
+)
+
+
+#: The ledger rows of one project and target (``mark``: the driver's placeholder).
+_SELECT_ROWS = (
+    "SELECT file, checksum, applied_at, applied_by FROM {table}"
+    " WHERE project = {mark} AND target = {mark}"
 )
 
 
@@ -98,16 +105,14 @@ class Ledger:
                 return {}
             self._ready = True  # it exists: ensure() need not look again
             cursor = conn.execute(
-                f"SELECT file, checksum, applied_at, applied_by FROM {PG_TABLE}"
-                " WHERE project = %s AND target = %s",
+                _SELECT_ROWS.format(table=PG_TABLE, mark="%s"),
                 (self.project, self.target),
             )
         else:
             if not self.exists():
                 return {}
             cursor = conn.execute(
-                f"SELECT file, checksum, applied_at, applied_by FROM {SQLITE_TABLE}"
-                " WHERE project = ? AND target = ?",
+                _SELECT_ROWS.format(table=SQLITE_TABLE, mark="?"),
                 (self.project, self.target),
             )
         return _rows(cursor)
@@ -265,8 +270,7 @@ def read_ledger(
                 if found is None or found[0] is None:
                     return LedgerRead({}, where, PG_TABLE)
                 cursor = conn.execute(
-                    f"SELECT file, checksum, applied_at, applied_by FROM {PG_TABLE}"
-                    " WHERE project = %s AND target = %s",
+                    _SELECT_ROWS.format(table=PG_TABLE, mark="%s"),
                     (project, target),
                 )
                 return LedgerRead(_rows(cursor), where, PG_TABLE)
@@ -295,8 +299,7 @@ def read_ledger(
                 if table is None:
                     return LedgerRead({}, where, SQLITE_TABLE)
                 rows = lite.execute(
-                    f"SELECT file, checksum, applied_at, applied_by FROM {SQLITE_TABLE}"
-                    " WHERE project = ? AND target = ?",
+                    _SELECT_ROWS.format(table=SQLITE_TABLE, mark="?"),
                     (project, target),
                 )
                 return LedgerRead(_rows(rows), where, SQLITE_TABLE)
@@ -313,20 +316,28 @@ def _rows(cursor: Any) -> dict[str, LedgerRow]:
     return {row[0]: LedgerRow(row[0], row[1], _utc(row[2]), row[3]) for row in cursor}
 
 
-def psql_guard_sql(project: str, target: str, file: str, checksum: str, applied_by: str) -> str:
-    """The ledger row of a file psql applies, as SQL run first in psql's own ``-1``
-    transaction (before the file): the row commits with the file or not at all, so after a
-    SIGTERM or kill -9 the database tells whether the file went through. Creates the ledger
-    when missing (serialised by a transaction-level advisory lock: files applied in
-    parallel may both find it missing); refuses a file the ledger already records."""
-    values = (project, target, file, checksum, applied_by)
-    while True:  # dollar-quote tags no value holds: right whatever standard_conforming_strings
+def _dollar_quoting(*values: str) -> tuple[Callable[[str], str], str]:
+    """(a function quoting one of ``values`` as a dollar-quoted literal, a tag for a DO
+    body): random tags that no value holds, so the SQL is right whatever the server's
+    standard_conforming_strings and whatever a file name holds."""
+    while True:
         tag, body = "pd" + secrets.token_hex(6), "pdb" + secrets.token_hex(6)
         if not any(t in v for v in values for t in (tag, body)):
             break
 
     def literal(value: str) -> str:
         return f"${tag}${value}${tag}$"
+
+    return literal, body
+
+
+def psql_guard_sql(project: str, target: str, file: str, checksum: str, applied_by: str) -> str:
+    """The ledger row of a file psql applies, as SQL run first in psql's own ``-1``
+    transaction (before the file): the row commits with the file or not at all, so after a
+    SIGTERM or kill -9 the database tells whether the file went through. Creates the ledger
+    when missing (serialised by a transaction-level advisory lock: files applied in
+    parallel may both find it missing); refuses a file the ledger already records."""
+    literal, body = _dollar_quoting(project, target, file, checksum, applied_by)
 
     where = (
         f"project = {literal(project)} AND target = {literal(target)} AND file = {literal(file)}"
@@ -353,14 +364,7 @@ def psql_forget_sql(project: str, target: str, file: str) -> str:
     """The removal of ``file``'s ledger row, run first in the psql ``-1`` transaction of its
     down (a rollback through a psql ``deploy_command``): the row goes with the down or not
     at all, so a rolled-back file is pending again, never skipped as applied."""
-    values = (project, target, file)
-    while True:
-        tag, body = "pd" + secrets.token_hex(6), "pdb" + secrets.token_hex(6)
-        if not any(t in v for v in values for t in (tag, body)):
-            break
-
-    def literal(value: str) -> str:
-        return f"${tag}${value}${tag}$"
+    literal, body = _dollar_quoting(project, target, file)
 
     return (
         "-- pytest-deploy: this rollback removes the migration's ledger row, in psql's -1"
