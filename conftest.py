@@ -10,6 +10,6 @@ deployments of this repository.
 import jsonschema  # noqa: F401
 import requests  # noqa: F401
 
-import deploy_plugin.health  # noqa: F401
+import deploy_plugin.engine.health  # noqa: F401
 
 collect_ignore = ["tests/data"]

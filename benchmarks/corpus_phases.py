@@ -110,7 +110,7 @@ OWN: list[tuple[str, float]] = []
 
 def _timed_runtest(item: pytest.Item) -> None:
     """Time the item's ``runtest`` by wrapping it (not with a ``pytest_runtest_call`` hook,
-    which would turn pytest-deploy's short protocol off: deploy_plugin/protocol.py)."""
+    which would turn pytest-deploy's short protocol off: deploy_plugin/plugin/protocol.py)."""
     runtest = item.runtest
 
     def timed() -> None:

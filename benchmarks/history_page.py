@@ -30,7 +30,7 @@ import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from deploy_plugin.html import write_history_page
+from deploy_plugin.report.html import write_history_page
 from deploy_plugin.store import open_store
 from deploy_plugin.store.records import MigrationRecord
 

@@ -72,7 +72,8 @@ def third_party(path: Path, top: str) -> bool:
     for node in ast.walk(tree):
         if isinstance(node, ast.Import) and any(a.name.split(".")[0] == top for a in node.names):
             return True
-        if isinstance(node, ast.ImportFrom) and not node.level and (node.module or "").split(".")[0] == top:
+        module = node.module or "" if isinstance(node, ast.ImportFrom) else ""
+        if isinstance(node, ast.ImportFrom) and not node.level and module.split(".")[0] == top:
             return True
     return False
 
@@ -154,7 +155,9 @@ def main() -> int:
                 pkg_edges[a].add(b)
     for package in sorted(per_package):
         print(f"  {package} -> {', '.join(sorted(pkg_edges.get(package, ()))) or '-'}")
-    pytest_users = sorted(n for n, p in known.items() if third_party(p, "pytest") or third_party(p, "_pytest"))
+    pytest_users = sorted(
+        n for n, p in known.items() if third_party(p, "pytest") or third_party(p, "_pytest")
+    )
     print(f"modules importing pytest: {len(pytest_users)}")
     found = cycles(edges)
     print(f"module import cycles: {len(found)}")

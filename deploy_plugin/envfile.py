@@ -68,9 +68,9 @@ def read_env_file(path: str | Path) -> dict[str, str]:
 def _unpassable(name: str, value: str) -> str | None:
     """Why no process could be given ``name=value`` in its environment (None: it can).
 
-    The same limits :mod:`deploy_plugin.shell` enforces at each step, found here before
+    The same limits :mod:`deploy_plugin.engine.shell` enforces at each step, found here before
     the first step, so a bad file runs nothing."""
-    from deploy_plugin.shell import MAX_ARG_CHARS
+    from deploy_plugin.engine.shell import MAX_ARG_CHARS
 
     if "\0" in value:
         return "holds a NUL byte, which no process environment can carry"

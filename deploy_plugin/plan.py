@@ -250,10 +250,11 @@ def read_small_file(path: Path | str) -> bytes:
 
 def file_checksum(path: Path) -> str:
     """SHA-256 of a file's bytes with CRLF normalised to LF (line endings alone are no drift);
-    of its up section only when it is in dbmate's format (see :mod:`deploy_plugin.downs`)."""
+    of its up section only when it is in dbmate's format (see
+    :mod:`deploy_plugin.migrate.downs`)."""
     data = read_small_file(path)
     if b"migrate:" in data:
-        from deploy_plugin.downs import checksum_bytes
+        from deploy_plugin.migrate.downs import checksum_bytes
 
         return checksum_bytes(data)
     return hashlib.sha256(data.replace(b"\r\n", b"\n")).hexdigest()

@@ -21,7 +21,7 @@ store that made it (its ``store_id`` is MAC'd and compared first).
 
 Applying it checks the store id and the MACs (:func:`integrity_problems`), then compares
 the facts with the run's own (:func:`differences`) and refuses on any difference, naming
-each one. Pure: it knows no pytest and no store (the glue in :mod:`deploy_plugin.plan_glue`
+each one. Pure: it knows no pytest and no store (the glue in :mod:`deploy_plugin.plugin.plans`
 gathers the facts and the keys).
 """
 

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from deploy_plugin.engine.shell import MAX_ARG_CHARS, CommandRefused, run_command
 from deploy_plugin.secrets import Masker
-from deploy_plugin.shell import MAX_ARG_CHARS, CommandRefused, run_command
 
 
 def project(pytester: pytest.Pytester, command: str = "echo hi", **group: object) -> None:

@@ -10,7 +10,7 @@ import psycopg
 import pytest
 
 from deploy_plugin.config import load_config
-from deploy_plugin.downs import Down, checksum_bytes, find_down, read_down, up_bytes
+from deploy_plugin.migrate.downs import Down, checksum_bytes, find_down, read_down, up_bytes
 from deploy_plugin.plan import file_checksum
 from tests.projects import write_project
 

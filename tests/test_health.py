@@ -7,7 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from deploy_plugin.health import HealthResult, poll_health
+from deploy_plugin.engine.health import HealthResult, poll_health
 from tests.httpserver import HTTPTestServer, closed_port
 
 # Every bound below is loose: it only proves the poll stops at its deadline, not how fast.

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from deploy_plugin.html import write_history_page
+from deploy_plugin.report.html import write_history_page
 from deploy_plugin.store import open_store
 from tests.history_site import (
     CLI_SECRET,

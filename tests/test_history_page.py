@@ -223,7 +223,7 @@ def test_a_smoke_test_step_is_named_and_gantt_labels_carry_the_group(
 ) -> None:
     """A smoke test's node id is file::test (no config::target): its row is named by the
     test (before: an empty cell); a deployment step's label names its group."""
-    from deploy_plugin.html import write_history_page
+    from deploy_plugin.report.html import write_history_page
     from deploy_plugin.store import open_store
 
     (tmp_path / "pytest.ini").write_text("[pytest]\n")
@@ -265,7 +265,7 @@ def kinds(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (the newest, after the rollback: the rollback is the target's last)."""
     from datetime import datetime, timedelta, timezone
 
-    from deploy_plugin.html import write_history_page
+    from deploy_plugin.report.html import write_history_page
 
     root = tmp_path_factory.mktemp("kinds")
     (root / "pytest.ini").write_text("[pytest]\n")

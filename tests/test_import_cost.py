@@ -19,15 +19,15 @@ from tests.projects import write_project
 
 # what only a deployment needs: a run without a target must not import them
 DEPLOYING = (
-    "deploy_plugin.runtime",
-    "deploy_plugin.items",
-    "deploy_plugin.preflight",
+    "deploy_plugin.engine.runtime",
+    "deploy_plugin.plugin.items",
+    "deploy_plugin.plugin.preflight",
     "deploy_plugin.plan",
-    "deploy_plugin.shell",
+    "deploy_plugin.engine.shell",
     "deploy_plugin.secrets",
     "deploy_plugin.store.base",
-    "deploy_plugin.report",
-    "deploy_plugin.downs",
+    "deploy_plugin.report.summary",
+    "deploy_plugin.migrate.downs",
     "psycopg",
 )
 
@@ -105,4 +105,9 @@ def test_a_target_loads_what_deploys(pytester) -> None:  # noqa: ANN001
     write_project(pytester, {"groups": [{"name": "g", "order": 1, "deploy_command": "true"}]})
     code, loaded = loaded_by(pytester.path, "--deploy-target=t")
     assert code == 0
-    assert {"deploy_plugin.runtime", "deploy_plugin.items", "deploy_plugin.store.base"} <= loaded
+    expected = {
+        "deploy_plugin.engine.runtime",
+        "deploy_plugin.plugin.items",
+        "deploy_plugin.store.base",
+    }
+    assert expected <= loaded

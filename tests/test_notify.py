@@ -118,7 +118,7 @@ def test_json_stays_the_default_format(pytester: pytest.Pytester, http_server) -
 def test_slack_escapes_its_control_characters_and_masks_each_text() -> None:
     """A step message saying ``<!channel>`` must not ping a channel; a long one is cut to
     Slack's section limit; a secret is masked in every field."""
-    from deploy_plugin.notify_format import slack_message
+    from deploy_plugin.notify.format import slack_message
 
     report = {
         "project": "p", "target": "t", "status": "failure", "duration_ms": 61_500,

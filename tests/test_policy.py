@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from deploy_plugin.policy import LOCK_LOST, StepId, StopPolicy
+from deploy_plugin.engine.policy import LOCK_LOST, StepId, StopPolicy
 
 PRE = StepId("c::t::preflight::env", "preflight")
 PRE2 = StepId("c::t::preflight::files", "preflight")

@@ -67,7 +67,7 @@ def test_a_refused_run_is_recorded_as_refused_never_as_the_latest(
     """Issue 21 #6: a protected target without --yes, or a run refused by the lock, ran
     nothing: the store records it as ``refused``, and ``deploy status`` and the history page
     still show the last real deployment as the target's state."""
-    from deploy_plugin.html.model import build_page
+    from deploy_plugin.report.html.model import build_page
     from deploy_plugin.store import open_store
 
     project.runpytest("--deploy-target=prod", "--yes", "-p", "no:cacheprovider").assert_outcomes(

@@ -1,4 +1,4 @@
-"""The short item protocol (deploy_plugin/protocol.py, issue 14): steps in the middle of a
+"""The short item protocol (deploy_plugin/plugin/protocol.py, issue 14): steps in the middle of a
 group skip pytest's setup/call/teardown hooks, yet report exactly as pytest's protocol
 does; anyone implementing those hooks (or our per-step hooks) gets pytest's protocol."""
 

@@ -1,4 +1,5 @@
-"""What deploy_plugin/pytest_compat.py relies on in pytest: fails when a release changes it."""
+"""What deploy_plugin/plugin/pytest_compat.py relies on in pytest: fails when a release
+changes it."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Tests for deploy_plugin.shell: real bash processes, process groups and real psql."""
+"""Tests for deploy_plugin.engine.shell: real bash processes, process groups and real psql."""
 
 from __future__ import annotations
 
@@ -17,10 +17,10 @@ from pathlib import Path
 
 import pytest
 
-from deploy_plugin import shell
-from deploy_plugin.psql import psql_wrapped_env
+from deploy_plugin.engine import shell
+from deploy_plugin.engine.psql import psql_wrapped_env
+from deploy_plugin.engine.shell import TAIL_BYTES, CommandResult, run_command
 from deploy_plugin.secrets import Masker
-from deploy_plugin.shell import TAIL_BYTES, CommandResult, run_command
 
 PG_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/test"
 
@@ -224,7 +224,7 @@ def test_ctrl_c_terminates_the_process_group(tmp_path: Path, pids_to_kill) -> No
             import os, signal, sys
             from pathlib import Path
             from deploy_plugin.secrets import Masker
-            from deploy_plugin.shell import run_command
+            from deploy_plugin.engine.shell import run_command
 
             signal.signal(signal.SIGINT, signal.default_int_handler)
             command = "echo $$ > bash.pid; sleep 30 & echo $! > child.pid; wait"
@@ -559,7 +559,7 @@ def test_ctrl_c_right_after_the_process_starts_still_stops_it(tmp_path: Path) ->
             import os, signal, subprocess, sys, time
             from pathlib import Path
             from deploy_plugin.secrets import Masker
-            from deploy_plugin.shell import run_command
+            from deploy_plugin.engine.shell import run_command
 
             folder = Path(sys.argv[1])
             real = subprocess.Popen

@@ -12,7 +12,7 @@ from tests.projects import BARRIER, write_project
 def test_steps_record_their_start_and_parallel_ones_overlap(
     pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from deploy_plugin.html.gantt import layout_steps
+    from deploy_plugin.report.html.gantt import layout_steps
     from deploy_plugin.store import open_store
 
     monkeypatch.setenv("N", "2")

@@ -138,7 +138,7 @@ def test_the_scheduler_ends_a_started_deployment_and_moves_one_not_started(
     """The scheduler itself: of a crashed worker's units, the deployment it had started
     ends (its unfinished items are handed back as ended, never sent again); the one it
     had not started yet goes to another worker, whole."""
-    from deploy_plugin.distribution import make_scheduler
+    from deploy_plugin.plugin.xdist import make_scheduler
 
     write_config(
         pytester,

@@ -133,7 +133,7 @@ def load_entry(path: Path) -> ConfigEntry:
     if path.name == SCRIPT_NAME:
         config = script_config(path)
         return ConfigEntry(path, config.project, config, None)
-    from deploy_plugin.downs import tracked_files_problem
+    from deploy_plugin.migrate.downs import tracked_files_problem
     from deploy_plugin.plan import match_group
 
     try:

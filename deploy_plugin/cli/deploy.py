@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from deploy_plugin.options import DeployOptions
+from deploy_plugin.plugin.options import DeployOptions
 
 from .args import add_command, add_family, add_target_option, common_options
 from .context import Context, Project

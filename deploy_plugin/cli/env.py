@@ -10,8 +10,8 @@ import getpass
 import sys
 from typing import Any
 
+from deploy_plugin.engine.shell import MAX_ARG_CHARS
 from deploy_plugin.secrets import MIN_SECRET_LENGTH
-from deploy_plugin.shell import MAX_ARG_CHARS
 
 from .args import add_command, add_family, add_target_option, common_options
 from .context import Context, Project, check_var_name

@@ -98,7 +98,7 @@ def run_history(ctx: Context) -> int:
 
 def _write_html(ctx: Context, project: Project, target: str | None) -> int:
     """``history --html FILE``: the page of every target (or ``--target``)."""
-    from deploy_plugin.html import DEFAULT_LIMIT, write_history_page
+    from deploy_plugin.report.html import DEFAULT_LIMIT, write_history_page
 
     path = ctx.args.html
     store = ctx.store()

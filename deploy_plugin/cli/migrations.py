@@ -18,7 +18,6 @@ from typing import Any
 
 from deploy_plugin.config import DeployConfig
 from deploy_plugin.facts import iso_utc, who
-from deploy_plugin.options import DeployOptions
 from deploy_plugin.plan import (
     AppliedMigration,
     check_migrations,
@@ -26,6 +25,7 @@ from deploy_plugin.plan import (
     match_files,
     migration_state,
 )
+from deploy_plugin.plugin.options import DeployOptions
 from deploy_plugin.store.base import MigrationRecord
 from deploy_plugin.targets import resolve
 

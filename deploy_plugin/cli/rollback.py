@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from deploy_plugin.options import DeployOptions
+from deploy_plugin.plugin.options import DeployOptions
 
 from .args import add_target_option, positive_int
 from .context import Context

@@ -21,7 +21,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, TextIO
 
-from deploy_plugin.options import DeployOptions
+from deploy_plugin.plugin.options import DeployOptions
 
 from .context import Context
 from .output import FAILED, OK, USAGE, CliError, emit_json

@@ -1,6 +1,6 @@
 """The config a ``deploy.sh`` stands for in a folder without a config (DESIGN §1).
 
-Pure (the plugin's collector is :mod:`deploy_plugin.script`; the CLI finds projects with it).
+Pure (the plugin's collector is :mod:`deploy_plugin.plugin.script`; the CLI finds projects with it).
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from deploy_plugin.downs import Down, read_down, up_bytes
+from deploy_plugin.migrate.downs import Down, read_down, up_bytes
 
 from .executor import ELAPSED_MS, Bookkeeping, SqlExecutor
 from .ledger import Ledger, LedgerRow, missing_from_history

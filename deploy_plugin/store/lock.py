@@ -6,7 +6,7 @@ import socket
 import threading
 from collections.abc import Callable
 
-from deploy_plugin import procgroups
+from deploy_plugin.engine import procgroups
 
 from .errors import StoreError
 from .records import LockInfo
@@ -20,7 +20,7 @@ class DeployLock:
     While held it records the process groups of the step commands running now
     (:meth:`group_started`, :meth:`group_ended`; any thread) in its row, through the
     store's ``record_groups``: the run that takes the lock over after this runner died ends
-    them (see :mod:`deploy_plugin.procgroups`).
+    them (see :mod:`deploy_plugin.engine.procgroups`).
     """
 
     def __init__(

@@ -24,7 +24,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from deploy_plugin import procgroups
+from deploy_plugin.engine import procgroups
 
 from . import migrator
 from .base import (

@@ -7,7 +7,7 @@ import socket
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from deploy_plugin import procgroups
+from deploy_plugin.engine import procgroups
 
 MIGRATION_STATUSES = ("success", "failed", "rolled_back")
 TARGET_FIELDS = ("type", "provider", "host", "region", "protected", "health_check_url")

@@ -437,7 +437,7 @@ POSTGRES_STEPS.append(
 
 # v7 (issue 20, item 9): the process groups of the holder's running step commands, as JSON
 # [[pgid, leader start time], ...], so that a run taking over a dead holder's lock ends
-# them before it runs anything (deploy_plugin.procgroups).
+# them before it runs anything (deploy_plugin.engine.procgroups).
 SQLITE_STEPS.append(
     SchemaStep(
         7,

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from deploy_plugin import procgroups
+from deploy_plugin.engine import procgroups
 
 from . import migrator
 from .base import (

@@ -1,0 +1,395 @@
+"""What each target database has applied: the database decides (DESIGN §5, "the truth").
+
+For a group applied by the built-in executor the target database's ledger, written in
+each migration's own transaction, is what is applied; the store's ``migration_history`` is
+the record of it (who, when, how long, errors). :class:`DatabaseView` keeps, per such
+group, the ledger as read — at preflight over a read-only session (real and dry runs alike,
+so a dry run and a saved plan show the pending set the real run applies, whichever store
+they use), or by the group's migration runner over its own connection — and answers:
+
+* is this file applied? (the ledger's row, never the history's);
+* which files does the history record as applied that the database lacks? (a restored or
+  recreated database, another database than last time: preflight stops, naming them);
+* what happened to a ledger row the history lacks? (a run that died between its commit and
+  its history row, or a run that recorded it in another store).
+
+Groups whose ``deploy_command`` applies their files keep the history as their record: no
+connection of ours sees their database.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from deploy_plugin.config import Group
+from deploy_plugin.facts import iso_utc, who
+from deploy_plugin.migrate.ledger import LedgerRead, LedgerRow, read_ledger, url_problem
+from deploy_plugin.plan import AppliedMigration
+from deploy_plugin.plugin.messages import DeployFailure
+
+if TYPE_CHECKING:
+    from deploy_plugin.engine.runtime import Deployment
+
+#: The flag that applies again what a database lacks (a CI that recreates it every run).
+REAPPLY_FLAG = "--deploy-reapply-missing"
+
+
+def uses_ledger(group: Group) -> bool:
+    """Whether the group's files are applied by the built-in executor (which keeps the
+    ledger, so the database can be asked)."""
+    return group.track_migrations and group.deploy_command is None
+
+
+def psql_ledger(group: Group) -> bool:
+    """Whether the group's files are applied by psql in one transaction with their ledger
+    row (:mod:`deploy_plugin.engine.psql`): psql found on PATH, the file given as ``-f {file}``,
+    connecting with the group's ``database_url_env`` (``$DATABASE_URL`` by default): then
+    that database's ledger tells whether a file went through (unless the file is marked
+    ``-- deploy:no-transaction``: see :func:`guarded`), and a file it holds is never applied
+    again. Its pending set still comes from
+    the history: files applied before pytest-deploy wrote their ledger rows have none."""
+    from deploy_plugin.engine.psql import runs_psql_from_path
+
+    command = group.deploy_command
+    if not group.track_migrations or command is None or not runs_psql_from_path(command):
+        return False
+    if not _PSQL_FILE_ARG.search(command):
+        return False  # psql does not name the file (stdin, a script): no ledger row
+    var = group.database_url_env
+    return re.search(r"\$(?:" + var + r"(?!\w)|\{" + var + r"\})", command) is not None
+
+
+def guarded(group: Group, root: Path, rel: str) -> bool:
+    """Whether psql applied ``rel`` with its ledger row in the same transaction, so the
+    ledger alone settles a run killed under it: a :func:`psql_ledger` group, and the file
+    not marked ``-- deploy:no-transaction`` (no ``-1``, no row)."""
+    from deploy_plugin.migrate.statements import no_transaction
+
+    if not psql_ledger(group):
+        return False
+    try:
+        text = (root / rel).read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return False
+    return not no_transaction(text)
+
+
+#: psql names the step's file as its -f argument (what the -1 wrapper matches): the only way
+#: the wrapper's ledger row goes into the file's transaction.
+_PSQL_FILE_ARG = re.compile(r"(?:\s-f\s*|\s--file[=\s])\{file\}")
+
+
+@dataclass(frozen=True)
+class Lacking:
+    """Files the history records as applied that one group's database lacks."""
+
+    group: Group
+    where: str  # the database, password hidden
+    files: tuple[tuple[str, Any], ...]  # (file, its history record)
+
+
+class DatabaseView:
+    """The ledgers of one deployment's built-in groups, read once each."""
+
+    def __init__(self) -> None:
+        self.reads: dict[str, LedgerRead] = {}  # group name -> its database's ledger
+
+    def read(self, group: Group, url: str, *, base: Path, project: str, target: str) -> LedgerRead:
+        """Read ``group``'s ledger over a read-only session (ConnectError if unreachable)."""
+        found = read_ledger(
+            url, base=base, project=project, target=target, source=group.database_url_env
+        )
+        self.reads[group.name] = found
+        return found
+
+    def known(self, group: Group) -> bool:
+        return group.name in self.reads
+
+    def remember(self, group: Group, rows: Mapping[str, LedgerRow], where: str, table: str) -> None:
+        """The ledger as the group's migration runner read it on its own connection."""
+        self.reads[group.name] = LedgerRead(dict(rows), where, table)
+
+    def row(self, group: Group, rel: str) -> LedgerRow | None:
+        read = self.reads.get(group.name)
+        return None if read is None else read.rows.get(rel)
+
+    def note_applied(self, group: Group, row: LedgerRow) -> None:
+        """This run applied ``row.file`` (its ledger row committed with it)."""
+        read = self.reads.get(group.name)
+        if read is not None:
+            rows = {**read.rows, row.file: row}
+            self.reads[group.name] = LedgerRead(rows, read.where, read.table)
+
+    def note_undone(self, group: Group, rel: str) -> None:
+        read = self.reads.get(group.name)
+        if read is not None:
+            rows = {f: r for f, r in read.rows.items() if f != rel}
+            self.reads[group.name] = LedgerRead(rows, read.where, read.table)
+
+    def lacking(self, group: Group, files: Iterable[str], history: Mapping[str, Any]) -> Lacking:
+        """Of ``files``, those the history records as applied and the ledger lacks."""
+        read = self.reads[group.name]
+        missing = tuple(
+            (rel, history[rel])
+            for rel in files
+            if rel in history and history[rel].status == "success" and rel not in read.rows
+        )
+        return Lacking(group, read.where, missing)
+
+
+def lacking_paragraph(lacking: list[Lacking], project: str, target: str, store: str) -> str:
+    """Preflight's refusal: which files, which database, and every way on."""
+    parts = []
+    for each in lacking:
+        listed = ", ".join(
+            f"{rel} (recorded as applied {iso_utc(rec.applied_at)} by {rec.applied_by})"
+            for rel, rec in each.files
+        )
+        parts.append(
+            f"the target database {each.where} (${each.group.database_url_env} of group"
+            f" {each.group.name}) lacks {len(each.files)} migration(s) that the store {store}"
+            f" records as applied: {listed}"
+        )
+    first = lacking[0]
+    example = first.files[0][0]
+    return (
+        "; ".join(p[:1].upper() + p[1:] for p in parts)
+        + ". The database decides what is applied, so nothing was run. If the database was"
+        " recreated or restored from before them, apply them again: run again with"
+        f" {REAPPLY_FLAG} (a CI job that recreates its database on every run passes it every"
+        " time). If the database already has their changes but lost its ledger rows (its"
+        " pytest_deploy schema was dropped or not restored), record them in its ledger without"
+        f" running them: `pytest-deploy migration mark-applied {shlex.quote(project)}"
+        f" {shlex.quote(example)} --target {shlex.quote(target)} --reason TEXT` for each. If"
+        f" ${first.group.database_url_env} points at another database than the one they were"
+        " applied to, set it right."
+    )
+
+
+def recovered_warning(row: LedgerRow, table: str, died: Any | None) -> str:
+    """What happened to a ledger row the history lacked, recorded in the history now.
+
+    ``died``: the store's deployment that was running when the row committed and never
+    finished (then it ended between its commit and its history row); None when the store
+    has no such run (the file was applied by a run that recorded it in another store)."""
+    when = iso_utc(row.applied_at)
+    if died is not None:
+        what = (
+            f"deployment {died.id} ({died.who}, started {iso_utc(died.started_at)}) ended between"
+            " its commit and its history row"
+        )
+    else:
+        what = (
+            "not recorded in this store: it was applied by a run that recorded it in another store"
+        )
+    return (
+        f"{row.file}: the target database's ledger ({table}) records it applied at {when} by"
+        f" {row.applied_by}, {what}; recorded in the history now, and not run again"
+    )
+
+
+def run_that_died(runs: Iterable[Any], at: datetime) -> Any | None:
+    """Of the store's deployments (newest first), the unfinished one running at ``at``."""
+    for run in runs:
+        if run.dry_run or run.status not in ("running", "interrupted"):
+            continue
+        ended = run.ended_at
+        if run.started_at <= at and (ended is None or at <= ended):
+            return run
+    return None
+
+
+# --------------------------------------------------------------------------- a deployment
+# What a Deployment asks of its databases' ledgers (runtime.Deployment delegates here).
+
+
+def applied_for_plan(d: Deployment) -> dict[str, AppliedMigration]:
+    """What is applied, by file: for a group whose database's ledger was read, the
+    ledger's rows (the database decides); for the others, the history's."""
+    applied = {
+        f: AppliedMigration(r.checksum, r.status, iso_utc(r.applied_at), r.applied_by)
+        for f, r in d.applied().items()
+    }
+    for plan in d.plans:
+        if not d.database.known(plan.group):
+            continue
+        decides = uses_ledger(plan.group)  # a psql group's ledger only adds what it holds
+        for rel in plan.files:
+            row = d.database.row(plan.group, rel)
+            if row is None:
+                if decides:
+                    applied.pop(rel, None)
+            else:
+                applied[rel] = AppliedMigration(
+                    row.checksum, "success", iso_utc(row.applied_at), row.applied_by
+                )
+    return applied
+
+
+def applied_record(
+    d: Deployment, group: Group, rel: str
+) -> tuple[datetime, str | None, str] | None:
+    """(when, by whom, according to what) ``rel`` was applied, or None when it is not.
+
+    A group whose files the built-in executor applies asks its database's ledger; a
+    real run whose preflight could not read it answers None until the group's migration
+    runner has read it (the step then connects and asks again)."""
+    if uses_ledger(group):
+        if d.database.known(group):
+            row = d.database.row(group, rel)
+            if row is None:
+                return None
+            return row.applied_at, row.applied_by, "the target database's ledger"
+        if not d.dry_run:
+            return None
+    elif psql_ledger(group):  # a file its database holds is never applied again
+        row = d.database.row(group, rel)
+        if row is not None:
+            return row.applied_at, row.applied_by, "the target database's ledger"
+    record = d.applied().get(rel)
+    if record is None or record.status != "success":
+        return None
+    return record.applied_at, record.applied_by, "the history"
+
+
+def recover_history(d: Deployment, group: Group, rel: str) -> str | None:
+    """Record in the history a file the database's ledger has and the history lacks
+    (a real run); the warning saying what happened, or None when nothing was missing."""
+    row = d.database.row(group, rel)
+    record = d.applied().get(rel)
+    if d.dry_run or row is None or (record is not None and record.status == "success"):
+        return None
+    store = d.session.open_store_or_none()
+    runs = store.deployments(d.project, d.target.name, limit=50) if store else []
+    died = run_that_died([r for r in runs if r.id != d.deployment_id], row.applied_at)
+    d.record_migration(
+        row.file,
+        status="success",
+        execution_time_ms=None,
+        checksum=row.checksum,
+        applied_at=row.applied_at,
+        applied_by=row.applied_by,
+    )
+    return recovered_warning(row, d.database.reads[group.name].table, died)
+
+
+def read_ledgers(d: Deployment, groups: Iterable[Group]) -> tuple[list[str], list[str]]:
+    """Preflight: read the ledger of each built-in group among ``groups`` (read-only).
+
+    Returns notes and warnings. A database that cannot be reached fails a dry run (the
+    pending set it would show is unknown); a real run asks again when the group's first
+    migration connects (an earlier group may start the database). Raises DeployFailure
+    when a database lacks files the history records as applied (unless
+    ``--deploy-reapply-missing``)."""
+    from deploy_plugin.migrate.executor import ConnectError
+
+    notes: list[str] = []
+    lacking: list[Lacking] = []
+    unreadable: list[str] = []
+    files = {plan.group.name: plan.files for plan in d.plans}
+    for group in groups:
+        decides = uses_ledger(group)
+        if not (decides or psql_ledger(group)) or not files.get(group.name):
+            continue
+        url = d.env.get(group.database_url_env, "")
+        if not url:
+            continue  # preflight::env names it
+        problem = url_problem(url)
+        if problem:
+            raise DeployFailure(
+                d.masker.mask(
+                    f"${group.database_url_env} of group {group.name}: {problem}. Nothing was run."
+                )
+            )
+        try:
+            found = d.database.read(
+                group, url, base=d.config.root, project=d.project,
+                target=d.target.name,
+            )  # fmt: skip
+        except ConnectError as err:
+            if decides:
+                unreadable.append(d.masker.mask(str(err)))
+            else:
+                notes.append(f"group {group.name}: {d.masker.mask(str(err))}")
+            continue
+        if not found.exists:
+            notes.append(
+                f"group {group.name}: the database {found.where} does not exist yet: it has"
+                " applied nothing"
+            )
+        else:
+            notes.append(
+                f"group {group.name}: {len(found.rows)} file(s) applied per the ledger of"
+                f" {found.where}"
+            )
+        if decides:
+            missing = d.database.lacking(group, files[group.name], d.applied())
+            if missing.files:
+                lacking.append(missing)
+    if unreadable and d.dry_run:
+        raise DeployFailure(
+            "; ".join(unreadable) + ". A dry run reads which files the target database has"
+            " applied from its ledger (read-only) and cannot tell what a real run would"
+            " apply without it. Start the database (or set its URL right), or leave the"
+            " group out with --skip-group to dry-run the rest. Nothing was run."
+        )
+    for problem in unreadable:
+        notes.append(f"{problem}; asked again before the group's first migration")
+    warnings: list[str] = []
+    if lacking:
+        _reapply(d, lacking, warnings)
+    return notes, warnings
+
+
+def _reapply(d: Deployment, lacking: list[Lacking], warnings: list[str]) -> None:
+    """Stop with the paragraph naming what the database lacks; with
+    --deploy-reapply-missing, remember those files (each gets a ``reapply`` audit row when
+    applied) and warn."""
+    store = d.session.open_store_or_none()
+    where = store.describe() if store is not None else "(none)"
+    if not d.session.options.reapply_missing:
+        raise DeployFailure(
+            d.masker.mask(lacking_paragraph(lacking, d.project, d.target.name, where))
+        )
+    for each in lacking:
+        for rel, record in each.files:
+            d.reapplying[rel] = (record.checksum, each.where)
+            warnings.append(
+                f"{rel}: the store records it applied, but the database {each.where}"
+                " lacks it: it is applied again (--deploy-reapply-missing)"
+            )
+
+
+def reconcile(d: Deployment, runner: Any, group: Group) -> None:
+    """Read the group's ledger on the runner's own connection, the authority from here
+    on; stop when the database lacks files the history records as applied (a real run
+    whose preflight could not read it: the database was not up yet)."""
+    from deploy_plugin.secrets import redact_url
+
+    d.database.remember(
+        group, runner.ledger.rows(), redact_url(runner.executor.url), runner.ledger.table
+    )
+    files = next((p.files for p in d.plans if p.group is group), ())
+    missing = d.database.lacking(group, files, d.applied())
+    if missing.files:  # refused, or (--deploy-reapply-missing) applied again, audited
+        _reapply(d, [missing], [])
+
+
+def audit_reapplied(d: Deployment, rel: str) -> None:
+    """An audit row for a file applied again because the database lacked it."""
+    if rel not in d.reapplying:
+        return
+    old, where = d.reapplying.pop(rel)
+    store = d.session.open_store_or_none()
+    if store is not None:
+        store.audit(
+            d.project, d.target.name, rel, "reapply", old=old, new=d.checksum(rel),
+            reason=f"the target database {where} lacked it (--deploy-reapply-missing)",
+            who=who(),
+        )  # fmt: skip

@@ -1,0 +1,203 @@
+"""Collectors: a config file becomes targets, a preflight, groups and their items.
+
+Tree (DESIGN §3): ``<config>::<target>::preflight::<check>``,
+``<config>::<target>::<group>::<step>``, ``<config>::<target>::health_check``.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from deploy_plugin.config import ConfigError, DeployConfig, load_config
+from deploy_plugin.plugin.messages import DeployWarning, MessageItem
+
+if TYPE_CHECKING:
+    from deploy_plugin.config import Group
+    from deploy_plugin.engine.runtime import Deployment
+    from deploy_plugin.plan import GroupPlan, Matched
+    from deploy_plugin.plugin.session import DeploySession
+
+# A config found by a plain pytest run (no target) is only validated: what deploys is
+# imported by the collectors of a target (issue 14: the plugin's import cost).
+
+
+def _session(node: pytest.Collector) -> DeploySession:
+    from deploy_plugin.plugin.session import DeploySession
+
+    return DeploySession.of(node.config)
+
+
+# --------------------------------------------------------------------------- collectors
+
+
+class DeployConfigFile(pytest.File):
+    """A deployment config: one ``validate`` item, or one collector per target."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._matched: dict[str, Matched] = {}
+
+    def matched(self, config: DeployConfig, group: Group) -> Matched:
+        """A group's files, matched once for the config check and every target."""
+        if group.name not in self._matched:
+            from deploy_plugin.plan import match_group
+
+            self._matched[group.name] = match_group(config, group)
+        return self._matched[group.name]
+
+    def collect(self) -> Iterator[pytest.Item | pytest.Collector]:
+        session = _session(self)
+        try:
+            config = load_config(self.path)  # from the file, every run (DESIGN §5)
+        except ConfigError as err:
+            yield MessageItem.from_parent(self, name="validate", failure=err.every_problem())
+            return
+        problem = None
+        if any(g.track_migrations and g.file_patterns for g in config.groups):
+            from deploy_plugin.migrate.downs import tracked_files_problem
+
+            problem = tracked_files_problem(
+                config, self.nodeid or str(self.path), lambda g: self.matched(config, g).files
+            )
+        if problem is not None:  # needs the files on disk, so not in load_config
+            yield MessageItem.from_parent(self, name="validate", failure=str(problem))
+            return
+        session.seen_groups.update(g.name for g in config.groups)
+        for line, text in config.order_ties():
+            warnings.warn_explicit(DeployWarning(text), DeployWarning, str(self.path), line or 1)
+        if not session.targets:
+            yield MessageItem.from_parent(self, name="validate", failure=None)
+            return
+        for target in session.targets:
+            yield TargetNode.from_parent(
+                self, name=target, deploy_config=config, matched=self.matched
+            )
+
+
+class TargetNode(pytest.Collector):
+    """One deployment: the config deployed to one target."""
+
+    def __init__(
+        self,
+        *,
+        deploy_config: DeployConfig,
+        matched: Callable[[DeployConfig, Group], Matched],
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.deploy_config = deploy_config
+        self.matched = matched
+
+    def collect(self) -> Iterator[pytest.Item | pytest.Collector]:
+        from deploy_plugin.engine.runtime import Deployment
+        from deploy_plugin.plan import plan_group
+        from deploy_plugin.plugin.items import HealthCheckItem
+
+        session = _session(self)
+        config = self.deploy_config
+        target, problem = session.resolve_target(config, self.name)
+        if target is None:
+            yield UnknownTargetNode.from_parent(self, name="preflight", failure=problem)
+            return
+        if session.rolling_back:
+            from deploy_plugin.plugin.rollback import collect_rollback
+
+            yield from collect_rollback(self, session, config, target)
+            return
+        if session.check_rollback:
+            from deploy_plugin.plugin.reversibility import collect_check
+
+            yield from collect_check(self, session, config, target)
+            return
+        plans = [
+            plan_group(config, group, target.name, self.matched(config, group))
+            for group in config.groups
+            if group.applies_to(target.name) and session.group_selected(group.name)
+        ]
+        self.config.hook.pytest_deploy_plan(
+            config=self.config, deploy_config=config, target=target, plans=plans
+        )
+        if not plans:  # nothing of this config is selected for this target: no deployment
+            names = [g.name for g in config.groups if g.applies_to(target.name)]
+            if names:  # --group/--skip-group left none: say so, as for -k (plugin.py)
+                session.unselected_groups.append(
+                    f"no group selected: --group/--skip-group left none of the groups of"
+                    f" {self.nodeid.split('::')[0]} for target {target.name!r} (groups:"
+                    f" {', '.join(names)}); nothing was deployed"
+                )
+            return
+        deployment = Deployment(session, config, target, plans, self.nodeid)
+        session.deployments.append(deployment)
+        yield PreflightNode.from_parent(self, name="preflight", deployment=deployment)
+        for plan in plans:
+            yield GroupNode.from_parent(
+                self, name=plan.group.name, deployment=deployment, plan=plan
+            )
+        if config.health_check is not None and not session.no_health_check:
+            item = HealthCheckItem.from_parent(self, name="health_check", deployment=deployment)
+            item.sort_key = (len(plans) + 1, 0)
+            yield item
+
+
+class UnknownTargetNode(pytest.Collector):
+    """``<target>::preflight`` of a target nobody declared: one failing ``target`` item."""
+
+    def __init__(self, *, failure: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.failure = failure
+
+    def collect(self) -> Iterator[pytest.Item]:
+        yield MessageItem.from_parent(self, name="target", failure=self.failure)
+
+
+class PreflightNode(pytest.Collector):
+    """Checks that change nothing, run before any step of the deployment."""
+
+    def __init__(self, *, deployment: Deployment, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.deployment = deployment
+
+    def collect(self) -> Iterator[pytest.Item]:
+        from deploy_plugin.plugin.preflight import PreflightItem
+
+        checks = [] if self.deployment.dry_run else ["lock"]
+        if self.deployment.target.protected and not self.deployment.dry_run:
+            checks.insert(0, "protected")
+        checks += ["env", "files"]
+        tracked = any(plan.group.track_migrations for plan in self.deployment.plans)
+        if tracked:
+            checks.append("migrations-drift")
+        if self.deployment.kind in ("rollback", "check_rollback") or (
+            self.deployment.atomic and tracked
+        ):
+            checks.append("downs")  # atomic: what it applies must be undoable
+        for index, check in enumerate(checks):
+            item = PreflightItem.from_parent(self, name=check, deployment=self.deployment)
+            item.sort_key = (0, index)
+            yield item
+
+
+class GroupNode(pytest.Collector):
+    """One group's steps, in their fixed order."""
+
+    def __init__(self, *, deployment: Deployment, plan: GroupPlan, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.deployment = deployment
+        self.plan = plan
+
+    def collect(self) -> Iterator[pytest.Item]:
+        from deploy_plugin.plugin.items import StepItem
+
+        position = 1 + self.deployment.plans.index(self.plan)
+        for index, step in enumerate(self.plan.steps):
+            item = StepItem.from_parent(self, name=step.name, deployment=self.deployment, step=step)
+            item.sort_key = (position, index)
+            yield item
+        if self.deployment.atomic:
+            from deploy_plugin.plugin.atomic import undo_items
+
+            yield from undo_items(self, self.deployment, self.plan)

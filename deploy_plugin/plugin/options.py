@@ -1,0 +1,368 @@
+"""The options of pytest-deploy (DESIGN §6): their definitions, and one frozen dataclass.
+
+:class:`DeployOptions` is what a pytest session was asked for; the plugin reads it from
+pytest's config (:meth:`DeployOptions.from_pytest`) and the ``pytest-deploy`` CLI builds
+its pytest command line from one (:meth:`DeployOptions.args`), so both mean the same.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from deploy_plugin.config import ENV_NAME_RE
+
+if TYPE_CHECKING:  # the CLI builds options without importing pytest
+    import pytest
+
+# options that mean nothing without a target, with their flag for the message
+NEEDS_TARGET = {
+    "deploy_dry_run": "--dry-run",
+    "deploy_groups": "--group",
+    "deploy_skip_groups": "--skip-group",
+    "deploy_continue_on_failure": "--continue-on-failure",
+    "deploy_env": "--deploy-env",
+    "deploy_report": "--deploy-report",
+    "deploy_plan_out": "--deploy-plan-out",
+    "deploy_plan": "--deploy-plan",
+    "deploy_env_file": "--deploy-env-file",
+    "deploy_timeout": "--deploy-timeout",
+    "deploy_html": "--deploy-html",
+    "deploy_rollback": "--deploy-rollback",
+    "deploy_rollback_to": "--deploy-rollback-to",
+    "deploy_check_rollback": "--deploy-check-rollback",
+    "deploy_atomic": "--deploy-atomic",
+    "deploy_strict_schema": "--deploy-strict-schema",
+    "deploy_reapply_missing": "--deploy-reapply-missing",
+}
+
+
+def add_options(parser: pytest.Parser) -> None:
+    """The command-line options and ini keys of DESIGN §6."""
+    group = parser.getgroup("deploy", "deployments (pytest-deploy)")
+    group.addoption(
+        "--deploy-target",
+        action="append",
+        default=[],
+        dest="deploy_target",
+        metavar="NAME",
+        help="deploy every collected config to this target (repeatable: one deployment each)",
+    )
+    group.addoption(
+        "--dry-run",
+        action="store_true",
+        dest="deploy_dry_run",
+        help="plan only: show every command, run none, change nothing",
+    )
+    group.addoption(
+        "--group",
+        action="append",
+        default=[],
+        dest="deploy_groups",
+        metavar="NAME",
+        help="deploy only this group (repeatable)",
+    )
+    group.addoption(
+        "--skip-group",
+        action="append",
+        default=[],
+        dest="deploy_skip_groups",
+        metavar="NAME",
+        help="leave this group out (repeatable)",
+    )
+    group.addoption(
+        "--continue-on-failure",
+        action="store_true",
+        dest="deploy_continue_on_failure",
+        help="after a failed group, carry on with the next group",
+    )
+    group.addoption(
+        "--no-health-check",
+        action="store_true",
+        dest="deploy_no_health_check",
+        help="do not run the health check",
+    )
+    group.addoption(
+        "--deploy-health-url",
+        dest="deploy_health_url",
+        metavar="URL",
+        help="poll this URL instead of the config's health_check.url",
+    )
+    group.addoption(
+        "--skip-validation",
+        action="store_true",
+        dest="deploy_skip_validation",
+        help="do not check required env vars (drift, the lock and the config are still checked)",
+    )
+    group.addoption(
+        "--deploy-store",
+        dest="deploy_store",
+        metavar="URL",
+        help="store URL: postgresql://... or sqlite:///PATH "
+        "(default: $DEPLOY_STORE_URL, ini deploy_store, else <rootdir>/.deploy/state.sqlite3)",
+    )
+    group.addoption(
+        "--deploy-env",
+        action="append",
+        default=[],
+        dest="deploy_env",
+        metavar="KEY=VALUE",
+        help="set an env var for this run's steps (a secret: masked everywhere, but visible"
+        " to other users of the machine in the process list: prefer --deploy-env-file)",
+    )
+    group.addoption(
+        "--deploy-env-file",
+        action="append",
+        default=[],
+        dest="deploy_env_file",
+        metavar="FILE",
+        help="read env vars for this run's steps from a dotenv file (KEY=VALUE lines;"
+        " secrets, masked everywhere, never on a command line; repeatable, later wins)",
+    )
+    group.addoption(
+        "--deploy-timeout",
+        type=float,
+        default=None,
+        dest="deploy_timeout",
+        metavar="SECONDS",
+        help="time limit of each command whose group sets no timeout_seconds, and of a"
+        " deploy.sh fallback (default: none)",
+    )
+    group.addoption(
+        "--deploy-plan-out",
+        dest="deploy_plan_out",
+        metavar="FILE.json",
+        help="with --dry-run: save the plan (steps, commands, and what decided them) to apply"
+        " later with --deploy-plan",
+    )
+    group.addoption(
+        "--deploy-plan",
+        dest="deploy_plan",
+        metavar="FILE.json",
+        help="apply a saved plan: exactly its steps, once, refused if anything it was made"
+        " from changed",
+    )
+    group.addoption(
+        "--deploy-report",
+        dest="deploy_report",
+        metavar="FILE.json",
+        help="write the deployments' results as JSON",
+    )
+    group.addoption(
+        "--deploy-html",
+        dest="deploy_html",
+        metavar="FILE.html",
+        help="write this run with its history around it as one self-contained HTML page",
+    )
+    group.addoption(
+        "--yes",
+        action="store_true",
+        dest="deploy_yes",
+        help="confirm a deployment to a protected target without asking",
+    )
+    group.addoption(
+        "--deploy-rollback",
+        type=int,
+        dest="deploy_rollback",
+        metavar="N",
+        help="roll back the last N applied migrations (newest first) instead of deploying",
+    )
+    group.addoption(
+        "--deploy-rollback-to",
+        dest="deploy_rollback_to",
+        metavar="FILE",
+        help="roll back every migration applied after FILE (root-relative), FILE itself kept",
+    )
+    group.addoption(
+        "--deploy-check-rollback",
+        action="store_true",
+        dest="deploy_check_rollback",
+        help="for a throw-away or CI database: per pending migration, apply it, run its down,"
+        " compare the schema with before, apply it again",
+    )
+    group.addoption(
+        "--deploy-atomic",
+        action="store_true",
+        dest="deploy_atomic",
+        help="when a step fails, undo this deployment in reverse (rollback_command of each"
+        " completed group, the down of each migration it applied); also `atomic: true`",
+    )
+    group.addoption(
+        "--deploy-strict-schema",
+        action="store_true",
+        dest="deploy_strict_schema",
+        help="fail preflight when a tracked database's schema changed since the last"
+        " successful run (default: a warning)",
+    )
+    group.addoption(
+        "--deploy-reapply-missing",
+        action="store_true",
+        dest="deploy_reapply_missing",
+        help="apply again the migrations that the store records as applied but the target"
+        " database's ledger lacks (a restored or recreated database; a CI job that recreates"
+        " its database every run); without it such a run stops at preflight",
+    )
+    parser.addini("deploy_target", "default deploy targets (linelist)", type="linelist")
+    parser.addini("deploy_store", "store URL (see --deploy-store)")
+    parser.addini("deploy_health_url", "health URL override (see --deploy-health-url)")
+    parser.addini(
+        "deploy_keep_logs",
+        "runs whose step logs each target keeps under .deploy/logs (default 50; 0: every run)",
+    )
+
+
+#: The fixture every deployment fixture depends on; parametrized with the targets' names.
+TARGET_PARAM = "_deploy_target_name"
+
+
+@dataclass(frozen=True)
+class DeployOptions:
+    """One run's pytest-deploy options (``store`` is not a flag the CLI passes: it goes in
+    ``DEPLOY_STORE_URL``, out of the process list)."""
+
+    targets: tuple[str, ...] = ()
+    dry_run: bool = False
+    groups: tuple[str, ...] = ()
+    skip_groups: tuple[str, ...] = ()
+    continue_on_failure: bool = False
+    no_health_check: bool = False
+    health_url: str | None = None
+    skip_validation: bool = False
+    store: str | None = None
+    env: tuple[str, ...] = ()  # KEY=VALUE pairs, secrets
+    report: str | None = None
+    html: str | None = None
+    yes: bool = False
+    env_files: tuple[str, ...] = ()  # dotenv files (secrets stay in the file, out of argv)
+    timeout: float | None = None
+    plan_out: str | None = None
+    plan: str | None = None
+    keep_logs: int = 50  # ini deploy_keep_logs: runs of step logs kept per target
+    rollback: int | None = None  # --deploy-rollback=N
+    rollback_to: str | None = None  # --deploy-rollback-to=FILE
+    check_rollback: bool = False  # --deploy-check-rollback
+    atomic: bool = False  # --deploy-atomic
+    strict_schema: bool = False  # --deploy-strict-schema
+    reapply_missing: bool = False  # --deploy-reapply-missing
+
+    @classmethod
+    def from_pytest(cls, config: pytest.Config) -> DeployOptions:
+        """The options of a pytest session (command line, then ini; the store's URL by its
+        precedence, see :func:`deploy_plugin.store.store_url`)."""
+        import pytest
+
+        from deploy_plugin.engine.steplogs import parse_keep
+        from deploy_plugin.store import store_url
+
+        opt = config.getoption
+        try:
+            keep_logs = parse_keep(str(config.getini("deploy_keep_logs") or ""))
+        except ValueError as err:
+            raise pytest.UsageError(str(err)) from None
+        return cls(
+            # each target once, in the order given
+            targets=tuple(dict.fromkeys(opt("deploy_target") or config.getini("deploy_target"))),
+            dry_run=bool(opt("deploy_dry_run")),
+            groups=tuple(opt("deploy_groups")),
+            skip_groups=tuple(opt("deploy_skip_groups")),
+            continue_on_failure=bool(opt("deploy_continue_on_failure")),
+            no_health_check=bool(opt("deploy_no_health_check")),
+            health_url=opt("deploy_health_url") or config.getini("deploy_health_url") or None,
+            skip_validation=bool(opt("deploy_skip_validation")),
+            store=store_url(opt("deploy_store"), config.getini("deploy_store")),
+            env=tuple(opt("deploy_env")),
+            report=opt("deploy_report"),
+            html=opt("deploy_html"),
+            yes=bool(opt("deploy_yes")),
+            env_files=tuple(opt("deploy_env_file")),
+            timeout=opt("deploy_timeout"),
+            plan_out=opt("deploy_plan_out"),
+            plan=opt("deploy_plan"),
+            keep_logs=keep_logs,
+            rollback=opt("deploy_rollback"),
+            rollback_to=opt("deploy_rollback_to"),
+            check_rollback=bool(opt("deploy_check_rollback")),
+            atomic=bool(opt("deploy_atomic")),
+            strict_schema=bool(opt("deploy_strict_schema")),
+            reapply_missing=bool(opt("deploy_reapply_missing")),
+        )
+
+    def args(self) -> list[str]:
+        """These options as pytest command-line arguments (without the store)."""
+        args = [f"--deploy-target={t}" for t in self.targets]
+        flags = {
+            "--dry-run": self.dry_run,
+            "--continue-on-failure": self.continue_on_failure,
+            "--no-health-check": self.no_health_check,
+            "--skip-validation": self.skip_validation,
+            "--yes": self.yes,
+            "--deploy-check-rollback": self.check_rollback,
+            "--deploy-atomic": self.atomic,
+            "--deploy-strict-schema": self.strict_schema,
+            "--deploy-reapply-missing": self.reapply_missing,
+        }
+        args += [flag for flag, on in flags.items() if on]
+        args += [f"--group={g}" for g in self.groups]
+        args += [f"--skip-group={g}" for g in self.skip_groups]
+        args += [f"--deploy-env={pair}" for pair in self.env]
+        if self.health_url:
+            args.append(f"--deploy-health-url={self.health_url}")
+        if self.report:
+            args.append(f"--deploy-report={self.report}")
+        args += [f"--deploy-env-file={path}" for path in self.env_files]
+        if self.timeout is not None:
+            args.append(f"--deploy-timeout={self.timeout:g}")
+        if self.plan_out:
+            args.append(f"--deploy-plan-out={self.plan_out}")
+        if self.plan:
+            args.append(f"--deploy-plan={self.plan}")
+        if self.html:
+            args.append(f"--deploy-html={self.html}")
+        if self.rollback is not None:
+            args.append(f"--deploy-rollback={self.rollback}")
+        if self.rollback_to is not None:
+            args.append(f"--deploy-rollback-to={self.rollback_to}")
+        return args
+
+    @property
+    def rolling_back(self) -> bool:
+        """Whether this run rolls migrations back instead of deploying."""
+        return self.rollback is not None or self.rollback_to is not None
+
+    def rollback_problem(self) -> str | None:
+        """Why the rollback options cannot be run as given (one paragraph), if so."""
+        if self.check_rollback and self.rolling_back:
+            given = "--deploy-rollback" if self.rollback is not None else "--deploy-rollback-to"
+            return (
+                f"--deploy-check-rollback and {given} cannot run together: the check applies"
+                " each pending migration, runs its down, compares and applies it again, while"
+                f" {given} undoes applied ones. Run them one after the other. Nothing was run."
+            )
+        if self.rollback is not None and self.rollback_to is not None:
+            return (
+                f"--deploy-rollback={self.rollback} and --deploy-rollback-to={self.rollback_to}"
+                " both say how far to roll back; give one of them: --deploy-rollback=N undoes"
+                " the last N applied migrations, --deploy-rollback-to=FILE every one applied"
+                " after FILE. Nothing was run."
+            )
+        if self.rollback is not None and self.rollback <= 0:
+            return (
+                f"--deploy-rollback={self.rollback}: N must be a whole number of at least 1,"
+                " the number of applied migrations to undo (newest first). Nothing was run."
+            )
+        return None
+
+    def env_values(self) -> dict[str, str]:
+        """``--deploy-env`` as a dict; pytest.UsageError for a malformed pair."""
+        import pytest
+
+        env: dict[str, str] = {}
+        for pair in self.env:
+            name, sep, value = pair.partition("=")
+            if not sep or not ENV_NAME_RE.match(name):
+                raise pytest.UsageError(
+                    f"--deploy-env expects KEY=VALUE with KEY a shell variable name"
+                    f" (letters, digits, _), got {name if sep else pair!r}"
+                )
+            env[name] = value
+        return env

@@ -1,0 +1,106 @@
+"""The one reporter: every step result of a deployment is built here, from one observer.
+
+pytest's makereport of each item's call (``DeployPlugin.pytest_runtest_makereport``) hands
+the item and its report to :func:`observe`: a deploy step's outcome (which the item keeps
+in its stash) or a smoke test's report becomes a :class:`StepResult` through
+``Deployment.step_result``, is recorded, and is shown to the ``after_step``/``after_group``
+hooks; a hook that raises turns the step's report into a failure. pytest makes no report
+of a call ended by KeyboardInterrupt, so an interrupted step reports itself here too.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+import pytest
+
+from deploy_plugin.engine.runtime import StepResult
+from deploy_plugin.plugin import smoke
+from deploy_plugin.plugin.items import STEP_OUTCOME, DeployItem
+from deploy_plugin.report.summary import TESTCASE_NAME, testcase_name
+
+#: An item's JUnit testcase name ("" until computed; None when it has none).
+_NAME = pytest.StashKey["str | None"]()
+
+
+def observe(item: pytest.Item, rep: pytest.TestReport) -> None:
+    """After each phase's report of any item: record the deployment's step results."""
+    if isinstance(item, DeployItem):
+        _name_testcase(item, item.deployment, rep)
+        if rep.when == "call" and STEP_OUTCOME in item.stash:
+            report_step(item, rep)
+    else:
+        deployment = smoke.deployment_of(item)
+        if deployment is not None:  # a smoke test of a deployment; else a plain test
+            _name_testcase(item, deployment, rep)
+            smoke.record(item, rep, deployment)
+
+
+def _name_testcase(item: pytest.Item, deployment: Any, rep: pytest.TestReport) -> None:
+    """Carry the item's JUnit testcase name on its report when JUnit XML is written (maybe
+    by xdist's controller, from this report)."""
+    if not getattr(item.config.option, "xmlpath", None):
+        return
+    name = item.stash.get(_NAME, "")
+    if name == "":  # once per item (its place is fixed once the run is ordered)
+        name = item.stash[_NAME] = testcase_name(item, deployment)
+    if name is not None:
+        setattr(rep, TESTCASE_NAME, name)
+
+
+def report_step(item: DeployItem, rep: pytest.TestReport | None) -> None:
+    """Record one deploy step's result and tell the hooks (``rep``: pytest's report of its
+    call, None when it was interrupted)."""
+    deployment = item.deployment
+    outcome, message, duration = item.stash[STEP_OUTCOME]
+    result = deployment.step_result(item, outcome=outcome, duration_ms=duration, message=message)
+    group = deployment.config.group(item.group_name) if item.group_name else None
+    last_of_group = group is not None and deployment.last_of_group(item)
+    hook_error = _after_hooks(item, result, group, last_of_group)
+    if hook_error:
+        result = replace(result, outcome="failed", message=hook_error)
+    deployment.add_result(
+        result,
+        # preflight rows and per-file steps share a store transaction with the next
+        batch=item.kind == "preflight"
+        or (item.kind == "deploy" and item.file is not None and not last_of_group),
+    )
+    facts, text = item.facts(result.outcome)
+    # on the item: pytest copies it into the teardown report, which JUnit XML writes
+    item.add_report_section("call", "stdout", text)
+    if deployment.session.junit_properties:
+        item.user_properties.extend(facts.items())
+    if rep is None:
+        return
+    rep.sections.append(("Captured stdout call", text))  # this report is already made
+    if hook_error:
+        rep.outcome = "failed"
+        rep.longrepr = hook_error
+
+
+def _after_hooks(item: DeployItem, result: StepResult, group: Any, last: bool) -> str | None:
+    """Run the after-step/after-group hooks; a failing one fails the step (and so the
+    deployment): its message, masked, or None."""
+    deployment, hook = item.deployment, item.config.hook
+    used = deployment.session.hook_used
+    try:
+        if used("pytest_deploy_after_step"):
+            view = deployment.view()
+            hook.pytest_deploy_after_step(deployment=view, step=item.view(), result=result)
+        if (
+            last
+            and item.group_name in deployment.groups_started
+            and used("pytest_deploy_after_group")
+        ):
+            failed = item.group_name in deployment.policy.failed_groups
+            status = "failure" if failed else "success"
+            hook.pytest_deploy_after_group(deployment=deployment.view(), group=group, status=status)
+    except Exception as err:  # noqa: BLE001 - a plugin's bug fails this step, no traceback
+        message = deployment.masker.mask(
+            f"a pytest_deploy_after_step/after_group hook failed: {type(err).__name__}: {err}"
+        )
+        if result.outcome != "failed":
+            deployment.mark_failed(item)
+        return message
+    return None

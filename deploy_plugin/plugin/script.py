@@ -1,0 +1,87 @@
+"""The ``deploy.sh`` fallback: a folder with a ``deploy.sh`` and no config is one deployment.
+
+``pytest DIR --deploy-target=T`` collects ``DIR/deploy.sh::T::deploy``, one item that runs
+``bash deploy.sh`` in DIR with the target's env vars. It is an ordinary deployment: the
+config is made in memory (:func:`script_config`: project = the folder's name, one group
+``deploy``), so the deployment, its recorder, the shell runner, masking, reports and dry
+run are the ones every config uses. With no preflight items, the one item takes the lock
+itself (and asks for a protected target's confirmation) before it runs the script.
+A folder that holds a config as well is the config's: the script is not collected.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from deploy_plugin.config import DeployConfig
+from deploy_plugin.config.fallback import is_fallback_script, script_config
+from deploy_plugin.engine.runtime import Deployment
+from deploy_plugin.plan import plan_group
+from deploy_plugin.plugin.items import StepItem
+from deploy_plugin.plugin.nodes import UnknownTargetNode
+from deploy_plugin.plugin.preflight import confirm_protected, take_lock
+
+__all__ = ["DeployScriptFile", "ScriptItem", "is_fallback_script", "script_config"]
+
+if TYPE_CHECKING:
+    from deploy_plugin.plugin.session import DeploySession
+
+
+def _session(node: pytest.Collector) -> DeploySession:
+    from deploy_plugin.plugin.session import DeploySession
+
+    return DeploySession.of(node.config)
+
+
+class DeployScriptFile(pytest.File):
+    """``deploy.sh``: nothing without a target; one deployment per target."""
+
+    def collect(self) -> Iterator[pytest.Item | pytest.Collector]:
+        session = _session(self)
+        if not session.targets:
+            return
+        config = script_config(self.path)
+        session.seen_groups.add("deploy")
+        for target in session.targets:
+            yield ScriptTargetNode.from_parent(self, name=target, deploy_config=config)
+
+
+class ScriptTargetNode(pytest.Collector):
+    """The script deployed to one target: its one item, ``deploy``."""
+
+    def __init__(self, *, deploy_config: DeployConfig, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.deploy_config = deploy_config
+
+    def collect(self) -> Iterator[pytest.Item | pytest.Collector]:
+        session = _session(self)
+        config = self.deploy_config
+        target, problem = session.resolve_target(config, self.name)
+        if target is None:
+            yield UnknownTargetNode.from_parent(self, name="preflight", failure=problem)
+            return
+        if not session.group_selected("deploy"):
+            return
+        plan = plan_group(config, config.groups[0], target.name)
+        self.config.hook.pytest_deploy_plan(
+            config=self.config, deploy_config=config, target=target, plans=[plan]
+        )
+        deployment = Deployment(session, config, target, [plan], self.nodeid)
+        session.deployments.append(deployment)
+        (step,) = plan.steps
+        yield ScriptItem.from_parent(self, name="deploy", deployment=deployment, step=step)
+
+
+class ScriptItem(StepItem):
+    """``deploy.sh::<target>::deploy``: takes the lock, then runs the script."""
+
+    def execute(self) -> None:
+        deployment = self.deployment
+        if not deployment.dry_run:
+            if deployment.target.protected:
+                confirm_protected(deployment, self.notes)
+            take_lock(deployment, self)
+        super().execute()

@@ -1,0 +1,188 @@
+"""Reports of deployments: terminal summary, JSON report file, JUnit suite properties and
+testcase names.
+
+A JUnit testcase's ``name`` is the step's place in its deployment's run, zero-padded,
+then the node id's path under the target with `` · `` between group and step:
+``04 build · pre_deploy[0]``, ``18 health_check``. Jenkins and GitLab show it beside the
+classname (``deploy.yaml.production.build``, unchanged); junit2html's matrix sorts a
+class's cases by name and xunit-viewer lists the names alone, sorted, so the run order
+and the group show in all four. Node ids (terminal, ``-k``, ``--deselect``, the JSON
+report) are unchanged. Smoke tests of the deployment take places too (``08 smoke ·
+test_home[production]``). A run of several deployments starts each name with ``<project>
+→ <target> · ``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections import Counter
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from deploy_plugin.facts import who
+from deploy_plugin.plugin.messages import soft_warn
+
+if TYPE_CHECKING:
+    from deploy_plugin.engine.runtime import Deployment
+    from deploy_plugin.plugin.session import DeploySession
+
+#: The attribute of a deploy item's reports that carries its testcase name (a plain
+#: string: it travels with the report from an xdist worker to the process writing XML).
+TESTCASE_NAME = "deploy_testcase_name"
+
+
+def add_suite_properties(config: pytest.Config, session: DeploySession) -> None:
+    """Run-wide facts as JUnit ``<testsuite><properties>`` (valid in every family)."""
+    from deploy_plugin.plugin.pytest_compat import junit_xml
+
+    xml = junit_xml(config)
+    if xml is None or not session.targets:
+        return
+    xml.add_global_property("deploy.targets", ",".join(session.targets))
+    xml.add_global_property("deploy.dry_run", str(session.dry_run).lower())
+    xml.add_global_property("deploy.who", who())
+
+
+def testcase_name(item: pytest.Item, deployment: Deployment) -> str | None:
+    """``<place> <group> · <step>`` (see the module's docstring), or None when the item
+    is not among its deployment's selected ones. A smoke test is ``<place> smoke ·
+    <test>``. When the run has several deployments (targets, configs), each name starts
+    with ``<project> → <target> · ``: the same step of two targets reads apart."""
+    place = deployment.positions.get(item.nodeid)
+    if place is None:
+        return None
+    width = max(2, len(str(len(deployment.selected))))
+    prefix = deployment.nodeid + "::"
+    if item.nodeid.startswith(prefix):
+        path = item.nodeid[len(prefix) :]
+    else:  # a smoke test: a plain pytest item of the deployment
+        path = f"smoke::{item.name}"
+    name = f"{place:0{width}d} " + " · ".join(path.split("::", 1))
+    if len(deployment.session.deployments) > 1:
+        name = f"{deployment.project} → {deployment.target.name} · {name}"
+    return name
+
+
+def name_testcase(config: pytest.Config, report: pytest.TestReport) -> None:
+    """Before the JUnit writer sees *report*: its testcase's name, when it carries one."""
+    name = getattr(report, TESTCASE_NAME, None)
+    if isinstance(name, str):
+        from deploy_plugin.plugin.pytest_compat import name_junit_testcase
+
+        name_junit_testcase(config, report, name)
+
+
+def write_json(path: str, reports: list[dict[str, Any]]) -> None:
+    """``{"deployments": [...]}`` in the shared report shape, written atomically."""
+    data = {"deployments": reports}
+    target = Path(path)
+    tmp = target.with_name(target.name + ".tmp")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+        os.replace(tmp, target)
+    except OSError as err:
+        soft_warn(f"pytest-deploy: --deploy-report {path} not written: {err}")
+
+
+def _seconds(ms: int) -> str:
+    return f"{ms / 1000:.2f}s"
+
+
+def terminal_summary(terminal: Any, reports: list[dict[str, Any]]) -> None:
+    """Per deployment: status, steps by outcome and group, migrations applied, the plan."""
+    if not reports:
+        return
+    terminal.section("deployment summary")
+    for data in reports:
+        counts = Counter(step["outcome"] for step in data["steps"])
+        kind = data.get("kind", "deploy")
+        what = [] if kind == "deploy" else [kind.replace("_", " ")]  # rollback, check rollback
+        what += ["dry run"] if data["dry_run"] else []
+        mode = f" ({', '.join(what)})" if what else ""
+        terminal.write_line(
+            f"{data['project']} → {data['target']}: {data['status'].upper()}{mode} — "
+            + ", ".join(f"{counts[o]} {o}" for o in ("passed", "failed", "skipped") if counts[o])
+            + f" in {_seconds(data['duration_ms'])}"
+        )
+        by_group: dict[str, list[dict[str, Any]]] = {}
+        for step in data["steps"]:
+            by_group.setdefault(step["group"] or step["kind"], []).append(step)
+        for name, steps in by_group.items():
+            group_counts = Counter(s["outcome"] for s in steps)
+            total = sum(s["duration_ms"] for s in steps)
+            terminal.write_line(
+                f"  {name:<24} "
+                + ", ".join(
+                    f"{group_counts[o]} {o}"
+                    for o in ("passed", "failed", "skipped")
+                    if group_counts[o]
+                )
+                + f"  ({_seconds(total)})"
+            )
+        applied = [
+            s
+            for s in data["steps"]
+            if s["kind"] == "deploy" and s["checksum"] and s["outcome"] == "passed"
+        ]
+        undo = [s for s in data["steps"] if s["kind"] == "undo" and s["outcome"] != "skipped"]
+        undone = [s for s in undo if s["outcome"] == "passed"]
+        if applied and not data["dry_run"]:
+            back = {s["file"] for s in undone if s["file"]}
+            gone = sum(1 for s in applied if s["file"] in back)
+            terminal.write_line(
+                f"  migrations applied: {len(applied)}" + (f", then undone: {gone}" if gone else "")
+            )
+        if undo:
+            names = [s["node_id"].split("::", 2)[-1] for s in undone]
+            shown = ", ".join(names[:10]) + (
+                f" and {len(names) - 10} more" if len(names) > 10 else ""
+            )
+            failed = [s["node_id"].split("::", 2)[-1] for s in undo if s["outcome"] == "failed"]
+            terminal.write_line(
+                f"  undone after the failure (atomic): {len(undone)} step(s)"
+                + (f", in this order: {shown}" if names else "")
+                + (
+                    f"; undo FAILED at {failed[0]}: the deployment is only partly undone"
+                    if failed
+                    else ""
+                )
+            )
+        if undo:
+            stayed = _stayed(data["steps"])
+            if stayed:
+                terminal.write_line(
+                    f"  stayed deployed (no rollback_command, nothing to undo): {', '.join(stayed)}"
+                )
+        for note in data.get("notes", ()):
+            terminal.write_line(f"  note: {note}")
+        if data["dry_run"]:
+            terminal.write_line("  plan:")
+            for step in data["steps"]:
+                if step["kind"] == "preflight":
+                    continue
+                command = step["command"] or ""
+                if step["outcome"] == "skipped":
+                    command = f"(skipped: {step['message']})"
+                terminal.write_line(f"    {step['node_id']}: {command}")
+
+
+def _stayed(steps: list[dict[str, Any]]) -> list[str]:
+    """Groups of an undone atomic deployment that did something and have no undo step:
+    what they did stays deployed (in run order)."""
+    undone = {s["group"] for s in steps if s["kind"] == "undo"}
+    out: list[str] = []
+    for step in steps:
+        group = step["group"]
+        if (
+            group
+            and group not in undone
+            and group not in out
+            and step["kind"] not in ("preflight", "health_check", "undo")
+            and step["outcome"] == "passed"
+        ):
+            out.append(group)
+    return out
