@@ -50,7 +50,15 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     session = DeploySession.install(config)
-    config.pluginmanager.register(DeployPlugin(session), "deploy-session")
+    plugin = DeployPlugin(session)
+    if session.targets and not plugin.worker:
+        # a closed stdout must not change a deployment: pytest's terminal reporter, made
+        # right after this hook (the terminal plugin's pytest_configure comes later), gets
+        # a stdout whose writes never fail (deploy_plugin.closed_stdout)
+        import deploy_plugin.closed_stdout as closed_stdout
+
+        plugin.stdout_guard = closed_stdout.guard_stdout(config.pluginmanager)
+    config.pluginmanager.register(plugin, "deploy-session")
     config.addinivalue_line("markers", "deploy_after(group): run a smoke test after that group")
     if session.targets:  # notifications are about deployments: none without a target
         import deploy_plugin.notify as notify
@@ -127,8 +135,11 @@ class DeployPlugin:
         # an xdist worker tags its reports for the controller (deploy_plugin.crashes)
         self.worker = hasattr(state.config, "workerinput")
         self.crash_watch: Any = None  # the xdist controller's CrashWatch
+        self.stdout_guard: Any = None  # the terminal reporter's file (pytest_configure)
 
     def pytest_sessionstart(self, session: pytest.Session) -> None:
+        if self.stdout_guard is not None and sys.stdout is self.stdout_guard:
+            sys.stdout = self.stdout_guard.stream  # the reporter has it; others get theirs
         if not self.state.targets:
             return  # the suite's deploy.* properties describe a deployment
         import deploy_plugin.report as report
@@ -460,6 +471,13 @@ class DeployPlugin:
         store = state.open_store_or_none()
         if store is not None:
             store.close()
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_unconfigure(self, config: pytest.Config) -> None:
+        """The reporter's last lines wait in stdout's buffer: flush them through the guard,
+        so that the interpreter's final flush never meets a closed pipe."""
+        if self.stdout_guard is not None:
+            self.stdout_guard.flush()
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_testnodedown(self, node: Any, error: Any) -> None:

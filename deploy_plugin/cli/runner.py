@@ -21,10 +21,11 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, TextIO
 
+from deploy_plugin.closed_stdout import pipe_identity, silence
 from deploy_plugin.options import DeployOptions
 
 from .context import Context
-from .output import FAILED, OK, USAGE, CliError, emit_json
+from .output import FAILED, OK, USAGE, CliError, json_text
 
 
 def pytest_command(
@@ -50,18 +51,31 @@ def exit_code(returncode: int, *, signalled: bool = False) -> int:
 
 
 def _relay(process: subprocess.Popen[bytes], out: TextIO) -> None:
-    """Copy the child's output to ``out`` as it arrives (chunks: prompts have no newline)."""
+    """Copy the child's output to ``out`` as it arrives (chunks: prompts have no newline).
+
+    A closed ``out`` (``deploy run … | head``) never changes the run: its output is then
+    read on and dropped, so the run never meets the closed pipe and ends as it would have
+    (deploy_plugin.closed_stdout)."""
     assert process.stdout is not None
     decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
     fd = process.stdout.fileno()
     while True:
         chunk = os.read(fd, 65536)
+        _write(out, decoder.decode(chunk, final=not chunk))
         if not chunk:
             break
-        out.write(decoder.decode(chunk))
+
+
+def _write(out: TextIO, text: str) -> None:
+    """``text`` on ``out`` at once; into /dev/null once ``out``'s reader is gone."""
+    try:
+        out.write(text)
         out.flush()
-    out.write(decoder.decode(b"", final=True))
-    out.flush()
+    except BrokenPipeError:
+        identity = pipe_identity(out)  # the pipe is still there, without its reader
+        if identity is not None:
+            silence(identity)
+        out.flush()  # what the buffer holds goes to /dev/null
 
 
 def run_pytest(
@@ -103,7 +117,7 @@ def run_pytest(
             process.wait()
             return 130
         if as_json:
-            emit_json(_read_report(report_path))
+            _write(sys.stdout, json_text(_read_report(report_path)))
     return exit_code(returncode, signalled=bool(forwarded))
 
 
