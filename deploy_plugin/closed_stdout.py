@@ -100,5 +100,5 @@ def guard_stdout(pluginmanager: Any) -> GuardedStream | None:
     if identity is None or pluginmanager.has_plugin("terminalreporter"):
         return None
     guard = GuardedStream(sys.stdout, identity)
-    sys.stdout = guard  # type: ignore[assignment]  # a TextIO in all that is used
+    sys.stdout = guard  # a TextIO in all that is used (the rest goes to the stream)
     return guard

@@ -22,6 +22,7 @@ from deploy_plugin.options import NEEDS_TARGET, TARGET_PARAM, add_options
 from deploy_plugin.session import DeploySession
 
 if TYPE_CHECKING:
+    from deploy_plugin.closed_stdout import GuardedStream
     from deploy_plugin.runtime import Deployment
 
 # What deploys is imported by the hooks that need it, so that the plugin's own import (every
@@ -135,7 +136,7 @@ class DeployPlugin:
         # an xdist worker tags its reports for the controller (deploy_plugin.crashes)
         self.worker = hasattr(state.config, "workerinput")
         self.crash_watch: Any = None  # the xdist controller's CrashWatch
-        self.stdout_guard: Any = None  # the terminal reporter's file (pytest_configure)
+        self.stdout_guard: GuardedStream | None = None  # the terminal reporter's file
 
     def pytest_sessionstart(self, session: pytest.Session) -> None:
         if self.stdout_guard is not None and sys.stdout is self.stdout_guard:
