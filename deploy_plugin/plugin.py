@@ -35,8 +35,9 @@ _CONFIG_ENDINGS = (".deploy.yaml", ".deploy.yml", ".deploy.json")
 pytest_plugins = ["deploy_plugin.fixtures"]
 
 #: The exit status of a run refused before anything ran (bad input: a saved plan that does
-#: not match, a rollback request that cannot be carried out).
-PLAN_REFUSED = 2
+#: not match, a rollback request that cannot be carried out): pytest's usage error, as for
+#: a bad option, never its INTERRUPTED (2) (README "Exit codes").
+PLAN_REFUSED = pytest.ExitCode.USAGE_ERROR
 
 
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
@@ -76,7 +77,7 @@ def pytest_configure(config: pytest.Config) -> None:
         return
     problem = session.options.rollback_problem()
     if problem:
-        # a bad request (issue 11: exit 2, one paragraph, nothing run): refused once
+        # a bad request (issue 11: exit 4, one paragraph, nothing run): refused once
         # collection is done, like a rollback FILE that is not applied
         session.usage_problems.append(problem)
     if config.getoption("lf", False) or config.getoption("failedfirst", False):
@@ -196,7 +197,7 @@ class DeployPlugin:
         state = self.state
         if state.usage_problems:
             state.refusal = " ".join(state.usage_problems)
-            items.clear()  # nothing runs; the paragraph and exit 2 at the session's end
+            items.clear()  # nothing runs; the paragraph and exit 4 at the session's end
             return
         unknown = [g for g in state.groups + state.skip_groups if g not in state.seen_groups]
         if state.targets and unknown and state.seen_groups:
@@ -226,7 +227,7 @@ class DeployPlugin:
         marked = guards.mark_problems(
             config, [i for i in items if isinstance(i, DeployItem) or i in owned]
         )
-        if marked:  # refused like a bad rollback request: exit 2, nothing run (also
+        if marked:  # refused like a bad rollback request: exit 4, nothing run (also
             # from an xdist worker, whose refusal the controller reports: testnodedown)
             state.refusal = " ".join([*state.usage_problems, guards.marks_refusal(marked)])
             items.clear()
@@ -331,7 +332,7 @@ class DeployPlugin:
 
             state.plan_refusal = plan_glue.check(state)
             if state.plan_refusal:
-                session.items.clear()  # nothing runs; exit 2 at the session's end
+                session.items.clear()  # nothing runs; exit 4 at the session's end
                 return
         if (
             state.options.plan_out

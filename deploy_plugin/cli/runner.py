@@ -27,6 +27,9 @@ from deploy_plugin.options import DeployOptions
 from .context import Context
 from .output import FAILED, OK, USAGE, CliError, json_text
 
+#: pytest's ExitCode.USAGE_ERROR (this CLI never imports pytest: it runs it as a process)
+USAGE_ERROR = 4
+
 
 def pytest_command(
     ctx: Context, config_path: Path, options: DeployOptions, pytest_args: Sequence[str] = ()
@@ -38,14 +41,14 @@ def pytest_command(
     ]  # fmt: skip
 
 
-def exit_code(returncode: int, *, signalled: bool = False) -> int:
-    """pytest's exit code as this CLI's: 0 ok; 2 usage: pytest's 4, and its 2 when this
-    command passed no signal on (the run refused what it was asked before anything ran: a
-    saved plan that does not match, a rollback it cannot carry out); else 1 (an
-    interrupted run among them)."""
+def exit_code(returncode: int) -> int:
+    """pytest's exit code as this CLI's (README "Exit codes"): 0 ok; 2 usage: pytest's 4
+    (the run refused what it was asked before anything ran: a bad option, a saved plan that
+    does not match, a rollback it cannot carry out); else 1 (pytest's 2, an interrupted
+    run, among them)."""
     if returncode == 0:
         return OK
-    if returncode == 4 or (returncode == 2 and not signalled):
+    if returncode == USAGE_ERROR:
         return USAGE
     return FAILED
 
@@ -109,7 +112,7 @@ def run_pytest(
         except OSError as exc:
             raise CliError(f"Cannot start pytest ({command[0]}): {exc.strerror or exc}.") from exc
         try:
-            with _forwarding_signals(process) as forwarded:
+            with _forwarding_signals(process):
                 _relay(process, sys.stderr if as_json else sys.stdout)
                 returncode = process.wait()
         except KeyboardInterrupt:
@@ -118,7 +121,7 @@ def run_pytest(
             return 130
         if as_json:
             _write(sys.stdout, json_text(_read_report(report_path)))
-    return exit_code(returncode, signalled=bool(forwarded))
+    return exit_code(returncode)
 
 
 @contextmanager
