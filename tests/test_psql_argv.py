@@ -46,8 +46,7 @@ def waiting_psql(runner: subprocess.Popen[bytes]) -> int:
         while time.monotonic() < deadline:
             assert runner.poll() is None, "the run ended before psql waited"
             waits = admin.execute(
-                "SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
-                " AND query LIKE %s",
+                "SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE %s",
                 (f"%pg_advisory_lock({LOCK})%",),
             ).fetchone()
             psqls = [p for p in descendants(runner.pid) if _comm(p) == "psql"]
