@@ -12,6 +12,7 @@ from __future__ import annotations
 import subprocess
 import sys
 from pathlib import Path
+from xml.etree import ElementTree
 
 import pytest
 import yaml
@@ -63,25 +64,35 @@ def run_closing_stdout(root: Path, command: list[str], until: str | None) -> tup
         return code, stderr.read().decode()
 
 
-def recorded(root: Path) -> tuple[str, list[tuple[str, str, str | None]]]:
-    """The newest deployment's status and its steps (node id, outcome, message)."""
+Recorded = tuple[str, list[tuple[str, str, str | None]], list[tuple[str, ...]]]
+
+
+def recorded(root: Path) -> Recorded:
+    """The newest deployment's status and its steps (node id, outcome, message) in the
+    store, and the JUnit XML's testcases (name and outcome), when the run wrote one."""
     store = open_store(None, root)
     assert store is not None
     try:
         (run, *_) = store.deployments("p", "t")
         steps = [(s.node_id, s.outcome, s.message) for s in store.deployment_steps(run.id)]
-        return run.status, steps
     finally:
         store.close()
+    junit = root / "junit.xml"
+    cases = []
+    if junit.exists():
+        for case in ElementTree.parse(junit).iter("testcase"):
+            cases.append((case.get("name", ""), *(child.tag for child in case)))
+    return run.status, steps, cases
 
 
 def pytest_command() -> list[str]:
-    return [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--deploy-target=t", "-v"]
+    return [
+        sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--deploy-target=t", "-v",
+        "--junitxml=junit.xml", "-o", "junit_logging=system-out",
+    ]  # fmt: skip
 
 
-def reference(
-    tmp_path: Path, waiting: str, *, fail: bool
-) -> tuple[str, list[tuple[str, str, str | None]]]:
+def reference(tmp_path: Path, waiting: str, *, fail: bool) -> Recorded:
     """The same deployment with an open stdout."""
     root = tmp_path / "open"
     root.mkdir()
@@ -112,9 +123,9 @@ def test_a_closed_stdout_leaves_the_deployment_as_it_is(
     code, stderr = run_closing_stdout(root, pytest_command(), until)
     assert "Traceback" not in stderr and "INTERNALERROR" not in stderr, stderr
     assert code == (1 if fail else 0), stderr
-    status, steps = recorded(root)
-    assert (status, steps) == expected
-    assert len(steps) == 6  # preflight's three and a, b, c
+    status, steps, testcases = recorded(root)
+    assert (status, steps, testcases) == expected  # store and JUnit XML alike
+    assert len(steps) == len(testcases) == 6  # preflight's three and a, b, c
     if fail:
         assert status == "failure"
         assert any("no disk left" in (message or "") for _, _, message in steps), steps
@@ -136,4 +147,4 @@ def test_deploy_run_with_a_closed_stdout_leaves_the_deployment_as_it_is(
     code, stderr = run_closing_stdout(root, command, until)
     assert "Traceback" not in stderr and "Broken pipe" not in stderr, stderr
     assert code == (1 if fail else 0), stderr
-    assert recorded(root) == expected
+    assert recorded(root)[:2] == expected[:2]  # the store (no JUnit XML here)
