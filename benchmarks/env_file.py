@@ -13,7 +13,7 @@ the previous size: linear work doubles (ratio ~2), quadratic work quadruples (~4
 Only the plugin's part is timed. A step started with that environment is not: bash itself
 starts slowly with many variables (35 s for 40,000 on the 2-core test machine), and Linux
 refuses to start any process whose environment exceeds ARG_MAX (2 MiB by default), which
-``read_env_files`` now reports before anything runs (exit 2). So the larger sizes here are
+``read_env_files`` now reports before anything runs (exit 4). So the larger sizes here are
 only reachable by the reader, which still must not take minutes to say so.
 """
 

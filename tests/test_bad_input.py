@@ -201,6 +201,12 @@ def _undefined_webhook_var(pytester: pytest.Pytester) -> None:
     )
 
 
+def _unset_email_password(pytester: pytest.Pytester) -> None:
+    email = {"url": "smtp://deploy@127.0.0.1:9", "from": "d@example.com",
+             "to": ["o@example.com"], "password_env": "SMTP_PASSWORD_UNSET_21"}  # fmt: skip
+    two_groups(pytester, {"deploy_command": "true"}, notify=[{"email": email}])
+
+
 def _blob_env_value(pytester: pytest.Pytester) -> None:
     two_groups(pytester, {"deploy_command": "true"})
     store_env(pytester, "BLOB", "placeholder")
@@ -224,14 +230,16 @@ RUN_CASES = [
     ("dashed-service-name", _dashed_service_name, [], 1,
      ["services/-v.service", "{service_name}", "starts with '-'"]),
     ("non-utf8-file-name", _non_utf8_name, [], 1, ["files/f\\xff.txt", "not UTF-8"]),
-    ("env-file-nul", _env_file("a\0b"), ["--deploy-env-file=run.env"], 2,
+    ("env-file-nul", _env_file("a\0b"), ["--deploy-env-file=run.env"], 4,
      ["run.env, line 2", "BAD", "NUL byte"]),
-    ("env-file-over-128k", _env_file("x" * MAX_ARG_CHARS), ["--deploy-env-file=run.env"], 2,
+    ("env-file-over-128k", _env_file("x" * MAX_ARG_CHARS), ["--deploy-env-file=run.env"], 4,
      ["run.env, line 2", "BAD", f"{MAX_ARG_CHARS:,} bytes"]),
-    ("env-file-over-arg-max", _many_env_vars, ["--deploy-env-file=run.env"], 2,
+    ("env-file-over-arg-max", _many_env_vars, ["--deploy-env-file=run.env"], 4,
      ["run.env: its 100,000 variable(s)", "ARG_MAX"]),
     ("webhook-undefined-var", _undefined_webhook_var, [], 1,
      ["notify[0].webhook", "${HOOK_TOKEN}", "no env var of target 't' defines"]),
+    ("email-password-env-unset", _unset_email_password, [], 1,
+     ["notify[0].email.password_env", "SMTP_PASSWORD_UNSET_21", "preflight::env"]),
     ("blob-env-value", _blob_env_value, [], 1, ["BLOB", "not text"]),
     ("json-5001-digit-integer", _huge_json_integer, [], 1,
      ["deploy.json, line 3", "5,001 digits"]),

@@ -133,7 +133,7 @@ def test_a_missing_down_and_bad_combinations(pytester: pytest.Pytester) -> None:
         pytester.path / "app.db"
     ).execute("SELECT 1 FROM sqlite_master WHERE name = 'post'").fetchone()
     both = pytester.runpytest(*args, "--deploy-check-rollback", "--deploy-rollback=1")
-    assert both.ret == 2
+    assert both.ret == pytest.ExitCode.USAGE_ERROR
     assert "cannot run together" in both.stderr.str()
 
 

@@ -188,7 +188,7 @@ def test_a_saved_plan_applies_to_the_script(pytester: pytest.Pytester) -> None:
     assert pytester.runpytest(*args, "--dry-run", "--deploy-plan-out=plan.json").ret == 0
     (folder / "deploy.sh").write_text(SCRIPT + "echo extra\n")
     refused = pytester.runpytest(*args, "--deploy-plan=plan.json")
-    assert refused.ret == 2
+    assert refused.ret == pytest.ExitCode.USAGE_ERROR
     refused.stdout.fnmatch_lines(["*the config shop/deploy.sh changed*"])
     assert not (folder / "ran.log").exists()
 
@@ -254,7 +254,7 @@ def test_deploy_timeout_applies_to_groups_without_their_own(pytester: pytest.Pyt
     assert result.ret == 1
     assert (pytester.path / "ran.log").read_text() == "own\n"  # its 30 s, not 0.5 s
     result.stdout.fnmatch_lines(["*_ t::none::deploy _*", "*timed out after 0.5*"])
-    # bad input: exit 2, one paragraph (a subprocess: pytest.exit() at configure time)
+    # bad input: a usage error, one paragraph on stderr
     bad = pytester.runpytest_subprocess("--deploy-target=t", "--deploy-timeout=0")
-    assert bad.ret == 2
+    assert bad.ret == pytest.ExitCode.USAGE_ERROR
     bad.stderr.fnmatch_lines(["*--deploy-timeout 0: give a number of seconds above 0*"])

@@ -124,9 +124,9 @@ def test_a_bad_file_is_one_paragraph_with_file_and_line(
     project(pytester)
     if content is not None:
         (pytester.path / "bad.env").write_text(content)
-    # a subprocess: pytester's in-process runs cannot take pytest.exit() at configure time
+    # a subprocess: the paragraph on stderr, as a user sees it
     result = pytester.runpytest_subprocess("--deploy-target=t", "--deploy-env-file=bad.env")
-    assert result.ret == 2
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
     text = result.stdout.str() + result.stderr.str()
     assert expected in text and "Traceback" not in text
     assert not (pytester.path / "seen.txt").exists()
@@ -152,7 +152,7 @@ def test_a_bad_line_never_shows_its_value(
     project(pytester)
     (pytester.path / "bad.env").write_text(content)
     result = pytester.runpytest_subprocess("--deploy-target=t", "--deploy-env-file=bad.env")
-    assert result.ret == 2
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
     text = result.stdout.str() + result.stderr.str()
     assert "hunter2" not in text and "sEcReT" not in text, text
     result.stderr.fnmatch_lines([f"*--deploy-env-file bad.env, {expected}*"])

@@ -109,12 +109,8 @@ def test_plain_smtp_without_a_password_sends_as_it_is_told(
         ({"starttls": True, "users": {"deploy": PASSWORD}}, {"password_env": "SMTP_PASSWORD"},
          ["--deploy-env=SMTP_PASSWORD=wrong-password-1"], True, "SMTPAuthenticationError"),
         ({"starttls": True}, {}, [], False, "CERTIFICATE_VERIFY_FAILED"),
-        ({"starttls": True, "users": {"deploy": PASSWORD}}, {"password_env": "SMTP_PASSWORD"},
-         [], True, "$SMTP_PASSWORD (the SMTP password) is not set for this target; set it with"
-         " `pytest-deploy env set p SMTP_PASSWORD - --target t`"),
     ],
-    ids=["no-starttls-no-password", "starttls-required", "bad-password", "untrusted-cert",
-         "password-unset"],
+    ids=["no-starttls-no-password", "starttls-required", "bad-password", "untrusted-cert"],
 )  # fmt: skip
 def test_a_failure_to_send_only_warns(
     pytester: pytest.Pytester,
@@ -149,3 +145,25 @@ def test_an_unreachable_server_only_warns(pytester: pytest.Pytester) -> None:
     result.assert_outcomes(passed=4)
     assert result.ret == 0
     assert "ConnectionRefusedError" in output(result)
+
+
+def test_an_unset_password_env_fails_preflight_and_is_never_sent(
+    pytester: pytest.Pytester, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 21: checked before anything runs, as a ``${VAR}`` of the URL; with
+    --skip-validation (no preflight::env) the notifier itself refuses to send."""
+    monkeypatch.delenv("SMTP_PASSWORD", raising=False)
+    with smtp_server(tmp_path, starttls=True, users={"deploy": PASSWORD}) as server:
+        monkeypatch.setenv("SSL_CERT_FILE", str(server.ca_file))
+        email_config(pytester, server.url("deploy"), password_env="SMTP_PASSWORD")
+        refused = run(pytester)
+        refused.assert_outcomes(passed=2, failed=1, skipped=1)  # the build never ran
+        assert "notify[0].email.password_env names SMTP_PASSWORD" in output(refused)
+        skipped = run(pytester, "--skip-validation")
+        skipped.assert_outcomes(passed=3, skipped=1)
+    assert skipped.ret == 0
+    assert (
+        "$SMTP_PASSWORD (the SMTP password) is not set for this target; set it with"
+        " `pytest-deploy env set p SMTP_PASSWORD - --target t`" in output(skipped)
+    )
+    assert server.received == []

@@ -186,7 +186,7 @@ def test_bad_requests_are_usage_errors_and_run_nothing(pytester: pytest.Pytester
     ]
     for args, expected in cases:
         result = pytester.runpytest("--deploy-target=t", f"--deploy-env=DATABASE_URL={url}", *args)
-        assert result.ret == 2, args  # issue 11: exit 2, one paragraph, nothing run
+        assert result.ret == pytest.ExitCode.USAGE_ERROR, args  # one paragraph, nothing run
         err = result.stderr.str()
         assert expected in err and "Nothing was run." in err and "Traceback" not in err
         assert len([line for line in err.splitlines() if line.strip()]) == 1

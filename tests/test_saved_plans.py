@@ -1,5 +1,5 @@
 """Saved plans: ``--dry-run --deploy-plan-out=FILE`` then ``--deploy-plan=FILE`` runs exactly
-those steps, once, and refuses (exit 2, one paragraph naming each difference) when anything
+those steps, once, and refuses (exit 4, one paragraph naming each difference) when anything
 it was made from changed."""
 
 from __future__ import annotations
@@ -119,7 +119,7 @@ def test_applying_runs_exactly_the_planned_commands_once(pytester: pytest.Pytest
     assert (use.project, use.target, use.deployment_id) == ("p", "t", deployments(pytester)[-1][0])
 
     again = apply(pytester)
-    assert again.ret == 2
+    assert again.ret == pytest.ExitCode.USAGE_ERROR
     assert "its id was already used: applied to p → t by" in paragraph(again)
     assert len(ran(pytester)) == 3  # nothing ran the second time
 
@@ -172,7 +172,7 @@ def test_a_change_since_the_plan_is_refused_by_name(
     before = deployments(pytester)
     named = change(pytester)
     result = apply(pytester)
-    assert result.ret == 2
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
     text = paragraph(result)
     assert named in text and "Nothing was run" in text
     assert SECRET not in result.stdout.str() + result.stderr.str()
@@ -194,7 +194,7 @@ def test_a_plan_for_another_target_is_refused(pytester: pytest.Pytester) -> None
     project(pytester)
     make_plan(pytester)
     result = pytester.runpytest("--deploy-target=u", "--deploy-plan=plan.json")
-    assert result.ret == 2
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
     text = paragraph(result)
     assert "the plan deploys project 'p' to target 't', this run does not" in text
     assert "this run deploys project 'p' to target 'u', which the plan does not" in text
@@ -214,7 +214,7 @@ def test_a_plan_for_another_project_is_refused(pytester: pytest.Pytester) -> Non
         == 0
     )
     result = pytester.runpytest("b", "--deploy-target=t", "--deploy-plan=plan.json")
-    assert result.ret == 2
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
     text = paragraph(result)
     assert "the plan deploys project 'a' to target 't'" in text
     assert "this run deploys project 'b'" in text
@@ -248,9 +248,9 @@ def test_a_malformed_plan_file_is_one_paragraph(
     project(pytester)
     if content is not None:
         (pytester.path / "plan.json").write_text(content)
-    # a subprocess: pytester's in-process runs cannot take pytest.exit() at configure time
+    # a subprocess: the paragraph on stderr, as a user sees it
     result = pytester.runpytest_subprocess("--deploy-target=t", "--deploy-plan=plan.json")
-    assert result.ret == 2
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
     text = result.stdout.str() + result.stderr.str()
     assert expected in text and "--deploy-plan plan.json" in text
     assert "Traceback" not in text
@@ -260,22 +260,22 @@ def test_a_malformed_plan_file_is_one_paragraph(
 @pytest.mark.parametrize(
     ("args", "expected", "code"),
     [
-        (["--deploy-plan-out=plan.json"], "add --dry-run", 2),
-        (["--dry-run", "--deploy-plan=plan.json"], "drop --dry-run", 2),
-        (["--deploy-plan=plan.json", "--deploy-plan-out=x.json", "--dry-run"], "give one", 2),
-        (["--deploy-plan=plan.json", "-n", "2"], "drop -n", 2),
+        (["--deploy-plan-out=plan.json"], "add --dry-run", 4),
+        (["--dry-run", "--deploy-plan=plan.json"], "drop --dry-run", 4),
+        (["--deploy-plan=plan.json", "--deploy-plan-out=x.json", "--dry-run"], "give one", 4),
+        (["--deploy-plan=plan.json", "-n", "2"], "drop -n", 4),
         (["--dry-run", "--deploy-plan-out=migrations"], "--deploy-plan-out migrations: that is", 4),
-        (["--deploy-timeout=nan"], "--deploy-timeout nan: give a number of seconds above 0", 2),
-        (["--deploy-timeout=0"], "--deploy-timeout 0: give a number of seconds above 0", 2),
+        (["--deploy-timeout=nan"], "--deploy-timeout nan: give a number of seconds above 0", 4),
+        (["--deploy-timeout=0"], "--deploy-timeout 0: give a number of seconds above 0", 4),
     ],
 )
 def test_option_mixes_that_mean_nothing_are_refused(
     pytester: pytest.Pytester, args: list[str], expected: str, code: int
 ) -> None:
-    """Issue 13: bad input is exit 2, one paragraph, nothing run (a path that can never be
-    written stays a usage error, exit 4, as pytest's own --junitxml)."""
+    """Issue 13: bad input is one paragraph, nothing run; issue 21: exit 4, pytest's usage
+    error (it was 2, pytest's INTERRUPTED), as for a path that can never be written."""
     project(pytester)
-    # a subprocess: pytester's in-process runs cannot take pytest.exit() at configure time
+    # a subprocess: the paragraph on stderr, as a user sees it
     result = pytester.runpytest_subprocess("--deploy-target=t", *args)
     assert result.ret == code, result.stderr.str()
     result.stderr.fnmatch_lines([f"*{expected}*"])
@@ -353,7 +353,8 @@ def test_a_team_store_on_postgresql_records_the_use(
     assert apply(pytester).ret == 0
     assert ran(pytester) == ["g"]
     again = apply(pytester)
-    assert again.ret == 2 and "its id was already used" in paragraph(again)
+    assert again.ret == pytest.ExitCode.USAGE_ERROR
+    assert "its id was already used" in paragraph(again)
     with open_store(pg_database, pytester.path) as store:
         assert [(u.project, u.target) for u in store.plan_uses(plan["id"])] == [("p", "t")]
     assert ran(pytester) == ["g"]
@@ -391,7 +392,7 @@ def test_the_cli_makes_and_applies_a_plan(pytester: pytest.Pytester) -> None:
     assert applied.returncode == 0, applied.stdout + applied.stderr
     assert ran(pytester)[0] == "build"
     refused = run("--plan", "plan.json")
-    # the run refused it before anything ran: exit 2 as with pytest (issue 13 §1)
+    # the run refused it before anything ran (pytest's 4): the CLI's usage code, 2
     assert refused.returncode == 2, refused.stdout + refused.stderr
     assert "its id was already used" in refused.stdout
     # issue 24 #6: the refusal names the CLI's own option for a new plan too
@@ -415,7 +416,7 @@ def edit_plan(pytester: pytest.Pytester, change: Callable[[dict], None]) -> None
 
 def refused_as_edited(pytester: pytest.Pytester) -> str:
     result = apply(pytester)
-    assert result.ret == 2, result.stdout.str()
+    assert result.ret == pytest.ExitCode.USAGE_ERROR, result.stdout.str()
     text = paragraph(result)
     assert "was changed after it was made" in text and "Nothing was run" in text
     assert ran(pytester) == []
@@ -488,7 +489,7 @@ def test_a_plan_replayed_against_another_store_is_refused(pytester: pytest.Pytes
     with open_store(other, pytester.path) as store:
         store.set_env("p", "t", "TOKEN", SECRET)  # the same values, another store
     result = apply(pytester, f"--deploy-store={other}")
-    assert result.ret == 2
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
     text = paragraph(result)
     assert "was made against another store" in text
     assert ran(pytester) == []
@@ -511,7 +512,7 @@ def test_a_plan_replayed_against_another_postgresql_store_is_refused(
         with open_store(other, pytester.path) as store:
             store.set_env("p", "t", "TOKEN", SECRET)
         result = apply(pytester, f"--deploy-store={other}")
-        assert result.ret == 2
+        assert result.ret == pytest.ExitCode.USAGE_ERROR
         assert "was made against another store" in paragraph(result)
     assert ran(pytester) == []
 
@@ -523,7 +524,7 @@ def test_a_plan_needs_an_existing_store(pytester: pytest.Pytester) -> None:
         pytester, {"groups": [{"name": "g", "order": 1, "deploy_command": "echo g >> ran.log"}]}
     )
     result = pytester.runpytest("--deploy-target=t", "--dry-run", "--deploy-plan-out=plan.json")
-    assert result.ret == 2
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
     text = result.stdout.str()
     assert "no plan written to plan.json" in text and "pytest-deploy target add" in text
     assert not (pytester.path / "plan.json").exists()
@@ -542,7 +543,7 @@ def test_a_plans_author_cannot_forge_terminal_lines(
     apply(pytester)
     result = apply(pytester)  # used once already: refused, naming its author
     out = result.stdout.str()
-    assert result.ret == 2
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
     assert "\x1b" not in out
     assert not any(line.startswith("PASSED everything") for line in out.splitlines())
 
@@ -560,7 +561,7 @@ def test_a_hostile_plan_file_is_one_paragraph_within_bounded_memory(
     pytester: pytest.Pytester, make: Callable[[Path], None], expected: str
 ) -> None:
     """Issue 21 #5: a plan nested 100,000 arrays deep (RecursionError), a huge integer
-    (ValueError) and /dev/zero (read without a limit: 24 GB) are each one paragraph, exit 2,
+    (ValueError) and /dev/zero (read without a limit: 24 GB) are each one paragraph, exit 4,
     read in bounded memory: the run gets an address-space limit of 2 GiB here."""
     import resource
     import subprocess
@@ -578,7 +579,7 @@ def test_a_hostile_plan_file_is_one_paragraph_within_bounded_memory(
         cwd=pytester.path, capture_output=True, text=True, timeout=120, preexec_fn=limit,
     )  # fmt: skip
     text = result.stdout + result.stderr
-    assert result.returncode == 2, text
+    assert result.returncode == pytest.ExitCode.USAGE_ERROR, text
     assert expected in text and "--deploy-plan plan.json" in text, text
     assert "Traceback" not in text and "INTERNALERROR" not in text, text
     assert ran(pytester) == []

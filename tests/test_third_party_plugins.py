@@ -52,12 +52,10 @@ def two_groups(pytester: pytest.Pytester, first: str) -> None:
     )
 
 
-def assert_refused(
-    result: pytest.RunResult, pytester: pytest.Pytester, *words: str, code: int = 4
-) -> None:
-    """Exit 4 (pytest's usage error: an option) or 2 (a mark, found once collected), one
+def assert_refused(result: pytest.RunResult, pytester: pytest.Pytester, *words: str) -> None:
+    """Exit 4 (pytest's usage error: an option, or a mark found once collected), one
     paragraph naming the option or item, nothing run."""
-    assert result.ret == code, result.stdout.str() + result.stderr.str()
+    assert result.ret == pytest.ExitCode.USAGE_ERROR, result.stdout.str() + result.stderr.str()
     errors = [line for line in result.stderr.lines if line.startswith("ERROR:")]
     assert len(errors) == 1, result.stderr.str()
     for word in words:
@@ -91,7 +89,7 @@ def test_a_flaky_mark_on_a_smoke_test_is_refused(
         )
     )
     result = pytester.runpytest_subprocess("--deploy-target=t", "-p", "no:cacheprovider", *xdist)
-    assert_refused(result, pytester, "flaky", "test_smoke.py::test_up[t]", code=2)
+    assert_refused(result, pytester, "flaky", "test_smoke.py::test_up[t]")
 
 
 def test_reruns_without_a_target_still_work(pytester: pytest.Pytester) -> None:
@@ -133,7 +131,7 @@ def test_a_thread_timeout_mark_on_a_smoke_test_is_refused(pytester: pytest.Pytes
         )
     )
     result = pytester.runpytest_subprocess("--deploy-target=t", "-p", "no:cacheprovider")
-    assert_refused(result, pytester, "timeout", "thread", "test_smoke.py::test_up[t]", code=2)
+    assert_refused(result, pytester, "timeout", "thread", "test_smoke.py::test_up[t]")
 
 
 def test_the_signal_timeout_ends_the_step_and_says_so(pytester: pytest.Pytester) -> None:

@@ -49,7 +49,12 @@ def note(text: str) -> None:
 
 def emit_json(data: Any) -> None:
     """``data`` as indented JSON on stdout (datetimes as ISO 8601 UTC)."""
-    print(json.dumps(data, indent=2, default=_json_default, ensure_ascii=False), file=sys.stdout)
+    print(json_text(data), end="", file=sys.stdout)
+
+
+def json_text(data: Any) -> str:
+    """``data`` as indented JSON and a newline (datetimes as ISO 8601 UTC)."""
+    return json.dumps(data, indent=2, default=_json_default, ensure_ascii=False) + "\n"
 
 
 def _json_default(value: Any) -> Any:

@@ -21,10 +21,14 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, TextIO
 
+from deploy_plugin.closed_stdout import pipe_identity, silence
 from deploy_plugin.plugin.options import DeployOptions
 
 from .context import Context
-from .output import FAILED, OK, USAGE, CliError, emit_json
+from .output import FAILED, OK, USAGE, CliError, json_text
+
+#: pytest's ExitCode.USAGE_ERROR (this CLI never imports pytest: it runs it as a process)
+USAGE_ERROR = 4
 
 
 def pytest_command(
@@ -37,31 +41,44 @@ def pytest_command(
     ]  # fmt: skip
 
 
-def exit_code(returncode: int, *, signalled: bool = False) -> int:
-    """pytest's exit code as this CLI's: 0 ok; 2 usage: pytest's 4, and its 2 when this
-    command passed no signal on (the run refused what it was asked before anything ran: a
-    saved plan that does not match, a rollback it cannot carry out); else 1 (an
-    interrupted run among them)."""
+def exit_code(returncode: int) -> int:
+    """pytest's exit code as this CLI's (README "Exit codes"): 0 ok; 2 usage: pytest's 4
+    (the run refused what it was asked before anything ran: a bad option, a saved plan that
+    does not match, a rollback it cannot carry out); else 1 (pytest's 2, an interrupted
+    run, among them)."""
     if returncode == 0:
         return OK
-    if returncode == 4 or (returncode == 2 and not signalled):
+    if returncode == USAGE_ERROR:
         return USAGE
     return FAILED
 
 
 def _relay(process: subprocess.Popen[bytes], out: TextIO) -> None:
-    """Copy the child's output to ``out`` as it arrives (chunks: prompts have no newline)."""
+    """Copy the child's output to ``out`` as it arrives (chunks: prompts have no newline).
+
+    A closed ``out`` (``deploy run … | head``) never changes the run: its output is then
+    read on and dropped, so the run never meets the closed pipe and ends as it would have
+    (deploy_plugin.closed_stdout)."""
     assert process.stdout is not None
     decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
     fd = process.stdout.fileno()
     while True:
         chunk = os.read(fd, 65536)
+        _write(out, decoder.decode(chunk, final=not chunk))
         if not chunk:
             break
-        out.write(decoder.decode(chunk))
+
+
+def _write(out: TextIO, text: str) -> None:
+    """``text`` on ``out`` at once; into /dev/null once ``out``'s reader is gone."""
+    try:
+        out.write(text)
         out.flush()
-    out.write(decoder.decode(b"", final=True))
-    out.flush()
+    except BrokenPipeError:
+        identity = pipe_identity(out)  # the pipe is still there, without its reader
+        if identity is not None:
+            silence(identity)
+        out.flush()  # what the buffer holds goes to /dev/null
 
 
 def run_pytest(
@@ -95,7 +112,7 @@ def run_pytest(
         except OSError as exc:
             raise CliError(f"Cannot start pytest ({command[0]}): {exc.strerror or exc}.") from exc
         try:
-            with _forwarding_signals(process) as forwarded:
+            with _forwarding_signals(process):
                 _relay(process, sys.stderr if as_json else sys.stdout)
                 returncode = process.wait()
         except KeyboardInterrupt:
@@ -103,8 +120,8 @@ def run_pytest(
             process.wait()
             return 130
         if as_json:
-            emit_json(_read_report(report_path))
-    return exit_code(returncode, signalled=bool(forwarded))
+            _write(sys.stdout, json_text(_read_report(report_path)))
+    return exit_code(returncode)
 
 
 @contextmanager

@@ -74,6 +74,7 @@ def psql_wrapped_env(
             bin_dir / "psql",
             "#!/bin/sh\n# pytest-deploy: psql stops at the first failing statement, -X or not"
             + (", and runs a migration in one transaction\n" if once else "\n")
+            + _PASSWORD_OFF_ARGV
             + (_LEDGER_FIRST.replace("REAL", shlex.quote(real)) if once else "")
             + f'exec {shlex.quote(real)} -v ON_ERROR_STOP=1{once} "$@"\n',
             mode=0o755,
@@ -81,6 +82,51 @@ def psql_wrapped_env(
         wrapped["PATH"] = os.pathsep.join(filter(None, [str(bin_dir), search]))
     return wrapped
 
+
+#: In both wrappers: the password of a ``postgres://`` or ``postgresql://`` URL argument
+#: (alone, or after ``--dbname=``; the first one, which libpq reads) goes to psql as
+#: PGPASSWORD, percent-decoded as libpq decodes it, and psql gets the URL without it: its
+#: argument list is visible to every user of the machine (``ps``, /proc/PID/cmdline), its
+#: environment to its owner only. An encoding libpq would refuse (``%zz``, ``%00``) is left
+#: as written, for psql to refuse. Not covered: a ``password=`` in the URL's query or in a
+#: ``key=value`` connection string.
+_PASSWORD_OFF_ARGV = r"""_pd_decode() {
+  _pd_in=$1 _pd_pw=
+  while :; do
+    case $_pd_in in *%*) ;; *) break ;; esac
+    _pd_pw=$_pd_pw${_pd_in%%\%*} _pd_in=${_pd_in#*%}
+    case $_pd_in in 00*) return 1 ;; [0-9A-Fa-f][0-9A-Fa-f]*) ;; *) return 1 ;; esac
+    _pd_tail=${_pd_in#??}
+    _pd_pw=$_pd_pw$(printf "\\$(printf %o "0x${_pd_in%"$_pd_tail"}")x") _pd_pw=${_pd_pw%x}
+    _pd_in=$_pd_tail
+  done
+  _pd_pw=$_pd_pw$_pd_in
+}
+_pd_set=
+for _pd_arg do
+  shift
+  case $_pd_arg in --dbname=*) _pd_pre=--dbname= ;; *) _pd_pre= ;; esac
+  _pd_url=${_pd_arg#"$_pd_pre"}
+  case $_pd_set$_pd_url in
+    postgres://*|postgresql://*)
+      _pd_rest=${_pd_url#*://}
+      _pd_auth=${_pd_rest%%/*}
+      case $_pd_auth in
+        *@*)
+          _pd_user=${_pd_auth%%@*}
+          case $_pd_user in
+            *:?*)
+              if _pd_decode "${_pd_user#*:}"; then
+                PGPASSWORD=$_pd_pw _pd_set=1
+                export PGPASSWORD
+                _pd_arg=$_pd_pre${_pd_url%%://*}://${_pd_user%%:*}@${_pd_rest#*@}
+              fi ;;
+          esac ;;
+      esac ;;
+  esac
+  set -- "$@" "$_pd_arg"
+done
+"""
 
 #: In the ``-1`` wrapper: the psql invocation that runs the step's migration file (named
 #: as an argument, alone or after -f / --file=) runs the ledger row's SQL first, in the same

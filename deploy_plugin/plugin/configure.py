@@ -1,8 +1,9 @@
 """Checks of pytest-deploy's options at ``pytest_configure``, before anything is collected:
 files they name (the report's and plan's paths, env files, a plan to apply) and mixes of
-options that mean nothing. A bad file, a bad --deploy-timeout or a mix of saved-plan options
-that means nothing is exit 2 with one paragraph (nothing run); a path that could never be
-written is a usage error (exit 4), as pytest's own for --junitxml.
+options that mean nothing. Each is a usage error (pytest.UsageError: exit 4, pytest's
+USAGE_ERROR, one paragraph on stderr, nothing run), as pytest's own for --junitxml: a bad
+file, a bad --deploy-timeout, a mix of saved-plan options that means nothing, a path that
+could never be written.
 """
 
 from __future__ import annotations
@@ -19,14 +20,15 @@ if TYPE_CHECKING:
 
 
 def read_env_files(config: pytest.Config, session: DeploySession) -> None:
-    """Read --deploy-env-file (exit 2 on a bad file); warn that --deploy-env is visible."""
+    """Read --deploy-env-file (a usage error on a bad file); warn that --deploy-env is
+    visible."""
     if session.options.env_files:  # python-dotenv is imported only for them
         from deploy_plugin.envfile import EnvFileError, read_env_files
 
         try:
             session.file_env = read_env_files(session.options.env_files)
         except EnvFileError as err:
-            pytest.exit(str(err), returncode=2)
+            raise pytest.UsageError(str(err)) from None
     if session.cli_env:
         names = ", ".join(sorted(session.cli_env))
         option_warning(
@@ -51,14 +53,13 @@ def option_warning(config: pytest.Config, text: str) -> None:
 
 
 def check_plan_options(config: pytest.Config, session: DeploySession) -> None:
-    """Refuse option mixes saved plans cannot honour (exit 2, one paragraph, nothing run,
-    as for a plan that does not match); read the plan being applied."""
+    """Refuse option mixes saved plans cannot honour (a usage error, as for a plan that does
+    not match); read the plan being applied."""
     options = session.options
     if options.timeout is not None and not (math.isfinite(options.timeout) and options.timeout > 0):
-        pytest.exit(
+        raise pytest.UsageError(
             f"--deploy-timeout {options.timeout:g}: give a number of seconds above 0 (a"
-            " finite one); nothing was run",
-            returncode=2,
+            " finite one); nothing was run"
         )
     if not (options.plan or options.plan_out):
         return
@@ -81,7 +82,7 @@ def check_plan_options(config: pytest.Config, session: DeploySession) -> None:
             " process: drop -n"
         )
     if problem is not None:
-        pytest.exit(f"{problem}; nothing was run", returncode=2)
+        raise pytest.UsageError(f"{problem}; nothing was run")
     if options.plan_out:
         check_writable(options.plan_out, "--deploy-plan-out")
     if options.plan:
@@ -90,7 +91,7 @@ def check_plan_options(config: pytest.Config, session: DeploySession) -> None:
         try:
             session.saved_plan = load(options.plan)
         except PlanFileError as err:
-            pytest.exit(str(err), returncode=2)
+            raise pytest.UsageError(str(err)) from None
 
 
 def check_writable(path: str, flag: str = "--deploy-report") -> None:

@@ -6,8 +6,8 @@
   step, which had already stopped its deployment, would then read as no failure at all
   (JUnit ``failures="0"``, the JSON report ``skipped``), and a step that changes a target
   must not run twice. Refused under ``--deploy-target`` (the options when pytest is
-  configured: exit 4, pytest's usage error; a mark once items are collected: exit 2, as
-  other bad input found then); plain tests of a session without a target may still be
+  configured, or a mark once items are collected: exit 4, pytest's usage error, as other
+  bad input); plain tests of a session without a target may still be
   rerun.
 * pytest-timeout's ``thread`` method ends the process with ``os._exit`` when an item
   times out: the step's commands keep running, the lock stays held and the run stays
@@ -84,7 +84,7 @@ def mark_problems(config: pytest.Config, items: Iterable[pytest.Item]) -> list[s
 
 
 def marks_refusal(problems: list[str]) -> str:
-    """The run's refusal naming every marked item (exit 2, nothing run: found while
+    """The run's refusal naming every marked item (exit 4, nothing run: found while
     collecting, like a rollback request that cannot be carried out)."""
     return "pytest-deploy: " + " ".join(problems) + f" {_NOTHING_RUN}"
 

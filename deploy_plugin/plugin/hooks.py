@@ -23,6 +23,7 @@ from deploy_plugin.plugin.options import NEEDS_TARGET, TARGET_PARAM, add_options
 from deploy_plugin.plugin.session import DeploySession
 
 if TYPE_CHECKING:
+    from deploy_plugin.closed_stdout import GuardedStream
     from deploy_plugin.engine.runtime import Deployment
 
 # What deploys is imported by the hooks that need it, so that the plugin's own import (every
@@ -35,8 +36,9 @@ _CONFIG_ENDINGS = (".deploy.yaml", ".deploy.yml", ".deploy.json")
 pytest_plugins = ["deploy_plugin.plugin.fixtures"]
 
 #: The exit status of a run refused before anything ran (bad input: a saved plan that does
-#: not match, a rollback request that cannot be carried out).
-PLAN_REFUSED = 2
+#: not match, a rollback request that cannot be carried out): pytest's usage error, as for
+#: a bad option, never its INTERRUPTED (2) (README "Exit codes").
+PLAN_REFUSED = pytest.ExitCode.USAGE_ERROR
 
 
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
@@ -51,7 +53,15 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     session = DeploySession.install(config)
-    config.pluginmanager.register(DeployPlugin(session), "deploy-session")
+    plugin = DeployPlugin(session)
+    if session.targets and not plugin.worker:
+        # a closed stdout must not change a deployment: pytest's terminal reporter, made
+        # right after this hook (the terminal plugin's pytest_configure comes later), gets
+        # a stdout whose writes never fail (deploy_plugin.closed_stdout)
+        import deploy_plugin.closed_stdout as closed_stdout
+
+        plugin.stdout_guard = closed_stdout.guard_stdout(config.pluginmanager)
+    config.pluginmanager.register(plugin, "deploy-session")
     config.addinivalue_line("markers", "deploy_after(group): run a smoke test after that group")
     if session.targets:  # notifications are about deployments: none without a target
         import deploy_plugin.notify.notifier as notify
@@ -68,7 +78,7 @@ def pytest_configure(config: pytest.Config) -> None:
         return
     problem = session.options.rollback_problem()
     if problem:
-        # a bad request (issue 11: exit 2, one paragraph, nothing run): refused once
+        # a bad request (issue 11: exit 4, one paragraph, nothing run): refused once
         # collection is done, like a rollback FILE that is not applied
         session.usage_problems.append(problem)
     if config.getoption("lf", False) or config.getoption("failedfirst", False):
@@ -128,8 +138,11 @@ class DeployPlugin:
         # an xdist worker tags its reports for the controller (deploy_plugin.plugin.crashes)
         self.worker = hasattr(state.config, "workerinput")
         self.crash_watch: Any = None  # the xdist controller's CrashWatch
+        self.stdout_guard: GuardedStream | None = None  # the terminal reporter's file
 
     def pytest_sessionstart(self, session: pytest.Session) -> None:
+        if self.stdout_guard is not None and sys.stdout is self.stdout_guard:
+            sys.stdout = self.stdout_guard.stream  # the reporter has it; others get theirs
         if not self.state.targets:
             return  # the suite's deploy.* properties describe a deployment
         import deploy_plugin.report.summary as report
@@ -185,7 +198,7 @@ class DeployPlugin:
         state = self.state
         if state.usage_problems:
             state.refusal = " ".join(state.usage_problems)
-            items.clear()  # nothing runs; the paragraph and exit 2 at the session's end
+            items.clear()  # nothing runs; the paragraph and exit 4 at the session's end
             return
         unknown = [g for g in state.groups + state.skip_groups if g not in state.seen_groups]
         if state.targets and unknown and state.seen_groups:
@@ -215,7 +228,7 @@ class DeployPlugin:
         marked = guards.mark_problems(
             config, [i for i in items if isinstance(i, DeployItem) or i in owned]
         )
-        if marked:  # refused like a bad rollback request: exit 2, nothing run (also
+        if marked:  # refused like a bad rollback request: exit 4, nothing run (also
             # from an xdist worker, whose refusal the controller reports: testnodedown)
             state.refusal = " ".join([*state.usage_problems, guards.marks_refusal(marked)])
             items.clear()
@@ -320,7 +333,7 @@ class DeployPlugin:
 
             state.plan_refusal = plan_glue.check(state)
             if state.plan_refusal:
-                session.items.clear()  # nothing runs; exit 2 at the session's end
+                session.items.clear()  # nothing runs; exit 4 at the session's end
                 return
         if (
             state.options.plan_out
@@ -462,6 +475,13 @@ class DeployPlugin:
         store = state.open_store_or_none()
         if store is not None:
             store.close()
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_unconfigure(self, config: pytest.Config) -> None:
+        """The reporter's last lines wait in stdout's buffer: flush them through the guard,
+        so that the interpreter's final flush never meets a closed pipe."""
+        if self.stdout_guard is not None:
+            self.stdout_guard.flush()
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_testnodedown(self, node: Any, error: Any) -> None:

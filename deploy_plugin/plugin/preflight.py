@@ -115,9 +115,10 @@ class PreflightItem(DeployItem):
         return []
 
     def _notify_problems(self) -> list[str]:
-        """``${VAR}``s of the notify URLs that no env var defines: found here, before any
-        step, not by a POST to the literal ``${VAR}`` after the deployment (a dry run
-        notifies nobody)."""
+        """``${VAR}``s of the notify URLs that no env var defines, and an email's
+        ``password_env`` that none does: found here, before any step, not by a POST to the
+        literal ``${VAR}`` or an email never sent after the deployment (a dry run notifies
+        nobody)."""
         from deploy_plugin.targets import undefined_vars
 
         deployment = self.deployment
@@ -137,6 +138,16 @@ class PreflightItem(DeployItem):
                     " so the notification could not be sent: set it with `pytest-deploy env set"
                     f" {project} {undefined[0]} - --target {target}` or --deploy-env"
                     f" {undefined[0]}=VALUE"
+                )
+            secret = notify.email.password_env if notify.email is not None else None
+            if secret and not deployment.env.get(secret):
+                problems.append(
+                    f"the notify[{index}].email.password_env names {secret} (the SMTP"
+                    f" password), which no env var of target {target!r} defines (or it is"
+                    " empty), so the email could not be sent: set it with `pytest-deploy env"
+                    f" set {project} {secret} - --target {target}` (the value on stdin), or put"
+                    f" {secret}=VALUE in a file readable only by you and pass"
+                    " --deploy-env-file FILE"
                 )
         return problems
 

@@ -49,7 +49,7 @@ class DeploySession:
         self.check_rollback = options.check_rollback
         self.atomic = options.atomic
         self.usage_problems: list[str] = []  # found while collecting (e.g. a rollback's FILE)
-        self.refusal: str | None = None  # them, as the run's refusal (exit 2, nothing ran)
+        self.refusal: str | None = None  # them, as the run's refusal (exit 4, nothing ran)
         self.summary_notes: list[str] = []  # lines for the terminal summary
         self.rootdir = Path(config.rootpath)
         self.junit_properties = config.getini("junit_family") in ("xunit1", "legacy")
