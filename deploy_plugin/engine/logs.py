@@ -10,6 +10,20 @@ from __future__ import annotations
 import hashlib
 import re
 from pathlib import Path
+from typing import Protocol
+
+
+class NamedStep(Protocol):
+    """A step whose log file is named after it (its node id's last part, its group)."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def kind(self) -> str: ...
+
+    @property
+    def group_name(self) -> str | None: ...
 
 
 def safe_name(name: str) -> str:

@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 
 from deploy_plugin.config import FILE_PLACEHOLDERS, placeholders, render_command
-from deploy_plugin.engine.runtime import Deployment
+from deploy_plugin.plugin.deployment import Deployment
 from deploy_plugin.migrate.downs import find_down
 from deploy_plugin.plan import GroupPlan, Step, file_values
 from deploy_plugin.plugin.items import StepItem, skip
@@ -71,7 +71,7 @@ class UndoMigrationItem(RollbackItem):
         if self.file not in self.deployment.applied_here:
             skip(f"{self.file} was not applied by this deployment: nothing to undo")
         if self.down is None:
-            from deploy_plugin.plugin.messages import DeployFailure
+            from deploy_plugin.engine.errors import DeployFailure
 
             raise DeployFailure(
                 f"{self.file} was applied by this deployment but has no down file, so it"

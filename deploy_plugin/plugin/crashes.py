@@ -26,10 +26,10 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from deploy_plugin.facts import iso_utc, utcnow, who
-from deploy_plugin.plugin.messages import soft_warn
+from deploy_plugin.engine.errors import soft_warn
 
 if TYPE_CHECKING:
-    from deploy_plugin.engine.runtime import Deployment
+    from deploy_plugin.plugin.deployment import Deployment
     from deploy_plugin.plugin.session import DeploySession
     from deploy_plugin.plugin.xdist import EndedUnit
 
@@ -59,7 +59,7 @@ def tag(item: pytest.Item, rep: pytest.TestReport, deployment: Deployment) -> No
                     "key": deployment.nodeid,
                     "deployment_id": deployment.deployment_id,
                     "started_at": iso_utc(started) if started else None,
-                    "result": result.as_dict(),
+                    "result": result.to_json(),
                 },
             )
 

@@ -18,12 +18,13 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from deploy_plugin.plugin.messages import soft_warn
+from deploy_plugin.engine.errors import soft_warn
 from deploy_plugin.plugin.options import NEEDS_TARGET, TARGET_PARAM, add_options
 from deploy_plugin.plugin.session import DeploySession
 
 if TYPE_CHECKING:
-    from deploy_plugin.engine.runtime import Deployment
+    from deploy_plugin.engine.results import DeploymentReport
+    from deploy_plugin.plugin.deployment import Deployment
 
 # What deploys is imported by the hooks that need it, so that the plugin's own import (every
 # pytest run, deployment or not) stays light (issue 14: under 60 ms).
@@ -440,11 +441,11 @@ class DeployPlugin:
             state.plan_message = plan_glue.write(state)
         workeroutput = getattr(session.config, "workeroutput", None)
         if workeroutput is not None:
-            # an xdist worker: the controller reports for everyone
-            workeroutput["deploy_reports"] = reports
+            # an xdist worker: the controller reports for everyone (in the JSON shape)
+            workeroutput["deploy_reports"] = [r.to_json() for r in reports]
             workeroutput["deploy_refusal"] = state.refusal
         else:
-            reports += state.worker_reports
+            reports += _worker_reports(state)
             if state.report_path:
                 import deploy_plugin.report.summary as report
 
@@ -475,7 +476,7 @@ class DeployPlugin:
         self, terminalreporter: Any, exitstatus: int, config: pytest.Config
     ) -> None:
         state = self.state
-        reports = [d.report() for d in state.deployments if d.results] + state.worker_reports
+        reports = [d.report() for d in state.deployments if d.results] + _worker_reports(state)
         if reports:
             import deploy_plugin.report.summary as report
 
@@ -492,6 +493,13 @@ class DeployPlugin:
             sys.stderr.write(f"ERROR: {' '.join(state.refusal.split())}\n")
         for note in state.summary_notes:  # e.g. "nothing to roll back" (no deployment ran)
             terminalreporter.write_line(note)
+
+
+def _worker_reports(state: DeploySession) -> list[DeploymentReport]:
+    """What xdist's workers deployed, as their JSON reports said (or a crash left it)."""
+    from deploy_plugin.engine.results import DeploymentReport
+
+    return [DeploymentReport.from_json(r) for r in state.worker_reports]
 
 
 def _write_html(state: DeploySession) -> None:

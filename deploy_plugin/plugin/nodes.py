@@ -13,11 +13,12 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from deploy_plugin.config import ConfigError, DeployConfig, load_config
-from deploy_plugin.plugin.messages import DeployWarning, MessageItem
+from deploy_plugin.engine.errors import DeployWarning
+from deploy_plugin.plugin.messages import MessageItem
 
 if TYPE_CHECKING:
     from deploy_plugin.config import Group
-    from deploy_plugin.engine.runtime import Deployment
+    from deploy_plugin.plugin.deployment import Deployment
     from deploy_plugin.plan import GroupPlan, Matched
     from deploy_plugin.plugin.session import DeploySession
 
@@ -93,7 +94,7 @@ class TargetNode(pytest.Collector):
         self.matched = matched
 
     def collect(self) -> Iterator[pytest.Item | pytest.Collector]:
-        from deploy_plugin.engine.runtime import Deployment
+        from deploy_plugin.plugin.deployment import Deployment
         from deploy_plugin.plan import plan_group
         from deploy_plugin.plugin.items import HealthCheckItem
 

@@ -19,12 +19,12 @@ import pytest
 
 from deploy_plugin.config import DeployConfig, render_command
 from deploy_plugin.engine.ledgers import guarded
-from deploy_plugin.engine.runtime import Deployment
+from deploy_plugin.plugin.deployment import Deployment
 from deploy_plugin.facts import monotonic_ms, who
 from deploy_plugin.migrate.downs import Down, find_down, read_down, rollback_range, undoes_nothing
 from deploy_plugin.plan import file_values, plan_group
 from deploy_plugin.plugin.items import DeployItem, skip
-from deploy_plugin.plugin.messages import DeployFailure
+from deploy_plugin.engine.errors import DeployFailure
 from deploy_plugin.targets import TargetInfo
 
 if TYPE_CHECKING:

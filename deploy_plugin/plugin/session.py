@@ -11,7 +11,9 @@ from deploy_plugin.plugin.options import TARGET_PARAM, DeployOptions
 
 if TYPE_CHECKING:  # imported when a deployment needs them: plain pytest runs stay light
     from deploy_plugin.config import DeployConfig
-    from deploy_plugin.engine.runtime import Deployment
+    from deploy_plugin.engine.results import DeploymentReport
+    from deploy_plugin.engine.views import DeploymentView
+    from deploy_plugin.plugin.deployment import Deployment
     from deploy_plugin.saved_plans import SavedPlan
     from deploy_plugin.targets import TargetInfo
 
@@ -77,6 +79,10 @@ class DeploySession:
         when every conftest is registered."""
         hook = getattr(self.config.hook, name)
         return bool(hook.get_hookimpls())
+
+    def deployment_finished(self, deployment: DeploymentView, report: DeploymentReport) -> None:
+        """A deployment ended: its ``pytest_deploy_finished`` hooks (the engine's callback)."""
+        self.config.hook.pytest_deploy_finished(deployment=deployment, report=report)
 
     @staticmethod
     def of(config: pytest.Config) -> DeploySession:
