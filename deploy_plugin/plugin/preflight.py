@@ -1,5 +1,7 @@
 """``<target>::preflight::<check>``: what is checked before anything of a deployment runs.
 
+:class:`PreflightNode` collects a deployment's checks, :class:`PreflightItem` runs one.
+
 Checks change nothing and report every problem at once: protected-target confirmation,
 the lock, required env vars, files, migration drift, downs. Each item runs one of the
 engine's checks (:mod:`deploy_plugin.engine.checks`,
@@ -9,7 +11,10 @@ report section, its warnings at the config's line, a skip, or the one-paragraph 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
 
 from deploy_plugin.engine import checks, migration_checks
 from deploy_plugin.engine.checks import Findings
@@ -51,6 +56,31 @@ class PreflightItem(DeployItem):
             report(self, found)
         if skipped:
             skip(skipped)
+
+
+class PreflightNode(pytest.Collector):
+    """Checks that change nothing, run before any step of the deployment."""
+
+    def __init__(self, *, deployment: Deployment, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.deployment = deployment
+
+    def collect(self) -> Iterator[pytest.Item]:
+        checks = [] if self.deployment.dry_run else ["lock"]
+        if self.deployment.target.protected and not self.deployment.dry_run:
+            checks.insert(0, "protected")
+        checks += ["env", "files"]
+        tracked = any(plan.group.track_migrations for plan in self.deployment.plans)
+        if tracked:
+            checks.append("migrations-drift")
+        if self.deployment.kind in ("rollback", "check_rollback") or (
+            self.deployment.atomic and tracked
+        ):
+            checks.append("downs")  # atomic: what it applies must be undoable
+        for index, check in enumerate(checks):
+            item = PreflightItem.from_parent(self, name=check, deployment=self.deployment)
+            item.sort_key = (0, index)
+            yield item
 
 
 def take_lock(deployment: Deployment, item: DeployItem) -> None:
