@@ -28,8 +28,8 @@ from pathlib import Path
 from typing import Any
 
 from deploy_plugin.config import Group
-from deploy_plugin.facts import iso_utc, who
-from deploy_plugin.migrate.ledger import LedgerRead, LedgerRow, read_ledger, url_problem
+from deploy_plugin.facts import iso_utc
+from deploy_plugin.migrate.ledger import LedgerRead, LedgerRow, read_ledger
 
 #: The flag that applies again what a database lacks (a CI that recreates it every run).
 REAPPLY_FLAG = "--deploy-reapply-missing"

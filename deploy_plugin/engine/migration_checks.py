@@ -72,7 +72,9 @@ def _check_schema_drift(deployment: Deployment, found: Findings) -> None:
 
     try:
         store = deployment.session.store()
-        changes, verified = schema_drift.drift(deployment.schemas(), store) if store else ([], set())
+        changes, verified = ([], set()) if store is None else (
+            schema_drift.drift(deployment.schemas(), store)
+        )
     except StoreError as err:
         raise DeployFailure(str(err)) from None
     deployment.schema_verified |= verified
@@ -116,7 +118,9 @@ def _check_intents(deployment: Deployment, found: Findings) -> None:
             " run again to apply it"
         )
     if problems:
-        raise DeployFailure("a migration is in doubt: " + "; ".join(problems) + ". Nothing was run.")
+        raise DeployFailure(
+            "a migration is in doubt: " + "; ".join(problems) + ". Nothing was run."
+        )
 
 
 def _resolve_intent(deployment: Deployment, intent: Intent, found: Findings) -> bool:
@@ -142,7 +146,9 @@ def _resolve_intent(deployment: Deployment, intent: Intent, found: Findings) -> 
     if row is not None and row.checksum != deployment.checksum(intent.file):
         return False  # the file changed since: drift, settled by hand
     if deployment.dry_run:
-        would = "has it: a real run records it as applied" if row else "lacks it: it would be applied"
+        would = "has it: a real run records it as applied" if row else (
+            "lacks it: it would be applied"
+        )
         found.note(f"{died}; the ledger of {where} {would}")
         return True
     if row is not None:

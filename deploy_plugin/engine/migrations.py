@@ -1,12 +1,13 @@
 """The migrations of one deployment: its databases' ledgers, its history, its runners.
 
 :class:`Migrations`, the base of :class:`~deploy_plugin.engine.runtime.Deployment`, answers
-what a step asks when it applies, skips or undoes a tracked file: is it applied, and according to what (the
-database's ledger where one decides, :mod:`deploy_plugin.engine.ledgers`, else the store's
-history); which files the history records as applied that a database lacks (preflight
-stops, or applies them again under ``--deploy-reapply-missing``); each group's migration
-runner (one connection, reconciled with its ledger when opened); the history rows it
-writes (through the run recorder) and the checksums of the files.
+what a step asks when it applies, skips or undoes a tracked file: is it applied, and
+according to what (the database's ledger where one decides,
+:mod:`deploy_plugin.engine.ledgers`, else the store's history); which files the history
+records as applied that a database lacks (preflight stops, or applies them again under
+``--deploy-reapply-missing``); each group's migration runner (one connection, reconciled
+with its ledger when opened); the history rows it writes (through the run recorder) and
+the checksums of the files.
 """
 
 from __future__ import annotations
@@ -65,7 +66,7 @@ class Migrations:
         # --deploy-reapply-missing: file -> (recorded checksum, the database)
         self.reapplying: dict[str, tuple[str, str]] = {}
         self.checksums: dict[str, str] = {}
-        self.migration_runners: dict[str, MigrationRunner] = {}  # group name -> its migration runner
+        self.migration_runners: dict[str, MigrationRunner] = {}  # group name -> its runner
 
     @property
     def project(self) -> str:

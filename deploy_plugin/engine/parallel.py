@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import threading
 import time
-from concurrent.futures import Future, ThreadPoolExecutor, wait
 from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from typing import Protocol
 
-from deploy_plugin.engine.shell import CommandResult, terminate_running
+from deploy_plugin.engine.process import terminate_running
+from deploy_plugin.engine.shell import CommandResult
 
 
 class ParallelStep(Protocol):

@@ -180,7 +180,9 @@ class Deployment(Migrations):
             return None  # it ran beside the failed step: it reports its own outcome
         return self.policy.blocker(ref)
 
-    def mark_failed(self, step: object, *, store_error: bool = False, blocking: bool = True) -> None:
+    def mark_failed(
+        self, step: object, *, store_error: bool = False, blocking: bool = True
+    ) -> None:
         self.policy.record_failure(step_ref(step), store_error=store_error, blocking=blocking)
 
     def check_lock(self) -> None:
@@ -285,7 +287,9 @@ class Deployment(Migrations):
         self, step: object, *, outcome: str, duration_ms: int, message: str | None
     ) -> StepResult:
         """The result of one of its steps or smoke tests (see :func:`result_of`)."""
-        return result_of(step, self.masker, outcome=outcome, duration_ms=duration_ms, message=message)
+        return result_of(
+            step, self.masker, outcome=outcome, duration_ms=duration_ms, message=message
+        )
 
     def add_result(self, result: StepResult, *, batch: bool = False) -> None:
         """Keep a step's result and record it in the store.

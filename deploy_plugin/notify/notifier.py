@@ -11,15 +11,15 @@ A dry run notifies nobody (it calls no URL).
 from __future__ import annotations
 
 from deploy_plugin.config import Notify
+from deploy_plugin.engine.errors import soft_warn
+from deploy_plugin.engine.results import DeploymentReport
+from deploy_plugin.engine.views import DeploymentView
 from deploy_plugin.notify.format import (
     email_body,
     email_subject,
     json_payload,
     slack_payload,
 )
-from deploy_plugin.engine.errors import soft_warn
-from deploy_plugin.engine.results import DeploymentReport
-from deploy_plugin.engine.views import DeploymentView
 from deploy_plugin.targets import expand_vars, undefined_vars
 
 #: ``notify[].format`` → the webhook body.

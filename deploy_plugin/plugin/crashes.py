@@ -25,8 +25,8 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from deploy_plugin.facts import iso_utc, utcnow, who
 from deploy_plugin.engine.errors import soft_warn
+from deploy_plugin.facts import iso_utc, utcnow, who
 
 if TYPE_CHECKING:
     from deploy_plugin.plugin.deployment import Deployment

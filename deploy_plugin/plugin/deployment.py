@@ -55,7 +55,9 @@ class Deployment(runtime.Deployment):
         """The runner of a ``max_parallel`` group's per-file steps (made by its first)."""
         if group.name not in self.parallel:
             siblings = [
-                i for i in self.selected_of("deploy") if i.group_name == group.name and i.file is not None
+                i
+                for i in self.selected_of("deploy")
+                if i.group_name == group.name and i.file is not None
             ]
             self.parallel[group.name] = ParallelRunner(siblings, group.max_parallel)
         return self.parallel[group.name]

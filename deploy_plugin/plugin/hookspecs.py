@@ -21,8 +21,8 @@ import pytest
 if TYPE_CHECKING:
     from deploy_plugin.config import DeployConfig, Group
     from deploy_plugin.engine.results import DeploymentReport, StepResult
-    from deploy_plugin.plan import GroupPlan
     from deploy_plugin.engine.views import DeploymentView, StepView
+    from deploy_plugin.plan import GroupPlan
     from deploy_plugin.targets import TargetInfo
 
 

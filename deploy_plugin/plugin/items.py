@@ -13,16 +13,16 @@ from typing import Any, NoReturn
 
 import pytest
 
+from deploy_plugin.engine.errors import DeployFailure, DeployWarning
 from deploy_plugin.engine.policy import LOCK_LOST
-from deploy_plugin.plugin.deployment import Deployment
 from deploy_plugin.engine.shell import CommandRefused, CommandResult, run_command
+from deploy_plugin.engine.views import StepView
 from deploy_plugin.facts import iso_utc, monotonic_ms, utcnow, who
 from deploy_plugin.plan import Step, links_note
-from deploy_plugin.engine.errors import DeployFailure, DeployWarning
+from deploy_plugin.plugin.deployment import Deployment
 from deploy_plugin.plugin.messages import domain_name
 from deploy_plugin.plugin.pytest_compat import skip_at_item
 from deploy_plugin.plugin.session import DeploySession
-from deploy_plugin.engine.views import StepView
 from deploy_plugin.targets import expand_vars
 
 #: What a step's call did: (outcome, masked message, duration in ms), for the reporter.

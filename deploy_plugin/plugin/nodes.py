@@ -18,8 +18,8 @@ from deploy_plugin.plugin.messages import MessageItem
 
 if TYPE_CHECKING:
     from deploy_plugin.config import Group
-    from deploy_plugin.plugin.deployment import Deployment
     from deploy_plugin.plan import GroupPlan, Matched
+    from deploy_plugin.plugin.deployment import Deployment
     from deploy_plugin.plugin.session import DeploySession
 
 # A config found by a plain pytest run (no target) is only validated: what deploys is
@@ -94,8 +94,8 @@ class TargetNode(pytest.Collector):
         self.matched = matched
 
     def collect(self) -> Iterator[pytest.Item | pytest.Collector]:
-        from deploy_plugin.plugin.deployment import Deployment
         from deploy_plugin.plan import plan_group
+        from deploy_plugin.plugin.deployment import Deployment
         from deploy_plugin.plugin.items import HealthCheckItem
         from deploy_plugin.plugin.preflight import PreflightNode
 

@@ -18,9 +18,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from deploy_plugin import saved_plans
+from deploy_plugin.engine.errors import DeployFailure
 from deploy_plugin.facts import iso_utc, utcnow, who
 from deploy_plugin.plan import file_checksum
-from deploy_plugin.engine.errors import DeployFailure
 from deploy_plugin.saved_plans import DeploymentFacts, PlannedStep, SavedPlan
 
 if TYPE_CHECKING:

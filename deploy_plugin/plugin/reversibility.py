@@ -16,8 +16,8 @@ import pytest
 from deploy_plugin.config import DeployConfig
 from deploy_plugin.engine import reversibility
 from deploy_plugin.migrate.downs import Down, find_down
-from deploy_plugin.plugin.deployment import Deployment
 from deploy_plugin.plan import GroupPlan
+from deploy_plugin.plugin.deployment import Deployment
 from deploy_plugin.plugin.items import StepItem, skip
 from deploy_plugin.plugin.preflight import PreflightNode
 from deploy_plugin.plugin.session import DeploySession
