@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from deploy_plugin.engine.errors import soft_warn
+from deploy_plugin.engine.results import DeploymentReport
 from deploy_plugin.facts import iso_utc, utcnow, who
 
 if TYPE_CHECKING:
@@ -273,7 +274,7 @@ class CrashWatch:
         now = utcnow()
         started = run.started_at or iso_utc(now)
         self.state.worker_reports.append(
-            {
+            DeploymentReport.from_json({
                 "project": run.facts["project"],
                 "target": run.facts["target"],
                 "status": status,
@@ -286,7 +287,7 @@ class CrashWatch:
                 "steps": steps,
                 "notes": [_note(run.worker, crashitem)] if status == "interrupted" else [],
                 "deployment_id": run.deployment_id,
-            }
+            })  # fmt: skip
         )
         if status == "interrupted":
             self._record(run, steps)

@@ -23,7 +23,6 @@ from deploy_plugin.plugin.options import NEEDS_TARGET, TARGET_PARAM, add_options
 from deploy_plugin.plugin.session import DeploySession
 
 if TYPE_CHECKING:
-    from deploy_plugin.engine.results import DeploymentReport
     from deploy_plugin.plugin.deployment import Deployment
 
 # What deploys is imported by the hooks that need it, so that the plugin's own import (every
@@ -445,7 +444,7 @@ class DeployPlugin:
             workeroutput["deploy_reports"] = [r.to_json() for r in reports]
             workeroutput["deploy_refusal"] = state.refusal
         else:
-            reports += _worker_reports(state)
+            reports += state.worker_reports
             if state.report_path:
                 import deploy_plugin.report.summary as report
 
@@ -467,8 +466,11 @@ class DeployPlugin:
     @pytest.hookimpl(optionalhook=True)
     def pytest_testnodedown(self, node: Any, error: Any) -> None:
         """xdist controller: collect the deployments a worker ran."""
+        from deploy_plugin.engine.results import DeploymentReport
+
         output = getattr(node, "workeroutput", None) or {}
-        self.state.worker_reports.extend(output.get("deploy_reports", []))
+        reports = output.get("deploy_reports", [])
+        self.state.worker_reports.extend(DeploymentReport.from_json(r) for r in reports)
         if output.get("deploy_refusal") and not self.state.refusal:
             self.state.refusal = output["deploy_refusal"]  # found by a worker's collection
 
@@ -476,7 +478,7 @@ class DeployPlugin:
         self, terminalreporter: Any, exitstatus: int, config: pytest.Config
     ) -> None:
         state = self.state
-        reports = [d.report() for d in state.deployments if d.results] + _worker_reports(state)
+        reports = [d.report() for d in state.deployments if d.results] + state.worker_reports
         if reports:
             import deploy_plugin.report.summary as report
 
@@ -495,13 +497,6 @@ class DeployPlugin:
             terminalreporter.write_line(note)
 
 
-def _worker_reports(state: DeploySession) -> list[DeploymentReport]:
-    """What xdist's workers deployed, as their JSON reports said (or a crash left it)."""
-    from deploy_plugin.engine.results import DeploymentReport
-
-    return [DeploymentReport.from_json(r) for r in state.worker_reports]
-
-
 def _write_html(state: DeploySession) -> None:
     """``--deploy-html``: this run's targets with their history; a problem only warns."""
 
@@ -516,10 +511,10 @@ def _write_html(state: DeploySession) -> None:
         if d.deployment_id is not None:
             entry["ids"].append(d.deployment_id)
     for r in state.worker_reports:  # under xdist: what each worker deployed
-        entry = ran.setdefault(r["project"], {"targets": [], "config": None, "ids": []})
-        entry["targets"].append(r["target"])
-        if r.get("deployment_id") is not None:
-            entry["ids"].append(r["deployment_id"])
+        entry = ran.setdefault(r.project, {"targets": [], "config": None, "ids": []})
+        entry["targets"].append(r.target)
+        if r.deployment_id is not None:
+            entry["ids"].append(r.deployment_id)
     path = Path(state.html_path or "")
     if not ran:
         soft_warn(f"pytest-deploy: history page {path} not written: no deployment ran")

@@ -60,7 +60,7 @@ class DeploySession:
         self.smoke_owner: dict[pytest.Item, Deployment | None] = {}
         self.deselected: set[pytest.Item] = set()  # what -k/-m/... deselected
         self.dropped: set[pytest.Item] = set()  # drift checks with no tracked group left
-        self.worker_reports: list[dict[str, Any]] = []
+        self.worker_reports: list[DeploymentReport] = []  # xdist: what each worker deployed
         self.unselected: list[str] = []  # deployments whose every item was deselected
         # configs of which --group/--skip-group kept no group (said when nothing deploys)
         self.unselected_groups: list[str] = []
