@@ -12,18 +12,14 @@ import re
 from pathlib import Path
 from typing import Protocol
 
+from deploy_plugin.engine.policy import StepRef
 
-class NamedStep(Protocol):
+
+class NamedStep(StepRef, Protocol):
     """A step whose log file is named after it (its node id's last part, its group)."""
 
     @property
     def name(self) -> str: ...
-
-    @property
-    def kind(self) -> str: ...
-
-    @property
-    def group_name(self) -> str | None: ...
 
 
 def safe_name(name: str) -> str:
