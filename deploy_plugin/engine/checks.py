@@ -13,10 +13,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from deploy_plugin.config import url_scheme_problem
+from deploy_plugin.config.commands import option_like
 from deploy_plugin.engine.errors import DeployFailure
 from deploy_plugin.engine.runtime import Deployment
 from deploy_plugin.facts import who
-from deploy_plugin.plan import links_note, padding_warning
+from deploy_plugin.plan import file_values, links_note, padding_warning
+from deploy_plugin.targets import expand_vars, undefined_vars
 
 
 @dataclass
@@ -171,9 +174,6 @@ def check_env(deployment: Deployment, found: Findings) -> str | None:
 
 def _health_url_problems(deployment: Deployment) -> list[str]:
     """What makes the health URL this run would poll unusable (found before any step)."""
-    from deploy_plugin.config import url_scheme_problem
-    from deploy_plugin.targets import expand_vars, undefined_vars
-
     url = deployment.health_url()
     polled = any(step.kind == "health_check" for step in deployment.steps)
     if url is None or not polled:
@@ -195,8 +195,6 @@ def _notify_problems(deployment: Deployment) -> list[str]:
     """``${VAR}``s of the notify URLs that no env var defines: found here, before any
     step, not by a POST to the literal ``${VAR}`` after the deployment (a dry run
     notifies nobody)."""
-    from deploy_plugin.targets import undefined_vars
-
     if deployment.dry_run:
         return []
     problems = []
@@ -266,9 +264,6 @@ def _option_like_values(deployment: Deployment, selected: set[str]) -> list[str]
     """Each placeholder value of a selected group's commands that starts with ``-`` and is
     not a path (``{stem}``, ``{function_name}``, ``{service_name}``, ``{target}``,
     ``{project}``, ``{group}``): quoting cannot stop a program reading it as an option."""
-    from deploy_plugin.config.commands import option_like
-    from deploy_plugin.plan import file_values
-
     config = deployment.config
     problems: list[str] = []
     for plan in deployment.plans:

@@ -11,8 +11,10 @@ import shlex
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Protocol
 
+from deploy_plugin.engine import schema_drift
 from deploy_plugin.engine.checks import Findings
 from deploy_plugin.engine.errors import DeployFailure
+from deploy_plugin.engine.ledgers import guarded
 from deploy_plugin.engine.runtime import Deployment
 from deploy_plugin.plan import check_migrations
 
@@ -67,7 +69,6 @@ def check_migrations_drift(deployment: Deployment, found: Findings) -> str | Non
 def _check_schema_drift(deployment: Deployment, found: Findings) -> None:
     """Warn (fail with --deploy-strict-schema) when a tracked database's schema changed
     since the fingerprint recorded after the last successful run."""
-    from deploy_plugin.engine import schema_drift
     from deploy_plugin.store.base import StoreError
 
     try:
@@ -127,8 +128,6 @@ def _resolve_intent(deployment: Deployment, intent: Intent, found: Findings) -> 
     """Settle a psql-applied file left in doubt from its database's ledger, whose row psql
     committed with the file or not at all; False when the database cannot tell (another
     client, no readable ledger)."""
-    from deploy_plugin.engine.ledgers import guarded
-
     group = next(
         (p.group for p in deployment.plans if intent.file in p.files and p.group.track_migrations),
         None,

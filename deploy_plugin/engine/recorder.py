@@ -81,8 +81,7 @@ class RunRecorder:
     def verdict(self, config: DeployConfig, rootdir: Path, *, bind: bool) -> Verdict:
         """The store's verdict on ``config``'s claim to its project (``deploy_plugin.identity``);
         ``bind``: a real run binds an unbound project to it."""
-        from deploy_plugin import identity
-        from deploy_plugin.facts import who
+        from deploy_plugin import facts, identity
 
         store = self._store()
         if store is None:  # a dry run without a store: nothing stored to give away
@@ -91,7 +90,7 @@ class RunRecorder:
             shown = config.path.resolve().relative_to(rootdir.resolve())
         except ValueError:
             shown = config.path
-        return identity.check(store, config, shown=shown.as_posix(), bind=bind, who=who())
+        return identity.check(store, config, shown=shown.as_posix(), bind=bind, who=facts.who())
 
     def stored_env(self) -> dict[str, str]:
         store = self._store()

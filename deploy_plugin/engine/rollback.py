@@ -18,10 +18,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from deploy_plugin.config import DeployConfig, Group, render_command
+from deploy_plugin.engine import psql
 from deploy_plugin.engine.errors import DeployFailure
 from deploy_plugin.engine.ledgers import guarded
 from deploy_plugin.engine.runtime import Deployment
-from deploy_plugin.engine.shell import CommandResult
+from deploy_plugin.engine.shell import CommandResult, run_command
 from deploy_plugin.facts import monotonic_ms, who
 from deploy_plugin.migrate.downs import Down, find_down, read_down, rollback_range, undoes_nothing
 from deploy_plugin.plan import GroupPlan, file_values, plan_group
@@ -198,9 +199,6 @@ def roll_back_shell(
     removes the up's ledger row in the down's own transaction (DESIGN §5). When it passed,
     its history row says ``rolled_back``; a failure is the caller's to report
     (:func:`shell_failure`)."""
-    from deploy_plugin.engine import psql
-    from deploy_plugin.engine.shell import run_command
-
     psqlrc_dir = deployment.session.rootdir / ".deploy" / "psql"
     env, one = deployment.env, False
     root = deployment.config.root

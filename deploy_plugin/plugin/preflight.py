@@ -66,18 +66,18 @@ class PreflightNode(pytest.Collector):
         self.deployment = deployment
 
     def collect(self) -> Iterator[pytest.Item]:
-        checks = [] if self.deployment.dry_run else ["lock"]
+        names = [] if self.deployment.dry_run else ["lock"]
         if self.deployment.target.protected and not self.deployment.dry_run:
-            checks.insert(0, "protected")
-        checks += ["env", "files"]
+            names.insert(0, "protected")
+        names += ["env", "files"]
         tracked = any(plan.group.track_migrations for plan in self.deployment.plans)
         if tracked:
-            checks.append("migrations-drift")
+            names.append("migrations-drift")
         if self.deployment.kind in ("rollback", "check_rollback") or (
             self.deployment.atomic and tracked
         ):
-            checks.append("downs")  # atomic: what it applies must be undoable
-        for index, check in enumerate(checks):
+            names.append("downs")  # atomic: what it applies must be undoable
+        for index, check in enumerate(names):
             item = PreflightItem.from_parent(self, name=check, deployment=self.deployment)
             item.sort_key = (0, index)
             yield item
