@@ -32,8 +32,7 @@ HOOKS_CONFTEST = """
         log("after_step", step.name, result.outcome)
 
     def pytest_deploy_finished(deployment, report):
-        log("finished", report["project"], report["target"], report["status"],
-            len(report["steps"]))
+        log("finished", report.project, report.target, report.status, len(report.steps))
 """
 
 

@@ -98,7 +98,7 @@ def test_slack_links_the_html_page_when_the_report_names_one(
 
         @pytest.hookimpl(tryfirst=True)
         def pytest_deploy_finished(deployment, report):
-            report["html_url"] = "https://ci.example.com/runs/7/deploy.html"
+            report.links["html_url"] = "https://ci.example.com/runs/7/deploy.html"
         """
     )
     pytester.runpytest("--deploy-target=t").assert_outcomes(passed=4)
@@ -118,14 +118,19 @@ def test_json_stays_the_default_format(pytester: pytest.Pytester, http_server) -
 def test_slack_escapes_its_control_characters_and_masks_each_text() -> None:
     """A step message saying ``<!channel>`` must not ping a channel; a long one is cut to
     Slack's section limit; a secret is masked in every field."""
+    from deploy_plugin.engine.results import DeploymentReport, StepResult
     from deploy_plugin.notify.format import slack_message
 
-    report = {
-        "project": "p", "target": "t", "status": "failure", "duration_ms": 61_500,
-        "who": "ci", "started_at": "2026-01-01T00:00:00Z",
-        "steps": [{"node_id": "d.yaml::t::a::build", "outcome": "failed",
-                   "message": "<!channel> & s3cret-value " + "x" * 5000}],
-    }  # fmt: skip
+    failed = StepResult(
+        node_id="d.yaml::t::a::build", group="a", kind="build", file=None, checksum=None,
+        command=None, outcome="failed", duration_ms=61_000,
+        message="<!channel> & s3cret-value " + "x" * 5000,
+    )  # fmt: skip
+    report = DeploymentReport(
+        project="p", target="t", status="failure", kind="deploy", dry_run=False, who="ci",
+        started_at="2026-01-01T00:00:00Z", ended_at="2026-01-01T00:01:01Z",
+        duration_ms=61_500, steps=(failed,),
+    )  # fmt: skip
     body = slack_message(report, lambda text: text.replace("s3cret-value", "***"))
     (step,) = [b for b in body["blocks"] if "Failed step" in str(b)]
     text = step["text"]["text"]

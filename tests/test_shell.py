@@ -17,9 +17,10 @@ from pathlib import Path
 
 import pytest
 
-from deploy_plugin.engine import shell
+from deploy_plugin.engine import process
+from deploy_plugin.engine.output import TAIL_BYTES
 from deploy_plugin.engine.psql import psql_wrapped_env
-from deploy_plugin.engine.shell import TAIL_BYTES, CommandResult, run_command
+from deploy_plugin.engine.shell import CommandResult, run_command
 from deploy_plugin.secrets import Masker
 
 PG_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/test"
@@ -193,6 +194,7 @@ def test_timeout_terminates_the_whole_process_group(tmp_path: Path, pids_to_kill
 def test_a_command_that_closes_its_output_is_still_waited_for(tmp_path: Path) -> None:
     # the end of output is not the end of the command: it is waited for (its exit wakes
     # the wait, issue 14), and a timeout still applies; nothing is left open either way
+    run("true", tmp_path)  # the runner's guard (its pipe) starts with the first command
     fds = len(os.listdir("/proc/self/fd"))
     done = run("echo closing; exec >&- 2>&-; sleep 0.3; touch done", tmp_path)
     assert done.ok and done.tail == "closing\n" and (tmp_path / "done").exists()
@@ -204,7 +206,7 @@ def test_a_command_that_closes_its_output_is_still_waited_for(tmp_path: Path) ->
 def test_sigkill_after_grace_when_sigterm_is_ignored(
     tmp_path: Path, pids_to_kill, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(shell, "KILL_GRACE_S", 0.2)
+    monkeypatch.setattr(process, "KILL_GRACE_S", 0.2)
     # Ignored signals are inherited: neither bash nor its child `sleep` obey SIGTERM.
     # the timeout leaves bash time to start and write child.pid on a loaded machine
     command = "trap '' TERM; sleep 30 & echo $! > child.pid; wait"
@@ -266,13 +268,13 @@ def test_terminate_running_stops_commands_of_other_threads(tmp_path: Path, pids_
     for n in (1, 2):
         wait_for(lambda n=n: read_pid(tmp_path / f"child{n}.pid"), f"step {n} to start")
         pids_to_kill.append(read_pid(tmp_path / f"child{n}.pid"))
-    assert shell.terminate_running() == 2
+    assert process.terminate_running() == 2
     for thread in threads:
         thread.join(30)
         assert not thread.is_alive()
     assert [results[n].explain() for n in (1, 2)] == ["killed by SIGTERM"] * 2
     assert not any(alive(pid) for pid in pids_to_kill)
-    assert shell.terminate_running() == 0
+    assert process.terminate_running() == 0
 
 
 @pytest.mark.parametrize("launcher", ["", "setsid ", "nohup "])
@@ -606,7 +608,7 @@ def test_terminate_running_waits_for_a_command_being_started(
             started.set()
             asked.wait(10)  # returns (and gets recorded) only once terminate_running runs
 
-    monkeypatch.setattr(shell.subprocess, "Popen", SlowToReturn)
+    monkeypatch.setattr(process.subprocess, "Popen", SlowToReturn)
     results: list[CommandResult] = []
     thread = threading.Thread(
         target=lambda: results.append(run("echo $$ > bash.pid; exec sleep 30", tmp_path)),
@@ -615,7 +617,7 @@ def test_terminate_running_waits_for_a_command_being_started(
     thread.start()
     assert started.wait(10)
     asked.set()
-    assert shell.terminate_running() == 1
+    assert process.terminate_running() == 1
     thread.join(30)
     assert not thread.is_alive() and results[0].explain() == "killed by SIGTERM"
     bash_pid = read_pid(tmp_path / "bash.pid")

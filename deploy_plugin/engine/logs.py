@@ -10,6 +10,16 @@ from __future__ import annotations
 import hashlib
 import re
 from pathlib import Path
+from typing import Protocol
+
+from deploy_plugin.engine.policy import StepRef
+
+
+class NamedStep(StepRef, Protocol):
+    """A step whose log file is named after it (its node id's last part, its group)."""
+
+    @property
+    def name(self) -> str: ...
 
 
 def safe_name(name: str) -> str:

@@ -11,27 +11,42 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
-from typing import Any
+from typing import Protocol
 
-from deploy_plugin.engine.shell import CommandResult, terminate_running
+from deploy_plugin.engine.process import terminate_running
+from deploy_plugin.engine.shell import CommandResult
+
+
+class ParallelStep(Protocol):
+    """A per-file step whose command may run in a worker thread."""
+
+    @property
+    def nodeid(self) -> str: ...
+
+    def skip_reason(self) -> str | None:
+        """Why it has nothing to do (no command then starts), if so."""
+
+    def run_step_command(self) -> CommandResult:
+        """Run its command (thread-safe; DeployFailure when it cannot start)."""
 
 
 class ParallelRunner:
     """Runs the commands of ``items`` (in order) with at most ``max_parallel`` at once."""
 
-    def __init__(self, items: list[Any], max_parallel: int) -> None:
+    def __init__(self, items: Sequence[ParallelStep], max_parallel: int) -> None:
         self.failed: str | None = None  # node id of the first failed command
         self._lock = threading.Lock()
-        self._futures: dict[Any, Future[CommandResult | None]] = {}
-        self._started: set[Any] = set()
+        self._futures: dict[object, Future[CommandResult | None]] = {}
+        self._started: set[object] = set()
         pool = ThreadPoolExecutor(max_workers=max_parallel, thread_name_prefix="deploy-step")
         for item in items:
             if item.skip_reason() is None:
                 self._futures[item] = pool.submit(self._run, item)
         pool.shutdown(wait=False)
 
-    def _run(self, item: Any) -> CommandResult | None:
+    def _run(self, item: ParallelStep) -> CommandResult | None:
         with self._lock:
             if self.failed:
                 return None  # a sibling failed: start nothing new
@@ -47,12 +62,12 @@ class ParallelRunner:
                 self.failed = self.failed or item.nodeid
         return result
 
-    def started(self, item: Any) -> bool:
+    def started(self, item: object) -> bool:
         """Whether the item's command was started (it then reports its own outcome)."""
         with self._lock:
             return item in self._started
 
-    def result_for(self, item: Any) -> CommandResult | None:
+    def result_for(self, item: object) -> CommandResult | None:
         """The item's command result, waiting for it; None when it was never started."""
         try:
             return self._futures[item].result()

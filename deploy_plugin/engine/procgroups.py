@@ -186,6 +186,33 @@ def members(pgid: int, leader_start: int) -> list[int]:
     return found
 
 
+def signal_group(pgid: int, sig: signal.Signals) -> None:
+    """Send ``sig`` to process group ``pgid`` (nothing when it is gone)."""
+    try:
+        os.killpg(pgid, sig)
+    except ProcessLookupError:
+        pass
+
+
+def group_alive(pgid: int) -> bool:
+    """True while a live (non-zombie) process is in process group ``pgid``.
+
+    Orphans that exit become zombies of PID 1, which may never reap them (as in some
+    containers), and a zombie still counts for ``killpg(pgid, 0)``: so look in /proc.
+    """
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    if not os.path.isdir("/proc/self"):
+        return True  # no /proc: trust killpg
+    return any(
+        int(fields[2]) == pgid and fields[0] not in ("Z", "X") for _, fields in _processes()
+    )
+
+
 def end_groups(groups: Iterable[tuple[int, int]], wait_s: float = END_WAIT_S) -> list[int]:
     """SIGKILL each recorded group (pgid, leader start time) that still runs here, and wait
     (bounded by ``wait_s``) until /proc shows none of their processes alive.

@@ -11,12 +11,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from deploy_plugin.plugin.messages import soft_warn
+from deploy_plugin.engine.errors import soft_warn
 from deploy_plugin.secrets import Masker
 
 if TYPE_CHECKING:
+    from deploy_plugin.config import DeployConfig
+    from deploy_plugin.identity import Verdict
     from deploy_plugin.store.base import MigrationRecord, Store
     from deploy_plugin.store.lock import DeployLock
 
@@ -74,6 +77,20 @@ class RunRecorder:
                 kind=kind,
             )
         return self.deployment_id
+
+    def verdict(self, config: DeployConfig, rootdir: Path, *, bind: bool) -> Verdict:
+        """The store's verdict on ``config``'s claim to its project (``deploy_plugin.identity``);
+        ``bind``: a real run binds an unbound project to it."""
+        from deploy_plugin import facts, identity
+
+        store = self._store()
+        if store is None:  # a dry run without a store: nothing stored to give away
+            return identity.Verdict()
+        try:
+            shown = config.path.resolve().relative_to(rootdir.resolve())
+        except ValueError:
+            shown = config.path
+        return identity.check(store, config, shown=shown.as_posix(), bind=bind, who=facts.who())
 
     def stored_env(self) -> dict[str, str]:
         store = self._store()

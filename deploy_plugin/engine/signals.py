@@ -1,4 +1,5 @@
-"""SIGTERM and SIGHUP handled like Ctrl-C while deployments run (DESIGN §4).
+"""SIGTERM and SIGHUP handled like Ctrl-C while deployments run (DESIGN §4), and held
+while a step's process is started.
 
 CI cancellation, ``docker stop`` and systemd send SIGTERM; a closed terminal sends SIGHUP.
 Python's default for both is to die on the spot: the running step's process group lives on,
@@ -9,6 +10,7 @@ terminated, the step and the deployment are recorded as interrupted, the lock is
 
 from __future__ import annotations
 
+import os
 import signal
 import threading
 from collections.abc import Iterator
@@ -37,3 +39,37 @@ def interrupt_on_termination() -> Iterator[None]:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+_INTERRUPTS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+@contextmanager
+def interrupts_deferred() -> Iterator[None]:
+    """Hold Ctrl-C, SIGTERM and SIGHUP while a command's process is started and recorded.
+
+    A KeyboardInterrupt raised inside ``Popen`` after the fork (or before the process is
+    recorded) would leave a running process group nobody terminates. A signal that arrives
+    meanwhile is acted on right after, where the caller's cleanup covers the process.
+    Main thread only (only it receives signals).
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    pending: list[int] = []
+
+    def remember(signum: int, frame: FrameType | None) -> None:
+        pending.append(signum)
+
+    previous = {sig: signal.signal(sig, remember) for sig in _INTERRUPTS}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        if pending:
+            handler = previous[signal.Signals(pending[0])]
+            if callable(handler):
+                handler(pending[0], None)  # e.g. raises KeyboardInterrupt
+            elif handler == signal.SIG_DFL:
+                os.kill(os.getpid(), pending[0])

@@ -45,7 +45,7 @@ def mark(
     A folder that can't be written is left to the first step's log to report (in a
     paragraph that names it); without its marker the run is only never pruned.
     """
-    from deploy_plugin.engine.shell import open_log
+    from deploy_plugin.engine.output import open_log
 
     data = {
         "project": project,

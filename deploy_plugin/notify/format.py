@@ -1,5 +1,6 @@
 """What a notification says: the JSON report, Slack's incoming-webhook shape, a plain-text
-email. Pure functions of the deployment's report (DESIGN §6 shape) and a masker.
+email. Pure functions of the deployment's report (a
+:class:`~deploy_plugin.engine.results.DeploymentReport`, DESIGN §6 shape) and a masker.
 
 Every text is masked before it leaves: each string of the payload, then the whole payload
 once more (a secret split across fields still never leaves whole).
@@ -12,50 +13,39 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
-Mask = Callable[[str], str]
+from deploy_plugin.engine.results import DeploymentReport
 
-#: Report fields that may name the run's HTML page (a URL, or a path), first found wins.
-HTML_FIELDS = ("html_url", "html")
+Mask = Callable[[str], str]
 #: Slack's limits: a section's text 3,000 characters, a header's 150.
 _SECTION_MAX = 2800
 _HEADER_MAX = 150
 
 
-def json_payload(report: dict[str, Any], mask: Mask) -> bytes:
-    """``format: json``: the report itself, every secret masked."""
-    return mask(json.dumps(report, sort_keys=True)).encode("utf-8")
+def json_payload(report: DeploymentReport, mask: Mask) -> bytes:
+    """``format: json``: the report itself (its JSON shape), every secret masked."""
+    return mask(json.dumps(report.to_json(), sort_keys=True)).encode("utf-8")
 
 
-def failed_step(report: dict[str, Any]) -> dict[str, Any] | None:
-    """The first step that failed (the one that stopped the deployment), if any."""
-    return next((s for s in report.get("steps", ()) if s.get("outcome") == "failed"), None)
+def html_link(report: DeploymentReport) -> str | None:
+    """The run's HTML page: the URL a hook named (``links["html_url"]``), else the path
+    ``--deploy-html`` wrote, else None."""
+    return report.links.get("html_url") or report.html or None
 
 
-def html_link(report: dict[str, Any]) -> str | None:
-    """The run's HTML page as the report names it (URL or path), or None."""
-    for name in HTML_FIELDS:
-        value = report.get(name)
-        if isinstance(value, str) and value:
-            return value
-    return None
-
-
-def duration(report: dict[str, Any]) -> str:
-    ms = int(report.get("duration_ms") or 0)
+def duration(report: DeploymentReport) -> str:
+    ms = report.duration_ms
     if ms < 1000:
         return f"{ms} ms"
     return f"{ms / 1000:.1f} s" if ms < 60_000 else f"{ms // 60_000} min {ms % 60_000 // 1000} s"
 
 
-def headline(report: dict[str, Any]) -> str:
+def headline(report: DeploymentReport) -> str:
     """``shop → production: FAILURE in 12.3 s``."""
-    return f"{report['project']} → {report['target']}: {report['status'].upper()} in" + (
-        f" {duration(report)}"
-    )
+    return f"{report.project} → {report.target}: {report.status.upper()} in {duration(report)}"
 
 
-def counts(report: dict[str, Any]) -> str:
-    found = Counter(s.get("outcome") for s in report.get("steps", ()))
+def counts(report: DeploymentReport) -> str:
+    found = Counter(s.outcome for s in report.steps)
     return ", ".join(f"{found[o]} {o}" for o in ("passed", "failed", "skipped") if found[o])
 
 
@@ -71,45 +61,45 @@ def _cut(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def slack_message(report: dict[str, Any], mask: Mask) -> dict[str, Any]:
+def slack_message(report: DeploymentReport, mask: Mask) -> dict[str, Any]:
     """``format: slack``: Slack's incoming-webhook body, ``text`` (notifications, clients
     without blocks) plus ``blocks`` (project, target, status, duration, failed step and its
     message, the HTML page when the report names one)."""
-    status = str(report["status"])
-    failed = failed_step(report)
+    status = report.status
+    failed = report.failed_step()
     icon = ":white_check_mark:" if status == "success" else ":x:"
     text = f"{icon} {headline(report)}"
     if failed:
-        text += f" (failed: {failed['node_id']})"
+        text += f" (failed: {failed.node_id})"
     fields = [
-        ("Project", report["project"]),
-        ("Target", report["target"]),
+        ("Project", report.project),
+        ("Target", report.target),
         ("Status", status),
         ("Duration", duration(report)),
     ]
     blocks: list[dict[str, Any]] = [
         {"type": "header", "text": {"type": "plain_text", "emoji": True,
-                                    "text": _cut(f"{report['project']} → {report['target']}:"
+                                    "text": _cut(f"{report.project} → {report.target}:"
                                                  f" {status}", _HEADER_MAX)}},
-        {"type": "section", "fields": [{"type": "mrkdwn", "text": f"*{name}*\n{_escape(str(v))}"}
+        {"type": "section", "fields": [{"type": "mrkdwn", "text": f"*{name}*\n{_escape(v)}"}
                                        for name, v in fields]},
     ]  # fmt: skip
     if failed:
-        message = _cut(str(failed.get("message") or "(no message)"), _SECTION_MAX)
+        message = _cut(failed.message or "(no message)", _SECTION_MAX)
         blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": (
-            f"*Failed step* `{_escape(str(failed['node_id']))}`\n```{_escape(message)}```"
+            f"*Failed step* `{_escape(failed.node_id)}`\n```{_escape(message)}```"
         )}})  # fmt: skip
     link = html_link(report)
     if link:
         shown = f"<{link}|HTML report>" if "://" in link else f"HTML report: `{_escape(link)}`"
         blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": shown}})
-    context = f"{counts(report)} · by {report.get('who', '?')} · started {report.get('started_at')}"
+    context = f"{counts(report)} · by {report.who} · started {report.started_at}"
     blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": _escape(context)}]})
     masked: dict[str, Any] = _mask_strings({"text": _escape(text), "blocks": blocks}, mask)
     return masked
 
 
-def slack_payload(report: dict[str, Any], mask: Mask) -> bytes:
+def slack_payload(report: DeploymentReport, mask: Mask) -> bytes:
     return mask(json.dumps(slack_message(report, mask), ensure_ascii=False)).encode("utf-8")
 
 
@@ -126,26 +116,26 @@ def _mask_strings(value: Any, mask: Mask) -> Any:
 # -- email --------------------------------------------------------------------------------
 
 
-def email_subject(report: dict[str, Any], mask: Mask) -> str:
-    return mask(f"[pytest-deploy] {report['project']} → {report['target']}: {report['status']}")
+def email_subject(report: DeploymentReport, mask: Mask) -> str:
+    return mask(f"[pytest-deploy] {report.project} → {report.target}: {report.status}")
 
 
-def email_body(report: dict[str, Any], mask: Mask) -> str:
+def email_body(report: DeploymentReport, mask: Mask) -> str:
     """The plain-text body: the summary, the failed step and its message, the HTML page."""
     lines = [
         headline(report),
         "",
-        f"Project:  {report['project']}",
-        f"Target:   {report['target']}",
-        f"Status:   {report['status']}",
-        f"Duration: {duration(report)} (started {report.get('started_at')},"
-        f" ended {report.get('ended_at')})",
-        f"By:       {report.get('who', '?')}",
+        f"Project:  {report.project}",
+        f"Target:   {report.target}",
+        f"Status:   {report.status}",
+        f"Duration: {duration(report)} (started {report.started_at},"
+        f" ended {report.ended_at})",
+        f"By:       {report.who}",
         f"Steps:    {counts(report) or 'none'}",
     ]
-    failed = failed_step(report)
+    failed = report.failed_step()
     if failed:
-        lines += ["", f"Failed step: {failed['node_id']}", str(failed.get("message") or "")]
+        lines += ["", f"Failed step: {failed.node_id}", failed.message or ""]
     link = html_link(report)
     if link:
         lines += ["", f"HTML report: {link}"]

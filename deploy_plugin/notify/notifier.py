@@ -10,17 +10,16 @@ A dry run notifies nobody (it calls no URL).
 
 from __future__ import annotations
 
-from typing import Any
-
 from deploy_plugin.config import Notify
+from deploy_plugin.engine.errors import soft_warn
+from deploy_plugin.engine.results import DeploymentReport
+from deploy_plugin.engine.views import DeploymentView
 from deploy_plugin.notify.format import (
     email_body,
     email_subject,
     json_payload,
     slack_payload,
 )
-from deploy_plugin.plugin.messages import soft_warn
-from deploy_plugin.plugin.views import DeploymentView
 from deploy_plugin.targets import expand_vars, undefined_vars
 
 #: ``notify[].format`` → the webhook body.
@@ -31,11 +30,11 @@ class NotificationWarning(UserWarning):
     """A notification could not be sent; the deployment's result is unchanged."""
 
 
-def pytest_deploy_finished(deployment: DeploymentView, report: dict[str, Any]) -> None:
+def pytest_deploy_finished(deployment: DeploymentView, report: DeploymentReport) -> None:
     if deployment.dry_run or not deployment.config.notify:
         return
     # an interrupted deployment is a failure to whoever listens for failures
-    outcome = "success" if report["status"] == "success" else "failure"
+    outcome = "success" if report.status == "success" else "failure"
     for notify in deployment.config.notify:
         if outcome not in notify.on:
             continue
@@ -47,15 +46,15 @@ def pytest_deploy_finished(deployment: DeploymentView, report: dict[str, Any]) -
             continue
         soft_warn(
             NotificationWarning(
-                f"notification of {report['project']} → {report['target']}"
-                f" ({report['status']}) to {where} failed: {deployment.mask(problem)}; the"
+                f"notification of {report.project} → {report.target}"
+                f" ({report.status}) to {where} failed: {deployment.mask(problem)}; the"
                 " deployment's result stands"
             )
         )
 
 
 def _post_webhook(
-    deployment: DeploymentView, notify: Notify, report: dict[str, Any]
+    deployment: DeploymentView, notify: Notify, report: DeploymentReport
 ) -> tuple[str, str | None]:
     import requests  # only when there is someone to notify
 
@@ -84,7 +83,7 @@ def _post_webhook(
 
 
 def _send_email(
-    deployment: DeploymentView, notify: Notify, report: dict[str, Any]
+    deployment: DeploymentView, notify: Notify, report: DeploymentReport
 ) -> tuple[str, str | None]:
     from deploy_plugin.notify.email import SendError, build_message, send
     from deploy_plugin.secrets import redact_url

@@ -25,11 +25,12 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from deploy_plugin.engine.errors import soft_warn
+from deploy_plugin.engine.results import DeploymentReport
 from deploy_plugin.facts import iso_utc, utcnow, who
-from deploy_plugin.plugin.messages import soft_warn
 
 if TYPE_CHECKING:
-    from deploy_plugin.engine.runtime import Deployment
+    from deploy_plugin.plugin.deployment import Deployment
     from deploy_plugin.plugin.session import DeploySession
     from deploy_plugin.plugin.xdist import EndedUnit
 
@@ -59,7 +60,7 @@ def tag(item: pytest.Item, rep: pytest.TestReport, deployment: Deployment) -> No
                     "key": deployment.nodeid,
                     "deployment_id": deployment.deployment_id,
                     "started_at": iso_utc(started) if started else None,
-                    "result": result.as_dict(),
+                    "result": result.to_json(),
                 },
             )
 
@@ -273,7 +274,7 @@ class CrashWatch:
         now = utcnow()
         started = run.started_at or iso_utc(now)
         self.state.worker_reports.append(
-            {
+            DeploymentReport.from_json({
                 "project": run.facts["project"],
                 "target": run.facts["target"],
                 "status": status,
@@ -286,7 +287,7 @@ class CrashWatch:
                 "steps": steps,
                 "notes": [_note(run.worker, crashitem)] if status == "interrupted" else [],
                 "deployment_id": run.deployment_id,
-            }
+            })  # fmt: skip
         )
         if status == "interrupted":
             self._record(run, steps)

@@ -20,7 +20,7 @@ from deploy_plugin.plugin.session import DeploySession
 
 if TYPE_CHECKING:
     from deploy_plugin.config import DeployConfig
-    from deploy_plugin.engine.runtime import Deployment
+    from deploy_plugin.plugin.deployment import Deployment
     from deploy_plugin.store.base import MigrationRecord
     from deploy_plugin.targets import TargetInfo
 

@@ -18,13 +18,13 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from deploy_plugin.plugin.messages import soft_warn
+from deploy_plugin.engine.errors import soft_warn
 from deploy_plugin.plugin.options import NEEDS_TARGET, TARGET_PARAM, add_options
 from deploy_plugin.plugin.session import DeploySession
 
 if TYPE_CHECKING:
     from deploy_plugin.closed_stdout import GuardedStream
-    from deploy_plugin.engine.runtime import Deployment
+    from deploy_plugin.plugin.deployment import Deployment
 
 # What deploys is imported by the hooks that need it, so that the plugin's own import (every
 # pytest run, deployment or not) stays light (issue 14: under 60 ms).
@@ -453,8 +453,8 @@ class DeployPlugin:
             state.plan_message = plan_glue.write(state)
         workeroutput = getattr(session.config, "workeroutput", None)
         if workeroutput is not None:
-            # an xdist worker: the controller reports for everyone
-            workeroutput["deploy_reports"] = reports
+            # an xdist worker: the controller reports for everyone (in the JSON shape)
+            workeroutput["deploy_reports"] = [r.to_json() for r in reports]
             workeroutput["deploy_refusal"] = state.refusal
         else:
             reports += state.worker_reports
@@ -486,8 +486,11 @@ class DeployPlugin:
     @pytest.hookimpl(optionalhook=True)
     def pytest_testnodedown(self, node: Any, error: Any) -> None:
         """xdist controller: collect the deployments a worker ran."""
+        from deploy_plugin.engine.results import DeploymentReport
+
         output = getattr(node, "workeroutput", None) or {}
-        self.state.worker_reports.extend(output.get("deploy_reports", []))
+        reports = output.get("deploy_reports", [])
+        self.state.worker_reports.extend(DeploymentReport.from_json(r) for r in reports)
         if output.get("deploy_refusal") and not self.state.refusal:
             self.state.refusal = output["deploy_refusal"]  # found by a worker's collection
 
@@ -528,10 +531,10 @@ def _write_html(state: DeploySession) -> None:
         if d.deployment_id is not None:
             entry["ids"].append(d.deployment_id)
     for r in state.worker_reports:  # under xdist: what each worker deployed
-        entry = ran.setdefault(r["project"], {"targets": [], "config": None, "ids": []})
-        entry["targets"].append(r["target"])
-        if r.get("deployment_id") is not None:
-            entry["ids"].append(r["deployment_id"])
+        entry = ran.setdefault(r.project, {"targets": [], "config": None, "ids": []})
+        entry["targets"].append(r.target)
+        if r.deployment_id is not None:
+            entry["ids"].append(r.deployment_id)
     path = Path(state.html_path or "")
     if not ran:
         soft_warn(f"pytest-deploy: history page {path} not written: no deployment ran")

@@ -4,24 +4,25 @@ Implement them in a ``conftest.py`` or a plugin like any pytest hook; pluggy pas
 the arguments an implementation names::
 
     def pytest_deploy_finished(deployment, report):
-        print(report["project"], report["target"], report["status"])
+        print(report.project, report.target, report.status)
 
-Hooks get read-only views (:mod:`deploy_plugin.plugin.views`), never the runner's own objects.
+Hooks get read-only views (:mod:`deploy_plugin.engine.views`) and frozen results
+(:mod:`deploy_plugin.engine.results`), never the runner's own objects.
 A hook that raises fails the step it was called for (``before_*``, ``after_*``), and so
 its deployment; an exception in ``pytest_deploy_finished`` only warns (masked).
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pytest
 
 if TYPE_CHECKING:
     from deploy_plugin.config import DeployConfig, Group
-    from deploy_plugin.engine.runtime import StepResult
+    from deploy_plugin.engine.results import DeploymentReport, StepResult
+    from deploy_plugin.engine.views import DeploymentView, StepView
     from deploy_plugin.plan import GroupPlan
-    from deploy_plugin.plugin.views import DeploymentView, StepView
     from deploy_plugin.targets import TargetInfo
 
 
@@ -81,11 +82,22 @@ def pytest_deploy_after_step(
 
 
 @pytest.hookspec
-def pytest_deploy_finished(deployment: DeploymentView, report: dict[str, Any]) -> None:
-    """Called once per deployment after its last step (notifications are built on it).
+def pytest_deploy_finished(deployment: DeploymentView, report: DeploymentReport) -> None:
+    """Called once per deployment after its last step: its run is recorded in the store
+    and its lock released (notifications are built on it).
 
     :param deployment: the deployment (read-only).
-    :param report: the deployment in the shared report shape (README, "JSON report"):
-        ``project``, ``target``, ``status`` (success, failure or interrupted), ``steps``...;
-        secrets masked.
+    :param report: what it did (frozen, secrets masked): ``report.project``,
+        ``report.target``, ``report.status`` (``success``, ``failure``, ``interrupted`` or
+        ``refused``), ``report.kind``, ``report.dry_run``, ``report.who``,
+        ``report.started_at``/``ended_at`` (ISO 8601 UTC), ``report.duration_ms``,
+        ``report.steps`` (each a :class:`~deploy_plugin.engine.results.StepResult`, in run
+        order), ``report.notes``, ``report.deployment_id`` and ``report.html`` (the
+        ``--deploy-html`` page). ``report.to_json()`` is the deployment as the JSON report
+        file and the webhooks hold it (README, "JSON report"); ``report.failed_step()``
+        the step that stopped it. A ``tryfirst`` implementation may add to
+        ``report.links`` for the implementations after it:
+        ``report.links["html_url"] = URL`` makes notifications link the run's page there.
+
+    An exception raised here only warns (masked): the run's result stands.
     """

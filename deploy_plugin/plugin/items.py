@@ -13,14 +13,16 @@ from typing import Any, NoReturn
 
 import pytest
 
+from deploy_plugin.engine.errors import DeployFailure, DeployWarning
 from deploy_plugin.engine.policy import LOCK_LOST
-from deploy_plugin.engine.runtime import Deployment
 from deploy_plugin.engine.shell import CommandRefused, CommandResult, run_command
+from deploy_plugin.engine.views import StepView
 from deploy_plugin.facts import iso_utc, monotonic_ms, utcnow, who
 from deploy_plugin.plan import Step, links_note
-from deploy_plugin.plugin.messages import DeployFailure, DeployWarning, domain_name
+from deploy_plugin.plugin.deployment import Deployment
+from deploy_plugin.plugin.messages import domain_name
 from deploy_plugin.plugin.pytest_compat import skip_at_item
-from deploy_plugin.plugin.views import StepView
+from deploy_plugin.plugin.session import DeploySession
 from deploy_plugin.targets import expand_vars
 
 #: What a step's call did: (outcome, masked message, duration in ms), for the reporter.
@@ -83,7 +85,7 @@ class DeployItem(pytest.Item):
                 skip(f"not run: {blocker}" + ("" if blocker == LOCK_LOST else " failed"))
             if self.changes_something():
                 deployment.check_lock()  # a step that only skips needs no lock round trip
-            used = deployment.session.hook_used
+            used = DeploySession.of(self.config).hook_used
             if group is not None and group.name not in deployment.groups_started:
                 deployment.groups_started.add(group.name)
                 if used("pytest_deploy_before_group"):
@@ -314,7 +316,7 @@ class StepItem(DeployItem):
                 timeout=(
                     step.group.timeout_seconds
                     if step.group.timeout_seconds is not None
-                    else deployment.session.timeout
+                    else deployment.session.options.timeout
                 ),
                 log_path=self.log_path,
                 psqlrc_dir=psqlrc_dir,

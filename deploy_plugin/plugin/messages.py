@@ -1,6 +1,7 @@
-"""What collection reports before any deployment exists: the domain failure, the warning,
-and the item that passes or fails with a message known at collection (``validate``, an
-unknown target).
+"""What collection reports before any deployment exists: the item that passes or fails
+with a message known at collection (``validate``, an unknown target), and the name reports
+show for an item. The failure and warning themselves are the engine's
+(:mod:`deploy_plugin.engine.errors`).
 
 It needs nothing of a deployment, so that a plain pytest run (no target) that finds a
 config imports only this and the config package (issue 14: the plugin's import cost).
@@ -8,40 +9,11 @@ config imports only this and the config package (issue 14: the plugin's import c
 
 from __future__ import annotations
 
-import warnings
 from typing import Any
 
 import pytest
 
-
-class DeployFailure(Exception):
-    """A step failed for a reason the user must read: shown without a traceback.
-
-    ``blocking=False``: the deployment's next steps still run (a reversibility check that
-    found a difference but left the database as it should be)."""
-
-    def __init__(self, message: str = "", *, blocking: bool = True) -> None:
-        super().__init__(message)
-        self.blocking = blocking
-
-
-class DeployWarning(UserWarning):
-    """A deployment problem worth reading that does not stop the run."""
-
-
-def soft_warn(message: str | Warning, category: type[Warning] = UserWarning) -> None:
-    """Warn of something that must not change a run's outcome (a page, report or
-    notification not written, a store row lost after the steps ran): a filter that makes
-    warnings errors (``-W error``) is not obeyed for it, as raising here would skip what
-    follows (the lock's release, the summary) and turn a success into a failure; the
-    warning still shows in pytest's summary. ``ignore`` filters are obeyed."""
-    kind = type(message) if isinstance(message, Warning) else category
-    try:
-        warnings.warn(message, kind, stacklevel=3)
-    except Warning:
-        with warnings.catch_warnings():
-            warnings.simplefilter("always", kind)
-            warnings.warn(message, kind, stacklevel=3)
+from deploy_plugin.engine.errors import DeployFailure
 
 
 def domain_name(item: pytest.Item) -> str:

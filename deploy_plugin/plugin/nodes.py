@@ -13,12 +13,13 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from deploy_plugin.config import ConfigError, DeployConfig, load_config
-from deploy_plugin.plugin.messages import DeployWarning, MessageItem
+from deploy_plugin.engine.errors import DeployWarning
+from deploy_plugin.plugin.messages import MessageItem
 
 if TYPE_CHECKING:
     from deploy_plugin.config import Group
-    from deploy_plugin.engine.runtime import Deployment
     from deploy_plugin.plan import GroupPlan, Matched
+    from deploy_plugin.plugin.deployment import Deployment
     from deploy_plugin.plugin.session import DeploySession
 
 # A config found by a plain pytest run (no target) is only validated: what deploys is
@@ -93,9 +94,10 @@ class TargetNode(pytest.Collector):
         self.matched = matched
 
     def collect(self) -> Iterator[pytest.Item | pytest.Collector]:
-        from deploy_plugin.engine.runtime import Deployment
         from deploy_plugin.plan import plan_group
+        from deploy_plugin.plugin.deployment import Deployment
         from deploy_plugin.plugin.items import HealthCheckItem
+        from deploy_plugin.plugin.preflight import PreflightNode
 
         session = _session(self)
         config = self.deploy_config
@@ -152,33 +154,6 @@ class UnknownTargetNode(pytest.Collector):
 
     def collect(self) -> Iterator[pytest.Item]:
         yield MessageItem.from_parent(self, name="target", failure=self.failure)
-
-
-class PreflightNode(pytest.Collector):
-    """Checks that change nothing, run before any step of the deployment."""
-
-    def __init__(self, *, deployment: Deployment, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.deployment = deployment
-
-    def collect(self) -> Iterator[pytest.Item]:
-        from deploy_plugin.plugin.preflight import PreflightItem
-
-        checks = [] if self.deployment.dry_run else ["lock"]
-        if self.deployment.target.protected and not self.deployment.dry_run:
-            checks.insert(0, "protected")
-        checks += ["env", "files"]
-        tracked = any(plan.group.track_migrations for plan in self.deployment.plans)
-        if tracked:
-            checks.append("migrations-drift")
-        if self.deployment.kind in ("rollback", "check_rollback") or (
-            self.deployment.atomic and tracked
-        ):
-            checks.append("downs")  # atomic: what it applies must be undoable
-        for index, check in enumerate(checks):
-            item = PreflightItem.from_parent(self, name=check, deployment=self.deployment)
-            item.sort_key = (0, index)
-            yield item
 
 
 class GroupNode(pytest.Collector):

@@ -18,13 +18,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from deploy_plugin import saved_plans
+from deploy_plugin.engine.errors import DeployFailure
 from deploy_plugin.facts import iso_utc, utcnow, who
 from deploy_plugin.plan import file_checksum
-from deploy_plugin.plugin.messages import DeployFailure
 from deploy_plugin.saved_plans import DeploymentFacts, PlannedStep, SavedPlan
 
 if TYPE_CHECKING:
-    from deploy_plugin.engine.runtime import Deployment
+    from deploy_plugin.plugin.deployment import Deployment
     from deploy_plugin.plugin.session import DeploySession
     from deploy_plugin.store.base import MigrationRecord
 
@@ -223,10 +223,9 @@ def check(session: DeploySession) -> str | None:
     return saved_plans.refusal(path, plan, problems) if problems else None
 
 
-def claim(deployment: Deployment) -> str | None:
+def claim(deployment: Deployment, session: DeploySession) -> str | None:
     """Under the deployment's lock: check once more (nobody else can change the history
     now), then record the plan's use; DeployFailure if it differs or is used already."""
-    session = deployment.session
     plan = session.saved_plan
     if plan is None:
         return None

@@ -15,9 +15,10 @@ from typing import Any
 
 import pytest
 
-from deploy_plugin.engine.runtime import StepResult
+from deploy_plugin.engine.results import StepResult
 from deploy_plugin.plugin import smoke
 from deploy_plugin.plugin.items import STEP_OUTCOME, DeployItem
+from deploy_plugin.plugin.session import DeploySession
 from deploy_plugin.report.summary import TESTCASE_NAME, testcase_name
 
 #: An item's JUnit testcase name ("" until computed; None when it has none).
@@ -69,7 +70,7 @@ def report_step(item: DeployItem, rep: pytest.TestReport | None) -> None:
     facts, text = item.facts(result.outcome)
     # on the item: pytest copies it into the teardown report, which JUnit XML writes
     item.add_report_section("call", "stdout", text)
-    if deployment.session.junit_properties:
+    if DeploySession.of(item.config).junit_properties:
         item.user_properties.extend(facts.items())
     if rep is None:
         return
@@ -83,7 +84,7 @@ def _after_hooks(item: DeployItem, result: StepResult, group: Any, last: bool) -
     """Run the after-step/after-group hooks; a failing one fails the step (and so the
     deployment): its message, masked, or None."""
     deployment, hook = item.deployment, item.config.hook
-    used = deployment.session.hook_used
+    used = DeploySession.of(item.config).hook_used
     try:
         if used("pytest_deploy_after_step"):
             view = deployment.view()

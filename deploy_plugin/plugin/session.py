@@ -11,7 +11,9 @@ from deploy_plugin.plugin.options import TARGET_PARAM, DeployOptions
 
 if TYPE_CHECKING:  # imported when a deployment needs them: plain pytest runs stay light
     from deploy_plugin.config import DeployConfig
-    from deploy_plugin.engine.runtime import Deployment
+    from deploy_plugin.engine.results import DeploymentReport
+    from deploy_plugin.engine.views import DeploymentView
+    from deploy_plugin.plugin.deployment import Deployment
     from deploy_plugin.saved_plans import SavedPlan
     from deploy_plugin.targets import TargetInfo
 
@@ -58,7 +60,7 @@ class DeploySession:
         self.smoke_owner: dict[pytest.Item, Deployment | None] = {}
         self.deselected: set[pytest.Item] = set()  # what -k/-m/... deselected
         self.dropped: set[pytest.Item] = set()  # drift checks with no tracked group left
-        self.worker_reports: list[dict[str, Any]] = []
+        self.worker_reports: list[DeploymentReport] = []  # xdist: what each worker deployed
         self.unselected: list[str] = []  # deployments whose every item was deselected
         # configs of which --group/--skip-group kept no group (said when nothing deploys)
         self.unselected_groups: list[str] = []
@@ -77,6 +79,10 @@ class DeploySession:
         when every conftest is registered."""
         hook = getattr(self.config.hook, name)
         return bool(hook.get_hookimpls())
+
+    def deployment_finished(self, deployment: DeploymentView, report: DeploymentReport) -> None:
+        """A deployment ended: its ``pytest_deploy_finished`` hooks (the engine's callback)."""
+        self.config.hook.pytest_deploy_finished(deployment=deployment, report=report)
 
     @staticmethod
     def of(config: pytest.Config) -> DeploySession:

@@ -17,7 +17,7 @@ from deploy_plugin.facts import monotonic_ms
 from deploy_plugin.plugin.session import DeploySession
 
 if TYPE_CHECKING:
-    from deploy_plugin.engine.runtime import Deployment
+    from deploy_plugin.plugin.deployment import Deployment
 
 _SMOKE_START = pytest.StashKey[float]()
 #: A smoke test's place in its deployment's run order (set by :func:`place`).

@@ -18,16 +18,15 @@ import json
 import os
 from collections import Counter
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pytest
 
+from deploy_plugin.engine.errors import soft_warn
+from deploy_plugin.engine.results import DeploymentReport, StepResult
+from deploy_plugin.engine.runtime import Deployment
 from deploy_plugin.facts import who
-from deploy_plugin.plugin.messages import soft_warn
-
-if TYPE_CHECKING:
-    from deploy_plugin.engine.runtime import Deployment
-    from deploy_plugin.plugin.session import DeploySession
+from deploy_plugin.plugin.session import DeploySession
 
 #: The attribute of a deploy item's reports that carries its testcase name (a plain
 #: string: it travels with the report from an xdist worker to the process writing XML).
@@ -54,14 +53,14 @@ def testcase_name(item: pytest.Item, deployment: Deployment) -> str | None:
     place = deployment.positions.get(item.nodeid)
     if place is None:
         return None
-    width = max(2, len(str(len(deployment.selected))))
+    width = max(2, len(str(len(deployment.steps))))
     prefix = deployment.nodeid + "::"
     if item.nodeid.startswith(prefix):
         path = item.nodeid[len(prefix) :]
     else:  # a smoke test: a plain pytest item of the deployment
         path = f"smoke::{item.name}"
     name = f"{place:0{width}d} " + " · ".join(path.split("::", 1))
-    if len(deployment.session.deployments) > 1:
+    if len(DeploySession.of(item.config).deployments) > 1:
         name = f"{deployment.project} → {deployment.target.name} · {name}"
     return name
 
@@ -75,9 +74,9 @@ def name_testcase(config: pytest.Config, report: pytest.TestReport) -> None:
         name_junit_testcase(config, report, name)
 
 
-def write_json(path: str, reports: list[dict[str, Any]]) -> None:
+def write_json(path: str, reports: list[DeploymentReport]) -> None:
     """``{"deployments": [...]}`` in the shared report shape, written atomically."""
-    data = {"deployments": reports}
+    data = {"deployments": [report.to_json() for report in reports]}
     target = Path(path)
     tmp = target.with_name(target.name + ".tmp")
     try:
@@ -92,28 +91,27 @@ def _seconds(ms: int) -> str:
     return f"{ms / 1000:.2f}s"
 
 
-def terminal_summary(terminal: Any, reports: list[dict[str, Any]]) -> None:
+def terminal_summary(terminal: Any, reports: list[DeploymentReport]) -> None:
     """Per deployment: status, steps by outcome and group, migrations applied, the plan."""
     if not reports:
         return
     terminal.section("deployment summary")
     for data in reports:
-        counts = Counter(step["outcome"] for step in data["steps"])
-        kind = data.get("kind", "deploy")
-        what = [] if kind == "deploy" else [kind.replace("_", " ")]  # rollback, check rollback
-        what += ["dry run"] if data["dry_run"] else []
+        counts = Counter(step.outcome for step in data.steps)
+        what = [] if data.kind == "deploy" else [data.kind.replace("_", " ")]  # rollback ...
+        what += ["dry run"] if data.dry_run else []
         mode = f" ({', '.join(what)})" if what else ""
         terminal.write_line(
-            f"{data['project']} → {data['target']}: {data['status'].upper()}{mode} — "
+            f"{data.project} → {data.target}: {data.status.upper()}{mode} — "
             + ", ".join(f"{counts[o]} {o}" for o in ("passed", "failed", "skipped") if counts[o])
-            + f" in {_seconds(data['duration_ms'])}"
+            + f" in {_seconds(data.duration_ms)}"
         )
-        by_group: dict[str, list[dict[str, Any]]] = {}
-        for step in data["steps"]:
-            by_group.setdefault(step["group"] or step["kind"], []).append(step)
+        by_group: dict[str, list[StepResult]] = {}
+        for step in data.steps:
+            by_group.setdefault(step.group or step.kind, []).append(step)
         for name, steps in by_group.items():
-            group_counts = Counter(s["outcome"] for s in steps)
-            total = sum(s["duration_ms"] for s in steps)
+            group_counts = Counter(s.outcome for s in steps)
+            total = sum(s.duration_ms for s in steps)
             terminal.write_line(
                 f"  {name:<24} "
                 + ", ".join(
@@ -124,24 +122,22 @@ def terminal_summary(terminal: Any, reports: list[dict[str, Any]]) -> None:
                 + f"  ({_seconds(total)})"
             )
         applied = [
-            s
-            for s in data["steps"]
-            if s["kind"] == "deploy" and s["checksum"] and s["outcome"] == "passed"
+            s for s in data.steps if s.kind == "deploy" and s.checksum and s.outcome == "passed"
         ]
-        undo = [s for s in data["steps"] if s["kind"] == "undo" and s["outcome"] != "skipped"]
-        undone = [s for s in undo if s["outcome"] == "passed"]
-        if applied and not data["dry_run"]:
-            back = {s["file"] for s in undone if s["file"]}
-            gone = sum(1 for s in applied if s["file"] in back)
+        undo = [s for s in data.steps if s.kind == "undo" and s.outcome != "skipped"]
+        undone = [s for s in undo if s.outcome == "passed"]
+        if applied and not data.dry_run:
+            back = {s.file for s in undone if s.file}
+            gone = sum(1 for s in applied if s.file in back)
             terminal.write_line(
                 f"  migrations applied: {len(applied)}" + (f", then undone: {gone}" if gone else "")
             )
         if undo:
-            names = [s["node_id"].split("::", 2)[-1] for s in undone]
+            names = [s.node_id.split("::", 2)[-1] for s in undone]
             shown = ", ".join(names[:10]) + (
                 f" and {len(names) - 10} more" if len(names) > 10 else ""
             )
-            failed = [s["node_id"].split("::", 2)[-1] for s in undo if s["outcome"] == "failed"]
+            failed = [s.node_id.split("::", 2)[-1] for s in undo if s.outcome == "failed"]
             terminal.write_line(
                 f"  undone after the failure (atomic): {len(undone)} step(s)"
                 + (f", in this order: {shown}" if names else "")
@@ -152,37 +148,37 @@ def terminal_summary(terminal: Any, reports: list[dict[str, Any]]) -> None:
                 )
             )
         if undo:
-            stayed = _stayed(data["steps"])
+            stayed = _stayed(data.steps)
             if stayed:
                 terminal.write_line(
                     f"  stayed deployed (no rollback_command, nothing to undo): {', '.join(stayed)}"
                 )
-        for note in data.get("notes", ()):
+        for note in data.notes:
             terminal.write_line(f"  note: {note}")
-        if data["dry_run"]:
+        if data.dry_run:
             terminal.write_line("  plan:")
-            for step in data["steps"]:
-                if step["kind"] == "preflight":
+            for step in data.steps:
+                if step.kind == "preflight":
                     continue
-                command = step["command"] or ""
-                if step["outcome"] == "skipped":
-                    command = f"(skipped: {step['message']})"
-                terminal.write_line(f"    {step['node_id']}: {command}")
+                command = step.command or ""
+                if step.outcome == "skipped":
+                    command = f"(skipped: {step.message})"
+                terminal.write_line(f"    {step.node_id}: {command}")
 
 
-def _stayed(steps: list[dict[str, Any]]) -> list[str]:
+def _stayed(steps: tuple[StepResult, ...]) -> list[str]:
     """Groups of an undone atomic deployment that did something and have no undo step:
     what they did stays deployed (in run order)."""
-    undone = {s["group"] for s in steps if s["kind"] == "undo"}
+    undone = {s.group for s in steps if s.kind == "undo"}
     out: list[str] = []
     for step in steps:
-        group = step["group"]
+        group = step.group
         if (
             group
             and group not in undone
             and group not in out
-            and step["kind"] not in ("preflight", "health_check", "undo")
-            and step["outcome"] == "passed"
+            and step.kind not in ("preflight", "health_check", "undo")
+            and step.outcome == "passed"
         ):
             out.append(group)
     return out

@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from deploy_plugin.plugin.messages import soft_warn
+from deploy_plugin.engine.errors import soft_warn
 
 from .model import DEFAULT_LIMIT, PageData, build_page
 from .render import render_page, write_file

@@ -1,0 +1,138 @@
+"""The code layout's rules (DESIGN §7), on the import graph ``benchmarks/layout.py`` prints:
+every import of the package's source, imports inside functions (and under
+``TYPE_CHECKING``) counted.
+
+The engine is a deployment without pytest: no module of ``deploy_plugin.engine`` imports
+pytest (or its internals, xdist, pluggy), directly or through any module of ours it
+imports, and none imports the layers above it (``plugin``, ``report``, ``notify``, ``cli``).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import subprocess
+import sys
+from collections.abc import Iterable
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+#: Third-party packages the engine never imports: pytest's own, and what runs it.
+PYTEST_WORLD = ("pytest", "_pytest", "xdist", "pluggy")
+#: The layers above the engine.
+ABOVE_ENGINE = ("plugin", "report", "notify", "cli")
+#: Modules of the engine's helper's area (issue 22), held to the rules the whole package
+#: will be held to: no module over 400 lines, none in an import cycle.
+AREA = (
+    "deploy_plugin.engine",
+    "deploy_plugin.plugin.preflight",
+    "deploy_plugin.plugin.atomic",
+    "deploy_plugin.plugin.rollback",
+    "deploy_plugin.plugin.reversibility",
+    "deploy_plugin.plugin.messages",
+    "deploy_plugin.plugin.hookspecs",
+    "deploy_plugin.plugin.deployment",
+    "deploy_plugin.report.summary",
+    "deploy_plugin.notify",
+)
+
+
+def _load_layout() -> ModuleType:
+    """benchmarks/layout.py, imported from the repository (benchmarks is no package)."""
+    spec = importlib.util.spec_from_file_location("layout", REPO / "benchmarks" / "layout.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+layout = _load_layout()
+MODULES: dict[str, Path] = layout.modules()
+GRAPH: dict[str, set[str]] = layout.graph()
+ENGINE = sorted(name for name in MODULES if name.startswith("deploy_plugin.engine"))
+#: module -> the packages of PYTEST_WORLD its file imports
+PYTEST_USES = {
+    name: [top for top in PYTEST_WORLD if layout.third_party(path, top)]
+    for name, path in MODULES.items()
+}
+
+
+def _with_parents(name: str) -> Iterable[str]:
+    """``name`` and the packages Python imports before it (``a.b.c``: ``a``, ``a.b``)."""
+    parts = name.split(".")
+    return (".".join(parts[:end]) for end in range(1, len(parts) + 1))
+
+
+def reached(start: str) -> dict[str, list[str]]:
+    """Every module of ours importing ``start`` loads, each with the chain that leads there."""
+    chains = {start: [start]}
+    todo = [start]
+    while todo:
+        name = todo.pop()
+        for imported in GRAPH.get(name, ()):
+            for module in _with_parents(imported):
+                if module in MODULES and module not in chains:
+                    chains[module] = [*chains[name], module]
+                    todo.append(module)
+    return chains
+
+
+def in_area(name: str) -> bool:
+    return any(name == prefix or name.startswith(prefix + ".") for prefix in AREA)
+
+
+def test_the_graph_sees_the_engine() -> None:
+    assert "deploy_plugin.engine.runtime" in ENGINE
+    assert "deploy_plugin.engine.shell" in reached("deploy_plugin.engine.rollback")
+
+
+@pytest.mark.parametrize("module", ENGINE)
+def test_no_engine_module_imports_pytest(module: str) -> None:
+    """Not directly, not through a module of ours it imports (anywhere in their files)."""
+    found = [
+        f"{' -> '.join(chain)} imports {top}"
+        for name, chain in sorted(reached(module).items())
+        for top in PYTEST_USES[name]
+    ]
+    assert not found, "\n".join(found)
+
+
+@pytest.mark.parametrize("module", ENGINE)
+def test_no_engine_module_imports_the_layers_above_it(module: str) -> None:
+    found = [
+        " -> ".join(chain)
+        for name, chain in sorted(reached(module).items())
+        if layout.package_of(name) in ABOVE_ENGINE
+    ]
+    assert not found, "\n".join(found)
+
+
+def test_importing_the_whole_engine_loads_no_pytest() -> None:
+    """The same, as Python sees it: a fresh interpreter imports every engine module."""
+    code = (
+        "import importlib, sys\n"
+        f"for name in {ENGINE!r}:\n"
+        "    importlib.import_module(name)\n"
+        f"print(sorted(m for m in sys.modules if m.split('.')[0] in {PYTEST_WORLD!r}))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
+
+
+def test_no_module_of_the_area_is_over_400_lines() -> None:
+    lines = {
+        name: len(path.read_text(encoding="utf-8").splitlines())
+        for name, path in MODULES.items()
+        if in_area(name)
+    }
+    assert {name: count for name, count in lines.items() if count > 400} == {}
+
+
+def test_no_module_of_the_area_is_in_an_import_cycle() -> None:
+    cycles = [c for c in layout.cycles(GRAPH) if any(in_area(name) for name in c)]
+    assert cycles == []
