@@ -29,7 +29,8 @@ from typing import TYPE_CHECKING, Any
 
 from deploy_plugin.config import Group
 from deploy_plugin.facts import iso_utc, who
-from deploy_plugin.migrate.ledger import LedgerRead, LedgerRow, read_ledger, url_problem
+from deploy_plugin.migrate.ledger import LedgerRow
+from deploy_plugin.migrate.ledger_read import LedgerRead, read_ledger, url_problem
 from deploy_plugin.plan import AppliedMigration
 from deploy_plugin.plugin.messages import DeployFailure
 

@@ -300,8 +300,9 @@ class PreflightItem(DeployItem):
 
     def _check_intents(self) -> None:
         """Fail on a shell-applied migration left "applying" by a run that died."""
+        from deploy_plugin.processes import alive_here
         from deploy_plugin.store.base import StoreError
-        from deploy_plugin.store.records import alive_here, format_time
+        from deploy_plugin.store.records import format_time
 
         deployment = self.deployment
         try:
