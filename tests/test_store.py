@@ -680,6 +680,27 @@ def test_lock_held_by_another_process_until_it_is_killed(
     lock.release()
 
 
+def test_sqlite_lock_removed_then_taken_by_another_run_is_lost(tmp_path: Path) -> None:
+    """A run asks its lock before each step (DeployLock.lost): once ``pytest-deploy unlock``
+    removed its row, and while another run holds the lock, the answer says it is gone."""
+    with open_store(None, tmp_path) as store:
+        lock = store.acquire_lock("shop", "production", holder="me")
+        assert lock.lost() is None
+        removed = store.break_lock("shop", "production")  # what `pytest-deploy unlock` does
+        assert removed is not None and removed.holder == "me"
+        assert lock.lost() == "its lock row was removed (pytest-deploy unlock?)"
+        other = python(HOLD_LOCK, "", str(tmp_path), "wait")
+        try:
+            expect_line(other, "locked")  # the lock is free: another run takes it
+            assert lock.lost() == "its lock row was removed (pytest-deploy unlock?)"
+            lock.release()  # removes only its own row, never the new holder's
+            info = store.lock_info("shop", "production")
+            assert info is not None and (info.holder, info.pid) == ("other-runner", other.pid)
+        finally:
+            other.kill()
+            other.wait()
+
+
 def test_sqlite_stale_lock_of_finished_process_is_taken_over(tmp_path: Path) -> None:
     proc = python(HOLD_LOCK, "", str(tmp_path), "vanish")
     out, err = proc.communicate(timeout=WAIT_S)
