@@ -24,7 +24,6 @@ from .lock import DeployLock
 from .plans import PlanRepository, PlanUse
 from .projects import ProjectAudit, ProjectIdentity, ProjectRepository
 from .records import (
-    AUDIT_ACTIONS,
     MIGRATION_STATUSES,
     TARGET_FIELDS,
     AuditRecord,
@@ -43,7 +42,6 @@ from .targets import TargetRepository
 
 # what other code imports from ``deploy_plugin.store.base`` (records, errors, the lock)
 __all__ = [
-    "AUDIT_ACTIONS",
     "AuditRecord",
     "MIGRATION_STATUSES",
     "TARGET_FIELDS",

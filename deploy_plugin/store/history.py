@@ -114,13 +114,6 @@ class HistoryRepository(StoreCore):
         text = self.driver.sql.translate(UPSERT_MIGRATION.replace("?", "{}"))
         return text, tuple(params)
 
-    def delete_migration(self, project: str, target: str, file: str) -> bool:
-        """Delete the history row of ``file``; whether there was one."""
-        return self._delete(
-            "delete a migration history row", "migration_history", "migration_file", project,
-            target, file,
-        )  # fmt: skip
-
     def _migration_params(
         self, project_id: int, target: str, record: MigrationRecord
     ) -> tuple[Any, ...]:

@@ -74,11 +74,6 @@ class DeployLock:
         if self._record_groups is not None and not self._released:
             self._record_groups(encode_groups(self._groups.items()))
 
-    @property
-    def released(self) -> bool:
-        """Whether :meth:`release` already ran."""
-        return self._released
-
     def release(self) -> None:
         """Release the lock; calling it again does nothing."""
         if not self._released:

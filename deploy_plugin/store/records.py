@@ -9,7 +9,7 @@ from datetime import datetime, timezone
 from deploy_plugin.migration_record import MIGRATION_STATUSES, MigrationRecord
 
 __all__ = [
-    "AUDIT_ACTIONS", "MIGRATION_STATUSES", "TARGET_FIELDS", "AuditRecord", "DeploymentRecord",
+    "MIGRATION_STATUSES", "TARGET_FIELDS", "AuditRecord", "DeploymentRecord",
     "EnvVarRecord", "IntentRecord", "LockInfo", "MigrationRecord", "StepRecord", "TargetRecord",
     "format_time", "to_utc", "utcnow",
 ]  # fmt: skip
@@ -115,9 +115,6 @@ class IntentRecord:
     host: str
     pid: int
     started_at: datetime
-
-
-AUDIT_ACTIONS = ("accept-checksum", "baseline")
 
 
 @dataclass(frozen=True)

@@ -124,12 +124,6 @@ class RunRepository(StoreCore):
             rows = db.execute(sql, params).fetchall()
         return [self._deployment(row) for row in rows]
 
-    def get_deployment(self, deployment_id: int) -> DeploymentRecord | None:
-        """One deployment run by id, or None."""
-        with self.driver.reader("read a deployment") as db:
-            row = db.execute(_DEPLOYMENTS + " WHERE d.id = ?", (deployment_id,)).fetchone()
-        return None if row is None else self._deployment(row)
-
     def deployment_config(self, deployment_id: int) -> str | None:
         """The config snapshot recorded with a deployment run, or None."""
         with self.driver.reader("read a deployment") as db:
