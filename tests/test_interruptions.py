@@ -170,19 +170,22 @@ def test_a_failing_after_step_hook_fails_the_deployment(tmp_path: Path):
     assert [row[1] for row in deployments(root)] == ["failure"]
 
 
+# Two groups: the first runs until the file ``go`` exists (while the test takes its lock away).
+UNTIL_GO = [
+    {
+        "name": "one",
+        "order": 1,
+        "deploy_command": "touch one.ran; while [ ! -e go ]; do sleep 0.05; done",
+    },
+    {"name": "two", "order": 2, "deploy_command": "touch two.ran"},
+]
+
+
 # -- the PostgreSQL lock lost mid-deployment ----------------------------------------------
 
 
 def test_a_lost_postgres_lock_stops_the_deployment(tmp_path: Path, pg_database: str):
-    groups = [
-        {
-            "name": "one",
-            "order": 1,
-            "deploy_command": "touch one.ran; while [ ! -e go ]; do sleep 0.05; done",
-        },
-        {"name": "two", "order": 2, "deploy_command": "touch two.ran"},
-    ]
-    root = project(tmp_path, groups)
+    root = project(tmp_path, UNTIL_GO)
     report = root / "report.json"
     proc = start(root, f"--deploy-store={pg_database}", f"--deploy-report={report}")
     dbname = pg_database.rsplit("/", 1)[1]
@@ -222,15 +225,7 @@ lock.release()
 
 
 def test_a_lost_sqlite_lock_stops_the_deployment(tmp_path: Path):
-    groups = [
-        {
-            "name": "one",
-            "order": 1,
-            "deploy_command": "touch one.ran; while [ ! -e go ]; do sleep 0.05; done",
-        },
-        {"name": "two", "order": 2, "deploy_command": "touch two.ran"},
-    ]
-    root = project(tmp_path, groups)
+    root = project(tmp_path, UNTIL_GO)
     report = root / "report.json"
     proc = start(root, f"--deploy-report={report}")
     wait_for("the first step to run", lambda: (root / "one.ran").exists())

@@ -19,7 +19,8 @@ from datetime import datetime
 from typing import Any, ClassVar
 
 from .errors import StoreError
-from .migrator import SchemaStep
+from .migrator import SchemaStep, ready
+from .schema import steps_for
 
 
 class SharedSQL:
@@ -130,6 +131,23 @@ class Driver(ABC):
         """Record the store's id unless it has one."""
 
     # -- shared by both -------------------------------------------------------------------
+
+    def open_schema(self, *, create: bool) -> bool:
+        """Whether the schema is usable: current, or created or upgraded when ``create``
+        (without it, a dry run's, a missing or older one is no store: False). The
+        connection is closed unless it is usable; driver errors become StoreError."""
+        try:
+            if not ready(self, steps_for(self.kind), self.describe(), create=create):
+                self.connection.close()
+                return False
+            self.store_id = self.read_store_id()
+            return True
+        except self.errors as exc:
+            self.connection.close()
+            raise self.error("create or upgrade the store schema", exc) from exc
+        except BaseException:
+            self.connection.close()
+            raise
 
     @contextmanager
     def reader(self, what: str) -> Iterator[SharedSQL]:

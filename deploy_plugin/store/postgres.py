@@ -21,10 +21,10 @@ from psycopg import sql
 
 from .driver import Driver
 from .errors import StoreError, describe_url
-from .migrator import SchemaStep, ready
+from .migrator import SchemaStep
 from .pg_connect import MissingDatabase, connect, pg_error
 from .records import to_utc
-from .schema import PG_SCHEMA, POSTGRES_BOOTSTRAP, steps_for
+from .schema import PG_SCHEMA, POSTGRES_BOOTSTRAP
 
 
 def advisory_key(text: str) -> int:
@@ -50,18 +50,7 @@ def open_postgres(
             raise
         return None
     driver = PostgresDriver(url, conn)
-    try:
-        if not ready(driver, steps_for(driver.kind), describe_url(url), create=create):
-            conn.close()
-            return None
-        driver.store_id = driver.read_store_id()
-        return driver
-    except psycopg.Error as exc:
-        conn.close()
-        raise pg_error(url, "create or upgrade the store schema", exc) from exc
-    except BaseException:
-        conn.close()
-        raise
+    return driver if driver.open_schema(create=create) else None
 
 
 class PostgresDriver(Driver):

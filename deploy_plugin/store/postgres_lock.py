@@ -62,10 +62,7 @@ class PostgresLocks:
                     store=self.driver.describe(),
                     project=project,
                     target=target,
-                    holder=info.holder,
-                    host=info.host,
-                    pid=info.pid,
-                    started_at=info.started_at,
+                    held_by=info,
                     hint=(
                         "Wait for it to finish: the lock is freed as soon as that process "
                         "ends or loses its connection."

@@ -19,9 +19,9 @@ from deploy_plugin.db import sqlite_connect, sqlite_transaction
 
 from .driver import Driver
 from .errors import StoreError
-from .migrator import SchemaStep, ready
+from .migrator import SchemaStep
 from .records import to_utc, utcnow
-from .schema import SQLITE_BOOTSTRAP, steps_for
+from .schema import SQLITE_BOOTSTRAP
 from .sqlite_file import prepare_file, refuse_foreign, sqlite_error
 
 
@@ -45,18 +45,7 @@ def open_sqlite(
     except sqlite3.Error as exc:
         raise sqlite_error(path, "open the store", exc) from exc
     driver = SQLiteDriver(path, url, conn)
-    try:
-        if not ready(driver, steps_for(driver.kind), str(path), create=create):
-            conn.close()
-            return None
-        driver.store_id = driver.read_store_id()
-        return driver
-    except sqlite3.Error as exc:
-        conn.close()
-        raise sqlite_error(path, "create or upgrade the store schema", exc) from exc
-    except BaseException:
-        conn.close()
-        raise
+    return driver if driver.open_schema(create=create) else None
 
 
 class SQLiteDriver(Driver):

@@ -45,10 +45,7 @@ class SQLiteLocks:
                         store=driver.describe(),
                         project=project,
                         target=target,
-                        holder=old.holder,
-                        host=old.host,
-                        pid=old.pid,
-                        started_at=old.started_at,
+                        held_by=old,
                         hint=(
                             "Wait for it to finish. If that run is dead, remove the lock with "
                             f"`pytest-deploy unlock {project} --target {target}`."
