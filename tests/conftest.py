@@ -36,6 +36,13 @@ def pg_database() -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
+def pg_module_database() -> Iterator[str]:
+    """URL of a throw-away database that the tests of one module share (``pg_url``)."""
+    with temporary_database() as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
 def scram_cluster() -> Iterator[ScramCluster]:
     """A private scram-sha-256 cluster on 127.0.0.1, for the tests of one module."""
     with running_scram_cluster() as cluster:
@@ -47,13 +54,6 @@ def http_server() -> Iterator[HTTPTestServer]:
     """A started HTTPTestServer, stopped after the test."""
     with HTTPTestServer() as server:
         yield server
-
-
-@pytest.fixture(scope="module")
-def pg_module_database() -> Iterator[str]:
-    """URL of a throw-away database that the tests of one module share (``pg_url``)."""
-    with temporary_database() as url:
-        yield url
 
 
 @pytest.fixture
