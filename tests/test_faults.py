@@ -46,10 +46,9 @@ T = TypeVar("T")
 
 
 @pytest.fixture
-def db() -> Iterator[tuple[str, str]]:
-    """A throw-away database: (its name, its URL with the canary password)."""
-    with temporary_database("deploy_faults") as url:
-        yield url.rsplit("/", 1)[1], with_password(url, CANARY)
+def db(pg_database: str) -> tuple[str, str]:
+    """The test's throw-away database: (its name, its URL with the canary password)."""
+    return pg_database.rsplit("/", 1)[1], with_password(pg_database, CANARY)
 
 
 def with_password(url: str, password: str) -> str:

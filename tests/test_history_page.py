@@ -301,7 +301,7 @@ def kinds(tmp_path_factory: pytest.TempPathFactory) -> Path:
         ended[run] = (start + timedelta(hours=number, milliseconds=ms)).isoformat(
             timespec="microseconds"
         )
-    db = store.path  # the store ends runs now: their recorded durations are set here
+    db = store.describe()  # its file: the store ends runs now, their durations are set here
     store.close()
     with sqlite3.connect(db) as connection:
         connection.executemany(

@@ -170,19 +170,22 @@ def test_a_failing_after_step_hook_fails_the_deployment(tmp_path: Path):
     assert [row[1] for row in deployments(root)] == ["failure"]
 
 
+# Two groups: the first runs until the file ``go`` exists (while the test takes its lock away).
+UNTIL_GO = [
+    {
+        "name": "one",
+        "order": 1,
+        "deploy_command": "touch one.ran; while [ ! -e go ]; do sleep 0.05; done",
+    },
+    {"name": "two", "order": 2, "deploy_command": "touch two.ran"},
+]
+
+
 # -- the PostgreSQL lock lost mid-deployment ----------------------------------------------
 
 
 def test_a_lost_postgres_lock_stops_the_deployment(tmp_path: Path, pg_database: str):
-    groups = [
-        {
-            "name": "one",
-            "order": 1,
-            "deploy_command": "touch one.ran; while [ ! -e go ]; do sleep 0.05; done",
-        },
-        {"name": "two", "order": 2, "deploy_command": "touch two.ran"},
-    ]
-    root = project(tmp_path, groups)
+    root = project(tmp_path, UNTIL_GO)
     report = root / "report.json"
     proc = start(root, f"--deploy-store={pg_database}", f"--deploy-report={report}")
     dbname = pg_database.rsplit("/", 1)[1]
@@ -204,6 +207,54 @@ def test_a_lost_postgres_lock_stops_the_deployment(tmp_path: Path, pg_database: 
     steps = {s["node_id"].split("::t::")[1]: s for s in deployment["steps"]}
     assert steps["two::deploy"]["outcome"] == "failed"
     assert deployment["status"] == "failure"
+
+
+# -- the SQLite lock removed and taken by another run mid-deployment -----------------------
+
+# Run by a subprocess: take the lock of sig/t in the project's store, say so, wait for stdin.
+TAKE_LOCK = """
+import sys
+from pathlib import Path
+from deploy_plugin.store import open_store
+store = open_store(None, Path(sys.argv[1]))
+lock = store.acquire_lock("sig", "t", holder="the-other-run")
+print("locked", flush=True)
+sys.stdin.readline()
+lock.release()
+"""
+
+
+def test_a_lost_sqlite_lock_stops_the_deployment(tmp_path: Path):
+    root = project(tmp_path, UNTIL_GO)
+    report = root / "report.json"
+    proc = start(root, f"--deploy-report={report}")
+    wait_for("the first step to run", lambda: (root / "one.ran").exists())
+    cli = Path(sys.executable).with_name("pytest-deploy")
+    unlock = subprocess.run(
+        [str(cli), "unlock", "sig", "--target", "t", "--yes"],
+        cwd=root, env=env(), capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert unlock.returncode == 0, unlock.stdout + unlock.stderr
+    other = subprocess.Popen(
+        [sys.executable, "-c", TAKE_LOCK, str(root)], cwd=root, env=env(), text=True,
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    try:
+        assert other.stdout is not None and other.stdout.readline().strip() == "locked"
+        (root / "go").touch()
+        output, _ = proc.communicate(timeout=60)
+        assert proc.returncode == 1, output
+        assert not (root / "two.ran").exists(), output
+        assert "deployment lock of project 'sig', target 't' was lost" in output, output
+        assert "its lock row was removed" in output, output
+        (deployment,) = json.loads(report.read_text())["deployments"]
+        steps = {s["node_id"].split("::t::")[1]: s for s in deployment["steps"]}
+        assert steps["two::deploy"]["outcome"] == "failed"
+        assert deployment["status"] == "failure"
+        assert lock_rows(root) == [("the-other-run", other.pid)]  # its row stays its own
+    finally:
+        other.kill()
+        other.wait()
 
 
 # -- shell migrations in doubt ---------------------------------------------------------

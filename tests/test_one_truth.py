@@ -19,13 +19,12 @@ from __future__ import annotations
 import json
 import os
 import signal
-from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
 import pytest
 
-from tests.pg import ADMIN_URL, database_url, temporary_database
+from tests.pg import ADMIN_URL, database_url
 from tests.test_faults import (
     CANARY,
     Started,
@@ -51,10 +50,10 @@ FILES = {
 
 
 @pytest.fixture
-def db() -> Iterator[tuple[str, str]]:
-    """A throw-away target database: (its name, its URL with a password-looking canary)."""
-    with temporary_database("deploy_truth") as url:
-        yield url.rsplit("/", 1)[1], with_password(url, CANARY)
+def db(pg_database: str) -> tuple[str, str]:
+    """The test's throw-away target database: (its name, its URL with a password-looking
+    canary)."""
+    return pg_database.rsplit("/", 1)[1], with_password(pg_database, CANARY)
 
 
 def recreate(dbname: str) -> None:

@@ -11,7 +11,6 @@ import textwrap
 import threading
 import time
 import tracemalloc
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -22,8 +21,6 @@ from deploy_plugin.engine.output import TAIL_BYTES
 from deploy_plugin.engine.psql import psql_wrapped_env
 from deploy_plugin.engine.shell import CommandResult, run_command
 from deploy_plugin.secrets import Masker
-
-PG_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/test"
 
 
 def run(command: str, cwd: Path, **kwargs) -> CommandResult:
@@ -462,25 +459,6 @@ def test_psqlrc_is_set_only_for_commands_that_run_psql(tmp_path: Path) -> None:
     assert result.tail == "unset\n"
 
 
-@pytest.fixture
-def database_url() -> Iterator[str]:
-    """A throw-away PostgreSQL database; skipped (outside CI) when PostgreSQL is unreachable."""
-    psycopg = pytest.importorskip("psycopg")
-    try:
-        admin = psycopg.connect(PG_ADMIN_URL, autocommit=True, connect_timeout=5)
-    except psycopg.OperationalError as exc:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"PostgreSQL at 127.0.0.1:5432 is unreachable in CI: {exc}")
-        pytest.skip(f"PostgreSQL at 127.0.0.1:5432 is unreachable: {exc}")
-    name = f"deploy_shell_{uuid.uuid4().hex[:12]}"
-    with admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-        try:
-            yield f"postgresql://postgres@127.0.0.1:5432/{name}"
-        finally:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
 def table_exists(database_url: str, table: str) -> bool:
     import psycopg
 
@@ -513,22 +491,22 @@ def psql_env(database_url: str, home: Path) -> dict[str, str]:
 
 
 def test_psql_without_the_wrapper_passes_a_failing_file(
-    tmp_path: Path, database_url: str, failing_migration: tuple[Path, str]
+    tmp_path: Path, pg_database: str, failing_migration: tuple[Path, str]
 ) -> None:
     root, command = failing_migration
-    env = psql_env(database_url, tmp_path / "home")
+    env = psql_env(pg_database, tmp_path / "home")
     result = run(command, root, env=env)  # no psqlrc_dir: psql as the seed runs it
     assert result.returncode == 0, result.tail
     assert 'relation "no_such_table" does not exist' in result.tail
-    assert table_exists(database_url, "after_failure")  # it carried on past the error
+    assert table_exists(pg_database, "after_failure")  # it carried on past the error
 
 
 def test_psql_with_the_wrapper_fails_the_step(
-    tmp_path: Path, database_url: str, failing_migration: tuple[Path, str]
+    tmp_path: Path, pg_database: str, failing_migration: tuple[Path, str]
 ) -> None:
     root, command = failing_migration
     home = tmp_path / "home"
-    env = psql_env(database_url, home)
+    env = psql_env(pg_database, home)
     # The user's own psqlrc is read (its \echo shows) but cannot turn ON_ERROR_STOP off.
     (home / ".psqlrc").write_text("\\echo user-psqlrc-was-read\n\\set ON_ERROR_STOP off\n")
     result = run(command, root, env=env, psqlrc_dir=tmp_path / "deploy" / "psql")
@@ -536,19 +514,19 @@ def test_psql_with_the_wrapper_fails_the_step(
     assert result.explain() == "exit status 3"
     assert "user-psqlrc-was-read" in result.tail
     assert 'relation "no_such_table" does not exist' in result.tail
-    assert table_exists(database_url, "first_table")
-    assert not table_exists(database_url, "after_failure")  # stopped at the error
+    assert table_exists(pg_database, "first_table")
+    assert not table_exists(pg_database, "after_failure")  # stopped at the error
 
 
 def test_psql_dash_x_still_stops_at_the_first_error(
-    tmp_path: Path, database_url: str, failing_migration: tuple[Path, str]
+    tmp_path: Path, pg_database: str, failing_migration: tuple[Path, str]
 ) -> None:
     """Issue 9 #6: ``psql -X`` skips every psqlrc, ours included; ON_ERROR_STOP must hold."""
     root, command = failing_migration
-    env = psql_env(database_url, tmp_path / "home")
+    env = psql_env(pg_database, tmp_path / "home")
     result = run(command.replace("psql ", "psql -X ", 1), root, env=env, psqlrc_dir=tmp_path / "rc")
     assert result.returncode == 3 and not result.ok, result.tail
-    assert not table_exists(database_url, "after_failure")  # stopped at the error
+    assert not table_exists(pg_database, "after_failure")  # stopped at the error
 
 
 def test_ctrl_c_right_after_the_process_starts_still_stops_it(tmp_path: Path) -> None:

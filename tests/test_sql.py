@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import os
 import socket
 import sqlite3
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
 from pathlib import Path
@@ -27,8 +25,6 @@ from deploy_plugin.migrate.executor import (
 from deploy_plugin.plan import file_checksum as checksum
 from deploy_plugin.secrets import redact_url
 
-ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/test"
-
 
 def write(folder: Path, name: str, text: str) -> Path:
     path = folder / name
@@ -44,29 +40,6 @@ def wait_for(what: str, probe: Callable[[], object], timeout: float = 20.0) -> o
             pytest.fail(f"timed out waiting for {what}")
         time.sleep(0.05)
     return value
-
-
-# -- PostgreSQL fixtures -----------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def pg_database() -> Iterator[str]:
-    """A throw-away database for this module; dropped (WITH FORCE) afterwards."""
-    try:
-        admin = psycopg.connect(ADMIN_URL, autocommit=True, connect_timeout=3)
-    except psycopg.OperationalError as err:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"PostgreSQL at {ADMIN_URL} is unreachable in CI: {err}")
-        pytest.skip(f"PostgreSQL at {ADMIN_URL} is unreachable: {err}")
-    name = f"deploy_sql_{uuid.uuid4().hex[:12]}"
-    admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield f"postgresql://postgres@127.0.0.1:5432/{name}"
-    finally:
-        admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
-        admin.close()
-
-
 
 
 def exists(db: psycopg.Connection, table: str) -> bool:

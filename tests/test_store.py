@@ -17,6 +17,8 @@ from typing import Any
 import psycopg
 import pytest
 
+from deploy_plugin.migrate.executor import MigrationError, SqlExecutor
+from deploy_plugin.migrate.runner import MigrationRunner
 from deploy_plugin.store import (
     LockHeld,
     MigrationRecord,
@@ -92,7 +94,7 @@ def store(open_: Callable[..., Store]) -> Store:
 
 def rows(store: Store, sql: str, params: tuple = ()) -> list[tuple]:
     """Raw rows from the store's own connection (shared SQL: `?` and `{s}` prefix)."""
-    with store._reader("test query") as db:
+    with store.driver.reader("test query") as db:
         return [tuple(row) for row in db.execute(sql, params).fetchall()]
 
 
@@ -261,10 +263,10 @@ def test_sqlite_default_file_is_private_and_ignored(tmp_path: Path) -> None:
 
 def test_sqlite_urls_relative_to_rootdir_or_absolute(tmp_path: Path) -> None:
     with open_store("sqlite:///stores/team.db", tmp_path) as store:
-        assert store.path == tmp_path / "stores" / "team.db"
+        assert Path(store.describe()) == tmp_path / "stores" / "team.db"
     absolute = tmp_path / "abs" / "x.sqlite3"
     with open_store(f"sqlite:///{absolute}", tmp_path / "elsewhere") as store:
-        assert store.path == absolute
+        assert Path(store.describe()) == absolute
     assert absolute.stat().st_mode & 0o777 == 0o600
     assert not (tmp_path / "stores" / ".gitignore").exists()
     with pytest.raises(StoreError, match="not supported"):
@@ -314,7 +316,7 @@ def test_unreachable_postgres_is_a_store_error(tmp_path: Path) -> None:
 
 def test_postgres_connection_settings(tmp_path: Path) -> None:
     with temporary_database() as url, open_store(url, tmp_path) as store:
-        conn = store._conn
+        conn = store.driver.connection
         assert conn.execute("SHOW client_connection_check_interval").fetchone() == ("1s",)
         assert conn.info.get_parameters()["keepalives"] == "1"
         assert conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
@@ -374,9 +376,6 @@ def test_migration_history_is_per_project_and_target(store: Store) -> None:
     assert [(r.file, r.checksum) for r in history] == [("001.sql", "a2"), ("002.sql", "b")]
     assert [r.file for r in store.migration_history("shop", "production", limit=1)] == ["001.sql"]
 
-    assert store.delete_migration("shop", "production", "002.sql") is True
-    assert store.delete_migration("shop", "production", "002.sql") is False
-    assert list(store.applied_migrations("shop", "production")) == ["001.sql"]
 
 
 def test_failed_record_then_success_replaces_it(store: Store) -> None:
@@ -397,35 +396,32 @@ def test_failed_record_then_success_replaces_it(store: Store) -> None:
         store.record_migration("shop", "production", migration("003.sql", status="done"))
 
 
-def test_history_row_in_callers_transaction(
+def test_history_row_commits_with_the_migration_when_the_store_is_the_target(
     store: Store, store_url: str | None, tmp_path: Path
 ) -> None:
-    if store_url is None:
-        conn = sqlite3.connect(tmp_path / ".deploy" / "state.sqlite3", isolation_level=None)
-        conn.execute("BEGIN IMMEDIATE")
-        conn.execute("CREATE TABLE app_table (x INTEGER)")
-        store.record_migration("shop", "production", migration("001.sql"), connection=conn)
-        conn.execute("ROLLBACK")
+    """The store as the target's own database: the migration runner sends the history row
+    (Store.history_statement) in the migration's transaction, so both commit or neither."""
+    url = store_url or f"sqlite:///{tmp_path / '.deploy' / 'state.sqlite3'}"
+    failing = tmp_path / "001_fails.sql"
+    failing.write_text("CREATE TABLE app_table (x INTEGER);\nSELECT x FROM no_such_table;\n")
+    good = tmp_path / "001.sql"
+    good.write_text("CREATE TABLE app_table (x INTEGER);\n")
+    with SqlExecutor(url) as executor:
+        runner = MigrationRunner(executor, store, "shop", "production")
+        assert runner.same_database
+        with pytest.raises(MigrationError, match="no_such_table"):
+            runner.apply("001.sql", failing, checksum="c1", who="ann")
         assert store.applied_migrations("shop", "production") == {}
-        conn.execute("BEGIN IMMEDIATE")
-        store.record_migration("shop", "production", migration("001.sql"), connection=conn)
-        conn.execute("COMMIT")
-        conn.close()
-        other = sqlite3.connect(tmp_path / "other.db")
-    else:
-        with psycopg.connect(store_url) as conn:
-            with conn.transaction(force_rollback=True):
-                conn.execute("CREATE TABLE app_table (x int)")
-                store.record_migration("shop", "production", migration("001.sql"), connection=conn)
-            assert store.applied_migrations("shop", "production") == {}
-            with conn.transaction():
-                store.record_migration("shop", "production", migration("001.sql"), connection=conn)
-        other = psycopg.connect(database_url("test"))
-    assert list(store.applied_migrations("shop", "production")) == ["001.sql"]
-    assert store.is_store_connection(other) is False
-    with pytest.raises(StoreError, match="not to the store"):
-        store.record_migration("shop", "production", migration("002.sql"), connection=other)
-    other.close()
+        done = runner.apply("001.sql", good, checksum="c2", who="ann")
+        assert done.recorded
+    (record,) = store.applied_migrations("shop", "production").values()
+    assert (record.file, record.checksum, record.applied_by) == ("001.sql", "c2", "ann")
+    assert record.status == "success" and isinstance(record.execution_time_ms, int)
+
+    other = f"sqlite:///{tmp_path / 'other.db'}" if store_url is None else database_url("test")
+    with SqlExecutor(other) as executor:
+        assert store.is_store_connection(executor.connection) is False
+        assert MigrationRunner(executor, store, "shop", "production").same_database is False
 
 
 # -- targets and env vars ------------------------------------------------------------------
@@ -570,7 +566,6 @@ def test_deployments_and_steps(store: Store) -> None:
     assert (runs[0].status, runs[0].ended_at, runs[0].dry_run) == ("running", None, True)
     assert [r.id for r in store.deployments("shop", "production")] == [first]
     assert [r.id for r in store.deployments("shop", limit=1)] == [second]
-    assert store.get_deployment(first) == done
     assert store.deployment_config(first) == '{"groups": []}'
 
     steps = store.deployment_steps(first)
@@ -679,6 +674,27 @@ def test_lock_held_by_another_process_until_it_is_killed(
         assert lock.warning is None
     assert store.lock_info("shop", "production").holder == "me"
     lock.release()
+
+
+def test_sqlite_lock_removed_then_taken_by_another_run_is_lost(tmp_path: Path) -> None:
+    """A run asks its lock before each step (DeployLock.lost): once ``pytest-deploy unlock``
+    removed its row, and while another run holds the lock, the answer says it is gone."""
+    with open_store(None, tmp_path) as store:
+        lock = store.acquire_lock("shop", "production", holder="me")
+        assert lock.lost() is None
+        removed = store.break_lock("shop", "production")  # what `pytest-deploy unlock` does
+        assert removed is not None and removed.holder == "me"
+        assert lock.lost() == "its lock row was removed (pytest-deploy unlock?)"
+        other = python(HOLD_LOCK, "", str(tmp_path), "wait")
+        try:
+            expect_line(other, "locked")  # the lock is free: another run takes it
+            assert lock.lost() == "its lock row was removed (pytest-deploy unlock?)"
+            lock.release()  # removes only its own row, never the new holder's
+            info = store.lock_info("shop", "production")
+            assert info is not None and (info.holder, info.pid) == ("other-runner", other.pid)
+        finally:
+            other.kill()
+            other.wait()
 
 
 def test_sqlite_stale_lock_of_finished_process_is_taken_over(tmp_path: Path) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Any
 
-from deploy_plugin.store.records import alive_here
+from deploy_plugin.processes import alive_here
 
 from .args import add_command, add_target_option, common_options, positive_int
 from .context import Context, Project, confirm

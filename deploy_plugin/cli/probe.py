@@ -10,8 +10,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
+from deploy_plugin.db import sqlite_connect
 from deploy_plugin.secrets import redact_url
 
 TIMEOUT_S = 5.0
@@ -79,7 +79,7 @@ def _probe_sqlite(url: str, base: Path, shown: str) -> ProbeResult:
         return ProbeResult(check, False, detail=f"no such file: {path}")
     start = time.monotonic()
     try:
-        conn = sqlite3.connect(f"file:{quote(str(path))}?mode=rw", uri=True, timeout=TIMEOUT_S)
+        conn = sqlite_connect(path, mode="rw", timeout=TIMEOUT_S)  # never creates it
         try:
             conn.execute("SELECT 1").fetchone()
             conn.execute("SELECT count(*) FROM sqlite_master").fetchone()  # a real database?

@@ -29,7 +29,8 @@ from typing import Any
 
 from deploy_plugin.config import Group
 from deploy_plugin.facts import iso_utc
-from deploy_plugin.migrate.ledger import LedgerRead, LedgerRow, read_ledger
+from deploy_plugin.migrate.ledger import LedgerRow
+from deploy_plugin.migrate.ledger_read import LedgerRead, read_ledger
 
 #: The flag that applies again what a database lacks (a CI that recreates it every run).
 REAPPLY_FLAG = "--deploy-reapply-missing"

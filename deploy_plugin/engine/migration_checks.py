@@ -92,8 +92,9 @@ def _check_schema_drift(deployment: Deployment, found: Findings) -> None:
 
 def _check_intents(deployment: Deployment, found: Findings) -> None:
     """Fail on a shell-applied migration left "applying" by a run that died."""
+    from deploy_plugin.processes import alive_here
     from deploy_plugin.store.base import StoreError
-    from deploy_plugin.store.records import alive_here, format_time
+    from deploy_plugin.store.records import format_time
 
     try:
         store = deployment.session.store()

@@ -30,7 +30,7 @@ from deploy_plugin.engine.ledgers import (
 )
 from deploy_plugin.engine.recorder import RunRecorder
 from deploy_plugin.facts import iso_utc, utcnow, who
-from deploy_plugin.migrate.ledger import url_problem
+from deploy_plugin.migrate.ledger_read import url_problem
 from deploy_plugin.plan import AppliedMigration, GroupPlan
 from deploy_plugin.secrets import Masker
 from deploy_plugin.targets import TargetInfo

@@ -13,16 +13,17 @@ PostgreSQL keeps it in ``pytest_deploy.applied`` (its own schema), SQLite in the
 
 from __future__ import annotations
 
-import re
 import secrets
 import sqlite3
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
-from .executor import ConnectError, Sql, SqlExecutor
+from deploy_plugin.db import sqlite_transaction
+
+from .books import Sql
+from .errors import ConnectError
 
 PG_TABLE = "pytest_deploy.applied"
 SQLITE_TABLE = "pytest_deploy_applied"
@@ -43,7 +44,7 @@ _SQLITE_CREATE = (
 
 
 #: The ledger rows of one project and target (``mark``: the driver's placeholder).
-_SELECT_ROWS = (
+SELECT_ROWS = (
     "SELECT file, checksum, applied_at, applied_by FROM {table}"
     " WHERE project = {mark} AND target = {mark}"
 )
@@ -59,10 +60,20 @@ class LedgerRow:
     applied_by: str | None
 
 
+class Connected(Protocol):
+    """What the ledger needs of an executor (:class:`.executor.SqlExecutor`)."""
+
+    kind: str  # "postgresql" | "sqlite"
+
+    @property
+    def connection(self) -> Any:
+        """The executor's connection (psycopg or sqlite3)."""
+
+
 class Ledger:
     """The ledger of one project and target in the database an executor is connected to."""
 
-    def __init__(self, executor: SqlExecutor, project: str, target: str) -> None:
+    def __init__(self, executor: Connected, project: str, target: str) -> None:
         self.executor = executor
         self.project = project
         self.target = target
@@ -105,17 +116,17 @@ class Ledger:
                 return {}
             self._ready = True  # it exists: ensure() need not look again
             cursor = conn.execute(
-                _SELECT_ROWS.format(table=PG_TABLE, mark="%s"),
+                SELECT_ROWS.format(table=PG_TABLE, mark="%s"),
                 (self.project, self.target),
             )
         else:
             if not self.exists():
                 return {}
             cursor = conn.execute(
-                _SELECT_ROWS.format(table=SQLITE_TABLE, mark="?"),
+                SELECT_ROWS.format(table=SQLITE_TABLE, mark="?"),
                 (self.project, self.target),
             )
-        return _rows(cursor)
+        return rows_of(cursor)
 
     def exists(self) -> bool:
         """Whether the target database has a ledger table (of any project)."""
@@ -162,18 +173,13 @@ class Ledger:
                         [(self.project, self.target, f, c, now, applied_by) for f, c in new],
                     )
         else:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
+            with sqlite_transaction(conn):
                 conn.executemany(
                     f"INSERT OR IGNORE INTO {SQLITE_TABLE} (project, target, file, checksum,"
                     " applied_at, applied_by) VALUES (?, ?, ?, ?, ?, ?)",
                     [(self.project, self.target, f, c, now.isoformat(), applied_by)
                      for f, c in new],
                 )  # fmt: skip
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
         return [f for f, _ in new]
 
     def guard(self, file: str, checksum: str, applied_by: str) -> Sql:
@@ -206,113 +212,7 @@ class Ledger:
         )
 
 
-@dataclass(frozen=True)
-class LedgerRead:
-    """The ledger of one project and target as read from a target database.
-
-    ``where`` names the database for people (its URL, password hidden); ``exists`` is False
-    when the database itself does not exist (it has applied nothing)."""
-
-    rows: Mapping[str, LedgerRow]
-    where: str
-    table: str
-    exists: bool = True
-
-
-def url_problem(url: str) -> str | None:
-    """Why a target database URL can never hold what is applied, if so (checked before
-    anything runs): an in-memory SQLite database forgets it all when the run ends."""
-    rest = url.split("://", 1)[1] if url.lower().startswith("sqlite://") else ""
-    if rest.split("?", 1)[0] == "/:memory:" or "mode=memory" in rest:
-        return (
-            "it names an in-memory SQLite database (:memory:), which is gone when the run ends: the"
-            " history would record migrations that nothing keeps. Use a file"
-            " (sqlite:///PATH, relative to the config's root) or a PostgreSQL URL"
-        )
-    return None
-
-
-def read_ledger(
-    url: str, *, base: Path, project: str, target: str, source: str | None = None
-) -> LedgerRead:
-    """Read the ledger of ``project`` and ``target`` at ``url`` without writing anything.
-
-    PostgreSQL: a session whose transactions are READ ONLY (the server refuses any write);
-    SQLite: the file opened ``mode=ro``, never created. A database that does not exist, or
-    has no ledger table, has applied nothing. Raises :class:`ConnectError` (password
-    hidden) when the database cannot be reached.
-    """
-    from deploy_plugin.secrets import redact_url
-
-    where = redact_url(url)
-    origin = f" (from {source})" if source else ""
-    scheme = url.split("://", 1)[0].lower() if "://" in url else ""
-    if scheme.split("+")[0] in ("postgresql", "postgres"):
-        import psycopg
-
-        from deploy_plugin.db import connection_params, pg_connect
-
-        try:
-            password = str(connection_params(url).get("password") or "")
-            conn = pg_connect(url, read_only=True)
-        except psycopg.Error as err:
-            reason = " ".join(str(err).split())
-            if len(password) >= 4:
-                reason = reason.replace(password, "***")
-            if re.search(r'database "[^"]*" does not exist', reason):
-                return LedgerRead({}, where, PG_TABLE, exists=False)
-            raise ConnectError(
-                f"cannot read the ledger of {where}{origin}: {redact_url(reason)}"
-            ) from None
-        try:
-            with conn:
-                found = conn.execute(f"SELECT to_regclass('{PG_TABLE}')").fetchone()
-                if found is None or found[0] is None:
-                    return LedgerRead({}, where, PG_TABLE)
-                cursor = conn.execute(
-                    _SELECT_ROWS.format(table=PG_TABLE, mark="%s"),
-                    (project, target),
-                )
-                return LedgerRead(_rows(cursor), where, PG_TABLE)
-        except psycopg.Error as err:  # e.g. no USAGE on its schema: one paragraph
-            reason = " ".join(str(err).split())
-            raise ConnectError(
-                f"cannot read the ledger {PG_TABLE} of {where}{origin}: {redact_url(reason)}."
-                " The deploying user needs to read it (GRANT USAGE ON SCHEMA pytest_deploy,"
-                f" SELECT ON {PG_TABLE})"
-            ) from None
-    if scheme == "sqlite":
-        rest = url.split("://", 1)[1].split("?", 1)[0]
-        name = rest[1:] if rest.startswith("/") else ""
-        if not name or name == ":memory:":
-            return LedgerRead({}, where, SQLITE_TABLE, exists=False)
-        path = base / name
-        if not path.is_file():
-            return LedgerRead({}, where, SQLITE_TABLE, exists=False)
-        try:
-            lite = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=30)
-            try:
-                table = lite.execute(
-                    "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?",
-                    (SQLITE_TABLE,),
-                ).fetchone()
-                if table is None:
-                    return LedgerRead({}, where, SQLITE_TABLE)
-                rows = lite.execute(
-                    _SELECT_ROWS.format(table=SQLITE_TABLE, mark="?"),
-                    (project, target),
-                )
-                return LedgerRead(_rows(rows), where, SQLITE_TABLE)
-            finally:
-                lite.close()
-        except sqlite3.Error as err:
-            raise ConnectError(f"cannot read the ledger of {where}{origin}: {err}") from None
-    raise ConnectError(
-        f"cannot read the ledger of {where}{origin}: unsupported URL scheme {scheme or url!r}"
-    )
-
-
-def _rows(cursor: Any) -> dict[str, LedgerRow]:
+def rows_of(cursor: Any) -> dict[str, LedgerRow]:
     return {row[0]: LedgerRow(row[0], row[1], _utc(row[2]), row[3]) for row in cursor}
 
 

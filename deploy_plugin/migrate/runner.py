@@ -13,15 +13,29 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-from deploy_plugin.migrate.downs import Down, read_down, up_bytes
+from deploy_plugin.migration_record import MigrationRecord
 
-from .executor import ELAPSED_MS, Bookkeeping, SqlExecutor
+from .books import ELAPSED_MS, Bookkeeping, Sql
+from .downs import Down, read_down, up_bytes
+from .executor import SqlExecutor
 from .ledger import Ledger, LedgerRow, missing_from_history
 
-if TYPE_CHECKING:
-    from deploy_plugin.store.base import MigrationRecord, Store
+
+class HistoryWriter(Protocol):
+    """What the runner needs of the store (:class:`deploy_plugin.store.Store` is one): to
+    know whether it is the target's database, and its history row as a statement to send in
+    the migration's own transaction."""
+
+    def is_store_connection(self, connection: Any) -> bool:
+        """Whether ``connection`` reaches the store's own database."""
+
+    def history_statement(
+        self, project: str, target: str, record: MigrationRecord, *, elapsed: Any
+    ) -> Sql:
+        """The upsert of ``record``'s history row (``{}`` placeholders); an
+        ``execution_time_ms`` of None is sent as ``elapsed``."""
 
 
 @dataclass(frozen=True)
@@ -42,7 +56,7 @@ class MigrationRunner:
     """Applies one project's tracked files to one target database with the built-in executor."""
 
     def __init__(
-        self, executor: SqlExecutor, store: Store | None, project: str, target: str
+        self, executor: SqlExecutor, store: HistoryWriter | None, project: str, target: str
     ) -> None:
         self.executor = executor
         self.store = store
@@ -61,14 +75,14 @@ class MigrationRunner:
 
     def apply(self, rel: str, path: Path, *, checksum: str, who: str) -> Applied:
         """Apply ``path``; ledger row in its transaction, history row with it or right after."""
-        from deploy_plugin.store.base import MigrationRecord
-
         self.ledger.ensure()
         applied_at = datetime.now(timezone.utc)
         record = MigrationRecord(rel, checksum, applied_at, who, None, "success", None)
         records = []
         if self.same_database and self.store is not None:
-            records.append(self.store.history_statement(self.project, self.target, record))
+            records.append(
+                self.store.history_statement(self.project, self.target, record, elapsed=ELAPSED_MS)
+            )
         books = Bookkeeping(guard=self.ledger.guard(rel, checksum, who), records=records)
         try:
             data: bytes | None = up_bytes(path.read_bytes())  # a dbmate file: its up section
@@ -83,14 +97,14 @@ class MigrationRunner:
         when the store is this database, its history row set to ``rolled_back`` (who, when,
         ms). A failing down raises MigrationError (naming the down file and line): nothing
         of it commits and the history row stays ``success``."""
-        from deploy_plugin.store.base import MigrationRecord
-
         self.ledger.ensure()
         rolled_at = datetime.now(timezone.utc)
         record = MigrationRecord(rel, checksum, rolled_at, who, None, "rolled_back", None)
         records = [self.ledger.forget(rel)]
         if self.same_database and self.store is not None:
-            records.append(self.store.history_statement(self.project, self.target, record))
+            records.append(
+                self.store.history_statement(self.project, self.target, record, elapsed=ELAPSED_MS)
+            )
         try:
             data: bytes | None = read_down(root, down)
         except OSError:
@@ -102,4 +116,4 @@ class MigrationRunner:
         return Applied(record, recorded=len(records) > 1)
 
 
-__all__ = ["ELAPSED_MS", "Applied", "MigrationRunner"]
+__all__ = ["ELAPSED_MS", "Applied", "HistoryWriter", "MigrationRunner"]

@@ -36,16 +36,12 @@ if TYPE_CHECKING:
         describe_url,
     )
 
-#: Names of ``base`` imported when first used (PEP 562): the plugin reads the store's URL
-#: in every pytest run, and a plain run (no target) never opens a store.
-_FROM_BASE = frozenset(
-    ("DeployLock", "DeploymentRecord", "EnvVarRecord", "LockHeld", "LockInfo",
-     "MigrationRecord", "StepRecord", "Store", "StoreError", "TargetRecord", "describe_url")
-)  # fmt: skip
-
 
 def __getattr__(name: str) -> Any:
-    if name not in _FROM_BASE:
+    # The names of __all__ not defined here are ``base``'s, imported when first used (PEP
+    # 562): the plugin reads the store's URL in every pytest run, and a plain run (no target)
+    # never opens a store.
+    if name not in __all__:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     # not cached in globals(): pytester (in-process runs) drops the submodules afterwards
     return getattr(importlib.import_module(".base", __name__), name)
@@ -68,6 +64,7 @@ __all__ = [
     "open_store",
     "sqlite_path",
     "store_home",
+    "store_url",
 ]
 
 STORE_FOLDER = ".deploy"
@@ -200,9 +197,7 @@ def open_store(
         folder = path.parent if path.parent == (rootdir / STORE_FOLDER).absolute() else None
         return _open_sqlite(path, url, create, folder)
     if is_postgres_url(url):
-        from .postgres import PostgresStore  # psycopg is imported only when needed
-
-        return PostgresStore.open(url, create=create, missing_database_ok=missing_database_ok)
+        return _open_postgres(url, create, missing_database_ok)
     raise StoreError(
         f"The store URL {describe_url(url)} is not supported. Use sqlite:///PATH or "
         f"postgresql://USER@HOST:PORT/DATABASE (--deploy-store, DEPLOY_STORE_URL or ini "
@@ -210,7 +205,23 @@ def open_store(
     )
 
 
-def _open_sqlite(path: Path, url: str, create: bool, gitignore_dir: Path | None) -> Store | None:
-    from .sqlite import SQLiteStore
+# The drivers are imported when a store is opened: a plain run (no target) never opens
+# one, and psycopg alone costs tens of milliseconds (benchmarks/import_cost.py).
 
-    return SQLiteStore.open(path, url, create=create, gitignore_dir=gitignore_dir)
+
+def _open_sqlite(path: Path, url: str, create: bool, gitignore_dir: Path | None) -> Store | None:
+    from .base import Store
+    from .sqlite import open_sqlite
+    from .sqlite_lock import SQLiteLocks
+
+    driver = open_sqlite(path, url, create=create, gitignore_dir=gitignore_dir)
+    return None if driver is None else Store(driver, SQLiteLocks(driver))
+
+
+def _open_postgres(url: str, create: bool, missing_database_ok: bool) -> Store | None:
+    from .base import Store
+    from .postgres import open_postgres
+    from .postgres_lock import PostgresLocks
+
+    driver = open_postgres(url, create=create, missing_database_ok=missing_database_ok)
+    return None if driver is None else Store(driver, PostgresLocks(driver))

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .core import _DELETE_INTENT, _PROJECT_OF, UPSERT_MIGRATION, StoreCore, _changed
+from .core import _DELETE_INTENT, _PROJECT_OF, UPSERT_MIGRATION, StoreCore, _changed, _limited
 from .records import AuditRecord, MigrationRecord, utcnow
 
 _INSERT_AUDIT = """
@@ -33,7 +33,7 @@ class AuditRepository(StoreCore):
         audit row, in one transaction; False (nothing changed) when the row is no longer an
         applied one with checksum ``old``."""
         project_id = self.project_id(project)
-        with self._transaction("accept a migration's new checksum") as db:
+        with self.driver.transaction("accept a migration's new checksum") as db:
             updated = db.execute(
                 "UPDATE {s}migration_history SET migration_checksum = ?"
                 " WHERE project_id = ? AND target_name = ? AND migration_file = ?"
@@ -45,7 +45,7 @@ class AuditRepository(StoreCore):
             db.execute(
                 _INSERT_AUDIT,
                 (project_id, target, file, "accept-checksum", old, new, reason, who,
-                 self._time_param(utcnow())),
+                 self.driver.time_param(utcnow())),
             )  # fmt: skip
         return True
 
@@ -55,16 +55,16 @@ class AuditRepository(StoreCore):
         """Insert ``records`` as history rows (never replacing one) with an audit row each,
         all in one transaction: every file is baselined, or none (StoreError)."""
         project_id = self.project_id(project)
-        now = self._time_param(utcnow())
+        now = self.driver.time_param(utcnow())
         history: list[Any] = []
         audit: list[Any] = []
         for r in records:
-            applied_at = self._time_param(r.applied_at)
+            applied_at = self.driver.time_param(r.applied_at)
             history.append((project_id, target, r.file, r.checksum, applied_at, r.applied_by,
                             r.execution_time_ms, r.status, r.error_message))  # fmt: skip
             audit.append((project_id, target, r.file, "baseline", None, r.checksum, reason,
                           r.applied_by or "", now))  # fmt: skip
-        with self._transaction("record a baseline") as db:
+        with self.driver.transaction("record a baseline") as db:
             db.executemany(_INSERT_MIGRATION, history)
             db.executemany(_INSERT_AUDIT, audit)
 
@@ -81,9 +81,9 @@ class AuditRepository(StoreCore):
         ``recorded``: the history has it already and only the target's ledger lacked it),
         with an audit row naming who, when and why, in one transaction."""
         project_id = self.project_id(project)
-        with self._transaction("mark a migration as applied") as db:
+        with self.driver.transaction("mark a migration as applied") as db:
             if not recorded:
-                applied_at = self._time_param(record.applied_at)
+                applied_at = self.driver.time_param(record.applied_at)
                 db.execute(
                     UPSERT_MIGRATION,
                     (project_id, target, record.file, record.checksum, applied_at,
@@ -93,7 +93,7 @@ class AuditRepository(StoreCore):
             db.execute(
                 _INSERT_AUDIT,
                 (project_id, target, record.file, "mark-applied", None, record.checksum,
-                 reason, record.applied_by or "", self._time_param(utcnow())),
+                 reason, record.applied_by or "", self.driver.time_param(utcnow())),
             )  # fmt: skip
 
     def audit(
@@ -111,11 +111,11 @@ class AuditRepository(StoreCore):
         """One audit row on its own (e.g. ``reapply``: a run applied ``file`` again because
         the target database lacked it)."""
         project_id = self.project_id(project)
-        with self._statement("write an audit row") as db:
+        with self.driver.statement("write an audit row") as db:
             db.execute(
                 _INSERT_AUDIT,
                 (project_id, target, file, action, old, new, reason, who,
-                 self._time_param(utcnow())),
+                 self.driver.time_param(utcnow())),
             )  # fmt: skip
 
     def migration_audit(
@@ -131,12 +131,10 @@ class AuditRepository(StoreCore):
         params: tuple[Any, ...] = (project, target)
         if file is not None:
             sql, params = sql + " AND migration_file = ?", (*params, file)
-        sql += " ORDER BY at DESC, id DESC"
-        if limit is not None:
-            sql, params = sql + " LIMIT ?", (*params, limit)
-        with self._reader("read the migration audit") as db:
+        sql, params = _limited(sql + " ORDER BY at DESC, id DESC", params, limit)
+        with self.driver.reader("read the migration audit") as db:
             rows = db.execute(sql, params).fetchall()
         return [
-            AuditRecord(f, action, old, new, reason, who, self._time_value(at))
+            AuditRecord(f, action, old, new, reason, who, self.driver.time_value(at))
             for f, action, old, new, reason, who, at in rows
         ]

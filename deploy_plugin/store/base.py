@@ -1,20 +1,21 @@
-"""The store interface (:class:`Store`): one repository per area, and the deploy lock.
+"""The store interface (:class:`Store`): one repository per area over one driver, and the
+deploy lock.
 
 :class:`Store` is the union of the repositories (``history.py``, ``audit.py``,
-``targets.py``, ``env.py``, ``runs.py``, ``plans.py``, ``projects.py``, all over
-``core.py``) plus the lock, which each store implements its own way. Records
+``targets.py``, ``env.py``, ``runs.py``, ``plans.py``, ``projects.py``,
+``fingerprints.py``), each a thin mixin running shared SQL through the store's
+:class:`~.driver.Driver` (``core.py``), plus the lock, which each kind of store takes its
+own way (:class:`Locks`: ``sqlite_lock.py``, ``postgres_lock.py``). Records
 (``records.py``), errors (``errors.py``) and the lock handle (``lock.py``) live in their
 own modules and are re-exported here.
 """
 
 from __future__ import annotations
 
-from abc import abstractmethod
+from typing import Protocol
 
 from .audit import AuditRepository
-
-# Re-exported: other code imports them from ``deploy_plugin.store.base``.
-from .core import UPSERT_MIGRATION, SharedSQL
+from .driver import Driver
 from .env import EnvRepository
 from .errors import LockHeld, StoreError, describe_url
 from .fingerprints import FingerprintRepository
@@ -23,7 +24,6 @@ from .lock import DeployLock
 from .plans import PlanRepository, PlanUse
 from .projects import ProjectAudit, ProjectIdentity, ProjectRepository
 from .records import (
-    AUDIT_ACTIONS,
     MIGRATION_STATUSES,
     TARGET_FIELDS,
     AuditRecord,
@@ -40,12 +40,11 @@ from .records import (
 from .runs import RunRepository
 from .targets import TargetRepository
 
+# what other code imports from ``deploy_plugin.store.base`` (records, errors, the lock)
 __all__ = [
-    "AUDIT_ACTIONS",
     "AuditRecord",
     "MIGRATION_STATUSES",
     "TARGET_FIELDS",
-    "UPSERT_MIGRATION",
     "DeployLock",
     "DeploymentRecord",
     "EnvVarRecord",
@@ -55,7 +54,6 @@ __all__ = [
     "PlanUse",
     "ProjectAudit",
     "ProjectIdentity",
-    "SharedSQL",
     "StepRecord",
     "Store",
     "StoreError",
@@ -65,6 +63,19 @@ __all__ = [
     "to_utc",
     "utcnow",
 ]
+
+
+class Locks(Protocol):
+    """How one kind of store takes, shows and breaks deployment locks."""
+
+    def acquire(self, project_id: int, project: str, target: str, *, holder: str) -> DeployLock:
+        """Take the lock; LockHeld at once if another run holds it."""
+
+    def info(self, project_id: int | None, project: str, target: str) -> LockInfo | None:
+        """Who holds the lock, or None."""
+
+    def break_lock(self, project_id: int | None, project: str, target: str) -> LockInfo | None:
+        """Remove a lock left by a dead run; returns it."""
 
 
 class Store(
@@ -85,22 +96,26 @@ class Store(
     Reads never create a project; writes create it on first use.
     """
 
-    @abstractmethod
+    def __init__(self, driver: Driver, locks: Locks) -> None:
+        super().__init__(driver)
+        self._locks = locks
+
     def acquire_lock(self, project: str, target: str, *, holder: str) -> DeployLock:
         """Take the deployment lock of ``project`` + ``target``; LockHeld at once if held.
 
         ``holder`` names the runner for others (e.g. ``alice``); the lock also records
         this host, this process id and the start time.
         """
+        return self._locks.acquire(self.project_id(project), project, target, holder=holder)
 
-    @abstractmethod
     def lock_info(self, project: str, target: str) -> LockInfo | None:
         """Who holds the deployment lock of ``project`` + ``target``, or None."""
+        return self._locks.info(self.project_id(project, create=False), project, target)
 
-    @abstractmethod
     def break_lock(self, project: str, target: str) -> LockInfo | None:
         """Remove a lock left by a dead run (for ``pytest-deploy unlock``); returns it.
 
         PostgreSQL refuses (StoreError) while a live session holds the advisory lock: it
         frees itself when that session ends.
         """
+        return self._locks.break_lock(self.project_id(project, create=False), project, target)

@@ -1,60 +1,20 @@
-"""The core every store repository builds on: connection protocol, projects, shared SQL.
+"""The core every store repository builds on: its driver, projects, shared SQL.
 
-Both stores (``sqlite.py``, ``postgres.py``) run the same SQL for everything but
-connections, schema upgrades and locking. Shared SQL is written with ``?`` parameters and
-a ``{s}`` table prefix; each store translates it (``%s`` and ``deploy.`` for PostgreSQL).
-Every driver error leaves the store as a :class:`StoreError` with a one-paragraph message.
+Both stores run the same SQL for everything but connections, schema upgrades and locking.
+Shared SQL is written with ``?`` parameters and a ``{s}`` table prefix; the driver
+(:mod:`.driver`) translates it (``%s`` and ``deploy.`` for PostgreSQL) and turns every
+driver error into a :class:`StoreError` with a one-paragraph message.
 """
 
 from __future__ import annotations
 
-import threading
-from abc import ABC, abstractmethod
-from contextlib import AbstractContextManager
-from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal, overload
 
 if TYPE_CHECKING:
     from typing_extensions import Self  # typing.Self is 3.11+
 
-from .records import (
-    MigrationRecord,
-    utcnow,
-)
-
-
-class SharedSQL:
-    """A connection that runs shared SQL (``?`` parameters, ``{s}`` table prefix),
-    translated for its driver and cached per text."""
-
-    def __init__(self, connection: Any, *, prefix: str, pyformat: bool) -> None:
-        self.connection = connection
-        self._prefix = prefix
-        self._pyformat = pyformat
-        self._translated: dict[str, str] = {}
-
-    def translate(self, sql: str) -> str:
-        """``{s}`` → table prefix; ``?`` → ``%s`` for drivers using the pyformat style."""
-        text = self._translated.get(sql)
-        if text is None:
-            text = sql.replace("{s}", self._prefix)
-            if self._pyformat:
-                text = text.replace("?", "%s")
-            self._translated[sql] = text
-        return text
-
-    def execute(self, sql: str, params: Any = ()) -> Any:
-        """Run shared SQL with ``params``; returns the driver's cursor."""
-        return self.connection.execute(self.translate(sql), params)
-
-    def executemany(self, sql: str, rows: list[Any]) -> None:
-        """Run shared SQL once per row (psycopg pipelines them: one round trip, not N)."""
-        if hasattr(self.connection, "executemany"):  # sqlite3
-            self.connection.executemany(self.translate(sql), rows)
-            return
-        with self.connection.cursor() as cursor:
-            cursor.executemany(self.translate(sql), rows)
-
+from .driver import Driver
+from .records import utcnow
 
 # -- shared SQL ---------------------------------------------------------------------------
 
@@ -84,73 +44,41 @@ _DEPLOYMENTS = """
     FROM {s}deployments d JOIN {s}projects p ON p.id = d.project_id"""
 
 
-class StoreCore(ABC):
-    """What every repository of a store shares: connections, transactions, projects.
+class StoreCore:
+    """What every repository of a store shares: its driver and its projects.
 
-    Open one with :func:`deploy_plugin.store.open_store`. Methods may be called from
-    several threads of one process (calls are serialised); each process opens its own.
-    Timestamps come back as aware UTC datetimes; naive ones passed in are local time.
-    Reads never create a project; writes create it on first use.
+    Methods may be called from several threads of one process (the driver serialises
+    them); each process opens its own store. Timestamps come back as aware UTC datetimes;
+    naive ones passed in are local time. Reads never create a project; writes create it
+    on first use.
     """
 
-    kind: str
-    url: str
-    _db: SharedSQL
-
-    def __init__(self, url: str) -> None:
-        self.url = url
-        self._mutex = threading.RLock()
+    def __init__(self, driver: Driver) -> None:
+        self.driver = driver
+        self.kind = driver.kind
+        self.url = driver.url
+        self.store_id = driver.store_id
         self._project_ids: dict[str, int] = {}
 
-    # -- what each store provides ---------------------------------------------------------
-
-    @abstractmethod
     def close(self) -> None:
         """Close the store's connection (a held lock is not released by this)."""
+        self.driver.close()
 
-    @abstractmethod
     def describe(self) -> str:
         """The store for messages (file path, or URL with the password masked)."""
+        return self.driver.describe()
 
-    @abstractmethod
     def schema_version(self) -> int:
         """The schema version recorded in the store."""
+        return self.driver.schema_version()
 
-    @abstractmethod
-    def _transaction(self, what: str) -> AbstractContextManager[SharedSQL]:
-        """A write transaction, committed on success; driver errors become StoreError
-        saying that the store could not ``what`` (e.g. "record a migration")."""
-
-    def _statement(self, what: str) -> AbstractContextManager[SharedSQL]:
-        """For ONE write statement: run in autocommit (atomic on its own), which saves the
-        two round trips of BEGIN and COMMIT on a store across a network."""
-        return self._reader(what)
-
-    @abstractmethod
-    def _reader(self, what: str) -> AbstractContextManager[SharedSQL]:
-        """The connection for reads; driver errors become StoreError."""
-
-    @abstractmethod
-    def _time_param(self, value: datetime) -> Any:
-        """A datetime as the driver stores it."""
-
-    @abstractmethod
-    def _time_value(self, value: Any) -> datetime:
-        """A stored timestamp as an aware UTC datetime."""
-
-    @abstractmethod
-    def _record_on_connection(
-        self, connection: Any, project: str, target: str, record: MigrationRecord
-    ) -> None:
-        """Write a history row inside the caller's open transaction on ``connection``."""
-
-    @abstractmethod
     def is_store_connection(self, connection: Any) -> bool:
         """Whether a connection opened by someone else reaches this store's database.
 
         The migration runner asks this once per target database to decide whether a
         migration and its history row go in one query (:meth:`history_statement`).
         """
+        return self.driver.is_store_connection(connection)
 
     def __enter__(self) -> Self:
         return self
@@ -176,16 +104,16 @@ class StoreCore(ABC):
         """The id of project ``name``, created on first use unless ``create`` is false."""
         if name in self._project_ids:
             return self._project_ids[name]
-        with self._reader("look up a project") as db:
+        with self.driver.reader("look up a project") as db:
             row = db.execute(_PROJECT_ID, (name,)).fetchone()
         if row is None:
             if not create:
                 return None
-            with self._transaction("create a project") as db:
+            with self.driver.transaction("create a project") as db:
                 db.execute(
                     "INSERT INTO {s}projects (name, created_at) VALUES (?, ?)"
                     " ON CONFLICT (name) DO NOTHING",
-                    (name, self._time_param(utcnow())),
+                    (name, self.driver.time_param(utcnow())),
                 )
                 row = db.execute(_PROJECT_ID, (name,)).fetchone()
         self._project_ids[name] = int(row[0])
@@ -193,10 +121,31 @@ class StoreCore(ABC):
 
     def projects(self) -> list[str]:
         """Names of all projects in the store, sorted."""
-        with self._reader("list projects") as db:
+        with self.driver.reader("list projects") as db:
             return [row[0] for row in db.execute("SELECT name FROM {s}projects ORDER BY name")]
+
+    # -- shared by the repositories -------------------------------------------------------
+
+    def _delete(self, what: str, table: str, column: str, project: str, target: str,
+                value: str) -> bool:  # fmt: skip
+        """Delete the row of ``project`` + ``target`` whose ``column`` is ``value`` from
+        ``table`` (names of ours, never input); whether there was one."""
+        with self.driver.transaction(what) as db:
+            cursor = db.execute(
+                f"DELETE FROM {{s}}{table} WHERE {_PROJECT_OF} AND target_name = ?"
+                f" AND {column} = ?",
+                (project, target, value),
+            )
+            return _changed(cursor)
 
 
 def _changed(cursor: Any) -> bool:
     """Whether a DELETE or UPDATE touched a row."""
     return bool(cursor.rowcount > 0)
+
+
+def _limited(sql: str, params: tuple[Any, ...], limit: int | None) -> tuple[str, tuple[Any, ...]]:
+    """``sql`` and ``params`` with ``LIMIT limit`` added, unless ``limit`` is None."""
+    if limit is None:
+        return sql, params
+    return sql + " LIMIT ?", (*params, limit)

@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-from .core import (
-    _PROJECT_OF,
-    StoreCore,
-    _changed,
-)
+from .core import _PROJECT_OF, StoreCore
 from .errors import StoreError
 from .records import (
     EnvVarRecord,
@@ -22,17 +18,17 @@ class EnvRepository(StoreCore):
     def set_env(self, project: str, target: str, name: str, value: str) -> None:
         """Set env var ``name`` of ``project`` + ``target`` (stored in plain text)."""
         project_id = self.project_id(project)
-        with self._transaction("set an env var") as db:
+        with self.driver.transaction("set an env var") as db:
             db.execute(
                 """INSERT INTO {s}env_vars (project_id, target_name, name, value, updated_at)
                 VALUES (?, ?, ?, ?, ?) ON CONFLICT (project_id, target_name, name)
                 DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at""",
-                (project_id, target, name, value, self._time_param(utcnow())),
+                (project_id, target, name, value, self.driver.time_param(utcnow())),
             )
 
     def get_env(self, project: str, target: str, name: str) -> str | None:
         """The value of env var ``name``, or None."""
-        with self._reader("read an env var") as db:
+        with self.driver.reader("read an env var") as db:
             row = db.execute(
                 f"SELECT value FROM {{s}}env_vars WHERE {_PROJECT_OF}"
                 " AND target_name = ? AND name = ?",
@@ -42,25 +38,18 @@ class EnvRepository(StoreCore):
 
     def delete_env(self, project: str, target: str, name: str) -> bool:
         """Delete env var ``name``; whether it existed."""
-        with self._transaction("delete an env var") as db:
-            return _changed(
-                db.execute(
-                    f"DELETE FROM {{s}}env_vars WHERE {_PROJECT_OF}"
-                    " AND target_name = ? AND name = ?",
-                    (project, target, name),
-                )
-            )
+        return self._delete("delete an env var", "env_vars", "name", project, target, name)
 
     def list_env(self, project: str, target: str) -> list[EnvVarRecord]:
         """Env vars of ``project`` + ``target``, sorted by name."""
-        with self._reader("list env vars") as db:
+        with self.driver.reader("list env vars") as db:
             rows = db.execute(
                 f"SELECT name, value, updated_at FROM {{s}}env_vars WHERE {_PROJECT_OF}"
                 " AND target_name = ? ORDER BY name",
                 (project, target),
             ).fetchall()
         return [
-            EnvVarRecord(name, self._text(project, target, name, value), self._time_value(at))
+            EnvVarRecord(name, self._text(project, target, name, value), self.driver.time_value(at))
             for name, value, at in rows
         ]
 

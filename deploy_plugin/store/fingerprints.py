@@ -28,17 +28,17 @@ class FingerprintRepository(StoreCore):
         """Keep the fingerprint of ``group``'s database after a successful run."""
         project_id = self.project_id(project)
         text = json.dumps(objects, sort_keys=True, separators=(",", ":"))
-        with self._statement("record a schema fingerprint") as db:
+        with self.driver.statement("record a schema fingerprint") as db:
             db.execute(
                 _UPSERT,
                 (project_id, target, group, digest, text, deployment_id,
-                 self._time_param(utcnow())),
+                 self.driver.time_param(utcnow())),
             )  # fmt: skip
 
     def fingerprint_digest(self, project: str, target: str, group: str) -> str | None:
         """The digest recorded for ``group`` (None when none is): what a run compares first,
         so that the objects (large for a large schema) are read only when it differs."""
-        with self._reader("read a schema fingerprint") as db:
+        with self.driver.reader("read a schema fingerprint") as db:
             row = db.execute(
                 f"""SELECT digest FROM {{s}}schema_fingerprints
                 WHERE {_PROJECT_OF} AND target_name = ? AND group_name = ?""",
@@ -50,7 +50,7 @@ class FingerprintRepository(StoreCore):
         self, project: str, target: str, group: str
     ) -> tuple[str, dict[str, Any], int | None] | None:
         """(digest, objects, deployment id) recorded for ``group``, or None."""
-        with self._reader("read a schema fingerprint") as db:
+        with self.driver.reader("read a schema fingerprint") as db:
             row = db.execute(
                 f"""SELECT digest, objects, deployment_id FROM {{s}}schema_fingerprints
                 WHERE {_PROJECT_OF} AND target_name = ? AND group_name = ?""",

@@ -1,12 +1,19 @@
-"""The handle of a held deployment lock."""
+"""The handle of a held deployment lock, and the step groups its row records.
+
+How a lock is taken is each store's (``sqlite_lock.py``: a row; ``postgres_lock.py``: an
+advisory lock); what is shared is here: the :class:`DeployLock` handle, the record of the
+process groups of the holder's running step commands (``deploy_locks.step_groups``), and
+ending those a dead holder left running when its lock is taken over.
+"""
 
 from __future__ import annotations
 
+import json
 import socket
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
-from deploy_plugin.engine import procgroups
+from deploy_plugin.processes import GroupsLeft, end_groups
 
 from .errors import StoreError
 from .records import LockInfo
@@ -20,7 +27,7 @@ class DeployLock:
     While held it records the process groups of the step commands running now
     (:meth:`group_started`, :meth:`group_ended`; any thread) in its row, through the
     store's ``record_groups``: the run that takes the lock over after this runner died ends
-    them (see :mod:`deploy_plugin.engine.procgroups`).
+    them (:func:`end_dead_holders_groups`).
     """
 
     def __init__(
@@ -65,12 +72,7 @@ class DeployLock:
 
     def _write_groups(self) -> None:
         if self._record_groups is not None and not self._released:
-            self._record_groups(procgroups.encode(self._groups.items()))
-
-    @property
-    def released(self) -> bool:
-        """Whether :meth:`release` already ran."""
-        return self._released
+            self._record_groups(encode_groups(self._groups.items()))
 
     def release(self) -> None:
         """Release the lock; calling it again does nothing."""
@@ -116,8 +118,8 @@ def end_dead_holders_groups(old: LockInfo) -> str:
             " make sure they are stopped there."
         )
     try:
-        ended = procgroups.end_groups(old.step_groups)
-    except procgroups.GroupsLeft as left:
+        ended = end_groups(old.step_groups)
+    except GroupsLeft as left:
         raise StoreError(
             f"The dead holder's step command (process group {left}) is still running after"
             " SIGKILL (uninterruptible sleep, or another user's process). Stop it (`ps -o"
@@ -127,3 +129,17 @@ def end_dead_holders_groups(old: LockInfo) -> str:
         return f" Its recorded step commands ({ids}) are no longer running."
     done = ", ".join(f"process group {pgid}" for pgid in ended)
     return f" Its step commands still running here were ended first (SIGKILL): {done}."
+
+
+def encode_groups(groups: Iterable[tuple[int, int]]) -> str:
+    """The ``deploy_locks.step_groups`` value: a JSON list of [pgid, leader start]."""
+    return json.dumps(sorted([int(p), int(s)] for p, s in groups), separators=(",", ":"))
+
+
+def decode_groups(value: str | None) -> tuple[tuple[int, int], ...]:
+    """The groups of a ``step_groups`` value; () for NULL, '' or anything unreadable."""
+    try:
+        loaded = json.loads(value or "[]")
+        return tuple((int(pair[0]), int(pair[1])) for pair in loaded)
+    except (ValueError, TypeError, IndexError, KeyError):
+        return ()

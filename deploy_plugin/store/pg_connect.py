@@ -11,10 +11,10 @@ from psycopg.conninfo import conninfo_to_dict
 from deploy_plugin.db import connection_params, pg_connect
 
 from .errors import StoreError, describe_url
-from .schema import PG_SCHEMA
+from .schema_postgres import PG_SCHEMA
 
 
-class _MissingDatabase(StoreError):
+class MissingDatabase(StoreError):
     """The database named in the URL does not exist (a dry run reads it as no store)."""
 
 
@@ -68,7 +68,7 @@ def _connect_error(url: str, params: dict[str, Any], exc: Exception) -> StoreErr
         reason = detail
         fix = "Check the store URL and that the server is reachable."
     error_class = (
-        _MissingDatabase if "database" in lowered and "does not exist" in lowered else (StoreError)
+        MissingDatabase if "database" in lowered and "does not exist" in lowered else (StoreError)
     )
     return error_class(
         f"Cannot connect to the PostgreSQL store {describe_url(url)} (server {host}:{port}): "

@@ -55,7 +55,7 @@ class ProjectRepository(StoreCore):
 
     def project_identity(self, name: str) -> ProjectIdentity | None:
         """The stored project ``name`` and its binding; None when the store has no such row."""
-        with self._reader("look up a project") as db:
+        with self.driver.reader("look up a project") as db:
             row = db.execute(_SELECT, (name,)).fetchone()
         return None if row is None else self._identity(row)
 
@@ -65,15 +65,15 @@ class ProjectRepository(StoreCore):
         (another identity when someone else bound it first)."""
         row_id = self.project_id(name)
         now = utcnow()
-        with self._transaction("bind a project to its project_id") as db:
+        with self.driver.transaction("bind a project to its project_id") as db:
             updated = db.execute(
                 "UPDATE {s}projects SET identity = ?, identity_bound_at = ?,"
                 " identity_bound_by = ? WHERE id = ? AND identity IS NULL",
-                (identity, self._time_param(now), who, row_id),
+                (identity, self.driver.time_param(now), who, row_id),
             )
             if _changed(updated):
                 db.execute(_AUDIT, (row_id, "bind", None, identity, None, who,
-                                    self._time_param(now)))  # fmt: skip
+                                    self.driver.time_param(now)))  # fmt: skip
             row = db.execute(_SELECT, (name,)).fetchone()
         return self._identity(row)
 
@@ -85,8 +85,8 @@ class ProjectRepository(StoreCore):
         before = self.project_identity(name)
         if before is None:
             return None
-        now = self._time_param(utcnow())
-        with self._transaction("adopt a project") as db:
+        now = self.driver.time_param(utcnow())
+        with self.driver.transaction("adopt a project") as db:
             row_id = db.execute("SELECT id FROM {s}projects WHERE name = ?", (name,)).fetchone()[0]
             db.execute(
                 "UPDATE {s}projects SET identity = ?, identity_bound_at = ?,"
@@ -100,8 +100,8 @@ class ProjectRepository(StoreCore):
         """Give project ``old`` (its targets, env vars, history, runs, key and binding) the
         name ``new``, with a ``rename`` audit row; False when ``old`` is not stored.
         StoreError when ``new`` is already a project of the store."""
-        now = self._time_param(utcnow())
-        with self._transaction("rename a project") as db:
+        now = self.driver.time_param(utcnow())
+        with self.driver.transaction("rename a project") as db:
             if db.execute("SELECT 1 FROM {s}projects WHERE name = ?", (new,)).fetchone():
                 raise StoreError(
                     f"project {new!r} already exists in the store: a rename never merges two"
@@ -117,26 +117,28 @@ class ProjectRepository(StoreCore):
 
     def project_audit(self, name: str) -> list[ProjectAudit]:
         """The binds, adoptions and renames of project ``name``, newest first."""
-        with self._reader("read the project audit") as db:
+        with self.driver.reader("read the project audit") as db:
             rows = db.execute(
                 """SELECT a.action, a.old_value, a.new_value, a.reason, a.who, a.at
                 FROM {s}project_audit a JOIN {s}projects p ON p.id = a.project_id
                 WHERE p.name = ? ORDER BY a.at DESC, a.id DESC""",
                 (name,),
             ).fetchall()
-        return [ProjectAudit(r[0], r[1], r[2], r[3], r[4], self._time_value(r[5])) for r in rows]
+        return [
+            ProjectAudit(r[0], r[1], r[2], r[3], r[4], self.driver.time_value(r[5])) for r in rows
+        ]
 
     def plan_key(self, name: str, *, create: bool) -> bytes | None:
         """The secret keying the saved plans of project ``name``; drawn (and the project row
         created) on first use when ``create``, else None while it has none."""
-        with self._reader("read a project's plan key") as db:
+        with self.driver.reader("read a project's plan key") as db:
             row = db.execute("SELECT plan_key FROM {s}projects WHERE name = ?", (name,)).fetchone()
         if row is not None and row[0]:
             return bytes.fromhex(row[0])
         if not create:
             return None
         row_id = self.project_id(name)
-        with self._transaction("draw a project's plan key") as db:
+        with self.driver.transaction("draw a project's plan key") as db:
             db.execute(  # of two runs drawing at once, the first one's key stays
                 "UPDATE {s}projects SET plan_key = ? WHERE id = ? AND plan_key IS NULL",
                 (secrets.token_bytes(PLAN_KEY_BYTES).hex(), row_id),
@@ -145,5 +147,5 @@ class ProjectRepository(StoreCore):
             return bytes.fromhex(stored.fetchone()[0])
 
     def _identity(self, row: Any) -> ProjectIdentity:
-        bound_at = None if row[3] is None else self._time_value(row[3])
+        bound_at = None if row[3] is None else self.driver.time_value(row[3])
         return ProjectIdentity(row[1], row[2], bound_at, row[4])

@@ -2,28 +2,19 @@
 
 from __future__ import annotations
 
-import os
-import socket
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from deploy_plugin.engine import procgroups
+# The history row is shared with the migration runner: it lives below both.
+from deploy_plugin.migration_record import MIGRATION_STATUSES, MigrationRecord
 
-MIGRATION_STATUSES = ("success", "failed", "rolled_back")
+__all__ = [
+    "MIGRATION_STATUSES", "TARGET_FIELDS", "AuditRecord", "DeploymentRecord",
+    "EnvVarRecord", "IntentRecord", "LockInfo", "MigrationRecord", "StepRecord", "TargetRecord",
+    "format_time", "to_utc", "utcnow",
+]  # fmt: skip
+
 TARGET_FIELDS = ("type", "provider", "host", "region", "protected", "health_check_url")
-
-
-@dataclass(frozen=True)
-class MigrationRecord:
-    """One row of the migration history (the seed's ``migration_history`` columns)."""
-
-    file: str
-    checksum: str
-    applied_at: datetime
-    applied_by: str | None = None
-    execution_time_ms: int | None = None
-    status: str = "success"
-    error_message: str | None = None
 
 
 @dataclass(frozen=True)
@@ -124,27 +115,6 @@ class IntentRecord:
     host: str
     pid: int
     started_at: datetime
-
-
-def alive_here(host: str, pid: int) -> bool:
-    """Whether ``pid`` is a running process on this host (another host: unknown → False).
-
-    The one liveness check of the store, the runner and the CLI. A pid we may not signal
-    (another user's) counts as alive; a zombie (ended, not reaped yet: state Z in
-    /proc/<pid>/stat) counts as dead.
-    """
-    if host != socket.gethostname() or pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:
-        pass
-    return procgroups.is_running(pid) is not False
-
-
-AUDIT_ACTIONS = ("accept-checksum", "baseline")
 
 
 @dataclass(frozen=True)

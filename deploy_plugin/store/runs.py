@@ -7,19 +7,11 @@ import socket
 from datetime import datetime
 from typing import Any
 
-from .core import (
-    _DEPLOYMENTS,
-    _PROJECT_OF,
-    StoreCore,
-    _changed,
-)
+from deploy_plugin.processes import alive_here
+
+from .core import _DEPLOYMENTS, _PROJECT_OF, StoreCore, _changed, _limited
 from .errors import StoreError
-from .records import (
-    DeploymentRecord,
-    StepRecord,
-    alive_here,
-    utcnow,
-)
+from .records import DeploymentRecord, StepRecord, utcnow
 
 
 class RunRepository(StoreCore):
@@ -42,8 +34,8 @@ class RunRepository(StoreCore):
         """Record the start of a deployment run (status ``running``); returns its id.
         ``kind``: ``deploy``, or ``rollback`` for a run that rolls migrations back."""
         project_id = self.project_id(project)
-        started = self._time_param(started_at or utcnow())
-        with self._statement("record a deployment") as db:
+        started = self.driver.time_param(started_at or utcnow())
+        with self.driver.statement("record a deployment") as db:
             row = db.execute(
                 """INSERT INTO {s}deployments (project_id, target_name, who, started_at,
                     status, dry_run, config_snapshot, config_sha256, host, pid, kind)
@@ -62,7 +54,7 @@ class RunRepository(StoreCore):
         caller holds the deployment lock (``lock_held``), when it was a real (not dry) run:
         only the lock holder can be deploying. Returns ``(id, host, pid)`` of each.
         """
-        with self._reader("read running deployments") as db:
+        with self.driver.reader("read running deployments") as db:
             rows = db.execute(
                 f"""SELECT id, host, pid, dry_run FROM {{s}}deployments
                 WHERE {_PROJECT_OF} AND target_name = ? AND status = 'running'""",
@@ -75,18 +67,18 @@ class RunRepository(StoreCore):
             and ((lock_held and not dry_run) or (host and pid and not alive_here(host, pid)))
         ]
         if dead:
-            with self._transaction("mark interrupted deployments") as db:
+            with self.driver.transaction("mark interrupted deployments") as db:
                 db.executemany(
                     "UPDATE {s}deployments SET status = 'interrupted', ended_at = ?"
                     " WHERE id = ? AND status = 'running'",
-                    [(self._time_param(utcnow()), id_) for id_, _, _ in dead],
+                    [(self.driver.time_param(utcnow()), id_) for id_, _, _ in dead],
                 )
         return dead
 
     def record_steps(self, deployment_id: int, steps: list[dict[str, Any]]) -> None:
         """Record several steps (dicts with the StepResult's keys), in order, with one
         INSERT statement (one round trip, atomic on its own)."""
-        now = self._time_param(utcnow())
+        now = self.driver.time_param(utcnow())
         rows = [
             (deployment_id, step["node_id"], step["group"], step["kind"], step["file"],
              step["checksum"], step["command"], step["outcome"], int(step["duration_ms"]),
@@ -96,7 +88,7 @@ class RunRepository(StoreCore):
         if not rows:
             return
         values = ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"] * len(rows))
-        with self._statement("record deployment steps") as db:
+        with self.driver.statement("record deployment steps") as db:
             db.execute(
                 """INSERT INTO {s}deployment_steps (deployment_id, node_id, group_name,
                     kind, file, checksum, command, outcome, duration_ms, message,
@@ -108,10 +100,10 @@ class RunRepository(StoreCore):
     def finish_deployment(self, deployment_id: int, status: str) -> None:
         """Set the final ``status`` (``success`` | ``failure`` | ``interrupted``) and end
         time of a run."""
-        with self._statement("finish a deployment") as db:
+        with self.driver.statement("finish a deployment") as db:
             cursor = db.execute(
                 "UPDATE {s}deployments SET status = ?, ended_at = ? WHERE id = ?",
-                (status, self._time_param(utcnow()), deployment_id),
+                (status, self.driver.time_param(utcnow()), deployment_id),
             )
         if not _changed(cursor):
             raise StoreError(
@@ -127,22 +119,14 @@ class RunRepository(StoreCore):
         params: tuple[Any, ...] = (project,)
         if target is not None:
             sql, params = sql + " AND d.target_name = ?", (*params, target)
-        sql += " ORDER BY d.started_at DESC, d.id DESC"
-        if limit is not None:
-            sql, params = sql + " LIMIT ?", (*params, limit)
-        with self._reader("list deployments") as db:
+        sql, params = _limited(sql + " ORDER BY d.started_at DESC, d.id DESC", params, limit)
+        with self.driver.reader("list deployments") as db:
             rows = db.execute(sql, params).fetchall()
         return [self._deployment(row) for row in rows]
 
-    def get_deployment(self, deployment_id: int) -> DeploymentRecord | None:
-        """One deployment run by id, or None."""
-        with self._reader("read a deployment") as db:
-            row = db.execute(_DEPLOYMENTS + " WHERE d.id = ?", (deployment_id,)).fetchone()
-        return None if row is None else self._deployment(row)
-
     def deployment_config(self, deployment_id: int) -> str | None:
         """The config snapshot recorded with a deployment run, or None."""
-        with self._reader("read a deployment") as db:
+        with self.driver.reader("read a deployment") as db:
             row = db.execute(
                 "SELECT config_snapshot FROM {s}deployments WHERE id = ?", (deployment_id,)
             ).fetchone()
@@ -150,7 +134,7 @@ class RunRepository(StoreCore):
 
     def deployment_steps(self, deployment_id: int) -> list[StepRecord]:
         """The recorded steps of a deployment run, in the order they were recorded."""
-        with self._reader("read deployment steps") as db:
+        with self.driver.reader("read deployment steps") as db:
             rows = db.execute(
                 """SELECT node_id, group_name, kind, file, checksum, command, outcome,
                     duration_ms, message, recorded_at, started_at
@@ -159,8 +143,8 @@ class RunRepository(StoreCore):
             ).fetchall()
         return [
             StepRecord(node, group, kind, file, checksum, command, outcome, ms, message,
-                       self._time_value(recorded),
-                       None if started is None else self._time_value(started))
+                       self.driver.time_value(recorded),
+                       None if started is None else self.driver.time_value(started))
             for (node, group, kind, file, checksum, command, outcome, ms, message, recorded,
                  started) in rows
         ]  # fmt: skip
@@ -169,10 +153,10 @@ class RunRepository(StoreCore):
         """A step's ISO start (from its result) as this store writes times; None stays."""
         if not value:
             return None
-        return self._time_param(datetime.fromisoformat(value.replace("Z", "+00:00")))
+        return self.driver.time_param(datetime.fromisoformat(value.replace("Z", "+00:00")))
 
     def _deployment(self, row: Any) -> DeploymentRecord:
         id_, project, target, who, started, ended, status, dry_run, sha, kind = row
-        ended_at = None if ended is None else self._time_value(ended)
-        return DeploymentRecord(int(id_), project, target, who, self._time_value(started),
+        ended_at = None if ended is None else self.driver.time_value(ended)
+        return DeploymentRecord(int(id_), project, target, who, self.driver.time_value(started),
                                 ended_at, status, bool(dry_run), sha, kind)  # fmt: skip

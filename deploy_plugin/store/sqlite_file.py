@@ -1,30 +1,27 @@
 """The SQLite store's file: made 0600 with its folder's .gitignore, foreign files refused,
-WAL mode, and driver errors as one paragraph each."""
+and driver errors as one paragraph each."""
 
 from __future__ import annotations
 
 import os
 import sqlite3
-import time
 from pathlib import Path
-from urllib.parse import quote
+
+from deploy_plugin.db import BUSY_TIMEOUT_S, sqlite_connect
 
 from .errors import StoreError
-
-BUSY_TIMEOUT_S = 30.0
-
 
 _OURS = {"schema_version", "store_meta"}
 
 
-def _refuse_foreign(path: Path) -> None:
+def refuse_foreign(path: Path) -> None:
     """Refuse a path that is not an empty file or a store of ours, changing nothing."""
     problem = None
     if not path.is_file():
         problem = "is not a regular file"
     elif path.stat().st_size:
         try:
-            conn = sqlite3.connect(f"file:{quote(str(path))}?mode=ro", uri=True, timeout=5)
+            conn = sqlite_connect(path, mode="ro", timeout=5)
             try:
                 tables = {
                     row[0]
@@ -46,7 +43,7 @@ def _refuse_foreign(path: Path) -> None:
         )
 
 
-def _prepare_file(path: Path, gitignore_dir: Path | None) -> None:
+def prepare_file(path: Path, gitignore_dir: Path | None) -> None:
     """Create the folder (with its .gitignore) and the file, mode 0600, before SQLite does."""
     try:
         if gitignore_dir is not None:
@@ -68,21 +65,6 @@ def _prepare_file(path: Path, gitignore_dir: Path | None) -> None:
             f"({exc.filename or path}). Check that you may write to that folder, or choose "
             f"another store with --deploy-store / DEPLOY_STORE_URL / ini deploy_store."
         ) from exc
-
-
-def _use_wal(conn: sqlite3.Connection) -> None:
-    """Switch to WAL; retried while another opener holds the file (no busy handler here)."""
-    deadline = time.monotonic() + BUSY_TIMEOUT_S
-    delay = 0.005
-    while True:
-        try:
-            conn.execute("PRAGMA journal_mode = WAL").fetchone()
-            return
-        except sqlite3.OperationalError as exc:
-            if "locked" not in str(exc) or time.monotonic() > deadline:
-                raise
-            time.sleep(delay)
-            delay = min(delay * 2, 0.2)
 
 
 def sqlite_error(path: Path, what: str, exc: sqlite3.Error) -> StoreError:

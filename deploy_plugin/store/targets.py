@@ -37,10 +37,10 @@ class TargetRepository(StoreCore):
     ) -> TargetRecord:
         """Add target ``name`` to ``project``; StoreError if it already exists."""
         project_id = self.project_id(project)
-        now = self._time_param(utcnow())
+        now = self.driver.time_param(utcnow())
         values = (project_id, name, type, provider, host, region, bool(protected),
                   health_check_url, now, now)  # fmt: skip
-        with self._transaction("add a target") as db:
+        with self.driver.transaction("add a target") as db:
             row = db.execute(
                 f"""INSERT INTO {{s}}deployment_targets (project_id, {_TARGET_COLUMNS})
                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (project_id, name) DO NOTHING
@@ -67,11 +67,11 @@ class TargetRepository(StoreCore):
         if "protected" in fields:
             fields["protected"] = bool(fields["protected"])
         assignments = "".join(f"{field} = ?, " for field in fields)  # names checked above
-        with self._transaction("update a target") as db:
+        with self.driver.transaction("update a target") as db:
             row = db.execute(
                 f"UPDATE {{s}}deployment_targets SET {assignments}updated_at = ?"
                 f" WHERE {_PROJECT_OF} AND name = ? RETURNING {_TARGET_COLUMNS}",
-                (*fields.values(), self._time_param(utcnow()), project, name),
+                (*fields.values(), self.driver.time_param(utcnow()), project, name),
             ).fetchone()
         if row is None:
             raise self._no_target(project, name)
@@ -84,7 +84,7 @@ class TargetRepository(StoreCore):
         history is never lost silently and re-adding the target (or declaring it in a
         config) finds them again. Delete env vars explicitly with :meth:`delete_env`.
         """
-        with self._transaction("remove a target") as db:
+        with self.driver.transaction("remove a target") as db:
             cursor = db.execute(
                 f"DELETE FROM {{s}}deployment_targets WHERE {_PROJECT_OF} AND name = ?",
                 (project, name),
@@ -94,7 +94,7 @@ class TargetRepository(StoreCore):
 
     def get_target(self, project: str, name: str) -> TargetRecord | None:
         """The stored target ``name`` of ``project``, or None."""
-        with self._reader("read a target") as db:
+        with self.driver.reader("read a target") as db:
             row = db.execute(
                 f"SELECT {_TARGET_COLUMNS} FROM {{s}}deployment_targets"
                 f" WHERE {_PROJECT_OF} AND name = ?",
@@ -104,7 +104,7 @@ class TargetRepository(StoreCore):
 
     def list_targets(self, project: str) -> list[TargetRecord]:
         """Stored targets of ``project``, sorted by name."""
-        with self._reader("list targets") as db:
+        with self.driver.reader("list targets") as db:
             rows = db.execute(
                 f"SELECT {_TARGET_COLUMNS} FROM {{s}}deployment_targets"
                 f" WHERE {_PROJECT_OF} ORDER BY name",
@@ -116,7 +116,7 @@ class TargetRepository(StoreCore):
         """Target names of ``project`` that have env vars, migration history or deployment
         runs, whether or not the target itself is stored (a removed target keeps them)."""
         where = f"WHERE {_PROJECT_OF}"
-        with self._reader("list targets in use") as db:
+        with self.driver.reader("list targets in use") as db:
             rows = db.execute(
                 f"SELECT target_name FROM {{s}}env_vars {where}"
                 f" UNION SELECT target_name FROM {{s}}migration_history {where}"
@@ -129,7 +129,7 @@ class TargetRepository(StoreCore):
         """How many ``env_vars``, ``migrations`` (history rows) and ``deployments`` (runs)
         the store keeps for ``project`` + ``target``."""
         counts = {}
-        with self._reader("count a target's records") as db:
+        with self.driver.reader("count a target's records") as db:
             for key, table in (
                 ("env_vars", "env_vars"),
                 ("migrations", "migration_history"),
@@ -156,5 +156,5 @@ class TargetRepository(StoreCore):
         name, type_, provider, host, region, protected, url, created_at, updated_at = row
         return TargetRecord(
             name, type_, provider, host, region, bool(protected), url,
-            self._time_value(created_at), self._time_value(updated_at),
+            self.driver.time_value(created_at), self.driver.time_value(updated_at),
         )  # fmt: skip
