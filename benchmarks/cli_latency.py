@@ -5,8 +5,9 @@
 Each command (default: ``config show demo`` and ``target list demo``) runs ``--repeat``
 times as a process (the installed ``pytest-deploy`` script next to this interpreter), one
 untimed run first; the script prints the best and the median wall time of each, and the
-median CPU time it and the processes it started used (less swayed by a busy machine). Nothing is written: ``target list``
-reads the store only if it exists.
+median CPU time it and the processes it started used (less swayed by a busy machine).
+Nothing is written: ``target list`` reads the store only if it exists. To compare with
+another version of the package, put its folder first: ``PYTHONPATH=/tmp/old``.
 """
 
 from __future__ import annotations

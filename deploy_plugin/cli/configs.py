@@ -10,46 +10,34 @@ from typing import Any
 
 from deploy_plugin.config import ConfigError, DeployConfig, load_config
 
-from .args import add_command, add_family, common_options
-from .context import ConfigEntry, Context
+from .args import Commands
+from .context import Context
+from .discovery import ConfigEntry
 from .output import CliError, UsageProblem, emit_json, note, print_table, say
 
 
-def register(subparsers: Any) -> None:
-    family = add_family(
-        subparsers,
+def register(commands: Commands) -> None:
+    family = commands.family(
         "config",
         help="show, validate or edit a project's deployment config",
         example="pytest-deploy config validate woofs",
     )
-    show = add_command(
-        family,
-        "show",
+    show = family.add(
+        "show", run_show, args=["project"],
         help="show a project's config: groups, targets, health check (--raw: the file)",
         example="pytest-deploy config show woofs\npytest-deploy config show woofs --raw",
-        handler=run_show,
-        parents=[common_options()],
-    )
-    show.add_argument("project", metavar="PROJECT")
+    )  # fmt: skip
     show.add_argument("--raw", action="store_true", help="print the file as written")
-    validate = add_command(
-        family,
-        "validate",
-        help="validate one project's config, or every config under the current folder",
+    family.add(
+        "validate", run_validate, args=["project?"],
+        help="validate one project's config, or every config pytest collects here",
         example="pytest-deploy config validate woofs\npytest-deploy config validate",
-        handler=run_validate,
-        parents=[common_options()],
-    )
-    validate.add_argument("project", metavar="PROJECT", nargs="?")
-    edit = add_command(
-        family,
-        "edit",
+    )  # fmt: skip
+    family.add(
+        "edit", run_edit, args=["project"],
         help="open a project's config in $VISUAL / $EDITOR, then validate it again",
         example="EDITOR=nano pytest-deploy config edit woofs",
-        handler=run_edit,
-        parents=[common_options()],
-    )
-    edit.add_argument("project", metavar="PROJECT")
+    )  # fmt: skip
 
 
 def summary(config: DeployConfig, shown: str) -> dict[str, Any]:
@@ -151,8 +139,8 @@ def run_validate(ctx: Context) -> int:
         entries = ctx.entries()
         if not entries:
             raise UsageProblem(
-                f"No config file under {ctx.cwd} (deploy.yaml|yml|json with a top-level "
-                f"`groups` key, or *.deploy.yaml|yml|json). Create one with "
+                f"No config file pytest collects in {ctx.cwd} (deploy.yaml|yml|json with a "
+                f"top-level `groups` key, or *.deploy.yaml|yml|json). Create one with "
                 f"`pytest-deploy init PATH`."
             )
     results: list[dict[str, Any]] = []

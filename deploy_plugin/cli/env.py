@@ -13,63 +13,41 @@ from typing import Any
 from deploy_plugin.engine.shell import MAX_ARG_CHARS
 from deploy_plugin.secrets import MIN_SECRET_LENGTH
 
-from .args import add_command, add_family, add_target_option, common_options
-from .context import Context, Project, check_var_name
+from .args import Commands, check_var_name
+from .context import Context, Project
 from .output import UsageProblem, emit_json, print_table, say, warn, when
 
 TARGET_HELP = "the target the variable belongs to (required)"
 
 
-def register(subparsers: Any) -> None:
-    family = add_family(
-        subparsers,
+def register(commands: Commands) -> None:
+    family = commands.family(
         "env",
         help="manage a project's env vars per target (values are secrets)",
         example='printf %s "$URL" | pytest-deploy env set woofs DATABASE_URL - -t production',
     )
-    set_ = add_command(
-        family,
-        "set",
+    set_ = family.add(
+        "set", run_set, args=["project", "var"], target=TARGET_HELP,
         help="set a variable (VALUE '-' or left out: read it from stdin, out of shell history)",
         example="pytest-deploy env set woofs DATABASE_URL - --target production < url.txt\n"
         "pytest-deploy env set woofs NODE_ENV production --target production",
-        handler=run_set,
-        parents=[common_options()],
-    )
-    set_.add_argument("project", metavar="PROJECT")
-    set_.add_argument("name", metavar="NAME")
+    )  # fmt: skip
     set_.add_argument("value", metavar="VALUE", nargs="?", help="the value, or '-' for stdin")
-    get = add_command(
-        family,
-        "get",
+    family.add(
+        "get", run_get, args=["project", "var"], target=TARGET_HELP,
         help="print one variable's value",
         example="pytest-deploy env get woofs DATABASE_URL --target production",
-        handler=run_get,
-        parents=[common_options()],
-    )
-    get.add_argument("project", metavar="PROJECT")
-    get.add_argument("name", metavar="NAME")
-    listing = add_command(
-        family,
-        "list",
+    )  # fmt: skip
+    family.add(
+        "list", run_list, args=["project"], target=TARGET_HELP,
         help="list variable names, their source and last update (never values)",
         example="pytest-deploy env list woofs --target production",
-        handler=run_list,
-        parents=[common_options()],
-    )
-    listing.add_argument("project", metavar="PROJECT")
-    delete = add_command(
-        family,
-        "delete",
+    )  # fmt: skip
+    family.add(
+        "delete", run_delete, args=["project", "var"], target=TARGET_HELP,
         help="delete a stored variable",
         example="pytest-deploy env delete woofs NODE_ENV --target production",
-        handler=run_delete,
-        parents=[common_options()],
-    )
-    delete.add_argument("project", metavar="PROJECT")
-    delete.add_argument("name", metavar="NAME")
-    for parser in (set_, get, listing, delete):
-        add_target_option(parser, help=TARGET_HELP)
+    )  # fmt: skip
 
 
 def _resolve(ctx: Context, *, in_use: bool = True) -> tuple[Project, str]:

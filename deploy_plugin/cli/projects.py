@@ -18,50 +18,35 @@ from typing import Any
 from deploy_plugin.facts import who
 from deploy_plugin.store.base import StoreError
 
-from .args import add_command, add_family, common_options
+from .args import Commands
 from .context import Context
 from .output import UsageProblem, emit_json, print_table, say, when
 
 _REASON_HELP = "why (kept in the audit row; required)"
 
 
-def register(subparsers: Any) -> None:
-    family = add_family(
-        subparsers,
+def register(commands: Commands) -> None:
+    family = commands.family(
         "project",
         help="a stored project's identity: show it, adopt a config's project_id, rename it",
         example="pytest-deploy project show woofs",
     )
-    show = add_command(
-        family,
-        "show",
+    family.add(
+        "show", run_show, args=["project"],
         help="the project_id a stored project is bound to, and its audit rows",
         example="pytest-deploy project show woofs",
-        handler=run_show,
-        parents=[common_options()],
-    )
-    show.add_argument("project", metavar="PROJECT")
-    adopt = add_command(
-        family,
-        "adopt",
+    )  # fmt: skip
+    family.add(
+        "adopt", run_adopt, args=["project"], reason=_REASON_HELP,
         help="bind a stored project to the project_id of the config found here (audited)",
         example="pytest-deploy project adopt woofs --reason 'project_id made anew by init'",
-        handler=run_adopt,
-        parents=[common_options()],
-    )
-    adopt.add_argument("project", metavar="PROJECT")
-    adopt.add_argument("--reason", metavar="TEXT", help=_REASON_HELP)
-    rename = add_command(
-        family,
-        "rename",
+    )  # fmt: skip
+    rename = family.add(
+        "rename", run_rename, args=["project"], reason=_REASON_HELP, config=False,
         help="give a stored project (env vars, history, runs, binding) another name (audited)",
         example="pytest-deploy project rename deploy shop --reason 'named after its folder'",
-        handler=run_rename,
-        parents=[common_options(config=False)],
-    )
-    rename.add_argument("project", metavar="PROJECT")
+    )  # fmt: skip
     rename.add_argument("new_name", metavar="NEW_NAME")
-    rename.add_argument("--reason", metavar="TEXT", help=_REASON_HELP)
 
 
 def _reason(ctx: Context, command: str) -> str:

@@ -8,9 +8,9 @@ from typing import Any
 
 from deploy_plugin.targets import TargetInfo, expand_vars
 
-from .args import add_command, add_family, common_options
-from .context import Context, Project, check_target_name, confirm
-from .output import CliError, UsageProblem, emit_json, note, print_table, say
+from .args import Commands, check_target_name
+from .context import Context, Project
+from .output import CliError, UsageProblem, confirm, emit_json, note, print_table, say
 from .probe import ProbeResult, probe_database, probe_host, probe_http
 
 FIELD_OPTIONS = (
@@ -22,33 +22,25 @@ FIELD_OPTIONS = (
 )
 
 
-def register(subparsers: Any) -> None:
-    family = add_family(
-        subparsers,
+def register(commands: Commands) -> None:
+    family = commands.family(
         "target",
         help="manage a project's deployment targets (production, staging...)",
         example="pytest-deploy target add woofs production --type database --host db.example.com",
     )
-    add = add_command(
-        family,
-        "add",
+    add = family.add(
+        "add", run_add, args=["project", "target"],
         help="add a target to the store",
         example="pytest-deploy target add woofs production --type database --provider supabase "
         "--host db.example.com --protected",
-        handler=run_add,
-        parents=[common_options()],
-    )
-    update = add_command(
-        family,
-        "update",
+    )  # fmt: skip
+    update = family.add(
+        "update", run_update, args=["project", "target"],
+        yes="unprotect without asking (--no-protected)",
         help="change fields of a stored target",
         example="pytest-deploy target update woofs production --host db2.example.com",
-        handler=run_update,
-        parents=[common_options()],
-    )
+    )  # fmt: skip
     for parser in (add, update):
-        parser.add_argument("project", metavar="PROJECT")
-        parser.add_argument("name", metavar="TARGET")
         for dest, flag, text in FIELD_OPTIONS:
             parser.add_argument(flag, dest=dest, metavar="VALUE", help=text)
     add.add_argument("--protected", action="store_true", help="ask before deploying here")
@@ -58,39 +50,21 @@ def register(subparsers: Any) -> None:
         default=None,
         help="ask before deploying here (--no-protected: don't; it asks first)",
     )
-    update.add_argument(
-        "--yes", "-y", action="store_true", help="unprotect without asking (--no-protected)"
-    )
-    listing = add_command(
-        family,
-        "list",
+    family.add(
+        "list", run_list, args=["project"],
         help="list declared (config) and stored targets with their origin",
         example="pytest-deploy target list woofs",
-        handler=run_list,
-        parents=[common_options()],
-    )
-    listing.add_argument("project", metavar="PROJECT")
-    remove = add_command(
-        family,
-        "remove",
+    )  # fmt: skip
+    family.add(
+        "remove", run_remove, args=["project", "target"], yes="do not ask for confirmation",
         help="remove a stored target (its migration history and env vars are kept)",
         example="pytest-deploy target remove woofs staging --yes",
-        handler=run_remove,
-        parents=[common_options()],
-    )
-    remove.add_argument("project", metavar="PROJECT")
-    remove.add_argument("name", metavar="TARGET")
-    remove.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
-    test = add_command(
-        family,
-        "test",
+    )  # fmt: skip
+    family.add(
+        "test", run_test, args=["project", "target"],
         help="check that a target answers: SELECT 1 for a database, else HTTP GET / TCP connect",
         example="pytest-deploy target test woofs production",
-        handler=run_test,
-        parents=[common_options()],
-    )
-    test.add_argument("project", metavar="PROJECT")
-    test.add_argument("name", metavar="TARGET")
+    )  # fmt: skip
 
 
 def _fields(args: argparse.Namespace) -> dict[str, Any]:
