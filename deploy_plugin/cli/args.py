@@ -1,14 +1,16 @@
-"""argparse, written once: a command is one :meth:`Commands.add` call naming its arguments.
+"""argparse, written once: a command is one :meth:`Commands.add` line naming its handler
+and arguments; the handler's docstring is its help, ending with an example.
 
 The options every command takes (``--rootdir``, ``--deploy-store``, ``--config``,
 ``--json``), the positional arguments and the options many take (``--target``, ``--yes``,
 ``--reason``, ``--dry-run``, ``--deploy-env``) are defined here once; a command adds only
-what is its own. Every ``--help`` ends with an example.
+what is its own.
 """
 
 from __future__ import annotations
 
 import argparse
+import textwrap
 from collections.abc import Callable, Sequence
 from functools import cache
 from typing import Any
@@ -67,33 +69,37 @@ class Commands:
         self.subparsers = subparsers
 
     def _parser(
-        self, name: str, help: str, example: str, parents: Sequence[argparse.ArgumentParser]
+        self, name: str, doc: str | None, parents: Sequence[argparse.ArgumentParser]
     ) -> argparse.ArgumentParser:
+        """A subcommand whose help is ``doc``'s first paragraph and whose ``--help`` ends
+        with its last one, the example."""
+        head, _, rest = (doc or "").partition("\n")
+        paragraphs = f"{head}\n{textwrap.dedent(rest)}".strip().split("\n\n")
+        summary, example = " ".join(paragraphs[0].split()), paragraphs[-1]
         parser: argparse.ArgumentParser = self.subparsers.add_parser(
             name,
-            help=help,
-            description=help[:1].upper() + help[1:] + ".",
-            epilog="example:\n" + "\n".join(f"  {line}" for line in example.strip().splitlines()),
+            help=summary[:1].lower() + summary[1:].rstrip("."),
+            description=summary,
+            epilog="example:\n" + textwrap.indent(example.strip(), "  "),
             formatter_class=argparse.RawDescriptionHelpFormatter,
             parents=parents,
         )
         return parser
 
-    def family(self, name: str, *, help: str, example: str) -> Commands:
-        """A command family: its own subcommands, one of them required."""
-        parser = self._parser(name, help, example, [])
+    def family(self, name: str, doc: str | None) -> Commands:
+        """A command family (``doc`` as for :meth:`add`): its own subcommands, one of them
+        required."""
+        parser = self._parser(name, doc, [])
         return Commands(
             parser.add_subparsers(dest=f"{name}_command", metavar="COMMAND", required=True)
         )
 
     def add(
         self,
-        name: str,
         handler: Handler,
+        args: str = "",
         *,
-        help: str,
-        example: str,
-        args: Sequence[str] = (),
+        name: str | None = None,
         target: str | None = None,
         dry_run: bool = False,
         yes: str | None = None,
@@ -101,12 +107,17 @@ class Commands:
         deploy_env: str | None = None,
         config: bool = True,
     ) -> argparse.ArgumentParser:
-        """A leaf command: ``args`` names its positional arguments (:data:`POSITIONALS`);
-        an option is added when its help is given (``--target`` is checked by the command,
-        so that a missing one lists the known targets)."""
-        parser = self._parser(name, help, example, [where_options(config)])
+        """A leaf command run by ``handler`` and named after it (``run_mark_applied``:
+        ``mark-applied``) unless ``name`` is given. The handler's docstring is its help:
+        the first paragraph what the command does, the last one its example.
+
+        ``args`` names its positional arguments (:data:`POSITIONALS`, space-separated); an
+        option is added when its help is given (``--target`` is checked by the command, so
+        that a missing one lists the known targets)."""
+        name = name or handler.__name__.removeprefix("run_").replace("_", "-")
+        parser = self._parser(name, handler.__doc__, [where_options(config)])
         parser.set_defaults(handler=handler)
-        for arg in args:
+        for arg in args.split():
             dest, keywords = POSITIONALS[arg]
             parser.add_argument(dest, **keywords)
         if target:

@@ -17,27 +17,15 @@ from .output import CliError, UsageProblem, emit_json, note, print_table, say
 
 
 def register(commands: Commands) -> None:
-    family = commands.family(
-        "config",
-        help="show, validate or edit a project's deployment config",
-        example="pytest-deploy config validate woofs",
-    )
-    show = family.add(
-        "show", run_show, args=["project"],
-        help="show a project's config: groups, targets, health check (--raw: the file)",
-        example="pytest-deploy config show woofs\npytest-deploy config show woofs --raw",
-    )  # fmt: skip
+    """Show, validate or edit a project's deployment config.
+
+    pytest-deploy config validate woofs
+    """
+    family = commands.family("config", register.__doc__)
+    show = family.add(run_show, "project")
     show.add_argument("--raw", action="store_true", help="print the file as written")
-    family.add(
-        "validate", run_validate, args=["project?"],
-        help="validate one project's config, or every config pytest collects here",
-        example="pytest-deploy config validate woofs\npytest-deploy config validate",
-    )  # fmt: skip
-    family.add(
-        "edit", run_edit, args=["project"],
-        help="open a project's config in $VISUAL / $EDITOR, then validate it again",
-        example="EDITOR=nano pytest-deploy config edit woofs",
-    )  # fmt: skip
+    family.add(run_validate, "project?")
+    family.add(run_edit, "project")
 
 
 def summary(config: DeployConfig, shown: str) -> dict[str, Any]:
@@ -83,6 +71,11 @@ def summary(config: DeployConfig, shown: str) -> dict[str, Any]:
 
 
 def run_show(ctx: Context) -> int:
+    """Show a project's config: groups, targets, health check (--raw: the file).
+
+    pytest-deploy config show woofs
+    pytest-deploy config show woofs --raw
+    """
     project = ctx.project(ctx.args.project)
     config = project.require_config()
     shown = ctx.shown(config.path)
@@ -130,6 +123,11 @@ def _problems(err: ConfigError) -> list[str]:
 
 
 def run_validate(ctx: Context) -> int:
+    """Validate one project's config, or every config pytest collects here.
+
+    pytest-deploy config validate woofs
+    pytest-deploy config validate
+    """
     if ctx.args.project:
         entries: list[ConfigEntry] = []
         project = ctx.project(ctx.args.project)
@@ -179,9 +177,14 @@ def editor_command() -> list[str]:
 
 
 def run_edit(ctx: Context) -> int:
-    """Edit a copy beside the config, as visudo does: the config is replaced only by a copy
+    """Open a project's config in $VISUAL / $EDITOR, then validate it again.
+
+    Edit a copy beside the config, as visudo does: the config is replaced only by a copy
     that validates; an invalid edit is offered again at a terminal, else the config stays
-    as it was and the edited copy is kept (named) so nothing typed is lost."""
+    as it was and the edited copy is kept (named) so nothing typed is lost.
+
+    EDITOR=nano pytest-deploy config edit woofs
+    """
     project = ctx.project(ctx.args.project)
     if project.entry is None:
         project.require_config()  # raises: store-only projects have no file to edit

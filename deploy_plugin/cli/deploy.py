@@ -15,22 +15,15 @@ from .runner import run_pytest
 
 
 def register(commands: Commands) -> None:
-    family = commands.family(
-        "deploy",
-        help="run a deployment (pytest underneath) or show the latest ones",
-        example="pytest-deploy deploy run woofs --target production --dry-run",
-    )
+    """Run a deployment (pytest underneath) or show the latest ones.
+
+    pytest-deploy deploy run woofs --target production --dry-run
+    """
+    family = commands.family("deploy", register.__doc__)
     run = family.add(
-        "run", run_deploy, args=["project"], target=TARGET_REQUIRED, dry_run=True,
-        yes=YES_PROTECTED,
+        run_deploy, "project", name="run", target=TARGET_REQUIRED, dry_run=True, yes=YES_PROTECTED,
         deploy_env="an env var for this run (a secret: masked, but visible to other users of"
         " the machine in the process list: prefer --deploy-env-file)",
-        help="deploy a project to a target: `pytest <config> --deploy-target=T ...` "
-        "(pytest options may follow --)",
-        example="pytest-deploy deploy run woofs --target production --dry-run\n"
-        "pytest-deploy deploy run woofs --target production --group database_migrations "
-        "--no-health-check --json\n"
-        "pytest-deploy deploy run woofs --target staging -- -x --junitxml=deploy.xml",
     )  # fmt: skip
     run.add_argument("--group", action="append", default=[], metavar="NAME", help="only this group")
     run.add_argument(
@@ -59,12 +52,7 @@ def register(commands: Commands) -> None:
         help="apply a saved plan: exactly its steps, once; refused if anything changed",
     )  # fmt: skip
     run.set_defaults(pytest_args=[], takes_pytest_args=True)  # after --, see cli.main
-    family.add(
-        "status", run_status, args=["project"], target="only this target",
-        help="the latest deployment of each target (or of one) and who holds its lock",
-        example="pytest-deploy deploy status woofs\n"
-        "pytest-deploy deploy status woofs -t production",
-    )  # fmt: skip
+    family.add(run_status, "project", target="only this target")
 
 
 def _check_groups(project: Project, names: list[str], flag: str) -> None:
@@ -91,6 +79,14 @@ def _check_files(args: Any) -> None:
 
 
 def run_deploy(ctx: Context) -> int:
+    r"""Deploy a project to a target: `pytest <config> --deploy-target=T ...` (pytest options
+    may follow --).
+
+    pytest-deploy deploy run woofs --target production --dry-run
+    pytest-deploy deploy run woofs --target production --group database_migrations \
+        --no-health-check --json
+    pytest-deploy deploy run woofs --target staging -- -x --junitxml=deploy.xml
+    """
     args = ctx.args
     project = ctx.project(args.project)
     config = project.require_config()
@@ -129,6 +125,11 @@ def deployment_json(record: Any) -> dict[str, Any]:
 
 
 def run_status(ctx: Context) -> int:
+    """The latest deployment of each target (or of one) and who holds its lock.
+
+    pytest-deploy deploy status woofs
+    pytest-deploy deploy status woofs -t production
+    """
     project = ctx.project(ctx.args.project, store_only_ok=True)
     if ctx.args.target:
         targets = [ctx.require_target(project, ctx.args.target, in_use=True)]

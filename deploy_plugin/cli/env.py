@@ -21,33 +21,16 @@ TARGET_HELP = "the target the variable belongs to (required)"
 
 
 def register(commands: Commands) -> None:
-    family = commands.family(
-        "env",
-        help="manage a project's env vars per target (values are secrets)",
-        example='printf %s "$URL" | pytest-deploy env set woofs DATABASE_URL - -t production',
-    )
-    set_ = family.add(
-        "set", run_set, args=["project", "var"], target=TARGET_HELP,
-        help="set a variable (VALUE '-' or left out: read it from stdin, out of shell history)",
-        example="pytest-deploy env set woofs DATABASE_URL - --target production < url.txt\n"
-        "pytest-deploy env set woofs NODE_ENV production --target production",
-    )  # fmt: skip
+    """Manage a project's env vars per target (values are secrets).
+
+    printf %s "$URL" | pytest-deploy env set woofs DATABASE_URL - -t production
+    """
+    family = commands.family("env", register.__doc__)
+    set_ = family.add(run_set, "project var", target=TARGET_HELP)
     set_.add_argument("value", metavar="VALUE", nargs="?", help="the value, or '-' for stdin")
-    family.add(
-        "get", run_get, args=["project", "var"], target=TARGET_HELP,
-        help="print one variable's value",
-        example="pytest-deploy env get woofs DATABASE_URL --target production",
-    )  # fmt: skip
-    family.add(
-        "list", run_list, args=["project"], target=TARGET_HELP,
-        help="list variable names, their source and last update (never values)",
-        example="pytest-deploy env list woofs --target production",
-    )  # fmt: skip
-    family.add(
-        "delete", run_delete, args=["project", "var"], target=TARGET_HELP,
-        help="delete a stored variable",
-        example="pytest-deploy env delete woofs NODE_ENV --target production",
-    )  # fmt: skip
+    family.add(run_get, "project var", target=TARGET_HELP)
+    family.add(run_list, "project", target=TARGET_HELP)
+    family.add(run_delete, "project var", target=TARGET_HELP)
 
 
 def _resolve(ctx: Context, *, in_use: bool = True) -> tuple[Project, str]:
@@ -95,6 +78,11 @@ def _weak_value_warning(ctx: Context, project: Project, value: str) -> str | Non
 
 
 def run_set(ctx: Context) -> int:
+    """Set a variable (VALUE '-' or left out: read it from stdin, out of shell history).
+
+    pytest-deploy env set woofs DATABASE_URL - --target production < url.txt
+    pytest-deploy env set woofs NODE_ENV production --target production
+    """
     args = ctx.args
     check_var_name(args.name)
     project, target = _resolve(ctx, in_use=False)
@@ -144,6 +132,10 @@ def _unknown_var(project: Project, target: str, name: str, known: list[str]) -> 
 
 
 def run_get(ctx: Context) -> int:
+    """Print one variable's value.
+
+    pytest-deploy env get woofs DATABASE_URL --target production
+    """
     args = ctx.args
     check_var_name(args.name)
     project, target = _resolve(ctx)
@@ -191,6 +183,10 @@ def env_listing(ctx: Context, project: Project, target: str) -> list[dict[str, A
 
 
 def run_list(ctx: Context) -> int:
+    """List variable names, their source and last update (never values).
+
+    pytest-deploy env list woofs --target production
+    """
     project, target = _resolve(ctx)
     rows = env_listing(ctx, project, target)
     if ctx.args.json:
@@ -213,6 +209,10 @@ def run_list(ctx: Context) -> int:
 
 
 def run_delete(ctx: Context) -> int:
+    """Delete a stored variable.
+
+    pytest-deploy env delete woofs NODE_ENV --target production
+    """
     args = ctx.args
     check_var_name(args.name)
     project, target = _resolve(ctx)

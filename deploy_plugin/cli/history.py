@@ -13,11 +13,7 @@ from .output import CliError, confirm, emit_json, print_table, say, when
 
 
 def register(commands: Commands) -> None:
-    history = commands.add(
-        "history", run_history, args=["project"], target="only this target",
-        help="deployment runs of a project, newest first",
-        example="pytest-deploy history woofs --target production --limit 10",
-    )  # fmt: skip
+    history = commands.add(run_history, "project", target="only this target")
     history.add_argument(
         "--limit",
         type=positive_int,
@@ -34,14 +30,16 @@ def register(commands: Commands) -> None:
         "--steps", action="store_true", help="also list each run's steps (--json: always)"
     )
     commands.add(
-        "unlock", run_unlock, args=["project"], target=TARGET_REQUIRED,
+        run_unlock, "project", target=TARGET_REQUIRED,
         yes="remove it even if its holder still runs here",
-        help="remove the deployment lock a dead run left behind",
-        example="pytest-deploy unlock woofs --target production",
     )  # fmt: skip
 
 
 def run_history(ctx: Context) -> int:
+    """Deployment runs of a project, newest first.
+
+    pytest-deploy history woofs --target production --limit 10
+    """
     args = ctx.args
     project = ctx.project(args.project, store_only_ok=True)
     target = ctx.require_target(project, args.target, in_use=True) if args.target else None
@@ -114,6 +112,10 @@ def _write_html(ctx: Context, project: Project, target: str | None) -> int:
 
 
 def run_unlock(ctx: Context) -> int:
+    """Remove the deployment lock a dead run left behind.
+
+    pytest-deploy unlock woofs --target production
+    """
     args = ctx.args
     project = ctx.project(args.project, store_only_ok=True)
     target = ctx.require_target(project, args.target, in_use=True)

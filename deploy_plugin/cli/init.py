@@ -76,12 +76,7 @@ groups:
 
 
 def register(commands: Commands) -> None:
-    parser = commands.add(
-        "init", run_init,
-        help="write a commented starter config (PATH/deploy.yaml, or the --config file)",
-        example="pytest-deploy init deployments/shop --project shop\n"
-        "pytest-deploy init deployments/legacy --from-deploy-sh",
-    )  # fmt: skip
+    parser = commands.add(run_init)
     parser.add_argument(
         "path", metavar="PATH", nargs="?",
         help="the project's folder (created if missing); or give --config FILE instead",
@@ -153,6 +148,11 @@ def _config_path(ctx: Context) -> Path:
 
 
 def run_init(ctx: Context) -> int:
+    """Write a commented starter config (PATH/deploy.yaml, or the --config file).
+
+    pytest-deploy init deployments/shop --project shop
+    pytest-deploy init deployments/legacy --from-deploy-sh
+    """
     args: argparse.Namespace = ctx.args
     path = _config_path(ctx)
     folder = path.parent

@@ -31,28 +31,16 @@ from .tracked import TrackedFile, file_state, history_change, recorded, tracked_
 def register(family: Commands) -> None:
     """Add ``mark-applied``, ``accept-checksum`` and ``baseline`` to the ``migration`` family."""
     family.add(
-        "mark-applied", run_mark_applied, args=["project", "file"], target=TARGET_REQUIRED,
-        yes=YES_PROTECTED, reason="kept in the audit row",
-        help="record a migration as applied without running it (history, ledger, audit row)",
-        example="pytest-deploy migration mark-applied woofs migrations/001_create_schema.sql"
-        " -t production \\\n    --reason 'restored from a dump that has it'",
+        run_mark_applied, "project file", target=TARGET_REQUIRED, yes=YES_PROTECTED,
+        reason="kept in the audit row",
     )  # fmt: skip
     family.add(
-        "accept-checksum", run_accept_checksum, args=["project", "file"],
-        target=TARGET_REQUIRED, yes=YES_PROTECTED,
+        run_accept_checksum, "project file", target=TARGET_REQUIRED, yes=YES_PROTECTED,
         reason="why the edit is accepted (kept in the audit row; required)",
-        help="accept an intended edit of an applied migration (its new checksum, with an audit"
-        " row)",
-        example="pytest-deploy migration accept-checksum woofs migrations/001_init.sql"
-        " -t production \\\n    --reason 'comment added; the schema is unchanged'",
     )  # fmt: skip
     baseline = family.add(
-        "baseline", run_baseline, args=["project"], target=TARGET_REQUIRED, yes=YES_PROTECTED,
+        run_baseline, "project", target=TARGET_REQUIRED, yes=YES_PROTECTED,
         reason="kept in each file's audit row",
-        help="record every tracked file up to FILE as applied without running it (an existing"
-        " database)",
-        example="pytest-deploy migration baseline woofs -t production --to"
-        " migrations/003_users.sql",
     )  # fmt: skip
     baseline.add_argument(
         "--to", metavar="FILE", help="the last file the database already has (required)"
@@ -63,6 +51,11 @@ def register(family: Commands) -> None:
 
 
 def run_mark_applied(ctx: Context) -> int:
+    r"""Record a migration as applied without running it (history, ledger, audit row).
+
+    pytest-deploy migration mark-applied woofs migrations/001_create_schema.sql -t production \
+        --reason 'restored from a dump that has it'
+    """
     args = ctx.args
     project = ctx.project(args.project)
     config = project.require_config()
@@ -165,6 +158,11 @@ def _mark_in_ledger(
 
 
 def run_accept_checksum(ctx: Context) -> int:
+    r"""Accept an intended edit of an applied migration (its new checksum, with an audit row).
+
+    pytest-deploy migration accept-checksum woofs migrations/001_init.sql -t production \
+        --reason 'comment added; the schema is unchanged'
+    """
     args = ctx.args
     project = ctx.project(args.project)
     config = project.require_config()
@@ -308,6 +306,11 @@ def _ledger_note(ledger: str) -> str:
 
 
 def run_baseline(ctx: Context) -> int:
+    """Record every tracked file up to FILE as applied without running it (an existing
+    database).
+
+    pytest-deploy migration baseline woofs -t production --to migrations/003_users.sql
+    """
     args = ctx.args
     project = ctx.project(args.project)
     config = project.require_config()

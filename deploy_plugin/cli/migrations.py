@@ -34,33 +34,18 @@ from .tracked import (
 
 
 def register(commands: Commands) -> None:
-    family = commands.family(
-        "migration",
-        help="tracked migrations: list, show, status, apply, rollback, check-rollback,"
-        " mark-applied, accept-checksum, baseline, history",
-        example="pytest-deploy migration status woofs --target production",
-    )
-    family.add(
-        "list", run_list, args=["project"], target="also show each file's state on this target",
-        help="list the tracked migration files (with --target: their state)",
-        example="pytest-deploy migration list woofs",
-    )  # fmt: skip
-    family.add(
-        "show", run_show, args=["project", "file"],
-        target="also show the file's history row on this target",
-        help="show one migration file: group, checksum, history row, content",
-        example="pytest-deploy migration show woofs migrations/001_create_schema.sql -t production",
-    )  # fmt: skip
-    family.add(
-        "status", run_status, args=["project"], target=TARGET_REQUIRED,
-        help="applied vs pending vs drifted files on a target (exit 1 when any drifted)",
-        example="pytest-deploy migration status woofs --target production",
-    )  # fmt: skip
+    """Tracked migrations: list, show, status, apply, rollback, check-rollback, mark-applied,
+    accept-checksum, baseline, history.
+
+    pytest-deploy migration status woofs --target production
+    """
+    family = commands.family("migration", register.__doc__)
+    family.add(run_list, "project", target="also show each file's state on this target")
+    family.add(run_show, "project file", target="also show the file's history row on this target")
+    family.add(run_status, "project", target=TARGET_REQUIRED)
     apply = family.add(
-        "apply", run_apply, args=["project"], target=TARGET_REQUIRED, dry_run=True,
-        yes=YES_PROTECTED, deploy_env=DEPLOY_ENV_HELP,
-        help="apply pending migrations (a pytest run of the tracked groups)",
-        example="pytest-deploy migration apply woofs --target production --dry-run",
+        run_apply, "project", target=TARGET_REQUIRED, dry_run=True, yes=YES_PROTECTED,
+        deploy_env=DEPLOY_ENV_HELP,
     )  # fmt: skip
     apply.add_argument(
         "--health-check", action="store_true", help="also run the config's health check"
@@ -71,19 +56,9 @@ def register(commands: Commands) -> None:
         help="do not check required env vars (drift and the lock are still checked)",
     )
     register_rollback(family)
-    family.add(
-        "forget-intent", run_forget_intent, args=["project", "file"], target=TARGET_REQUIRED,
-        yes=YES_PROTECTED,
-        help="forget a shell-applied migration a dead run left in doubt (it did NOT apply)",
-        example="pytest-deploy migration forget-intent woofs migrations/001_create_schema.sql"
-        " -t prod",
-    )  # fmt: skip
+    family.add(run_forget_intent, "project file", target=TARGET_REQUIRED, yes=YES_PROTECTED)
     register_repair(family)
-    history = family.add(
-        "history", run_history, args=["project"], target=TARGET_REQUIRED,
-        help="the migration history of a target, newest first",
-        example="pytest-deploy migration history woofs --target production --limit 20",
-    )  # fmt: skip
+    history = family.add(run_history, "project", target=TARGET_REQUIRED)
     history.add_argument("--limit", type=positive_int, default=20, help="rows (default 20)")
 
 
@@ -138,6 +113,10 @@ def counts_line(total: dict[str, int]) -> str:
 
 
 def run_list(ctx: Context) -> int:
+    """List the tracked migration files (with --target: their state).
+
+    pytest-deploy migration list woofs
+    """
     project = ctx.project(ctx.args.project)
     config = project.require_config()
     tracked = tracked_files(config, None)
@@ -161,6 +140,10 @@ def run_list(ctx: Context) -> int:
 
 
 def run_show(ctx: Context) -> int:
+    """Show one migration file: group, checksum, history row, content.
+
+    pytest-deploy migration show woofs migrations/001_create_schema.sql -t production
+    """
     project = ctx.project(ctx.args.project)
     config = project.require_config()
     target = ctx.require_target(project, ctx.args.target, in_use=True) if ctx.args.target else None
@@ -195,6 +178,10 @@ def run_show(ctx: Context) -> int:
 
 
 def run_status(ctx: Context) -> int:
+    """Applied vs pending vs drifted files on a target (exit 1 when any drifted).
+
+    pytest-deploy migration status woofs --target production
+    """
     project = ctx.project(ctx.args.project)
     config = project.require_config()
     target = ctx.require_target(project, ctx.args.target, in_use=True)
@@ -234,6 +221,10 @@ def run_status(ctx: Context) -> int:
 
 
 def run_apply(ctx: Context) -> int:
+    """Apply pending migrations (a pytest run of the tracked groups).
+
+    pytest-deploy migration apply woofs --target production --dry-run
+    """
     return run_tracked(
         ctx, " (a group tracks migrations when every pattern ends in .sql, or with"
         " track_migrations: true). Deploy it with `pytest-deploy deploy run`.",
@@ -242,6 +233,10 @@ def run_apply(ctx: Context) -> int:
 
 
 def run_forget_intent(ctx: Context) -> int:
+    """Forget a shell-applied migration a dead run left in doubt (it did NOT apply).
+
+    pytest-deploy migration forget-intent woofs migrations/001_create_schema.sql -t prod
+    """
     args = ctx.args
     project = ctx.project(args.project)
     project.require_config()
@@ -268,6 +263,10 @@ def run_forget_intent(ctx: Context) -> int:
 
 
 def run_history(ctx: Context) -> int:
+    """The migration history of a target, newest first.
+
+    pytest-deploy migration history woofs --target production --limit 20
+    """
     project = ctx.project(ctx.args.project, store_only_ok=True)
     target = ctx.require_target(project, ctx.args.target, in_use=True)
     store = ctx.store()

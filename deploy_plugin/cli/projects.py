@@ -26,26 +26,14 @@ _REASON_HELP = "why (kept in the audit row; required)"
 
 
 def register(commands: Commands) -> None:
-    family = commands.family(
-        "project",
-        help="a stored project's identity: show it, adopt a config's project_id, rename it",
-        example="pytest-deploy project show woofs",
-    )
-    family.add(
-        "show", run_show, args=["project"],
-        help="the project_id a stored project is bound to, and its audit rows",
-        example="pytest-deploy project show woofs",
-    )  # fmt: skip
-    family.add(
-        "adopt", run_adopt, args=["project"], reason=_REASON_HELP,
-        help="bind a stored project to the project_id of the config found here (audited)",
-        example="pytest-deploy project adopt woofs --reason 'project_id made anew by init'",
-    )  # fmt: skip
-    rename = family.add(
-        "rename", run_rename, args=["project"], reason=_REASON_HELP, config=False,
-        help="give a stored project (env vars, history, runs, binding) another name (audited)",
-        example="pytest-deploy project rename deploy shop --reason 'named after its folder'",
-    )  # fmt: skip
+    """A stored project's identity: show it, adopt a config's project_id, rename it.
+
+    pytest-deploy project show woofs
+    """
+    family = commands.family("project", register.__doc__)
+    family.add(run_show, "project")
+    family.add(run_adopt, "project", reason=_REASON_HELP)
+    rename = family.add(run_rename, "project", reason=_REASON_HELP, config=False)
     rename.add_argument("new_name", metavar="NEW_NAME")
 
 
@@ -72,6 +60,10 @@ def _stored(ctx: Context, name: str) -> Any:
 
 
 def run_show(ctx: Context) -> int:
+    """The project_id a stored project is bound to, and its audit rows.
+
+    pytest-deploy project show woofs
+    """
     name = ctx.args.project
     store, row = _stored(ctx, name)
     audit = store.project_audit(name)
@@ -98,6 +90,10 @@ def run_show(ctx: Context) -> int:
 
 
 def run_adopt(ctx: Context) -> int:
+    """Bind a stored project to the project_id of the config found here (audited).
+
+    pytest-deploy project adopt woofs --reason 'project_id made anew by init'
+    """
     name = ctx.args.project
     project = ctx.project(name, check_identity=False)
     config = project.require_config()
@@ -128,6 +124,10 @@ def run_adopt(ctx: Context) -> int:
 
 
 def run_rename(ctx: Context) -> int:
+    """Give a stored project (env vars, history, runs, binding) another name (audited).
+
+    pytest-deploy project rename deploy shop --reason 'named after its folder'
+    """
     old, new = ctx.args.project, " ".join(ctx.args.new_name.split())
     command = f"pytest-deploy project rename {shlex.quote(old)} {shlex.quote(new)}"
     reason = _reason(ctx, command)

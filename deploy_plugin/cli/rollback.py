@@ -16,25 +16,25 @@ from .tracked import run_tracked
 def register(family: Commands) -> None:
     """Add ``rollback`` and ``check-rollback`` to the ``migration`` family."""
     rollback = family.add(
-        "rollback", run_rollback, args=["project"], target=TARGET_REQUIRED, dry_run=True,
-        yes=YES_PROTECTED, deploy_env=DEPLOY_ENV_HELP,
-        help="roll back the last N applied migrations, newest first (runs their down files)",
-        example="pytest-deploy migration rollback woofs --target staging --steps 3 --dry-run",
+        run_rollback, "project", target=TARGET_REQUIRED, dry_run=True, yes=YES_PROTECTED,
+        deploy_env=DEPLOY_ENV_HELP,
     )  # fmt: skip
     rollback.add_argument(
         "--steps", type=positive_int, default=1, metavar="N",
         help="how many applied migrations to undo (default 1)",
     )  # fmt: skip
     family.add(
-        "check-rollback", run_check, args=["project"], dry_run=True, deploy_env=DEPLOY_ENV_HELP,
+        run_check, "project", name="check-rollback", dry_run=True, deploy_env=DEPLOY_ENV_HELP,
         target="the target: a throw-away or CI database (required)",
         yes="allow a protected target (it is changed)",
-        help="per pending migration: apply it, run its down, compare the schema, apply it again",
-        example="pytest-deploy migration check-rollback woofs --target ci",
     )  # fmt: skip
 
 
 def run_rollback(ctx: Context) -> int:
+    """Roll back the last N applied migrations, newest first (runs their down files).
+
+    pytest-deploy migration rollback woofs --target staging --steps 3 --dry-run
+    """
     return run_tracked(
         ctx, ", so it has no migrations to roll back (a group tracks migrations when every"
         " pattern ends in .sql, or with track_migrations: true).",
@@ -43,6 +43,10 @@ def run_rollback(ctx: Context) -> int:
 
 
 def run_check(ctx: Context) -> int:
+    """Per pending migration: apply it, run its down, compare the schema, apply it again.
+
+    pytest-deploy migration check-rollback woofs --target ci
+    """
     return run_tracked(
         ctx, ", so there is nothing to check.", check_rollback=True, no_health_check=True
     )

@@ -23,22 +23,14 @@ FIELD_OPTIONS = (
 
 
 def register(commands: Commands) -> None:
-    family = commands.family(
-        "target",
-        help="manage a project's deployment targets (production, staging...)",
-        example="pytest-deploy target add woofs production --type database --host db.example.com",
-    )
-    add = family.add(
-        "add", run_add, args=["project", "target"],
-        help="add a target to the store",
-        example="pytest-deploy target add woofs production --type database --provider supabase "
-        "--host db.example.com --protected",
-    )  # fmt: skip
+    """Manage a project's deployment targets (production, staging...).
+
+    pytest-deploy target add woofs production --type database --host db.example.com
+    """
+    family = commands.family("target", register.__doc__)
+    add = family.add(run_add, "project target")
     update = family.add(
-        "update", run_update, args=["project", "target"],
-        yes="unprotect without asking (--no-protected)",
-        help="change fields of a stored target",
-        example="pytest-deploy target update woofs production --host db2.example.com",
+        run_update, "project target", yes="unprotect without asking (--no-protected)",
     )  # fmt: skip
     for parser in (add, update):
         for dest, flag, text in FIELD_OPTIONS:
@@ -50,21 +42,9 @@ def register(commands: Commands) -> None:
         default=None,
         help="ask before deploying here (--no-protected: don't; it asks first)",
     )
-    family.add(
-        "list", run_list, args=["project"],
-        help="list declared (config) and stored targets with their origin",
-        example="pytest-deploy target list woofs",
-    )  # fmt: skip
-    family.add(
-        "remove", run_remove, args=["project", "target"], yes="do not ask for confirmation",
-        help="remove a stored target (its migration history and env vars are kept)",
-        example="pytest-deploy target remove woofs staging --yes",
-    )  # fmt: skip
-    family.add(
-        "test", run_test, args=["project", "target"],
-        help="check that a target answers: SELECT 1 for a database, else HTTP GET / TCP connect",
-        example="pytest-deploy target test woofs production",
-    )  # fmt: skip
+    family.add(run_list, "project")
+    family.add(run_remove, "project target", yes="do not ask for confirmation")
+    family.add(run_test, "project target")
 
 
 def _fields(args: argparse.Namespace) -> dict[str, Any]:
@@ -97,6 +77,11 @@ def _record_json(info: TargetInfo) -> dict[str, Any]:
 
 
 def run_add(ctx: Context) -> int:
+    r"""Add a target to the store.
+
+    pytest-deploy target add woofs production --type database --provider supabase \
+        --host db.example.com --protected
+    """
     args = ctx.args
     project = ctx.project(args.project, store_only_ok=True)
     check_target_name(args.name)
@@ -121,6 +106,10 @@ def run_add(ctx: Context) -> int:
 
 
 def run_update(ctx: Context) -> int:
+    """Change fields of a stored target.
+
+    pytest-deploy target update woofs production --host db2.example.com
+    """
     args = ctx.args
     project = ctx.project(args.project, store_only_ok=True)
     check_target_name(args.name)
@@ -194,6 +183,10 @@ def target_rows(ctx: Context, project: Project) -> list[TargetInfo]:
 
 
 def run_list(ctx: Context) -> int:
+    """List declared (config) and stored targets with their origin.
+
+    pytest-deploy target list woofs
+    """
     project = ctx.project(ctx.args.project, store_only_ok=True)
     infos = target_rows(ctx, project)
     if ctx.args.json:
@@ -218,6 +211,10 @@ def run_list(ctx: Context) -> int:
 
 
 def run_remove(ctx: Context) -> int:
+    """Remove a stored target (its migration history and env vars are kept).
+
+    pytest-deploy target remove woofs staging --yes
+    """
     args = ctx.args
     project = ctx.project(args.project, store_only_ok=True)
     check_target_name(args.name)
@@ -318,6 +315,10 @@ def _masked(ctx: Context, project: Project, name: str, result: ProbeResult) -> P
 
 
 def run_test(ctx: Context) -> int:
+    """Check that a target answers: SELECT 1 for a database, else HTTP GET / TCP connect.
+
+    pytest-deploy target test woofs production
+    """
     args = ctx.args
     project = ctx.project(args.project, store_only_ok=True)
     check_target_name(args.name)
