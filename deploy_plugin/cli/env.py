@@ -12,6 +12,7 @@ from typing import Any
 
 from deploy_plugin.engine.shell import MAX_ARG_CHARS
 from deploy_plugin.secrets import MIN_SECRET_LENGTH
+from deploy_plugin.store import Store
 
 from .args import Commands, check_var_name
 from .context import Context, Project
@@ -38,6 +39,15 @@ def _resolve(ctx: Context, *, in_use: bool = True) -> tuple[Project, str]:
     project = ctx.project(ctx.args.project, store_only_ok=True)
     target = ctx.require_target(project, ctx.args.target, in_use=in_use)
     return project, target
+
+
+def _stored_var(ctx: Context) -> tuple[Project, str, Store | None, dict[str, str]]:
+    """get/delete: the NAME checked, its project and target, the store and the target's
+    stored values."""
+    check_var_name(ctx.args.name)
+    project, target = _resolve(ctx)
+    store = ctx.store()
+    return project, target, store, store.env_values(project.name, target) if store else {}
 
 
 def _read_value(args: Any) -> str:
@@ -137,10 +147,7 @@ def run_get(ctx: Context) -> int:
     pytest-deploy env get woofs DATABASE_URL --target production
     """
     args = ctx.args
-    check_var_name(args.name)
-    project, target = _resolve(ctx)
-    store = ctx.store()
-    stored = store.env_values(project.name, target) if store else {}
+    project, target, store, stored = _stored_var(ctx)
     declared = _declared_env(project, target)
     if args.name in stored:
         value, source = stored[args.name], "store"
@@ -214,10 +221,7 @@ def run_delete(ctx: Context) -> int:
     pytest-deploy env delete woofs NODE_ENV --target production
     """
     args = ctx.args
-    check_var_name(args.name)
-    project, target = _resolve(ctx)
-    store = ctx.store()
-    stored = store.env_values(project.name, target) if store else {}
+    project, target, store, stored = _stored_var(ctx)
     if args.name not in stored:
         declared = _declared_env(project, target)
         if args.name in declared:

@@ -25,7 +25,15 @@ from deploy_plugin.targets import resolve, step_env
 from .args import TARGET_REQUIRED, YES_PROTECTED, Commands
 from .context import Context, Project
 from .output import CliError, UsageProblem, emit_json, say, warn, when
-from .tracked import TrackedFile, file_state, history_change, recorded, tracked_file, tracked_files
+from .tracked import (
+    TrackedFile,
+    file_state,
+    history_change,
+    on_target,
+    recorded,
+    tracked_file,
+    tracked_files,
+)
 
 
 def register(family: Commands) -> None:
@@ -57,9 +65,7 @@ def run_mark_applied(ctx: Context) -> int:
         --reason 'restored from a dump that has it'
     """
     args = ctx.args
-    project = ctx.project(args.project)
-    config = project.require_config()
-    target = ctx.require_target(project, args.target)
+    project, config, target = on_target(ctx)
     item = tracked_file(ctx, project, args.file, target)
     record = recorded(ctx, project.name, target).get(item.file)
     state = file_state(item, record)
@@ -164,9 +170,7 @@ def run_accept_checksum(ctx: Context) -> int:
         --reason 'comment added; the schema is unchanged'
     """
     args = ctx.args
-    project = ctx.project(args.project)
-    config = project.require_config()
-    target = ctx.require_target(project, args.target)
+    project, config, target = on_target(ctx)
     reason = " ".join((args.reason or "").split())
     item = tracked_file(ctx, project, args.file, target)
     command = (
@@ -312,9 +316,7 @@ def run_baseline(ctx: Context) -> int:
     pytest-deploy migration baseline woofs -t production --to migrations/003_users.sql
     """
     args = ctx.args
-    project = ctx.project(args.project)
-    config = project.require_config()
-    target = ctx.require_target(project, args.target)
+    project, config, target = on_target(ctx)
     if not args.to:
         raise UsageProblem(
             f"`pytest-deploy migration baseline {project.name} --target {target}` needs --to"

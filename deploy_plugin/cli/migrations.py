@@ -26,6 +26,7 @@ from .tracked import (
     TrackedFile,
     file_state,
     history_change,
+    on_target,
     recorded,
     run_tracked,
     tracked_file,
@@ -238,9 +239,7 @@ def run_forget_intent(ctx: Context) -> int:
     pytest-deploy migration forget-intent woofs migrations/001_create_schema.sql -t prod
     """
     args = ctx.args
-    project = ctx.project(args.project)
-    project.require_config()
-    target = ctx.require_target(project, args.target)
+    project, _config, target = on_target(ctx)
     item = tracked_file(ctx, project, args.file, target)
     store = ctx.writable_store()
     with history_change(ctx, project, target, f"forget the attempt to apply {item.file}"):

@@ -118,14 +118,19 @@ def history_change(ctx: Context, project: Project, target: str, what: str) -> It
         lock.release()
 
 
+def on_target(ctx: Context) -> tuple[Project, DeployConfig, str]:
+    """The PROJECT argument's project, its config (loaded) and its ``--target`` (required)."""
+    project = ctx.project(ctx.args.project)
+    config = project.require_config()
+    return project, config, ctx.require_target(project, ctx.args.target)
+
+
 def run_tracked(ctx: Context, nothing: str, **mode: Any) -> int:
     """A pytest run of the project's tracked groups on ``--target`` in ``mode`` (apply,
     rollback or check: DeployOptions fields); UsageProblem ending with ``nothing`` when no
     group is tracked."""
     args = ctx.args
-    project = ctx.project(args.project)
-    config = project.require_config()
-    target = ctx.require_target(project, args.target)
+    project, config, target = on_target(ctx)
     groups = tracked_groups(config, target)
     if not groups:
         raise UsageProblem(
