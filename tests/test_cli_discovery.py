@@ -111,3 +111,38 @@ def test_pytest_lists_its_configs_as_json(pytester: pytest.Pytester) -> None:
     assert by_project["app"]["targets"] == ["local"] and by_project["app"]["kind"] == "config"
     assert by_project["legacy"]["kind"] == "script"
     assert "the unit test ran" not in result.stdout.str()
+
+
+def test_a_folder_pytest_cannot_collect_is_one_paragraph(tmp_path: Path) -> None:
+    """pytest's own collection error (a broken conftest) is the CLI's error, in one
+    paragraph that names it, without a traceback; pytest's usage error (exit 4, as a root
+    conftest that does not import is) is a usage error here too (exit 2)."""
+    (tmp_path / "pytest.ini").write_text("[pytest]\n")
+    (tmp_path / "conftest.py").write_text("import no_such_module_here\n")
+    (tmp_path / "shop").mkdir()
+    (tmp_path / "shop" / "deploy.yaml").write_text(config("shop"))
+    done = run_cli(tmp_path, "config", "show", "shop")
+    assert done.returncode == 2, done.stdout
+    assert "no_such_module_here" in done.stderr and "pytest --collect-only" in done.stderr
+    assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1
+    (tmp_path / "conftest.py").write_text("")
+    (tmp_path / "shop" / "conftest.py").write_text("def broken(:\n")
+    done = run_cli(tmp_path, "config", "show", "shop")
+    assert done.returncode == 1, done.stdout
+    assert "SyntaxError" in done.stderr and "shop/conftest.py" in done.stderr
+    assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1
+
+
+def test_store_commands_with_a_store_url_need_no_collection(tmp_path: Path) -> None:
+    """A command that only reads the store (``project show``), given a store that needs no
+    home folder (an absolute SQLite path), works where pytest could not collect."""
+    store = tmp_path / "elsewhere" / "state.db"
+    store.parent.mkdir()
+    (tmp_path / "shop").mkdir()
+    (tmp_path / "shop" / "deploy.yaml").write_text(config("shop"))
+    url = f"sqlite:///{store}"
+    done = run_cli(tmp_path / "shop", "target", "add", "shop", "staging", "--deploy-store", url)
+    assert done.returncode == 0, done.stderr
+    (tmp_path / "conftest.py").write_text("import no_such_module_here\n")
+    done = run_cli(tmp_path, "project", "show", "shop", "--deploy-store", url)
+    assert done.returncode == 0 and "project     shop" in done.stdout, done.stderr

@@ -166,8 +166,9 @@ class Context:
         if self._store is None and (create or not self._probed):
             self._probed = True
             url = self.store_url
-            # a PostgreSQL store has no home folder: no need to ask pytest for one
-            home = self.cwd if is_postgres_url(url) else self.store_home
+            # a PostgreSQL store or an absolute SQLite path needs no home: pytest is not asked
+            fixed = is_postgres_url(url) or str(url).startswith("sqlite:////")
+            home = self.cwd if fixed else self.store_home
             self.store_read = True
             # a mistyped PostgreSQL database is an error here, not "nothing stored yet"
             self._store = open_store(url, home, create=create, missing_database_ok=False)

@@ -101,10 +101,12 @@ def list_configs(cwd: Path, paths: Sequence[Path] = (), rootdir: Path | None = N
 
 
 def _failure(cwd: Path, done: subprocess.CompletedProcess[str]) -> CliError:
-    """pytest's own error lines (``ERROR ...``, ``E ...``), else its last lines."""
+    """pytest's own words: its exception lines (``E ...``), else its ``ERROR`` lines, else
+    its last lines."""
     lines = [line.strip() for line in (done.stdout + "\n" + done.stderr).splitlines()]
-    lines = [line for line in lines if line and not line.startswith(("=", "_"))]
-    told = [line for line in lines if line.startswith(("ERROR", "E "))] or lines[-3:]
+    lines = [line for line in lines if line.strip("=_-^ ")]
+    told = [line[2:].strip() for line in lines if line.startswith("E ") and line[2:].strip("^ ")]
+    told = told or [line for line in lines if line.startswith("ERROR")] or lines[-3:]
     message = (
         f"pytest could not collect the configs in {cwd} (exit status {done.returncode}): "
         f"{' '.join(told[:8]) or 'no output'}. Run `pytest --collect-only` there for its "
