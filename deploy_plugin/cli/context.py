@@ -6,7 +6,8 @@
   that only the store knows. ``--rootdir`` is handed to pytest.
 * store URL: ``--deploy-store``, ``DEPLOY_STORE_URL``, ini ``deploy_store`` (pytest's ini),
   else the default SQLite file in the projects' store home; a store named by option or
-  environment needs no pytest run to find, nor does a PostgreSQL store need a home.
+  environment needs no pytest run to find, nor does a PostgreSQL store or an absolute
+  SQLite path need a home.
 """
 
 from __future__ import annotations
