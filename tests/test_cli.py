@@ -24,7 +24,6 @@ import pytest
 
 from deploy_plugin.cli import build_parser, main
 from deploy_plugin.cli.context import Context
-from deploy_plugin.cli.rootdir import find_rootdir
 from deploy_plugin.config import load_config
 from deploy_plugin.store import open_store
 from tests.httpserver import closed_port
@@ -140,6 +139,22 @@ def test_usage_errors_exit_2(cli: Run, work: Path) -> None:
 # -- rootdir and store URL -----------------------------------------------------------------
 
 
+def pytest_rootdir(folder: Path) -> Path:
+    """The rootdir ``pytest`` reports in ``folder`` (its header line)."""
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "--collect-only", "-p", "no:cacheprovider"],
+        cwd=folder, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    line = next(x for x in done.stdout.splitlines() if x.startswith("rootdir: "))
+    return Path(line.removeprefix("rootdir: ").split(",")[0])
+
+
+def where(folder: Path, **given: str | None) -> Context:
+    args = argparse.Namespace(deploy_store=None, rootdir=None, config=None)
+    vars(args).update(given)
+    return Context(args, folder)
+
+
 @pytest.mark.parametrize(
     ("name", "text", "found"),
     [
@@ -149,33 +164,34 @@ def test_usage_errors_exit_2(cli: Run, work: Path) -> None:
         ("tox.ini", "[tox]\nenvlist = py3\n", False),
         ("setup.cfg", "[tool:pytest]\ndeploy_store = sqlite:///x.db\n", True),
         ("setup.cfg", "[metadata]\nname = x\n", False),
+        ("setup.py", "", False),
     ],
 )
-def test_rootdir_is_found_like_pytest(tmp_path: Path, name: str, text: str, found: bool) -> None:
+def test_rootdir_is_pytests(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str, text: str, found: bool
+) -> None:
+    """The CLI's rootdir is the one pytest finds (it asks pytest), and the ini's
+    deploy_store is read from pytest's ini file."""
+    monkeypatch.delenv("DEPLOY_STORE_URL", raising=False)
     (tmp_path / name).write_text(text)
     below = tmp_path / "a" / "b"
     below.mkdir(parents=True)
-    rootdir, inifile, options = find_rootdir(below)
-    if found:
-        assert (rootdir, inifile) == (tmp_path, tmp_path / name)
-        assert options.get("deploy_store", "sqlite:///x.db") == "sqlite:///x.db"
-    else:
-        assert rootdir == below and inifile is None
+    ctx = where(below)
+    assert ctx.rootdir == pytest_rootdir(below)
+    assert ctx.store_url == ("sqlite:///x.db" if found and text else None)
 
 
 def test_store_url_precedence(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     (tmp_path / "tox.ini").write_text("[pytest]\ndeploy_store = sqlite:///from-ini.db\n")
     monkeypatch.delenv("DEPLOY_STORE_URL", raising=False)
-    args = argparse.Namespace(deploy_store=None, rootdir=None)
-    assert Context(args, tmp_path).store_url == "sqlite:///from-ini.db"
+    assert where(tmp_path).store_url == "sqlite:///from-ini.db"
     monkeypatch.setenv("DEPLOY_STORE_URL", "sqlite:///from-env.db")
-    assert Context(args, tmp_path).store_url == "sqlite:///from-env.db"
-    args.deploy_store = "sqlite:///from-option.db"
-    assert Context(args, tmp_path).store_url == "sqlite:///from-option.db"
+    assert where(tmp_path).store_url == "sqlite:///from-env.db"
+    option = "sqlite:///from-option.db"
+    assert where(tmp_path, deploy_store=option).store_url == option
     other = tmp_path / "elsewhere"
     other.mkdir()
-    args.rootdir = str(other)
-    assert Context(args, tmp_path).rootdir == other
+    assert where(tmp_path, rootdir=str(other)).rootdir == other
 
 
 def test_ini_store_is_used(cli: Run, work: Path) -> None:
@@ -784,12 +800,6 @@ def test_a_removed_target_keeps_reachable_env_vars(cli: Run, work: Path) -> None
     code, out, _ = cli("env", "list", "shop", "-t", "old")
     assert code == 0 and "KEY" in out
     assert cli("env", "delete", "shop", "KEY", "-t", "old")[0] == 0
-
-
-def test_rootdir_falls_back_to_setup_py(tmp_path: Path) -> None:
-    (tmp_path / "setup.py").write_text("")
-    (tmp_path / "sub").mkdir()
-    assert find_rootdir(tmp_path / "sub")[0] == tmp_path
 
 
 def test_configs_under_build_are_not_projects(cli: Run, work: Path) -> None:

@@ -16,6 +16,7 @@ from deploy_plugin.config import ConfigError
 from deploy_plugin.store import StoreError
 
 from . import configs, deploy, env, history, init, migrations, projects, targets
+from .args import Commands
 from .context import Context
 from .output import FAILED, USAGE, CliError, UsageProblem, note
 
@@ -48,9 +49,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--version", action="version", version=f"pytest-deploy {_version()}",
         help="print pytest-deploy's version and exit",
     )  # fmt: skip
-    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    commands = Commands(parser.add_subparsers(dest="command", metavar="COMMAND", required=True))
     for module in (init, configs, targets, env, migrations, deploy, history, projects):
-        module.register(subparsers)
+        module.register(commands)
     return parser
 
 

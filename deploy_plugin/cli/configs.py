@@ -10,46 +10,22 @@ from typing import Any
 
 from deploy_plugin.config import ConfigError, DeployConfig, load_config
 
-from .args import add_command, add_family, common_options
-from .context import ConfigEntry, Context
+from .args import Commands
+from .context import Context
+from .discovery import ConfigEntry
 from .output import CliError, UsageProblem, emit_json, note, print_table, say
 
 
-def register(subparsers: Any) -> None:
-    family = add_family(
-        subparsers,
-        "config",
-        help="show, validate or edit a project's deployment config",
-        example="pytest-deploy config validate woofs",
-    )
-    show = add_command(
-        family,
-        "show",
-        help="show a project's config: groups, targets, health check (--raw: the file)",
-        example="pytest-deploy config show woofs\npytest-deploy config show woofs --raw",
-        handler=run_show,
-        parents=[common_options()],
-    )
-    show.add_argument("project", metavar="PROJECT")
+def register(commands: Commands) -> None:
+    """Show, validate or edit a project's deployment config.
+
+    pytest-deploy config validate woofs
+    """
+    family = commands.family("config", register.__doc__)
+    show = family.add(run_show, "project")
     show.add_argument("--raw", action="store_true", help="print the file as written")
-    validate = add_command(
-        family,
-        "validate",
-        help="validate one project's config, or every config under the current folder",
-        example="pytest-deploy config validate woofs\npytest-deploy config validate",
-        handler=run_validate,
-        parents=[common_options()],
-    )
-    validate.add_argument("project", metavar="PROJECT", nargs="?")
-    edit = add_command(
-        family,
-        "edit",
-        help="open a project's config in $VISUAL / $EDITOR, then validate it again",
-        example="EDITOR=nano pytest-deploy config edit woofs",
-        handler=run_edit,
-        parents=[common_options()],
-    )
-    edit.add_argument("project", metavar="PROJECT")
+    family.add(run_validate, "project?")
+    family.add(run_edit, "project")
 
 
 def summary(config: DeployConfig, shown: str) -> dict[str, Any]:
@@ -95,6 +71,11 @@ def summary(config: DeployConfig, shown: str) -> dict[str, Any]:
 
 
 def run_show(ctx: Context) -> int:
+    """Show a project's config: groups, targets, health check (--raw: the file).
+
+    pytest-deploy config show woofs
+    pytest-deploy config show woofs --raw
+    """
     project = ctx.project(ctx.args.project)
     config = project.require_config()
     shown = ctx.shown(config.path)
@@ -142,6 +123,11 @@ def _problems(err: ConfigError) -> list[str]:
 
 
 def run_validate(ctx: Context) -> int:
+    """Validate one project's config, or every config pytest collects here.
+
+    pytest-deploy config validate woofs
+    pytest-deploy config validate
+    """
     if ctx.args.project:
         entries: list[ConfigEntry] = []
         project = ctx.project(ctx.args.project)
@@ -151,8 +137,8 @@ def run_validate(ctx: Context) -> int:
         entries = ctx.entries()
         if not entries:
             raise UsageProblem(
-                f"No config file under {ctx.cwd} (deploy.yaml|yml|json with a top-level "
-                f"`groups` key, or *.deploy.yaml|yml|json). Create one with "
+                f"No config file pytest collects in {ctx.cwd} (deploy.yaml|yml|json with a "
+                f"top-level `groups` key, or *.deploy.yaml|yml|json). Create one with "
                 f"`pytest-deploy init PATH`."
             )
     results: list[dict[str, Any]] = []
@@ -191,9 +177,14 @@ def editor_command() -> list[str]:
 
 
 def run_edit(ctx: Context) -> int:
-    """Edit a copy beside the config, as visudo does: the config is replaced only by a copy
+    """Open a project's config in $VISUAL / $EDITOR, then validate it again.
+
+    Edit a copy beside the config, as visudo does: the config is replaced only by a copy
     that validates; an invalid edit is offered again at a terminal, else the config stays
-    as it was and the edited copy is kept (named) so nothing typed is lost."""
+    as it was and the edited copy is kept (named) so nothing typed is lost.
+
+    EDITOR=nano pytest-deploy config edit woofs
+    """
     project = ctx.project(ctx.args.project)
     if project.entry is None:
         project.require_config()  # raises: store-only projects have no file to edit

@@ -1,60 +1,36 @@
 """Where a CLI command works: rootdir, store and projects.
 
-* rootdir: ``--rootdir``, else found like pytest finds it (``rootdir.py``): upward from the
-  ``--config`` file's folder when one is given (as ``pytest PATH`` does), else from the
-  current folder.
-* store URL: ``--deploy-store``, ``DEPLOY_STORE_URL``, ini ``deploy_store``, else the default
-  SQLite file under the rootdir.
-* projects: config files found under the current directory as pytest collects them (or
-  ``--config PATH``), by project name; store-only commands also accept projects that only
-  the store knows.
+* projects and rootdir: what pytest collects here (:mod:`.discovery`, pytest run as a
+  process): the configs under the current folder, or the ``--config`` file (as
+  ``pytest PATH`` collects it), by project name; store-only commands also accept projects
+  that only the store knows. ``--rootdir`` is handed to pytest.
+* store URL: ``--deploy-store``, ``DEPLOY_STORE_URL``, ini ``deploy_store`` (pytest's ini),
+  else the default SQLite file in the projects' store home; a store named by option or
+  environment needs no pytest run to find, nor does a PostgreSQL store or an absolute
+  SQLite path need a home.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from deploy_plugin.config import (
-    ENV_NAME_RE,
-    NAME_RE,
-    ConfigError,
-    DeployConfig,
-    is_config_file,
-    load_config,
-)
-from deploy_plugin.config.fallback import SCRIPT_NAME, is_fallback_script, script_config
+from deploy_plugin.config import DeployConfig
 from deploy_plugin.store import (
     Store,
     default_store_path,
     describe_url,
+    is_postgres_url,
     open_store,
     store_home,
     store_url,
 )
 
+from .args import check_target_name
+from .discovery import ConfigEntry, Listing, list_configs
 from .output import CliError, UsageProblem, warn
-from .rootdir import find_rootdir
-
-# pytest's default norecursedirs (hidden folders are skipped separately) and a few more
-SKIPPED_DIRS = frozenset(
-    {"node_modules", "__pycache__", "venv", "build", "dist", "CVS", "_darcs", "{arch}"}
-)
-
-
-@dataclass
-class ConfigEntry:
-    """A config file found under the current directory (loaded, or why it is not)."""
-
-    path: Path
-    project: str
-    config: DeployConfig | None
-    error: ConfigError | None
 
 
 @dataclass
@@ -85,111 +61,69 @@ class Project:
         return [g.name for g in config.groups] if config else []
 
 
-def guess_project(path: Path) -> str:
-    """The project name of a config that does not load: its ``project`` key if readable,
-    else the name of its root folder (DESIGN §1)."""
-    data: Any = None
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-        if path.suffix == ".json":
-            data = json.loads(text)
-        else:
-            import yaml
-
-            data = yaml.safe_load(text)
-    except Exception:  # noqa: BLE001 - a broken file: fall back to its folder's name
-        data = None
-    if isinstance(data, dict):
-        if isinstance(data.get("project"), str) and data["project"]:
-            return str(data["project"])
-        if isinstance(data.get("root"), str):
-            return (path.parent / str(data["root"])).resolve().name
-    return path.parent.resolve().name
-
-
-def find_config_files(top: Path, rootdir: Path | None = None) -> list[Path]:
-    """Config files under ``top`` as pytest would collect them, sorted by path (with the
-    ``deploy.sh`` of each folder that has no config, up to ``rootdir`` as pytest looks:
-    its fallback)."""
-    found = []
-    for dirpath, dirnames, filenames in os.walk(top):
-        dirnames[:] = sorted(
-            d
-            for d in dirnames
-            if not d.startswith(".") and d not in SKIPPED_DIRS and not d.endswith(".egg")
-        )
-        for name in filenames:
-            if name.endswith((".yaml", ".yml", ".json")) and "deploy." in name:
-                path = Path(dirpath, name)
-                if is_config_file(path):
-                    found.append(path)
-            elif name == SCRIPT_NAME and is_fallback_script(Path(dirpath, name), rootdir or top):
-                found.append(Path(dirpath, name))  # a folder's deploy.sh stands for a config
-    return sorted(found)
-
-
-def load_entry(path: Path) -> ConfigEntry:
-    """Load one config file; a broken one keeps its error and a guessed project name."""
-    if path.name == SCRIPT_NAME:
-        config = script_config(path)
-        return ConfigEntry(path, config.project, config, None)
-    from deploy_plugin.migrate.downs import tracked_files_problem
-    from deploy_plugin.plan import match_group
-
-    try:
-        config = load_config(path)
-    except ConfigError as err:
-        return ConfigEntry(path, guess_project(path), None, err)
-    # needs the files on disk, so it is not in load_config; pytest reports it the same way
-    matched = {g.name: match_group(config, g).files for g in config.groups if g.track_migrations}
-    problem = tracked_files_problem(config, str(path), lambda g: matched[g.name])
-    if problem is not None:
-        return ConfigEntry(path, config.project, None, problem)
-    return ConfigEntry(path, config.project, config, None)
-
-
 class Context:
     """The resolved environment of one CLI invocation; close it when done."""
 
     def __init__(self, args: argparse.Namespace, cwd: Path | None = None) -> None:
         self.args = args
         self.cwd = Path(cwd or os.getcwd()).absolute()
-        self._root: tuple[Path, Path | None, dict[str, Any]] | None = None
-        self._entries: list[ConfigEntry] | None = None
+        self._listing: Listing | None = None
         self._home: Path | None = None
         self._store: Store | None = None
         self._probed = False
         self.store_read = False  # a store was looked for: the command names it at the end
 
-    # -- rootdir, ini, store --------------------------------------------------------------
+    # -- what pytest collects -------------------------------------------------------------
 
-    def _find_root(self) -> tuple[Path, Path | None, dict[str, Any]]:
-        if self._root is None:
-            config = getattr(self.args, "config", None)
-            start = (self.cwd / config).absolute().parent if config else self.cwd
-            found = find_rootdir(start if start.is_dir() else self.cwd)
-            given = getattr(self.args, "rootdir", None)
-            if given:
-                rootdir = (self.cwd / os.path.expandvars(given)).absolute()
-                if not rootdir.is_dir():
-                    raise UsageProblem(
-                        f"--rootdir {given}: no such folder ({rootdir}). Pass an existing "
-                        f"folder, or leave --rootdir out to find it like pytest does."
-                    )
-                found = (rootdir, found[1], found[2])
-            self._root = found
-        return self._root
+    def _given(self, option: str, folder: bool) -> Path | None:
+        """``--rootdir`` / ``--config`` as an absolute path; UsageProblem if it is missing."""
+        given = getattr(self.args, option, None)
+        if not given:
+            return None
+        path: Path = (self.cwd / (os.path.expandvars(given) if folder else given)).absolute()
+        if folder and not path.is_dir():
+            raise UsageProblem(
+                f"--rootdir {given}: no such folder ({path}). Pass an existing folder, or leave"
+                " --rootdir out for pytest's."
+            )
+        if not folder and not path.is_file():
+            raise UsageProblem(
+                f"--config {given}: no such file ({path}). Pass the path of a deployment"
+                " config (deploy.yaml, *.deploy.json...)."
+            )
+        return path
+
+    def listing(self) -> Listing:
+        """What pytest collects here (or the ``--config`` file), asked once."""
+        if self._listing is None:
+            config = self._given("config", folder=False)
+            rootdir = self._given("rootdir", folder=True)
+            listing = list_configs(self.cwd, [config] if config else [], rootdir)
+            if config is not None and not listing.entries:
+                raise UsageProblem(
+                    f"--config {self.args.config}: pytest does not collect {config} as a"
+                    " deployment config (deploy.yaml|yml|json with a top-level `groups` key,"
+                    " or *.deploy.yaml|yml|json). Pass the project's config file."
+                )
+            self._listing = listing
+        return self._listing
+
+    def entries(self) -> list[ConfigEntry]:
+        """The config files pytest collects here (or ``--config``), by project name."""
+        return self.listing().entries
 
     @property
     def rootdir(self) -> Path:
         """pytest's rootdir for this invocation."""
-        return self._find_root()[0]
+        return self.listing().rootdir
+
+    # -- the store ------------------------------------------------------------------------
 
     @property
     def store_url(self) -> str | None:
-        """The store URL (None: the default SQLite file under the rootdir)."""
-        ini = self._find_root()[2].get("deploy_store")
-        return store_url(getattr(self.args, "deploy_store", None), str(ini) if ini else None)
+        """The store URL (None: the default SQLite file in the store home)."""
+        option = getattr(self.args, "deploy_store", None)
+        return store_url(option, None) or store_url(option, self.listing().ini_store)
 
     def store_url_for_pytest(self) -> str:
         """The store URL spelled out for a pytest run underneath (the default as a path)."""
@@ -210,10 +144,7 @@ class Context:
         as for pytest), else the rootdir: the named project's config when there is one,
         else every config found here, which must agree (UsageProblem otherwise)."""
         if self._home is None:
-            try:
-                entries = self.entries()
-            except UsageProblem:
-                entries = []
+            entries = self.entries()
             named = getattr(self.args, "project", None)
             mine = [e for e in entries if e.project == named] or entries
             homes = {store_home(e.path, self.rootdir) for e in mine}
@@ -235,10 +166,13 @@ class Context:
         """
         if self._store is None and (create or not self._probed):
             self._probed = True
-            url, rootdir = self.store_url, self.store_home
+            url = self.store_url
+            # a PostgreSQL store or an absolute SQLite path needs no home: pytest is not asked
+            fixed = is_postgres_url(url) or str(url).startswith("sqlite:////")
+            home = self.cwd if fixed else self.store_home
             self.store_read = True
             # a mistyped PostgreSQL database is an error here, not "nothing stored yet"
-            self._store = open_store(url, rootdir, create=create, missing_database_ok=False)
+            self._store = open_store(url, home, create=create, missing_database_ok=False)
         return self._store
 
     def writable_store(self) -> Store:
@@ -254,22 +188,6 @@ class Context:
         self._probed = False
 
     # -- projects -------------------------------------------------------------------------
-
-    def entries(self) -> list[ConfigEntry]:
-        """Config files under the current directory (or ``--config``), loaded."""
-        if self._entries is None:
-            given = getattr(self.args, "config", None)
-            if given:
-                path = (self.cwd / given).absolute()
-                if not path.is_file():
-                    raise UsageProblem(
-                        f"--config {given}: no such file ({path}). Pass the path of a "
-                        f"deployment config (deploy.yaml, *.deploy.json...)."
-                    )
-                self._entries = [load_entry(path)]
-            else:
-                self._entries = [load_entry(p) for p in find_config_files(self.cwd, self.rootdir)]
-        return self._entries
 
     def shown(self, path: Path) -> str:
         """A path as the user should read it: relative to the current directory if under it."""
@@ -310,7 +228,7 @@ class Context:
             raise UsageProblem(
                 f"--config {self.shown(entries[0].path)} is the config of project "
                 f"{entries[0].project!r}, not {name!r}. Name its project, or leave --config "
-                f"out to search the current directory."
+                f"out for the configs pytest collects here."
             )
         stored: list[str] = []
         if store_only_ok:
@@ -321,7 +239,8 @@ class Context:
         known = [f"{e.project} ({self.shown(e.path)})" for e in entries]
         if store_only_ok:
             known += [f"{p} (store only)" for p in stored if p not in {e.project for e in entries}]
-        where = f"under {self.cwd}" if not getattr(self.args, "config", None) else "in --config"
+        given = getattr(self.args, "config", None)
+        where = "in --config" if given else f"pytest collects in {self.cwd}"
         raise UsageProblem(
             f"Unknown project {name!r}: no config file {where} names it"
             + (" and the store does not know it" if store_only_ok else "")
@@ -378,36 +297,3 @@ class Context:
                 f"`pytest-deploy target add {project.name} {name}`."
             )
         return name
-
-
-def check_target_name(name: str) -> None:
-    """UsageProblem unless ``name`` is a valid target name (letters, digits, _ and -)."""
-    if not NAME_RE.match(name):
-        raise UsageProblem(
-            f"Invalid target name {name!r}: a target name may hold only letters, digits, '_' "
-            f"and '-' (no spaces), because it becomes a level of every node id "
-            f"(deploy.yaml::<target>::...). Example: production, staging-eu."
-        )
-
-
-def check_var_name(name: str) -> None:
-    """UsageProblem unless ``name`` is a valid shell variable name."""
-    if not ENV_NAME_RE.match(name):
-        raise UsageProblem(
-            f"Invalid env var name {name!r}: it must be a shell identifier (letters, digits "
-            f"and '_', not starting with a digit), so that commands can read it as $NAME. "
-            f"Example: DATABASE_URL."
-        )
-
-
-def confirm(question: str, *, yes: bool) -> bool:
-    """``--yes``, else ask at a terminal; without one, UsageProblem asking for ``--yes``."""
-    if yes:
-        return True
-    if not sys.stdin or not sys.stdin.isatty():
-        raise UsageProblem(f"{question} No terminal to ask at: pass --yes to confirm.")
-    try:
-        answer = input(f"{question} [y/N] ")
-    except EOFError:
-        answer = ""
-    return answer.strip().lower() in ("y", "yes")

@@ -8,34 +8,23 @@ from typing import Any
 
 from deploy_plugin.plugin.options import DeployOptions
 
-from .args import add_command, add_family, add_target_option, common_options
+from .args import TARGET_REQUIRED, YES_PROTECTED, Commands
 from .context import Context, Project
 from .output import UsageProblem, emit_json, note, print_table, say, when
 from .runner import run_pytest
 
 
-def register(subparsers: Any) -> None:
-    family = add_family(
-        subparsers,
-        "deploy",
-        help="run a deployment (pytest underneath) or show the latest ones",
-        example="pytest-deploy deploy run woofs --target production --dry-run",
-    )
-    run = add_command(
-        family,
-        "run",
-        help="deploy a project to a target: `pytest <config> --deploy-target=T ...` "
-        "(pytest options may follow --)",
-        example="pytest-deploy deploy run woofs --target production --dry-run\n"
-        "pytest-deploy deploy run woofs --target production --group database_migrations "
-        "--no-health-check --json\n"
-        "pytest-deploy deploy run woofs --target staging -- -x --junitxml=deploy.xml",
-        handler=run_deploy,
-        parents=[common_options()],
-    )
-    run.add_argument("project", metavar="PROJECT")
-    add_target_option(run, help="the target (required)")
-    run.add_argument("--dry-run", action="store_true", help="show the plan, change nothing")
+def register(commands: Commands) -> None:
+    """Run a deployment (pytest underneath) or show the latest ones.
+
+    pytest-deploy deploy run woofs --target production --dry-run
+    """
+    family = commands.family("deploy", register.__doc__)
+    run = family.add(
+        run_deploy, "project", name="run", target=TARGET_REQUIRED, dry_run=True, yes=YES_PROTECTED,
+        deploy_env="an env var for this run (a secret: masked, but visible to other users of"
+        " the machine in the process list: prefer --deploy-env-file)",
+    )  # fmt: skip
     run.add_argument("--group", action="append", default=[], metavar="NAME", help="only this group")
     run.add_argument(
         "--skip-group", action="append", default=[], metavar="NAME", help="leave this group out"
@@ -46,12 +35,6 @@ def register(subparsers: Any) -> None:
     run.add_argument("--health-url", metavar="URL", help="poll this URL instead of the config's")
     run.add_argument("--skip-validation", action="store_true",
                      help="do not check required env vars")  # fmt: skip
-    run.add_argument("--yes", "-y", action="store_true", help="confirm a protected target")
-    run.add_argument(
-        "--deploy-env", action="append", default=[], metavar="KEY=VALUE",
-        help="an env var for this run (a secret: masked, but visible to other users of the"
-        " machine in the process list: prefer --deploy-env-file)",
-    )  # fmt: skip
     run.add_argument(
         "--deploy-env-file", action="append", default=[], metavar="FILE",
         help="env vars for this run from a dotenv file (secrets: masked, never in argv)",
@@ -69,17 +52,7 @@ def register(subparsers: Any) -> None:
         help="apply a saved plan: exactly its steps, once; refused if anything changed",
     )  # fmt: skip
     run.set_defaults(pytest_args=[], takes_pytest_args=True)  # after --, see cli.main
-    status = add_command(
-        family,
-        "status",
-        help="the latest deployment of each target (or of one) and who holds its lock",
-        example="pytest-deploy deploy status woofs\n"
-        "pytest-deploy deploy status woofs -t production",
-        handler=run_status,
-        parents=[common_options()],
-    )
-    status.add_argument("project", metavar="PROJECT")
-    add_target_option(status, help="only this target")
+    family.add(run_status, "project", target="only this target")
 
 
 def _check_groups(project: Project, names: list[str], flag: str) -> None:
@@ -106,6 +79,14 @@ def _check_files(args: Any) -> None:
 
 
 def run_deploy(ctx: Context) -> int:
+    r"""Deploy a project to a target: `pytest <config> --deploy-target=T ...` (pytest options
+    may follow --).
+
+    pytest-deploy deploy run woofs --target production --dry-run
+    pytest-deploy deploy run woofs --target production --group database_migrations \
+        --no-health-check --json
+    pytest-deploy deploy run woofs --target staging -- -x --junitxml=deploy.xml
+    """
     args = ctx.args
     project = ctx.project(args.project)
     config = project.require_config()
@@ -144,6 +125,11 @@ def deployment_json(record: Any) -> dict[str, Any]:
 
 
 def run_status(ctx: Context) -> int:
+    """The latest deployment of each target (or of one) and who holds its lock.
+
+    pytest-deploy deploy status woofs
+    pytest-deploy deploy status woofs -t production
+    """
     project = ctx.project(ctx.args.project, store_only_ok=True)
     if ctx.args.target:
         targets = [ctx.require_target(project, ctx.args.target, in_use=True)]

@@ -12,64 +12,26 @@ from typing import Any
 
 from deploy_plugin.engine.shell import MAX_ARG_CHARS
 from deploy_plugin.secrets import MIN_SECRET_LENGTH
+from deploy_plugin.store import Store
 
-from .args import add_command, add_family, add_target_option, common_options
-from .context import Context, Project, check_var_name
+from .args import Commands, check_var_name
+from .context import Context, Project
 from .output import UsageProblem, emit_json, print_table, say, warn, when
 
 TARGET_HELP = "the target the variable belongs to (required)"
 
 
-def register(subparsers: Any) -> None:
-    family = add_family(
-        subparsers,
-        "env",
-        help="manage a project's env vars per target (values are secrets)",
-        example='printf %s "$URL" | pytest-deploy env set woofs DATABASE_URL - -t production',
-    )
-    set_ = add_command(
-        family,
-        "set",
-        help="set a variable (VALUE '-' or left out: read it from stdin, out of shell history)",
-        example="pytest-deploy env set woofs DATABASE_URL - --target production < url.txt\n"
-        "pytest-deploy env set woofs NODE_ENV production --target production",
-        handler=run_set,
-        parents=[common_options()],
-    )
-    set_.add_argument("project", metavar="PROJECT")
-    set_.add_argument("name", metavar="NAME")
+def register(commands: Commands) -> None:
+    """Manage a project's env vars per target (values are secrets).
+
+    printf %s "$URL" | pytest-deploy env set woofs DATABASE_URL - -t production
+    """
+    family = commands.family("env", register.__doc__)
+    set_ = family.add(run_set, "project var", target=TARGET_HELP)
     set_.add_argument("value", metavar="VALUE", nargs="?", help="the value, or '-' for stdin")
-    get = add_command(
-        family,
-        "get",
-        help="print one variable's value",
-        example="pytest-deploy env get woofs DATABASE_URL --target production",
-        handler=run_get,
-        parents=[common_options()],
-    )
-    get.add_argument("project", metavar="PROJECT")
-    get.add_argument("name", metavar="NAME")
-    listing = add_command(
-        family,
-        "list",
-        help="list variable names, their source and last update (never values)",
-        example="pytest-deploy env list woofs --target production",
-        handler=run_list,
-        parents=[common_options()],
-    )
-    listing.add_argument("project", metavar="PROJECT")
-    delete = add_command(
-        family,
-        "delete",
-        help="delete a stored variable",
-        example="pytest-deploy env delete woofs NODE_ENV --target production",
-        handler=run_delete,
-        parents=[common_options()],
-    )
-    delete.add_argument("project", metavar="PROJECT")
-    delete.add_argument("name", metavar="NAME")
-    for parser in (set_, get, listing, delete):
-        add_target_option(parser, help=TARGET_HELP)
+    family.add(run_get, "project var", target=TARGET_HELP)
+    family.add(run_list, "project", target=TARGET_HELP)
+    family.add(run_delete, "project var", target=TARGET_HELP)
 
 
 def _resolve(ctx: Context, *, in_use: bool = True) -> tuple[Project, str]:
@@ -77,6 +39,15 @@ def _resolve(ctx: Context, *, in_use: bool = True) -> tuple[Project, str]:
     project = ctx.project(ctx.args.project, store_only_ok=True)
     target = ctx.require_target(project, ctx.args.target, in_use=in_use)
     return project, target
+
+
+def _stored_var(ctx: Context) -> tuple[Project, str, Store | None, dict[str, str]]:
+    """get/delete: the NAME checked, its project and target, the store and the target's
+    stored values."""
+    check_var_name(ctx.args.name)
+    project, target = _resolve(ctx)
+    store = ctx.store()
+    return project, target, store, store.env_values(project.name, target) if store else {}
 
 
 def _read_value(args: Any) -> str:
@@ -117,6 +88,11 @@ def _weak_value_warning(ctx: Context, project: Project, value: str) -> str | Non
 
 
 def run_set(ctx: Context) -> int:
+    """Set a variable (VALUE '-' or left out: read it from stdin, out of shell history).
+
+    pytest-deploy env set woofs DATABASE_URL - --target production < url.txt
+    pytest-deploy env set woofs NODE_ENV production --target production
+    """
     args = ctx.args
     check_var_name(args.name)
     project, target = _resolve(ctx, in_use=False)
@@ -166,11 +142,12 @@ def _unknown_var(project: Project, target: str, name: str, known: list[str]) -> 
 
 
 def run_get(ctx: Context) -> int:
+    """Print one variable's value.
+
+    pytest-deploy env get woofs DATABASE_URL --target production
+    """
     args = ctx.args
-    check_var_name(args.name)
-    project, target = _resolve(ctx)
-    store = ctx.store()
-    stored = store.env_values(project.name, target) if store else {}
+    project, target, store, stored = _stored_var(ctx)
     declared = _declared_env(project, target)
     if args.name in stored:
         value, source = stored[args.name], "store"
@@ -213,6 +190,10 @@ def env_listing(ctx: Context, project: Project, target: str) -> list[dict[str, A
 
 
 def run_list(ctx: Context) -> int:
+    """List variable names, their source and last update (never values).
+
+    pytest-deploy env list woofs --target production
+    """
     project, target = _resolve(ctx)
     rows = env_listing(ctx, project, target)
     if ctx.args.json:
@@ -235,11 +216,12 @@ def run_list(ctx: Context) -> int:
 
 
 def run_delete(ctx: Context) -> int:
+    """Delete a stored variable.
+
+    pytest-deploy env delete woofs NODE_ENV --target production
+    """
     args = ctx.args
-    check_var_name(args.name)
-    project, target = _resolve(ctx)
-    store = ctx.store()
-    stored = store.env_values(project.name, target) if store else {}
+    project, target, store, stored = _stored_var(ctx)
     if args.name not in stored:
         declared = _declared_env(project, target)
         if args.name in declared:

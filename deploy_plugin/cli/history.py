@@ -3,27 +3,17 @@
 from __future__ import annotations
 
 from dataclasses import asdict
-from typing import Any
 
 from deploy_plugin.processes import alive_here
 
-from .args import add_command, add_target_option, common_options, positive_int
-from .context import Context, Project, confirm
+from .args import TARGET_REQUIRED, Commands, positive_int
+from .context import Context, Project
 from .deploy import deployment_json
-from .output import CliError, emit_json, print_table, say, when
+from .output import CliError, confirm, emit_json, print_table, say, when
 
 
-def register(subparsers: Any) -> None:
-    history = add_command(
-        subparsers,
-        "history",
-        help="deployment runs of a project, newest first",
-        example="pytest-deploy history woofs --target production --limit 10",
-        handler=run_history,
-        parents=[common_options()],
-    )
-    history.add_argument("project", metavar="PROJECT")
-    add_target_option(history, help="only this target")
+def register(commands: Commands) -> None:
+    history = commands.add(run_history, "project", target="only this target")
     history.add_argument(
         "--limit",
         type=positive_int,
@@ -39,22 +29,17 @@ def register(subparsers: Any) -> None:
     history.add_argument(
         "--steps", action="store_true", help="also list each run's steps (--json: always)"
     )
-    unlock = add_command(
-        subparsers,
-        "unlock",
-        help="remove the deployment lock a dead run left behind",
-        example="pytest-deploy unlock woofs --target production",
-        handler=run_unlock,
-        parents=[common_options()],
-    )
-    unlock.add_argument("project", metavar="PROJECT")
-    add_target_option(unlock, help="the target (required)")
-    unlock.add_argument(
-        "--yes", "-y", action="store_true", help="remove it even if its holder still runs here"
-    )
+    commands.add(
+        run_unlock, "project", target=TARGET_REQUIRED,
+        yes="remove it even if its holder still runs here",
+    )  # fmt: skip
 
 
 def run_history(ctx: Context) -> int:
+    """Deployment runs of a project, newest first.
+
+    pytest-deploy history woofs --target production --limit 10
+    """
     args = ctx.args
     project = ctx.project(args.project, store_only_ok=True)
     target = ctx.require_target(project, args.target, in_use=True) if args.target else None
@@ -127,6 +112,10 @@ def _write_html(ctx: Context, project: Project, target: str | None) -> int:
 
 
 def run_unlock(ctx: Context) -> int:
+    """Remove the deployment lock a dead run left behind.
+
+    pytest-deploy unlock woofs --target production
+    """
     args = ctx.args
     project = ctx.project(args.project, store_only_ok=True)
     target = ctx.require_target(project, args.target, in_use=True)

@@ -7,11 +7,10 @@ import json
 import shlex
 import uuid
 from pathlib import Path
-from typing import Any
 
 from deploy_plugin.config import ConfigError, is_config_file, load_config
 
-from .args import add_command, common_options
+from .args import Commands
 from .context import Context
 from .output import CliError, UsageProblem, emit_json, say
 
@@ -76,16 +75,8 @@ groups:
 """
 
 
-def register(subparsers: Any) -> None:
-    parser = add_command(
-        subparsers,
-        "init",
-        help="write a commented starter config (PATH/deploy.yaml, or the --config file)",
-        example="pytest-deploy init deployments/shop --project shop\n"
-        "pytest-deploy init deployments/legacy --from-deploy-sh",
-        handler=run_init,
-        parents=[common_options()],
-    )
+def register(commands: Commands) -> None:
+    parser = commands.add(run_init)
     parser.add_argument(
         "path", metavar="PATH", nargs="?",
         help="the project's folder (created if missing); or give --config FILE instead",
@@ -157,6 +148,11 @@ def _config_path(ctx: Context) -> Path:
 
 
 def run_init(ctx: Context) -> int:
+    """Write a commented starter config (PATH/deploy.yaml, or the --config file).
+
+    pytest-deploy init deployments/shop --project shop
+    pytest-deploy init deployments/legacy --from-deploy-sh
+    """
     args: argparse.Namespace = ctx.args
     path = _config_path(ctx)
     folder = path.parent

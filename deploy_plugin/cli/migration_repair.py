@@ -16,76 +16,58 @@ confirmation; bad input changes nothing.
 from __future__ import annotations
 
 import shlex
-from typing import Any
 
 from deploy_plugin.config import DeployConfig, Group
 from deploy_plugin.facts import who
 from deploy_plugin.store.base import MigrationRecord, Store, utcnow
 from deploy_plugin.targets import resolve, step_env
 
-from .args import add_target_option
+from .args import TARGET_REQUIRED, YES_PROTECTED, Commands
 from .context import Context, Project
-from .migrations import (
+from .output import CliError, UsageProblem, emit_json, say, warn, when
+from .tracked import (
     TrackedFile,
-    _applied,
-    _history_change,
-    _tracked_file,
     file_state,
+    history_change,
+    on_target,
+    recorded,
+    tracked_file,
     tracked_files,
 )
-from .output import CliError, UsageProblem, emit_json, say, warn, when
-
-_REASON_HELP = "why the edit is accepted (kept in the audit row; required)"
 
 
-def register(command: Any) -> None:
-    """Add the subcommands; ``command(name, help, example, handler)`` makes one."""
-    mark = command(
-        "mark-applied",
-        "record a migration as applied without running it (history, ledger, audit row)",
-        "pytest-deploy migration mark-applied woofs migrations/001_create_schema.sql -t production"
-        " \\\n    --reason 'restored from a dump that has it'",
-        run_mark_applied,
-    )
-    mark.add_argument("file", metavar="FILE", help="path relative to the config's root")
-    add_target_option(mark, help="the target (required)")
-    mark.add_argument("--reason", metavar="TEXT", help="kept in the audit row")
-    mark.add_argument("--yes", "-y", action="store_true", help="confirm a protected target")
-    accept = command(
-        "accept-checksum",
-        "accept an intended edit of an applied migration (its new checksum, with an audit row)",
-        "pytest-deploy migration accept-checksum woofs migrations/001_init.sql -t production \\\n"
-        "    --reason 'comment added; the schema is unchanged'",
-        run_accept_checksum,
-    )
-    accept.add_argument("file", metavar="FILE", help="path relative to the config's root")
-    add_target_option(accept, help="the target (required)")
-    accept.add_argument("--reason", metavar="TEXT", help=_REASON_HELP)
-    accept.add_argument("--yes", "-y", action="store_true", help="confirm a protected target")
-    baseline = command(
-        "baseline",
-        "record every tracked file up to FILE as applied without running it (an existing database)",
-        "pytest-deploy migration baseline woofs -t production --to migrations/003_users.sql",
-        run_baseline,
-    )
-    add_target_option(baseline, help="the target (required)")
+def register(family: Commands) -> None:
+    """Add ``mark-applied``, ``accept-checksum`` and ``baseline`` to the ``migration`` family."""
+    family.add(
+        run_mark_applied, "project file", target=TARGET_REQUIRED, yes=YES_PROTECTED,
+        reason="kept in the audit row",
+    )  # fmt: skip
+    family.add(
+        run_accept_checksum, "project file", target=TARGET_REQUIRED, yes=YES_PROTECTED,
+        reason="why the edit is accepted (kept in the audit row; required)",
+    )  # fmt: skip
+    baseline = family.add(
+        run_baseline, "project", target=TARGET_REQUIRED, yes=YES_PROTECTED,
+        reason="kept in each file's audit row",
+    )  # fmt: skip
     baseline.add_argument(
         "--to", metavar="FILE", help="the last file the database already has (required)"
     )
-    baseline.add_argument("--reason", metavar="TEXT", help="kept in each file's audit row")
-    baseline.add_argument("--yes", "-y", action="store_true", help="confirm a protected target")
 
 
 # -- mark-applied -------------------------------------------------------------------------
 
 
 def run_mark_applied(ctx: Context) -> int:
+    r"""Record a migration as applied without running it (history, ledger, audit row).
+
+    pytest-deploy migration mark-applied woofs migrations/001_create_schema.sql -t production \
+        --reason 'restored from a dump that has it'
+    """
     args = ctx.args
-    project = ctx.project(args.project)
-    config = project.require_config()
-    target = ctx.require_target(project, args.target)
-    item = _tracked_file(ctx, project, args.file, target)
-    record = _applied(ctx, project.name, target).get(item.file)
+    project, config, target = on_target(ctx)
+    item = tracked_file(ctx, project, args.file, target)
+    record = recorded(ctx, project.name, target).get(item.file)
     state = file_state(item, record)
     if state == "drifted":
         assert record is not None
@@ -108,7 +90,7 @@ def run_mark_applied(ctx: Context) -> int:
         file=item.file, checksum=item.checksum, applied_at=utcnow(), applied_by=who(),
         execution_time_ms=None, status="success", error_message=None,
     )  # fmt: skip
-    with _history_change(ctx, project, target, f"mark {item.file} as applied"):
+    with history_change(ctx, project, target, f"mark {item.file} as applied"):
         # the database first: if the store write then fails, the next deployment records
         # the history row from the ledger (the database decides)
         in_ledger = _mark_in_ledger(url, config, project.name, target, [item])
@@ -182,12 +164,15 @@ def _mark_in_ledger(
 
 
 def run_accept_checksum(ctx: Context) -> int:
+    r"""Accept an intended edit of an applied migration (its new checksum, with an audit row).
+
+    pytest-deploy migration accept-checksum woofs migrations/001_init.sql -t production \
+        --reason 'comment added; the schema is unchanged'
+    """
     args = ctx.args
-    project = ctx.project(args.project)
-    config = project.require_config()
-    target = ctx.require_target(project, args.target)
+    project, config, target = on_target(ctx)
     reason = " ".join((args.reason or "").split())
-    item = _tracked_file(ctx, project, args.file, target)
+    item = tracked_file(ctx, project, args.file, target)
     command = (
         f"pytest-deploy migration accept-checksum {shlex.quote(project.name)}"
         f" {shlex.quote(item.file)} --target {target}"
@@ -198,14 +183,14 @@ def run_accept_checksum(ctx: Context) -> int:
             " the audit row with who and when, shown by `migration show` and `migration"
             " history`). Nothing changed."
         )
-    record = _applied(ctx, project.name, target).get(item.file)
+    record = recorded(ctx, project.name, target).get(item.file)
     state = file_state(item, record)
     if state != "drifted" or record is None:
         raise UsageProblem(_not_drifted(project, target, item, state, record))
     group = config.group(item.group)
     ledger_url = _ledger_url(ctx, project, config, target, group) if group else None
     store = ctx.writable_store()
-    with _history_change(ctx, project, target, f"accept the edit of {item.file}"):
+    with history_change(ctx, project, target, f"accept the edit of {item.file}"):
         # the ledger first: if the store write then fails, the file still reads as drifted
         # and the same command completes it (the ledger's UPDATE is idempotent)
         ledger = _accept_in_ledger(ledger_url, config, project.name, target, item)
@@ -325,17 +310,20 @@ def _ledger_note(ledger: str) -> str:
 
 
 def run_baseline(ctx: Context) -> int:
+    """Record every tracked file up to FILE as applied without running it (an existing
+    database).
+
+    pytest-deploy migration baseline woofs -t production --to migrations/003_users.sql
+    """
     args = ctx.args
-    project = ctx.project(args.project)
-    config = project.require_config()
-    target = ctx.require_target(project, args.target)
+    project, config, target = on_target(ctx)
     if not args.to:
         raise UsageProblem(
             f"`pytest-deploy migration baseline {project.name} --target {target}` needs --to"
             " FILE: the last tracked migration the database already has; it and every file"
             " before it (in run order) are recorded as applied. Nothing changed."
         )
-    last = _tracked_file(ctx, project, args.to, target)
+    last = tracked_file(ctx, project, args.to, target)
     tracked = tracked_files(config, target)
     files = tracked[: [t.file for t in tracked].index(last.file) + 1]
     _refuse_recorded(ctx, ctx.store(), project.name, target, files)
@@ -344,7 +332,7 @@ def run_baseline(ctx: Context) -> int:
     now, by = utcnow(), who()
     records = [MigrationRecord(t.file, t.checksum, now, by, None, "success", None) for t in files]
     unset: list[str] = []
-    with _history_change(ctx, project, target, f"baseline {len(files)} file(s)"):
+    with history_change(ctx, project, target, f"baseline {len(files)} file(s)"):
         _refuse_recorded(ctx, store, project.name, target, files)  # again, under the lock
         for group in config.groups:  # the database first: it decides what is applied
             mine = [t for t in files if t.group == group.name]

@@ -10,90 +10,44 @@ gone). ``apply`` is a pytest run of the tracked groups.
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-from deploy_plugin.config import DeployConfig
-from deploy_plugin.facts import iso_utc, who
-from deploy_plugin.plan import (
-    AppliedMigration,
-    check_migrations,
-    file_checksum,
-    match_files,
-    migration_state,
-)
-from deploy_plugin.plugin.options import DeployOptions
+from deploy_plugin.facts import iso_utc
+from deploy_plugin.plan import AppliedMigration, check_migrations
 from deploy_plugin.store.base import MigrationRecord
-from deploy_plugin.targets import resolve
 
-from . import rollback
-from .args import add_command, add_family, add_target_option, common_options, positive_int
+from .args import DEPLOY_ENV_HELP, TARGET_REQUIRED, YES_PROTECTED, Commands, positive_int
 from .audit_view import audit_json, audit_rows, print_audit
-from .context import Context, Project, confirm
+from .context import Context
+from .migration_repair import register as register_repair
 from .output import UsageProblem, emit_json, note, print_table, say, warn, when
-from .runner import run_pytest
+from .rollback import register as register_rollback
+from .tracked import (
+    TrackedFile,
+    file_state,
+    history_change,
+    on_target,
+    recorded,
+    run_tracked,
+    tracked_file,
+    tracked_files,
+)
 
 
-@dataclass(frozen=True)
-class TrackedFile:
-    """A migration file of a tracked group: root-relative path, group, checksum."""
+def register(commands: Commands) -> None:
+    """Tracked migrations: list, show, status, apply, rollback, check-rollback, mark-applied,
+    accept-checksum, baseline, history.
 
-    file: str
-    group: str
-    checksum: str
-
-
-def register(subparsers: Any) -> None:
-    family = add_family(
-        subparsers,
-        "migration",
-        help="tracked migrations: list, show, status, apply, rollback, check-rollback,"
-        " mark-applied, accept-checksum, baseline, history",
-        example="pytest-deploy migration status woofs --target production",
-    )
-
-    def command(name: str, help: str, example: str, handler: Any) -> Any:
-        parser = add_command(
-            family, name, help=help, example=example, handler=handler,
-            parents=[common_options()],
-        )  # fmt: skip
-        parser.add_argument("project", metavar="PROJECT")
-        return parser
-
-    listing = command(
-        "list",
-        "list the tracked migration files (with --target: their state)",
-        "pytest-deploy migration list woofs",
-        run_list,
-    )
-    add_target_option(listing, help="also show each file's state on this target")
-    show = command(
-        "show",
-        "show one migration file: group, checksum, history row, content",
-        "pytest-deploy migration show woofs migrations/001_create_schema.sql -t production",
-        run_show,
-    )
-    show.add_argument("file", metavar="FILE", help="path relative to the config's root")
-    add_target_option(show, help="also show the file's history row on this target")
-    status = command(
-        "status",
-        "applied vs pending vs drifted files on a target (exit 1 when any drifted)",
-        "pytest-deploy migration status woofs --target production",
-        run_status,
-    )
-    add_target_option(status, help="the target (required)")
-    apply = command(
-        "apply",
-        "apply pending migrations (a pytest run of the tracked groups)",
-        "pytest-deploy migration apply woofs --target production --dry-run",
-        run_apply,
-    )
-    add_target_option(apply, help="the target (required)")
-    apply.add_argument("--dry-run", action="store_true", help="show the plan, change nothing")
-    apply.add_argument("--yes", "-y", action="store_true", help="confirm a protected target")
+    pytest-deploy migration status woofs --target production
+    """
+    family = commands.family("migration", register.__doc__)
+    family.add(run_list, "project", target="also show each file's state on this target")
+    family.add(run_show, "project file", target="also show the file's history row on this target")
+    family.add(run_status, "project", target=TARGET_REQUIRED)
+    apply = family.add(
+        run_apply, "project", target=TARGET_REQUIRED, dry_run=True, yes=YES_PROTECTED,
+        deploy_env=DEPLOY_ENV_HELP,
+    )  # fmt: skip
     apply.add_argument(
         "--health-check", action="store_true", help="also run the config's health check"
     )
@@ -102,59 +56,11 @@ def register(subparsers: Any) -> None:
         action="store_true",
         help="do not check required env vars (drift and the lock are still checked)",
     )
-    apply.add_argument(
-        "--deploy-env", action="append", default=[], metavar="KEY=VALUE",
-        help="an env var for this run (a secret: masked)",
-    )  # fmt: skip
-    rollback.register(command)
-    rollback.register_check(command)
-    forget = command(
-        "forget-intent",
-        "forget a shell-applied migration a dead run left in doubt (it did NOT apply)",
-        "pytest-deploy migration forget-intent woofs migrations/001_create_schema.sql -t prod",
-        run_forget_intent,
-    )
-    forget.add_argument("file", metavar="FILE", help="path relative to the config's root")
-    add_target_option(forget, help="the target (required)")
-    forget.add_argument("--yes", "-y", action="store_true", help="confirm a protected target")
-    from . import migration_repair
-
-    migration_repair.register(command)
-    history = command(
-        "history",
-        "the migration history of a target, newest first",
-        "pytest-deploy migration history woofs --target production --limit 20",
-        run_history,
-    )
-    add_target_option(history, help="the target (required)")
+    register_rollback(family)
+    family.add(run_forget_intent, "project file", target=TARGET_REQUIRED, yes=YES_PROTECTED)
+    register_repair(family)
+    history = family.add(run_history, "project", target=TARGET_REQUIRED)
     history.add_argument("--limit", type=positive_int, default=20, help="rows (default 20)")
-
-
-def tracked_files(config: DeployConfig, target: str | None) -> list[TrackedFile]:
-    """Files of the tracked groups (that run for ``target``), in run order."""
-    seen: dict[str, TrackedFile] = {}
-    for group in config.groups:
-        if not group.track_migrations or (target and not group.applies_to(target)):
-            continue
-        files, _unmatched = match_files(config.root, group.file_patterns)
-        for rel in files:
-            if rel not in seen:
-                seen[rel] = TrackedFile(rel, group.name, file_checksum(config.root / rel))
-    return list(seen.values())
-
-
-def tracked_groups(config: DeployConfig, target: str) -> list[str]:
-    return [g.name for g in config.groups if g.track_migrations and g.applies_to(target)]
-
-
-def file_state(tracked: TrackedFile, record: MigrationRecord | None) -> str:
-    """applied | drifted | pending | failed | rolled_back (plan's one classifier)."""
-    return migration_state(tracked.checksum, record)
-
-
-def _applied(ctx: Context, project: str, target: str) -> dict[str, MigrationRecord]:
-    store = ctx.store()
-    return store.applied_migrations(project, target) if store else {}
 
 
 def status_rows(
@@ -208,13 +114,17 @@ def counts_line(total: dict[str, int]) -> str:
 
 
 def run_list(ctx: Context) -> int:
+    """List the tracked migration files (with --target: their state).
+
+    pytest-deploy migration list woofs
+    """
     project = ctx.project(ctx.args.project)
     config = project.require_config()
     tracked = tracked_files(config, None)
     states: dict[str, str] = {}
     if ctx.args.target:
         target = ctx.require_target(project, ctx.args.target, in_use=True)
-        applied = _applied(ctx, project.name, target)
+        applied = recorded(ctx, project.name, target)
         states = {t.file: file_state(t, applied.get(t.file)) for t in tracked}
     if ctx.args.json:
         emit_json(
@@ -230,48 +140,16 @@ def run_list(ctx: Context) -> int:
     return 0
 
 
-def resolve_file(ctx: Context, config: DeployConfig, given: str) -> str | None:
-    """A FILE argument as a root-relative path (tried under the root, then the current
-    folder), or None when no such file exists under the root."""
-    path = Path(given)
-    root = config.root.resolve()
-    candidates = [path] if path.is_absolute() else [config.root / path, ctx.cwd / path]
-    for candidate in candidates:
-        if candidate.is_file():
-            try:
-                return candidate.resolve().relative_to(root).as_posix()
-            except ValueError:
-                continue
-    return None
-
-
-def _tracked_file(ctx: Context, project: Project, given: str, target: str | None) -> TrackedFile:
-    config = project.require_config()
-    tracked = tracked_files(config, target)
-    rel = resolve_file(ctx, config, given)
-    listing = ", ".join(t.file for t in tracked[:10]) + (" ..." if len(tracked) > 10 else "")
-    if rel is None:
-        raise UsageProblem(
-            f"No such migration file {given!r} under the root of project {project.name!r} "
-            f"({ctx.shown(config.root)}); looked there and in the current folder. Tracked "
-            f"files: {listing or 'none'}."
-        )
-    found = next((t for t in tracked if t.file == rel), None)
-    if found is None:
-        where = f" for target {target!r}" if target else ""
-        raise UsageProblem(
-            f"{rel} is not a tracked migration of project {project.name!r}{where}: no group "
-            f"with track_migrations matches it. Tracked files: {listing or 'none'}."
-        )
-    return found
-
-
 def run_show(ctx: Context) -> int:
+    """Show one migration file: group, checksum, history row, content.
+
+    pytest-deploy migration show woofs migrations/001_create_schema.sql -t production
+    """
     project = ctx.project(ctx.args.project)
     config = project.require_config()
     target = ctx.require_target(project, ctx.args.target, in_use=True) if ctx.args.target else None
-    item = _tracked_file(ctx, project, ctx.args.file, None)
-    record = _applied(ctx, project.name, target).get(item.file) if target else None
+    item = tracked_file(ctx, project, ctx.args.file, None)
+    record = recorded(ctx, project.name, target).get(item.file) if target else None
     audits = audit_rows(ctx.store(), project.name, target, item.file) if target else []
     content = (config.root / item.file).read_text(encoding="utf-8", errors="replace")
     if ctx.args.json:
@@ -301,11 +179,15 @@ def run_show(ctx: Context) -> int:
 
 
 def run_status(ctx: Context) -> int:
+    """Applied vs pending vs drifted files on a target (exit 1 when any drifted).
+
+    pytest-deploy migration status woofs --target production
+    """
     project = ctx.project(ctx.args.project)
     config = project.require_config()
     target = ctx.require_target(project, ctx.args.target, in_use=True)
     tracked = tracked_files(config, target)
-    applied = _applied(ctx, project.name, target)
+    applied = recorded(ctx, project.name, target)
     rows = status_rows(tracked, applied)
     total = counts(rows)
     check = check_migrations(
@@ -340,54 +222,27 @@ def run_status(ctx: Context) -> int:
 
 
 def run_apply(ctx: Context) -> int:
-    args = ctx.args
-    project = ctx.project(args.project)
-    config = project.require_config()
-    target = ctx.require_target(project, args.target)
-    groups = tracked_groups(config, target)
-    if not groups:
-        raise UsageProblem(
-            f"Project {project.name!r} has no tracked migration group for target {target!r} "
-            f"(a group tracks migrations when every pattern ends in .sql, or with "
-            f"track_migrations: true). Deploy it with `pytest-deploy deploy run`."
-        )
-    options = DeployOptions(
-        targets=(target,), dry_run=args.dry_run, groups=tuple(groups), yes=args.yes,
-        no_health_check=not args.health_check, skip_validation=args.skip_validation,
-        env=tuple(args.deploy_env),
+    """Apply pending migrations (a pytest run of the tracked groups).
+
+    pytest-deploy migration apply woofs --target production --dry-run
+    """
+    return run_tracked(
+        ctx, " (a group tracks migrations when every pattern ends in .sql, or with"
+        " track_migrations: true). Deploy it with `pytest-deploy deploy run`.",
+        no_health_check=not ctx.args.health_check, skip_validation=ctx.args.skip_validation,
     )  # fmt: skip
-    return run_pytest(ctx, config.path, options, as_json=args.json)
-
-
-@contextmanager
-def _history_change(ctx: Context, project: Project, target: str, what: str) -> Iterator[None]:
-    """Change a target's history as a deployment would: a protected target confirmed,
-    under the deployment lock (so never beside a running deployment)."""
-    store = ctx.writable_store()
-    info, _ = resolve(project.require_config(), target, store)
-    if (
-        info is not None
-        and info.protected
-        and not confirm(
-            f"Target {target!r} of project {project.name!r} is protected: {what}?", yes=ctx.args.yes
-        )
-    ):
-        raise UsageProblem(f"Not confirmed: nothing changed on protected target {target!r}.")
-    lock = store.acquire_lock(project.name, target, holder=who())
-    try:
-        yield
-    finally:
-        lock.release()
 
 
 def run_forget_intent(ctx: Context) -> int:
+    """Forget a shell-applied migration a dead run left in doubt (it did NOT apply).
+
+    pytest-deploy migration forget-intent woofs migrations/001_create_schema.sql -t prod
+    """
     args = ctx.args
-    project = ctx.project(args.project)
-    project.require_config()
-    target = ctx.require_target(project, args.target)
-    item = _tracked_file(ctx, project, args.file, target)
+    project, _config, target = on_target(ctx)
+    item = tracked_file(ctx, project, args.file, target)
     store = ctx.writable_store()
-    with _history_change(ctx, project, target, f"forget the attempt to apply {item.file}"):
+    with history_change(ctx, project, target, f"forget the attempt to apply {item.file}"):
         forgotten = store.forget_intent(project.name, target, item.file)
     if not forgotten:
         raise UsageProblem(
@@ -407,6 +262,10 @@ def run_forget_intent(ctx: Context) -> int:
 
 
 def run_history(ctx: Context) -> int:
+    """The migration history of a target, newest first.
+
+    pytest-deploy migration history woofs --target production --limit 20
+    """
     project = ctx.project(ctx.args.project, store_only_ok=True)
     target = ctx.require_target(project, ctx.args.target, in_use=True)
     store = ctx.store()

@@ -93,3 +93,16 @@ def table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
 def print_table(headers: Sequence[str], rows: Sequence[Sequence[Any]], empty: str) -> None:
     """Print a table, or ``empty`` when there are no rows."""
     say(table(headers, rows) if rows else empty)
+
+
+def confirm(question: str, *, yes: bool) -> bool:
+    """``--yes``, else ask at a terminal; without one, UsageProblem asking for ``--yes``."""
+    if yes:
+        return True
+    if not sys.stdin or not sys.stdin.isatty():
+        raise UsageProblem(f"{question} No terminal to ask at: pass --yes to confirm.")
+    try:
+        answer = input(f"{question} [y/N] ")
+    except EOFError:
+        answer = ""
+    return answer.strip().lower() in ("y", "yes")

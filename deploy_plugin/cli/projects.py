@@ -18,50 +18,23 @@ from typing import Any
 from deploy_plugin.facts import who
 from deploy_plugin.store.base import StoreError
 
-from .args import add_command, add_family, common_options
+from .args import Commands
 from .context import Context
 from .output import UsageProblem, emit_json, print_table, say, when
 
 _REASON_HELP = "why (kept in the audit row; required)"
 
 
-def register(subparsers: Any) -> None:
-    family = add_family(
-        subparsers,
-        "project",
-        help="a stored project's identity: show it, adopt a config's project_id, rename it",
-        example="pytest-deploy project show woofs",
-    )
-    show = add_command(
-        family,
-        "show",
-        help="the project_id a stored project is bound to, and its audit rows",
-        example="pytest-deploy project show woofs",
-        handler=run_show,
-        parents=[common_options()],
-    )
-    show.add_argument("project", metavar="PROJECT")
-    adopt = add_command(
-        family,
-        "adopt",
-        help="bind a stored project to the project_id of the config found here (audited)",
-        example="pytest-deploy project adopt woofs --reason 'project_id made anew by init'",
-        handler=run_adopt,
-        parents=[common_options()],
-    )
-    adopt.add_argument("project", metavar="PROJECT")
-    adopt.add_argument("--reason", metavar="TEXT", help=_REASON_HELP)
-    rename = add_command(
-        family,
-        "rename",
-        help="give a stored project (env vars, history, runs, binding) another name (audited)",
-        example="pytest-deploy project rename deploy shop --reason 'named after its folder'",
-        handler=run_rename,
-        parents=[common_options(config=False)],
-    )
-    rename.add_argument("project", metavar="PROJECT")
+def register(commands: Commands) -> None:
+    """A stored project's identity: show it, adopt a config's project_id, rename it.
+
+    pytest-deploy project show woofs
+    """
+    family = commands.family("project", register.__doc__)
+    family.add(run_show, "project")
+    family.add(run_adopt, "project", reason=_REASON_HELP)
+    rename = family.add(run_rename, "project", reason=_REASON_HELP, config=False)
     rename.add_argument("new_name", metavar="NEW_NAME")
-    rename.add_argument("--reason", metavar="TEXT", help=_REASON_HELP)
 
 
 def _reason(ctx: Context, command: str) -> str:
@@ -87,6 +60,10 @@ def _stored(ctx: Context, name: str) -> Any:
 
 
 def run_show(ctx: Context) -> int:
+    """The project_id a stored project is bound to, and its audit rows.
+
+    pytest-deploy project show woofs
+    """
     name = ctx.args.project
     store, row = _stored(ctx, name)
     audit = store.project_audit(name)
@@ -113,6 +90,10 @@ def run_show(ctx: Context) -> int:
 
 
 def run_adopt(ctx: Context) -> int:
+    """Bind a stored project to the project_id of the config found here (audited).
+
+    pytest-deploy project adopt woofs --reason 'project_id made anew by init'
+    """
     name = ctx.args.project
     project = ctx.project(name, check_identity=False)
     config = project.require_config()
@@ -143,6 +124,10 @@ def run_adopt(ctx: Context) -> int:
 
 
 def run_rename(ctx: Context) -> int:
+    """Give a stored project (env vars, history, runs, binding) another name (audited).
+
+    pytest-deploy project rename deploy shop --reason 'named after its folder'
+    """
     old, new = ctx.args.project, " ".join(ctx.args.new_name.split())
     command = f"pytest-deploy project rename {shlex.quote(old)} {shlex.quote(new)}"
     reason = _reason(ctx, command)

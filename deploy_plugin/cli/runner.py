@@ -25,6 +25,7 @@ from deploy_plugin.closed_stdout import pipe_identity, silence
 from deploy_plugin.plugin.options import DeployOptions
 
 from .context import Context
+from .discovery import PYTEST
 from .output import FAILED, OK, USAGE, CliError, json_text
 
 #: pytest's ExitCode.USAGE_ERROR (this CLI never imports pytest: it runs it as a process)
@@ -35,10 +36,7 @@ def pytest_command(
     ctx: Context, config_path: Path, options: DeployOptions, pytest_args: Sequence[str] = ()
 ) -> list[str]:
     """The pytest command line of one deployment (the store goes in the environment)."""
-    return [
-        sys.executable, "-m", "pytest", str(config_path), f"--rootdir={ctx.rootdir}",
-        "-p", "no:cacheprovider", *options.args(), *pytest_args,
-    ]  # fmt: skip
+    return [*PYTEST, str(config_path), f"--rootdir={ctx.rootdir}", *options.args(), *pytest_args]
 
 
 def exit_code(returncode: int) -> int:

@@ -8,9 +8,9 @@ from typing import Any
 
 from deploy_plugin.targets import TargetInfo, expand_vars
 
-from .args import add_command, add_family, common_options
-from .context import Context, Project, check_target_name, confirm
-from .output import CliError, UsageProblem, emit_json, note, print_table, say
+from .args import Commands, check_target_name
+from .context import Context, Project
+from .output import CliError, UsageProblem, confirm, emit_json, note, print_table, say
 from .probe import ProbeResult, probe_database, probe_host, probe_http
 
 FIELD_OPTIONS = (
@@ -22,33 +22,17 @@ FIELD_OPTIONS = (
 )
 
 
-def register(subparsers: Any) -> None:
-    family = add_family(
-        subparsers,
-        "target",
-        help="manage a project's deployment targets (production, staging...)",
-        example="pytest-deploy target add woofs production --type database --host db.example.com",
-    )
-    add = add_command(
-        family,
-        "add",
-        help="add a target to the store",
-        example="pytest-deploy target add woofs production --type database --provider supabase "
-        "--host db.example.com --protected",
-        handler=run_add,
-        parents=[common_options()],
-    )
-    update = add_command(
-        family,
-        "update",
-        help="change fields of a stored target",
-        example="pytest-deploy target update woofs production --host db2.example.com",
-        handler=run_update,
-        parents=[common_options()],
-    )
+def register(commands: Commands) -> None:
+    """Manage a project's deployment targets (production, staging...).
+
+    pytest-deploy target add woofs production --type database --host db.example.com
+    """
+    family = commands.family("target", register.__doc__)
+    add = family.add(run_add, "project target")
+    update = family.add(
+        run_update, "project target", yes="unprotect without asking (--no-protected)",
+    )  # fmt: skip
     for parser in (add, update):
-        parser.add_argument("project", metavar="PROJECT")
-        parser.add_argument("name", metavar="TARGET")
         for dest, flag, text in FIELD_OPTIONS:
             parser.add_argument(flag, dest=dest, metavar="VALUE", help=text)
     add.add_argument("--protected", action="store_true", help="ask before deploying here")
@@ -58,39 +42,9 @@ def register(subparsers: Any) -> None:
         default=None,
         help="ask before deploying here (--no-protected: don't; it asks first)",
     )
-    update.add_argument(
-        "--yes", "-y", action="store_true", help="unprotect without asking (--no-protected)"
-    )
-    listing = add_command(
-        family,
-        "list",
-        help="list declared (config) and stored targets with their origin",
-        example="pytest-deploy target list woofs",
-        handler=run_list,
-        parents=[common_options()],
-    )
-    listing.add_argument("project", metavar="PROJECT")
-    remove = add_command(
-        family,
-        "remove",
-        help="remove a stored target (its migration history and env vars are kept)",
-        example="pytest-deploy target remove woofs staging --yes",
-        handler=run_remove,
-        parents=[common_options()],
-    )
-    remove.add_argument("project", metavar="PROJECT")
-    remove.add_argument("name", metavar="TARGET")
-    remove.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
-    test = add_command(
-        family,
-        "test",
-        help="check that a target answers: SELECT 1 for a database, else HTTP GET / TCP connect",
-        example="pytest-deploy target test woofs production",
-        handler=run_test,
-        parents=[common_options()],
-    )
-    test.add_argument("project", metavar="PROJECT")
-    test.add_argument("name", metavar="TARGET")
+    family.add(run_list, "project")
+    family.add(run_remove, "project target", yes="do not ask for confirmation")
+    family.add(run_test, "project target")
 
 
 def _fields(args: argparse.Namespace) -> dict[str, Any]:
@@ -123,6 +77,11 @@ def _record_json(info: TargetInfo) -> dict[str, Any]:
 
 
 def run_add(ctx: Context) -> int:
+    r"""Add a target to the store.
+
+    pytest-deploy target add woofs production --type database --provider supabase \
+        --host db.example.com --protected
+    """
     args = ctx.args
     project = ctx.project(args.project, store_only_ok=True)
     check_target_name(args.name)
@@ -147,6 +106,10 @@ def run_add(ctx: Context) -> int:
 
 
 def run_update(ctx: Context) -> int:
+    """Change fields of a stored target.
+
+    pytest-deploy target update woofs production --host db2.example.com
+    """
     args = ctx.args
     project = ctx.project(args.project, store_only_ok=True)
     check_target_name(args.name)
@@ -220,6 +183,10 @@ def target_rows(ctx: Context, project: Project) -> list[TargetInfo]:
 
 
 def run_list(ctx: Context) -> int:
+    """List declared (config) and stored targets with their origin.
+
+    pytest-deploy target list woofs
+    """
     project = ctx.project(ctx.args.project, store_only_ok=True)
     infos = target_rows(ctx, project)
     if ctx.args.json:
@@ -244,6 +211,10 @@ def run_list(ctx: Context) -> int:
 
 
 def run_remove(ctx: Context) -> int:
+    """Remove a stored target (its migration history and env vars are kept).
+
+    pytest-deploy target remove woofs staging --yes
+    """
     args = ctx.args
     project = ctx.project(args.project, store_only_ok=True)
     check_target_name(args.name)
@@ -344,6 +315,10 @@ def _masked(ctx: Context, project: Project, name: str, result: ProbeResult) -> P
 
 
 def run_test(ctx: Context) -> int:
+    """Check that a target answers: SELECT 1 for a database, else HTTP GET / TCP connect.
+
+    pytest-deploy target test woofs production
+    """
     args = ctx.args
     project = ctx.project(args.project, store_only_ok=True)
     check_target_name(args.name)

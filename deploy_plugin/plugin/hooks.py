@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 _CONFIG_NAMES = ("deploy.yaml", "deploy.yml", "deploy.json")
 _CONFIG_ENDINGS = (".deploy.yaml", ".deploy.yml", ".deploy.json")
 
-pytest_plugins = ["deploy_plugin.plugin.fixtures"]
+pytest_plugins = ["deploy_plugin.plugin.fixtures", "deploy_plugin.plugin.listing"]
 
 #: The exit status of a run refused before anything ran (bad input: a saved plan that does
 #: not match, a rollback request that cannot be carried out): pytest's usage error, as for
