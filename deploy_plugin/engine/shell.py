@@ -42,6 +42,7 @@ from typing import Protocol, TextIO
 
 from deploy_plugin.engine import guard, procgroups
 from deploy_plugin.engine.psql import psql_wrapped_env
+from deploy_plugin.facts import MAX_ARG_CHARS
 from deploy_plugin.secrets import Masker
 
 BASH = "/bin/bash"
@@ -173,10 +174,6 @@ class CommandRefused(Exception):
 
 class MissingDirectory(CommandRefused, FileNotFoundError):
     """The command's working directory does not exist."""
-
-
-#: Linux's limit on one argument or environment string (MAX_ARG_STRLEN).
-MAX_ARG_CHARS = 128 * 1024
 
 
 def _check_runnable(command: str, env: Mapping[str, str]) -> None:
