@@ -19,7 +19,6 @@ from .files import (
     links_note,
     match_files,
     padding_warning,
-    read_small_file,
     tracked_overlap_problem,
 )
 from .sections import checksum_bytes, down_bytes, file_checksum, up_bytes
@@ -45,7 +44,6 @@ __all__ = [
     "migration_state",
     "padding_warning",
     "plan_group",
-    "read_small_file",
     "tracked_overlap_problem",
     "up_bytes",
 ]
