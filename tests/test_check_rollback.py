@@ -3,6 +3,7 @@ and on SQLite; the CLI's ``migration check-rollback``."""
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from pathlib import Path
 
@@ -181,3 +182,25 @@ def test_an_empty_down_is_flagged_when_the_schema_differs(pytester: pytest.Pytes
     result.assert_outcomes(passed=5, failed=1)
     result.stdout.fnmatch_lines(["*redo fails*Its down (m/001_post/down.sql) is empty: it undoes"
                                  " nothing*"])
+
+
+def test_a_schema_that_differs_fails_the_deployment(pytester: pytest.Pytester) -> None:
+    """A "schema differs" verdict blocks nothing (the migration is applied again and the
+    next steps run), yet the deployment is a failure: in the store's history, in the JSON report and
+    in the terminal summary, never a success."""
+    project(pytester, {
+        "001_post": ("CREATE TABLE post (id INTEGER, title TEXT);\n", "DROP TABLE post;\n"),
+        "002_drop": ("ALTER TABLE post DROP COLUMN id;\n",
+                     "ALTER TABLE post ADD COLUMN id INTEGER;\n"),
+    })  # fmt: skip
+    result = pytester.runpytest(
+        "--deploy-target=t", "--deploy-env=DATABASE_URL=sqlite:///app.db",
+        "--deploy-check-rollback", "--deploy-report=report.json",
+    )  # fmt: skip
+    result.assert_outcomes(passed=6, failed=1)  # the only failure is the soft one
+    with open_store(None, pytester.path) as store:  # type: ignore[union-attr]
+        [run] = store.deployments("p", "t")
+    assert (run.kind, run.status) == ("check_rollback", "failure")
+    (deployment,) = json.loads((pytester.path / "report.json").read_text())["deployments"]
+    assert deployment["status"] == "failure"
+    result.stdout.fnmatch_lines(["*p → t: FAILURE*"])
