@@ -7,7 +7,9 @@ transaction: the row commits with the file or not at all. What that SQL must do:
 * refuse, in one sentence, a file the ledger already records (nothing of it runs again);
 * create the ledger when the database has none, also when two files are applied at once
   (two deployers with their own stores, one shared database): the second waits for the
-  first instead of failing on a half-created table.
+  first instead of failing on a half-created table;
+* and a run asks that ledger first: a file it records is skipped, never run again, also
+  when this run's store never heard of it.
 
 Nothing waits a fixed time: each wait polls ``pg_stat_activity`` with a deadline.
 """
@@ -24,7 +26,7 @@ import pytest
 
 from deploy_plugin.engine.psql import ledger_env, psql_wrapped_env
 from deploy_plugin.migrate.ledger import PG_TABLE, psql_guard_sql
-from tests.test_faults import wait_for
+from tests.test_faults import claims_applied, history, make_project, migrations_group, run, wait_for
 
 pytestmark = pytest.mark.skipif(shutil.which("psql") is None, reason="psql is not on PATH")
 
@@ -114,3 +116,21 @@ def test_two_files_applied_at_once_both_create_the_ledger(tmp_path: Path, pg_dat
         results = [finish(first), finish(second)]
     assert [code for code, _ in results] == [0, 0], results
     assert ledger(pg_database) == ["migrations/001_a.sql", "migrations/002_b.sql"]
+
+
+def test_a_file_another_store_applied_is_skipped_per_the_ledger(
+    tmp_path: Path, pg_database: str
+) -> None:
+    """Two deployers with stores of their own, one database: the second finds the file in
+    the database's ledger, skips it and records it in its own history, with a warning."""
+    group = migrations_group(deploy_command='psql "$DATABASE_URL" -q -f {file}')
+    project = make_project(tmp_path, {"001_a.sql": "CREATE TABLE a (id int);\n"}, group)
+    first = run(project, database=pg_database)
+    assert first.returncode == 0, first
+    other = f"sqlite:///{tmp_path / 'other.sqlite3'}"
+    again = run(project, "-rA", store=other, database=pg_database)
+    assert again.returncode == 0, again
+    assert "per the target database's ledger" in again.output, again
+    assert "applied by a run that recorded it in another store" in again.output, again
+    assert claims_applied(history(project, other), "migrations/001_a.sql")
+    assert ledger(pg_database) == ["migrations/001_a.sql"]
