@@ -21,6 +21,7 @@ from pathlib import Path
 from dotenv.parser import parse_stream
 
 from deploy_plugin.config import ENV_NAME_RE
+from deploy_plugin.facts import MAX_ARG_CHARS
 
 
 class EnvFileError(Exception):
@@ -70,8 +71,6 @@ def _unpassable(name: str, value: str) -> str | None:
 
     The same limits :mod:`deploy_plugin.engine.shell` enforces at each step, found here before
     the first step, so a bad file runs nothing."""
-    from deploy_plugin.engine.shell import MAX_ARG_CHARS
-
     if "\0" in value:
         return "holds a NUL byte, which no process environment can carry"
     size = len(name.encode()) + len(value.encode()) + 1

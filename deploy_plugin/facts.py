@@ -1,4 +1,5 @@
-"""Who and when: the runner's identity, UTC times, durations (for records and reports)."""
+"""Facts of this host: the runner's identity, UTC times, durations (for records and
+reports), and how large one argument or environment string may be."""
 
 from __future__ import annotations
 
@@ -9,6 +10,10 @@ import socket
 import time
 from datetime import datetime, timezone
 from typing import Any
+
+#: Linux's limit on one argument or environment string (MAX_ARG_STRLEN): enforced by
+#: :mod:`deploy_plugin.engine.shell` at each step and by :mod:`deploy_plugin.envfile` first.
+MAX_ARG_CHARS = 128 * 1024
 
 
 @functools.lru_cache(maxsize=1)

@@ -3,6 +3,7 @@ and on SQLite; the CLI's ``migration check-rollback``."""
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from pathlib import Path
 
@@ -106,6 +107,8 @@ def test_a_faithful_down_is_reversible_and_stays_applied(
 
 
 def test_sqlite_verdicts(pytester: pytest.Pytester) -> None:
+    """A "schema differs" verdict blocks nothing (the migration is applied again, the next
+    steps run), yet the deployment is a failure: in the store, the JSON report, the summary."""
     project(pytester, {
         "001_post": ("CREATE TABLE post (id INTEGER, title TEXT);\n", "DROP TABLE post;\n"),
         "002_drop": ("ALTER TABLE post DROP COLUMN id;\n",
@@ -113,13 +116,18 @@ def test_sqlite_verdicts(pytester: pytest.Pytester) -> None:
     })  # fmt: skip
     result = pytester.runpytest(
         "--deploy-target=t", "--deploy-env=DATABASE_URL=sqlite:///app.db",
-        "--deploy-check-rollback",
+        "--deploy-check-rollback", "--deploy-report=report.json",
     )  # fmt: skip
-    result.assert_outcomes(passed=6, failed=1)
-    result.stdout.fnmatch_lines(["*column post.id moved from position 1 to 2*"])
+    result.assert_outcomes(passed=6, failed=1)  # the one failure is the soft one
+    result.stdout.fnmatch_lines(["*column post.id moved from position 1 to 2*", "*p → t: FAILURE*"])
     with sqlite3.connect(pytester.path / "app.db") as conn:
         columns = [r[1] for r in conn.execute("PRAGMA table_info(post)")]
     assert columns == ["title"]  # 002 applied again
+    with open_store(None, pytester.path) as store:  # type: ignore[union-attr]
+        [run] = store.deployments("p", "t")
+    assert (run.kind, run.status) == ("check_rollback", "failure")
+    (deployment,) = json.loads((pytester.path / "report.json").read_text())["deployments"]
+    assert deployment["status"] == "failure"
 
 
 def test_a_missing_down_and_bad_combinations(pytester: pytest.Pytester) -> None:

@@ -10,8 +10,8 @@ import psycopg
 import pytest
 
 from deploy_plugin.config import load_config
-from deploy_plugin.migrate.downs import Down, checksum_bytes, find_down, read_down, up_bytes
-from deploy_plugin.plan import file_checksum
+from deploy_plugin.migrate.downs import Down, find_down, read_down
+from deploy_plugin.plan import checksum_bytes, file_checksum, up_bytes
 from tests.projects import write_project
 
 DBMATE = (

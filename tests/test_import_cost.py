@@ -32,7 +32,7 @@ DEPLOYING = (
 )
 
 # what validating a config needs, in every run that collects one
-VALIDATING = ("deploy_plugin.config.validation", "jsonschema")
+VALIDATING = ("deploy_plugin.config.schema_check", "deploy_plugin.config.validation", "jsonschema")
 
 PROBE = """
 import json, sys

@@ -201,6 +201,41 @@ def test_a_plan_for_another_target_is_refused(pytester: pytest.Pytester) -> None
     assert ran(pytester) == []
 
 
+def test_a_command_changed_by_an_option_is_refused(pytester: pytest.Pytester) -> None:
+    """A step's command can change while the config and files do not: the health check's
+    URL comes from --deploy-health-url. The step's command hash tells."""
+    write_project(
+        pytester,
+        {
+            "targets": {"t": {}},
+            "health_check": {"url": "http://127.0.0.1:9/health"},
+            "groups": [{"name": "web", "order": 1, "deploy_command": "echo web >> ran.log"}],
+        },
+    )
+    open_store(None, pytester.path).close()  # a plan is signed with a key the store keeps
+    make_plan(pytester, "--deploy-health-url=http://127.0.0.1:9/planned")
+    result = apply(pytester, "--deploy-health-url=http://127.0.0.1:9/other")
+    assert result.ret == 2
+    text = paragraph(result)
+    assert "step deploy.yaml::t::health_check has another command" in text, text
+    assert "the config" not in text, text  # the config did not change: the command did
+    assert ran(pytester) == []
+
+
+def test_env_hashes_tell_no_equal_values(pytester: pytest.Pytester) -> None:
+    """An env hash covers the plan's id and the variable's name with its value: two
+    variables holding one value, or one value in two plans, hash differently, so plan
+    files never show that two secrets are equal or that one stayed the same."""
+    project(pytester)
+    with open_store(None, pytester.path) as store:
+        store.set_env("p", "t", "OTHER", SECRET)  # TOKEN's value
+    first = make_plan(pytester)["deployments"][0]["env"]
+    second = make_plan(pytester)["deployments"][0]["env"]
+    assert first["TOKEN"] != first["OTHER"]
+    assert first["TOKEN"] != second["TOKEN"] and first["OTHER"] != second["OTHER"]
+    assert apply(pytester).ret == 0  # the second plan applies: the hashes still compare
+
+
 def test_a_plan_for_another_project_is_refused(pytester: pytest.Pytester) -> None:
     for name in ("a", "b"):
         folder = pytester.mkdir(name)

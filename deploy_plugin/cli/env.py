@@ -10,7 +10,7 @@ import getpass
 import sys
 from typing import Any
 
-from deploy_plugin.engine.shell import MAX_ARG_CHARS
+from deploy_plugin.facts import MAX_ARG_CHARS
 from deploy_plugin.secrets import MIN_SECRET_LENGTH
 from deploy_plugin.store import Store
 

@@ -13,7 +13,9 @@ This package imports nothing else of ours. Its modules, each importing only thos
 * ``model``        the frozen dataclasses of a loaded config
 * ``paths``        field paths (``groups[1].order``) and their lines
 * ``yaml_parser``, ``json_parser``, ``parsing``   reading a file with a line per field
-* ``hints``, ``validation``   the schema pass, the semantic checks and their wording
+* ``hints``        the wording of problems: type words, per-field hints
+* ``schema_check`` the JSON Schema pass (``schema.json``), each error worded
+* ``validation``   the checks a schema cannot express
 * ``loading``      :func:`load_config` and :func:`is_config_file`
 
 Names are imported from their module when first used (PEP 562), so that a plain pytest
@@ -51,7 +53,8 @@ if TYPE_CHECKING:
         target_type_problem,
     )
     from .paths import format_path
-    from .validation import SCHEMA_PATH, schema, url_scheme_problem
+    from .schema_check import SCHEMA_PATH, schema
+    from .validation import url_scheme_problem
 
 #: Where each public name lives.
 _HOME = {
@@ -70,7 +73,8 @@ _HOME = {
         "model",
     ),
     "format_path": "paths",
-    **dict.fromkeys(("SCHEMA_PATH", "schema", "url_scheme_problem"), "validation"),
+    **dict.fromkeys(("SCHEMA_PATH", "schema"), "schema_check"),
+    "url_scheme_problem": "validation",
 }  # fmt: skip
 
 

@@ -52,11 +52,6 @@ class ConfigError(Exception):
         first = ConfigError(self.problem, path=self.path, line=self.line, field=self.field)
         return "\n".join(str(e) for e in (first, *self.others))
 
-    def with_path(self, path: str) -> ConfigError:
-        """The same error shown under another path (e.g. relative to pytest's rootdir)."""
-        others = tuple(o.with_path(path) for o in self.others)
-        return ConfigError(self.problem, path=path, line=self.line, field=self.field, others=others)
-
 
 def _config_error(
     problem: str, path: str, line: int | None, field: str | None, others: tuple[Any, ...]

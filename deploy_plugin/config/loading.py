@@ -11,7 +11,8 @@ from typing import Any
 
 from .model import DeployConfig, EmailNotify, Group, HealthCheck, Notify, TargetDecl
 from .parsing import _display, _parse, _read
-from .validation import _raise_first, _schema_problems, _semantic_problems
+from .schema_check import _schema_problems
+from .validation import _raise_first, _semantic_problems
 
 # PyYAML is imported where a YAML file is parsed: a JSON config never needs it (its import
 # is 21 ms of CPU). Every run reads, parses and validates the config from its file: no

@@ -32,6 +32,7 @@ from deploy_plugin.engine.output import StepLog, prepare_log_folder
 from deploy_plugin.engine.process import Running
 from deploy_plugin.engine.psql import psql_wrapped_env
 from deploy_plugin.engine.signals import interrupts_deferred
+from deploy_plugin.facts import MAX_ARG_CHARS
 from deploy_plugin.secrets import Masker
 
 _PSQL_WORD = re.compile(r"\bpsql\b")
@@ -102,10 +103,6 @@ class CommandRefused(Exception):
 
 class MissingDirectory(CommandRefused, FileNotFoundError):
     """The command's working directory does not exist."""
-
-
-#: Linux's limit on one argument or environment string (MAX_ARG_STRLEN).
-MAX_ARG_CHARS = 128 * 1024
 
 
 def _check_runnable(command: str, env: Mapping[str, str]) -> None:

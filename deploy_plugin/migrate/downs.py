@@ -1,22 +1,20 @@
 """Down migrations: which file undoes a tracked migration, found by convention.
 
-Planning layer, next to :mod:`deploy_plugin.plan`: it reads files and nothing else. For a
-migration ``rel`` of a tracked group, the first of these that applies is its down:
+Built on :mod:`deploy_plugin.plan` (which never imports it): it reads files and nothing
+else. For a migration ``rel`` of a tracked group, the first of these that applies is its down:
 
 1. the group's ``down_file`` path template (``"rollbacks/{stem}.sql"``), when it is set;
 2. a directory pair: ``<dir>/up.sql`` is undone by ``<dir>/down.sql`` (Diesel's layout);
 3. a suffix pair: ``NAME.up.sql`` is undone by ``NAME.down.sql`` (golang-migrate's);
 4. one file with ``-- migrate:up`` and ``-- migrate:down`` sections (dbmate's format): the
    migration applies its up section only, its checksum covers the up section only (an
-   edit of the down section is no drift), and the rollback runs its down section.
-
-Each section keeps the file's own line numbers (the lines before it are sent blank), so a
-failing statement is reported at the line the user sees in the file.
+   edit of the down section is no drift), and the rollback runs its down section (the
+   sections themselves are :mod:`deploy_plugin.plan.sections`, which planning needs for
+   the checksum).
 """
 
 from __future__ import annotations
 
-import hashlib
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -29,8 +27,13 @@ from deploy_plugin.config import (
     PlaceholderError,
     render_path,
 )
-
-_MARKER = re.compile(rb"^--[ \t]*migrate:(up|down)\b[^\n]*$", re.M)
+from deploy_plugin.plan import (
+    down_bytes,
+    file_values,
+    match_files,
+    tracked_overlap_problem,
+    up_bytes,
+)
 
 
 @dataclass(frozen=True)
@@ -45,58 +48,6 @@ class Down:
     def section(self) -> bool:
         """Whether the down is a ``-- migrate:down`` section of the migration file itself."""
         return self.convention == "section"
-
-
-# --------------------------------------------------------------------------- sections
-
-
-def _spans(data: bytes) -> dict[str, tuple[int, int]] | None:
-    """Byte spans of the ``up`` and ``down`` sections (marker line included), or None when
-    the file has no ``-- migrate:up`` marker (it is not in dbmate's format)."""
-    markers = [(m.group(1).decode(), m.start()) for m in _MARKER.finditer(data)]
-    if not any(kind == "up" for kind, _ in markers):
-        return None
-    spans: dict[str, tuple[int, int]] = {}
-    for index, (kind, start) in enumerate(markers):
-        end = markers[index + 1][1] if index + 1 < len(markers) else len(data)
-        spans.setdefault(kind, (start, end))  # a repeated marker stays in the first section
-    return spans
-
-
-def _section(data: bytes, span: tuple[int, int]) -> bytes:
-    """One section, preceded by as many newlines as there are lines before it."""
-    start, end = span
-    return b"\n" * data.count(b"\n", 0, start) + data[start:end]
-
-
-def has_sections(data: bytes) -> bool:
-    """Whether a migration file is in dbmate's format (``-- migrate:up`` marker)."""
-    return b"migrate:" in data and _spans(data) is not None
-
-
-def up_bytes(data: bytes) -> bytes:
-    """What a migration file applies: its up section in dbmate's format, else all of it."""
-    spans = _spans(data) if b"migrate:" in data else None
-    return data if spans is None else _section(data, spans["up"])
-
-
-def down_bytes(data: bytes) -> bytes | None:
-    """The ``-- migrate:down`` section of a migration file, or None when it has none."""
-    spans = _spans(data) if b"migrate:" in data else None
-    if spans is None or "down" not in spans:
-        return None
-    return _section(data, spans["down"])
-
-
-def checksum_bytes(data: bytes) -> str:
-    """SHA-256 of what a migration applies (CRLF normalised): the up section only for a
-    file in dbmate's format, so editing its down section is never drift."""
-    data = data.replace(b"\r\n", b"\n")
-    spans = _spans(data) if b"migrate:" in data else None
-    if spans is not None:
-        start, end = spans["up"]
-        data = data[start:end]
-    return hashlib.sha256(data).hexdigest()
 
 
 _COMMENTS = re.compile(rb"--[^\n]*|/\*.*?\*/", re.DOTALL)
@@ -114,12 +65,6 @@ def undoes_nothing(sql: bytes) -> bool:
 # --------------------------------------------------------------------------- finding
 
 
-def _values(root: Path, rel: str) -> dict[str, str]:
-    from deploy_plugin.plan import file_values
-
-    return file_values(root, rel)
-
-
 def down_path(root: Path, group: Group, rel: str) -> tuple[str, str] | None:
     """(root-relative down file, convention) by file name or template alone, reading
     nothing; None when only a ``-- migrate:down`` section could hold the down."""
@@ -128,7 +73,7 @@ def down_path(root: Path, group: Group, rel: str) -> tuple[str, str] | None:
     posix = PurePosixPath(rel)
     if group.down_file is not None:
         try:
-            path = render_path(group.down_file, _values(root, rel))
+            path = render_path(group.down_file, file_values(root, rel))
         except PlaceholderError:  # reported by config validation
             return None
         return str(PurePosixPath(*[p for p in path.split("/") if p not in ("", ".")])), "down_file"
@@ -181,8 +126,6 @@ def down_file_problem(
     """A config error when a tracked group's patterns match down files as migrations (they
     would be applied, undoing what their up did); None when none does. ``files_of`` gives
     a group's matched files when the caller has them (default: match them here)."""
-    from deploy_plugin.plan import match_files
-
     for group in config.groups:
         if not group.track_migrations or not group.file_patterns:
             continue
@@ -215,8 +158,6 @@ def tracked_files_problem(
     """What the files on disk make wrong in a config (not in ``load_config``, which reads
     only the config): tracked patterns matching down files, or one file in two tracked
     groups of a same target. pytest and the CLI report it the same way."""
-    from deploy_plugin.plan import tracked_overlap_problem
-
     return down_file_problem(config, shown, files_of) or tracked_overlap_problem(
         config, shown, files_of
     )
@@ -225,17 +166,15 @@ def tracked_files_problem(
 __all__ = [
     "Down",
     "RollbackRange",
-    "checksum_bytes",
     "down_bytes",
     "down_file_problem",
     "tracked_files_problem",
     "down_path",
     "find_down",
-    "has_sections",
     "matched_downs",
     "read_down",
     "rollback_range",
-    "up_bytes",
+    "up_bytes",  # plan.sections' own, named here too for the migration runner
 ]
 
 

@@ -1,52 +1,23 @@
-"""Planning: which files a group matches, which steps it has, what is pending.
+"""Which files a group's patterns match, and what a file gives a command.
 
-Pure functions over the config model and plain data (applied checksums come in as
-dicts), so planning is cheap to test and never touches a store or a process.
+* :func:`match_files`: root-relative globs (``**`` any depth, hidden names only when a
+  pattern names them), never a file reached through a link leaving the root nor a name
+  that is not UTF-8 (both reported, so a pattern matching nothing says why);
+* :func:`tracked_overlap_problem`: one migration file in two tracked groups of a target;
+* :func:`read_small_file`, :func:`file_values` (the file placeholders),
+  :func:`padding_warning` and :func:`links_note`.
+
+Pure over the config model and the file system; imports only :mod:`deploy_plugin.config`.
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable
 from pathlib import Path, PurePosixPath
-from typing import Protocol
 
-from deploy_plugin.config import (
-    ConfigError,
-    DeployConfig,
-    Group,
-    render_command,
-)
-
-
-@dataclass(frozen=True)
-class Step:
-    """One unit of work of a group; becomes one pytest item named ``name``."""
-
-    name: str
-    group: Group
-    kind: str
-    command: str | None  # placeholders substituted; None for the built-in SQL executor
-    file: str | None = None  # root-relative, '/'-separated
-    tracked: bool = False  # a migration whose history is kept
-
-
-@dataclass(frozen=True)
-class GroupPlan:
-    """The steps of one group, in run order, and the files its patterns matched."""
-
-    group: Group
-    steps: tuple[Step, ...]
-    files: tuple[str, ...]
-    unmatched_patterns: tuple[str, ...] = field(default=())
-    outside_links: tuple[str, ...] = field(default=())  # "REL -> REAL": not followed
-    undecodable: tuple[str, ...] = field(default=())  # names not UTF-8, \xNN-escaped: refused
-
-
-# --------------------------------------------------------------------------- files
+from deploy_plugin.config import ConfigError, DeployConfig, Group
 
 
 def _segment_regex(segment: str) -> str:
@@ -186,6 +157,10 @@ def _utf8(name: str) -> bool:
     return True
 
 
+def _inside(path: str, real_root: str) -> bool:
+    return os.path.realpath(path).startswith(real_root + os.sep)
+
+
 def _share_a_target(a: Group, b: Group) -> bool:
     if a.targets is None or b.targets is None:
         return True
@@ -226,10 +201,6 @@ def tracked_overlap_problem(
     )
 
 
-def _inside(path: str, real_root: str) -> bool:
-    return os.path.realpath(path).startswith(real_root + os.sep)
-
-
 _READ_SIZE = 1 << 20
 
 
@@ -246,18 +217,6 @@ def read_small_file(path: Path | str) -> bytes:
     finally:
         os.close(fd)
     return b"".join(chunks)
-
-
-def file_checksum(path: Path) -> str:
-    """SHA-256 of a file's bytes with CRLF normalised to LF (line endings alone are no drift);
-    of its up section only when it is in dbmate's format (see
-    :mod:`deploy_plugin.migrate.downs`)."""
-    data = read_small_file(path)
-    if b"migrate:" in data:
-        from deploy_plugin.migrate.downs import checksum_bytes
-
-        return checksum_bytes(data)
-    return hashlib.sha256(data.replace(b"\r\n", b"\n")).hexdigest()
 
 
 def file_values(root: Path, rel: str) -> dict[str, str]:
@@ -292,76 +251,6 @@ def padding_warning(files: Iterable[str]) -> str | None:
     )
 
 
-# --------------------------------------------------------------------------- steps
-
-
-def _common_values(config: DeployConfig, group: Group, target: str) -> dict[str, str]:
-    return {"target": target, "project": config.project, "group": group.name}
-
-
-@dataclass(frozen=True)
-class Matched:
-    """What one group's file patterns matched under its config's root (``match_files``)."""
-
-    files: tuple[str, ...]
-    unmatched: tuple[str, ...]
-    outside: tuple[str, ...]  # "REL -> REAL": links not followed
-    undecodable: tuple[str, ...] = ()  # names that are not UTF-8, shown \xNN-escaped
-
-
-def match_group(config: DeployConfig, group: Group) -> Matched:
-    """The files of ``group`` (none when it has no patterns); the same for every target,
-    so a collector matches them once per config."""
-    if not group.file_patterns:
-        return Matched((), (), ())
-    outside: list[str] = []
-    undecodable: list[str] = []
-    files, unmatched = match_files(
-        config.root, group.file_patterns, outside=outside, undecodable=undecodable
-    )
-    return Matched(tuple(files), tuple(unmatched), tuple(outside), tuple(undecodable))
-
-
-def plan_group(
-    config: DeployConfig, group: Group, target: str, matched: Matched | None = None
-) -> GroupPlan:
-    """The ordered steps of one group for one target (``matched``: its files when the
-    caller has matched them already)."""
-    values = _common_values(config, group, target)
-    if matched is None:
-        matched = match_group(config, group)
-    files = matched.files
-    steps: list[Step] = []
-
-    def add(name: str, kind: str, template: str | None, file: str | None = None) -> None:
-        command = None
-        if template is not None:
-            extra = file_values(config.root, file) if file is not None else {}
-            command = render_command(template, {**values, **extra})
-        tracked = group.track_migrations and kind == "deploy" and file is not None
-        steps.append(Step(name, group, kind, command, file, tracked))
-
-    for i, hook in enumerate(group.pre_deploy):
-        add(f"pre_deploy[{i}]", "pre_deploy", hook)
-    if group.build_command:
-        add("build", "build", group.build_command)
-    if group.test_command:
-        add("test", "test", group.test_command)
-    if group.track_migrations or group.deploy_per_file:
-        for rel in files:
-            add(f"deploy[{rel}]", "deploy", group.deploy_command, rel)
-        if not files:
-            # an empty match is reported as a skipped step, never a silent pass
-            steps.append(Step("deploy", group, "deploy", None, None, False))
-    elif group.deploy_command:
-        add("deploy", "deploy", group.deploy_command)
-    for i, hook in enumerate(group.post_deploy):
-        add(f"post_deploy[{i}]", "post_deploy", hook)
-    return GroupPlan(
-        group, tuple(steps), files, matched.unmatched, matched.outside, matched.undecodable
-    )
-
-
 def links_note(links: Iterable[str]) -> str:
     """Why files behind links were not deployed (one sentence)."""
     return (
@@ -369,83 +258,3 @@ def links_note(links: Iterable[str]) -> str:
         " reads only files under its root, so move the files under it or set `root` to a"
         " folder that holds both)"
     )
-
-
-# --------------------------------------------------------------------------- migrations
-
-
-@dataclass(frozen=True)
-class AppliedMigration:
-    """What the plan needs to know of one history row."""
-
-    checksum: str
-    status: str
-    applied_at: str
-    applied_by: str | None
-
-
-class HistoryRow(Protocol):
-    """What classifying a file needs of its history row (a store record or AppliedMigration)."""
-
-    @property
-    def checksum(self) -> str: ...
-
-    @property
-    def status(self) -> str: ...
-
-
-def migration_state(checksum: str, record: HistoryRow | None) -> str:
-    """The one classifier of a tracked file: ``pending`` (no row), ``applied``, ``drifted``
-    (applied with another checksum), or the row's own status (``failed``, ``rolled_back``,
-    which count as pending: they run again)."""
-    if record is None:
-        return "pending"
-    if record.status == "success":
-        return "applied" if record.checksum == checksum else "drifted"
-    return record.status
-
-
-@dataclass(frozen=True)
-class MigrationCheck:
-    """Preflight's view of the tracked files: drift (fatal) and warnings."""
-
-    drift: tuple[str, ...]
-    warnings: tuple[str, ...]
-    pending: tuple[str, ...]
-
-
-def check_migrations(
-    files: Iterable[str],
-    checksums: Mapping[str, str],
-    applied: Mapping[str, AppliedMigration],
-) -> MigrationCheck:
-    """Compare tracked files with their history (only ``success`` rows count as applied)."""
-    files = list(files)
-    drift: list[str] = []
-    warnings: list[str] = []
-    pending: list[str] = []
-    done = {f: a for f, a in applied.items() if a.status == "success"}
-    for rel in files:
-        record = applied.get(rel)
-        state = migration_state(checksums[rel], record)
-        if state not in ("applied", "drifted"):
-            pending.append(rel)
-        elif state == "drifted" and record is not None:
-            drift.append(
-                f"{rel} changed after it was applied on {record.applied_at}"
-                f" by {record.applied_by or 'unknown'}: applied checksum {record.checksum},"
-                f" file now {checksums[rel]}"
-            )
-    present = set(files)
-    for rel in sorted(done):
-        if rel not in present:
-            warnings.append(f"{rel} was applied on {done[rel].applied_at} but no longer exists")
-    newest = max((rel for rel in done if rel in present), default=None)
-    if newest is not None:
-        for rel in pending:
-            if rel < newest:
-                warnings.append(
-                    f"pending {rel} sorts before {newest}, which is already applied:"
-                    " it will run out of order"
-                )
-    return MigrationCheck(tuple(drift), tuple(warnings), tuple(pending))
