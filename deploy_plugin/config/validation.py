@@ -38,6 +38,7 @@ from .model import (
     target_type_problem,
 )
 from .paths import _join, _line_near, format_path
+from .timeouts import timeout_problems
 
 SCHEMA_PATH = Path(__file__).with_name("schema.json")
 
@@ -298,6 +299,7 @@ def _group_problems(cfg: DeployConfig, group: Group) -> Iterator[tuple[str, str]
             ),
         )
     yield from _check_down_file(group, at)
+    yield from timeout_problems(group, at)
     declared = sorted(cfg.targets)
     for i, name in enumerate(group.targets or ()):
         # Undeclared names are fine when the config declares no targets: the store may.
