@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
+from pathlib import Path
 
 from deploy_plugin.engine.shell import CommandResult
 from deploy_plugin.migrate.retries import Attempts, LockPolicy, with_lock_retries
@@ -45,11 +46,30 @@ def lock_timed_out(result: CommandResult) -> bool:
 
 
 def run_with_lock_retries(
-    policy: LockPolicy, run: Callable[[], CommandResult], *, one_transaction: bool
+    policy: LockPolicy,
+    run: Callable[[], CommandResult],
+    *,
+    one_transaction: bool,
+    log_path: Path | None = None,
 ) -> tuple[CommandResult, Attempts]:
     """Run the step's command, again after a lock timeout when it ran the file in one
-    transaction (else once): the last result, and how the attempts went."""
-    return with_lock_retries(policy, lambda _: run(), lock_timed_out if one_transaction else _never)
+    transaction (else once): the last result, and how the attempts went. Each attempt
+    after the first starts with a line of its own in the step's log (which every attempt
+    appends to)."""
+
+    def attempt(attempts: Attempts) -> CommandResult:
+        if attempts.count > 1 and log_path is not None:
+            try:
+                with log_path.open("a", encoding="utf-8") as log:
+                    log.write(
+                        f"--- pytest-deploy: attempt {attempts.count} of {policy.retries + 1},"
+                        f" {attempts.waited_s:.1f} s after the first (lock timeout) ---\n"
+                    )
+            except OSError:
+                pass  # the attempt's own output says whether the log can be written
+        return run()
+
+    return with_lock_retries(policy, attempt, lock_timed_out if one_transaction else _never)
 
 
 def _never(result: CommandResult) -> bool:

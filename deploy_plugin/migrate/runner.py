@@ -42,12 +42,14 @@ class HistoryWriter(Protocol):
 
 @dataclass(frozen=True)
 class Applied:
-    """What applying one migration did: its history record, whether it is stored yet, and
-    what the step's report says of its timeouts (None when nothing)."""
+    """What applying one migration did: its history record, whether it is stored yet, what
+    the step's report says of its timeouts (None when nothing), and whether it took more
+    than one attempt."""
 
     record: MigrationRecord
     recorded: bool
     remark: str | None = None
+    retried: bool = False
 
     @property
     def ledger_row(self) -> LedgerRow:
@@ -109,7 +111,7 @@ class MigrationRunner:
         outcome, attempts = with_lock_retries(policy, attempt, timed_out)
         if isinstance(outcome, MigrationError):
             raise _explained(outcome, attempts) from None
-        return replace(outcome, remark=attempts.applied())
+        return replace(outcome, remark=attempts.applied(), retried=attempts.count > 1)
 
     def _apply_once(
         self, rel: str, path: Path, checksum: str, who: str, policy: LockPolicy | None,

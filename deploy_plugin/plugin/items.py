@@ -319,7 +319,7 @@ class StepItem(DeployItem):
             if policy is not None:
                 result, self.attempts = lock_retries.run_with_lock_retries(
                     policy, lambda: self._run_command(env, psqlrc_dir, one_transaction),
-                    one_transaction=one_transaction,
+                    one_transaction=one_transaction, log_path=self.log_path,
                 )  # fmt: skip
                 return result
             return self._run_command(env, psqlrc_dir, one_transaction)
@@ -380,9 +380,11 @@ class StepItem(DeployItem):
         """Record the outcome (and the migration's history row); fail with a short message."""
         deployment, step = self.deployment, self.step
         self.output = result.tail
-        self.log_path = result.log_path  # None when the command printed nothing
+        retried = self.attempts is not None and self.attempts.count > 1  # one log, one step
+        if not retried:
+            self.log_path = result.log_path  # None when the command printed nothing
         elapsed = int(result.duration_s * 1000)  # the command's own time, also in parallel
-        if result.started_at is not None:
+        if result.started_at is not None and not retried:
             self.started_at = result.started_at  # a parallel step's command began earlier
             self.command_ms = elapsed  # ... and the step row's interval is the command's
         if result.ok:
@@ -392,7 +394,8 @@ class StepItem(DeployItem):
                     self.migration, status="success", execution_time_ms=elapsed, error=history
                 )
                 deployment.applied_here.append(self.migration)
-                self._remark(self.attempts.applied() if self.attempts else None)
+                if self.attempts is not None:
+                    self._remark(self.attempts.applied(), summary=True)
             return
         last = [line for line in result.tail.splitlines() if line.strip()][-3:]
         tail = (" Last output: " + _sentence(" | ".join(last))) if last else " It printed nothing."
@@ -470,13 +473,16 @@ class StepItem(DeployItem):
         deployment.applied_here.append(self.migration)
         deployment.audit_reapplied(self.migration)
         self.notes.append(f"applied in {applied.record.execution_time_ms} ms")
-        self._remark(applied.remark)
+        self._remark(applied.remark, summary=applied.retried)
 
-    def _remark(self, text: str | None) -> None:
-        """A migration's word on its lock retries, in its notes and the reports' message."""
+    def _remark(self, text: str | None, *, summary: bool) -> None:
+        """A migration's word on its timeouts, in its notes and the reports' message (and,
+        for one applied after lock retries, the terminal summary's notes)."""
         if text:
             self.remark = text
             self.notes.append(text)
+            if summary:
+                self.deployment.notes.append(f"{self.file} {text}")
 
 
 class HealthCheckItem(DeployItem):
