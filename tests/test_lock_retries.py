@@ -261,6 +261,18 @@ def test_a_no_transaction_file_is_retried_only_when_its_first_statement_timed_ou
     assert columns(target, "t") == ["id", "c"]
 
 
+def test_on_sqlite_the_settings_are_not_set_and_the_step_says_so(
+    pytester: pytest.Pytester,
+) -> None:
+    project(pytester, "builtin", {"001.sql": MAKE_U}, lock_timeout="1s", lock_retries=2)
+    result = pytester.runpytest(*deploy_args("sqlite:///app.db"))
+    result.assert_outcomes(passed=5)
+    assert steps(pytester)["deploy[migrations/001.sql]"]["message"] == (
+        "lock_timeout 1s, lock_retries 2 not set: the database is SQLite, which has no such"
+        " settings (it waits up to its 30 s busy timeout)"
+    )
+
+
 # --------------------------------------------------------------------------- config
 
 

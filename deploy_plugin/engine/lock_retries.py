@@ -14,7 +14,7 @@ then carry their SQLSTATE); psql's English text is recognised too.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from pathlib import Path
 
 from deploy_plugin.engine.shell import CommandResult
@@ -28,13 +28,19 @@ _LOCK_TIMEOUT = re.compile(
 _STATEMENT_TIMEOUT = re.compile(
     r"(?m)^(?:psql:.*?: )?\S+:\s+57014: |canceling statement due to statement timeout"
 )
-#: First in the ledger script of a step that may be tried again (a psql meta-command).
-VERBOSE = "\\set VERBOSITY verbose\n"
 
 
-def timeouts_env(env: Mapping[str, str], policy: LockPolicy) -> dict[str, str]:
+def ledger_first(policy: LockPolicy | None) -> str:
+    """What the ledger script psql runs first starts with: with a policy, a psql
+    meta-command that makes psql's errors show their SQLSTATE (a lock timeout's)."""
+    return "" if policy is None else "\\set VERBOSITY verbose\n"
+
+
+def timeouts_env(env: dict[str, str], policy: LockPolicy | None) -> dict[str, str]:
     """``env`` with the policy's settings added to ``PGOPTIONS`` (its own ones kept first,
-    ours after them, so ours win)."""
+    ours after them, so ours win); ``env`` itself without a policy."""
+    if policy is None:
+        return env
     ours = " ".join(f"-c {name}={value}" for name, value in policy.settings().items())
     before = env.get("PGOPTIONS", "").strip()
     return {**env, "PGOPTIONS": f"{before} {ours}".strip()}
@@ -46,16 +52,18 @@ def lock_timed_out(result: CommandResult) -> bool:
 
 
 def run_with_lock_retries(
-    policy: LockPolicy,
+    policy: LockPolicy | None,
     run: Callable[[], CommandResult],
     *,
     one_transaction: bool,
     log_path: Path | None = None,
-) -> tuple[CommandResult, Attempts]:
+) -> tuple[CommandResult, Attempts | None]:
     """Run the step's command, again after a lock timeout when it ran the file in one
-    transaction (else once): the last result, and how the attempts went. Each attempt
-    after the first starts with a line of its own in the step's log (which every attempt
-    appends to)."""
+    transaction (else once): the last result, and how the attempts went (None without a
+    policy: run once). Each attempt after the first starts with a line of its own in the
+    step's log (which every attempt appends to)."""
+    if policy is None:
+        return run(), None
 
     def attempt(attempts: Attempts) -> CommandResult:
         if attempts.count > 1 and log_path is not None:

@@ -15,6 +15,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Protocol
 
+from deploy_plugin.db import BUSY_TIMEOUT_S
 from deploy_plugin.migration_record import MigrationRecord
 
 from .books import ELAPSED_MS, Bookkeeping, Sql
@@ -91,9 +92,8 @@ class MigrationRunner:
         if self.executor.kind != "postgresql":
             applied = self._apply_once(rel, path, checksum, who, None, None)
             sqlite = "the database is SQLite, which has no such settings (it waits up to its"
-            return replace(
-                applied, remark=f"{policy.describe()} not set: {sqlite} 30 s busy timeout)"
-            )
+            busy = f"{BUSY_TIMEOUT_S:g} s busy timeout)"
+            return replace(applied, remark=f"{policy.describe()} not set: {sqlite} {busy}")
 
         def attempt(attempts: Attempts) -> Applied | MigrationError:
             try:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 import warnings
 from datetime import datetime
+from pathlib import Path
 from typing import Any, NoReturn
 
 import pytest
@@ -303,26 +304,21 @@ class StepItem(DeployItem):
             from deploy_plugin.engine.psql import ledger_env
             from deploy_plugin.migrate.ledger import psql_guard_sql
 
-            sql = psql_guard_sql(
+            sql = lock_retries.ledger_first(policy) + psql_guard_sql(
                 deployment.project, deployment.target.name, self.migration,
                 deployment.checksum(self.migration), who(),
             )  # fmt: skip
-            if policy is not None:  # psql's errors show their SQLSTATE (a lock timeout's)
-                sql = lock_retries.VERBOSE + sql
             env = {
                 **env,
                 **ledger_env(psqlrc_dir, root=deployment.config.root, rel=self.migration, sql=sql),
             }
-        if policy is not None:
-            env = lock_retries.timeouts_env(env, policy)
+        env = lock_retries.timeouts_env(env, policy)
         try:
-            if policy is not None:
-                result, self.attempts = lock_retries.run_with_lock_retries(
-                    policy, lambda: self._run_command(env, psqlrc_dir, one_transaction),
-                    one_transaction=one_transaction, log_path=self.log_path,
-                )  # fmt: skip
-                return result
-            return self._run_command(env, psqlrc_dir, one_transaction)
+            result, self.attempts = lock_retries.run_with_lock_retries(
+                policy, lambda: self._run_command(env, psqlrc_dir, one_transaction),
+                one_transaction=one_transaction, log_path=self.log_path,
+            )  # fmt: skip
+            return result
         finally:
             if one_transaction:
                 from deploy_plugin.engine.psql import drop_ledger_sql
@@ -330,7 +326,7 @@ class StepItem(DeployItem):
                 drop_ledger_sql(env)
 
     def _run_command(
-        self, env: dict[str, str], psqlrc_dir: Any, one_transaction: bool
+        self, env: dict[str, str], psqlrc_dir: Path, one_transaction: bool
     ) -> CommandResult:
         deployment, step = self.deployment, self.step
         assert step.command is not None, "a shell step has a command"
