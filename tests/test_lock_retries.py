@@ -31,6 +31,7 @@ PROJECT, TARGET = "locks", "t"
 WAIT_S = 60.0  # deadline of every poll: reached only when something is wrong
 ADD_C = "ALTER TABLE t ADD COLUMN c int;\n"
 MAKE_U = "CREATE TABLE u (id int);\n"
+TWO_FILES = {"001_add_c.sql": ADD_C, "002_u.sql": MAKE_U}
 PSQL = 'psql "$DATABASE_URL" -f {file}'
 KINDS = ["builtin", "psql"]
 
@@ -106,9 +107,10 @@ def ledger(url: str) -> list[str]:
         return [r[0] for r in conn.execute("SELECT file FROM pytest_deploy.applied ORDER BY 1")]
 
 
-def waiting_attempts(url: str, seen: set[tuple[int, str]], at_least: int, proc: Any) -> None:
+def waiting_attempts(url: str, at_least: int, proc: Any) -> None:
     """Poll pg_locks until ``at_least`` distinct attempts have waited for a lock on ``t``
     (each a transaction of its own: pid and virtual transaction id)."""
+    seen: set[tuple[int, str]] = set()
     deadline = time.monotonic() + WAIT_S
     with psycopg.connect(url, autocommit=True) as observer:
         while len(seen) < at_least:
@@ -147,13 +149,10 @@ def finished(pytester: pytest.Pytester, proc: subprocess.Popen[bytes]) -> tuple[
 def test_a_migration_waiting_behind_a_lock_is_retried_until_it_applies(
     pytester: pytest.Pytester, target: str, holder: psycopg.Connection[Any], kind: str
 ) -> None:
-    project(
-        pytester, kind, {"001_add_c.sql": ADD_C, "002_u.sql": MAKE_U},
-        lock_timeout="200ms", lock_retries=40, statement_timeout="1min",
-    )  # fmt: skip
+    keys = {"lock_timeout": "200ms", "lock_retries": 40, "statement_timeout": "1min"}
+    project(pytester, kind, TWO_FILES, **keys)
     proc = background(pytester, target)
-    seen: set[tuple[int, str]] = set()
-    waiting_attempts(target, seen, 3, proc)  # three attempts have queued behind the lock
+    waiting_attempts(target, 3, proc)  # three attempts have queued behind the lock
     holder.rollback()  # the long transaction ends
     code, output = finished(pytester, proc)
     assert code == 0, output
@@ -186,10 +185,7 @@ def test_a_migration_waiting_behind_a_lock_is_retried_until_it_applies(
 def test_when_the_retries_run_out_the_file_is_rolled_back_and_the_deployment_stops(
     pytester: pytest.Pytester, target: str, holder: psycopg.Connection[Any], kind: str
 ) -> None:
-    project(
-        pytester, kind, {"001_add_c.sql": ADD_C, "002_u.sql": MAKE_U},
-        lock_timeout="100ms", lock_retries=2,
-    )  # fmt: skip
+    project(pytester, kind, TWO_FILES, lock_timeout="100ms", lock_retries=2)
     result = pytester.runpytest_subprocess(*deploy_args(target))
     holder.rollback()
     result.assert_outcomes(passed=4, failed=1, skipped=1)
@@ -240,7 +236,7 @@ def test_a_no_transaction_file_is_retried_only_when_its_first_statement_timed_ou
         lock_retries=40,
     )  # fmt: skip
     proc = background(pytester, target)
-    waiting_attempts(target, set(), 2, proc)
+    waiting_attempts(target, 2, proc)
     holder.rollback()
     code, output = finished(pytester, proc)
     assert code == 0, output
