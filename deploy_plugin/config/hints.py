@@ -56,6 +56,12 @@ _HINTS = {
     "groups[].max_parallel": "Set `max_parallel` to a whole number of at least 1.",
     "groups[].timeout_seconds": "Set `timeout_seconds` to a number of seconds greater than 0, "
     "or remove it for no timeout.",
+    "groups[].lock_timeout": "Give a duration with its unit as PostgreSQL writes it: a number"
+    " and ms, s, min, h or d, e.g. 500ms, 1s or 2min.",
+    "groups[].statement_timeout": "Give a duration with its unit as PostgreSQL writes it: a"
+    " number and ms, s, min, h or d, e.g. 30s or 5min.",
+    "groups[].lock_retries": "Set `lock_retries` to a whole number from 0 to 100: how many"
+    " times a migration that timed out waiting for a lock is tried again.",
     "groups[].targets": "List the target names this group runs for, or remove `targets` to run "
     "it for every target.",
     "health_check": "Give a mapping with a `url` and optionally `expected_status` and "

@@ -50,6 +50,9 @@ def _build(
                 line=lines.get(f"groups[{index}]"),
                 down_file=g.get("down_file"),
                 rollback_command=g.get("rollback_command"),
+                lock_timeout=g.get("lock_timeout"),
+                statement_timeout=g.get("statement_timeout"),
+                lock_retries=int(g.get("lock_retries", 0)),
             )
         )
     health = data.get("health_check")

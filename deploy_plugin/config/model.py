@@ -100,6 +100,10 @@ class Group:
     line: int | None = None
     down_file: str | None = None  # path template of each migration's down file
     rollback_command: str | None = None  # undoes the group in an atomic deployment
+    # a tracked group's per-migration settings on PostgreSQL (see config/timeouts.py)
+    lock_timeout: str | None = None  # e.g. "1s": SET LOCAL lock_timeout in each migration
+    statement_timeout: str | None = None
+    lock_retries: int = 0  # attempts after a lock timeout (55P03), with backoff
 
     @property
     def deploy_per_file(self) -> bool:

@@ -27,6 +27,7 @@ from .model import (
     target_type_problem,
 )
 from .paths import _line_near
+from .timeouts import timeout_problems
 
 
 def _check_commands(group: Group, prefix: str) -> Iterator[tuple[str, str]]:
@@ -179,6 +180,7 @@ def _group_problems(cfg: DeployConfig, group: Group) -> Iterator[tuple[str, str]
             ),
         )
     yield from _check_down_file(group, at)
+    yield from timeout_problems(group, at)
     declared = sorted(cfg.targets)
     for i, name in enumerate(group.targets or ()):
         # Undeclared names are fine when the config declares no targets: the store may.

@@ -10,6 +10,8 @@ class MigrationError(Exception):
     the failure in that file (``None`` when unknown, e.g. at COMMIT), ``message`` the
     database's error text and ``sqlstate`` PostgreSQL's error code (``None`` for SQLite).
     ``note`` (in the text only) says what stayed applied when not everything was undone.
+    ``undone``: False when something of the file may have stayed applied (a
+    ``-- deploy:no-transaction`` file), so trying it again is not safe.
     """
 
     def __init__(
@@ -19,8 +21,11 @@ class MigrationError(Exception):
         message: str,
         sqlstate: str | None = None,
         note: str = "",
+        *,
+        undone: bool = True,
     ) -> None:
         self.file, self.line, self.message, self.sqlstate = file, line, message, sqlstate
+        self.note, self.undone = note, undone
         where = f"{file}, line {line}" if line else file
         code = f" (SQLSTATE {sqlstate})" if sqlstate else ""
         super().__init__(f"{where}: {message}{code}" + (f". {note}" if note else ""))

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import sqlite3
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -143,7 +144,13 @@ class SqlExecutor:
     # -- applying --------------------------------------------------------------------
 
     def apply(
-        self, path: Path, rel: str, *, books: Bookkeeping | None = None, data: bytes | None = None
+        self,
+        path: Path,
+        rel: str,
+        *,
+        books: Bookkeeping | None = None,
+        data: bytes | None = None,
+        settings: Mapping[str, str] | None = None,
     ) -> int:
         """Apply one migration file in one transaction; return its execution time in ms.
 
@@ -154,7 +161,9 @@ class SqlExecutor:
         e.g. CREATE INDEX CONCURRENTLY): it is NOT atomic, statements before a failing one
         stay applied, and the books run in their own transaction after the last statement.
         ``data``: the SQL to run instead of the file's bytes (one section of it, with the
-        file's line numbers), e.g. a dbmate file's up or down section.
+        file's line numbers), e.g. a dbmate file's up or down section. ``settings``: on
+        PostgreSQL, set for the file's own statements (``SET LOCAL lock_timeout = '1s'``);
+        SQLite has no such settings and ignores them.
         """
         try:
             raw = path.read_bytes() if data is None else data
@@ -183,4 +192,7 @@ class SqlExecutor:
             text = pg_checked(text, rel, atomic)  # COPY to/from the client, own COMMIT
         elif atomic:
             text = sqlite_checked(text, rel)
-        return self._applier.apply(text, rel, books or Bookkeeping(), atomic, time.perf_counter())
+        started = time.perf_counter()
+        if isinstance(self._applier, PostgresApplier):
+            return self._applier.apply(text, rel, books or Bookkeeping(), atomic, started, settings)
+        return self._applier.apply(text, rel, books or Bookkeeping(), atomic, started)

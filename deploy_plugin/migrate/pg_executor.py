@@ -11,13 +11,13 @@ placed on the failing statement, found by counting the statements that completed
 from __future__ import annotations
 
 import string
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from functools import lru_cache
 from typing import Any
 
 from .books import ELAPSED_MS, NO_TRANSACTION_NOTE, Bookkeeping, Sql, ms_since
 from .errors import AlreadyApplied, MigrationError
-from .statements import _line_at, _one_paragraph, _pg_statements
+from .statements import _line_at, _one_paragraph, _pg_statements, _pg_tokens
 
 _BEGIN = "BEGIN;"  # no newline: the file's line numbers stay as they are
 # the file's execution time, as the server sees it: now() is the transaction's start
@@ -140,22 +140,48 @@ class PostgresApplier:
         ]
         return sql.SQL(text).format(*values).as_string(self.connection)
 
-    def apply(self, text: str, rel: str, books: Bookkeeping, atomic: bool, started: float) -> int:
+    def apply(
+        self,
+        text: str,
+        rel: str,
+        books: Bookkeeping,
+        atomic: bool,
+        started: float,
+        settings: Mapping[str, str] | None = None,
+    ) -> int:
+        """Apply ``text``; ``settings`` (e.g. ``{"lock_timeout": "1s"}``, values checked by
+        the config) hold for the file's own statements: ``SET LOCAL`` in its transaction,
+        or for a no-transaction file ``SET`` before it and ``RESET ALL`` after it."""
         if self.connection.closed:
             self.connection = self._open()  # closed after a lost connection or a COPY
         self._rollback(rel)  # left over from an interrupted apply
+        sets = [f"SET {'LOCAL ' if atomic else ''}{k} = '{v}'" for k, v in (settings or {}).items()]
         try:
             if atomic:
-                self._file(text, rel, books)
+                self._file(text, rel, books, sets)
             else:
+                if sets:
+                    self._setting(rel, ";".join(sets))
                 self._one_by_one(text, rel)
                 statements = ([books.guard] if books.guard else []) + list(books.records)
                 if statements:
                     self._books_alone(rel, statements, ms_since(started))
         except BaseException:
             self._rollback(rel)
+            if sets and not atomic and not self.connection.closed:
+                try:  # the session's SETs must not outlive the file
+                    self._run("RESET ALL", rel)
+                except MigrationError:
+                    pass  # connection gone: the next apply reconnects
             raise
         return ms_since(started)
+
+    def _setting(self, rel: str, sql: str) -> None:
+        """Run ``SET``s before a no-transaction file (a refused value fails the file)."""
+        last = self._run(sql, rel)[-1]
+        if last.status not in _ok_statuses():
+            message, sqlstate, _ = self._diag(last)
+            raise MigrationError(rel, None, f"setting the group's timeouts: {message}", sqlstate)
 
     def _books_alone(self, rel: str, statements: list[Sql], elapsed: int) -> None:
         """The books of a ``-- deploy:no-transaction`` file, in a transaction of their own."""
@@ -174,14 +200,15 @@ class PostgresApplier:
                 NO_TRANSACTION_NOTE.replace("before this one", "of the file"),
             )
 
-    def _file(self, text: str, rel: str, books: Bookkeeping, *, prefix: str = "") -> None:
-        """Run guard, file and records as one query inside BEGIN ... COMMIT.
+    def _file(self, text: str, rel: str, books: Bookkeeping, sets: list[str]) -> None:
+        """Run settings, guard, file and records as one query inside BEGIN ... COMMIT.
 
         Raise MigrationError (AlreadyApplied for a refusing guard) for a failure; the server
         skips the rest of the query after an error, so nothing of it commits then.
         """
         from psycopg.pq import ExecStatus
 
+        prefix = "".join(f"{each};" for each in sets)
         guards = 0
         if books.guard is not None:
             prefix += self._render(books.guard).replace("\n", " ") + ";"
@@ -197,7 +224,12 @@ class PostgresApplier:
                     rel, None, "the transaction was rolled back at COMMIT (a failed statement?)"
                 )
             return
-        bad = len(results) - 1  # = statements before it, counting our BEGIN and guard
+        bad = len(results) - 1  # = statements before it, counting our BEGIN, SETs and guard
+        if 1 <= bad <= len(sets):
+            message, sqlstate, _ = self._diag(last)
+            raise MigrationError(rel, None, f"setting the group's timeouts: {message}", sqlstate)
+        if bad:
+            bad -= len(sets)
         if 1 <= bad <= guards:  # (bad == 0: the server refused to parse the query)
             message, sqlstate, _ = self._diag(last)
             if sqlstate == "23505":
@@ -242,10 +274,14 @@ class PostgresApplier:
             note = NO_TRANSACTION_NOTE if index else ""
             if last.status != ExecStatus.FATAL_ERROR:
                 self.connection.close()  # stuck in COPY mode
-                raise MigrationError(rel, stmt.line, _COPY_MESSAGE, None, note)
+                raise MigrationError(rel, stmt.line, _COPY_MESSAGE, None, note, undone=False)
             message, sqlstate, position = self._diag(last)
             line = _line_at(text, stmt.start + position - 1) if position else stmt.line
-            raise MigrationError(rel, line, message, sqlstate, note)
+            # nothing stayed applied only when the first statement failed, and was not one
+            # that commits work of its own on the way (CREATE INDEX CONCURRENTLY may leave
+            # an INVALID index behind)
+            undone = not index and all(n != "CONCURRENTLY" for n, _ in _pg_tokens(text, stmt))
+            raise MigrationError(rel, line, message, sqlstate, note, undone=undone)
         self._run("RESET ALL", rel)
         if self.connection.pgconn.transaction_status != TransactionStatus.IDLE:
             raise MigrationError(

@@ -10,17 +10,20 @@ records in the history (:meth:`MigrationRunner.reconcile`), so nothing runs twic
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Protocol
 
+from deploy_plugin.db import BUSY_TIMEOUT_S
 from deploy_plugin.migration_record import MigrationRecord
 
 from .books import ELAPSED_MS, Bookkeeping, Sql
 from .downs import Down, read_down, up_bytes
+from .errors import AlreadyApplied, MigrationError
 from .executor import SqlExecutor
 from .ledger import Ledger, LedgerRow, missing_from_history
+from .retries import LOCK_NOT_AVAILABLE, QUERY_CANCELED, Attempts, LockPolicy, with_lock_retries
 
 
 class HistoryWriter(Protocol):
@@ -40,10 +43,14 @@ class HistoryWriter(Protocol):
 
 @dataclass(frozen=True)
 class Applied:
-    """What applying one migration did: its history record, and whether it is stored yet."""
+    """What applying one migration did: its history record, whether it is stored yet, what
+    the step's report says of its timeouts (None when nothing), and whether it took more
+    than one attempt."""
 
     record: MigrationRecord
     recorded: bool
+    remark: str | None = None
+    retried: bool = False
 
     @property
     def ledger_row(self) -> LedgerRow:
@@ -73,11 +80,46 @@ class MigrationRunner:
         """Ledger rows the history lacks (a run died between commit and history row)."""
         return missing_from_history(self.ledger.rows(), history)
 
-    def apply(self, rel: str, path: Path, *, checksum: str, who: str) -> Applied:
-        """Apply ``path``; ledger row in its transaction, history row with it or right after."""
+    def apply(
+        self, rel: str, path: Path, *, checksum: str, who: str, policy: LockPolicy | None = None
+    ) -> Applied:
+        """Apply ``path``; ledger row in its transaction, history row with it or right after.
+
+        ``policy``: the group's timeouts, set in the file's transaction; after a lock
+        timeout the file is tried again (:mod:`.retries`). SQLite ignores them."""
+        if policy is None:
+            return self._apply_once(rel, path, checksum, who, None, None)
+        if self.executor.kind != "postgresql":
+            applied = self._apply_once(rel, path, checksum, who, None, None)
+            sqlite = "the database is SQLite, which has no such settings (it waits up to its"
+            busy = f"{BUSY_TIMEOUT_S:g} s busy timeout)"
+            return replace(applied, remark=f"{policy.describe()} not set: {sqlite} {busy}")
+
+        def attempt(attempts: Attempts) -> Applied | MigrationError:
+            try:
+                return self._apply_once(rel, path, checksum, who, policy, attempts.history())
+            except AlreadyApplied:
+                raise
+            except MigrationError as err:
+                return err
+
+        def timed_out(outcome: Applied | MigrationError) -> bool:
+            # only an attempt that left nothing behind is tried again
+            failed = outcome if isinstance(outcome, MigrationError) else None
+            return failed is not None and failed.undone and failed.sqlstate == LOCK_NOT_AVAILABLE
+
+        outcome, attempts = with_lock_retries(policy, attempt, timed_out)
+        if isinstance(outcome, MigrationError):
+            raise _explained(outcome, attempts) from None
+        return replace(outcome, remark=attempts.applied(), retried=attempts.count > 1)
+
+    def _apply_once(
+        self, rel: str, path: Path, checksum: str, who: str, policy: LockPolicy | None,
+        note: str | None,
+    ) -> Applied:  # fmt: skip
         self.ledger.ensure()
         applied_at = datetime.now(timezone.utc)
-        record = MigrationRecord(rel, checksum, applied_at, who, None, "success", None)
+        record = MigrationRecord(rel, checksum, applied_at, who, None, "success", note)
         records = []
         if self.same_database and self.store is not None:
             records.append(
@@ -88,8 +130,9 @@ class MigrationRunner:
             data: bytes | None = up_bytes(path.read_bytes())  # a dbmate file: its up section
         except OSError:
             data = None  # the executor reports the unreadable file
-        elapsed = self.executor.apply(path, rel, books=books, data=data)
-        record = MigrationRecord(rel, checksum, applied_at, who, elapsed, "success", None)
+        settings = policy.settings() if policy is not None else None
+        elapsed = self.executor.apply(path, rel, books=books, data=data, settings=settings)
+        record = MigrationRecord(rel, checksum, applied_at, who, elapsed, "success", note)
         return Applied(record, recorded=bool(records))
 
     def rollback(self, rel: str, down: Down, root: Path, *, checksum: str, who: str) -> Applied:
@@ -114,6 +157,24 @@ class MigrationRunner:
         )
         record = MigrationRecord(rel, checksum, rolled_at, who, elapsed, "rolled_back", None)
         return Applied(record, recorded=len(records) > 1)
+
+
+_PARTIAL = (
+    "something of this -- deploy:no-transaction file may have stayed applied (with"
+    " CONCURRENTLY, an INVALID index); check the database before deploying again"
+)
+
+
+def _explained(err: MigrationError, attempts: Attempts) -> MigrationError:
+    """The last attempt's error, with what the group's timeouts did."""
+    if err.sqlstate == LOCK_NOT_AVAILABLE:
+        extra = attempts.gave_up(None if err.undone else _PARTIAL)
+    elif err.sqlstate == QUERY_CANCELED and attempts.policy.statement_timeout:
+        extra = attempts.statement_note()
+    else:
+        return err
+    note = f"{err.note}. {extra}" if err.note else extra
+    return MigrationError(err.file, err.line, err.message, err.sqlstate, note, undone=err.undone)
 
 
 __all__ = ["ELAPSED_MS", "Applied", "HistoryWriter", "MigrationRunner"]

@@ -9,15 +9,18 @@ from __future__ import annotations
 import time
 import warnings
 from datetime import datetime
+from pathlib import Path
 from typing import Any, NoReturn
 
 import pytest
 
+from deploy_plugin.engine import lock_retries
 from deploy_plugin.engine.errors import DeployFailure, DeployWarning
 from deploy_plugin.engine.policy import LOCK_LOST
 from deploy_plugin.engine.shell import CommandRefused, CommandResult, run_command
 from deploy_plugin.engine.views import StepView
 from deploy_plugin.facts import iso_utc, monotonic_ms, utcnow, who
+from deploy_plugin.migrate.retries import Attempts, LockPolicy
 from deploy_plugin.plan import Step, links_note
 from deploy_plugin.plugin.deployment import Deployment
 from deploy_plugin.plugin.messages import domain_name
@@ -200,6 +203,7 @@ class StepItem(DeployItem):
         super().__init__(**kwargs)
         self.step = step
         self._asked: tuple[str | None] | None = None  # changes_something()'s skip reason
+        self.attempts: Attempts | None = None  # of a psql-applied file with a lock policy
         self.kind = step.kind
         self.group_name = step.group.name
         self.file = step.file
@@ -295,11 +299,12 @@ class StepItem(DeployItem):
         psqlrc_dir = deployment.session.rootdir / ".deploy" / "psql"
         env = deployment.env
         one_transaction = self.atomic_under_psql() is None
+        policy = LockPolicy.of(step.group) if step.tracked and step.kind == "deploy" else None
         if one_transaction:  # the file's ledger row commits in psql's own transaction
             from deploy_plugin.engine.psql import ledger_env
             from deploy_plugin.migrate.ledger import psql_guard_sql
 
-            sql = psql_guard_sql(
+            sql = lock_retries.ledger_first(policy) + psql_guard_sql(
                 deployment.project, deployment.target.name, self.migration,
                 deployment.checksum(self.migration), who(),
             )  # fmt: skip
@@ -307,6 +312,24 @@ class StepItem(DeployItem):
                 **env,
                 **ledger_env(psqlrc_dir, root=deployment.config.root, rel=self.migration, sql=sql),
             }
+        env = lock_retries.timeouts_env(env, policy)
+        try:
+            result, self.attempts = lock_retries.run_with_lock_retries(
+                policy, lambda: self._run_command(env, psqlrc_dir, one_transaction),
+                one_transaction=one_transaction, log_path=self.log_path,
+            )  # fmt: skip
+            return result
+        finally:
+            if one_transaction:
+                from deploy_plugin.engine.psql import drop_ledger_sql
+
+                drop_ledger_sql(env)
+
+    def _run_command(
+        self, env: dict[str, str], psqlrc_dir: Path, one_transaction: bool
+    ) -> CommandResult:
+        deployment, step = self.deployment, self.step
+        assert step.command is not None, "a shell step has a command"
         try:
             return run_command(
                 step.command,
@@ -329,11 +352,6 @@ class StepItem(DeployItem):
                     f"{step.kind} command of group {step.group.name} could not run: {err}."
                 )
             ) from None
-        finally:
-            if one_transaction:
-                from deploy_plugin.engine.psql import drop_ledger_sql
-
-                drop_ledger_sql(env)
 
     def atomic_under_psql(self) -> str | None:
         """None when this step is a tracked migration that psql applies in one transaction
@@ -358,17 +376,22 @@ class StepItem(DeployItem):
         """Record the outcome (and the migration's history row); fail with a short message."""
         deployment, step = self.deployment, self.step
         self.output = result.tail
-        self.log_path = result.log_path  # None when the command printed nothing
+        retried = self.attempts is not None and self.attempts.count > 1  # one log, one step
+        if not retried:
+            self.log_path = result.log_path  # None when the command printed nothing
         elapsed = int(result.duration_s * 1000)  # the command's own time, also in parallel
-        if result.started_at is not None:
+        if result.started_at is not None and not retried:
             self.started_at = result.started_at  # a parallel step's command began earlier
             self.command_ms = elapsed  # ... and the step row's interval is the command's
         if result.ok:
             if step.tracked:
+                history = self.attempts.history() if self.attempts else None
                 deployment.record_migration(
-                    self.migration, status="success", execution_time_ms=elapsed
+                    self.migration, status="success", execution_time_ms=elapsed, error=history
                 )
                 deployment.applied_here.append(self.migration)
+                if self.attempts is not None:
+                    self._remark(self.attempts.applied(), summary=True)
             return
         last = [line for line in result.tail.splitlines() if line.strip()][-3:]
         tail = (" Last output: " + _sentence(" | ".join(last))) if last else " It printed nothing."
@@ -385,6 +408,8 @@ class StepItem(DeployItem):
                 else f" The file did not run in one transaction ({why}): statements before"
                 " the failing one may be committed; check the database before running again."
             )
+            if self.attempts is not None:
+                message += lock_retries.failure_note(result, self.attempts, why)
             deployment.record_migration(
                 self.migration, status="failed", execution_time_ms=elapsed, error=message
             )
@@ -416,6 +441,7 @@ class StepItem(DeployItem):
                 deployment.config.root / self.migration,
                 checksum=deployment.checksum(self.migration),
                 who=who(),
+                policy=LockPolicy.of(step.group),
             )
         except AlreadyApplied as err:
             raise DeployFailure(deployment.masker.mask(str(err))) from None  # no "failed" row
@@ -438,10 +464,21 @@ class StepItem(DeployItem):
                 self.migration,
                 status="success",
                 execution_time_ms=applied.record.execution_time_ms,
+                error=applied.record.error_message,  # how its lock retries went, if any
             )
         deployment.applied_here.append(self.migration)
         deployment.audit_reapplied(self.migration)
         self.notes.append(f"applied in {applied.record.execution_time_ms} ms")
+        self._remark(applied.remark, summary=applied.retried)
+
+    def _remark(self, text: str | None, *, summary: bool) -> None:
+        """A migration's word on its timeouts, in its notes and the reports' message (and,
+        for one applied after lock retries, the terminal summary's notes)."""
+        if text:
+            self.remark = text
+            self.notes.append(text)
+            if summary:
+                self.deployment.notes.append(f"{self.file} {text}")
 
 
 class HealthCheckItem(DeployItem):
