@@ -1,6 +1,6 @@
-"""The short item protocol (deploy_plugin/plugin/protocol.py, issue 14): steps in the middle of a
-group skip pytest's setup/call/teardown hooks, yet report exactly as pytest's protocol
-does; anyone implementing those hooks (or our per-step hooks) gets pytest's protocol."""
+"""Every deploy item runs through pytest's own run protocol (issue 22: no copy of it):
+setup, call and teardown hooks, finalizers, ``sys.last_value``, ``-x``, marks, JUnit and
+``-rA`` as for any test."""
 
 from __future__ import annotations
 
@@ -34,15 +34,6 @@ def pytest_configure(config):
                 out.write(kwargs["item"].nodeid + "\\n")
     config.pluginmanager.add_hookcall_monitoring(before, lambda *args: None)
 """
-
-FULL_PROTOCOL = """
-import pytest
-
-@pytest.hookimpl(wrapper=True)
-def pytest_runtest_call(item):
-    return (yield)
-"""
-
 
 def project(pytester: pytest.Pytester) -> None:
     write_config(pytester, CONFIG)
@@ -98,48 +89,30 @@ def run_twice(pytester: pytest.Pytester, *args: str) -> list[Run]:
     return runs
 
 
-def test_middle_steps_skip_the_runtest_hooks_and_report_as_pytest_does(
-    pytester: pytest.Pytester,
-) -> None:
+def test_every_item_runs_through_pytests_own_protocol(pytester: pytest.Pytester) -> None:
     project(pytester)
     pytester.makeconftest(MONITOR)
-    short = run_twice(pytester)
-    (first, _, first_called), (rerun, _, rerun_called) = short
+    (first, first_junit, first_called), (rerun, rerun_junit, rerun_called) = run_twice(pytester)
     first.assert_outcomes(passed=10, failed=1, skipped=2)
     rerun.assert_outcomes(passed=6, failed=1, skipped=6)
-    # pytest's protocol: the preflight checks, and each group's last step
-    assert not any("::migrations::deploy[migrations/1.sql]" in n for n in first_called)
-    assert not any("files/1.txt" in n for n in first_called)
-    assert any("::migrations::deploy[migrations/4.sql]" in n for n in first_called)
-    assert any("preflight" in n for n in first_called)
-    assert len(rerun_called) == len(first_called) < 13
-
-    # the same run with someone listening to pytest_runtest_call: pytest's protocol for
-    # every item, and the same reports in the terminal and the JUnit XML
-    pytester.path.joinpath("target.sqlite3").unlink()
-    for store in pytester.path.joinpath(".deploy").glob("*.sqlite3"):
-        store.unlink()
-    pytester.makeconftest(MONITOR + FULL_PROTOCOL)
-    full = run_twice(pytester)
-    for (short_result, short_junit, _), (full_result, full_junit, calls) in zip(
-        short, full, strict=True
-    ):
-        assert short_junit == full_junit
-        assert len(calls) == len(short_junit)
+    for result, cases, calls in ((first, first_junit, first_called), (rerun, rerun_junit, rerun_called)):
+        assert len(calls) == len(cases) == 13  # every item, steps in the middle of a group too
+        assert any("::migrations::deploy[migrations/1.sql]" in n for n in calls)
+        assert any("files/1.txt" in n for n in calls)
         lines = [
-            _timeless(line)
-            for line in short_result.outlines
+            line for line in result.outlines
             if line.startswith(("PASSED", "FAILED", "SKIPPED", "ERROR"))
-        ]
-        assert lines == [
-            _timeless(line)
-            for line in full_result.outlines
-            if line.startswith(("PASSED", "FAILED", "SKIPPED", "ERROR"))
-        ]
-        assert lines  # -rA listed every outcome
+        ]  # fmt: skip
+        assert len(lines) >= 3  # -rA listed the outcomes
+    outcomes = [case[1] for case in first_junit]
+    assert outcomes.count("failure") == 1 and outcomes.count("skipped") == 2
+    failed = next(case for case in first_junit if case[1] == "failure")
+    assert "deploy[files/3.txt]" in failed[0] and "files/3.txt" in failed[2]
+    applied = [case for case in rerun_junit if "migrations/" in case[0]]
+    assert [case[1] for case in applied] == ["skipped"] * 4
 
 
-def test_a_per_step_hook_gets_pytest_protocol_for_every_step(pytester: pytest.Pytester) -> None:
+def test_a_per_step_hook_sees_every_step(pytester: pytest.Pytester) -> None:
     project(pytester)
     pytester.makeconftest(
         MONITOR
@@ -149,6 +122,38 @@ def test_a_per_step_hook_gets_pytest_protocol_for_every_step(pytester: pytest.Py
     result = pytester.runpytest_subprocess("--deploy-target=t", "--junitxml=deploy.xml")
     result.assert_outcomes(passed=10, failed=1, skipped=2)
     assert len(called(pytester)) == 13
+
+
+def test_an_items_finalizer_runs_for_every_step(pytester: pytest.Pytester) -> None:
+    # pytest's setup state runs what item.addfinalizer registered (here once the item is
+    # set up) at the item's teardown
+    project(pytester)
+    pytester.makeconftest(
+        "def pytest_runtest_makereport(item, call):\n"
+        "    if call.when == 'setup':\n"
+        "        item.addfinalizer(lambda nodeid=item.nodeid: open('finalized.txt', 'a')"
+        ".write(nodeid + '\\n'))\n"
+    )
+    result = pytester.runpytest_subprocess("--deploy-target=t")
+    result.assert_outcomes(passed=10, failed=1, skipped=2)
+    finalized = pytester.path.joinpath("finalized.txt").read_text().splitlines()
+    assert len(finalized) == 13
+    assert any("files/1.txt" in n for n in finalized)
+
+
+def test_a_failed_step_is_sys_last_value(pytester: pytest.Pytester) -> None:
+    # as for any item whose call fails, pytest keeps the exception in sys.last_value
+    project(pytester)
+    pytester.makeconftest(
+        "import sys\n"
+        "def pytest_runtest_logreport(report):\n"
+        "    if report.when == 'call' and report.failed:\n"
+        "        with open('last.txt', 'w') as out:\n"
+        "            out.write(type(getattr(sys, 'last_value', None)).__name__)\n"
+    )
+    result = pytester.runpytest_subprocess("--deploy-target=t")
+    result.assert_outcomes(passed=10, failed=1, skipped=2)
+    assert pytester.path.joinpath("last.txt").read_text() == "DeployFailure"
 
 
 def test_stop_at_first_failure_in_the_middle_of_a_group(pytester: pytest.Pytester) -> None:
@@ -162,7 +167,7 @@ def test_stop_at_first_failure_in_the_middle_of_a_group(pytester: pytest.Pyteste
 
 
 def test_a_step_marked_skip_by_a_conftest_is_not_run(pytester: pytest.Pytester) -> None:
-    # markers act in pytest's setup hooks: a marked item gets pytest's protocol
+    # markers act in pytest's setup hooks
     project(pytester)
     pytester.makeconftest(
         "import pytest\n"

@@ -124,7 +124,6 @@ class DeployPlugin:
     def __init__(self, state: DeploySession) -> None:
         self.state = state
         self.junit = False  # whether --junitxml writes here (this process)
-        self.short_protocol: bool | None = None  # see deploy_plugin.plugin.protocol, asked once
         # an xdist worker tags its reports for the controller (deploy_plugin.plugin.crashes)
         self.worker = hasattr(state.config, "workerinput")
         self.crash_watch: Any = None  # the xdist controller's CrashWatch
@@ -363,22 +362,6 @@ class DeployPlugin:
         finally:
             if capman is not None:
                 capman.resume_global_capture()
-
-    @pytest.hookimpl(tryfirst=True)
-    def pytest_runtest_protocol(self, item: pytest.Item, nextitem: pytest.Item | None) -> Any:
-        """A step in the middle of its group takes the short protocol, where nothing but
-        pytest and pytest-deploy would see the runtest hooks
-        (:mod:`deploy_plugin.plugin.protocol`)."""
-        if not self.state.deployments:
-            return None
-        import deploy_plugin.plugin.protocol as protocol
-
-        if self.short_protocol is None:
-            self.short_protocol = protocol.available(item.config)
-        if not self.short_protocol or not protocol.applies(item, nextitem):
-            return None
-        protocol.run(item)
-        return True
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_setup(self, item: pytest.Item) -> None:

@@ -46,9 +46,6 @@ class DeployItem(pytest.Item):
     kind = "step"
     group_name: str | None = None
     file: str | None = None
-    #: Whether its runtest runs only pytest-deploy's own Python code (its commands run in
-    #: processes with output pipes of their own): see :mod:`deploy_plugin.plugin.protocol`.
-    short_protocol = False
 
     def __init__(self, *, deployment: Deployment, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -191,8 +188,6 @@ class DeployItem(pytest.Item):
 
 class StepItem(DeployItem):
     """A pre_deploy/post_deploy hook, build, test or deploy step of a group."""
-
-    short_protocol = True
 
     def __init__(self, *, step: Step, **kwargs: Any) -> None:
         super().__init__(**kwargs)
