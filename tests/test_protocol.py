@@ -35,6 +35,7 @@ def pytest_configure(config):
     config.pluginmanager.add_hookcall_monitoring(before, lambda *args: None)
 """
 
+
 def project(pytester: pytest.Pytester) -> None:
     write_config(pytester, CONFIG)
     for i in range(1, 5):
@@ -95,7 +96,10 @@ def test_every_item_runs_through_pytests_own_protocol(pytester: pytest.Pytester)
     (first, first_junit, first_called), (rerun, rerun_junit, rerun_called) = run_twice(pytester)
     first.assert_outcomes(passed=10, failed=1, skipped=2)
     rerun.assert_outcomes(passed=6, failed=1, skipped=6)
-    for result, cases, calls in ((first, first_junit, first_called), (rerun, rerun_junit, rerun_called)):
+    for result, cases, calls in (
+        (first, first_junit, first_called),
+        (rerun, rerun_junit, rerun_called),
+    ):
         assert len(calls) == len(cases) == 13  # every item, steps in the middle of a group too
         assert any("::migrations::deploy[migrations/1.sql]" in n for n in calls)
         assert any("files/1.txt" in n for n in calls)
