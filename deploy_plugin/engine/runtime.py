@@ -80,7 +80,7 @@ class Deployment:
         self.selected: list[Any] = []  # those kept after selection, in run order (select())
         self.positions: dict[str, int] = {}  # node id -> 1-based place in self.selected
         self._bounds: dict[str, list[Any]] = {}
-        self.policy = StopPolicy(continue_on_failure=session.continue_on_failure)
+        self.policy = StopPolicy(continue_on_failure=session.options.continue_on_failure)
         self.results: dict[str, StepResult] = {}
         self.schema_verified: set[str] = set()  # groups whose schema preflight found as recorded
         self.started_at: datetime | None = None
@@ -96,7 +96,7 @@ class Deployment:
             store=session.store,
             open_store=session.open_store_or_none,
             masker=self.masker,
-            dry_run=session.dry_run,
+            dry_run=session.options.dry_run,
         )
         self._migration_runners: dict[str, Any] = {}
         self._runners: dict[str, Any] = {}
@@ -127,12 +127,12 @@ class Deployment:
 
     @property
     def dry_run(self) -> bool:
-        return bool(self.session.dry_run)
+        return self.session.options.dry_run
 
     @property
     def atomic(self) -> bool:
         """Whether a failure undoes this deployment (``--deploy-atomic`` or ``atomic: true``)."""
-        return self.kind == "deploy" and bool(self.session.atomic or self.config.atomic)
+        return self.kind == "deploy" and bool(self.session.options.atomic or self.config.atomic)
 
     def view(self) -> DeploymentView:
         """This deployment as hooks see it (read-only; its env once it started)."""
@@ -174,7 +174,7 @@ class Deployment:
         check = self.config.health_check
         if check is None:
             return None
-        return self.session.health_url or self.target.health_check_url or check.url
+        return self.session.options.health_url or self.target.health_check_url or check.url
 
     def selected_of(self, *kinds: str) -> list[Any]:
         """The selected deployment items of these kinds, in run order (a smoke test, a
@@ -570,5 +570,5 @@ class Deployment:
     def _html_field(self) -> dict[str, str]:
         """``html``: the page ``--deploy-html`` writes at the session's end (notifications
         link it); absent without the option."""
-        path = getattr(self.session, "html_path", None)
+        path = self.session.options.html
         return {"html": os.path.abspath(path)} if path else {}

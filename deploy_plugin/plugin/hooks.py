@@ -53,7 +53,7 @@ def pytest_configure(config: pytest.Config) -> None:
     session = DeploySession.install(config)
     config.pluginmanager.register(DeployPlugin(session), "deploy-session")
     config.addinivalue_line("markers", "deploy_after(group): run a smoke test after that group")
-    if session.targets:  # notifications are about deployments: none without a target
+    if session.options.targets:  # notifications are about deployments: none without a target
         import deploy_plugin.notify.notifier as notify
 
         if not config.pluginmanager.is_registered(notify):
@@ -86,8 +86,8 @@ def pytest_configure(config: pytest.Config) -> None:
     configure.read_env_files(config, session)
     configure.check_plan_options(config, session)
     distribution.choose_dist_mode(config)
-    if session.report_path:
-        configure.check_writable(session.report_path)
+    if session.options.report:
+        configure.check_writable(session.options.report)
     if config.getoption("xmlpath", None) and config.getini("junit_logging") not in (
         "system-out",
         "all",
@@ -129,7 +129,7 @@ class DeployPlugin:
         self.crash_watch: Any = None  # the xdist controller's CrashWatch
 
     def pytest_sessionstart(self, session: pytest.Session) -> None:
-        if not self.state.targets:
+        if not self.state.options.targets:
             return  # the suite's deploy.* properties describe a deployment
         import deploy_plugin.report.summary as report
         from deploy_plugin.plugin.pytest_compat import junit_xml
@@ -141,7 +141,7 @@ class DeployPlugin:
     @pytest.hookimpl(wrapper=True)
     def pytest_runtestloop(self, session: pytest.Session) -> Any:
         """Run the items with SIGTERM/SIGHUP turned into KeyboardInterrupt (like Ctrl-C)."""
-        if not self.state.targets:
+        if not self.state.options.targets:
             return (yield)
         from deploy_plugin.engine.signals import interrupt_on_termination
 
@@ -159,20 +159,20 @@ class DeployPlugin:
     def pytest_xdist_make_scheduler(self, config: pytest.Config, log: Any) -> Any:
         """xdist controller: schedule each target's deployment on one worker, in order."""
         state = self.state
-        if state.targets and config.getoption("dist") == "loadgroup":
+        if state.options.targets and config.getoption("dist") == "loadgroup":
             import deploy_plugin.plugin.xdist as distribution
             from deploy_plugin.plugin.crashes import CrashWatch
 
             # a crashed worker ends its deployments: never rescheduled, reported here
             self.crash_watch = CrashWatch(state)
             config.pluginmanager.register(self.crash_watch, "deploy-crash-watch")
-            return distribution.make_scheduler(config, log, state.targets)
+            return distribution.make_scheduler(config, log, state.options.targets)
         return None
 
     def pytest_generate_tests(self, metafunc: pytest.Metafunc) -> None:
         """A smoke test runs once per target (id = target name)."""
         if TARGET_PARAM in metafunc.fixturenames:
-            targets = self.state.targets
+            targets = self.state.options.targets
             if targets:
                 metafunc.parametrize(TARGET_PARAM, targets, indirect=True, ids=targets)
 
@@ -186,8 +186,9 @@ class DeployPlugin:
             state.refusal = " ".join(state.usage_problems)
             items.clear()  # nothing runs; the paragraph and exit 2 at the session's end
             return
-        unknown = [g for g in state.groups + state.skip_groups if g not in state.seen_groups]
-        if state.targets and unknown and state.seen_groups:
+        selection = state.options.groups + state.options.skip_groups
+        unknown = [g for g in selection if g not in state.seen_groups]
+        if state.options.targets and unknown and state.seen_groups:
             raise pytest.UsageError(
                 f"unknown group(s) {', '.join(map(repr, unknown))} in --group/--skip-group; the"
                 f" collected configs have: {', '.join(sorted(state.seen_groups))}"
@@ -338,7 +339,7 @@ class DeployPlugin:
             if d.target.protected
             and d.selected
             and not d.dry_run
-            and not state.yes
+            and not state.options.yes
             and d.kind != "check_rollback"  # the check needs --yes: never typed in passing
         ]
         if not pending or session.config.getoption("collectonly"):
@@ -417,7 +418,7 @@ class DeployPlugin:
         if self.crash_watch is not None:
             self.crash_watch.settle_lost()  # deployments of crashed workers not yet settled
         reports = [d.report() for d in state.deployments if d.started_at is not None]
-        if state.options.plan_out and state.targets and not state.plan_refusal:
+        if state.options.plan_out and state.options.targets and not state.plan_refusal:
             import deploy_plugin.plugin.plans as plan_glue
 
             state.plan_message = plan_glue.write(state)
@@ -428,10 +429,10 @@ class DeployPlugin:
             workeroutput["deploy_refusal"] = state.refusal
         else:
             reports += state.worker_reports
-            if state.report_path:
+            if state.options.report:
                 import deploy_plugin.report.summary as report
 
-                report.write_json(state.report_path, reports)
+                report.write_json(state.options.report, reports)
         if session.exitstatus == 0 and any(
             d.status != "success" for d in state.deployments if d.started_at is not None
         ):
@@ -440,7 +441,7 @@ class DeployPlugin:
             session.exitstatus = PLAN_REFUSED
         elif state.plan_failed and session.exitstatus == 0:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED  # the plan asked for is missing
-        if workeroutput is None and state.html_path:
+        if workeroutput is None and state.options.html:
             _write_html(state)
         store = state.open_store_or_none()
         if store is not None:
@@ -495,7 +496,7 @@ def _write_html(state: DeploySession) -> None:
         entry["targets"].append(r["target"])
         if r.get("deployment_id") is not None:
             entry["ids"].append(r["deployment_id"])
-    path = Path(state.html_path or "")
+    path = Path(state.options.html or "")
     if not ran:
         soft_warn(f"pytest-deploy: history page {path} not written: no deployment ran")
         return

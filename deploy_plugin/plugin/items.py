@@ -309,7 +309,7 @@ class StepItem(DeployItem):
                 timeout=(
                     step.group.timeout_seconds
                     if step.group.timeout_seconds is not None
-                    else deployment.session.timeout
+                    else deployment.session.options.timeout
                 ),
                 log_path=self.log_path,
                 psqlrc_dir=psqlrc_dir,

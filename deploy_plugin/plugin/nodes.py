@@ -69,10 +69,10 @@ class DeployConfigFile(pytest.File):
         session.seen_groups.update(g.name for g in config.groups)
         for line, text in config.order_ties():
             warnings.warn_explicit(DeployWarning(text), DeployWarning, str(self.path), line or 1)
-        if not session.targets:
+        if not session.options.targets:
             yield MessageItem.from_parent(self, name="validate", failure=None)
             return
-        for target in session.targets:
+        for target in session.options.targets:
             yield TargetNode.from_parent(
                 self, name=target, deploy_config=config, matched=self.matched
             )
@@ -103,12 +103,12 @@ class TargetNode(pytest.Collector):
         if target is None:
             yield UnknownTargetNode.from_parent(self, name="preflight", failure=problem)
             return
-        if session.rolling_back:
+        if session.options.rolling_back:
             from deploy_plugin.plugin.rollback import collect_rollback
 
             yield from collect_rollback(self, session, config, target)
             return
-        if session.check_rollback:
+        if session.options.check_rollback:
             from deploy_plugin.plugin.reversibility import collect_check
 
             yield from collect_check(self, session, config, target)
@@ -137,7 +137,7 @@ class TargetNode(pytest.Collector):
             yield GroupNode.from_parent(
                 self, name=plan.group.name, deployment=deployment, plan=plan
             )
-        if config.health_check is not None and not session.no_health_check:
+        if config.health_check is not None and not session.options.no_health_check:
             item = HealthCheckItem.from_parent(self, name="health_check", deployment=deployment)
             item.sort_key = (len(plans) + 1, 0)
             yield item

@@ -45,7 +45,7 @@ class PreflightItem(DeployItem):
 
     def check_env(self) -> None:
         deployment = self.deployment
-        if deployment.session.skip_validation:
+        if deployment.session.options.skip_validation:
             skip("--skip-validation: required env vars not checked")
         env = deployment.env
         missing: dict[str, list[str]] = {}
@@ -430,7 +430,7 @@ def _option_like_values(deployment: Deployment, selected: set[str]) -> list[str]
 
 def confirm_protected(deployment: Deployment, notes: list[str]) -> None:
     """A protected target runs only when confirmed (--yes, or at the terminal)."""
-    if deployment.session.yes:
+    if deployment.session.options.yes:
         notes.append("protected target: confirmed by --yes")
         return
     if deployment.kind == "check_rollback":

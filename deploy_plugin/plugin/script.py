@@ -41,11 +41,11 @@ class DeployScriptFile(pytest.File):
 
     def collect(self) -> Iterator[pytest.Item | pytest.Collector]:
         session = _session(self)
-        if not session.targets:
+        if not session.options.targets:
             return
         config = script_config(self.path)
         session.seen_groups.add("deploy")
-        for target in session.targets:
+        for target in session.options.targets:
             yield ScriptTargetNode.from_parent(self, name=target, deploy_config=config)
 
 
