@@ -37,8 +37,7 @@ def planned_command(item: Any) -> str | None:
     if getattr(item, "kind", None) == "health_check":
         deployment = item.deployment
         check = deployment.config.health_check
-        url = deployment.session.options.health_url or deployment.target.health_check_url or check.url
-        return f"GET {url} expecting {check.expected_status}"
+        return f"GET {deployment.health_url()} expecting {check.expected_status}"
     return None
 
 
