@@ -367,14 +367,14 @@ def test_a_restored_health_check_is_explained(
     result = pytester.runpytest("--deploy-target=t", "-k", expression)
     assert result.ret == 0
     result.stdout.fnmatch_lines([
-        "*health check kept though -k/-m deselected it*--no-health-check*",
+        "*health check kept though -k/-m narrowed the run*--no-health-check*",
     ])  # fmt: skip
 
 
 def test_no_note_when_the_health_check_was_selected(pytester: pytest.Pytester, http_server) -> None:
     _two_groups_with_health(pytester, http_server)
     result = pytester.runpytest("--deploy-target=t")
-    assert result.ret == 0 and "deselected it" not in result.stdout.str()
+    assert result.ret == 0 and "health check kept" not in result.stdout.str()
 
 
 def test_deselecting_every_group_says_so(pytester: pytest.Pytester, http_server) -> None:

@@ -26,8 +26,9 @@ from deploy_plugin.config import FILE_PLACEHOLDERS, placeholders, render_command
 from deploy_plugin.engine.runtime import Deployment
 from deploy_plugin.migrate.downs import find_down
 from deploy_plugin.plan import GroupPlan, Step, file_values
-from deploy_plugin.plugin.items import StepItem, skip
+from deploy_plugin.plugin.items import skip
 from deploy_plugin.plugin.rollback import RollbackItem
+from deploy_plugin.plugin.steps import StepItem
 
 NOTHING_TO_UNDO = "deployment succeeded: nothing to undo"
 

@@ -190,7 +190,7 @@ class GroupNode(pytest.Collector):
         self.plan = plan
 
     def collect(self) -> Iterator[pytest.Item]:
-        from deploy_plugin.plugin.items import StepItem
+        from deploy_plugin.plugin.steps import StepItem
 
         position = 1 + self.deployment.plans.index(self.plan)
         for index, step in enumerate(self.plan.steps):

@@ -1,21 +1,23 @@
 """The one reporter: every step result of a deployment is built here, from one observer.
 
-pytest's makereport of each item's call (``DeployPlugin.pytest_runtest_makereport``) hands
+pytest's makereport of each item's call (``RunHooks.pytest_runtest_makereport``) hands
 the item and its report to :func:`observe`: a deploy step's outcome (which the item keeps
 in its stash) or a smoke test's report becomes a :class:`StepResult` through
 ``Deployment.step_result``, is recorded, and is shown to the ``after_step``/``after_group``
 hooks; a hook that raises turns the step's report into a failure. pytest makes no report
-of a call ended by KeyboardInterrupt, so an interrupted step reports itself here too.
+of a call ended by KeyboardInterrupt or ``pytest.exit``: the session's interrupt hook hands
+the deployments to :func:`report_interrupted`, which records the step that was running.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import replace
 from typing import Any
 
 import pytest
 
-from deploy_plugin.engine.runtime import StepResult
+from deploy_plugin.engine.runtime import Deployment, StepResult
 from deploy_plugin.plugin import smoke
 from deploy_plugin.plugin.items import STEP_OUTCOME, DeployItem
 from deploy_plugin.report.summary import TESTCASE_NAME, testcase_name
@@ -35,6 +37,19 @@ def observe(item: pytest.Item, rep: pytest.TestReport) -> None:
         if deployment is not None:  # a smoke test of a deployment; else a plain test
             _name_testcase(item, deployment, rep)
             smoke.record(item, rep, deployment)
+
+
+def report_interrupted(deployments: Iterable[Deployment]) -> None:
+    """After the session was interrupted: record each step whose call began and has no
+    result (the one running when Ctrl-C, a signal or ``pytest.exit`` ended it)."""
+    for deployment in deployments:
+        for item in deployment.selected:
+            if (
+                isinstance(item, DeployItem)
+                and STEP_OUTCOME in item.stash
+                and item.nodeid not in deployment.results
+            ):
+                report_step(item, None)
 
 
 def _name_testcase(item: pytest.Item, deployment: Any, rep: pytest.TestReport) -> None:

@@ -25,9 +25,10 @@ from deploy_plugin.engine.runtime import Deployment
 from deploy_plugin.facts import who
 from deploy_plugin.migrate.downs import Down, find_down, read_down, undoes_nothing
 from deploy_plugin.plan import GroupPlan, Step, plan_group
-from deploy_plugin.plugin.items import StepItem, skip
+from deploy_plugin.plugin.items import skip
 from deploy_plugin.plugin.messages import DeployFailure
 from deploy_plugin.plugin.nodes import GroupNode, PreflightNode, _session
+from deploy_plugin.plugin.steps import StepItem
 from deploy_plugin.targets import TargetInfo
 
 

@@ -20,9 +20,9 @@ from deploy_plugin.config import DeployConfig
 from deploy_plugin.config.fallback import is_fallback_script, script_config
 from deploy_plugin.engine.runtime import Deployment
 from deploy_plugin.plan import plan_group
-from deploy_plugin.plugin.items import StepItem
 from deploy_plugin.plugin.nodes import UnknownTargetNode
 from deploy_plugin.plugin.preflight import confirm_protected, take_lock
+from deploy_plugin.plugin.steps import StepItem
 
 __all__ = ["DeployScriptFile", "ScriptItem", "is_fallback_script", "script_config"]
 

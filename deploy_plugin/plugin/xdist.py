@@ -33,6 +33,8 @@ SAFE_DIST = ("no", "loadgroup")
 #: The start of a deployment's unit of work (its target's steps and smoke tests) in the
 #: scheduler; no node id starts so (a plain test's unit is its node id).
 SCOPE_PREFIX = "::deploy-"
+#: The name the xdist controller registers its CrashWatch under (deploy_plugin.plugin.crashes).
+CRASH_WATCH = "deploy-crash-watch"
 
 
 def choose_dist_mode(config: pytest.Config) -> None:
