@@ -139,3 +139,31 @@ def test_a_deselection_handed_as_a_tuple_is_read_not_edited(pytester: pytest.Pyt
     assert result.ret == 0, result.stdout.str()
     result.stdout.fnmatch_lines(["*preflight::env PASSED*", "*a::build PASSED*"])
     result.stdout.no_fnmatch_line("*a::test PASSED*")
+
+
+@pytest.mark.parametrize("node_id", ["deploy.yaml::t::a::build", "deploy.yaml::t::a"])
+def test_a_node_id_below_the_target_runs_with_the_deployments_preflight(
+    pytester: pytest.Pytester, http_server, node_id: str
+) -> None:
+    # pytest collects only what a node id names: the target's preflight and health check
+    # are not, yet the deployment takes its lock and checks before its step (DESIGN §3)
+    http_server.set_route("/health", 200)
+    write_project(
+        pytester,
+        {"groups": [{"name": "a", "order": 1, "build_command": "true", "test_command": "true"},
+                    {"name": "b", "order": 2, "build_command": "true"}],
+         "health_check": {"url": http_server.url_for("/health")}},
+    )  # fmt: skip
+    result = pytester.runpytest("--deploy-target=t", node_id, "-v")
+    result.stdout.fnmatch_lines(
+        [
+            "*::t::preflight::lock PASSED*",
+            "*::t::preflight::env PASSED*",
+            "*::t::preflight::files PASSED*",
+            "*::t::a::build PASSED*",
+            "*::t::health_check PASSED*",
+        ]
+    )
+    result.stdout.no_fnmatch_line("*::t::b::build*")
+    assert result.ret == 0
+    assert http_server.count("/health") >= 1

@@ -24,6 +24,10 @@ if TYPE_CHECKING:
 # A config found by a plain pytest run (no target) is only validated: what deploys is
 # imported by the collectors of a target (issue 14: the plugin's import cost).
 
+#: Item kinds that frame a deployment: never selected or deselected on their own (they
+#: run with any step or smoke test their deployment keeps: deploy_plugin.plugin.selection).
+FRAMING = ("preflight", "health_check")
+
 
 def _session(node: pytest.Collector) -> DeploySession:
     from deploy_plugin.plugin.session import DeploySession
@@ -91,8 +95,15 @@ class TargetNode(pytest.Collector):
         super().__init__(**kwargs)
         self.deploy_config = deploy_config
         self.matched = matched
+        self.preflight: PreflightNode | None = None  # its deployment's, once collected
 
     def collect(self) -> Iterator[pytest.Item | pytest.Collector]:
+        for node in self._children():
+            if isinstance(node, PreflightNode):
+                self.preflight = node
+            yield node
+
+    def _children(self) -> Iterator[pytest.Item | pytest.Collector]:
         from deploy_plugin.engine.runtime import Deployment
         from deploy_plugin.plan import plan_group
         from deploy_plugin.plugin.items import HealthCheckItem
@@ -201,3 +212,15 @@ class GroupNode(pytest.Collector):
             from deploy_plugin.plugin.atomic import undo_items
 
             yield from undo_items(self, self.deployment, self.plan)
+
+
+def framing_items(deployment: Deployment) -> list[Any]:
+    """A deployment's preflight checks and health check (kinds in ``FRAMING``), in the order
+    collected. A node id naming something below the target (``CONFIG::t::group``) makes
+    pytest collect only that: the preflight is then collected here, since a deployment
+    never runs a step without its lock and checks."""
+    if not any(getattr(i, "kind", None) == "preflight" for i in deployment.items):
+        target = next((i.getparent(TargetNode) for i in deployment.items), None)
+        if target is not None and target.preflight is not None:
+            list(target.preflight.collect())  # each item joins deployment.items
+    return [i for i in deployment.items if getattr(i, "kind", None) in FRAMING]

@@ -24,9 +24,6 @@ from deploy_plugin.plugin.session import DeploySession
 if TYPE_CHECKING:
     from deploy_plugin.engine.runtime import Deployment
 
-#: Item kinds that frame a deployment: never selected or deselected on their own.
-FRAMING = ("preflight", "health_check")
-
 
 class SelectionHooks:
     """Collection hooks (registered in ``pytest_configure`` as ``deploy-selection``)."""
@@ -57,6 +54,7 @@ class SelectionHooks:
         if not self.state.deployments:
             return []  # no deployment item was collected
         from deploy_plugin.plugin.items import DeployItem
+        from deploy_plugin.plugin.nodes import FRAMING
 
         held: list[pytest.Item] = [
             i for i in items if isinstance(i, DeployItem) and i.kind in FRAMING
@@ -89,6 +87,7 @@ class SelectionHooks:
         import deploy_plugin.plugin.smoke as smoke
         from deploy_plugin.plugin.fixtures import uses_deploy_fixtures
         from deploy_plugin.plugin.items import DeployItem
+        from deploy_plugin.plugin.nodes import framing_items
 
         kept = set(items)
         if state.saved_plan is not None:
@@ -109,22 +108,19 @@ class SelectionHooks:
             state.refusal = " ".join([*state.usage_problems, guards.marks_refusal(marked)])
             items.clear()
             return
-        framing = set(held)
+        collected = set(held)  # framing items pytest collected (a node id may name none)
         ordered: list[pytest.Item] = []
-        removed: list[pytest.Item] = []  # framing items that do not run: deselected
+        removed: list[pytest.Item] = []  # framing items collected that do not run: deselected
         narrowed = bool(config.getoption("keyword", "") or config.getoption("markexpr", ""))
         for deployment in state.deployments:
-            own = [item for item in deployment.items if item in framing]
             if not any(item in kept for item in deployment.items) and deployment not in smoke_tests:
-                removed += own
+                removed += [item for item in deployment.items if item in collected]
                 continue
+            own = framing_items(deployment)
+            steps = [item for item in deployment.items if item in kept]
             deployment.select(
                 sorted(
-                    [
-                        item
-                        for item in deployment.items
-                        if (item in kept or item in framing) and item not in state.dropped
-                    ]
+                    [item for item in steps + own if item not in state.dropped]
                     + smoke_tests.get(deployment, []),
                     key=smoke.sort_key,
                 )
@@ -133,7 +129,7 @@ class SelectionHooks:
                 # no tracked group left: no drift to check
                 state.dropped.update(i for i in deployment.selected if i.name == "migrations-drift")
                 deployment.select([i for i in deployment.selected if i not in state.dropped])
-            removed += [item for item in own if item in state.dropped]
+            removed += [item for item in own if item in state.dropped and item in collected]
             if narrowed and deployment.selected_of("health_check"):
                 deployment.notes.append(
                     "health check kept though -k/-m narrowed the run: -k/-m select steps, and a"
