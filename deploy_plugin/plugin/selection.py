@@ -112,8 +112,14 @@ class SelectionHooks:
         ordered: list[pytest.Item] = []
         removed: list[pytest.Item] = []  # framing items collected that do not run: deselected
         narrowed = bool(config.getoption("keyword", "") or config.getoption("markexpr", ""))
+        planned = state.saved_plan is not None  # every deployment is checked against it
         for deployment in state.deployments:
-            if not any(item in kept for item in deployment.items) and deployment not in smoke_tests:
+            framed = planned and any(item in collected for item in deployment.items)
+            if (
+                not any(item in kept for item in deployment.items)
+                and deployment not in smoke_tests
+                and not framed
+            ):
                 removed += [item for item in deployment.items if item in collected]
                 continue
             own = framing_items(deployment)
