@@ -116,30 +116,34 @@ def test_every_item_runs_through_pytests_own_protocol(pytester: pytest.Pytester)
     assert [case[1] for case in applied] == ["skipped"] * 4
 
 
-def test_a_per_step_hook_sees_every_step(pytester: pytest.Pytester) -> None:
+def first_run(pytester: pytest.Pytester, conftest: str) -> None:
+    """The project's first run (applies, fails at files/3.txt) with this conftest."""
     project(pytester)
-    pytester.makeconftest(
+    pytester.makeconftest(conftest)
+    result = pytester.runpytest_subprocess("--deploy-target=t")
+    result.assert_outcomes(passed=10, failed=1, skipped=2)
+
+
+def test_a_per_step_hook_sees_every_step(pytester: pytest.Pytester) -> None:
+    first_run(
+        pytester,
         MONITOR
         + "\ndef pytest_deploy_before_step(deployment, step):\n"
-        + "    print('before', step.node_id)\n"
+        + "    print('before', step.node_id)\n",
     )
-    result = pytester.runpytest_subprocess("--deploy-target=t", "--junitxml=deploy.xml")
-    result.assert_outcomes(passed=10, failed=1, skipped=2)
     assert len(called(pytester)) == 13
 
 
 def test_an_items_finalizer_runs_for_every_step(pytester: pytest.Pytester) -> None:
     # pytest's setup state runs what item.addfinalizer registered (here once the item is
     # set up) at the item's teardown
-    project(pytester)
-    pytester.makeconftest(
+    first_run(
+        pytester,
         "def pytest_runtest_makereport(item, call):\n"
         "    if call.when == 'setup':\n"
         "        item.addfinalizer(lambda nodeid=item.nodeid: open('finalized.txt', 'a')"
-        ".write(nodeid + '\\n'))\n"
+        ".write(nodeid + '\\n'))\n",
     )
-    result = pytester.runpytest_subprocess("--deploy-target=t")
-    result.assert_outcomes(passed=10, failed=1, skipped=2)
     finalized = pytester.path.joinpath("finalized.txt").read_text().splitlines()
     assert len(finalized) == 13
     assert any("files/1.txt" in n for n in finalized)
@@ -147,16 +151,14 @@ def test_an_items_finalizer_runs_for_every_step(pytester: pytest.Pytester) -> No
 
 def test_a_failed_step_is_sys_last_value(pytester: pytest.Pytester) -> None:
     # as for any item whose call fails, pytest keeps the exception in sys.last_value
-    project(pytester)
-    pytester.makeconftest(
+    first_run(
+        pytester,
         "import sys\n"
         "def pytest_runtest_logreport(report):\n"
         "    if report.when == 'call' and report.failed:\n"
         "        with open('last.txt', 'w') as out:\n"
-        "            out.write(type(getattr(sys, 'last_value', None)).__name__)\n"
+        "            out.write(type(getattr(sys, 'last_value', None)).__name__)\n",
     )
-    result = pytester.runpytest_subprocess("--deploy-target=t")
-    result.assert_outcomes(passed=10, failed=1, skipped=2)
     assert pytester.path.joinpath("last.txt").read_text() == "DeployFailure"
 
 
