@@ -81,7 +81,8 @@ class DeployItem(pytest.Item):
                 if used("pytest_deploy_before_group"):
                     hook.pytest_deploy_before_group(deployment=deployment.view(), group=group)
             if used("pytest_deploy_before_step"):
-                hook.pytest_deploy_before_step(deployment=deployment.view(), step=self.view())
+                for step in self.deploy_steps():
+                    hook.pytest_deploy_before_step(deployment=deployment.view(), step=step.view())
             self.execute()
             message = self.remark  # a passed step's own word for the reports, if any
         except pytest.skip.Exception as err:
@@ -118,6 +119,16 @@ class DeployItem(pytest.Item):
             # only collect results their commands already have)
             elapsed = self.command_ms if self.command_ms is not None else monotonic_ms(started)
             self.stash[STEP_OUTCOME] = (outcome, message, elapsed)
+
+    def deploy_steps(self) -> list[Any]:
+        """The deployment's steps this item runs and reports, in run order: itself (an
+        item may carry several: :class:`~deploy_plugin.plugin.applied.AppliedItem`)."""
+        return [self]
+
+    def step_outcomes(self) -> list[tuple[Any, tuple[str, str | None, int]]]:
+        """Each of :meth:`deploy_steps` with its (outcome, masked message, duration in ms),
+        once the call ran."""
+        return [(self, self.stash[STEP_OUTCOME])]
 
     def view(self) -> StepView:
         """This step as hooks see it (read-only)."""

@@ -201,10 +201,16 @@ class GroupNode(pytest.Collector):
         self.plan = plan
 
     def collect(self) -> Iterator[pytest.Item]:
+        from deploy_plugin.plugin.applied import collect_applied
         from deploy_plugin.plugin.steps import StepItem
 
         position = 1 + self.deployment.plans.index(self.plan)
+        applied, own = collect_applied(self, self.deployment, self.plan, position)
+        if applied is not None:  # the group's applied files, carried by one item
+            yield applied
         for index, step in enumerate(self.plan.steps):
+            if all(step is not s for s in own):
+                continue
             item = StepItem.from_parent(self, name=step.name, deployment=self.deployment, step=step)
             item.sort_key = (position, index)
             yield item

@@ -65,23 +65,28 @@ def _name_testcase(item: pytest.Item, deployment: Any, rep: pytest.TestReport) -
 
 
 def report_step(item: DeployItem, rep: pytest.TestReport | None) -> None:
-    """Record one deploy step's result and tell the hooks (``rep``: pytest's report of its
-    call, None when it was interrupted)."""
+    """Record the result of each deploy step ``item`` ran (itself, or the files it carries)
+    and tell the hooks (``rep``: pytest's report of its call, None when interrupted)."""
     deployment = item.deployment
-    outcome, message, duration = item.stash[STEP_OUTCOME]
-    result = deployment.step_result(item, outcome=outcome, duration_ms=duration, message=message)
-    group = deployment.config.group(item.group_name) if item.group_name else None
-    last_of_group = group is not None and deployment.last_of_group(item)
-    hook_error = _after_hooks(item, result, group, last_of_group)
-    if hook_error:
-        result = replace(result, outcome="failed", message=hook_error)
-    deployment.add_result(
-        result,
-        # preflight rows and per-file steps share a store transaction with the next
-        batch=item.kind == "preflight"
-        or (item.kind == "deploy" and item.file is not None and not last_of_group),
-    )
-    facts, text = item.facts(result.outcome)
+    hook_error = None
+    for step, (outcome, message, duration) in item.step_outcomes():
+        result = deployment.step_result(
+            step, outcome=outcome, duration_ms=duration, message=message
+        )
+        group = deployment.config.group(step.group_name) if step.group_name else None
+        last_of_group = group is not None and deployment.last_of_group(step)
+        error = _after_hooks(item, step, result, group, last_of_group)
+        if error:
+            result = replace(result, outcome="failed", message=error)
+            hook_error = hook_error or error
+        deployment.add_result(
+            result,
+            # preflight rows and per-file steps share a store transaction with the next
+            batch=step.kind == "preflight"
+            or (step.kind == "deploy" and step.file is not None and not last_of_group),
+        )
+    outcome = "failed" if hook_error else item.stash[STEP_OUTCOME][0]
+    facts, text = item.facts(outcome)
     # on the item: pytest copies it into the teardown report, which JUnit XML writes
     item.add_report_section("call", "stdout", text)
     if deployment.session.junit_properties:
@@ -94,21 +99,23 @@ def report_step(item: DeployItem, rep: pytest.TestReport | None) -> None:
         rep.longrepr = hook_error
 
 
-def _after_hooks(item: DeployItem, result: StepResult, group: Any, last: bool) -> str | None:
-    """Run the after-step/after-group hooks; a failing one fails the step (and so the
-    deployment): its message, masked, or None."""
+def _after_hooks(
+    item: DeployItem, step: Any, result: StepResult, group: Any, last: bool
+) -> str | None:
+    """Run the after-step/after-group hooks for one ``step`` of ``item``; a failing one
+    fails the item (and so the deployment): its message, masked, or None."""
     deployment, hook = item.deployment, item.config.hook
     used = deployment.session.hook_used
     try:
         if used("pytest_deploy_after_step"):
             view = deployment.view()
-            hook.pytest_deploy_after_step(deployment=view, step=item.view(), result=result)
+            hook.pytest_deploy_after_step(deployment=view, step=step.view(), result=result)
         if (
             last
-            and item.group_name in deployment.groups_started
+            and step.group_name in deployment.groups_started
             and used("pytest_deploy_after_group")
         ):
-            failed = item.group_name in deployment.policy.failed_groups
+            failed = step.group_name in deployment.policy.failed_groups
             status = "failure" if failed else "success"
             hook.pytest_deploy_after_group(deployment=deployment.view(), group=group, status=status)
     except Exception as err:  # noqa: BLE001 - a plugin's bug fails this step, no traceback

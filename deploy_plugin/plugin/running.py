@@ -116,5 +116,8 @@ class RunHooks:
         import deploy_plugin.plugin.smoke as smoke
 
         deployment = getattr(item, "deployment", None) or smoke.deployment_of(item)
-        if deployment is not None and deployment.selected and deployment.selected[-1] is item:
+        if deployment is None or not deployment.selected:
+            return
+        last = deployment.selected[-1]
+        if getattr(last, "owner", last) is item:  # its last step (maybe one item carries)
             deployment.finish()

@@ -123,7 +123,8 @@ class SelectionHooks:
                 removed += [item for item in deployment.items if item in collected]
                 continue
             own = framing_items(deployment)
-            steps = [item for item in deployment.items if item in kept]
+            # the deployment's steps: an item carrying several (the applied files) gives them
+            steps = [step for item in deployment.items if item in kept for step in _steps(item)]
             deployment.select(
                 sorted(
                     [item for item in steps + own if item not in state.dropped]
@@ -142,7 +143,7 @@ class SelectionHooks:
                     " deployment that runs any step ends with its health check; pass"
                     " --no-health-check to skip it"
                 )
-            ordered.extend(deployment.selected)
+            ordered.extend(_carriers(deployment))
         if not ordered:
             # every step of every deployment deselected: pytest alone would say "no tests ran"
             for deployment in state.deployments:
@@ -169,7 +170,7 @@ class SelectionHooks:
             item
             for deployment in self.state.deployments
             for item in deployment.items
-            if item.kind != "preflight" and item.nodeid not in planned
+            if item.kind != "preflight" and not any(step.nodeid in planned for step in _steps(item))
         ]
         self.state.dropped.update(extra)
         kept.difference_update(extra)
@@ -207,6 +208,24 @@ class SelectionHooks:
         ]
         if pending and not collect_only:
             _confirm_at_terminal(session.config, pending)
+
+
+def _steps(item: Any) -> list[Any]:
+    """The deployment's steps an item runs: itself, or those it carries."""
+    return item.deploy_steps()  # type: ignore[no-any-return]
+
+
+def _carriers(deployment: Deployment) -> list[pytest.Item]:
+    """The pytest items that run ``deployment``'s selected steps, in run order; an item
+    carrying several steps takes the place (and JUnit number) of its first."""
+    items: list[pytest.Item] = []
+    for step in deployment.selected:
+        owner = getattr(step, "owner", step)
+        if owner is not step and owner.nodeid not in deployment.positions:
+            deployment.positions[owner.nodeid] = deployment.positions[step.nodeid]
+        if not items or items[-1] is not owner:
+            items.append(owner)
+    return items
 
 
 def _confirm_at_terminal(config: pytest.Config, pending: list[Deployment]) -> None:

@@ -29,8 +29,10 @@ def is_smoke(item: pytest.Item) -> bool:
 
 
 def sort_key(item: pytest.Item) -> tuple[int, int]:
-    """An item's place in its deployment's run order (a step's, or a smoke test's)."""
-    key = item.stash.get(SMOKE_PLACE, None)
+    """An item's place in its deployment's run order (a step's, or a smoke test's); a
+    step that is no pytest item (a file an item carries) has its own ``sort_key``."""
+    stash = getattr(item, "stash", None)
+    key = stash.get(SMOKE_PLACE, None) if stash is not None else None
     if key is None:
         key = item.sort_key  # type: ignore[attr-defined]  # a DeployItem's own
     return key

@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from deploy_plugin.engine.runtime import Deployment
 from deploy_plugin.engine.shell import CommandRefused, CommandResult, run_command
 from deploy_plugin.facts import iso_utc, monotonic_ms, who
 from deploy_plugin.plan import Step, links_note
@@ -19,6 +20,21 @@ from deploy_plugin.plugin.messages import DeployFailure
 def _sentence(text: str) -> str:
     """``text`` ending with one full stop (a question keeps its mark)."""
     return text if text.endswith((".", "?", "!")) else text + "."
+
+
+def applied_reason(deployment: Deployment, step: Step) -> str | None:
+    """``<file>: applied <when> by <who>`` when the tracked file of ``step`` is applied, as
+    the deployment answers (the database's ledger where it decides, else the history)."""
+    assert step.file is not None, "a tracked step has a file"
+    found = deployment.applied_record(step.group, step.file)
+    if found is None:
+        return None
+    when, by, source = found
+    # named: -rs folds identical reasons at one location (the group line)
+    applied = f"applied {iso_utc(when)} by {by}"
+    if source != "the history":
+        applied += f" (per {source})"
+    return f"{step.file}: {applied}"
 
 
 class StepItem(DeployItem):
@@ -57,14 +73,7 @@ class StepItem(DeployItem):
             )
         if step.tracked:
             self.checksum = deployment.checksum(self.migration)
-            found = deployment.applied_record(group, self.migration)
-            if found is not None:
-                when, by, source = found
-                # named: -rs folds identical reasons at one location (the group line)
-                applied = f"applied {iso_utc(when)} by {by}"
-                if source != "the history":
-                    applied += f" (per {source})"
-                return f"{self.migration}: {applied}"
+            return applied_reason(deployment, step)
         return None
 
     def changes_something(self) -> bool:
