@@ -95,25 +95,28 @@ def test_every_item_runs_through_pytests_own_protocol(pytester: pytest.Pytester)
     pytester.makeconftest(MONITOR)
     (first, first_junit, first_called), (rerun, rerun_junit, rerun_called) = run_twice(pytester)
     first.assert_outcomes(passed=10, failed=1, skipped=2)
-    rerun.assert_outcomes(passed=6, failed=1, skipped=6)
-    for result, cases, calls in (
-        (first, first_junit, first_called),
-        (rerun, rerun_junit, rerun_called),
+    # re-run: the four applied migrations are one item (deploy_plugin/plugin/applied.py)
+    rerun.assert_outcomes(passed=6, failed=1, skipped=3)
+    for result, cases, calls, count in (
+        (first, first_junit, first_called, 13),
+        (rerun, rerun_junit, rerun_called, 10),
     ):
-        assert len(calls) == len(cases) == 13  # every item, steps in the middle of a group too
-        assert any("::migrations::deploy[migrations/1.sql]" in n for n in calls)
+        assert len(calls) == len(cases) == count  # every item, mid-group steps too
         assert any("files/1.txt" in n for n in calls)
         lines = [
             line for line in result.outlines
             if line.startswith(("PASSED", "FAILED", "SKIPPED", "ERROR"))
         ]  # fmt: skip
         assert len(lines) >= 3  # -rA listed the outcomes
+    assert any("::migrations::deploy[migrations/1.sql]" in n for n in first_called)
+    assert any(n.endswith("::migrations::applied") for n in rerun_called)
     outcomes = [case[1] for case in first_junit]
     assert outcomes.count("failure") == 1 and outcomes.count("skipped") == 2
     failed = next(case for case in first_junit if case[1] == "failure")
     assert "deploy[files/3.txt]" in failed[0] and "files/3.txt" in failed[2]
-    applied = [case for case in rerun_junit if "migrations/" in case[0]]
-    assert [case[1] for case in applied] == ["skipped"] * 4
+    (applied,) = [case for case in rerun_junit if case[0].endswith("migrations · applied")]
+    assert applied[1] == "skipped"
+    assert applied[2].startswith("4 files already applied: migrations/1.sql, migrations/2.sql")
 
 
 def first_run(pytester: pytest.Pytester, conftest: str) -> None:
@@ -169,7 +172,7 @@ def test_stop_at_first_failure_in_the_middle_of_a_group(pytester: pytest.Pyteste
     result.stdout.fnmatch_lines(["p → t: FAILURE*", "*stopping after 1 failures*"])
     assert result.ret == 1
     again = pytester.runpytest_subprocess("--deploy-target=t", "-x")
-    again.assert_outcomes(passed=6, failed=1, skipped=4)  # the migrations are applied
+    again.assert_outcomes(passed=6, failed=1, skipped=1)  # the migrations are applied
 
 
 def test_a_step_marked_skip_by_a_conftest_is_not_run(pytester: pytest.Pytester) -> None:
