@@ -198,4 +198,5 @@ def collect_applied(
         return None, list(plan.steps)
     item = AppliedItem.from_parent(node, name="applied", deployment=deployment, steps=carried)
     item.sort_key = (position, plan.steps.index(carried[0]))
-    return item, [s for s in plan.steps if all(s is not c for c in carried)]
+    taken = {id(step) for step in carried}
+    return item, [s for s in plan.steps if id(s) not in taken]

@@ -208,8 +208,9 @@ class GroupNode(pytest.Collector):
         applied, own = collect_applied(self, self.deployment, self.plan, position)
         if applied is not None:  # the group's applied files, carried by one item
             yield applied
+        mine = {id(step) for step in own}
         for index, step in enumerate(self.plan.steps):
-            if all(step is not s for s in own):
+            if id(step) not in mine:
                 continue
             item = StepItem.from_parent(self, name=step.name, deployment=self.deployment, step=step)
             item.sort_key = (position, index)
