@@ -1,4 +1,7 @@
-"""Options of pytest-deploy and the state one pytest session shares between its parts."""
+"""The state one pytest session shares between pytest-deploy's parts: the run's one frozen
+:class:`~deploy_plugin.plugin.options.DeployOptions` (read as ``session.options.x``, never
+copied), what configuration read besides (env files), the deployments collected, what
+selection and refusals found, and the store, opened once."""
 
 from __future__ import annotations
 
@@ -19,7 +22,7 @@ _SESSION_KEY = pytest.StashKey["DeploySession"]()
 
 
 class DeploySession:
-    """Options and shared state of pytest-deploy for one pytest session."""
+    """pytest-deploy's shared state for one pytest session (its options: ``options``)."""
 
     def __init__(self, config: pytest.Config) -> None:
         self.config = config
