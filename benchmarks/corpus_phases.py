@@ -109,8 +109,8 @@ OWN: list[tuple[str, float]] = []
 
 
 def _timed_runtest(item: pytest.Item) -> None:
-    """Time the item's ``runtest`` by wrapping it (not with a ``pytest_runtest_call`` hook,
-    which would turn pytest-deploy's short protocol off: deploy_plugin/plugin/protocol.py)."""
+    """Time the item's ``runtest`` by wrapping it (a ``pytest_runtest_call`` hook would
+    also time pytest's own call-phase hooks)."""
     runtest = item.runtest
 
     def timed() -> None:

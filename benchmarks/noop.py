@@ -7,7 +7,8 @@ number of trivial passing tests (``def test_i(): pass``) in the same run, best o
 ``--repeat``, interleaved:
 
     re-run   N tracked files (built-in executor, SQLite target and store), all applied by
-             an untimed first run: pytest-deploy reports each as skipped ("applied ...")
+             an untimed first run: pytest-deploy reports them skipped ("applied ..."), by
+             one item (deploy_plugin/plugin/applied.py) with one step row per file
     dry run  N tracked files, none applied, ``--dry-run`` (collection, preflight: history
              read and every file hashed; each planned step reported)
 
@@ -82,7 +83,7 @@ def main() -> None:
         n, d = args.rerun_n, args.dry_n
         timed(deploy, rerun, f"{n + 4} passed")  # untimed: applies every file
         runs = {
-            "rerun": (deploy, rerun, f"{n} skipped"),
+            "rerun": (deploy, rerun, "4 passed, 1 skipped"),
             "rerun_base": ([*py, "-p", "no:deploy"], base / "trivial-rerun", f"{n} passed"),
             "dry": ([*deploy, "--dry-run"], dry, f"{d + 3} passed"),
             "dry_base": ([*py, "-p", "no:deploy"], base / "trivial-dry", f"{d} passed"),

@@ -21,6 +21,8 @@ from tests.projects import write_project
 DEPLOYING = (
     "deploy_plugin.engine.runtime",
     "deploy_plugin.plugin.items",
+    "deploy_plugin.plugin.steps",
+    "deploy_plugin.plugin.reporter",
     "deploy_plugin.plugin.preflight",
     "deploy_plugin.plan",
     "deploy_plugin.engine.shell",

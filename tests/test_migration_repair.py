@@ -155,7 +155,7 @@ def test_accept_checksum_records_history_ledger_and_audit(
     assert by_file["migrations/002_seed.sql"] == []
     # the next deployment passes, running nothing again
     result = deploy(pytester)
-    result.assert_outcomes(passed=4, skipped=3)
+    result.assert_outcomes(passed=4, skipped=1)  # the applied files: one item
     assert store_status(cli) == (3, 0, 0)
 
 
@@ -175,7 +175,7 @@ def test_an_accepted_checksum_survives_recovery_from_the_ledger(
     assert accept(cli, "--reason", "comment")[0] == 0
     lose_history_row(shop, ITEMS)
     result = deploy(pytester)
-    result.assert_outcomes(passed=4, skipped=3)  # recovered from the ledger, not run again
+    result.assert_outcomes(passed=4, skipped=2)  # recovered from the ledger, not run again
     assert "records it applied" in result.stdout.str()
     store = open_store(None, shop)
     assert store is not None
@@ -296,7 +296,7 @@ def test_accept_checksum_on_postgresql_target_and_store(
         ).fetchone()
         audit = conn.execute("SELECT action, new_checksum FROM deploy.migration_audit").fetchall()
     assert ledger == (new,) and history == (new,) and audit == [("accept-checksum", new)]
-    deploy(pytester, store_opt).assert_outcomes(passed=4, skipped=3)
+    deploy(pytester, store_opt).assert_outcomes(passed=4, skipped=1)
 
 
 # -- baseline -----------------------------------------------------------------------------
@@ -327,7 +327,7 @@ def test_baseline_adopts_an_existing_database(
     ]
     store.close()
     # the next deployment runs only 003 (001 again would fail: the table exists)
-    deploy(pytester).assert_outcomes(passed=5, skipped=2)
+    deploy(pytester).assert_outcomes(passed=5, skipped=1)
     with sqlite3.connect(shop / "shop.sqlite3") as conn:
         assert conn.execute("SELECT count(*) FROM items").fetchone() == (1,)
     code, out, _ = cli("migration", "history", "shop", "-t", "local")
@@ -468,14 +468,14 @@ def test_a_lost_ledger_stops_the_run_until_mark_applied(
     with sqlite3.connect(shop / "shop.sqlite3") as conn:
         conn.execute("DROP TABLE pytest_deploy_applied")
     stopped = deploy(pytester)
-    stopped.assert_outcomes(passed=3, failed=1, skipped=3)
+    stopped.assert_outcomes(passed=3, failed=1, skipped=1)
     out = stopped.stdout.str()
     assert "lacks 3 migration(s)" in out and "--deploy-reapply-missing" in out
     for name in FILES:
         code, _, err = cli("migration", "mark-applied", "shop", f"migrations/{name}", "-t",
                            "local", "--reason", "ledger lost")  # fmt: skip
         assert code == 0, err
-    deploy(pytester).assert_outcomes(passed=4, skipped=3)
+    deploy(pytester).assert_outcomes(passed=4, skipped=1)
     with sqlite3.connect(shop / "shop.sqlite3") as conn:
         assert conn.execute("SELECT count(*) FROM items").fetchone() == (1,)  # 002 ran once
 

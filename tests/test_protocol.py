@@ -1,6 +1,6 @@
-"""The short item protocol (deploy_plugin/plugin/protocol.py, issue 14): steps in the middle of a
-group skip pytest's setup/call/teardown hooks, yet report exactly as pytest's protocol
-does; anyone implementing those hooks (or our per-step hooks) gets pytest's protocol."""
+"""Every deploy item runs through pytest's own run protocol (issue 22: no copy of it):
+setup, call and teardown hooks, finalizers, ``sys.last_value``, ``-x``, marks, JUnit and
+``-rA`` as for any test."""
 
 from __future__ import annotations
 
@@ -33,14 +33,6 @@ def pytest_configure(config):
             with open(os.path.join(str(config.rootpath), "called.txt"), "a") as out:
                 out.write(kwargs["item"].nodeid + "\\n")
     config.pluginmanager.add_hookcall_monitoring(before, lambda *args: None)
-"""
-
-FULL_PROTOCOL = """
-import pytest
-
-@pytest.hookimpl(wrapper=True)
-def pytest_runtest_call(item):
-    return (yield)
 """
 
 
@@ -98,57 +90,79 @@ def run_twice(pytester: pytest.Pytester, *args: str) -> list[Run]:
     return runs
 
 
-def test_middle_steps_skip_the_runtest_hooks_and_report_as_pytest_does(
-    pytester: pytest.Pytester,
-) -> None:
+def test_every_item_runs_through_pytests_own_protocol(pytester: pytest.Pytester) -> None:
     project(pytester)
     pytester.makeconftest(MONITOR)
-    short = run_twice(pytester)
-    (first, _, first_called), (rerun, _, rerun_called) = short
+    (first, first_junit, first_called), (rerun, rerun_junit, rerun_called) = run_twice(pytester)
     first.assert_outcomes(passed=10, failed=1, skipped=2)
-    rerun.assert_outcomes(passed=6, failed=1, skipped=6)
-    # pytest's protocol: the preflight checks, and each group's last step
-    assert not any("::migrations::deploy[migrations/1.sql]" in n for n in first_called)
-    assert not any("files/1.txt" in n for n in first_called)
-    assert any("::migrations::deploy[migrations/4.sql]" in n for n in first_called)
-    assert any("preflight" in n for n in first_called)
-    assert len(rerun_called) == len(first_called) < 13
-
-    # the same run with someone listening to pytest_runtest_call: pytest's protocol for
-    # every item, and the same reports in the terminal and the JUnit XML
-    pytester.path.joinpath("target.sqlite3").unlink()
-    for store in pytester.path.joinpath(".deploy").glob("*.sqlite3"):
-        store.unlink()
-    pytester.makeconftest(MONITOR + FULL_PROTOCOL)
-    full = run_twice(pytester)
-    for (short_result, short_junit, _), (full_result, full_junit, calls) in zip(
-        short, full, strict=True
+    # re-run: the four applied migrations are one item (deploy_plugin/plugin/applied.py)
+    rerun.assert_outcomes(passed=6, failed=1, skipped=3)
+    for result, cases, calls, count in (
+        (first, first_junit, first_called, 13),
+        (rerun, rerun_junit, rerun_called, 10),
     ):
-        assert short_junit == full_junit
-        assert len(calls) == len(short_junit)
+        assert len(calls) == len(cases) == count  # every item, mid-group steps too
+        assert any("files/1.txt" in n for n in calls)
         lines = [
-            _timeless(line)
-            for line in short_result.outlines
+            line for line in result.outlines
             if line.startswith(("PASSED", "FAILED", "SKIPPED", "ERROR"))
-        ]
-        assert lines == [
-            _timeless(line)
-            for line in full_result.outlines
-            if line.startswith(("PASSED", "FAILED", "SKIPPED", "ERROR"))
-        ]
-        assert lines  # -rA listed every outcome
+        ]  # fmt: skip
+        assert len(lines) >= 3  # -rA listed the outcomes
+    assert any("::migrations::deploy[migrations/1.sql]" in n for n in first_called)
+    assert any(n.endswith("::migrations::applied") for n in rerun_called)
+    outcomes = [case[1] for case in first_junit]
+    assert outcomes.count("failure") == 1 and outcomes.count("skipped") == 2
+    failed = next(case for case in first_junit if case[1] == "failure")
+    assert "deploy[files/3.txt]" in failed[0] and "files/3.txt" in failed[2]
+    (applied,) = [case for case in rerun_junit if case[0].endswith("migrations · applied")]
+    assert applied[1] == "skipped"
+    assert applied[2].startswith("4 files already applied: migrations/1.sql, migrations/2.sql")
 
 
-def test_a_per_step_hook_gets_pytest_protocol_for_every_step(pytester: pytest.Pytester) -> None:
+def first_run(pytester: pytest.Pytester, conftest: str) -> None:
+    """The project's first run (applies, fails at files/3.txt) with this conftest."""
     project(pytester)
-    pytester.makeconftest(
+    pytester.makeconftest(conftest)
+    result = pytester.runpytest_subprocess("--deploy-target=t")
+    result.assert_outcomes(passed=10, failed=1, skipped=2)
+
+
+def test_a_per_step_hook_sees_every_step(pytester: pytest.Pytester) -> None:
+    first_run(
+        pytester,
         MONITOR
         + "\ndef pytest_deploy_before_step(deployment, step):\n"
-        + "    print('before', step.node_id)\n"
+        + "    print('before', step.node_id)\n",
     )
-    result = pytester.runpytest_subprocess("--deploy-target=t", "--junitxml=deploy.xml")
-    result.assert_outcomes(passed=10, failed=1, skipped=2)
     assert len(called(pytester)) == 13
+
+
+def test_an_items_finalizer_runs_for_every_step(pytester: pytest.Pytester) -> None:
+    # pytest's setup state runs what item.addfinalizer registered (here once the item is
+    # set up) at the item's teardown
+    first_run(
+        pytester,
+        "def pytest_runtest_makereport(item, call):\n"
+        "    if call.when == 'setup':\n"
+        "        item.addfinalizer(lambda nodeid=item.nodeid: open('finalized.txt', 'a')"
+        ".write(nodeid + '\\n'))\n",
+    )
+    finalized = pytester.path.joinpath("finalized.txt").read_text().splitlines()
+    assert len(finalized) == 13
+    assert any("files/1.txt" in n for n in finalized)
+
+
+def test_a_failed_step_is_sys_last_value(pytester: pytest.Pytester) -> None:
+    # as for any item whose call fails, pytest keeps the exception in sys.last_value
+    first_run(
+        pytester,
+        "import sys\n"
+        "def pytest_runtest_logreport(report):\n"
+        "    if report.when == 'call' and report.failed:\n"
+        "        with open('last.txt', 'w') as out:\n"
+        "            out.write(type(getattr(sys, 'last_value', None)).__name__)\n",
+    )
+    assert pytester.path.joinpath("last.txt").read_text() == "DeployFailure"
 
 
 def test_stop_at_first_failure_in_the_middle_of_a_group(pytester: pytest.Pytester) -> None:
@@ -158,11 +172,11 @@ def test_stop_at_first_failure_in_the_middle_of_a_group(pytester: pytest.Pyteste
     result.stdout.fnmatch_lines(["p → t: FAILURE*", "*stopping after 1 failures*"])
     assert result.ret == 1
     again = pytester.runpytest_subprocess("--deploy-target=t", "-x")
-    again.assert_outcomes(passed=6, failed=1, skipped=4)  # the migrations are applied
+    again.assert_outcomes(passed=6, failed=1, skipped=1)  # the migrations are applied
 
 
 def test_a_step_marked_skip_by_a_conftest_is_not_run(pytester: pytest.Pytester) -> None:
-    # markers act in pytest's setup hooks: a marked item gets pytest's protocol
+    # markers act in pytest's setup hooks
     project(pytester)
     pytester.makeconftest(
         "import pytest\n"

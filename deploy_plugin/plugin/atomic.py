@@ -26,8 +26,9 @@ import pytest
 from deploy_plugin.engine import atomic
 from deploy_plugin.plan import GroupPlan
 from deploy_plugin.plugin.deployment import Deployment
-from deploy_plugin.plugin.items import StepItem, skip
+from deploy_plugin.plugin.items import skip
 from deploy_plugin.plugin.rollback import RollbackItem
+from deploy_plugin.plugin.steps import StepItem
 
 
 def _precondition(item: StepItem | RollbackItem) -> None:

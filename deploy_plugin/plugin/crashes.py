@@ -47,11 +47,13 @@ NOT_RUN = "not run: worker crashed"
 
 def tag(item: pytest.Item, rep: pytest.TestReport, deployment: Deployment) -> None:
     """On an xdist worker, after the reporter saw ``rep``: tag it for the controller."""
-    if rep.when == "setup" and deployment.selected and deployment.selected[0] is item:
+    first = deployment.selected[0] if deployment.selected else None
+    if rep.when == "setup" and first is not None and getattr(first, "owner", first) is item:
         setattr(rep, RUN, _run_facts(item.config, deployment))
     if rep.when == "call" or rep.skipped or rep.failed:
-        result = deployment.results.get(item.nodeid)
-        if result is not None:
+        steps = item.deploy_steps() if hasattr(item, "deploy_steps") else [item]
+        results = [r for s in steps if (r := deployment.results.get(s.nodeid)) is not None]
+        if results:
             started = deployment.started_at
             setattr(
                 rep,
@@ -60,7 +62,7 @@ def tag(item: pytest.Item, rep: pytest.TestReport, deployment: Deployment) -> No
                     "key": deployment.nodeid,
                     "deployment_id": deployment.deployment_id,
                     "started_at": iso_utc(started) if started else None,
-                    "result": result.to_json(),
+                    "results": [r.to_json() for r in results],  # each step the item ran
                 },
             )
 
@@ -88,6 +90,8 @@ def _run_facts(config: pytest.Config, deployment: Deployment) -> dict[str, Any]:
             }
             for item in deployment.selected
         ],
+        # the items that run them (an item may carry several steps: applied files)
+        "items": [getattr(s, "owner", s).nodeid for s in deployment.selected],
     }
 
 
@@ -128,11 +132,12 @@ class CrashWatch:
             node = getattr(report, "node", None)
             worker = str(getattr(getattr(node, "gateway", None), "id", "?"))
             self.runs[facts["key"]] = _Run(worker, facts)
-            self.owner.update({s["node_id"]: facts["key"] for s in facts["steps"]})
+            for node_id in [s["node_id"] for s in facts["steps"]] + facts["items"]:
+                self.owner[node_id] = facts["key"]
         step = getattr(report, STEP, None)
         if isinstance(step, dict) and step.get("key") in self.runs:
             run = self.runs[step["key"]]
-            run.results[step["result"]["node_id"]] = step["result"]
+            run.results.update((r["node_id"], r) for r in step["results"])
             run.deployment_id = step.get("deployment_id") or run.deployment_id
             run.started_at = step.get("started_at") or run.started_at
         result = yield

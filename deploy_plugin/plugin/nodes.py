@@ -20,10 +20,15 @@ if TYPE_CHECKING:
     from deploy_plugin.config import Group
     from deploy_plugin.plan import GroupPlan, Matched
     from deploy_plugin.plugin.deployment import Deployment
+    from deploy_plugin.plugin.preflight import PreflightNode
     from deploy_plugin.plugin.session import DeploySession
 
 # A config found by a plain pytest run (no target) is only validated: what deploys is
 # imported by the collectors of a target (issue 14: the plugin's import cost).
+
+#: Item kinds that frame a deployment: never selected or deselected on their own (they
+#: run with any step or smoke test their deployment keeps: deploy_plugin.plugin.selection).
+FRAMING = ("preflight", "health_check")
 
 
 def _session(node: pytest.Collector) -> DeploySession:
@@ -70,10 +75,10 @@ class DeployConfigFile(pytest.File):
         session.seen_groups.update(g.name for g in config.groups)
         for line, text in config.order_ties():
             warnings.warn_explicit(DeployWarning(text), DeployWarning, str(self.path), line or 1)
-        if not session.targets:
+        if not session.options.targets:
             yield MessageItem.from_parent(self, name="validate", failure=None)
             return
-        for target in session.targets:
+        for target in session.options.targets:
             yield TargetNode.from_parent(
                 self, name=target, deploy_config=config, matched=self.matched
             )
@@ -92,8 +97,17 @@ class TargetNode(pytest.Collector):
         super().__init__(**kwargs)
         self.deploy_config = deploy_config
         self.matched = matched
+        self.preflight: PreflightNode | None = None  # its deployment's, once collected
 
     def collect(self) -> Iterator[pytest.Item | pytest.Collector]:
+        from deploy_plugin.plugin.preflight import PreflightNode
+
+        for node in self._children():
+            if isinstance(node, PreflightNode):
+                self.preflight = node
+            yield node
+
+    def _children(self) -> Iterator[pytest.Item | pytest.Collector]:
         from deploy_plugin.plan import plan_group
         from deploy_plugin.plugin.deployment import Deployment
         from deploy_plugin.plugin.items import HealthCheckItem
@@ -105,12 +119,12 @@ class TargetNode(pytest.Collector):
         if target is None:
             yield UnknownTargetNode.from_parent(self, name="preflight", failure=problem)
             return
-        if session.rolling_back:
+        if session.options.rolling_back:
             from deploy_plugin.plugin.rollback import collect_rollback
 
             yield from collect_rollback(self, session, config, target)
             return
-        if session.check_rollback:
+        if session.options.check_rollback:
             from deploy_plugin.plugin.reversibility import collect_check
 
             yield from collect_check(self, session, config, target)
@@ -139,7 +153,7 @@ class TargetNode(pytest.Collector):
             yield GroupNode.from_parent(
                 self, name=plan.group.name, deployment=deployment, plan=plan
             )
-        if config.health_check is not None and not session.no_health_check:
+        if config.health_check is not None and not session.options.no_health_check:
             item = HealthCheckItem.from_parent(self, name="health_check", deployment=deployment)
             item.sort_key = (len(plans) + 1, 0)
             yield item
@@ -165,10 +179,17 @@ class GroupNode(pytest.Collector):
         self.plan = plan
 
     def collect(self) -> Iterator[pytest.Item]:
-        from deploy_plugin.plugin.items import StepItem
+        from deploy_plugin.plugin.applied import collect_applied
+        from deploy_plugin.plugin.steps import StepItem
 
         position = 1 + self.deployment.plans.index(self.plan)
+        applied, own = collect_applied(self, self.deployment, self.plan, position)
+        if applied is not None:  # the group's applied files, carried by one item
+            yield applied
+        mine = {id(step) for step in own}
         for index, step in enumerate(self.plan.steps):
+            if id(step) not in mine:
+                continue
             item = StepItem.from_parent(self, name=step.name, deployment=self.deployment, step=step)
             item.sort_key = (position, index)
             yield item
@@ -176,3 +197,15 @@ class GroupNode(pytest.Collector):
             from deploy_plugin.plugin.atomic import undo_items
 
             yield from undo_items(self, self.deployment, self.plan)
+
+
+def framing_items(deployment: Deployment) -> list[Any]:
+    """A deployment's preflight checks and health check (kinds in ``FRAMING``), in the order
+    collected. A node id naming something below the target (``CONFIG::t::group``) makes
+    pytest collect only that: the preflight is then collected here, since a deployment
+    never runs a step without its lock and checks."""
+    if not any(getattr(i, "kind", None) == "preflight" for i in deployment.items):
+        target = next((i.getparent(TargetNode) for i in deployment.items), None)
+        if target is not None and target.preflight is not None:
+            list(target.preflight.collect())  # each item joins deployment.items
+    return [i for i in deployment.items if getattr(i, "kind", None) in FRAMING]

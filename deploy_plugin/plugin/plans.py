@@ -37,8 +37,7 @@ def planned_command(item: Any) -> str | None:
     if getattr(item, "kind", None) == "health_check":
         deployment = item.deployment
         check = deployment.config.health_check
-        url = deployment.session.health_url or deployment.target.health_check_url or check.url
-        return f"GET {url} expecting {check.expected_status}"
+        return f"GET {deployment.health_url()} expecting {check.expected_status}"
     return None
 
 
@@ -108,7 +107,7 @@ def no_store(session: DeploySession) -> str | None:
         why = "does not exist yet (or has an older schema)"
     except StoreError as err:
         why = f"cannot be opened ({err})"
-    url = session.store_url
+    url = session.options.store
     where = describe_url(url) if url else str(default_store_path(session.rootdir))
     return (
         f"no plan written to {session.options.plan_out}: the store {where} {why}, and a dry"

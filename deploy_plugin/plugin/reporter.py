@@ -1,15 +1,17 @@
 """The one reporter: every step result of a deployment is built here, from one observer.
 
-pytest's makereport of each item's call (``DeployPlugin.pytest_runtest_makereport``) hands
+pytest's makereport of each item's call (``RunHooks.pytest_runtest_makereport``) hands
 the item and its report to :func:`observe`: a deploy step's outcome (which the item keeps
 in its stash) or a smoke test's report becomes a :class:`StepResult` through
 ``Deployment.step_result``, is recorded, and is shown to the ``after_step``/``after_group``
 hooks; a hook that raises turns the step's report into a failure. pytest makes no report
-of a call ended by KeyboardInterrupt, so an interrupted step reports itself here too.
+of a call ended by KeyboardInterrupt or ``pytest.exit``: the session's interrupt hook hands
+the deployments to :func:`report_interrupted`, which records the step that was running.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import replace
 from typing import Any
 
@@ -17,6 +19,7 @@ import pytest
 
 from deploy_plugin.engine.results import StepResult
 from deploy_plugin.plugin import smoke
+from deploy_plugin.plugin.deployment import Deployment
 from deploy_plugin.plugin.items import STEP_OUTCOME, DeployItem
 from deploy_plugin.plugin.session import DeploySession
 from deploy_plugin.report.summary import TESTCASE_NAME, testcase_name
@@ -38,6 +41,19 @@ def observe(item: pytest.Item, rep: pytest.TestReport) -> None:
             smoke.record(item, rep, deployment)
 
 
+def report_interrupted(deployments: Iterable[Deployment]) -> None:
+    """After the session was interrupted: record each step whose call began and has no
+    result (the one running when Ctrl-C, a signal or ``pytest.exit`` ended it)."""
+    for deployment in deployments:
+        for item in deployment.selected:
+            if (
+                isinstance(item, DeployItem)
+                and STEP_OUTCOME in item.stash
+                and item.nodeid not in deployment.results
+            ):
+                report_step(item, None)
+
+
 def _name_testcase(item: pytest.Item, deployment: Any, rep: pytest.TestReport) -> None:
     """Carry the item's JUnit testcase name on its report when JUnit XML is written (maybe
     by xdist's controller, from this report)."""
@@ -51,23 +67,28 @@ def _name_testcase(item: pytest.Item, deployment: Any, rep: pytest.TestReport) -
 
 
 def report_step(item: DeployItem, rep: pytest.TestReport | None) -> None:
-    """Record one deploy step's result and tell the hooks (``rep``: pytest's report of its
-    call, None when it was interrupted)."""
+    """Record the result of each deploy step ``item`` ran (itself, or the files it carries)
+    and tell the hooks (``rep``: pytest's report of its call, None when interrupted)."""
     deployment = item.deployment
-    outcome, message, duration = item.stash[STEP_OUTCOME]
-    result = deployment.step_result(item, outcome=outcome, duration_ms=duration, message=message)
-    group = deployment.config.group(item.group_name) if item.group_name else None
-    last_of_group = group is not None and deployment.last_of_group(item)
-    hook_error = _after_hooks(item, result, group, last_of_group)
-    if hook_error:
-        result = replace(result, outcome="failed", message=hook_error)
-    deployment.add_result(
-        result,
-        # preflight rows and per-file steps share a store transaction with the next
-        batch=item.kind == "preflight"
-        or (item.kind == "deploy" and item.file is not None and not last_of_group),
-    )
-    facts, text = item.facts(result.outcome)
+    hook_error = None
+    for step, (outcome, message, duration) in item.step_outcomes():
+        result = deployment.step_result(
+            step, outcome=outcome, duration_ms=duration, message=message
+        )
+        group = deployment.config.group(step.group_name) if step.group_name else None
+        last_of_group = group is not None and deployment.last_of_group(step)
+        error = _after_hooks(item, step, result, group, last_of_group)
+        if error:
+            result = replace(result, outcome="failed", message=error)
+            hook_error = hook_error or error
+        deployment.add_result(
+            result,
+            # preflight rows and per-file steps share a store transaction with the next
+            batch=step.kind == "preflight"
+            or (step.kind == "deploy" and step.file is not None and not last_of_group),
+        )
+    outcome = "failed" if hook_error else item.stash[STEP_OUTCOME][0]
+    facts, text = item.facts(outcome)
     # on the item: pytest copies it into the teardown report, which JUnit XML writes
     item.add_report_section("call", "stdout", text)
     if DeploySession.of(item.config).junit_properties:
@@ -80,21 +101,23 @@ def report_step(item: DeployItem, rep: pytest.TestReport | None) -> None:
         rep.longrepr = hook_error
 
 
-def _after_hooks(item: DeployItem, result: StepResult, group: Any, last: bool) -> str | None:
-    """Run the after-step/after-group hooks; a failing one fails the step (and so the
-    deployment): its message, masked, or None."""
+def _after_hooks(
+    item: DeployItem, step: Any, result: StepResult, group: Any, last: bool
+) -> str | None:
+    """Run the after-step/after-group hooks for one ``step`` of ``item``; a failing one
+    fails the item (and so the deployment): its message, masked, or None."""
     deployment, hook = item.deployment, item.config.hook
     used = DeploySession.of(item.config).hook_used
     try:
         if used("pytest_deploy_after_step"):
             view = deployment.view()
-            hook.pytest_deploy_after_step(deployment=view, step=item.view(), result=result)
+            hook.pytest_deploy_after_step(deployment=view, step=step.view(), result=result)
         if (
             last
-            and item.group_name in deployment.groups_started
+            and step.group_name in deployment.groups_started
             and used("pytest_deploy_after_group")
         ):
-            failed = item.group_name in deployment.policy.failed_groups
+            failed = step.group_name in deployment.policy.failed_groups
             status = "failure" if failed else "success"
             hook.pytest_deploy_after_group(deployment=deployment.view(), group=group, status=status)
     except Exception as err:  # noqa: BLE001 - a plugin's bug fails this step, no traceback

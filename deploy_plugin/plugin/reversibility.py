@@ -18,9 +18,10 @@ from deploy_plugin.engine import reversibility
 from deploy_plugin.migrate.downs import Down, find_down
 from deploy_plugin.plan import GroupPlan
 from deploy_plugin.plugin.deployment import Deployment
-from deploy_plugin.plugin.items import StepItem, skip
+from deploy_plugin.plugin.items import skip
 from deploy_plugin.plugin.preflight import PreflightNode
 from deploy_plugin.plugin.session import DeploySession
+from deploy_plugin.plugin.steps import StepItem
 from deploy_plugin.targets import TargetInfo
 
 

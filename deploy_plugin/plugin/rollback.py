@@ -72,7 +72,6 @@ class RollbackItem(DeployItem):
     """``<group>::rollback[<file>]``: run the down of one applied migration."""
 
     kind = "rollback"
-    short_protocol = True
 
     def __init__(self, *, migration: str, down: Down | None, **kwargs: Any) -> None:
         super().__init__(**kwargs)

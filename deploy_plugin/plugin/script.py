@@ -21,9 +21,9 @@ from deploy_plugin.config.fallback import is_fallback_script, script_config
 from deploy_plugin.engine.checks import confirm_protected
 from deploy_plugin.plan import plan_group
 from deploy_plugin.plugin.deployment import Deployment
-from deploy_plugin.plugin.items import StepItem
 from deploy_plugin.plugin.nodes import UnknownTargetNode
 from deploy_plugin.plugin.preflight import take_lock
+from deploy_plugin.plugin.steps import StepItem
 
 __all__ = ["DeployScriptFile", "ScriptItem", "is_fallback_script", "script_config"]
 
@@ -42,11 +42,11 @@ class DeployScriptFile(pytest.File):
 
     def collect(self) -> Iterator[pytest.Item | pytest.Collector]:
         session = _session(self)
-        if not session.targets:
+        if not session.options.targets:
             return
         config = script_config(self.path)
         session.seen_groups.add("deploy")
-        for target in session.targets:
+        for target in session.options.targets:
             yield ScriptTargetNode.from_parent(self, name=target, deploy_config=config)
 
 

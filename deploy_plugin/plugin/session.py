@@ -1,4 +1,7 @@
-"""Options of pytest-deploy and the state one pytest session shares between its parts."""
+"""The state one pytest session shares between pytest-deploy's parts: the run's one frozen
+:class:`~deploy_plugin.plugin.options.DeployOptions` (read as ``session.options.x``, never
+copied), what configuration read besides (env files), the deployments collected, what
+selection and refusals found, and the store, opened once."""
 
 from __future__ import annotations
 
@@ -21,35 +24,21 @@ _SESSION_KEY = pytest.StashKey["DeploySession"]()
 
 
 class DeploySession:
-    """Options and shared state of pytest-deploy for one pytest session."""
+    """pytest-deploy's shared state for one pytest session (its options: ``options``)."""
 
     def __init__(self, config: pytest.Config) -> None:
         self.config = config
         self.options = options = DeployOptions.from_pytest(config)
-        self.targets: list[str] = list(options.targets)
-        self.dry_run = options.dry_run
-        self.groups = list(options.groups)
-        self.skip_groups = list(options.skip_groups)
-        self.continue_on_failure = options.continue_on_failure
-        self.no_health_check = options.no_health_check
-        self.health_url = options.health_url
-        self.skip_validation = options.skip_validation
-        self.store_url = options.store
-        self.report_path = options.report
-        self.html_path = options.html
-        self.yes = options.yes
+        # the steps' env vars given for this run: --deploy-env parsed (a malformed pair is
+        # a usage error now), and --deploy-env-file's (read in pytest_configure)
         self.cli_env = options.env_values()
-        self.file_env: dict[str, str] = {}  # --deploy-env-file (read in pytest_configure)
-        self.timeout = options.timeout
+        self.file_env: dict[str, str] = {}
         # saved plans: the plan being applied (--deploy-plan), the id of one being made
         self.saved_plan: SavedPlan | None = None
         self._plan_id: str | None = None
         self.plan_message: str | None = None  # what became of --deploy-plan-out
         self.plan_refusal: str | None = None  # why --deploy-plan was refused
         self.plan_failed = False  # --deploy-plan-out asked for a plan that was not written
-        self.rolling_back = options.rolling_back
-        self.check_rollback = options.check_rollback
-        self.atomic = options.atomic
         self.usage_problems: list[str] = []  # found while collecting (e.g. a rollback's FILE)
         self.refusal: str | None = None  # them, as the run's refusal (exit 4, nothing ran)
         self.summary_notes: list[str] = []  # lines for the terminal summary
@@ -126,9 +115,10 @@ class DeploySession:
     # -- selection
 
     def group_selected(self, name: str) -> bool:
-        if self.groups and name not in self.groups:
+        groups = self.options.groups
+        if groups and name not in groups:
             return False
-        return name not in self.skip_groups
+        return name not in self.options.skip_groups
 
     # -- store
 
@@ -142,7 +132,7 @@ class DeploySession:
             self._store_home = self._store_home or self.rootdir
             try:
                 self._store = open_store(
-                    self.store_url, self._store_home, create=not self.dry_run
+                    self.options.store, self._store_home, create=not self.options.dry_run
                 )
             except StoreError as err:
                 self._store_error = str(err)
@@ -155,7 +145,7 @@ class DeploySession:
         this run opened (the first config's), if so. A named store is every config's."""
         from deploy_plugin.store import default_store_path, store_home
 
-        if self.store_url is not None:
+        if self.options.store is not None:
             return None
         home = store_home(config.path, self.rootdir)
         if self._store_home is None:

@@ -8,7 +8,7 @@ deployment like any step.
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -28,11 +28,12 @@ def is_smoke(item: pytest.Item) -> bool:
     return SMOKE_PLACE in item.stash
 
 
-def sort_key(item: pytest.Item) -> tuple[int, int]:
-    """An item's place in its deployment's run order (a step's, or a smoke test's)."""
-    key = item.stash.get(SMOKE_PLACE, None)
-    if key is None:
-        key = item.sort_key  # type: ignore[attr-defined]  # a DeployItem's own
+def sort_key(step: Any) -> tuple[int, int]:
+    """A step's place in its deployment's run order: a smoke test's (see :func:`place`),
+    else the step's own ``sort_key`` (a DeployItem's, or a file an item carries)."""
+    if isinstance(step, pytest.Item) and SMOKE_PLACE in step.stash:
+        return step.stash[SMOKE_PLACE]
+    key: tuple[int, int] = step.sort_key
     return key
 
 

@@ -19,6 +19,7 @@ worker are rescheduled as xdist does.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -32,6 +33,8 @@ SAFE_DIST = ("no", "loadgroup")
 #: The start of a deployment's unit of work (its target's steps and smoke tests) in the
 #: scheduler; no node id starts so (a plain test's unit is its node id).
 SCOPE_PREFIX = "::deploy-"
+#: The name the xdist controller registers its CrashWatch under (deploy_plugin.plugin.crashes).
+CRASH_WATCH = "deploy-crash-watch"
 
 
 def choose_dist_mode(config: pytest.Config) -> None:
@@ -50,7 +53,7 @@ def choose_dist_mode(config: pytest.Config) -> None:
     )
 
 
-def target_scope(nodeid: str, targets: list[str], rootdir: Path) -> str | None:
+def target_scope(nodeid: str, targets: Sequence[str], rootdir: Path) -> str | None:
     """``::deploy-<target>`` for a deployment item or a smoke test of that target, else None."""
     parts = nodeid.split("::")
     if len(parts) >= 3 and parts[1] in targets and _is_config(rootdir / parts[0]):
@@ -84,7 +87,7 @@ class EndedUnit:
     pending: tuple[str, ...]
 
 
-def make_scheduler(config: pytest.Config, log: Any, targets: list[str]) -> Any:
+def make_scheduler(config: pytest.Config, log: Any, targets: Sequence[str]) -> Any:
     from xdist.scheduler import LoadScopeScheduling
 
     rootdir = Path(config.rootpath)

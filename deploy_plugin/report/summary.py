@@ -38,10 +38,10 @@ def add_suite_properties(config: pytest.Config, session: DeploySession) -> None:
     from deploy_plugin.plugin.pytest_compat import junit_xml
 
     xml = junit_xml(config)
-    if xml is None or not session.targets:
+    if xml is None or not session.options.targets:
         return
-    xml.add_global_property("deploy.targets", ",".join(session.targets))
-    xml.add_global_property("deploy.dry_run", str(session.dry_run).lower())
+    xml.add_global_property("deploy.targets", ",".join(session.options.targets))
+    xml.add_global_property("deploy.dry_run", str(session.options.dry_run).lower())
     xml.add_global_property("deploy.who", who())
 
 
