@@ -9,6 +9,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+from .lint import lint_of
 from .model import DeployConfig, EmailNotify, Group, HealthCheck, Notify, TargetDecl
 from .parsing import _display, _parse, _read
 from .validation import _raise_first, _schema_problems, _semantic_problems
@@ -49,6 +50,7 @@ def _build(
                 line=lines.get(f"groups[{index}]"),
                 down_file=g.get("down_file"),
                 rollback_command=g.get("rollback_command"),
+                lint=lint_of(g.get("lint")),
             )
         )
     health = data.get("health_check")

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from .commands import FILE_PLACEHOLDERS, placeholders
+from .lint import Lint
 
 RESERVED_GROUP_NAMES = frozenset({"preflight", "health_check", "validate"})
 #: Target (and group) names: a level of every node id.
@@ -100,6 +101,7 @@ class Group:
     line: int | None = None
     down_file: str | None = None  # path template of each migration's down file
     rollback_command: str | None = None  # undoes the group in an atomic deployment
+    lint: Lint | None = None  # squawk on its pending migrations (None: not written)
 
     @property
     def deploy_per_file(self) -> bool:

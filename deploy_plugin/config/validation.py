@@ -29,6 +29,7 @@ from .hints import (
     _sentence,
     _short,
 )
+from .lint import lint_problems
 from .model import (
     RESERVED_GROUP_NAMES,
     DeployConfig,
@@ -298,6 +299,7 @@ def _group_problems(cfg: DeployConfig, group: Group) -> Iterator[tuple[str, str]
             ),
         )
     yield from _check_down_file(group, at)
+    yield from lint_problems(group.name, group.track_migrations, group.lint, at)
     declared = sorted(cfg.targets)
     for i, name in enumerate(group.targets or ()):
         # Undeclared names are fine when the config declares no targets: the store may.

@@ -15,6 +15,7 @@ from deploy_plugin.engine import schema_drift
 from deploy_plugin.engine.checks import Findings
 from deploy_plugin.engine.errors import DeployFailure
 from deploy_plugin.engine.ledgers import guarded
+from deploy_plugin.engine.lint import check_lint
 from deploy_plugin.engine.runtime import Deployment
 from deploy_plugin.plan import check_migrations
 
@@ -45,6 +46,7 @@ def check_migrations_drift(deployment: Deployment, found: Findings) -> str | Non
     for warning in result.warnings:
         found.warn(warning)
     found.note(f"{len(result.pending)} pending of {len(tracked)} tracked file(s)")
+    linted = check_lint(deployment, found, result.pending)  # a problem, once drift is said
     _check_schema_drift(deployment, found)
     if result.drift:
         project, target = deployment.project, deployment.target.name
@@ -62,7 +64,10 @@ def check_migrations_drift(deployment: Deployment, found: Findings) -> str | Non
             + ". Restore the applied content (add a new migration for the change), or,"
             " when the edit is intended and the database already matches it, accept it"
             f" (an audit row keeps who, when and why): {commands}."
+            + (f" {linted}" if linted else "")
         )
+    if linted:
+        raise DeployFailure(linted)
     return None
 
 

@@ -1,0 +1,224 @@
+"""Preflight's lint of the migrations a run would apply (``groups[].lint``), with squawk.
+
+:func:`check_lint` runs inside ``preflight::migrations-drift`` once the ledger and the
+history decided what is pending (never on applied files): every pending file of the
+selected tracked groups whose lint is not ``off`` goes to one squawk process (two when some
+files run inside a transaction and some do not), from the config's root, so the project's
+``.squawk.toml`` and squawk's ``-- squawk-ignore`` comments apply. A group's ``ignore``
+rules are dropped here. ``warn``: each finding is a warning; ``error``: any finding fails
+preflight, so nothing runs. The findings stay on the deployment for its reports (JSON,
+JUnit facts, the step's message that the history page lists).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from deploy_plugin.config import Group
+from deploy_plugin.config.lint import Lint
+from deploy_plugin.engine.checks import Findings
+from deploy_plugin.engine.ledgers import psql_ledger, uses_ledger
+from deploy_plugin.engine.runtime import Deployment
+from deploy_plugin.engine.squawk import (
+    FINDINGS_HEAD,
+    RULE_DOCS,
+    SQUAWK_ENV,
+    LintFinding,
+    SquawkError,
+    find_squawk,
+    finding_of,
+    run_squawk,
+    unknown_rule,
+)
+from deploy_plugin.migrate.statements import no_transaction
+
+#: Findings shown one by one as warnings; the others are in the step's report section.
+SHOWN_WARNINGS = 20
+
+
+@dataclass
+class _Job:
+    """One group's pending files and its lint settings."""
+
+    group: Group
+    lint: Lint
+    files: list[str]
+
+
+def check_lint(deployment: Deployment, found: Findings, pending: Sequence[str]) -> str | None:
+    """Lint the ``pending`` files (root-relative) of the selected tracked groups; their
+    findings are warnings (``warn``) or, for a ``lint: error`` group, the returned
+    paragraph, which fails preflight (None: nothing fails)."""
+    if deployment.kind != "deploy":
+        return None  # a rollback applies nothing; a reversibility check runs on a copy
+    jobs = _jobs(deployment, found, set(pending))
+    if not jobs:
+        return None
+    binary = find_squawk()
+    if binary is None:
+        return _unlinted(jobs, found, _not_found())
+    root = deployment.config.root
+    try:
+        raw = _run(binary, root, _owners(jobs))
+    except SquawkError as err:
+        return _unlinted(jobs, found, f"squawk failed ({err})")
+    problems = _unknown_ignores(binary, root, jobs, found)
+    owner = _owners(jobs)
+    order = {rel: place for place, rel in enumerate(owner)}
+    findings: list[tuple[LintFinding, _Job]] = []
+    ignored = 0
+    for entry in raw:
+        job = owner.get(str(entry.get("file", "")), jobs[0])
+        finding = finding_of(job.group.name, entry, deployment.masker.mask)
+        if finding.rule in job.lint.ignore:
+            ignored += 1
+        else:
+            findings.append((finding, job))
+    findings.sort(key=lambda pair: (order.get(pair[0].file, 0), pair[0].line, pair[0].column))
+    deployment.lint_findings.extend(finding for finding, _ in findings)
+    _report(found, jobs, [f for f, _ in findings], ignored)
+    warned = [f for f, job in findings if job.lint.mode == "warn"]
+    for finding in warned[:SHOWN_WARNINGS]:
+        found.warn(f"lint: {finding.text()}")
+    for finding in warned[SHOWN_WARNINGS:]:
+        found.note(f"lint: {finding.text()}")
+    if len(warned) > SHOWN_WARNINGS:
+        found.warn(
+            f"lint: {len(warned) - SHOWN_WARNINGS} more finding(s) of squawk in the pending"
+            " migrations: each is in this check's report section and in the JSON report"
+        )
+    failing = [f for f, job in findings if job.lint.mode == "error"]
+    if failing:
+        names = sorted({f.group for f in failing})
+        problems.append(
+            f"lint: squawk found {len(failing)} problem(s) in the migration(s) this run would"
+            f" apply, and group(s) {', '.join(names)} have lint: error, so nothing was run."
+            " Fix each file as its finding says; where a statement is intended, put"
+            " `-- squawk-ignore RULE` on the line before it, or add the rule to the group's"
+            f" lint.ignore. {FINDINGS_HEAD} " + "; ".join(f.text() for f in failing)
+        )
+    return " ".join(problems) or None
+
+
+def _jobs(deployment: Deployment, found: Findings, pending: set[str]) -> list[_Job]:
+    """The groups to lint, each with its pending files (in run order)."""
+    selected = {g.name for g in deployment.selected_groups()}
+    jobs = []
+    for plan in deployment.plans:
+        group = plan.group
+        if not group.track_migrations or group.name not in selected:
+            continue
+        files = [rel for rel in plan.files if rel in pending]
+        if not files:
+            continue  # lint runs only where files are pending
+        lint = group.lint
+        if lint is None:
+            url = deployment.env.get(group.database_url_env, "")
+            if url.startswith("sqlite:"):
+                found.note(
+                    f"lint: group {group.name} not linted: its database is SQLite and squawk"
+                    " knows PostgreSQL (set lint: warn to lint it anyway)"
+                )
+                continue
+            lint = Lint()
+        if lint.mode != "off":
+            jobs.append(_Job(group, lint, files))
+    return jobs
+
+
+def _owners(jobs: list[_Job]) -> dict[str, _Job]:
+    """Each pending file's job, in run order (a file two groups match: the first's)."""
+    owner: dict[str, _Job] = {}
+    for job in jobs:
+        for rel in job.files:
+            owner.setdefault(rel, job)
+    return owner
+
+
+def _run(binary: str, root: Path, owner: dict[str, _Job]) -> list[dict[str, object]]:
+    """squawk over every pending file: one process for those run inside a transaction, one
+    for the others (``-- deploy:no-transaction``, a deploy_command without psql's ``-1``)."""
+    batches: dict[bool, list[str]] = {True: [], False: []}
+    for rel, job in owner.items():
+        wrapped = uses_ledger(job.group) or psql_ledger(job.group)
+        try:
+            text = (root / rel).read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            text = ""  # squawk says what it cannot read
+        batches[wrapped and not no_transaction(text)].append(rel)
+    raw: list[dict[str, object]] = []
+    for in_transaction, files in batches.items():
+        if files:
+            raw += run_squawk(binary, root, files, in_transaction=in_transaction)
+    return raw
+
+
+def _unknown_ignores(binary: str, root: Path, jobs: list[_Job], found: Findings) -> list[str]:
+    """A rule named in a group's ``lint.ignore`` that squawk does not know: a warning, or
+    for a ``lint: error`` group the returned problem."""
+    rules = sorted({rule for job in jobs for rule in job.lint.ignore})
+    unknown = unknown_rule(binary, root, rules) if rules else None
+    if unknown is None:
+        return []
+    problems = []
+    for job in jobs:
+        if unknown in job.lint.ignore:
+            text = (
+                f"lint: group {job.group.name}'s lint.ignore names {unknown!r}, which squawk"
+                f" does not know: correct the rule's name (its rules: {RULE_DOCS}rules)"
+            )
+            if job.lint.mode == "error":
+                problems.append(text + ".")
+            else:
+                found.warn(text)
+    return problems
+
+
+def _not_found() -> str:
+    named = os.environ.get(SQUAWK_ENV)
+    if named:
+        return f"squawk was not found: {SQUAWK_ENV}={named} names no executable"
+    return f"squawk was not found (neither beside {sys.executable} nor on PATH)"
+
+
+def _unlinted(jobs: list[_Job], found: Findings, why: str) -> str | None:
+    """Nothing was linted (``why``): a warning for ``warn`` groups, the returned problem
+    for ``error`` groups."""
+    problem = None
+    for mode in ("warn", "error"):
+        some = [job for job in jobs if job.lint.mode == mode]
+        if not some:
+            continue
+        count = sum(len(job.files) for job in some)
+        text = (
+            f"lint: {why}, so the {count} pending migration(s) of group(s)"
+            f" {', '.join(job.group.name for job in some)} were not linted: install it with"
+            " `pip install squawk-cli` (pytest-deploy depends on it), point"
+            f" {SQUAWK_ENV} at a squawk binary, or set lint: off for these groups"
+        )
+        if mode == "warn":
+            found.warn(text)
+        else:
+            problem = text + ". Nothing was run."
+    return problem
+
+
+def _report(found: Findings, jobs: list[_Job], findings: list[LintFinding], ignored: int) -> None:
+    """The check's note, JUnit facts and (with findings) its step's message."""
+    files = sum(len(job.files) for job in jobs)
+    names = ", ".join(job.group.name for job in jobs)
+    summary = f"{len(findings)} finding(s) in {files} pending file(s) of group(s) {names}"
+    if ignored:
+        summary += f" ({ignored} more of rules the groups ignore)"
+    found.note(f"lint: squawk: {summary}")
+    found.facts["lint"] = summary
+    for index, finding in enumerate(findings):
+        found.facts[f"lint[{index}]"] = finding.text()
+    if findings:
+        found.remark = f"lint (squawk): {summary}. {FINDINGS_HEAD}\n" + "\n".join(
+            finding.text() for finding in findings
+        )
