@@ -1,0 +1,125 @@
+"""What linting the pending migrations with squawk (``groups[].lint``) costs a dry run.
+
+    .venv/bin/python benchmarks/lint.py [--files 233] [--repeat 3] [--seed 14]
+        [--server postgresql://postgres@127.0.0.1:5432]
+
+``corpus_gen.generate`` writes ``--files`` realistic migrations (233: the size of Lemmy's
+history) into a temp project with two configs of one tracked group: ``lint.deploy.yaml``
+(lint left at its default, warn) and ``off.deploy.yaml`` (``lint: off``). Against one
+empty throw-away database (a dry run changes nothing) both run ``pytest CONFIG
+--deploy-target=bench --dry-run``, interleaved, best of ``--repeat``; every file is
+pending, so lint reads all of them. Also timed: squawk alone on the same files, as the
+check runs it (one process, ``--assume-in-transaction``). Prints the times, the findings
+and lint's share of the dry run. Aim (issue 23): under 10 %.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import secrets
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+
+import psycopg
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from corpus_gen import generate  # noqa: E402
+
+CONFIG = """\
+project: bench
+targets: {{bench: {{}}}}
+groups:
+  - name: migrations
+    order: 1
+    file_patterns: ['migrations/*.sql']
+{lint}"""
+
+
+def timed(cmd: list[str], cwd: Path) -> tuple[float, float]:
+    """Wall time of ``cmd`` and its CPU time (user + system of it and the processes it
+    waited for: squawk's with pytest's), or exit 1 with its output when it fails."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("DEPLOY_") and k != "PYTHONDONTWRITEBYTECODE"}  # fmt: skip
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.perf_counter()
+    done = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
+    seconds = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if done.returncode not in (0, 1) or (done.returncode == 1 and "squawk" not in cmd[0]):
+        sys.exit(f"{cmd} failed (exit {done.returncode}):\n{done.stdout[-3000:]}{done.stderr}")
+    return seconds, after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--files", type=int, default=233)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--seed", type=int, default=14)
+    parser.add_argument("--server", default="postgresql://postgres@127.0.0.1:5432")
+    args = parser.parse_args()
+
+    from deploy_plugin.engine.squawk import find_squawk
+
+    squawk = find_squawk()
+    if squawk is None:
+        sys.exit("squawk is not installed: pip install squawk-cli")
+    files = generate(args.files, args.seed)
+    name = f"bench_lint_{os.getpid()}_{secrets.token_hex(4)}"
+    server = args.server.rstrip("/")
+    with psycopg.connect(f"{server}/postgres", autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+        try:
+            with tempfile.TemporaryDirectory(prefix="bench_lint_") as tmp:
+                root = Path(tmp)
+                (root / "migrations").mkdir()
+                for file, sql in files:
+                    (root / "migrations" / file).write_text(sql)
+                (root / "lint.deploy.yaml").write_text(CONFIG.format(lint=""))
+                (root / "off.deploy.yaml").write_text(CONFIG.format(lint="    lint: off\n"))
+                (root / "pytest.ini").write_text("[pytest]\n")
+                run(root, f"{server}/{name}", squawk, args.repeat, len(files))
+        finally:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def run(root: Path, url: str, squawk: str, repeat: int, count: int) -> None:
+    base = [sys.executable, "-m", "pytest", "--deploy-target=bench", "--dry-run", "-q",
+            "-p", "no:cacheprovider", "--deploy-env", f"DATABASE_URL={url}"]  # fmt: skip
+    variants = {
+        "dry run, lint off": [*base, "off.deploy.yaml", "--deploy-report=off.json"],
+        "dry run, lint on (warn)": [*base, "lint.deploy.yaml", "--deploy-report=on.json"],
+        "squawk alone": [squawk, "--reporter", "json", "--assume-in-transaction", "--",
+                         *sorted(str(p.relative_to(root)) for p in root.glob("migrations/*"))],
+    }  # fmt: skip
+    timed(variants["dry run, lint on (warn)"], root)  # untimed: bytecode written once
+    best: dict[str, float] = {}
+    cpu: dict[str, float] = {}
+    for r in range(repeat):
+        for key, cmd in variants.items():
+            seconds, used = timed(cmd, root)
+            best[key] = min(best.get(key, float("inf")), seconds)
+            cpu[key] = min(cpu.get(key, float("inf")), used)
+        print(f"run {r + 1}/{repeat}, best so far: "
+              + ", ".join(f"{k} {v:.3f} s ({cpu[k]:.3f} s CPU)" for k, v in best.items()))
+    on = json.loads((root / "on.json").read_text())["deployments"][0]["lint"]
+    off = json.loads((root / "off.json").read_text())["deployments"][0]["lint"]
+    assert off == [], "lint: off reported findings"
+    rules = Counter(f["rule"] for f in on)
+    print(f"\n{count} pending files; lint found {len(on)} finding(s): "
+          + ", ".join(f"{rule} {n}" for rule, n in rules.most_common()))  # fmt: skip
+    for what, times in (("wall", best), ("CPU", cpu)):
+        off, on = times["dry run, lint off"], times["dry run, lint on (warn)"]
+        print(f"{what}, best of {repeat}: dry run {off:.3f} s without lint, {on:.3f} s with it:"
+              f" lint adds {on - off:.3f} s = {(on - off) / off:.1%} (aim: under 10 %);"
+              f" squawk alone {times['squawk alone']:.3f} s")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
