@@ -101,6 +101,11 @@ def test_an_applied_file_is_never_linted_again(
     again = pytester.runpytest(*args, "--deploy-report=r.json")
     again.assert_outcomes(passed=4, skipped=2)
     assert report(pytester)["lint"] == [] and "lint:" not in again.stdout.str()
+    # a store that never heard of them: the database's ledger still says they are applied
+    fresh = pytester.runpytest(*args, "--dry-run", "--deploy-store=sqlite:///fresh.sqlite3",
+                               "--deploy-report=r.json")  # fmt: skip
+    fresh.assert_outcomes(passed=3, skipped=2)
+    assert report(pytester)["lint"] == [] and "lint:" not in fresh.stdout.str()
     # a new file with the same statement: only it is linted
     (pytester.path / "m" / "003_index.sql").write_text(INDEX.replace("users_email", "u_e2"))
     third = pytester.runpytest(*args, "--deploy-report=r.json")
@@ -130,7 +135,7 @@ def test_the_groups_ignore_list_silences_rules(
     args = project(pytester, pg_database, files, lint=lint)
     result = pytester.runpytest(*args, "--deploy-report=r.json", "-rA")
     result.assert_outcomes(passed=6)
-    result.stdout.fnmatch_lines(["lint: squawk: 0 finding(s) in 2 pending file(s) of group(s)"
+    result.stdout.fnmatch_lines(["lint: 0 finding(s) in 2 pending file(s) of group(s)"
                                  " db (3 more of rules the groups ignore)"])  # fmt: skip
     assert report(pytester)["lint"] == [] and has_table(pg_database, "users")
 

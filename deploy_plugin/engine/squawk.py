@@ -26,11 +26,11 @@ RULE_DOCS = "https://squawkhq.com/docs/"
 SQUAWK_ENV = "DEPLOY_SQUAWK"
 #: Longest a run may take (0.3 s for 233 files here): a hung binary never hangs preflight.
 TIMEOUT_SECONDS = 120.0
-#: A run's findings (or its failure) start with this in a step's message; each finding
-#: then starts its own line, or follows "; " in a failure's paragraph (see
-#: :func:`findings_in`).
+#: A run's findings (or its failure) list them after this in a step's message, numbered
+#: (:func:`listed`, :func:`findings_in`).
 FINDINGS_HEAD = "Findings:"
-_FINDING_START = re.compile(r"(?:\n|; )(?=[^\s;][^\n;]*?:\d+ [a-z][a-z0-9-]*: )")
+#: "(N) " before a finding's text (``FILE:LINE rule: ``); N is filled in
+_NUMBERED = r"(?:^|\s)\({}\) (?=[^\s:][^\n:]*:\d+ [a-z][a-z0-9-]*: )"
 
 
 class SquawkError(Exception):
@@ -98,22 +98,60 @@ def glob_escaped(rel: str) -> str:
     return re.sub(r"([*?\[])", r"[\1]", rel)
 
 
-def run_squawk(
-    binary: str, root: Path, files: Sequence[str], *, in_transaction: bool
-) -> list[dict[str, Any]]:
-    """squawk's JSON findings for ``files`` (relative to ``root``, where it runs, so the
-    project's ``.squawk.toml`` applies), in one process. ``in_transaction``: the files run
-    inside a transaction each (squawk's ``--assume-in-transaction``). SquawkError when it
-    cannot run or answers otherwise."""
-    argv = [binary, "--reporter", "json"]
-    argv.append("--assume-in-transaction" if in_transaction else "--no-assume-in-transaction")
-    argv += ["--", *(glob_escaped(rel) for rel in files)]
-    # annotations for GitHub Actions would go to stdout, into the JSON
-    env = {**os.environ, "SQUAWK_DISABLE_GITHUB_ANNOTATIONS": "1"}
-    data = _answer(binary, argv, root, env)
-    if not isinstance(data, list):
-        raise SquawkError(f"{binary} answered with no list of findings: {str(data)[:300]}")
-    return [item for item in data if isinstance(item, dict)]
+class SquawkRun:
+    """squawk started on ``files`` (relative to ``root``, where it runs, so the project's
+    ``.squawk.toml`` applies), one process; :meth:`findings` waits for its JSON.
+    ``in_transaction``: the files run inside a transaction each (squawk's
+    ``--assume-in-transaction``)."""
+
+    def __init__(
+        self, binary: str, root: Path, files: Sequence[str], *, in_transaction: bool
+    ) -> None:
+        self.binary = binary
+        self.files = list(files)
+        argv = [binary, "--reporter", "json"]
+        argv.append("--assume-in-transaction" if in_transaction else "--no-assume-in-transaction")
+        argv += ["--", *(glob_escaped(rel) for rel in files)]
+        # annotations for GitHub Actions would go to stdout, into the JSON
+        env = {**os.environ, "SQUAWK_DISABLE_GITHUB_ANNOTATIONS": "1"}
+        self.problem: str | None = None
+        self.process: subprocess.Popen[bytes] | None = None
+        try:
+            self.process = subprocess.Popen(
+                argv, cwd=root, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+            )  # fmt: skip
+        except OSError as err:
+            self.problem = f"{binary} could not be run: {err}"
+
+    def findings(self) -> list[dict[str, Any]]:
+        """squawk's JSON findings; SquawkError when it could not run or answered otherwise."""
+        if self.process is None:
+            raise SquawkError(self.problem or f"{self.binary} did not run")
+        try:
+            out, err = self.process.communicate(timeout=TIMEOUT_SECONDS)
+        except subprocess.TimeoutExpired:
+            self.stop()
+            raise SquawkError(
+                f"{self.binary} did not finish within {TIMEOUT_SECONDS:.0f} s"
+            ) from None
+        try:
+            data = json.loads(out)
+        except ValueError:
+            data = None
+        if self.process.returncode not in (0, 1) or not isinstance(data, list):
+            said = " ".join((err or out).decode(errors="replace").split())
+            raise SquawkError(
+                f"{self.binary} exited with status {self.process.returncode}:"
+                f" {said[:500] or 'no output'}"
+            )  # 1: it found something
+        return [item for item in data if isinstance(item, dict)]
+
+    def stop(self) -> None:
+        """End it if it still runs (a preflight that failed before its findings were read)."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.communicate()
 
 
 def unknown_rule(binary: str, root: Path, rules: Sequence[str]) -> str | None:
@@ -133,28 +171,6 @@ def unknown_rule(binary: str, root: Path, rules: Sequence[str]) -> str | None:
     error = done.stderr.decode(errors="replace")
     match = re.search(r"invalid rule name (\S+)", error)
     return match.group(1) if done.returncode == 2 and match else None
-
-
-def _answer(binary: str, argv: list[str], root: Path, env: dict[str, str]) -> Any:
-    try:
-        done = subprocess.run(
-            argv, cwd=root, stdin=subprocess.DEVNULL, capture_output=True, env=env,
-            timeout=TIMEOUT_SECONDS,
-        )  # fmt: skip
-    except subprocess.TimeoutExpired:
-        raise SquawkError(f"{binary} did not finish within {TIMEOUT_SECONDS:.0f} s") from None
-    except OSError as err:
-        raise SquawkError(f"{binary} could not be run: {err}") from None
-    try:
-        data = json.loads(done.stdout)
-    except ValueError:
-        data = None
-    if done.returncode not in (0, 1) or data is None:  # 1: it found something
-        said = " ".join((done.stderr or done.stdout).decode(errors="replace").split())
-        raise SquawkError(
-            f"{binary} exited with status {done.returncode}: {said[:500] or 'no output'}"
-        )
-    return data
 
 
 def finding_of(group: str, raw: Mapping[str, Any], mask: Callable[[str], str]) -> LintFinding:
@@ -183,10 +199,24 @@ def finding_of(group: str, raw: Mapping[str, Any], mask: Callable[[str], str]) -
     )
 
 
+def listed(findings: Sequence[LintFinding], separator: str = " ") -> str:
+    """``FINDINGS_HEAD (1) TEXT (2) TEXT``: the findings as a step's message lists them (a
+    passed lint's remark puts each on its own line, a failure's paragraph one after the
+    other)."""
+    return FINDINGS_HEAD + "".join(
+        f"{separator}({number}) {finding.text()}" for number, finding in enumerate(findings, 1)
+    )
+
+
 def findings_in(message: str | None) -> list[str]:
-    """The findings a step's message lists after :data:`FINDINGS_HEAD` (a passed lint's
-    remark, one per line, or a failure's paragraph, joined by "; "), as their texts."""
+    """The findings' texts a step's message lists (see :func:`listed`)."""
     if not message or FINDINGS_HEAD not in message:
         return []
-    body = message.split(FINDINGS_HEAD, 1)[1].strip()
-    return [part.strip() for part in _FINDING_START.split(body) if part.strip()]
+    body = message.split(FINDINGS_HEAD, 1)[1]
+    texts: list[str] = []
+    found = re.compile(_NUMBERED.format(1)).search(body)
+    while found is not None:  # (1), then (2) after it...: a "(7) " inside a message stays
+        after = re.compile(_NUMBERED.format(len(texts) + 2)).search(body, found.end())
+        texts.append(body[found.end() : after.start() if after else len(body)].strip())
+        found = after
+    return texts
