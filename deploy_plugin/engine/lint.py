@@ -164,20 +164,20 @@ def _check(
             findings.append((finding, job))
     findings.sort(key=lambda pair: (order[pair[0].file], pair[0].line, pair[0].column))
     deployment.lint_findings.extend(finding for finding, _ in findings)
-    _report(found, jobs, [f for f, _ in findings], ignored)
-    warned = [f for f, job in findings if job.lint.mode == "warn"]
-    for finding in warned[:SHOWN_WARNINGS]:
-        found.warn(f"lint: {finding.text()}")
-    for finding in warned[SHOWN_WARNINGS:]:
-        found.note(f"lint: {finding.text()}")
-    if len(warned) > SHOWN_WARNINGS:
+    texts = [finding.text() for finding, _ in findings]
+    _report(found, jobs, texts, ignored)
+    modes = [job.lint.mode for _, job in findings]
+    warned = [t for t, mode in zip(texts, modes, strict=True) if mode == "warn"]
+    for text in warned[:SHOWN_WARNINGS]:
+        found.warn(f"lint: {text}")
+    if len(warned) > SHOWN_WARNINGS:  # each is a fact of the check (_report)
         found.warn(
             f"lint: {len(warned) - SHOWN_WARNINGS} more finding(s) of squawk in the pending"
             " migrations: each is in this check's report section and in the JSON report"
         )
-    failing = [f for f, job in findings if job.lint.mode == "error"]
+    failing = [t for t, mode in zip(texts, modes, strict=True) if mode == "error"]
     if failing:
-        names = sorted({f.group for f in failing})
+        names = sorted({f.group for f, job in findings if job.lint.mode == "error"})
         problems.append(
             f"lint: squawk found {len(failing)} problem(s) in the migration(s) this run would"
             f" apply, and group(s) {', '.join(names)} have lint: error, so nothing was run."
@@ -201,13 +201,15 @@ def _start(binary: str, root: Path, owner: dict[str, _Job]) -> list[SquawkRun]:
     """squawk over every file: one process for those run inside a transaction, one for the
     others (``-- deploy:no-transaction``, a deploy_command without psql's ``-1``)."""
     batches: dict[bool, list[str]] = {True: [], False: []}
+    groups = {job.group.name: job.group for job in owner.values()}
+    wraps = {name: uses_ledger(group) or psql_ledger(group) for name, group in groups.items()}
     for rel, job in owner.items():
-        wrapped = uses_ledger(job.group) or psql_ledger(job.group)
         try:
-            text = (root / rel).read_text(encoding="utf-8", errors="replace")
+            with open(os.path.join(root, rel), "rb") as file:
+                text = file.read().decode("utf-8", errors="replace")
         except OSError:
             text = ""  # squawk says what it cannot read
-        batches[wrapped and not no_transaction(text)].append(rel)
+        batches[wraps[job.group.name] and not no_transaction(text)].append(rel)
     return [
         SquawkRun(binary, root, files, in_transaction=in_transaction)
         for in_transaction, files in batches.items()
@@ -265,16 +267,16 @@ def _unlinted(jobs: list[_Job], found: Findings, why: str) -> str | None:
     return problem
 
 
-def _report(found: Findings, jobs: list[_Job], findings: list[LintFinding], ignored: int) -> None:
+def _report(found: Findings, jobs: list[_Job], texts: list[str], ignored: int) -> None:
     """The check's JUnit facts (also lines of its report section) and, with findings, its
-    step's message."""
+    step's message; ``texts``: the findings'."""
     files = sum(len(job.files) for job in jobs)
     names = ", ".join(job.group.name for job in jobs)
-    summary = f"{len(findings)} finding(s) in {files} pending file(s) of group(s) {names}"
+    summary = f"{len(texts)} finding(s) in {files} pending file(s) of group(s) {names}"
     if ignored:
         summary += f" ({ignored} more of rules the groups ignore)"
     found.facts["lint"] = summary
-    for index, finding in enumerate(findings):
-        found.facts[f"lint[{index}]"] = finding.text()
-    if findings:
-        found.remark = f"lint (squawk): {summary}. {listed(findings, separator=chr(10))}"
+    for index, text in enumerate(texts):
+        found.facts[f"lint[{index}]"] = text
+    if texts:
+        found.remark = f"lint (squawk): {summary}. {listed(texts, separator=chr(10))}"

@@ -199,12 +199,12 @@ def finding_of(group: str, raw: Mapping[str, Any], mask: Callable[[str], str]) -
     )
 
 
-def listed(findings: Sequence[LintFinding], separator: str = " ") -> str:
-    """``FINDINGS_HEAD (1) TEXT (2) TEXT``: the findings as a step's message lists them (a
-    passed lint's remark puts each on its own line, a failure's paragraph one after the
-    other)."""
+def listed(texts: Sequence[str], separator: str = " ") -> str:
+    """``FINDINGS_HEAD (1) TEXT (2) TEXT``: the findings' texts as a step's message lists
+    them (a passed lint's remark puts each on its own line, a failure's paragraph one after
+    the other)."""
     return FINDINGS_HEAD + "".join(
-        f"{separator}({number}) {finding.text()}" for number, finding in enumerate(findings, 1)
+        f"{separator}({number}) {text}" for number, text in enumerate(texts, 1)
     )
 
 
