@@ -175,9 +175,8 @@ def test_findings_are_in_the_json_report_and_junit_facts(
     )  # fmt: skip
     props = {p.get("name"): p.get("value") for p in case.iter("property")}
     assert props["lint"].startswith("3 finding(s) in 2 pending file(s) of group(s) db")
-    assert any(
-        v.startswith(f"m/002_index.sql:2 {RULE}: ") for k, v in props.items() if k.startswith("lint[")
-    )
+    listed = [v for k, v in props.items() if k.startswith("lint[")]
+    assert any(v.startswith(f"m/002_index.sql:2 {RULE}: ") for v in listed)
     # pytest's default xunit2 (no testcase properties): the same facts in <system-out>,
     # and an xdist worker's report reaches the controller's JSON report with them
     xunit2 = ["--deploy-report=x.json", "--junitxml=x.xml", "-o", "junit_logging=system-out"]
@@ -255,8 +254,10 @@ def test_a_sqlite_database_is_not_linted_unless_asked(pytester: pytest.Pytester)
     quiet = pytester.runpytest(*args, "--dry-run", "--deploy-report=r.json", "-rA")
     quiet.assert_outcomes(passed=5)
     assert report(pytester)["lint"] == []
-    quiet.stdout.fnmatch_lines(["lint: group db not linted: its database is SQLite and squawk"
-                                " knows PostgreSQL (set lint: warn to lint it anyway)"])  # fmt: skip
+    quiet.stdout.fnmatch_lines([
+        "lint: group db not linted: its database is SQLite and squawk knows PostgreSQL (set"
+        " lint: warn to lint it anyway)",
+    ])  # fmt: skip
     project(pytester, "sqlite:///app.db", files, lint="warn")
     pytester.runpytest(*args, "--dry-run", "--deploy-report=r.json").assert_outcomes(passed=5)
     assert ("m/002_index.sql", 2, RULE) in rules(report(pytester))
