@@ -776,7 +776,7 @@ def test_schema_is_valid_and_documents_every_key():
         "name", "order", "file_patterns", "pre_deploy", "build_command", "test_command",
         "deploy_command", "post_deploy", "required_env_vars", "track_migrations",
         "database_url_env", "max_parallel", "timeout_seconds", "targets", "down_file",
-        "rollback_command", "lock_timeout", "lock_retries", "statement_timeout",
+        "rollback_command", "lock_timeout", "lock_retries", "statement_timeout", "lint",
     }  # fmt: skip
     assert set(document["properties"]) == {
         "$schema", "project", "project_id", "root", "groups", "health_check", "notify",

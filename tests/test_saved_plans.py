@@ -215,7 +215,7 @@ def test_a_command_changed_by_an_option_is_refused(pytester: pytest.Pytester) ->
     open_store(None, pytester.path).close()  # a plan is signed with a key the store keeps
     make_plan(pytester, "--deploy-health-url=http://127.0.0.1:9/planned")
     result = apply(pytester, "--deploy-health-url=http://127.0.0.1:9/other")
-    assert result.ret == 2
+    assert result.ret == 4  # refused before anything ran (README "Exit codes")
     text = paragraph(result)
     assert "step deploy.yaml::t::health_check has another command" in text, text
     assert "the config" not in text, text  # the config did not change: the command did

@@ -53,6 +53,12 @@ _HINTS = {
     "an atomic deployment (once per file when it names {file}).",
     "groups[].down_file": "Give a path template relative to root, e.g. "
     '"rollbacks/{stem}.sql"; it names the down file of each migration.',
+    "groups[].lint": "Write warn (the default: each squawk finding in a pending migration is a "
+    "warning), error (a finding fails preflight) or off, or a mapping such as {mode: warn, "
+    "ignore: [prefer-bigint-over-int]}.",
+    "groups[].lint.mode": "Use warn (the default), error or off.",
+    "groups[].lint.ignore": "List squawk rule names to ignore in this group, each once, e.g. "
+    "[prefer-bigint-over-int, require-statement-timeout] (https://squawkhq.com/docs/rules).",
     "groups[].max_parallel": "Set `max_parallel` to a whole number of at least 1.",
     "groups[].timeout_seconds": "Set `timeout_seconds` to a number of seconds greater than 0, "
     "or remove it for no timeout.",

@@ -9,6 +9,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+from .lint import lint_of
 from .model import DeployConfig, EmailNotify, Group, HealthCheck, Notify, TargetDecl
 from .parsing import _display, _parse, _read
 from .schema_check import _schema_problems
@@ -53,6 +54,7 @@ def _build(
                 lock_timeout=g.get("lock_timeout"),
                 statement_timeout=g.get("statement_timeout"),
                 lock_retries=int(g.get("lock_retries", 0)),
+                lint=lint_of(g.get("lint")),
             )
         )
     health = data.get("health_check")

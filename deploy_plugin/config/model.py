@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from .commands import FILE_PLACEHOLDERS, placeholders
+from .lint import Lint
 
 RESERVED_GROUP_NAMES = frozenset({"preflight", "health_check", "validate"})
 #: Target (and group) names: a level of every node id.
@@ -104,6 +105,7 @@ class Group:
     lock_timeout: str | None = None  # e.g. "1s": SET LOCAL lock_timeout in each migration
     statement_timeout: str | None = None
     lock_retries: int = 0  # attempts after a lock timeout (55P03), with backoff
+    lint: Lint | None = None  # squawk on its pending migrations (None: not written)
 
     @property
     def deploy_per_file(self) -> bool:

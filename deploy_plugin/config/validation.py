@@ -18,6 +18,7 @@ from typing import Any
 from .commands import FILE_PLACEHOLDERS, PlaceholderError, placeholders
 from .errors import ConfigError
 from .hints import _short
+from .lint import lint_problems
 from .model import (
     RESERVED_GROUP_NAMES,
     DeployConfig,
@@ -181,6 +182,7 @@ def _group_problems(cfg: DeployConfig, group: Group) -> Iterator[tuple[str, str]
         )
     yield from _check_down_file(group, at)
     yield from timeout_problems(group, at)
+    yield from lint_problems(group.name, group.track_migrations, group.lint, at)
     declared = sorted(cfg.targets)
     for i, name in enumerate(group.targets or ()):
         # Undeclared names are fine when the config declares no targets: the store may.

@@ -25,9 +25,13 @@ from deploy_plugin.targets import expand_vars, undefined_vars
 @dataclass
 class Findings:
     """What a check found besides its verdict, in the order found: notes for its report
-    section, warnings to show (each also noted, as ``warning: <text>``, by whoever shows it)."""
+    section, warnings to show (each also noted, as ``warning: <text>``, by whoever shows it);
+    and a passed check's word for the reports (``remark``: its step's message) and facts of
+    its own (``facts``: JUnit properties beside the step's)."""
 
     entries: list[tuple[bool, str]] = field(default_factory=list)  # (a warning?, text)
+    remark: str | None = None
+    facts: dict[str, str] = field(default_factory=dict)
 
     def note(self, text: str) -> None:
         self.entries.append((False, text))

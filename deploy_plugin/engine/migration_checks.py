@@ -15,6 +15,7 @@ from deploy_plugin.engine import schema_drift
 from deploy_plugin.engine.checks import Findings
 from deploy_plugin.engine.errors import DeployFailure
 from deploy_plugin.engine.ledgers import guarded
+from deploy_plugin.engine.lint import LintRun, check_lint, start_lint
 from deploy_plugin.engine.runtime import Deployment
 from deploy_plugin.plan import check_migrations
 
@@ -25,7 +26,20 @@ if TYPE_CHECKING:
 
 def check_migrations_drift(deployment: Deployment, found: Findings) -> str | None:
     """The database decides what is applied: each built-in group's ledger is read
-    (read-only) first; then applied files must be as they were applied."""
+    (read-only) first; then applied files must be as they were applied. The pending ones
+    are linted (:mod:`deploy_plugin.engine.lint`): squawk starts before the ledgers are
+    read, and runs meanwhile."""
+    lint = start_lint(deployment)
+    try:
+        return _check_migrations_drift(deployment, found, lint)
+    finally:
+        if lint is not None:
+            lint.stop()
+
+
+def _check_migrations_drift(
+    deployment: Deployment, found: Findings, lint: LintRun | None
+) -> str | None:
     selected = {g.name for g in deployment.selected_groups()}
     tracked = [
         rel
@@ -45,6 +59,7 @@ def check_migrations_drift(deployment: Deployment, found: Findings) -> str | Non
     for warning in result.warnings:
         found.warn(warning)
     found.note(f"{len(result.pending)} pending of {len(tracked)} tracked file(s)")
+    linted = check_lint(deployment, found, result.pending, lint)  # said after drift
     _check_schema_drift(deployment, found)
     if result.drift:
         project, target = deployment.project, deployment.target.name
@@ -62,7 +77,10 @@ def check_migrations_drift(deployment: Deployment, found: Findings) -> str | Non
             + ". Restore the applied content (add a new migration for the change), or,"
             " when the edit is intended and the database already matches it, accept it"
             f" (an audit row keeps who, when and why): {commands}."
+            + (f" {linted}" if linted else "")
         )
+    if linted:
+        raise DeployFailure(linted)
     return None
 
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from deploy_plugin.engine.policy import step_ref
+from deploy_plugin.engine.squawk import LintFinding
 from deploy_plugin.facts import iso_utc
 from deploy_plugin.secrets import Masker
 
@@ -100,7 +101,7 @@ def deployment_status(
 #: The fields of a deployment's JSON report, in their order in the file.
 _REPORT_FIELDS = (
     "project", "target", "status", "kind", "dry_run", "who", "started_at", "ended_at",
-    "duration_ms", "steps", "notes", "deployment_id",
+    "duration_ms", "steps", "notes", "lint", "deployment_id",
 )  # fmt: skip
 
 
@@ -121,6 +122,8 @@ class DeploymentReport:
     :ivar duration_ms: from start to end.
     :ivar steps: every selected step that reported, in run order.
     :ivar notes: one-line remarks of the run (selection, identity, a crashed worker).
+    :ivar lint: what squawk found in the migrations the run would apply (``groups[].lint``),
+        in run order.
     :ivar deployment_id: the store's id of the run (None: not recorded, e.g. a dry run
         without a store).
     :ivar html: the page ``--deploy-html`` writes at the session's end (an absolute
@@ -143,6 +146,7 @@ class DeploymentReport:
     steps: tuple[StepResult, ...]
     notes: tuple[str, ...] = ()
     deployment_id: int | None = None
+    lint: tuple[LintFinding, ...] = ()
     html: str | None = None
     links: dict[str, str] = field(default_factory=dict)
 
@@ -155,6 +159,7 @@ class DeploymentReport:
         data: dict[str, Any] = {name: getattr(self, name) for name in _REPORT_FIELDS}
         data["steps"] = [step.to_json() for step in self.steps]
         data["notes"] = list(self.notes)
+        data["lint"] = [finding.to_json() for finding in self.lint]
         if self.html is not None:
             data["html"] = self.html
         return {**data, **{k: v for k, v in self.links.items() if k not in data}}
@@ -166,5 +171,6 @@ class DeploymentReport:
         values = {name: data[name] for name in _REPORT_FIELDS if name in data}
         values["steps"] = tuple(StepResult(**step) for step in data.get("steps", ()))
         values["notes"] = tuple(data.get("notes", ()))
+        values["lint"] = tuple(LintFinding.from_json(f) for f in data.get("lint", ()))
         links = {k: v for k, v in data.items() if k not in known and isinstance(v, str)}
         return cls(**values, html=data.get("html"), links=links)

@@ -34,6 +34,7 @@ from deploy_plugin.engine.results import (
     result_of,
 )
 from deploy_plugin.engine.schema_drift import Schemas
+from deploy_plugin.engine.squawk import LintFinding
 from deploy_plugin.engine.views import DeploymentView
 from deploy_plugin.facts import iso_utc, utcnow, who
 from deploy_plugin.plan import GroupPlan
@@ -79,6 +80,7 @@ class Deployment(Migrations):
         self.policy = StopPolicy(continue_on_failure=session.options.continue_on_failure)
         self.results: dict[str, StepResult] = {}
         self.schema_verified: set[str] = set()  # groups whose schema preflight found as recorded
+        self.lint_findings: list[LintFinding] = []  # squawk's, in the files it would apply
         self.started_at: datetime | None = None
         self.ended_at: datetime | None = None
         self._env_sources: dict[str, str] = {}
@@ -327,6 +329,7 @@ class Deployment(Migrations):
             duration_ms=int((ended - started).total_seconds() * 1000),
             steps=tuple(self.results[s.nodeid] for s in self.steps if s.nodeid in self.results),
             notes=tuple(self.notes),
+            lint=tuple(self.lint_findings),
             deployment_id=self.deployment_id,  # the store's run id (None: not recorded)
             # the page --deploy-html writes at the session's end (notifications link it)
             html=os.path.abspath(html) if html else None,

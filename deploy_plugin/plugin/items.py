@@ -54,6 +54,7 @@ class DeployItem(pytest.Item):
         self.log_path: Any = None
         self.notes: list[str] = []
         self.remark: str | None = None  # a passed step's message in the reports (masked)
+        self.extra_facts: dict[str, str] = {}  # a check's own facts (lint findings)
         self.started_at: datetime | None = None  # when it began (its command, if it ran one)
         self.command_ms: int | None = None  # its command's own duration, when it ran one
         self.sort_key: tuple[int, int] = (0, 0)  # run order within the deployment
@@ -157,6 +158,7 @@ class DeployItem(pytest.Item):
             "command": self.command or "",
             "dry_run": str(self.deployment.dry_run).lower(),
             "outcome": outcome,
+            **self.extra_facts,
         }
         lines = [f"{key}: {value}" for key, value in facts.items() if value]  # none empty
         lines += self.notes

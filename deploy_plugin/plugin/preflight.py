@@ -108,7 +108,10 @@ def claim_plan(item: DeployItem, found: Findings) -> None:
 
 
 def report(item: DeployItem, found: Findings) -> None:
-    """What a check found: notes in ``item``'s report section, warnings shown at its line."""
+    """What a check found: notes in ``item``'s report section, warnings shown at its line,
+    its remark (the step's message) and facts of its own."""
+    item.remark = found.remark or item.remark
+    item.extra_facts.update(found.facts)
     for warning, text in found.entries:
         if warning:
             item.deploy_warning(text)

@@ -155,6 +155,7 @@ def terminal_summary(terminal: Any, reports: list[DeploymentReport]) -> None:
                 )
         for note in data.notes:
             terminal.write_line(f"  note: {note}")
+        _lint_lines(terminal, data)
         if data.dry_run:
             terminal.write_line("  plan:")
             for step in data.steps:
@@ -164,6 +165,23 @@ def terminal_summary(terminal: Any, reports: list[DeploymentReport]) -> None:
                 if step.outcome == "skipped":
                     command = f"(skipped: {step.message})"
                 terminal.write_line(f"    {step.node_id}: {command}")
+
+
+#: Lint findings listed in the terminal summary; the JSON report has them all.
+SHOWN_FINDINGS = 20
+
+
+def _lint_lines(terminal: Any, data: DeploymentReport) -> None:
+    """What squawk found in the migrations the run applies (or would apply)."""
+    if not data.lint:
+        return
+    terminal.write_line(f"  lint (squawk): {len(data.lint)} finding(s) in the pending migrations")
+    for finding in data.lint[:SHOWN_FINDINGS]:
+        terminal.write_line(f"    {finding.text()}")
+    if len(data.lint) > SHOWN_FINDINGS:
+        terminal.write_line(
+            f"    and {len(data.lint) - SHOWN_FINDINGS} more (--deploy-report FILE.json lists all)"
+        )
 
 
 def _stayed(steps: tuple[StepResult, ...]) -> list[str]:

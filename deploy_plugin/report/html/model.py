@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from deploy_plugin.engine.logs import log_tail, run_log_dir, step_log_file
+from deploy_plugin.engine.squawk import findings_in
 from deploy_plugin.plan import file_checksum, match_files, migration_state
 from deploy_plugin.store.records import (
     DeploymentRecord,
@@ -303,11 +304,13 @@ class _Payload:
              self.s(self._tail(log_dir, step))]
             for step, (start, lane) in zip(steps, placed, strict=True)
         ]  # fmt: skip
+        # what squawk found in the migrations the run would apply (its preflight's message)
+        lint = [self.s(t) for s in steps if s.kind == "preflight" for t in findings_in(s.message)]
         self.runs.append(
             [record.id, self.s(record.target), self.s(record.status),
              format_time(record.started_at), duration_ms(record), self.s(record.who),
              record.config_sha256[:12], int(record.dry_run), config, self.diff(previous, record),
-             previous.id if previous else None, rows, self.s(record.kind)]
+             previous.id if previous else None, rows, self.s(record.kind), lint]
         )  # fmt: skip
 
     @staticmethod

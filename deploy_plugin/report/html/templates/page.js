@@ -102,6 +102,12 @@
       facts.appendChild(el("dt", {}, f[0])); facts.appendChild(el("dd", {}, f[1]));
     });
     box.appendChild(facts);
+    var lint = r.length > 13 ? r[13] : [];
+    if (lint.length) {
+      box.appendChild(el("h4", {}, "Lint findings (squawk) in the migrations this run would apply"));
+      var findings = box.appendChild(el("ul", { "class": "lint", id: "lint-findings" }));
+      lint.forEach(function (i) { findings.appendChild(el("li", {}, null)).appendChild(el("code", {}, str(i))); });
+    }
     var steps = r[11];
     box.appendChild(el("h4", {}, "Steps"));
     if (steps.length) {
