@@ -28,7 +28,7 @@ DEPLOYING = (
     "deploy_plugin.engine.shell",
     "deploy_plugin.secrets",
     "deploy_plugin.store.base",
-    "deploy_plugin.report.summary",
+    "deploy_plugin.plugin.summary",
     "deploy_plugin.migrate.downs",
     "psycopg",
 )

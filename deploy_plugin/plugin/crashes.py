@@ -68,7 +68,7 @@ def tag(item: pytest.Item, rep: pytest.TestReport, deployment: Deployment) -> No
 
 
 def _run_facts(config: pytest.Config, deployment: Deployment) -> dict[str, Any]:
-    from deploy_plugin.report.summary import testcase_name
+    from deploy_plugin.plugin.summary import testcase_name
 
     junit = bool(getattr(config.option, "xmlpath", None))
     return {
@@ -233,7 +233,7 @@ class CrashWatch:
 
     @staticmethod
     def _name(rep: pytest.TestReport, run: _Run | None, nodeid: str) -> None:
-        from deploy_plugin.report.summary import TESTCASE_NAME
+        from deploy_plugin.plugin.summary import TESTCASE_NAME
 
         step = run.step(nodeid) if run else None
         if step and step.get("testcase"):

@@ -53,9 +53,9 @@ class FinishHooks:
         else:
             reports += state.worker_reports
             if state.options.report:
-                import deploy_plugin.report.summary as report
+                from deploy_plugin.report.json_report import write_json
 
-                report.write_json(state.options.report, reports)
+                write_json(state.options.report, reports)
         if session.exitstatus == 0 and any(
             d.status != "success" for d in state.deployments if d.started_at is not None
         ):
@@ -87,7 +87,7 @@ class FinishHooks:
         state = self.state
         reports = [d.report() for d in state.deployments if d.results] + state.worker_reports
         if reports:
-            import deploy_plugin.report.summary as report
+            import deploy_plugin.plugin.summary as report
 
             report.terminal_summary(terminalreporter, reports)
         unselected = state.unselected + ([] if state.deployments else state.unselected_groups)

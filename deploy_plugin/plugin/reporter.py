@@ -22,7 +22,7 @@ from deploy_plugin.plugin import smoke
 from deploy_plugin.plugin.deployment import Deployment
 from deploy_plugin.plugin.items import STEP_OUTCOME, DeployItem
 from deploy_plugin.plugin.session import DeploySession
-from deploy_plugin.report.summary import TESTCASE_NAME, testcase_name
+from deploy_plugin.plugin.summary import TESTCASE_NAME, testcase_name
 
 #: An item's JUnit testcase name ("" until computed; None when it has none).
 _NAME = pytest.StashKey["str | None"]()

@@ -35,7 +35,7 @@ class RunHooks:
             sys.stdout = self.stdout_guard.stream  # the reporter has it; others get theirs
         if not self.state.options.targets:
             return  # the suite's deploy.* properties describe a deployment
-        import deploy_plugin.report.summary as report
+        import deploy_plugin.plugin.summary as report
         from deploy_plugin.plugin.pytest_compat import junit_xml
 
         self.junit = junit_xml(session.config) is not None
@@ -118,7 +118,7 @@ class RunHooks:
         """Before the JUnit writer records a report (here or from a worker): its name."""
         if not self.junit:
             return  # no deployment item anywhere, or no JUnit writer to name testcases for
-        from deploy_plugin.report.summary import name_testcase
+        from deploy_plugin.plugin.summary import name_testcase
 
         name_testcase(self.state.config, report)
 

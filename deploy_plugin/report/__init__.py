@@ -1,3 +1,4 @@
-"""Reports of deployments: the terminal summary, the JSON report and JUnit properties
-(:mod:`~deploy_plugin.report.summary`) and the HTML history page
-(:mod:`~deploy_plugin.report.html`)."""
+"""Reports of deployments that need no pytest: the JSON report file
+(:mod:`~deploy_plugin.report.json_report`) and the HTML history page
+(:mod:`~deploy_plugin.report.html`). The terminal summary and JUnit naming are pytest's
+side: :mod:`deploy_plugin.plugin.summary`."""

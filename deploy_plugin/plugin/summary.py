@@ -1,5 +1,5 @@
-"""Reports of deployments: terminal summary, JSON report file, JUnit suite properties and
-testcase names.
+"""Reports of deployments in a pytest run: the terminal summary, JUnit suite properties and
+testcase names (the JSON report file: :mod:`deploy_plugin.report.json_report`).
 
 A JUnit testcase's ``name`` is the step's place in its deployment's run, zero-padded,
 then the node id's path under the target with `` · `` between group and step:
@@ -14,15 +14,11 @@ test_home[production]``). A run of several deployments starts each name with ``<
 
 from __future__ import annotations
 
-import json
-import os
 from collections import Counter
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from deploy_plugin.engine.errors import soft_warn
 from deploy_plugin.engine.results import DeploymentReport, StepResult
 from deploy_plugin.engine.runtime import Deployment
 from deploy_plugin.facts import who
@@ -72,19 +68,6 @@ def name_testcase(config: pytest.Config, report: pytest.TestReport) -> None:
         from deploy_plugin.plugin.pytest_compat import name_junit_testcase
 
         name_junit_testcase(config, report, name)
-
-
-def write_json(path: str, reports: list[DeploymentReport]) -> None:
-    """``{"deployments": [...]}`` in the shared report shape, written atomically."""
-    data = {"deployments": [report.to_json() for report in reports]}
-    target = Path(path)
-    tmp = target.with_name(target.name + ".tmp")
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
-        os.replace(tmp, target)
-    except OSError as err:
-        soft_warn(f"pytest-deploy: --deploy-report {path} not written: {err}")
 
 
 def _seconds(ms: int) -> str:
