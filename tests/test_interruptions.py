@@ -381,3 +381,47 @@ def test_a_step_stopped_by_pytest_exit_is_in_the_report(tmp_path: Path):
     assert steps["after::deploy"]["outcome"] == "failed", steps
     assert "stopped by a plugin" in steps["after::deploy"]["message"]
     assert deployment["status"] != "success"
+
+
+#: A conftest that sends this run a SIGTERM from inside the deployment's end (the window a
+#: CI cancellation can hit: the last step has passed, the run is closing and recording).
+SIGNAL_AT_END = """
+import os
+import signal
+
+from deploy_plugin.engine.recorder import RunRecorder
+from deploy_plugin.engine.runtime import Deployment
+
+WHERE = {where!r}
+
+
+def wrap(owner, name):
+    original = getattr(owner, name)
+
+    def signalled(self, *args):
+        os.kill(os.getpid(), signal.SIGTERM)
+        return original(self, *args)
+
+    setattr(owner, name, signalled)
+
+
+wrap(Deployment, "close_runners") if WHERE == "closing" else wrap(RunRecorder, "finish")
+"""
+
+
+@pytest.mark.parametrize("where", ["closing", "recording"])
+def test_a_signal_while_the_run_ends_still_records_it_and_frees_the_lock(
+    tmp_path: Path, where: str
+) -> None:
+    """A SIGTERM that lands while the deployment ends (closing its runners, recording its
+    end) must not leave the run ``running`` with its lock held (CI, fault harness)."""
+    first = {"name": "first", "order": 1, "deploy_command": "true"}
+    root = project(tmp_path, [first], conftest=SIGNAL_AT_END.format(where=where))
+    result = run(root)
+    assert "Traceback" not in result.stdout + result.stderr, result.stdout + result.stderr
+    ((_, status, _, _),) = deployments(root)
+    assert status in ("success", "interrupted"), status
+    assert lock_rows(root) == []
+    (root / "conftest.py").unlink()
+    rerun = run(root)  # nothing to take over: the lock was released
+    assert "took over" not in rerun.stdout and rerun.returncode == 0, rerun.stdout

@@ -34,6 +34,7 @@ from deploy_plugin.engine.results import (
     result_of,
 )
 from deploy_plugin.engine.schema_drift import Schemas
+from deploy_plugin.engine.signals import interrupts_deferred
 from deploy_plugin.engine.squawk import LintFinding
 from deploy_plugin.engine.views import DeploymentView
 from deploy_plugin.facts import iso_utc, utcnow, who
@@ -347,19 +348,25 @@ class Deployment(Migrations):
             for logger in HTTP_LOGGERS:
                 logging.getLogger(logger).removeFilter(self._log_filter)
         self.ended_at = utcnow()
-        self.close_runners()
-        for parallel in self.parallel.values():
-            parallel.close()  # commands a session that ended early left running
-        self._record_schemas()
-        self._prune_logs()
-        # teardown never raises (JUnit has no <error>): a store problem here only warns
-        self.recorder.finish(self.status)
         try:
-            self.session.deployment_finished(self.view(), self.report())
-        except Exception as err:  # noqa: BLE001 - a plugin's bug must not undo the run's result
-            soft_warn(
-                self.masker.mask(f"pytest-deploy: a pytest_deploy_finished hook failed: {err!r}")
-            )
+            self.close_runners()
+            for parallel in self.parallel.values():
+                parallel.close()  # commands a session that ended early left running
+            self._record_schemas()
+            self._prune_logs()
+        except KeyboardInterrupt as stop:  # Ctrl-C or a signal while the run closes
+            self.interrupted = self.interrupted or str(stop) or "interrupted (Ctrl-C)"
+            raise
+        finally:
+            # recorded and the lock released whatever stopped the closing; a signal that
+            # lands meanwhile is acted on right after (never a run left "running")
+            with interrupts_deferred():
+                self.recorder.finish(self.status)  # never raises: a store problem warns
+            try:  # teardown never raises (JUnit has no <error>)
+                self.session.deployment_finished(self.view(), self.report())
+            except Exception as err:  # noqa: BLE001 - a plugin's bug must not undo the result
+                soft_warn(self.masker.mask(
+                    f"pytest-deploy: a pytest_deploy_finished hook failed: {err!r}"))  # fmt: skip
 
     def _record_schemas(self) -> None:
         """The tracked schemas as this real run left them, for the next run's drift
