@@ -12,7 +12,7 @@ A folder that holds a config as well is the config's: the script is not collecte
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pytest
 
@@ -20,28 +20,22 @@ from deploy_plugin.config import DeployConfig
 from deploy_plugin.config.fallback import is_fallback_script, script_config
 from deploy_plugin.engine.checks import confirm_protected
 from deploy_plugin.plan import plan_group
-from deploy_plugin.plugin.deployment import Deployment
-from deploy_plugin.plugin.nodes import UnknownTargetNode
+from deploy_plugin.plugin.collecting import (
+    UnknownTargetNode,
+    new_deployment,
+    session_of,
+    target_of,
+)
 from deploy_plugin.plugin.preflight import take_lock
 from deploy_plugin.plugin.steps import StepItem
 
 __all__ = ["DeployScriptFile", "ScriptItem", "is_fallback_script", "script_config"]
 
-if TYPE_CHECKING:
-    from deploy_plugin.plugin.session import DeploySession
-
-
-def _session(node: pytest.Collector) -> DeploySession:
-    from deploy_plugin.plugin.session import DeploySession
-
-    return DeploySession.of(node.config)
-
-
 class DeployScriptFile(pytest.File):
     """``deploy.sh``: nothing without a target; one deployment per target."""
 
     def collect(self) -> Iterator[pytest.Item | pytest.Collector]:
-        session = _session(self)
+        session = session_of(self)
         if not session.options.targets:
             return
         config = script_config(self.path)
@@ -58,11 +52,11 @@ class ScriptTargetNode(pytest.Collector):
         self.deploy_config = deploy_config
 
     def collect(self) -> Iterator[pytest.Item | pytest.Collector]:
-        session = _session(self)
+        session = session_of(self)
         config = self.deploy_config
-        target, problem = session.resolve_target(config, self.name)
-        if target is None:
-            yield UnknownTargetNode.from_parent(self, name="preflight", failure=problem)
+        target = target_of(self, session, config)
+        if isinstance(target, UnknownTargetNode):
+            yield target
             return
         if not session.group_selected("deploy"):
             return
@@ -70,8 +64,7 @@ class ScriptTargetNode(pytest.Collector):
         self.config.hook.pytest_deploy_plan(
             config=self.config, deploy_config=config, target=target, plans=[plan]
         )
-        deployment = Deployment(session, config, target, [plan], self.nodeid)
-        session.deployments.append(deployment)
+        deployment = new_deployment(self, session, config, target, [plan])
         (step,) = plan.steps
         yield ScriptItem.from_parent(self, name="deploy", deployment=deployment, step=step)
 
