@@ -40,14 +40,26 @@ class UnknownTargetNode(pytest.Collector):
         yield MessageItem.from_parent(self, name="target", failure=self.failure)
 
 
-def target_of(
-    node: pytest.Collector, session: DeploySession, config: DeployConfig
-) -> TargetInfo | UnknownTargetNode:
-    """The target ``node`` is named after, or the collector that reports it unknown."""
-    target, problem = session.resolve_target(config, node.name)
-    if target is None:
-        return UnknownTargetNode.from_parent(node, name="preflight", failure=problem)
-    return target
+class TargetCollector(pytest.Collector):
+    """A config deployed to the target this node is named after: the items of
+    :meth:`collect_for` that target, or the one failing item of a target nobody declared."""
+
+    def __init__(self, *, deploy_config: DeployConfig, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.deploy_config = deploy_config
+
+    def collect(self) -> Iterator[pytest.Item | pytest.Collector]:
+        session = session_of(self)
+        target, problem = session.resolve_target(self.deploy_config, self.name)
+        if target is None:
+            yield UnknownTargetNode.from_parent(self, name="preflight", failure=problem)
+            return
+        yield from self.collect_for(session, target)
+
+    def collect_for(
+        self, session: DeploySession, target: TargetInfo
+    ) -> Iterator[pytest.Item | pytest.Collector]:
+        raise NotImplementedError
 
 
 def new_deployment(

@@ -16,10 +16,9 @@ from deploy_plugin.config import ConfigError, DeployConfig, load_config
 from deploy_plugin.engine.errors import DeployWarning
 from deploy_plugin.plugin.collecting import (
     PlannedNode,
-    UnknownTargetNode,
+    TargetCollector,
     new_deployment,
     session_of,
-    target_of,
 )
 from deploy_plugin.plugin.messages import MessageItem
 
@@ -28,6 +27,8 @@ if TYPE_CHECKING:
     from deploy_plugin.plan import Matched
     from deploy_plugin.plugin.deployment import Deployment
     from deploy_plugin.plugin.preflight import PreflightNode
+    from deploy_plugin.plugin.session import DeploySession
+    from deploy_plugin.targets import TargetInfo
 
 # A config found by a plain pytest run (no target) is only validated: what deploys is
 # imported by the collectors of a target (issue 14: the plugin's import cost).
@@ -84,40 +85,30 @@ class DeployConfigFile(pytest.File):
             )
 
 
-class TargetNode(pytest.Collector):
+class TargetNode(TargetCollector):
     """One deployment: the config deployed to one target."""
 
-    def __init__(
-        self,
-        *,
-        deploy_config: DeployConfig,
-        matched: Callable[[DeployConfig, Group], Matched],
-        **kwargs: Any,
-    ) -> None:
+    def __init__(self, *, matched: Callable[[DeployConfig, Group], Matched], **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.deploy_config = deploy_config
         self.matched = matched
         self.preflight: PreflightNode | None = None  # its deployment's, once collected
 
     def collect(self) -> Iterator[pytest.Item | pytest.Collector]:
         from deploy_plugin.plugin.preflight import PreflightNode
 
-        for node in self._children():
+        for node in super().collect():
             if isinstance(node, PreflightNode):
                 self.preflight = node
             yield node
 
-    def _children(self) -> Iterator[pytest.Item | pytest.Collector]:
+    def collect_for(
+        self, session: DeploySession, target: TargetInfo
+    ) -> Iterator[pytest.Item | pytest.Collector]:
         from deploy_plugin.plan import plan_group
         from deploy_plugin.plugin.items import HealthCheckItem
         from deploy_plugin.plugin.preflight import PreflightNode
 
-        session = session_of(self)
         config = self.deploy_config
-        target = target_of(self, session, config)
-        if isinstance(target, UnknownTargetNode):
-            yield target
-            return
         if session.options.rolling_back:
             from deploy_plugin.plugin.rollback import collect_rollback
 

@@ -12,24 +12,23 @@ A folder that holds a config as well is the config's: the script is not collecte
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING
 
 import pytest
 
-from deploy_plugin.config import DeployConfig
 from deploy_plugin.config.fallback import is_fallback_script, script_config
 from deploy_plugin.engine.checks import confirm_protected
 from deploy_plugin.plan import plan_group
-from deploy_plugin.plugin.collecting import (
-    UnknownTargetNode,
-    new_deployment,
-    session_of,
-    target_of,
-)
+from deploy_plugin.plugin.collecting import TargetCollector, new_deployment, session_of
 from deploy_plugin.plugin.preflight import take_lock
 from deploy_plugin.plugin.steps import StepItem
 
+if TYPE_CHECKING:
+    from deploy_plugin.plugin.session import DeploySession
+    from deploy_plugin.targets import TargetInfo
+
 __all__ = ["DeployScriptFile", "ScriptItem", "is_fallback_script", "script_config"]
+
 
 class DeployScriptFile(pytest.File):
     """``deploy.sh``: nothing without a target; one deployment per target."""
@@ -44,20 +43,13 @@ class DeployScriptFile(pytest.File):
             yield ScriptTargetNode.from_parent(self, name=target, deploy_config=config)
 
 
-class ScriptTargetNode(pytest.Collector):
+class ScriptTargetNode(TargetCollector):
     """The script deployed to one target: its one item, ``deploy``."""
 
-    def __init__(self, *, deploy_config: DeployConfig, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.deploy_config = deploy_config
-
-    def collect(self) -> Iterator[pytest.Item | pytest.Collector]:
-        session = session_of(self)
+    def collect_for(
+        self, session: DeploySession, target: TargetInfo
+    ) -> Iterator[pytest.Item | pytest.Collector]:
         config = self.deploy_config
-        target = target_of(self, session, config)
-        if isinstance(target, UnknownTargetNode):
-            yield target
-            return
         if not session.group_selected("deploy"):
             return
         plan = plan_group(config, config.groups[0], target.name)
