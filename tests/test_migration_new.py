@@ -204,14 +204,14 @@ def test_an_existing_file_is_never_overwritten(tmp_path: Path) -> None:
     assert (root / "migrations" / "0002_b.down.sql").read_text() == "keep me"
     assert not (root / "migrations" / "0002_b.up.sql").exists()
 
-    # a dangling link is not a file the group matches, but its name is taken all the same
+    # a dangling link out of the root is no file the group matches, but its name is taken
     plain = make_project(
         tmp_path / "plain", {"file_patterns": ["migrations/*.sql"]}, {"migrations/01_a.sql": ""}
     )
-    (plain / "migrations" / "02_b.sql").symlink_to(plain / "nowhere")
+    (plain / "migrations" / "02_b.sql").symlink_to(tmp_path / "elsewhere.sql")
     done = run(plain, "migration", "new", "shop", "b")
     assert done.returncode == 1 and "02_b.sql already exists" in one_paragraph(done.stderr)
-    assert not (plain / "nowhere").exists()
+    assert not (tmp_path / "elsewhere.sql").exists()  # not written through the link
 
 
 SHOP = {
@@ -242,7 +242,24 @@ def test_the_new_file_is_pending_in_the_next_dry_run(tmp_path: Path) -> None:
         [*deploy, "--dry-run", "-v"], cwd=tmp_path, capture_output=True, text=True, timeout=120
     )
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "db::migrate[migrations/0002_add_price.sql]" in done.stdout, done.stdout
-    assert "migrations/0001_items.sql]" not in done.stdout  # applied: not in the plan
+    plan = done.stdout.split("plan:", 1)[1]
+    assert "db::deploy[migrations/0002_add_price.sql]: apply migrations/0002_add_price.sql" in plan
+    assert (
+        "db::deploy[migrations/0001_items.sql]: (skipped: migrations/0001_items.sql: applied"
+        in plan
+    )
     status = run(tmp_path, "migration", "status", "shop", "--target", "local")
     assert re.search(r"migrations/0002_add_price\.sql\s+db\s+pending", status.stdout), status
+
+
+def test_a_file_made_meanwhile_is_not_replaced_and_nothing_is_left(tmp_path: Path) -> None:
+    """The race the look-before cannot see: O_EXCL refuses, and what the call made goes."""
+    from deploy_plugin.migrate.new_file import NewMigration, write_new
+
+    (tmp_path / "down").mkdir()
+    (tmp_path / "down" / "02_b.sql").write_text("theirs")
+    new = NewMigration((("migrations/02_b.sql", b""), ("down/02_b.sql", b"")), "down_file", True)
+    with pytest.raises(FileExistsError):
+        write_new(tmp_path, new)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["down"]  # migrations/ removed too
+    assert (tmp_path / "down" / "02_b.sql").read_text() == "theirs"
