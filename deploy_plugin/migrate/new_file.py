@@ -78,7 +78,7 @@ def layout_of(group: Group) -> Layout | None:
     if any(_WILD & set(p) for p in folder) or last.count("*") != 1 or _WILD & set(last) - {"*"}:
         return None
     prefix, suffix = last.split("*")
-    if "." not in suffix or "/" in prefix:
+    if "." not in suffix:
         return None
     return Layout("/".join(folder), prefix, suffix)
 
