@@ -11,7 +11,10 @@ import pytest
 from tests.history_site import cli
 from tests.projects import write_config
 
-MIGRATIONS = {"001_init.sql": "CREATE TABLE t1 (id int);\n", "002_more.sql": "CREATE TABLE t2 (id int);\n"}  # fmt: skip
+MIGRATIONS = {
+    "001_init.sql": "CREATE TABLE t1 (id int);\n",
+    "002_more.sql": "CREATE TABLE t2 (id int);\n",
+}
 
 
 def gate_project(
@@ -162,7 +165,9 @@ def test_several_required_targets_each_must_have_succeeded(
     assert deploy(pytester, store, "qa").ret == 0
     passed = deploy(pytester, store, "production", "-rA")
     assert passed.ret == 0, passed.stdout.str()
-    passed.stdout.fnmatch_lines(["*requires staging: ✓ same config*", "*requires qa: ✓ same config*"])
+    passed.stdout.fnmatch_lines(
+        ["*requires staging: ✓ same config*", "*requires qa: ✓ same config*"]
+    )
 
 
 def test_the_history_page_shows_each_targets_gate(pytester: pytest.Pytester) -> None:

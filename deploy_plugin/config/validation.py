@@ -2,9 +2,9 @@
 
 Unique and reserved group names, placeholders per command, the tracked-group rules,
 ``down_file`` templates, glob character classes, declared targets (their ``requires``:
-:mod:`.requires`), finite timeouts, URL schemes and the ``notify`` entries. Both passes return problems as ``(line, field,
-text)``; :func:`_raise_first` turns them into one :class:`ConfigError` (the first by line,
-the rest in ``others``).
+:mod:`.requires`), finite timeouts, URL schemes and the ``notify`` entries. Both passes
+return problems as ``(line, field, text)``; :func:`_raise_first` turns them into one
+:class:`ConfigError` (the first by line, the rest in ``others``).
 """
 
 from __future__ import annotations

@@ -183,7 +183,9 @@ def gate_paragraph(target: str, requires: Sequence[str], verdicts: Sequence[Gate
     for verdict in verdicts:
         if verdict.passed:
             text += f" It did succeed on {verdict.required!r} ({verdict.when()})."
-    fix = " and to ".join(f"{v.required!r} first (pytest --deploy-target={v.required})" for v in failed)
+    fix = " and to ".join(
+        f"{v.required!r} first (pytest --deploy-target={v.required})" for v in failed
+    )
     return (
         f"{text} Deploy it to {fix}, then run again; the gate compares with the last"
         " successful deployment there. Nothing was run."

@@ -4,8 +4,9 @@
 the migration history) and, when the project's config is at hand, classifies its tracked
 files with :func:`deploy_plugin.plan.migration_state` (pending and drifted need the
 files; without them they are "unknown") and shows each target's promotion gate
-(:mod:`deploy_plugin.engine.gate`) on what its next deployment would deploy. Nothing here renders HTML or reads env values:
-the store's step rows and config snapshots are masked when recorded.
+(:mod:`deploy_plugin.engine.gate`) on what its next deployment would deploy. Nothing
+here renders HTML or reads env values: the store's step rows and config snapshots are
+masked when recorded.
 """
 
 from __future__ import annotations
