@@ -170,6 +170,20 @@ def test_several_required_targets_each_must_have_succeeded(
     )
 
 
+def test_one_run_of_both_targets_deploys_the_required_one_first(pytester: pytest.Pytester) -> None:
+    gate_project(pytester)
+    result = pytester.runpytest("--deploy-target=production", "--deploy-target=staging", "-v")
+    assert result.ret == 0, result.stdout.str()
+    result.stdout.fnmatch_lines(
+        [
+            "*staging::db::deploy[[]m/002_more.sql[]] PASSED*",
+            "*production::preflight::gate PASSED*",
+            "*production::db::deploy[[]m/002_more.sql[]] PASSED*",
+        ]
+    )
+    assert tables(pytester, "production") == {"t1", "t2"}
+
+
 def test_the_history_page_shows_each_targets_gate(pytester: pytest.Pytester) -> None:
     gate_project(pytester)
     assert deploy(pytester, [], "production", "--deploy-html=page.html").ret == 1

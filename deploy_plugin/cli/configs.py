@@ -55,6 +55,7 @@ def summary(config: DeployConfig, shown: str) -> dict[str, Any]:
                 "protected": t.protected,
                 "health_check_url": t.health_check_url,
                 "env": sorted(t.env),
+                "requires": list(t.requires),
             }
             for name, t in config.targets.items()
         },  # fmt: skip

@@ -5,7 +5,7 @@ no cycle (such targets could never deploy). Problems are ``(field, text)`` pairs
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from .model import TargetDecl
@@ -82,3 +82,24 @@ def _cycle_from(start: str, edges: Mapping[str, list[str]]) -> list[str] | None:
                 visited.add(nxt)
                 stack.append((nxt, [*path, nxt]))
     return None
+
+
+def promotion_order(names: Sequence[str], targets: Mapping[str, TargetDecl]) -> list[str]:
+    """``names`` (a run's targets) with each after those among them that it requires, in
+    the given order otherwise: ``production staging`` deploys staging first, so that
+    production's gate sees it succeed in the same run."""
+    ordered: list[str] = []
+
+    def place(name: str, seen: set[str]) -> None:
+        if name in ordered or name in seen:
+            return
+        seen.add(name)
+        decl = targets.get(name)
+        for required in decl.requires if decl is not None else ():
+            if required in names:
+                place(required, seen)
+        ordered.append(name)
+
+    for name in names:
+        place(name, set())
+    return ordered
