@@ -186,6 +186,11 @@ def gate_paragraph(target: str, requires: Sequence[str], verdicts: Sequence[Gate
     fix = " and to ".join(
         f"{v.required!r} first (pytest --deploy-target={v.required})" for v in failed
     )
+    if any(v.changed for v in failed):  # deploying it there as it is would be drift
+        text += (
+            " Restore each migration edited after it was applied there, and put the change"
+            " in a new migration."
+        )
     return (
         f"{text} Deploy it to {fix}, then run again; the gate compares with the last"
         " successful deployment there. Nothing was run."
