@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 from deploy_plugin.engine.checks import Findings
 from deploy_plugin.engine.errors import DeployFailure
+from deploy_plugin.engine.migration_checks import selected_tracked
 from deploy_plugin.engine.runtime import Deployment
 from deploy_plugin.plan import check_migrations
 
@@ -138,13 +139,7 @@ def check_gate(deployment: Deployment, found: Findings) -> str | None:
     pending migrations succeed (a dry run checks it too, so that its plan is honest)."""
     from deploy_plugin.store.base import StoreError
 
-    selected = {g.name for g in deployment.selected_groups()}
-    tracked = [
-        rel
-        for plan in deployment.plans
-        if plan.group.track_migrations and plan.group.name in selected
-        for rel in plan.files
-    ]
+    tracked = selected_tracked(deployment)
     checksums = {rel: deployment.checksum(rel) for rel in tracked}
     pending = check_migrations(tracked, checksums, deployment.applied_for_plan()).pending
     requires = requirements(deployment)
