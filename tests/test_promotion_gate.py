@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import html
+import json
 
 import pytest
 
@@ -239,6 +240,9 @@ def test_requires_takes_a_name_or_a_list_of_names(pytester: pytest.Pytester) -> 
         "qa",
         "staging",
     )
+    (pytester.path / "pytest.ini").write_text("[pytest]\n")
+    shown = cli(pytester.path, "config", "show", "p", "--json")
+    assert json.loads(shown.stdout)["targets"]["production"]["requires"] == ["qa", "staging"]
     gate_project(pytester, requires=3)
     result = pytester.runpytest("--deploy-target=production")
     result.stdout.fnmatch_lines(["*targets.production.requires: expected*"])
