@@ -116,9 +116,7 @@ def gate_verdicts(
             if record is None or record.status != "success":
                 missing.append(rel if record is None else f"{rel} ({record.status} there)")
             elif record.checksum != checksum:
-                changed.append(
-                    f"{rel} (there {record.checksum[:SHORT]}, this run's {checksum[:SHORT]})"
-                )
+                changed.append(f"{rel} (there {record.checksum[:SHORT]}, now {checksum[:SHORT]})")
         verdicts.append(
             GateVerdict(project, required, config_sha, success, tuple(missing), tuple(changed))
         )
