@@ -75,6 +75,7 @@ def test_production_runs_only_after_the_same_deployment_succeeded_on_staging(
     assert planned.ret == pytest.ExitCode.TESTS_FAILED  # the plan is honest: it would fail
     planned.stdout.fnmatch_lines(["*production::preflight::gate FAILED*"])
 
+    assert deploy(pytester, store, "staging", "--dry-run").ret == 0  # a plan opens no gate
     first = deploy(pytester, store, "production")
     assert first.ret == pytest.ExitCode.TESTS_FAILED
     first.stdout.fnmatch_lines(
