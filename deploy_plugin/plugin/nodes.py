@@ -79,7 +79,10 @@ class DeployConfigFile(pytest.File):
         if not session.options.targets:
             yield MessageItem.from_parent(self, name="validate", failure=None)
             return
-        for target in session.options.targets:
+        from deploy_plugin.config.requires import promotion_order
+
+        # a required target deploys first: the gate of the one requiring it then sees it
+        for target in promotion_order(session.options.targets, config.targets):
             yield TargetNode.from_parent(
                 self, name=target, deploy_config=config, matched=self.matched
             )
