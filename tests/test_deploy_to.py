@@ -134,7 +134,7 @@ def test_the_dry_run_shows_the_cut(env: Env) -> None:
     result.stdout.fnmatch_lines(
         [
             "*note: --deploy-to db/002_b.sql: pending migrations up to and including it;"
-            " 3 later ones left pending: db/003_c.sql, rep/001_a.sql, rep/002_r.sql",
+            " 3 later one(s) left pending: db/003_c.sql, rep/001_a.sql, rep/002_r.sql",
             "  plan:",
             "*schema::deploy[[]db/002_b.sql[]]: apply db/002_b.sql with the built-in SQL executor",
             "*schema::deploy[[]db/003_c.sql[]]: (skipped: db/003_c.sql: after --deploy-to"

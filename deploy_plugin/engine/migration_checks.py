@@ -59,7 +59,9 @@ def _check_migrations_drift(
     for warning in result.warnings:
         found.warn(warning)
     found.note(f"{len(result.pending)} pending of {len(tracked)} tracked file(s)")
-    linted = check_lint(deployment, found, result.pending, lint)  # said after drift
+    cut = deployment.cut  # --deploy-to: the files after it are not applied by this run
+    pending = [rel for rel in result.pending if cut is None or cut.reason(rel) is None]
+    linted = check_lint(deployment, found, pending, lint)  # said after drift
     _check_schema_drift(deployment, found)
     if result.drift:
         project, target = deployment.project, deployment.target.name
