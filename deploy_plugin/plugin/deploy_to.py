@@ -89,4 +89,6 @@ def planned(deployment: Deployment, item: Any) -> bool:
     cut = deployment.cut
     if cut is None or getattr(item, "owner", None) is not None:  # one an item carries
         return True
-    return getattr(item, "kind", None) != "deploy" or cut.reason(getattr(item, "file", None)) is None
+    return (
+        getattr(item, "kind", None) != "deploy" or cut.reason(getattr(item, "file", None)) is None
+    )
