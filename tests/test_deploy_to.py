@@ -216,3 +216,27 @@ def test_cli_migration_apply_to(
     with psycopg.connect(pg_database) as conn:
         (count,) = conn.execute("SELECT count(*) FROM pytest_deploy.applied").fetchone() or (0,)
     assert count == 2
+
+
+def test_file_is_named_by_path_from_root_or_folder_or_by_its_end(tmp_path: Path) -> None:
+    """Pure: how FILE names a tracked file (no database)."""
+    from deploy_plugin.plan.cut import name_file
+
+    root = tmp_path / "shop"
+    make_project(root)
+    files = list(FILES)
+    assert name_file("db/002_b.sql", files, root, tmp_path) == ["db/002_b.sql"]
+    assert name_file("shop/db/002_b.sql", files, root, tmp_path) == ["db/002_b.sql"]  # from cwd
+    assert name_file(str(root / "rep/002_r.sql"), files, root, tmp_path) == ["rep/002_r.sql"]
+    assert name_file("./002_b.sql", files, root, tmp_path) == ["db/002_b.sql"]
+    assert name_file("001_a.sql", files, root, tmp_path) == ["db/001_a.sql", "rep/001_a.sql"]
+    assert name_file("b.sql", files, root, tmp_path) == []  # whole path parts only
+    assert name_file("../shop/db/003_c.sql", files, root, root) == ["db/003_c.sql"]
+
+
+def test_deploy_to_needs_a_target(pytester: pytest.Pytester) -> None:
+    make_project(pytester.path)
+    write_project(pytester, CONFIG)
+    result = pytester.runpytest("--deploy-to=db/001_a.sql")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert "--deploy-to needs --deploy-target" in result.stderr.str()
