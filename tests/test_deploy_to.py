@@ -167,17 +167,19 @@ def test_unknown_or_applied_file_is_refused_and_nothing_runs(env: Env) -> None:
 
 def test_a_saved_plan_keeps_its_cut(env: Env) -> None:
     assert env.run("--deploy-to=db/001_a.sql").ret == 0  # the store exists: plans can be signed
-    made = env.run("--deploy-to=db/002_b.sql", "--dry-run", "--deploy-plan-out=plan.json")
+    made = env.run("--deploy-to=db/003_c.sql", "--dry-run", "--deploy-plan-out=plan.json")
     assert made.ret == 0, made.stdout.str()
     plan = json.loads((env.pytester.path / "plan.json").read_text())
     planned = [s["node_id"] for s in plan["deployments"][0]["steps"]]
-    assert any("db/002_b.sql" in n for n in planned)
-    assert not any("db/003_c.sql" in n or "rep/" in n for n in planned)
-    earlier = env.run("--deploy-plan=plan.json", "--deploy-to=db/001_a.sql")
-    assert earlier.ret == pytest.ExitCode.USAGE_ERROR  # FILE applied: refused first
-    applied = env.run("--deploy-plan=plan.json")  # the plan's steps and no other
+    assert any("db/003_c.sql" in n for n in planned)
+    assert not any("rep/" in n for n in planned)  # after the cut: not in the plan
+    earlier = env.run("--deploy-plan=plan.json", "--deploy-to=db/002_b.sql")
+    assert earlier.ret == pytest.ExitCode.USAGE_ERROR  # a plan's refusal: on the terminal
+    assert "schema::deploy[db/003_c.sql] of the plan is not in this run" in earlier.stdout.str()
+    assert env.tables() == {"a"}
+    applied = env.run("--deploy-plan=plan.json", "-rs")  # the plan's steps and no other
     assert applied.ret == 0, applied.stdout.str()
-    assert env.tables() == {"a", "b"}
+    assert env.tables() == {"a", "b", "c"}
 
 
 # --------------------------------------------------------------------------- the CLI
