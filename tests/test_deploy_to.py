@@ -182,6 +182,16 @@ def test_a_saved_plan_keeps_its_cut(env: Env) -> None:
     assert env.tables() == {"a", "b", "c"}
 
 
+def test_an_atomic_cut_needs_downs_only_up_to_file(env: Env) -> None:
+    """--deploy-atomic asks a down of each migration the run would apply: not of the ones
+    after the cut (none of those has one here)."""
+    first = env.pytester.path / "db/001_a.sql"
+    first.write_text("-- migrate:up\nCREATE TABLE a (id int);\n-- migrate:down\nDROP TABLE a;\n")
+    result = env.run("--deploy-to=db/001_a.sql", "--deploy-atomic")
+    assert result.ret == 0, result.stdout.str()
+    assert env.tables() == {"a"}
+
+
 # --------------------------------------------------------------------------- the CLI
 
 

@@ -214,7 +214,9 @@ def check_downs(deployment: Deployment, found: Findings, steps: Sequence[DownSte
     ]
     applied = deployment.applied()
 
-    def pending(step: DownStep) -> bool:
+    def pending(step: DownStep) -> bool:  # and applied by this run (not after --deploy-to)
+        if deployment.cut is not None and deployment.cut.reason(step.file) is not None:
+            return False
         return getattr(applied.get(step.file or ""), "status", None) != "success"
 
     steps = [s for s in steps if s.kind == "rollback" or pending(s)]
