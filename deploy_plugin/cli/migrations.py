@@ -54,6 +54,12 @@ def register(commands: Commands) -> None:
         "--health-check", action="store_true", help="also run the config's health check"
     )
     apply.add_argument(
+        "--to",
+        metavar="FILE",
+        help="apply pending migrations up to and including FILE (root-relative, or a base"
+        " name only one tracked file has); later ones stay pending (pytest's --deploy-to)",
+    )
+    apply.add_argument(
         "--skip-validation",
         action="store_true",
         help="do not check required env vars (drift and the lock are still checked)",
@@ -225,14 +231,16 @@ def run_status(ctx: Context) -> int:
 
 
 def run_apply(ctx: Context) -> int:
-    """Apply pending migrations (a pytest run of the tracked groups).
+    """Apply pending migrations (a pytest run of the tracked groups); with --to FILE, those
+    up to and including FILE.
 
-    pytest-deploy migration apply woofs --target production --dry-run
+    pytest-deploy migration apply woofs --target production --to 003_orders.sql --dry-run
     """
     return run_tracked(
         ctx, " (a group tracks migrations when every pattern ends in .sql, or with"
         " track_migrations: true). Deploy it with `pytest-deploy deploy run`.",
         no_health_check=not ctx.args.health_check, skip_validation=ctx.args.skip_validation,
+        deploy_to=ctx.args.to,
     )  # fmt: skip
 
 

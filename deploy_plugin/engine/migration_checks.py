@@ -64,7 +64,9 @@ def _check_migrations_drift(
     for warning in result.warnings:
         found.warn(warning)
     found.note(f"{len(result.pending)} pending of {len(tracked)} tracked file(s)")
-    linted = check_lint(deployment, found, result.pending, lint)  # said after drift
+    cut = deployment.cut  # --deploy-to: the files after it are not applied by this run
+    pending = [rel for rel in result.pending if cut is None or cut.reason(rel) is None]
+    linted = check_lint(deployment, found, pending, lint)  # said after drift
     _check_schema_drift(deployment, found)
     if result.drift:
         project, target = deployment.project, deployment.target.name
@@ -217,7 +219,9 @@ def check_downs(deployment: Deployment, found: Findings, steps: Sequence[DownSte
     ]
     applied = deployment.applied()
 
-    def pending(step: DownStep) -> bool:
+    def pending(step: DownStep) -> bool:  # and applied by this run (not after --deploy-to)
+        if deployment.cut is not None and deployment.cut.reason(step.file) is not None:
+            return False
         return getattr(applied.get(step.file or ""), "status", None) != "success"
 
     steps = [s for s in steps if s.kind == "rollback" or pending(s)]

@@ -37,6 +37,7 @@ from deploy_plugin.targets import TargetInfo
 
 if TYPE_CHECKING:
     from deploy_plugin.migrate.runner import MigrationRunner
+    from deploy_plugin.plan.cut import Cut
     from deploy_plugin.store.base import MigrationRecord
 
 
@@ -67,6 +68,7 @@ class Migrations:
         self.reapplying: dict[str, tuple[str, str]] = {}
         self.checksums: dict[str, str] = {}
         self.migration_runners: dict[str, MigrationRunner] = {}  # group name -> its runner
+        self.cut: Cut | None = None  # --deploy-to's: the tracked files this run leaves pending
 
     @property
     def project(self) -> str:

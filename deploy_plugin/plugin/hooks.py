@@ -71,7 +71,9 @@ def pytest_configure(config: pytest.Config) -> None:
                     " validated and nothing is deployed"
                 )
         return
-    problem = session.options.rollback_problem()
+    from deploy_plugin.plugin.deploy_to import options_problem
+
+    problem = session.options.rollback_problem() or options_problem(session.options)
     if problem:
         # a bad request (issue 11: exit 4, one paragraph, nothing run): refused once
         # collection is done, like a rollback FILE that is not applied

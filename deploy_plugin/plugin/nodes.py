@@ -140,6 +140,12 @@ class TargetNode(TargetCollector):
                 )
             return
         deployment = new_deployment(self, session, config, target, plans)
+        if session.options.deploy_to is not None:
+            from deploy_plugin.plugin.deploy_to import cut_deployment
+
+            if not cut_deployment(session, deployment):
+                session.deployments.remove(deployment)
+                return  # refused (exit 4, one paragraph): nothing to collect
         yield PreflightNode.from_parent(self, name="preflight", deployment=deployment)
         for plan in plans:
             yield GroupNode.from_parent(

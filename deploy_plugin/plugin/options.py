@@ -34,6 +34,7 @@ NEEDS_TARGET = {
     "deploy_atomic": "--deploy-atomic",
     "deploy_strict_schema": "--deploy-strict-schema",
     "deploy_reapply_missing": "--deploy-reapply-missing",
+    "deploy_to": "--deploy-to",
 }
 
 
@@ -202,6 +203,13 @@ def add_options(parser: pytest.Parser) -> None:
         " database's ledger lacks (a restored or recreated database; a CI job that recreates"
         " its database every run); without it such a run stops at preflight",
     )
+    group.addoption(
+        "--deploy-to",
+        dest="deploy_to",
+        metavar="FILE",
+        help="apply pending migrations up to and including FILE (root-relative, or a base"
+        " name only one tracked file has); later ones stay pending, reported skipped",
+    )
     parser.addini("deploy_target", "default deploy targets (linelist)", type="linelist")
     parser.addini("deploy_store", "store URL (see --deploy-store)")
     parser.addini("deploy_health_url", "health URL override (see --deploy-health-url)")
@@ -244,6 +252,7 @@ class DeployOptions:
     atomic: bool = False  # --deploy-atomic
     strict_schema: bool = False  # --deploy-strict-schema
     reapply_missing: bool = False  # --deploy-reapply-missing
+    deploy_to: str | None = None  # --deploy-to=FILE
 
     @classmethod
     def from_pytest(cls, config: pytest.Config) -> DeployOptions:
@@ -285,6 +294,7 @@ class DeployOptions:
             atomic=bool(opt("deploy_atomic")),
             strict_schema=bool(opt("deploy_strict_schema")),
             reapply_missing=bool(opt("deploy_reapply_missing")),
+            deploy_to=opt("deploy_to"),
         )
 
     def args(self) -> list[str]:
@@ -322,6 +332,8 @@ class DeployOptions:
             args.append(f"--deploy-rollback={self.rollback}")
         if self.rollback_to is not None:
             args.append(f"--deploy-rollback-to={self.rollback_to}")
+        if self.deploy_to is not None:
+            args.append(f"--deploy-to={self.deploy_to}")
         return args
 
     @property

@@ -56,9 +56,11 @@ def facts(
         config_path = config.path.resolve().relative_to(session.rootdir.resolve()).as_posix()
     except ValueError:
         config_path = str(config.path)
+    from deploy_plugin.plugin.deploy_to import planned
+
     steps = []
     for item in deployment.selected:
-        if getattr(item, "kind", None) == "preflight":
+        if getattr(item, "kind", None) == "preflight" or not planned(deployment, item):
             continue
         command = planned_command(item)
         steps.append(

@@ -77,7 +77,10 @@ class StepItem(DeployItem):
             )
         if step.tracked:
             self.checksum = deployment.checksum(self.migration)
-            return applied_reason(deployment, step)
+            applied = applied_reason(deployment, step)
+            if applied is None and deployment.cut is not None:
+                return deployment.cut.reason(step.file)  # after --deploy-to FILE: not now
+            return applied
         return None
 
     def changes_something(self) -> bool:
