@@ -8,6 +8,7 @@ and a psql-applied group."""
 from __future__ import annotations
 
 import io
+import re
 import sqlite3
 import sys
 from collections.abc import Iterator
@@ -104,7 +105,7 @@ def env(
 
 def test_repeatable_runs_after_the_versioned_files_and_is_skipped_unchanged(env: Env) -> None:
     first = env.run("-v")
-    first.assert_outcomes(passed=6)
+    first.assert_outcomes(passed=7)
     first.stdout.fnmatch_lines(
         [
             "*db::deploy[[]m/V1__items.sql[]] PASSED*",
@@ -114,7 +115,7 @@ def test_repeatable_runs_after_the_versioned_files_and_is_skipped_unchanged(env:
     )
     assert "count" in env.view().lower()
     again = env.run("-rs")
-    again.assert_outcomes(passed=3, skipped=1)  # the three applied files: one item
+    again.assert_outcomes(passed=4, skipped=1)  # the three applied files: one item
     again.stdout.fnmatch_lines(["*3 files already applied: m/V1__items.sql, m/V2__users.sql,*"])
     with env.store() as store:
         repeats = store.repeatable_applies("p", "t")
@@ -126,16 +127,16 @@ def test_repeatable_runs_after_the_versioned_files_and_is_skipped_unchanged(env:
 def test_an_edited_repeatable_runs_again_and_history_keeps_each_checksum(
     env: Env, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    env.run().assert_outcomes(passed=6)
+    env.run().assert_outcomes(passed=7)
     old = file_checksum(env.pytester.path / "m" / VIEW)
     new = env.write(VIEW, VIEW_SQL.format(what="count(*) + 1"))
 
     code, out = env.cli(capsys, "migration", "status", "p", "--target", "t")
     assert code == 0, out  # a changed repeatable is no drift
-    assert "m/R__views.sql  db     changed" in out, out
+    assert re.search(r"m/R__views\.sql +db +changed ", out), out
     assert "2 applied, 0 pending, 0 drifted, 1 changed (repeatable)" in out, out
 
-    dry = env.run("--dry-run", "-v")
+    dry = env.run("--dry-run", "-v", "-rA")
     dry.assert_outcomes(passed=4, skipped=1)
     dry.stdout.fnmatch_lines(
         ["*db::deploy[[]m/R__views.sql[]]: apply m/R__views.sql with the built-in SQL executor"
@@ -145,11 +146,11 @@ def test_an_edited_repeatable_runs_again_and_history_keeps_each_checksum(
     assert "+ 1" not in env.view()  # a dry run changes nothing
 
     real = env.run("-v")
-    real.assert_outcomes(passed=4, skipped=1)
+    real.assert_outcomes(passed=5, skipped=1)
     real.stdout.fnmatch_lines(["*db::deploy[[]m/R__views.sql[]] PASSED*"])
     assert "+ 1" in env.view()
     assert env.ledger()[f"m/{VIEW}"] == new
-    env.run().assert_outcomes(passed=3, skipped=1)  # unchanged again: skipped
+    env.run().assert_outcomes(passed=4, skipped=1)  # unchanged again: skipped
 
     code, out = env.cli(capsys, "migration", "history", "p", "--target", "t")
     assert code == 0, out
@@ -160,7 +161,7 @@ def test_an_edited_repeatable_runs_again_and_history_keeps_each_checksum(
 
 
 def test_an_edited_versioned_file_still_fails_drift(env: Env) -> None:
-    env.run().assert_outcomes(passed=6)
+    env.run().assert_outcomes(passed=7)
     env.write("V1__items.sql", VERSIONED["V1__items.sql"].replace("id int", "id bigint"))
     env.write(VIEW, VIEW_SQL.format(what="2"))
     failed = env.run()
@@ -171,11 +172,11 @@ def test_an_edited_versioned_file_still_fails_drift(env: Env) -> None:
 
 
 def test_a_rollback_leaves_repeatables_out_and_says_so(env: Env) -> None:
-    env.run().assert_outcomes(passed=6)
+    env.run().assert_outcomes(passed=7)
     env.write(VIEW, "DROP VIEW IF EXISTS counts;\nCREATE VIEW counts AS SELECT 1 AS n;\n")
-    env.run().assert_outcomes(passed=4, skipped=1)  # the view no longer needs the tables
+    env.run().assert_outcomes(passed=5, skipped=1)  # the view no longer needs the tables
     rolled = env.run("--deploy-rollback=2", "-v")
-    rolled.assert_outcomes(passed=6)  # lock, env, files, drift, downs + two downs
+    rolled.assert_outcomes(passed=7)  # lock, env, files, drift, downs + two downs
     rolled.stdout.fnmatch_lines(
         [
             "*db::rollback[[]m/V2__users.sql[]] PASSED*",
@@ -186,7 +187,7 @@ def test_a_rollback_leaves_repeatables_out_and_says_so(env: Env) -> None:
     )
     assert set(env.ledger()) == {f"m/{VIEW}"}
     refused = env.run(f"--deploy-rollback-to=m/{VIEW}")
-    assert refused.ret == 2
+    assert refused.ret == pytest.ExitCode.USAGE_ERROR  # one paragraph, nothing run
     assert "m/R__views.sql is a repeatable migration" in refused.stdout.str() + refused.stderr.str()
 
 
@@ -209,11 +210,11 @@ def test_psql_applied_repeatable(pytester: pytest.Pytester, pg_database: str) ->
     for name, sql in VERSIONED.items():
         env.write(name, sql.split("-- migrate:down")[0].replace("-- migrate:up\n", ""))
     env.write(VIEW, VIEW_SQL.format(what="count(*)"))
-    env.run().assert_outcomes(passed=6)
-    env.run("-rs").assert_outcomes(passed=3, skipped=1)
+    env.run().assert_outcomes(passed=7)
+    env.run("-rs").assert_outcomes(passed=4, skipped=1)
     new = env.write(VIEW, VIEW_SQL.format(what="count(*) + 1"))
     again = env.run("-v")
-    again.assert_outcomes(passed=4, skipped=1)
+    again.assert_outcomes(passed=5, skipped=1)
     again.stdout.fnmatch_lines(["*db::deploy[[]m/R__views.sql[]] PASSED*"])
     assert "+ 1" in env.view()
     assert env.ledger()[f"m/{VIEW}"] == new

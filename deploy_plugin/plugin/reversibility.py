@@ -85,6 +85,9 @@ def collect_check(
     if not plans:
         return
     deployment = Deployment(session, config, target, plans, node.nodeid, kind="check_rollback")
+    note = reversibility.left_out(plans)
+    if note:
+        deployment.notes.append(note)
     session.deployments.append(deployment)
     yield PreflightNode.from_parent(node, name="preflight", deployment=deployment)
     for plan in plans:

@@ -148,6 +148,9 @@ def collect_rollback(
         return
     deployment = Deployment(session, config, target, plan.tracked, node.nodeid, kind="rollback")
     deployment.rollback_orphans.extend(plan.orphans)
+    left_out = plan.left_out()
+    if left_out:
+        deployment.notes.append(left_out)
     session.deployments.append(deployment)
     yield PreflightNode.from_parent(node, name="preflight", deployment=deployment)
     for group_plan in plan.tracked:
