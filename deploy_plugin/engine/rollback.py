@@ -154,7 +154,7 @@ def down_command(deployment: Deployment, group: Group | None, rel: str, down: Do
 
 
 def empty_down(root: Path, rel: str, down: Down) -> str | None:
-    """"nothing undone: ..." when the down of ``rel`` holds no statement."""
+    """ "nothing undone: ..." when the down of ``rel`` holds no statement."""
     try:
         data = read_down(root, down)
     except OSError:

@@ -4,8 +4,8 @@
   pattern names them), never a file reached through a link leaving the root nor a name
   that is not UTF-8 (both reported, so a pattern matching nothing says why);
 * :func:`tracked_overlap_problem`: one migration file in two tracked groups of a target;
-* :func:`is_repeatable` and :func:`run_order`: a tracked group's repeatable migrations
-  (Flyway's ``R__name.sql``) run after its versioned files;
+* :func:`run_order`: a tracked group's repeatable migrations (Flyway's ``R__name.sql``,
+  :func:`deploy_plugin.config.is_repeatable`) run after its versioned files;
 * :func:`read_small_file`, :func:`file_values` (the file placeholders),
   :func:`padding_warning` and :func:`links_note`.
 
@@ -19,7 +19,7 @@ import re
 from collections.abc import Callable, Iterable
 from pathlib import Path, PurePosixPath
 
-from deploy_plugin.config import ConfigError, DeployConfig, Group
+from deploy_plugin.config import ConfigError, DeployConfig, Group, is_repeatable
 
 
 def _segment_regex(segment: str) -> str:
@@ -161,14 +161,6 @@ def _utf8(name: str) -> bool:
 
 def _inside(path: str, real_root: str) -> bool:
     return os.path.realpath(path).startswith(real_root + os.sep)
-
-
-def is_repeatable(rel: str) -> bool:
-    """Whether tracked file ``rel`` is a repeatable migration (Flyway's ``R__name.sql``): it
-    runs after the group's versioned files, again whenever its checksum changes (no drift),
-    and no rollback undoes it."""
-    name = rel.rpartition("/")[2]
-    return name.startswith("R__") and name.endswith(".sql")
 
 
 def run_order(files: Iterable[str]) -> list[str]:

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
-from .files import is_repeatable
+from deploy_plugin.config import is_repeatable
 
 
 @dataclass(frozen=True)

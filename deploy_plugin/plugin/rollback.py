@@ -52,9 +52,7 @@ class NothingToRollBack(pytest.Item):
 class RollbackGroupNode(pytest.Collector):
     """The rollback steps of one group (they run newest first across groups)."""
 
-    def __init__(
-        self, *, deployment: Deployment, entries: list[rollback.Entry], **kw: Any
-    ) -> None:
+    def __init__(self, *, deployment: Deployment, entries: list[rollback.Entry], **kw: Any) -> None:
         super().__init__(**kw)
         self.deployment = deployment
         self.entries = entries

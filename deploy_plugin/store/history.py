@@ -12,7 +12,7 @@ import os
 import socket
 from typing import Any
 
-from deploy_plugin.plan import is_repeatable
+from deploy_plugin.config import is_repeatable
 
 from .core import _DELETE_INTENT, _MIGRATIONS, _PROJECT_OF, UPSERT_MIGRATION, StoreCore, _limited
 from .records import (
