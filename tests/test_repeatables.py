@@ -225,3 +225,12 @@ def test_psql_applied_repeatable(pytester: pytest.Pytester, pg_database: str) ->
     with env.store() as store:
         repeats = store.repeatable_applies("p", "t")
     assert [r.checksum for r in repeats][0] == new and len(repeats) == 2
+
+
+def test_an_atomic_deployment_needs_no_down_for_a_repeatable(env: Env) -> None:
+    atomic = env.run("--deploy-atomic", "-v")
+    atomic.assert_outcomes(passed=8, skipped=2)  # the two undo steps: nothing to undo
+    atomic.stdout.fnmatch_lines(
+        ["*preflight::downs PASSED*", "*db::deploy[[]m/R__views.sql[]] PASSED*"]
+    )
+    assert "undo[m/R__views.sql]" not in atomic.stdout.str()
