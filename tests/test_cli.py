@@ -116,9 +116,9 @@ def leaf_commands(parser: argparse.ArgumentParser, prefix: tuple[str, ...] = ())
 
 def test_every_command_has_help_with_an_example(cli: Run) -> None:
     leaves = leaf_commands(build_parser())
-    # init, 3 config, 5 target, 4 env, 11 migration (accept-checksum, baseline, rollback,
-    # check-rollback), 2 deploy, history, unlock, 3 project (show, adopt, rename)
-    assert len(leaves) == 31, leaves
+    # init, 3 config, 5 target, 4 env, 12 migration (accept-checksum, baseline, rollback,
+    # check-rollback, new), 2 deploy, history, unlock, 3 project (show, adopt, rename)
+    assert len(leaves) == 32, leaves
     for leaf in leaves:
         code, out, _ = cli(*leaf, "--help")
         assert code == 0, leaf

@@ -55,6 +55,7 @@ def summary(config: DeployConfig, shown: str) -> dict[str, Any]:
                 "protected": t.protected,
                 "health_check_url": t.health_check_url,
                 "env": sorted(t.env),
+                "requires": list(t.requires),
             }
             for name, t in config.targets.items()
         },  # fmt: skip
@@ -97,11 +98,12 @@ def run_show(ctx: Context) -> int:
     say()
     targets = [
         [name, t["type"], t["provider"], t["host"], t["region"], t["protected"],
-         ", ".join(t["env"])]
+         ", ".join(t["env"]), ", ".join(t["requires"])]
         for name, t in data["targets"].items()
     ]  # fmt: skip
+    columns = "declared target,type,provider,host,region,protected,env names,requires"
     print_table(
-        ["declared target", "type", "provider", "host", "region", "protected", "env names"],
+        columns.split(","),
         targets,
         "no declared targets (see `pytest-deploy target list`)",
     )

@@ -1,5 +1,6 @@
 """``pytest-deploy migration list|show|status|apply|rollback|check-rollback|mark-applied|
-forget-intent|history`` (and ``accept-checksum|baseline``, in ``migration_repair.py``).
+forget-intent|history`` (and ``accept-checksum|baseline``, in ``migration_repair.py``;
+``new``, in ``new_migration.py``).
 
 Tracked files come from the config (groups with ``track_migrations``), their state from the
 store's history: applied (same checksum), drifted (applied, file changed since), changed (a
@@ -21,6 +22,7 @@ from .args import DEPLOY_ENV_HELP, TARGET_REQUIRED, YES_PROTECTED, Commands, pos
 from .audit_view import audit_json, audit_rows, print_audit
 from .context import Context
 from .migration_repair import register as register_repair
+from .new_migration import register as register_new
 from .output import UsageProblem, emit_json, note, print_table, say, warn, when
 from .rollback import register as register_rollback
 from .tracked import (
@@ -37,7 +39,7 @@ from .tracked import (
 
 def register(commands: Commands) -> None:
     """Tracked migrations: list, show, status, apply, rollback, check-rollback, mark-applied,
-    accept-checksum, baseline, history.
+    accept-checksum, baseline, history, new.
 
     pytest-deploy migration status woofs --target production
     """
@@ -62,6 +64,7 @@ def register(commands: Commands) -> None:
     register_repair(family)
     history = family.add(run_history, "project", target=TARGET_REQUIRED)
     history.add_argument("--limit", type=positive_int, default=20, help="rows (default 20)")
+    register_new(family)
 
 
 def status_rows(

@@ -15,6 +15,7 @@ This package imports nothing else of ours. Its modules, each importing only thos
 * ``yaml_parser``, ``json_parser``, ``parsing``   reading a file with a line per field
 * ``hints``        the wording of problems: type words, per-field hints
 * ``schema_check`` the JSON Schema pass (``schema.json``), each error worded
+* ``requires``     the promotion gate's checks (``targets.<name>.requires``)
 * ``validation``   the checks a schema cannot express
 * ``loading``      :func:`load_config` and :func:`is_config_file`
 

@@ -95,12 +95,15 @@ _HINTS = {
     "notify[].timeout_seconds": "Use a number of seconds greater than 0 (default 10).",
     "targets": "Map each target name to its settings, e.g. `production: {type: database}`.",
     "targets.<name>": f"Name targets with {_NAME_RULE} only and give each a mapping of "
-    "`type`, `provider`, `host`, `region`, `protected`, `env` and `health_check_url`.",
+    "`type`, `provider`, `host`, `region`, `protected`, `env`, `health_check_url` and "
+    "`requires`.",
     "targets.<name>.protected": _BOOL_HINT,
     "targets.<name>.env": "Map variable names to non-secret string values; keep secrets in the "
     "store (`pytest-deploy env set`).",
     "targets.<name>.env.<var>": 'Quote the value so it is a string, e.g. PORT: "8080".',
     "targets.<name>.health_check_url": "Give the URL to poll for this target as a string.",
+    "targets.<name>.requires": "Name the declared target(s) a deployment must have succeeded on"
+    " first, e.g. `requires: staging` or `requires: [staging, qa]`.",
 }
 
 

@@ -86,6 +86,7 @@ def _build(
             protected=t.get("protected", False),
             env=dict(t.get("env", {})),
             health_check_url=t.get("health_check_url"),
+            requires=_names(t.get("requires")),
         )
         for name, t in ((n, t or {}) for n, t in data.get("targets", {}).items())
     }
@@ -111,6 +112,13 @@ def _build(
         project_id=data.get("project_id"),
         project_named=bool(data.get("project")),
     )
+
+
+def _names(value: str | list[str] | None) -> tuple[str, ...]:
+    """``requires``: one target name or a list of them."""
+    if value is None:
+        return ()
+    return (value,) if isinstance(value, str) else tuple(value)
 
 
 def load_config(path: str | os.PathLike[str]) -> DeployConfig:

@@ -86,6 +86,8 @@ class TargetDecl:
     protected: bool = False
     env: dict[str, str] = field(default_factory=dict)
     health_check_url: str | None = None
+    # promotion gate: targets where the same deployment must have succeeded first
+    requires: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -1,10 +1,10 @@
 """Validation after the schema pass (:mod:`.schema_check`): what a schema cannot express.
 
 Unique and reserved group names, placeholders per command, the tracked-group rules,
-``down_file`` templates, glob character classes, declared targets, finite timeouts,
-URL schemes and the ``notify`` entries. Both passes return problems as ``(line, field,
-text)``; :func:`_raise_first` turns them into one :class:`ConfigError` (the first by line,
-the rest in ``others``).
+``down_file`` templates, glob character classes, declared targets (their ``requires``:
+:mod:`.requires`), finite timeouts, URL schemes and the ``notify`` entries. Both passes
+return problems as ``(line, field, text)``; :func:`_raise_first` turns them into one
+:class:`ConfigError` (the first by line, the rest in ``others``).
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from .model import (
     target_type_problem,
 )
 from .paths import _line_near
+from .requires import requires_problems
 from .timeouts import timeout_problems
 
 
@@ -258,6 +259,7 @@ def _semantic_problems(cfg: DeployConfig) -> list[tuple[int | None, str | None, 
         type_problem = target_type_problem(decl.type) if decl.type else None
         if type_problem:
             found.append((f"targets.{name}.type", type_problem))
+    found.extend(requires_problems(cfg.targets, cfg.data.get("targets") or {}))
     for at, url in urls:
         problem = url_scheme_problem(url)
         if problem:

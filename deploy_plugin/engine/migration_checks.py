@@ -37,16 +37,21 @@ def check_migrations_drift(deployment: Deployment, found: Findings) -> str | Non
             lint.stop()
 
 
-def _check_migrations_drift(
-    deployment: Deployment, found: Findings, lint: LintRun | None
-) -> str | None:
+def selected_tracked(deployment: Deployment) -> list[str]:
+    """The tracked files of the deployment's selected groups, in run order."""
     selected = {g.name for g in deployment.selected_groups()}
-    tracked = [
+    return [
         rel
         for plan in deployment.plans
         if plan.group.track_migrations and plan.group.name in selected
         for rel in plan.files
     ]
+
+
+def _check_migrations_drift(
+    deployment: Deployment, found: Findings, lint: LintRun | None
+) -> str | None:
+    tracked = selected_tracked(deployment)
     notes, warnings = deployment.read_ledgers(deployment.selected_groups())
     for note in notes:
         found.note(note)

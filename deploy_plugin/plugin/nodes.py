@@ -14,14 +14,21 @@ import pytest
 
 from deploy_plugin.config import ConfigError, DeployConfig, load_config
 from deploy_plugin.engine.errors import DeployWarning
+from deploy_plugin.plugin.collecting import (
+    PlannedNode,
+    TargetCollector,
+    new_deployment,
+    session_of,
+)
 from deploy_plugin.plugin.messages import MessageItem
 
 if TYPE_CHECKING:
     from deploy_plugin.config import Group
-    from deploy_plugin.plan import GroupPlan, Matched
+    from deploy_plugin.plan import Matched
     from deploy_plugin.plugin.deployment import Deployment
     from deploy_plugin.plugin.preflight import PreflightNode
     from deploy_plugin.plugin.session import DeploySession
+    from deploy_plugin.targets import TargetInfo
 
 # A config found by a plain pytest run (no target) is only validated: what deploys is
 # imported by the collectors of a target (issue 14: the plugin's import cost).
@@ -29,12 +36,6 @@ if TYPE_CHECKING:
 #: Item kinds that frame a deployment: never selected or deselected on their own (they
 #: run with any step or smoke test their deployment keeps: deploy_plugin.plugin.selection).
 FRAMING = ("preflight", "health_check")
-
-
-def _session(node: pytest.Collector) -> DeploySession:
-    from deploy_plugin.plugin.session import DeploySession
-
-    return DeploySession.of(node.config)
 
 
 # --------------------------------------------------------------------------- collectors
@@ -56,7 +57,7 @@ class DeployConfigFile(pytest.File):
         return self._matched[group.name]
 
     def collect(self) -> Iterator[pytest.Item | pytest.Collector]:
-        session = _session(self)
+        session = session_of(self)
         try:
             config = load_config(self.path)  # from the file, every run (DESIGN §5)
         except ConfigError as err:
@@ -78,47 +79,39 @@ class DeployConfigFile(pytest.File):
         if not session.options.targets:
             yield MessageItem.from_parent(self, name="validate", failure=None)
             return
-        for target in session.options.targets:
+        from deploy_plugin.config.requires import promotion_order
+
+        # a required target deploys first: the gate of the one requiring it then sees it
+        for target in promotion_order(session.options.targets, config.targets):
             yield TargetNode.from_parent(
                 self, name=target, deploy_config=config, matched=self.matched
             )
 
 
-class TargetNode(pytest.Collector):
+class TargetNode(TargetCollector):
     """One deployment: the config deployed to one target."""
 
-    def __init__(
-        self,
-        *,
-        deploy_config: DeployConfig,
-        matched: Callable[[DeployConfig, Group], Matched],
-        **kwargs: Any,
-    ) -> None:
+    def __init__(self, *, matched: Callable[[DeployConfig, Group], Matched], **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.deploy_config = deploy_config
         self.matched = matched
         self.preflight: PreflightNode | None = None  # its deployment's, once collected
 
     def collect(self) -> Iterator[pytest.Item | pytest.Collector]:
         from deploy_plugin.plugin.preflight import PreflightNode
 
-        for node in self._children():
+        for node in super().collect():
             if isinstance(node, PreflightNode):
                 self.preflight = node
             yield node
 
-    def _children(self) -> Iterator[pytest.Item | pytest.Collector]:
+    def collect_for(
+        self, session: DeploySession, target: TargetInfo
+    ) -> Iterator[pytest.Item | pytest.Collector]:
         from deploy_plugin.plan import plan_group
-        from deploy_plugin.plugin.deployment import Deployment
         from deploy_plugin.plugin.items import HealthCheckItem
         from deploy_plugin.plugin.preflight import PreflightNode
 
-        session = _session(self)
         config = self.deploy_config
-        target, problem = session.resolve_target(config, self.name)
-        if target is None:
-            yield UnknownTargetNode.from_parent(self, name="preflight", failure=problem)
-            return
         if session.options.rolling_back:
             from deploy_plugin.plugin.rollback import collect_rollback
 
@@ -146,8 +139,7 @@ class TargetNode(pytest.Collector):
                     f" {', '.join(names)}); nothing was deployed"
                 )
             return
-        deployment = Deployment(session, config, target, plans, self.nodeid)
-        session.deployments.append(deployment)
+        deployment = new_deployment(self, session, config, target, plans)
         yield PreflightNode.from_parent(self, name="preflight", deployment=deployment)
         for plan in plans:
             yield GroupNode.from_parent(
@@ -159,30 +151,14 @@ class TargetNode(pytest.Collector):
             yield item
 
 
-class UnknownTargetNode(pytest.Collector):
-    """``<target>::preflight`` of a target nobody declared: one failing ``target`` item."""
-
-    def __init__(self, *, failure: str, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.failure = failure
-
-    def collect(self) -> Iterator[pytest.Item]:
-        yield MessageItem.from_parent(self, name="target", failure=self.failure)
-
-
-class GroupNode(pytest.Collector):
+class GroupNode(PlannedNode):
     """One group's steps, in their fixed order."""
-
-    def __init__(self, *, deployment: Deployment, plan: GroupPlan, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.deployment = deployment
-        self.plan = plan
 
     def collect(self) -> Iterator[pytest.Item]:
         from deploy_plugin.plugin.applied import collect_applied
         from deploy_plugin.plugin.steps import StepItem
 
-        position = 1 + self.deployment.plans.index(self.plan)
+        position = self.position
         applied, own = collect_applied(self, self.deployment, self.plan, position)
         if applied is not None:  # the group's applied files, carried by one item
             yield applied

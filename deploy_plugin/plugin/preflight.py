@@ -3,7 +3,8 @@
 :class:`PreflightNode` collects a deployment's checks, :class:`PreflightItem` runs one.
 
 Checks change nothing and report every problem at once: protected-target confirmation,
-the lock, required env vars, files, migration drift, downs. Each item runs one of the
+the lock, required env vars, files, migration drift, the promotion gate
+(``targets.<name>.requires``), downs. Each item runs one of the
 engine's checks (:mod:`deploy_plugin.engine.checks`,
 :mod:`deploy_plugin.engine.migration_checks`) and reports what it found: its notes in the
 report section, its warnings at the config's line, a skip, or the one-paragraph failure.
@@ -16,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from deploy_plugin.engine import checks, migration_checks
+from deploy_plugin.engine import checks, gate, migration_checks
 from deploy_plugin.engine.checks import Findings
 from deploy_plugin.engine.errors import DeployFailure
 from deploy_plugin.plugin.deployment import Deployment
@@ -30,11 +31,12 @@ CHECKS: dict[str, Callable[[Deployment, Findings], str | None]] = {
     "env": checks.check_env,
     "files": checks.check_files,
     "migrations-drift": migration_checks.check_migrations_drift,
+    "gate": gate.check_gate,
 }
 
 
 class PreflightItem(DeployItem):
-    """``preflight::<check>``: protected, lock, env, files, migrations-drift, downs."""
+    """``preflight::<check>``: protected, lock, env, files, migrations-drift, gate, downs."""
 
     kind = "preflight"
 
@@ -73,6 +75,8 @@ class PreflightNode(pytest.Collector):
         tracked = any(plan.group.track_migrations for plan in self.deployment.plans)
         if tracked:
             names.append("migrations-drift")
+        if gate.requirements(self.deployment):
+            names.append("gate")  # after the drift check has read the databases' ledgers
         if self.deployment.kind in ("rollback", "check_rollback") or (
             self.deployment.atomic and tracked
         ):

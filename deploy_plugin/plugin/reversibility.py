@@ -16,8 +16,7 @@ import pytest
 from deploy_plugin.config import DeployConfig
 from deploy_plugin.engine import reversibility
 from deploy_plugin.migrate.downs import Down, find_down
-from deploy_plugin.plan import GroupPlan
-from deploy_plugin.plugin.deployment import Deployment
+from deploy_plugin.plugin.collecting import PlannedNode, new_deployment
 from deploy_plugin.plugin.items import skip
 from deploy_plugin.plugin.preflight import PreflightNode
 from deploy_plugin.plugin.session import DeploySession
@@ -57,16 +56,11 @@ class CheckRollbackItem(StepItem):
         )  # fmt: skip
 
 
-class CheckGroupNode(pytest.Collector):
+class CheckGroupNode(PlannedNode):
     """The reversibility checks of one tracked group, one per migration file."""
 
-    def __init__(self, *, deployment: Deployment, plan: GroupPlan, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.deployment = deployment
-        self.plan = plan
-
     def collect(self) -> Iterator[pytest.Item]:
-        position = 1 + self.deployment.plans.index(self.plan)
+        position = self.position
         for index, step in enumerate(self.plan.steps):
             if step.file is None:
                 continue  # no matching file: nothing to check
@@ -84,11 +78,10 @@ def collect_check(
     plans = reversibility.check_plans(config, target, session.group_selected)
     if not plans:
         return
-    deployment = Deployment(session, config, target, plans, node.nodeid, kind="check_rollback")
+    deployment = new_deployment(node, session, config, target, plans, kind="check_rollback")
     note = reversibility.left_out(plans)
     if note:
         deployment.notes.append(note)
-    session.deployments.append(deployment)
     yield PreflightNode.from_parent(node, name="preflight", deployment=deployment)
     for plan in plans:
         yield CheckGroupNode.from_parent(

@@ -21,6 +21,7 @@ from deploy_plugin.config import DeployConfig
 from deploy_plugin.engine import rollback
 from deploy_plugin.engine.errors import DeployFailure
 from deploy_plugin.migrate.downs import Down
+from deploy_plugin.plugin.collecting import new_deployment
 from deploy_plugin.plugin.deployment import Deployment
 from deploy_plugin.plugin.items import DeployItem, skip
 from deploy_plugin.targets import TargetInfo
@@ -144,12 +145,11 @@ def collect_rollback(
         note = f"{config.project} → {target.name}: {plan.nothing}"
         yield NothingToRollBack.from_parent(node, name="rollback", reason=plan.nothing, note=note)
         return
-    deployment = Deployment(session, config, target, plan.tracked, node.nodeid, kind="rollback")
+    deployment = new_deployment(node, session, config, target, plan.tracked, kind="rollback")
     deployment.rollback_orphans.extend(plan.orphans)
     left_out = plan.left_out()
     if left_out:
         deployment.notes.append(left_out)
-    session.deployments.append(deployment)
     yield PreflightNode.from_parent(node, name="preflight", deployment=deployment)
     for group_plan in plan.tracked:
         if group_plan.group.name in plan.entries:

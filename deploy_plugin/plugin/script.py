@@ -12,36 +12,29 @@ A folder that holds a config as well is the config's: the script is not collecte
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pytest
 
-from deploy_plugin.config import DeployConfig
 from deploy_plugin.config.fallback import is_fallback_script, script_config
 from deploy_plugin.engine.checks import confirm_protected
 from deploy_plugin.plan import plan_group
-from deploy_plugin.plugin.deployment import Deployment
-from deploy_plugin.plugin.nodes import UnknownTargetNode
+from deploy_plugin.plugin.collecting import TargetCollector, new_deployment, session_of
 from deploy_plugin.plugin.preflight import take_lock
 from deploy_plugin.plugin.steps import StepItem
 
-__all__ = ["DeployScriptFile", "ScriptItem", "is_fallback_script", "script_config"]
-
 if TYPE_CHECKING:
     from deploy_plugin.plugin.session import DeploySession
+    from deploy_plugin.targets import TargetInfo
 
-
-def _session(node: pytest.Collector) -> DeploySession:
-    from deploy_plugin.plugin.session import DeploySession
-
-    return DeploySession.of(node.config)
+__all__ = ["DeployScriptFile", "ScriptItem", "is_fallback_script", "script_config"]
 
 
 class DeployScriptFile(pytest.File):
     """``deploy.sh``: nothing without a target; one deployment per target."""
 
     def collect(self) -> Iterator[pytest.Item | pytest.Collector]:
-        session = _session(self)
+        session = session_of(self)
         if not session.options.targets:
             return
         config = script_config(self.path)
@@ -50,28 +43,20 @@ class DeployScriptFile(pytest.File):
             yield ScriptTargetNode.from_parent(self, name=target, deploy_config=config)
 
 
-class ScriptTargetNode(pytest.Collector):
+class ScriptTargetNode(TargetCollector):
     """The script deployed to one target: its one item, ``deploy``."""
 
-    def __init__(self, *, deploy_config: DeployConfig, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.deploy_config = deploy_config
-
-    def collect(self) -> Iterator[pytest.Item | pytest.Collector]:
-        session = _session(self)
+    def collect_for(
+        self, session: DeploySession, target: TargetInfo
+    ) -> Iterator[pytest.Item | pytest.Collector]:
         config = self.deploy_config
-        target, problem = session.resolve_target(config, self.name)
-        if target is None:
-            yield UnknownTargetNode.from_parent(self, name="preflight", failure=problem)
-            return
         if not session.group_selected("deploy"):
             return
         plan = plan_group(config, config.groups[0], target.name)
         self.config.hook.pytest_deploy_plan(
             config=self.config, deploy_config=config, target=target, plans=[plan]
         )
-        deployment = Deployment(session, config, target, [plan], self.nodeid)
-        session.deployments.append(deployment)
+        deployment = new_deployment(self, session, config, target, [plan])
         (step,) = plan.steps
         yield ScriptItem.from_parent(self, name="deploy", deployment=deployment, step=step)
 

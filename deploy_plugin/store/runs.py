@@ -124,6 +124,19 @@ class RunRepository(StoreCore):
             rows = db.execute(sql, params).fetchall()
         return [self._deployment(row) for row in rows]
 
+    def last_success(self, project: str, target: str) -> DeploymentRecord | None:
+        """The newest real (not dry) deployment of ``project`` to ``target`` that ended
+        ``success`` (rollbacks and reversibility checks are not deployments), or None:
+        what a promotion gate compares with."""
+        sql = (
+            _DEPLOYMENTS + " WHERE p.name = ? AND d.target_name = ? AND d.status = 'success'"
+            " AND d.dry_run = ? AND d.kind = 'deploy' ORDER BY d.started_at DESC, d.id DESC"
+        )
+        sql, params = _limited(sql, (project, target, False), 1)
+        with self.driver.reader("read the last successful deployment") as db:
+            row = db.execute(sql, params).fetchone()
+        return None if row is None else self._deployment(row)
+
     def deployment_config(self, deployment_id: int) -> str | None:
         """The config snapshot recorded with a deployment run, or None."""
         with self.driver.reader("read a deployment") as db:

@@ -3,8 +3,10 @@
 :func:`build_page` reads the store (deployment runs, their steps and config snapshots,
 the migration history) and, when the project's config is at hand, classifies its tracked
 files with :func:`deploy_plugin.plan.migration_state` (pending and drifted need the
-files; without them they are "unknown"). Nothing here renders HTML or reads env values:
-the store's step rows and config snapshots are masked when recorded.
+files; without them they are "unknown") and shows each target's promotion gate
+(:mod:`deploy_plugin.engine.gate`) on what its next deployment would deploy. Nothing
+here renders HTML or reads env values: the store's step rows and config snapshots are
+masked when recorded.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from deploy_plugin.engine.gate import GateVerdict, gate_verdicts
 from deploy_plugin.engine.logs import log_tail, run_log_dir, step_log_file
 from deploy_plugin.engine.squawk import findings_in
 from deploy_plugin.plan import file_checksum, is_repeatable, match_files, migration_state
@@ -96,6 +99,7 @@ class TargetSummary:
     total: int
     older: Older | None
     trend: Trend
+    gates: list[GateVerdict] = field(default_factory=list)  # its requires, config at hand
 
 
 @dataclass
@@ -158,6 +162,7 @@ def build_page(
                 total=len(runs),
                 older=_older(rest),
                 trend=_trend(shown),
+                gates=_gates(store, project, config, name, applied),
             )
         )
     history.sort(key=lambda item: item[1].applied_at, reverse=True)
@@ -200,6 +205,26 @@ def _counts(
         pending=states["pending"] + states["failed"] + states["rolled_back"] + states["changed"],
         drifted=states["drifted"],
     )
+
+
+def _gates(
+    store: Store,
+    project: str,
+    config: DeployConfig | None,
+    target: str,
+    applied: dict[str, MigrationRecord],
+) -> list[GateVerdict]:
+    """The promotion gate of ``target`` (its ``requires``) on what its next deployment
+    would deploy: the config at hand and the tracked files its history lacks."""
+    decl = config.targets.get(target) if config is not None else None
+    if config is None or decl is None or not decl.requires:
+        return []
+    pending = {
+        rel: checksum
+        for rel, checksum in tracked_files(config, target).items()
+        if migration_state(checksum, applied.get(rel)) not in ("applied", "drifted")
+    }
+    return gate_verdicts(store, project, decl.requires, config.sha256, pending)
 
 
 def tracked_files(config: DeployConfig, target: str) -> dict[str, str]:

@@ -1,0 +1,190 @@
+"""The promotion gate: ``targets.<name>.requires``.
+
+A deployment to a target that requires others runs only when, on each required target,
+the last successful deployment of the same project (a real run of kind ``deploy``: not a
+dry run, rollback or reversibility check) used the same config (its sha256) and every
+migration this run would apply (its pending files) is applied there, with the same
+checksum, according to the store's history. :func:`gate_verdicts` reads that from a
+store; :func:`check_gate` is preflight's ``gate`` check; the history page shows each
+target's verdicts (:mod:`deploy_plugin.report.html.model`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from deploy_plugin.engine.checks import Findings
+from deploy_plugin.engine.errors import DeployFailure
+from deploy_plugin.engine.migration_checks import selected_tracked
+from deploy_plugin.engine.runtime import Deployment
+from deploy_plugin.plan import check_migrations
+
+if TYPE_CHECKING:
+    from deploy_plugin.store.base import Store
+    from deploy_plugin.store.records import DeploymentRecord
+
+SHORT = 12  # characters of a sha shown (as the history page shows config shas)
+
+
+@dataclass(frozen=True)
+class GateVerdict:
+    """One required target's verdict on what a run would deploy."""
+
+    project: str
+    required: str
+    config_sha: str  # the run's config
+    success: DeploymentRecord | None  # the required target's last successful deployment
+    missing: tuple[str, ...] = ()  # pending files not applied there ("file (failed there)")
+    changed: tuple[str, ...] = ()  # pending files applied there with another checksum
+
+    @property
+    def passed(self) -> bool:
+        return (
+            self.success is not None
+            and self.success.config_sha256 == self.config_sha
+            and not self.missing
+            and not self.changed
+        )
+
+    def at(self) -> str:
+        """When and by whom the last success there started: ``<when> by <who>``."""
+        from deploy_plugin.store.records import format_time
+
+        assert self.success is not None
+        return f"{format_time(self.success.started_at)} by {self.success.who}"
+
+    def when(self) -> str:
+        """The last success there: ``deployment N, <when> by <who>``."""
+        assert self.success is not None
+        return f"deployment {self.success.id}, {self.at()}"
+
+    def differences(self) -> str:
+        """What differs there, as clauses joined by "; " (empty when it passed)."""
+        if self.success is None:
+            return f"{self.required!r} has no successful deployment of project {self.project!r}"
+        found = []
+        theirs = self.success.config_sha256
+        if theirs != self.config_sha:
+            found.append(
+                f"the config differs: this run's is {self.config_sha[:SHORT]}, the last"
+                f" success on {self.required!r} used {theirs[:SHORT]} ({self.when()})"
+            )
+        if self.missing:
+            found.append(
+                f"{len(self.missing)} migration(s) not applied there: {', '.join(self.missing)}"
+            )
+        if self.changed:
+            found.append(
+                f"{len(self.changed)} migration(s) applied there with another checksum:"
+                f" {', '.join(self.changed)}"
+            )
+        return "; ".join(found)
+
+    def line(self) -> str:
+        """One line for notes and the history page."""
+        if self.passed:
+            assert self.success is not None
+            return (
+                f"requires {self.required}: ✓ same config {self.config_sha[:SHORT]} succeeded"
+                f" there at {self.at()} (deployment {self.success.id})"
+            )
+        return f"requires {self.required}: ✗ {self.differences()}"
+
+
+def gate_verdicts(
+    store: Store | None,
+    project: str,
+    requires: Sequence[str],
+    config_sha: str,
+    files: Mapping[str, str],
+) -> list[GateVerdict]:
+    """The verdict of each required target on deploying ``files`` (the pending files, by
+    their checksums) with config ``config_sha``; StoreError on a read problem. No store
+    (a dry run before the first real one) has no success anywhere."""
+    verdicts = []
+    for required in requires:
+        if store is None:
+            verdicts.append(GateVerdict(project, required, config_sha, None))
+            continue
+        success = store.last_success(project, required)
+        applied = store.applied_migrations(project, required)
+        missing, changed = [], []
+        for rel, checksum in files.items():
+            record = applied.get(rel)
+            if record is None or record.status != "success":
+                missing.append(rel if record is None else f"{rel} ({record.status} there)")
+            elif record.checksum != checksum:
+                changed.append(f"{rel} (there {record.checksum[:SHORT]}, now {checksum[:SHORT]})")
+        verdicts.append(
+            GateVerdict(project, required, config_sha, success, tuple(missing), tuple(changed))
+        )
+    return verdicts
+
+
+def requirements(deployment: Deployment) -> tuple[str, ...]:
+    """The targets a deployment must have succeeded on first (none for a rollback or a
+    reversibility check: they deploy nothing new)."""
+    decl = deployment.config.targets.get(deployment.target.name)
+    if decl is None or deployment.kind != "deploy":
+        return ()
+    return decl.requires
+
+
+def check_gate(deployment: Deployment, found: Findings) -> str | None:
+    """Preflight's ``gate``: every required target has had the same config and the same
+    pending migrations succeed (a dry run checks it too, so that its plan is honest)."""
+    from deploy_plugin.store.base import StoreError
+
+    tracked = selected_tracked(deployment)
+    checksums = {rel: deployment.checksum(rel) for rel in tracked}
+    pending = check_migrations(tracked, checksums, deployment.applied_for_plan()).pending
+    requires = requirements(deployment)
+    try:
+        verdicts = gate_verdicts(
+            deployment.session.store(),
+            deployment.project,
+            requires,
+            deployment.config.sha256,
+            {rel: checksums[rel] for rel in pending},
+        )
+    except StoreError as err:
+        raise DeployFailure(str(err)) from None
+    for verdict in verdicts:
+        found.note(verdict.line())
+    failed = [v for v in verdicts if not v.passed]
+    if not failed:
+        found.remark = "; ".join(v.line() for v in verdicts)
+        return None
+    raise DeployFailure(gate_paragraph(deployment.target.name, requires, verdicts))
+
+
+def gate_paragraph(target: str, requires: Sequence[str], verdicts: Sequence[GateVerdict]) -> str:
+    """Preflight's failure: which required target differs, how, where it did succeed, and
+    how to fix it."""
+    failed = [v for v in verdicts if not v.passed]
+    names = " and ".join(repr(r) for r in requires)
+    if len(requires) == 1:
+        why = f"there: {failed[0].differences()}"
+    else:
+        why = "; ".join(f"on {v.required!r}: {v.differences()}" for v in failed)
+    text = (
+        f"promotion gate: target {target!r} requires {names}, and what this run would deploy"
+        f" has not succeeded {why}."
+    )
+    for verdict in verdicts:
+        if verdict.passed:
+            text += f" It did succeed on {verdict.required!r} ({verdict.when()})."
+    fix = " and to ".join(
+        f"{v.required!r} first (pytest --deploy-target={v.required})" for v in failed
+    )
+    if any(v.changed for v in failed):  # deploying it there as it is would be drift
+        text += (
+            " Restore each migration edited after it was applied there, and put the change"
+            " in a new migration."
+        )
+    return (
+        f"{text} Deploy it to {fix}, then run again; the gate compares with the last"
+        " successful deployment there. Nothing was run."
+    )

@@ -1,0 +1,249 @@
+"""The promotion gate (issue 23 #5): ``targets.<name>.requires`` lets a deployment run
+only when the same config and the same migrations last succeeded on each required target."""
+
+from __future__ import annotations
+
+import hashlib
+import html
+import json
+
+import pytest
+
+from tests.history_site import cli
+from tests.projects import write_config
+
+MIGRATIONS = {
+    "001_init.sql": "CREATE TABLE t1 (id int);\n",
+    "002_more.sql": "CREATE TABLE t2 (id int);\n",
+}
+
+
+def gate_project(
+    pytester: pytest.Pytester, requires: object = "staging", *, extra: dict | None = None
+) -> None:
+    """Project ``p``: one tracked group, each target its own SQLite database."""
+    (pytester.path / "m").mkdir(exist_ok=True)
+    for name, text in MIGRATIONS.items():
+        (pytester.path / "m" / name).write_text(text)
+    targets = {
+        name: {"env": {"DATABASE_URL": f"sqlite:///{name}.db"}}
+        for name in ("staging", "qa", "production")
+    }
+    targets["production"]["requires"] = requires
+    groups = [{"name": "db", "order": 1, "file_patterns": ["m/*.sql"], **(extra or {})}]
+    write_config(pytester, {"project": "p", "targets": targets, "groups": groups})
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store(request: pytest.FixtureRequest) -> list[str]:
+    """The store options of a run: the embedded SQLite store, or a PostgreSQL one."""
+    if request.param == "sqlite":
+        return []
+    return [f"--deploy-store={request.getfixturevalue('pg_database')}"]
+
+
+def deploy(pytester: pytest.Pytester, store: list[str], target: str, *args: str):
+    return pytester.runpytest(f"--deploy-target={target}", *store, "-v", *args)
+
+
+def config_sha(pytester: pytest.Pytester) -> str:
+    return hashlib.sha256((pytester.path / "deploy.yaml").read_bytes()).hexdigest()
+
+
+def paragraph(result: pytest.RunResult) -> str:
+    """The gate's failure paragraph."""
+    [line] = [x for x in result.stdout.lines if x.startswith("promotion gate:")]
+    return line
+
+
+def tables(pytester: pytest.Pytester, target: str) -> set[str]:
+    import sqlite3
+
+    path = pytester.path / f"{target}.db"
+    if not path.exists():
+        return set()
+    with sqlite3.connect(path) as db:
+        rows = db.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()
+    return {name for (name,) in rows if name in ("t1", "t2", "t3")}
+
+
+def test_production_runs_only_after_the_same_deployment_succeeded_on_staging(
+    pytester: pytest.Pytester, store: list[str]
+) -> None:
+    gate_project(pytester)
+    planned = deploy(pytester, store, "production", "--dry-run")
+    assert planned.ret == pytest.ExitCode.TESTS_FAILED  # the plan is honest: it would fail
+    planned.stdout.fnmatch_lines(["*production::preflight::gate FAILED*"])
+
+    assert deploy(pytester, store, "staging", "--dry-run").ret == 0  # a plan opens no gate
+    first = deploy(pytester, store, "production")
+    assert first.ret == pytest.ExitCode.TESTS_FAILED
+    first.stdout.fnmatch_lines(
+        [
+            "*production::preflight::gate FAILED*",
+            "*production::db::deploy[[]m/001_init.sql[]] SKIPPED*not run*",
+        ]
+    )
+    out = first.stdout.str()
+    assert (
+        "promotion gate: target 'production' requires 'staging', and what this run would"
+        " deploy has not succeeded there: 'staging' has no successful deployment of project"
+        " 'p'." in out
+    ), out
+    assert "Deploy it to 'staging' first (pytest --deploy-target=staging)" in out, out
+    assert "Traceback" not in out
+    assert tables(pytester, "production") == set()
+
+    staged = deploy(pytester, store, "staging")
+    assert staged.ret == 0, staged.stdout.str()
+    assert "preflight::gate" not in staged.stdout.str()  # staging requires nothing
+
+    promoted = deploy(pytester, store, "production", "-rA")
+    assert promoted.ret == 0, promoted.stdout.str()
+    promoted.stdout.fnmatch_lines(
+        [
+            "*production::preflight::gate PASSED*",
+            f"*requires staging: ✓ same config {config_sha(pytester)[:12]} succeeded there at *",
+        ]
+    )
+    assert tables(pytester, "production") == {"t1", "t2"}
+
+
+def test_a_migration_edited_or_added_after_staging_fails_naming_the_file(
+    pytester: pytest.Pytester, store: list[str]
+) -> None:
+    gate_project(pytester)
+    assert deploy(pytester, store, "staging").ret == 0
+    (pytester.path / "m" / "002_more.sql").write_text("CREATE TABLE t2 (id int, x int);\n")
+    (pytester.path / "m" / "003_new.sql").write_text("CREATE TABLE t3 (id int);\n")
+    result = deploy(pytester, store, "production")
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    out = result.stdout.str()
+    assert "1 migration(s) not applied there: m/003_new.sql" in out, out
+    assert "1 migration(s) applied there with another checksum: m/002_more.sql (" in out, out
+    assert "config differs" not in out  # the config is the same
+    assert tables(pytester, "production") == set()
+
+    (pytester.path / "m" / "002_more.sql").write_text(MIGRATIONS["002_more.sql"])
+    result = deploy(pytester, store, "production")
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    why = paragraph(result)
+    assert "not applied there: m/003_new.sql" in why and "m/002_more.sql" not in why, why
+    assert deploy(pytester, store, "staging").ret == 0
+    assert deploy(pytester, store, "production").ret == 0
+    assert tables(pytester, "production") == {"t1", "t2", "t3"}
+
+
+def test_a_config_change_after_staging_fails_naming_both_shas(
+    pytester: pytest.Pytester, store: list[str]
+) -> None:
+    gate_project(pytester)
+    assert deploy(pytester, store, "staging").ret == 0
+    staged_sha = config_sha(pytester)
+    gate_project(pytester, extra={"post_deploy": ["echo migrated"]})
+    result = deploy(pytester, store, "production")
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    out = result.stdout.str()
+    assert (
+        f"the config differs: this run's is {config_sha(pytester)[:12]}, the last success on"
+        f" 'staging' used {staged_sha[:12]} (deployment " in out
+    ), out
+    assert "migration(s)" not in paragraph(result), paragraph(result)
+    assert tables(pytester, "production") == set()
+
+
+def test_several_required_targets_each_must_have_succeeded(
+    pytester: pytest.Pytester, store: list[str]
+) -> None:
+    gate_project(pytester, requires=["staging", "qa"])
+    assert deploy(pytester, store, "staging").ret == 0
+    result = deploy(pytester, store, "production")
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    out = result.stdout.str()
+    assert "target 'production' requires 'staging' and 'qa'" in out, out
+    assert "'qa' has no successful deployment of project 'p'" in out, out
+    assert "It did succeed on 'staging' (deployment " in out, out
+    assert "Deploy it to 'qa' first (pytest --deploy-target=qa)" in out, out
+    assert deploy(pytester, store, "qa").ret == 0
+    passed = deploy(pytester, store, "production", "-rA")
+    assert passed.ret == 0, passed.stdout.str()
+    passed.stdout.fnmatch_lines(
+        ["*requires staging: ✓ same config*", "*requires qa: ✓ same config*"]
+    )
+
+
+def test_one_run_of_both_targets_deploys_the_required_one_first(pytester: pytest.Pytester) -> None:
+    gate_project(pytester)
+    result = pytester.runpytest("--deploy-target=production", "--deploy-target=staging", "-v")
+    assert result.ret == 0, result.stdout.str()
+    result.stdout.fnmatch_lines(
+        [
+            "*staging::db::deploy[[]m/002_more.sql[]] PASSED*",
+            "*production::preflight::gate PASSED*",
+            "*production::db::deploy[[]m/002_more.sql[]] PASSED*",
+        ]
+    )
+    assert tables(pytester, "production") == {"t1", "t2"}
+
+
+def test_the_history_page_shows_each_targets_gate(pytester: pytest.Pytester) -> None:
+    gate_project(pytester)
+    assert deploy(pytester, [], "production", "--deploy-html=page.html").ret == 1
+    page = html.unescape((pytester.path / "page.html").read_text())
+    assert "production requires staging: ✗ 'staging' has no successful deployment" in page
+    assert deploy(pytester, [], "staging").ret == 0
+    assert deploy(pytester, [], "production", "--deploy-html=page.html").ret == 0
+    page = html.unescape((pytester.path / "page.html").read_text())
+    sha = config_sha(pytester)[:12]
+    assert f"production requires staging: ✓ same config {sha} succeeded there at " in page, page
+    (pytester.path / "m" / "003_new.sql").write_text("CREATE TABLE t3 (id int);\n")
+    (pytester.path / "pytest.ini").write_text("[pytest]\n")
+    made = cli(pytester.path, "history", "p", "--html", "all.html")
+    assert made.returncode == 0, made.stderr
+    page = html.unescape((pytester.path / "all.html").read_text())
+    assert "production requires staging: ✗ 1 migration(s) not applied there: m/003_new.sql" in page
+    assert "staging requires" not in page  # staging has no gate
+
+
+@pytest.mark.parametrize(
+    ("targets", "line", "field", "words"),
+    [
+        ({"staging": {}, "production": {"requires": "stagign"}}, 9,
+         "targets.production.requires",
+         ["'stagign' is not a target declared under `targets`", "Did you mean 'staging'?"]),
+        ({"staging": {}, "production": {"requires": ["staging", "production"]}}, 11,
+         "targets.production.requires[1]", ["a target cannot require itself"]),
+        ({"staging": {"requires": "production"}, "production": {"requires": "staging"}}, 8,
+         "targets.staging.requires",
+         ["requirements form a cycle: staging requires production, which requires staging"]),
+    ],
+    ids=["unknown", "self", "cycle"],
+)  # fmt: skip
+def test_bad_requires_is_a_config_error(
+    pytester: pytest.Pytester, targets: dict, line: int, field: str, words: list[str]
+) -> None:
+    groups = [{"name": "build", "order": 1, "build_command": "true"}]
+    write_config(pytester, {"project": "p", "groups": groups, "targets": targets})
+    result = pytester.runpytest("--deploy-target=production")
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    out = result.stdout.str()
+    assert f"deploy.yaml, line {line}: {field}: " in out, out
+    for word in words:
+        assert word in out, out
+    assert "Traceback" not in out
+
+
+def test_requires_takes_a_name_or_a_list_of_names(pytester: pytest.Pytester) -> None:
+    from deploy_plugin.config import load_config
+
+    gate_project(pytester, requires=["qa", "staging"])
+    assert load_config(pytester.path / "deploy.yaml").targets["production"].requires == (
+        "qa",
+        "staging",
+    )
+    (pytester.path / "pytest.ini").write_text("[pytest]\n")
+    shown = cli(pytester.path, "config", "show", "p", "--json")
+    assert json.loads(shown.stdout)["targets"]["production"]["requires"] == ["qa", "staging"]
+    gate_project(pytester, requires=3)
+    result = pytester.runpytest("--deploy-target=production")
+    result.stdout.fnmatch_lines(["*targets.production.requires: expected*"])
