@@ -234,3 +234,31 @@ def test_an_atomic_deployment_needs_no_down_for_a_repeatable(env: Env) -> None:
         ["*preflight::downs PASSED*", "*db::deploy[[]m/R__views.sql[]] PASSED*"]
     )
     assert "undo[m/R__views.sql]" not in atomic.stdout.str()
+
+
+def test_the_promotion_gate_wants_an_edited_repeatable_applied_on_the_required_target(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makeini("[pytest]\n")
+    (pytester.path / "deploy.yaml").write_text(
+        "project: p\ntargets:\n  staging:\n    env: {DATABASE_URL: 'sqlite:///staging.db'}\n"
+        "  production:\n    requires: staging\n"
+        "    env: {DATABASE_URL: 'sqlite:///production.db'}\n"
+        "groups:\n  - {name: db, order: 1, file_patterns: ['m/*.sql']}\n"
+    )
+    env = Env(pytester, "sqlite", "")
+    for name, sql in VERSIONED.items():
+        env.write(name, sql)
+    env.write(VIEW, VIEW_SQL.format(what="count(*)"))
+
+    def deploy(target: str) -> pytest.RunResult:
+        return pytester.runpytest("-p", "no:cacheprovider", f"--deploy-target={target}")
+
+    assert deploy("staging").ret == 0 and deploy("production").ret == 0
+    env.write(VIEW, VIEW_SQL.format(what="count(*) + 1"))
+    refused = deploy("production")
+    assert refused.ret == 1
+    text = " ".join(refused.stdout.str().split())
+    assert "1 migration(s) not applied there: m/R__views.sql (repeatable: there" in text, text
+    assert "Restore each migration edited" not in text, text
+    assert deploy("staging").ret == 0 and deploy("production").ret == 0
