@@ -97,7 +97,7 @@ def _check_schema_drift(deployment: Deployment, found: Findings) -> None:
     try:
         store = deployment.session.store()
         changes, verified = (
-            ([], set()) if store is None else (schema_drift.drift(deployment.schemas(), store))
+            ([], set()) if store is None else schema_drift.drift(deployment.schemas(), store)
         )
     except StoreError as err:
         raise DeployFailure(str(err)) from None
@@ -172,7 +172,7 @@ def _resolve_intent(deployment: Deployment, intent: Intent, found: Findings) -> 
         return False  # the file changed since: drift, settled by hand
     if deployment.dry_run:
         would = (
-            "has it: a real run records it as applied" if row else ("lacks it: it would be applied")
+            "has it: a real run records it as applied" if row else "lacks it: it would be applied"
         )
         found.note(f"{died}; the ledger of {where} {would}")
         return True
