@@ -3,9 +3,10 @@ forget-intent|history`` (and ``accept-checksum|baseline``, in ``migration_repair
 ``new``, in ``new_migration.py``).
 
 Tracked files come from the config (groups with ``track_migrations``), their state from the
-store's history: applied (same checksum), drifted (applied, file changed since), pending
-(never applied, or its last attempt failed or was rolled back) and missing (applied, file
-gone). ``apply`` is a pytest run of the tracked groups.
+store's history: applied (same checksum), drifted (applied, file changed since), changed (a
+repeatable migration, ``R__name.sql``, changed since: applied again by the next run),
+pending (never applied, or its last attempt failed or was rolled back) and missing (applied,
+file gone). ``apply`` is a pytest run of the tracked groups.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import sys
 from typing import Any
 
 from deploy_plugin.facts import iso_utc
-from deploy_plugin.plan import AppliedMigration, check_migrations
+from deploy_plugin.plan import AppliedMigration, check_migrations, is_repeatable
 from deploy_plugin.store.base import MigrationRecord
 
 from .args import DEPLOY_ENV_HELP, TARGET_REQUIRED, YES_PROTECTED, Commands, positive_int
@@ -100,12 +101,15 @@ def _row(
 
 
 def counts(rows: list[dict[str, Any]]) -> dict[str, int]:
-    """Totals per state shown (applied, failed, rolled_back, pending, drifted, missing), and
-    ``to_apply``: what the next deployment applies (pending, failed and rolled back)."""
-    total = dict.fromkeys(("applied", "failed", "rolled_back", "pending", "drifted", "missing"), 0)
+    """Totals per state shown (applied, failed, rolled_back, pending, drifted, changed,
+    missing), and ``to_apply``: what the next deployment applies (pending, failed, rolled
+    back and changed repeatables)."""
+    states = ("applied", "failed", "rolled_back", "pending", "drifted", "changed", "missing")
+    total = dict.fromkeys(states, 0)
     for row in rows:
         total[row["state"]] += 1
     total["to_apply"] = total["pending"] + total["failed"] + total["rolled_back"]
+    total["to_apply"] += total["changed"]
     return total
 
 
@@ -115,6 +119,7 @@ def counts_line(total: dict[str, int]) -> str:
     parts = [f"{total['applied']} applied"]
     parts += [f"{total[s]} {s.replace('_', ' ')}" for s in ("failed", "rolled_back") if total[s]]
     parts += [f"{total['pending']} pending", f"{total['drifted']} drifted"]
+    parts += [f"{total['changed']} changed (repeatable)"] if total["changed"] else []
     parts += [f"{total['missing']} missing"] if total["missing"] else []
     line = ", ".join(parts)
     if total["to_apply"] != total["pending"]:
@@ -282,11 +287,19 @@ def run_history(ctx: Context) -> int:
     store = ctx.store()
     records = store.migration_history(project.name, target, ctx.args.limit) if store else []
     audits = audit_rows(store, project.name, target)
+    shown = {r.file for r in records}
+    repeats = [
+        r
+        for r in (store.repeatable_applies(project.name, target) if store else [])
+        if r.file in shown
+    ]
     if ctx.args.json:
         emit_json([{"file": r.file, "checksum": r.checksum, "applied_at": r.applied_at,
                     "applied_by": r.applied_by, "execution_time_ms": r.execution_time_ms,
                     "status": r.status, "error_message": r.error_message,
-                    "audit": [audit_json(a) for a in audits if a.file == r.file]}
+                    "audit": [audit_json(a) for a in audits if a.file == r.file],
+                    **({"applies": [_apply_json(a) for a in repeats if a.file == r.file]}
+                       if is_repeatable(r.file) else {})}
                    for r in records])  # fmt: skip
         return 0
     print_table(
@@ -295,6 +308,21 @@ def run_history(ctx: Context) -> int:
           r.checksum[:12], r.error_message] for r in records],
         f"No migration history for {project.name} → {target}.",
     )  # fmt: skip
-    shown = {r.file for r in records}
+    if repeats:
+        say()
+        say("Repeatable migrations, every apply (newest first):")
+        print_table(
+            ["applied at", "file", "by", "time ms", "checksum"],
+            [[when(r.applied_at), r.file, r.applied_by, r.execution_time_ms, r.checksum[:12]]
+             for r in repeats],
+            "",
+        )  # fmt: skip
     print_audit([a for a in audits if a.file in shown])
     return 0
+
+
+def _apply_json(record: MigrationRecord) -> dict[str, Any]:
+    """One apply of a repeatable migration, for ``migration history --json``."""
+    return {"checksum": record.checksum, "applied_at": record.applied_at,
+            "applied_by": record.applied_by,
+            "execution_time_ms": record.execution_time_ms}  # fmt: skip

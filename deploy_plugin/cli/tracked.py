@@ -13,7 +13,7 @@ from typing import Any
 
 from deploy_plugin.config import DeployConfig
 from deploy_plugin.facts import who
-from deploy_plugin.plan import file_checksum, match_files, migration_state
+from deploy_plugin.plan import file_checksum, is_repeatable, match_files, migration_state, run_order
 from deploy_plugin.plugin.options import DeployOptions
 from deploy_plugin.store.base import MigrationRecord
 from deploy_plugin.targets import resolve
@@ -39,7 +39,7 @@ def tracked_files(config: DeployConfig, target: str | None) -> list[TrackedFile]
         if not group.track_migrations or (target and not group.applies_to(target)):
             continue
         files, _unmatched = match_files(config.root, group.file_patterns)
-        for rel in files:
+        for rel in run_order(files):
             if rel not in seen:
                 seen[rel] = TrackedFile(rel, group.name, file_checksum(config.root / rel))
     return list(seen.values())
@@ -50,8 +50,9 @@ def tracked_groups(config: DeployConfig, target: str) -> list[str]:
 
 
 def file_state(tracked: TrackedFile, record: MigrationRecord | None) -> str:
-    """applied | drifted | pending | failed | rolled_back (plan's one classifier)."""
-    return migration_state(tracked.checksum, record)
+    """applied | drifted | changed (a repeatable migration) | pending | failed | rolled_back
+    (plan's one classifier)."""
+    return migration_state(tracked.checksum, record, repeatable=is_repeatable(tracked.file))
 
 
 def recorded(ctx: Context, project: str, target: str) -> dict[str, MigrationRecord]:

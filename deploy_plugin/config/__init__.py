@@ -51,6 +51,7 @@ if TYPE_CHECKING:
         HealthCheck,
         Notify,
         TargetDecl,
+        is_repeatable,
         target_type_problem,
     )
     from .paths import format_path
@@ -70,7 +71,8 @@ _HOME = {
     ),
     **dict.fromkeys(
         ("ENV_NAME_RE", "NAME_RE", "RESERVED_GROUP_NAMES", "TARGET_TYPES", "DeployConfig",
-         "EmailNotify", "Group", "HealthCheck", "Notify", "TargetDecl", "target_type_problem"),
+         "EmailNotify", "Group", "HealthCheck", "Notify", "TargetDecl", "is_repeatable",
+         "target_type_problem"),
         "model",
     ),
     "format_path": "paths",
@@ -107,6 +109,7 @@ __all__ = [
     "TargetDecl",
     "format_path",
     "is_config_file",
+    "is_repeatable",
     "load_config",
     "placeholders",
     "render_command",

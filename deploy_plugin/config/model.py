@@ -18,6 +18,15 @@ NAME_RE = re.compile(r"[A-Za-z0-9_-]+\Z")
 ENV_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 
 
+def is_repeatable(rel: str) -> bool:
+    """Whether file ``rel`` of a tracked group is a repeatable migration (Flyway's
+    ``R__name.sql``): it runs after the group's versioned files, again whenever its
+    checksum changes (no drift), and no rollback undoes it. A naming rule of tracked
+    groups, here so that every layer (the store too) knows it."""
+    name = rel.rpartition("/")[2]
+    return name.startswith("R__") and name.endswith(".sql")
+
+
 @dataclass(frozen=True)
 class HealthCheck:
     """``health_check``: polled after the last group until it answers as expected."""

@@ -3,7 +3,8 @@ which order, and when an undo step runs.
 
 Each group gets its undo steps up front (:func:`undo_plan`), placed after every other step
 of the deployment, groups in reverse order: the down of each tracked migration (newest
-first), run when this deployment applied it; or the group's ``rollback_command`` (per
+first; a repeatable one, ``R__name.sql``, has none and stays applied), run when this
+deployment applied it; or the group's ``rollback_command`` (per
 file, in reverse, when it names a file placeholder), run when the group completed. An undo
 step runs only after a failure (or an interrupt), and not after an earlier undo failed:
 the state is then half undone, and more undoing would make it worse
@@ -18,7 +19,7 @@ from deploy_plugin.config import FILE_PLACEHOLDERS, placeholders, render_command
 from deploy_plugin.engine.errors import DeployFailure
 from deploy_plugin.engine.runtime import Deployment
 from deploy_plugin.migrate.downs import Down, find_down
-from deploy_plugin.plan import GroupPlan, Step, file_values
+from deploy_plugin.plan import GroupPlan, Step, file_values, is_repeatable
 
 NOTHING_TO_UNDO = "deployment succeeded: nothing to undo"
 
@@ -47,6 +48,7 @@ def undo_plan(deployment: Deployment, plan: GroupPlan) -> list[Undo]:
         return [
             Undo(f"undo[{rel}]", place(index), rel, find_down(config.root, group, rel))
             for index, rel in enumerate(reversed(plan.files))
+            if not is_repeatable(rel)  # no down: it stays applied (run again when changed)
         ]
     if group.rollback_command is None:
         return []

@@ -4,9 +4,11 @@ A deployment to a target that requires others runs only when, on each required t
 the last successful deployment of the same project (a real run of kind ``deploy``: not a
 dry run, rollback or reversibility check) used the same config (its sha256) and every
 migration this run would apply (its pending files) is applied there, with the same
-checksum, according to the store's history. :func:`gate_verdicts` reads that from a
-store; :func:`check_gate` is preflight's ``gate`` check; the history page shows each
-target's verdicts (:mod:`deploy_plugin.report.html.model`).
+checksum, according to the store's history (a repeatable migration, ``R__name.sql``,
+applied there with another checksum is not applied there yet: deploying there applies it).
+:func:`gate_verdicts` reads that from a store; :func:`check_gate` is preflight's ``gate``
+check; the history page shows each target's verdicts
+(:mod:`deploy_plugin.report.html.model`).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from deploy_plugin.engine.checks import Findings
 from deploy_plugin.engine.errors import DeployFailure
 from deploy_plugin.engine.migration_checks import selected_tracked
 from deploy_plugin.engine.runtime import Deployment
-from deploy_plugin.plan import check_migrations
+from deploy_plugin.plan import check_migrations, is_repeatable
 
 if TYPE_CHECKING:
     from deploy_plugin.store.base import Store
@@ -116,7 +118,11 @@ def gate_verdicts(
             if record is None or record.status != "success":
                 missing.append(rel if record is None else f"{rel} ({record.status} there)")
             elif record.checksum != checksum:
-                changed.append(f"{rel} (there {record.checksum[:SHORT]}, now {checksum[:SHORT]})")
+                there = f"there {record.checksum[:SHORT]}, now {checksum[:SHORT]}"
+                if is_repeatable(rel):  # not applied there as it is: deploying there does it
+                    missing.append(f"{rel} (repeatable: {there})")
+                else:
+                    changed.append(f"{rel} ({there})")
         verdicts.append(
             GateVerdict(project, required, config_sha, success, tuple(missing), tuple(changed))
         )

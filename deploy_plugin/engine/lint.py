@@ -37,6 +37,7 @@ from deploy_plugin.engine.squawk import (
     unknown_rule,
 )
 from deploy_plugin.migrate.statements import no_transaction
+from deploy_plugin.plan import is_repeatable
 
 #: Findings shown one by one as warnings; the others are in the step's report section.
 SHOWN_WARNINGS = 20
@@ -80,7 +81,9 @@ def start_lint(deployment: Deployment, files: set[str] | None = None) -> LintRun
             for plan in deployment.plans
             if plan.group.track_migrations
             for rel in plan.files
-            if rel not in applied or applied[rel].status != "success"
+            if rel not in applied
+            or applied[rel].status != "success"
+            or (is_repeatable(rel) and applied[rel].checksum != deployment.checksum(rel))
         }
     started = LintRun(files, [])
     selected = {g.name for g in deployment.selected_groups()}

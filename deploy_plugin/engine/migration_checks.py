@@ -17,7 +17,7 @@ from deploy_plugin.engine.errors import DeployFailure
 from deploy_plugin.engine.ledgers import guarded
 from deploy_plugin.engine.lint import LintRun, check_lint, start_lint
 from deploy_plugin.engine.runtime import Deployment
-from deploy_plugin.plan import check_migrations
+from deploy_plugin.plan import check_migrations, is_repeatable
 
 if TYPE_CHECKING:
     from deploy_plugin.migrate.downs import Down
@@ -98,8 +98,8 @@ def _check_schema_drift(deployment: Deployment, found: Findings) -> None:
 
     try:
         store = deployment.session.store()
-        changes, verified = ([], set()) if store is None else (
-            schema_drift.drift(deployment.schemas(), store)
+        changes, verified = (
+            ([], set()) if store is None else schema_drift.drift(deployment.schemas(), store)
         )
     except StoreError as err:
         raise DeployFailure(str(err)) from None
@@ -168,11 +168,13 @@ def _resolve_intent(deployment: Deployment, intent: Intent, found: Findings) -> 
         f"{intent.file}: deployment {intent.deployment_id} ({intent.who}, pid {intent.pid})"
         " ended while psql applied it"
     )
-    if row is not None and row.checksum != deployment.checksum(intent.file):
+    if is_repeatable(intent.file):  # its row is the one in doubt's only if the checksums agree
+        row = row if row is not None and row.checksum == intent.checksum else None
+    elif row is not None and row.checksum != deployment.checksum(intent.file):
         return False  # the file changed since: drift, settled by hand
     if deployment.dry_run:
-        would = "has it: a real run records it as applied" if row else (
-            "lacks it: it would be applied"
+        would = (
+            "has it: a real run records it as applied" if row else "lacks it: it would be applied"
         )
         found.note(f"{died}; the ledger of {where} {would}")
         return True

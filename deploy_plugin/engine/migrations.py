@@ -31,7 +31,7 @@ from deploy_plugin.engine.ledgers import (
 from deploy_plugin.engine.recorder import RunRecorder
 from deploy_plugin.facts import iso_utc, utcnow, who
 from deploy_plugin.migrate.ledger_read import url_problem
-from deploy_plugin.plan import AppliedMigration, GroupPlan
+from deploy_plugin.plan import AppliedMigration, GroupPlan, is_repeatable
 from deploy_plugin.secrets import Masker
 from deploy_plugin.targets import TargetInfo
 
@@ -39,6 +39,8 @@ if TYPE_CHECKING:
     from deploy_plugin.migrate.runner import MigrationRunner
     from deploy_plugin.plan.cut import Cut
     from deploy_plugin.store.base import MigrationRecord
+
+_LEDGER = "the target database's ledger"
 
 
 class Migrations:
@@ -173,31 +175,53 @@ class Migrations:
 
         A group whose files the built-in executor applies asks its database's ledger; a
         real run whose preflight could not read it answers None until the group's migration
-        runner has read it (the step then connects and asks again)."""
+        runner has read it (the step then connects and asks again). A repeatable migration
+        applied with another checksum than the file's is not applied: it runs again."""
+        found = self._applied_as(group, rel)
+        if found is None:
+            return None
+        when, by, source, checksum = found
+        if is_repeatable(rel) and checksum != self.checksum(rel):
+            return None
+        return when, by, source
+
+    def repeatable_note(self, group: Group, rel: str) -> str | None:
+        """Why repeatable migration ``rel``, not applied as it is now, runs: ``repeatable:
+        changed`` (applied before with another checksum) or ``repeatable: new``; None for a
+        versioned file."""
+        if not is_repeatable(rel):
+            return None
+        return "repeatable: changed" if self._applied_as(group, rel) else "repeatable: new"
+
+    def _applied_as(self, group: Group, rel: str) -> tuple[datetime, str | None, str, str] | None:
+        """:meth:`applied_record`, with the checksum applied, whatever the file is now."""
         if uses_ledger(group):
             if self.database.known(group):
                 row = self.database.row(group, rel)
                 if row is None:
                     return None
-                return row.applied_at, row.applied_by, "the target database's ledger"
+                return row.applied_at, row.applied_by, _LEDGER, row.checksum
             if not self.dry_run:
                 return None
         elif psql_ledger(group):  # a file its database holds is never applied again
             row = self.database.row(group, rel)
             if row is not None:
-                return row.applied_at, row.applied_by, "the target database's ledger"
+                return row.applied_at, row.applied_by, _LEDGER, row.checksum
         record = self.applied().get(rel)
         if record is None or record.status != "success":
             return None
-        return record.applied_at, record.applied_by, "the history"
+        return record.applied_at, record.applied_by, "the history", record.checksum
 
     def recover_history(self, group: Group, rel: str) -> str | None:
         """Record in the history a file the database's ledger has and the history lacks
         (a real run); the warning saying what happened, or None when nothing was missing."""
         row = self.database.row(group, rel)
         record = self.applied().get(rel)
-        if self.dry_run or row is None or (record is not None and record.status == "success"):
+        if self.dry_run or row is None:
             return None
+        if record is not None and record.status == "success":
+            if record.checksum == row.checksum or not is_repeatable(rel):
+                return None  # (a repeatable's other checksum: the run died before its row)
         store = self.session.open_store_or_none()
         runs = store.deployments(self.project, self.target.name, limit=50) if store else []
         died = run_that_died([r for r in runs if r.id != self.deployment_id], row.applied_at)

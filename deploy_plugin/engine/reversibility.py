@@ -1,6 +1,7 @@
 """The reversibility check (``--deploy-check-rollback``): does each down really undo its up?
 
-For a throw-away or CI database. For each pending migration of the tracked groups, in
+For a throw-away or CI database. For each pending migration of the tracked groups (but
+the repeatable ones, ``R__name.sql``, which have no down: :func:`left_out` names them), in
 order (:func:`check_plans`): fingerprint the schema (:mod:`deploy_plugin.migrate.fingerprint`),
 apply the up, apply the down, fingerprint again, then apply the up again and record it
 applied (:func:`check_migration`). Verdicts:
@@ -23,7 +24,7 @@ from deploy_plugin.engine.errors import DeployFailure
 from deploy_plugin.engine.runtime import Deployment
 from deploy_plugin.facts import who
 from deploy_plugin.migrate.downs import Down, read_down, undoes_nothing
-from deploy_plugin.plan import GroupPlan, plan_group
+from deploy_plugin.plan import GroupPlan, is_repeatable, plan_group
 from deploy_plugin.targets import TargetInfo
 
 if TYPE_CHECKING:
@@ -33,14 +34,26 @@ if TYPE_CHECKING:
 def check_plans(
     config: DeployConfig, target: TargetInfo, selected: Callable[[str], bool]
 ) -> list[GroupPlan]:
-    """The tracked groups ``selected`` keeps, each with only its per-file steps."""
+    """The tracked groups ``selected`` keeps, each with only its per-file steps (none for a
+    repeatable migration: it has no down, and runs again whenever it changes)."""
     plans: list[GroupPlan] = []
     for group in config.groups:
         if group.track_migrations and group.applies_to(target.name) and selected(group.name):
             full = plan_group(config, group, target.name)
-            steps = tuple(s for s in full.steps if s.tracked)
+            steps = tuple(s for s in full.steps if s.tracked and not is_repeatable(s.file or ""))
             plans.append(GroupPlan(group, steps, full.files, full.unmatched_patterns))
     return plans
+
+
+def left_out(plans: list[GroupPlan]) -> str | None:
+    """The note naming the repeatable migrations the check leaves out, if any."""
+    files = [rel for plan in plans for rel in plan.files if is_repeatable(rel)]
+    if not files:
+        return None
+    return (
+        "the reversibility check leaves repeatable migrations out (no down: they are applied"
+        f" again whenever they change): {', '.join(files)}"
+    )
 
 
 def check_command(rel: str, down: Down | None) -> str:

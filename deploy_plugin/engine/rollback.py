@@ -2,7 +2,8 @@
 and how each down runs.
 
 :func:`rollback_plan` turns the history into the range to roll back, newest first, each
-file with its group and down (or why there is nothing to roll back). A down runs in one
+file with its group and down (or why there is nothing to roll back). Repeatable
+migrations (``R__name.sql``) are left out, and the rollback says so. A down runs in one
 transaction with its ledger row removed: with the built-in executor
 (:func:`roll_back_builtin`, the history row in the same transaction when the store is that
 database) or with the group's ``deploy_command`` through psql (:func:`roll_back_shell`);
@@ -25,7 +26,7 @@ from deploy_plugin.engine.runtime import Deployment
 from deploy_plugin.engine.shell import CommandResult, run_command
 from deploy_plugin.facts import monotonic_ms, who
 from deploy_plugin.migrate.downs import Down, find_down, read_down, rollback_range, undoes_nothing
-from deploy_plugin.plan import GroupPlan, file_values, plan_group
+from deploy_plugin.plan import GroupPlan, file_values, is_repeatable, plan_group
 from deploy_plugin.targets import TargetInfo
 
 #: (place in the range, file, its down) of one group's files to roll back.
@@ -41,6 +42,16 @@ class RollbackPlan:
     orphans: list[str] = field(default_factory=list)  # files no tracked group matches
     nothing: str | None = None  # "nothing to roll back: ..." when the range is empty
     problem: str | None = None  # why the request cannot be carried out (exit 2)
+    repeatables: list[str] = field(default_factory=list)  # applied R__ files: left out
+
+    def left_out(self) -> str | None:
+        """The note saying which repeatable migrations the rollback leaves out, if any."""
+        if not self.repeatables:
+            return None
+        return (
+            "a rollback leaves repeatable migrations out (re-applied when changed, never"
+            f" undone): {', '.join(self.repeatables)}"
+        )
 
 
 def rollback_plan(
@@ -63,6 +74,15 @@ def rollback_plan(
     tracked = [p for p in every if selected(p.group.name)]
     unselected = [p.group.name for p in every if p not in tracked]
     group_of = {rel: p.group.name for p in every for rel in p.files}
+    kept = {p.group.name for p in tracked}
+    repeatables = [f for f in history if is_repeatable(f) and group_of.get(f) in kept]
+    history = [f for f in history if not is_repeatable(f)]
+    if to is not None and is_repeatable(to):
+        return RollbackPlan(
+            problem=f"--deploy-rollback-to={to}: {to} is a repeatable migration, which a"
+            " rollback leaves out (it is applied again whenever it changes, never undone)."
+            " Give a versioned migration. Nothing was run."
+        )
     wanted = rollback_range(
         history, group_of, steps=steps, to=_relative(config, to, history),
         skipped_groups=unselected,
@@ -71,8 +91,10 @@ def rollback_plan(
         return RollbackPlan(problem=wanted.problem)
     if not wanted.files:
         why = _why_empty(config, target, history, group_of, unselected, to)
+        if repeatables:
+            why += f" ({RollbackPlan(repeatables=repeatables).left_out()})"
         return RollbackPlan(nothing=f"nothing to roll back: {why}")
-    plan = RollbackPlan(tracked=tracked)
+    plan = RollbackPlan(tracked=tracked, repeatables=repeatables)
     for position, (rel, group_name) in enumerate(wanted.files):
         group_plan = next((p for p in tracked if p.group.name == group_name), None)
         if group_plan is None:
@@ -132,7 +154,7 @@ def down_command(deployment: Deployment, group: Group | None, rel: str, down: Do
 
 
 def empty_down(root: Path, rel: str, down: Down) -> str | None:
-    """"nothing undone: ..." when the down of ``rel`` holds no statement."""
+    """ "nothing undone: ..." when the down of ``rel`` holds no statement."""
     try:
         data = read_down(root, down)
     except OSError:

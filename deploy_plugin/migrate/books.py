@@ -30,11 +30,18 @@ class Bookkeeping:
 
     ``guard`` runs first (e.g. inserting the ledger row, whose unique key refuses a second
     apply of the same file); when it fails the file is not run and :class:`AlreadyApplied`
-    or :class:`MigrationError` is raised. ``records`` run after the file, before COMMIT.
+    or :class:`MigrationError` is raised. ``clear`` runs before it (a repeatable migration's
+    ledger row of another checksum is deleted, so only the same checksum refuses). ``records``
+    run after the file, before COMMIT.
     """
 
     guard: Sql | None = None
     records: Sequence[Sql] = field(default_factory=tuple)
+    clear: Sql | None = None
+
+    def guards(self) -> list[Sql]:
+        """What runs before the file: ``clear`` then ``guard`` (those given)."""
+        return [each for each in (self.clear, self.guard) if each is not None]
 
 
 NO_TRANSACTION_NOTE = (

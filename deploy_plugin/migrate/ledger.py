@@ -21,6 +21,7 @@ from datetime import datetime, timezone
 from typing import Any, Protocol
 
 from deploy_plugin.db import sqlite_transaction
+from deploy_plugin.plan import is_repeatable
 
 from .books import Sql
 from .errors import ConnectError
@@ -203,6 +204,16 @@ class Ledger:
             ),
         )
 
+    def clear(self, file: str, checksum: str) -> Sql:
+        """The DELETE of a repeatable migration's ledger row of another checksum, run before
+        its guard in the migration's transaction: a changed repeatable runs again, and its
+        row then carries the checksum applied last (the same checksum is still refused)."""
+        return (
+            f"DELETE FROM {self.table} WHERE project = {{}} AND target = {{}} AND file = {{}}"
+            " AND checksum <> {}",
+            (self.project, self.target, file, checksum),
+        )
+
     def forget(self, file: str) -> Sql:
         """The ledger row's DELETE, run in a rollback's transaction: the file is no longer
         applied, so a later deployment may apply it again."""
@@ -236,11 +247,17 @@ def psql_guard_sql(project: str, target: str, file: str, checksum: str, applied_
     transaction (before the file): the row commits with the file or not at all, so after a
     SIGTERM or kill -9 the database tells whether the file went through. Creates the ledger
     when missing (serialised by a transaction-level advisory lock: files applied in
-    parallel may both find it missing); refuses a file the ledger already records."""
+    parallel may both find it missing); refuses a file the ledger already records (a
+    repeatable migration's row of another checksum is deleted first: it runs again)."""
     literal, body = _dollar_quoting(project, target, file, checksum, applied_by)
 
     where = (
         f"project = {literal(project)} AND target = {literal(target)} AND file = {literal(file)}"
+    )
+    clear = (
+        f"DELETE FROM {PG_TABLE} WHERE {where} AND checksum <> {literal(checksum)};\n"
+        if is_repeatable(file)
+        else ""
     )
     return (
         "-- pytest-deploy: the ledger row of this migration, in psql's -1 transaction\n"
@@ -250,6 +267,7 @@ def psql_guard_sql(project: str, target: str, file: str, checksum: str, applied_
         f"    {_PG_CREATE.replace(';', '; ')};\n"
         "  END IF;\n"
         f"END ${body}$;\n"
+        f"{clear}"
         f"DO ${body}$ BEGIN IF EXISTS (SELECT 1 FROM {PG_TABLE} WHERE {where}) THEN\n"
         f"  RAISE EXCEPTION 'pytest-deploy: the ledger {PG_TABLE} of this database already"
         f" records % as applied; it is not run again', {literal(file)};\n"
@@ -282,12 +300,15 @@ def missing_from_history(
     """Ledger rows whose file the history does not record as applied.
 
     ``history`` maps file → a record with ``status`` and ``checksum`` (the store's rows).
-    These are migrations a run committed and then died before writing its history row.
+    These are migrations a run committed and then died before writing its history row (for
+    a repeatable migration, also a row whose checksum the history does not have).
     """
     out = []
     for file, row in sorted(ledger.items()):
         record = history.get(file)
         if record is None or record.status != "success":
+            out.append(row)
+        elif is_repeatable(file) and record.checksum != row.checksum:
             out.append(row)
     return out
 

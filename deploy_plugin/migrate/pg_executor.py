@@ -163,7 +163,7 @@ class PostgresApplier:
                 if sets:
                     self._setting(rel, ";".join(sets))
                 self._one_by_one(text, rel)
-                statements = ([books.guard] if books.guard else []) + list(books.records)
+                statements = books.guards() + list(books.records)
                 if statements:
                     self._books_alone(rel, statements, ms_since(started))
         except BaseException:
@@ -209,10 +209,9 @@ class PostgresApplier:
         from psycopg.pq import ExecStatus
 
         prefix = "".join(f"{each};" for each in sets)
-        guards = 0
-        if books.guard is not None:
-            prefix += self._render(books.guard).replace("\n", " ") + ";"
-            guards = 1
+        guards = books.guards()
+        for guard in guards:
+            prefix += self._render(guard).replace("\n", " ") + ";"
         head = _BEGIN + prefix  # one line: the file's line numbers stay as they are
         tail = "".join(";" + self._render(r) for r in books.records)
         # RESET ALL: a file's SET (search_path, role, ...) must not leak into the next file.
@@ -230,7 +229,7 @@ class PostgresApplier:
             raise MigrationError(rel, None, f"setting the group's timeouts: {message}", sqlstate)
         if bad:
             bad -= len(sets)
-        if 1 <= bad <= guards:  # (bad == 0: the server refused to parse the query)
+        if 1 <= bad <= len(guards):  # (bad == 0: the server refused to parse the query)
             message, sqlstate, _ = self._diag(last)
             if sqlstate == "23505":
                 raise AlreadyApplied(
@@ -241,7 +240,7 @@ class PostgresApplier:
                     " date from the ledger when the next deployment starts",
                 )
             raise MigrationError(rel, None, f"recording the migration failed: {message}", sqlstate)
-        index = bad - 1 - guards  # the failing statement among the file's own
+        index = bad - 1 - len(guards)  # the failing statement among the file's own
         if last.status != ExecStatus.FATAL_ERROR:
             self.connection.close()  # stuck in COPY mode; the server rolls back
             stmts = _pg_statements(text)

@@ -5,6 +5,10 @@ is, the file, its ledger row and its history row go to the server as one query (
 trip, one transaction). If not, file and ledger row commit together and the history row is
 written right after; a run killed in between leaves a ledger row that the next deployment
 records in the history (:meth:`MigrationRunner.reconcile`), so nothing runs twice.
+
+A repeatable migration (``R__name.sql``) first deletes its ledger row of another checksum,
+in the same transaction: a changed one runs again, the same checksum is still refused. Each
+apply of one also gets a ``repeatable_applies`` row in the store, with its history row.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from typing import Any, Protocol
 
 from deploy_plugin.db import BUSY_TIMEOUT_S
 from deploy_plugin.migration_record import MigrationRecord
+from deploy_plugin.plan import is_repeatable
 
 from .books import ELAPSED_MS, Bookkeeping, Sql
 from .downs import Down, read_down, up_bytes
@@ -39,6 +44,12 @@ class HistoryWriter(Protocol):
     ) -> Sql:
         """The upsert of ``record``'s history row (``{}`` placeholders); an
         ``execution_time_ms`` of None is sent as ``elapsed``."""
+
+    def repeat_statement(
+        self, project: str, target: str, record: MigrationRecord, *, elapsed: Any
+    ) -> Sql:
+        """The row of one apply of a repeatable migration (``{}`` placeholders), sent with
+        its history row."""
 
 
 @dataclass(frozen=True)
@@ -121,11 +132,17 @@ class MigrationRunner:
         applied_at = datetime.now(timezone.utc)
         record = MigrationRecord(rel, checksum, applied_at, who, None, "success", note)
         records = []
+        repeatable = is_repeatable(rel)
         if self.same_database and self.store is not None:
-            records.append(
-                self.store.history_statement(self.project, self.target, record, elapsed=ELAPSED_MS)
-            )
-        books = Bookkeeping(guard=self.ledger.guard(rel, checksum, who), records=records)
+            store, project, target = self.store, self.project, self.target
+            records.append(store.history_statement(project, target, record, elapsed=ELAPSED_MS))
+            if repeatable:
+                records.append(store.repeat_statement(project, target, record, elapsed=ELAPSED_MS))
+        books = Bookkeeping(
+            guard=self.ledger.guard(rel, checksum, who),
+            records=records,
+            clear=self.ledger.clear(rel, checksum) if repeatable else None,
+        )
         try:
             data: bytes | None = up_bytes(path.read_bytes())  # a dbmate file: its up section
         except OSError:

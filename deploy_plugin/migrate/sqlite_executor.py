@@ -32,8 +32,8 @@ class SQLiteApplier:
         except sqlite3.Error as err:  # e.g. still locked after the 30 s busy timeout
             raise _sqlite_error(rel, None, err, prefix="at BEGIN: ") from None
         try:
-            if atomic and books.guard is not None:
-                self._books(rel, [books.guard], started, guard=True)
+            if atomic:
+                self._books(rel, books.guards(), started, guard=True)
             for index, stmt in enumerate(_sqlite_statements(text)):
                 try:
                     conn.execute(text[stmt.start : stmt.end]).fetchall()  # RETURNING steps rows
@@ -42,8 +42,7 @@ class SQLiteApplier:
                     raise _sqlite_error(rel, stmt.line, err, note=note) from None
             if not atomic:
                 conn.execute("BEGIN IMMEDIATE")
-                if books.guard is not None:
-                    self._books(rel, [books.guard], started, guard=True)
+                self._books(rel, books.guards(), started, guard=True)
             self._books(rel, list(books.records), started)
             try:
                 conn.execute("COMMIT")

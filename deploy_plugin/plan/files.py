@@ -4,6 +4,8 @@
   pattern names them), never a file reached through a link leaving the root nor a name
   that is not UTF-8 (both reported, so a pattern matching nothing says why);
 * :func:`tracked_overlap_problem`: one migration file in two tracked groups of a target;
+* :func:`run_order`: a tracked group's repeatable migrations (Flyway's ``R__name.sql``,
+  :func:`deploy_plugin.config.is_repeatable`) run after its versioned files;
 * :func:`read_small_file`, :func:`file_values` (the file placeholders),
   :func:`padding_warning` and :func:`links_note`.
 
@@ -17,7 +19,7 @@ import re
 from collections.abc import Callable, Iterable
 from pathlib import Path, PurePosixPath
 
-from deploy_plugin.config import ConfigError, DeployConfig, Group
+from deploy_plugin.config import ConfigError, DeployConfig, Group, is_repeatable
 
 
 def _segment_regex(segment: str) -> str:
@@ -159,6 +161,12 @@ def _utf8(name: str) -> bool:
 
 def _inside(path: str, real_root: str) -> bool:
     return os.path.realpath(path).startswith(real_root + os.sep)
+
+
+def run_order(files: Iterable[str]) -> list[str]:
+    """A tracked group's files in run order: the versioned ones, then the repeatable ones
+    (each in code-point order)."""
+    return sorted(files, key=lambda rel: (is_repeatable(rel), rel))
 
 
 def _share_a_target(a: Group, b: Group) -> bool:

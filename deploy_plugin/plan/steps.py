@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 from deploy_plugin.config import DeployConfig, Group, render_command
 
-from .files import file_values, match_files
+from .files import file_values, match_files, run_order
 
 
 @dataclass(frozen=True)
@@ -68,7 +68,7 @@ def plan_group(
     values = _common_values(config, group, target)
     if matched is None:
         matched = match_group(config, group)
-    files = matched.files
+    files = tuple(run_order(matched.files)) if group.track_migrations else matched.files
     steps: list[Step] = []
 
     def add(name: str, kind: str, template: str | None, file: str | None = None) -> None:

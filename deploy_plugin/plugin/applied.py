@@ -3,7 +3,8 @@
 A re-run of a deployment finds most of its migrations applied: each would be a pytest
 item that only reports itself skipped, and pytest's run protocol costs more per item than
 that decision. So when a group's collector finds two or more of its files recorded as
-applied in the store's history, it collects one :class:`AppliedItem`,
+applied in the store's history (a repeatable migration: with the file's checksum), it
+collects one :class:`AppliedItem`,
 ``<config>::<target>::<group>::applied``, in their place. At run time the item asks, file
 by file, exactly what the file's own step would ask (the database's ledger where it
 decides, else the history, read after the lock) and reports itself skipped "N files
@@ -32,6 +33,7 @@ import pytest
 from deploy_plugin.engine.errors import DeployFailure
 from deploy_plugin.engine.views import StepView
 from deploy_plugin.facts import monotonic_ms
+from deploy_plugin.plan import is_repeatable
 from deploy_plugin.plugin.items import DeployItem, skip
 from deploy_plugin.plugin.steps import applied_reason
 
@@ -74,8 +76,18 @@ def applied_steps(node: pytest.Collector, deployment: Deployment, plan: GroupPla
         and s.file is not None
         and (record := history.get(s.file)) is not None
         and record.status == "success"
+        and (not is_repeatable(s.file) or _unchanged(deployment, s.file, record.checksum))
     ]
     return steps if len(steps) >= FEWEST else []
+
+
+def _unchanged(deployment: Deployment, rel: str, checksum: str) -> bool:
+    """Whether repeatable migration ``rel`` is as it was applied (a changed one runs again,
+    with its own item; one that cannot be read too: its step reports why)."""
+    try:
+        return deployment.checksum(rel) == checksum
+    except DeployFailure:
+        return False
 
 
 def _named_below(node: pytest.Collector) -> bool:

@@ -79,6 +79,9 @@ def collect_check(
     if not plans:
         return
     deployment = new_deployment(node, session, config, target, plans, kind="check_rollback")
+    note = reversibility.left_out(plans)
+    if note:
+        deployment.notes.append(note)
     yield PreflightNode.from_parent(node, name="preflight", deployment=deployment)
     for plan in plans:
         yield CheckGroupNode.from_parent(

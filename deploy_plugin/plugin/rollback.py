@@ -147,6 +147,9 @@ def collect_rollback(
         return
     deployment = new_deployment(node, session, config, target, plan.tracked, kind="rollback")
     deployment.rollback_orphans.extend(plan.orphans)
+    left_out = plan.left_out()
+    if left_out:
+        deployment.notes.append(left_out)
     yield PreflightNode.from_parent(node, name="preflight", deployment=deployment)
     for group_plan in plan.tracked:
         if group_plan.group.name in plan.entries:

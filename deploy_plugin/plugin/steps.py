@@ -104,6 +104,8 @@ class StepItem(DeployItem):
                 if recovered:
                     self.deploy_warning(recovered)
             skip(reason)
+        if step.tracked:  # a repeatable migration says why it runs (changed, or new)
+            self._remark(deployment.repeatable_note(step.group, self.migration), summary=False)
         if step.command is None:
             self.command = f"apply {step.file} with the built-in SQL executor"
             if not deployment.dry_run:
@@ -315,7 +317,7 @@ class StepItem(DeployItem):
         """A migration's word on its timeouts, in its notes and the reports' message (and,
         for one applied after lock retries, the terminal summary's notes)."""
         if text:
-            self.remark = text
+            self.remark = f"{self.remark}; {text}" if self.remark else text
             self.notes.append(text)
             if summary:
                 self.deployment.notes.append(f"{self.file} {text}")

@@ -147,6 +147,8 @@ def terminal_summary(terminal: Any, reports: list[DeploymentReport]) -> None:
                 command = step.command or ""
                 if step.outcome == "skipped":
                     command = f"(skipped: {step.message})"
+                elif step.message:  # a passed step's remark: a repeatable's "changed"
+                    command += f" ({step.message})"
                 terminal.write_line(f"    {step.node_id}: {command}")
 
 

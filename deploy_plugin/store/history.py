@@ -1,11 +1,18 @@
 """The migration history of a store: rows, intents of shell-applied files, and the upsert
-sent inside a migration's own transaction (the migration runner's ``HistoryWriter``)."""
+sent inside a migration's own transaction (the migration runner's ``HistoryWriter``).
+
+``migration_history`` keeps one row per file (its last apply or attempt); a repeatable
+migration (``R__name.sql``) also gets one ``repeatable_applies`` row per apply, with the
+checksum it applied, written with its history row (:meth:`HistoryRepository.repeat_statement`
+in the migration's own transaction)."""
 
 from __future__ import annotations
 
 import os
 import socket
 from typing import Any
+
+from deploy_plugin.config import is_repeatable
 
 from .core import _DELETE_INTENT, _MIGRATIONS, _PROJECT_OF, UPSERT_MIGRATION, StoreCore, _limited
 from .records import (
@@ -53,7 +60,35 @@ class HistoryRepository(StoreCore):
         project_id = self.project_id(project)
         with self.driver.transaction("record a migration") as db:
             db.execute(UPSERT_MIGRATION, self._migration_params(project_id, target, record))
+            if record.status == "success" and is_repeatable(record.file):
+                db.execute(_INSERT_REPEAT, self._repeat_params(project_id, target, record))
             db.execute(_DELETE_INTENT, (project_id, target, record.file))
+
+    def repeatable_applies(
+        self, project: str, target: str, limit: int | None = None
+    ) -> list[MigrationRecord]:
+        """Every apply of a repeatable migration of ``project`` + ``target``, newest first
+        (at most ``limit``), each with the checksum it applied."""
+        sql, params = _limited(
+            """SELECT r.migration_file, r.checksum, r.applied_at, r.applied_by,
+                r.execution_time_ms, 'success', NULL
+            FROM {s}repeatable_applies r JOIN {s}projects p ON p.id = r.project_id
+            WHERE p.name = ? AND r.target_name = ? ORDER BY r.applied_at DESC, r.id DESC""",
+            (project, target), limit,
+        )  # fmt: skip
+        with self.driver.reader("read the applies of repeatable migrations") as db:
+            rows = db.execute(sql, params).fetchall()
+        return [self._migration(row) for row in rows]
+
+    def repeat_statement(
+        self, project: str, target: str, record: MigrationRecord, *, elapsed: Any
+    ) -> tuple[str, tuple[Any, ...]]:
+        """The ``repeatable_applies`` row of ``record`` (a repeatable migration's apply) as one
+        statement with ``{}`` placeholders, sent with :meth:`history_statement`."""
+        params = list(self._repeat_params(self.project_id(project), target, record))
+        if record.execution_time_ms is None:
+            params[6] = elapsed
+        return self.driver.sql.translate(_INSERT_REPEAT.replace("?", "{}")), tuple(params)
 
     # -- intents of shell-applied migrations ----------------------------------------------
 
@@ -122,6 +157,19 @@ class HistoryRepository(StoreCore):
                 record.applied_by, record.execution_time_ms, record.status,
                 record.error_message)  # fmt: skip
 
+    def _repeat_params(
+        self, project_id: int, target: str, record: MigrationRecord
+    ) -> tuple[Any, ...]:
+        applied_at = self.driver.time_param(record.applied_at)
+        return (project_id, target, record.file, record.checksum, applied_at,
+                record.applied_by, record.execution_time_ms)  # fmt: skip
+
     def _migration(self, row: Any) -> MigrationRecord:
         file, checksum, applied_at, *rest = row
         return MigrationRecord(file, checksum, self.driver.time_value(applied_at), *rest)
+
+
+_INSERT_REPEAT = """
+    INSERT INTO {s}repeatable_applies (project_id, target_name, migration_file, checksum,
+        applied_at, applied_by, execution_time_ms)
+    VALUES (?, ?, ?, ?, ?, ?, ?)"""

@@ -285,3 +285,27 @@ SQLITE_STEPS.append(
         ),
     )
 )
+
+# v10 (issue 23 #3): every apply of a repeatable migration (R__name.sql), one row each, with
+# the checksum it applied. migration_history keeps one row per file (the last apply), so
+# `migration history` reads the earlier checksums here.
+SQLITE_STEPS.append(
+    SchemaStep(
+        10,
+        "every apply of a repeatable migration (repeatable_applies)",
+        (
+            f"""CREATE TABLE repeatable_applies (
+                id                INTEGER PRIMARY KEY,
+                project_id        INTEGER NOT NULL REFERENCES projects(id),
+                target_name       TEXT NOT NULL,
+                migration_file    TEXT NOT NULL,
+                checksum          TEXT NOT NULL,
+                applied_at        TEXT NOT NULL DEFAULT {_SQLITE_NOW},
+                applied_by        TEXT,
+                execution_time_ms INTEGER
+            )""",
+            """CREATE INDEX idx_repeatable_applies_target
+                ON repeatable_applies (project_id, target_name)""",
+        ),
+    )
+)

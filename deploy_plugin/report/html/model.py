@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from deploy_plugin.engine.gate import GateVerdict, gate_verdicts
 from deploy_plugin.engine.logs import log_tail, run_log_dir, step_log_file
 from deploy_plugin.engine.squawk import findings_in
-from deploy_plugin.plan import file_checksum, match_files, migration_state
+from deploy_plugin.plan import file_checksum, is_repeatable, match_files, migration_state
 from deploy_plugin.store.records import (
     DeploymentRecord,
     MigrationRecord,
@@ -195,14 +195,14 @@ def _counts(
         return MigrationCounts(statuses["success"], statuses["failed"],
                                statuses["rolled_back"], None, None)  # fmt: skip
     states = Counter(
-        migration_state(checksum, applied.get(rel))
+        migration_state(checksum, applied.get(rel), repeatable=is_repeatable(rel))
         for rel, checksum in tracked_files(config, target).items()
     )
     return MigrationCounts(
-        applied=statuses["success"] - states["drifted"],
+        applied=statuses["success"] - states["drifted"] - states["changed"],
         failed=statuses["failed"],
         rolled_back=statuses["rolled_back"],
-        pending=states["pending"] + states["failed"] + states["rolled_back"],
+        pending=states["pending"] + states["failed"] + states["rolled_back"] + states["changed"],
         drifted=states["drifted"],
     )
 
