@@ -188,12 +188,15 @@ class Databases:
         self.admin.close()
 
 
-def run(cmd: list[str], cwd: Path, what: str) -> tuple[float, float]:
+def run(cmd: list[str], cwd: Path, what: str, source: Path | None = None) -> tuple[float, float]:
     """Run ``cmd``; return its wall time and its CPU time (user + system, the client's
-    only: the server's work is not in it), or exit 1 with its output when it fails."""
+    only: the server's work is not in it), or exit 1 with its output when it fails.
+    ``source``: a checkout whose ``deploy_plugin`` is imported instead (``PYTHONPATH``)."""
     # bytecode is cached as in a user's project (both sides: the baseline has none to write)
     env = {k: v for k, v in os.environ.items()
            if not k.startswith("DEPLOY_") and k != "PYTHONDONTWRITEBYTECODE"}  # fmt: skip
+    if source is not None:
+        env["PYTHONPATH"] = str(source)
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     out = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
@@ -232,8 +235,11 @@ def build_project(root: Path, files: list[tuple[str, str]]) -> None:
     (root / "pytest.ini").write_text("[pytest]\n")
 
 
-def bench(root: Path, n: int, repeat: int, dbs: Databases) -> list[dict[str, float]]:
-    """Every round's time of every variant, each run checked against the base's schema."""
+def bench(
+    root: Path, n: int, repeat: int, dbs: Databases, before: Path | None = None
+) -> list[dict[str, float]]:
+    """Every round's time of every variant, each run checked against the base's schema;
+    ``before``: also run both of ours with the ``deploy_plugin`` of that checkout."""
     rounds: list[dict[str, float]] = []
     best: dict[str, float] = {}
     reference: dict[str, list[tuple[Any, ...]]] | None = None
@@ -249,17 +255,18 @@ def bench(root: Path, n: int, repeat: int, dbs: Databases) -> list[dict[str, flo
         best["base"] = min(best.get("base", seconds), seconds)
         rounds.append({"base": seconds, "base cpu": cpu})
 
-        for key in ("ours-pg", "ours-sqlite"):
+        keys = ["ours-pg", "ours-sqlite"] + (["before-pg", "before-sqlite"] if before else [])
+        for key in keys:
             url = dbs.create()
             store: str | Path
-            if key == "ours-pg":
+            if key.endswith("-pg"):
                 store = url
                 cmd = [*PYTEST, "--deploy-store", url, "--deploy-env", f"DATABASE_URL={url}"]
             else:
                 shutil.rmtree(root / ".deploy", ignore_errors=True)
                 store = root / ".deploy" / "state.sqlite3"
                 cmd = [*PYTEST, "--deploy-env", f"DATABASE_URL={url}"]
-            seconds, cpu = run(cmd, root, key)
+            seconds, cpu = run(cmd, root, key, before if key.startswith("before") else None)
             compare(reference, schema_dump(url), f"{key} run {r + 1}")
             rows = history_rows(store)
             if rows != n:
@@ -399,6 +406,9 @@ def main() -> None:
     parser.add_argument("--phases", action="store_true", help="also time ours-pg's phases")
     parser.add_argument("--keep", type=Path, help="also copy the generated project to DIR")
     parser.add_argument(
+        "--before", type=Path, help="also run ours with the deploy_plugin of checkout DIR"
+    )
+    parser.add_argument(
         "--reading", action="store_true", help="also time reading the files as the executor does"
     )
     args = parser.parse_args()
@@ -416,7 +426,7 @@ def main() -> None:
             build_project(root, files)
             if args.keep:
                 shutil.copytree(root, args.keep, dirs_exist_ok=True)
-            rounds = bench(root, len(files), args.repeat, dbs)
+            rounds = bench(root, len(files), args.repeat, dbs, args.before)
             if args.phases:
                 phases(root, dbs, len(files), args.repeat)
             if args.profile:
@@ -431,8 +441,12 @@ def main() -> None:
         "base": "base: one psql session, BEGIN/COMMIT per file",
         "ours-pg": "ours-pg: pytest-deploy, PostgreSQL store",
         "ours-sqlite": "ours-sqlite: pytest-deploy, default SQLite store",
+        "before-pg": f"before-pg: ours-pg with {args.before}",
+        "before-sqlite": f"before-sqlite: ours-sqlite with {args.before}",
     }
     for key, label in labels.items():
+        if key not in best:
+            continue
         paired = sorted(r[key] / r["base"] for r in rounds)  # same round: same load
         print(f"  {label:<50} {best[key]:7.3f} s  {best[key] / base:5.2f}x base"
               f"  (per round: median {paired[len(paired) // 2]:.2f}x;"

@@ -21,8 +21,9 @@ from deploy_plugin.migration_record import MigrationRecord
 from .books import ELAPSED_MS, Bookkeeping, Sql
 from .downs import Down, read_down, up_bytes
 from .errors import AlreadyApplied, MigrationError
-from .executor import SqlExecutor
+from .executor import Prepared, SqlExecutor
 from .ledger import Ledger, LedgerRow, missing_from_history
+from .prefetch import Prefetcher
 from .retries import LOCK_NOT_AVAILABLE, QUERY_CANCELED, Attempts, LockPolicy, with_lock_retries
 
 
@@ -72,8 +73,12 @@ class MigrationRunner:
         self.ledger = Ledger(executor, project, target)
         # "is the store this database?", asked once, by the store itself
         self.same_database = store is not None and store.is_store_connection(executor.connection)
+        # the next file, read and checked while the server applies this one
+        self.prefetch: Prefetcher[Prepared] = Prefetcher(executor.prepare)
+        self._prepared: tuple[str, Prepared] | None = None  # what apply() took of it
 
     def close(self) -> None:
+        self.prefetch.close()
         self.executor.close()
 
     def reconcile(self, history: Mapping[str, Any]) -> list[LedgerRow]:
@@ -81,12 +86,20 @@ class MigrationRunner:
         return missing_from_history(self.ledger.rows(), history)
 
     def apply(
-        self, rel: str, path: Path, *, checksum: str, who: str, policy: LockPolicy | None = None
-    ) -> Applied:
+        self, rel: str, path: Path, *, checksum: str, who: str, policy: LockPolicy | None = None,
+        upcoming: tuple[str, Path] | None = None,
+    ) -> Applied:  # fmt: skip
         """Apply ``path``; ledger row in its transaction, history row with it or right after.
 
         ``policy``: the group's timeouts, set in the file's transaction; after a lock
-        timeout the file is tried again (:mod:`.retries`). SQLite ignores them."""
+        timeout the file is tried again (:mod:`.retries`). SQLite ignores them.
+        ``upcoming``: (rel, path) of the file applied next, read and checked while the
+        server applies this one (:mod:`.prefetch`); it is not sent before its own apply."""
+        prepared = self.prefetch.take(rel, path, checksum)  # None: read it now
+        if upcoming is not None:
+            self.prefetch.start(*upcoming)
+        if prepared is not None:
+            self._prepared = (rel, prepared)
         if policy is None:
             return self._apply_once(rel, path, checksum, who, None, None)
         if self.executor.kind != "postgresql":
@@ -126,12 +139,19 @@ class MigrationRunner:
                 self.store.history_statement(self.project, self.target, record, elapsed=ELAPSED_MS)
             )
         books = Bookkeeping(guard=self.ledger.guard(rel, checksum, who), records=records)
-        try:
-            data: bytes | None = up_bytes(path.read_bytes())  # a dbmate file: its up section
-        except OSError:
-            data = None  # the executor reports the unreadable file
+        prepared, self._prepared = self._prepared, None  # (a retry reads the file again)
+        data: bytes | None = None
+        if prepared is None or prepared[0] != rel:
+            prepared = None
+            try:
+                data = up_bytes(path.read_bytes())  # a dbmate file: its up section
+            except OSError:
+                pass  # the executor reports the unreadable file
         settings = policy.settings() if policy is not None else None
-        elapsed = self.executor.apply(path, rel, books=books, data=data, settings=settings)
+        elapsed = self.executor.apply(
+            path, rel, books=books, data=data, settings=settings,
+            prepared=prepared[1] if prepared is not None else None,
+        )  # fmt: skip
         record = MigrationRecord(rel, checksum, applied_at, who, elapsed, "success", note)
         return Applied(record, recorded=bool(records))
 
