@@ -17,6 +17,7 @@ from typing import Any, Protocol
 
 from deploy_plugin.db import BUSY_TIMEOUT_S
 from deploy_plugin.migration_record import MigrationRecord
+from deploy_plugin.plan.sections import checksum_bytes
 
 from .books import ELAPSED_MS, Bookkeeping, Sql
 from .downs import Down, read_down, up_bytes
@@ -144,9 +145,13 @@ class MigrationRunner:
         if prepared is None or prepared[0] != rel:
             prepared = None
             try:
-                data = up_bytes(path.read_bytes())  # a dbmate file: its up section
+                raw = path.read_bytes()
             except OSError:
                 pass  # the executor reports the unreadable file
+            else:
+                if checksum_bytes(raw) != checksum:
+                    raise MigrationError(rel, None, _CHANGED)
+                data = up_bytes(raw)  # a dbmate file: its up section
         settings = policy.settings() if policy is not None else None
         elapsed = self.executor.apply(
             path, rel, books=books, data=data, settings=settings,
@@ -179,6 +184,12 @@ class MigrationRunner:
         return Applied(record, recorded=len(records) > 1)
 
 
+_CHANGED = (
+    "the file changed after this run read it (its checksum is not the one the run"
+    " checked and would record in the ledger), so it was not applied: what runs is what"
+    " was checked. Nothing of it was applied; run the deployment again to apply the file"
+    " as it is now"
+)
 _PARTIAL = (
     "something of this -- deploy:no-transaction file may have stayed applied (with"
     " CONCURRENTLY, an INVALID index); check the database before deploying again"
