@@ -385,8 +385,11 @@ def reading(files: list[tuple[str, str]], ours_cpu: float) -> None:
             "t = time.process_time(); _pg_statements('SELECT 1'); "
             "print(time.process_time() - t)")  # fmt: skip
     imported = min(
-        float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                             check=True).stdout)  # fmt: skip
+        float(
+            subprocess.run(
+                [sys.executable, "-c", code], capture_output=True, text=True, check=True
+            ).stdout
+        )  # fmt: skip
         for _ in range(5)
     )
     hinted = sum(1 for _, sql in files if _PG_HINT.search(sql.lower()))
