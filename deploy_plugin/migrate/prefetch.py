@@ -43,11 +43,15 @@ class Prefetcher(Generic[T]):
     first :meth:`start`, a daemon: it never holds up the interpreter's exit).
 
     ``prepare(rel, data)`` turns a file's bytes (its up section) into what the executor
-    sends, or raises :class:`MigrationError` (the step reports it, as without a prefetch).
+    sends, or raises :class:`MigrationError` (the step reports it, as without a prefetch);
+    ``warm()``, run once before the first file, loads what it needs (PostgreSQL's lexer).
     """
 
-    def __init__(self, prepare: Callable[[str, bytes], T]) -> None:
+    def __init__(
+        self, prepare: Callable[[str, bytes], T], warm: Callable[[], None] | None = None
+    ) -> None:
         self._prepare = prepare
+        self._warm = warm  # run by the worker before its first file (an import, say)
         self._job: _Job[T] | None = None
         self._wake = threading.Condition()
         self._queued: _Job[T] | None = None
@@ -94,6 +98,11 @@ class Prefetcher(Generic[T]):
             self._wake.notify()
 
     def _work(self) -> None:
+        if self._warm is not None:
+            try:
+                self._warm()
+            except Exception:  # noqa: BLE001 - only a head start: the step does it again
+                pass
         while True:
             with self._wake:
                 while self._queued is None and not self._closed:

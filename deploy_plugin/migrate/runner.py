@@ -75,7 +75,7 @@ class MigrationRunner:
         # "is the store this database?", asked once, by the store itself
         self.same_database = store is not None and store.is_store_connection(executor.connection)
         # the next file, read and checked while the server applies this one
-        self.prefetch: Prefetcher[Prepared] = Prefetcher(executor.prepare)
+        self.prefetch: Prefetcher[Prepared] = Prefetcher(executor.prepare, executor.warm)
         self._prepared: tuple[str, Prepared] | None = None  # what apply() took of it
 
     def close(self) -> None:
