@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/corpus.py [--files 250] [--repeat 3] [--seed 14]
         [--server postgresql://postgres@127.0.0.1:5432] [--phases] [--profile FILE]
-        [--keep DIR] [--reading]
+        [--keep DIR] [--reading] [--before CHECKOUT]
 
 ``corpus_gen.generate`` writes ``--files`` migrations (enums and new values, tables with
 foreign keys, defaults, checks, identity and generated columns, partial/expression/GIN
@@ -27,6 +27,11 @@ generation, constraints, indexes, view and materialized view definitions, functi
 triggers, enum labels in order, comments, row counts; the ``deploy`` and
 ``pytest_deploy`` schemas left out) and must equal the base's dump, and the history must
 hold one successful row per file; anything else exits 1. Aim (issue 14): ours-pg <= 1.2x base.
+
+``--before CHECKOUT`` also runs both of ours with the ``deploy_plugin`` of another checkout
+(``PYTHONPATH``; e.g. ``git archive main | tar -x -C /tmp/before``), interleaved with the
+others (``before-pg``, ``before-sqlite``; with ``--phases``, its phases too): a before/after
+of a change in one run, under the same load.
 
 ``--profile FILE`` also runs ours-pg once under ``python -m cProfile -o FILE`` (untimed)
 and prints the top functions by cumulative time. ``--phases`` also runs ours-pg
@@ -309,31 +314,45 @@ PHASES = [  # (label, from stamp, to stamp)
 ]  # fmt: skip
 
 
-def phases(root: Path, dbs: Databases, n: int, repeat: int) -> None:
-    """ours-pg with the ``corpus_phases`` plugin, ``repeat`` times; print the fastest."""
-    runs = []
+def phases(root: Path, dbs: Databases, n: int, repeat: int, before: Path | None = None) -> None:
+    """ours-pg with the ``corpus_phases`` plugin, ``repeat`` times; print the fastest.
+    ``before``: the same with that checkout's ``deploy_plugin``, interleaved."""
+    variants: dict[str, Path | None] = {"ours-pg": None}
+    if before is not None:
+        variants["before-pg"] = before
+    runs: dict[str, list[dict[str, Any]]] = {key: [] for key in variants}
     for _ in range(repeat):
-        url = dbs.create()
-        out = root / "phases.json"
-        env = {k: v for k, v in os.environ.items() if not k.startswith("DEPLOY_")}
-        path = [str(Path(__file__).resolve().parent), env.get("PYTHONPATH", "")]
-        env.pop("PYTHONDONTWRITEBYTECODE", None)
-        env.update(CORPUS_PHASES_OUT=str(out), PYTHONPATH=os.pathsep.join(filter(None, path)))
-        cmd = [*PYTEST, "-p", "corpus_phases", "--deploy-store", url,
-               "--deploy-env", f"DATABASE_URL={url}"]  # fmt: skip
-        spawn = time.time()
-        done = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True)
-        end = time.time()
-        if done.returncode != 0 or history_rows(url) != n:
-            sys.exit(f"ours-pg with phases failed:\n{done.stdout[-3000:]}{done.stderr[-3000:]}")
-        dbs.drop(url)
-        data = json.loads(out.read_text())
-        data["stamps"].update(spawn=spawn, exit=end)
-        runs.append(data)
+        for key, source in variants.items():
+            runs[key].append(_phases_run(root, dbs, n, source))
+    for key in variants:
+        _print_phases(key, runs[key])
+
+
+def _phases_run(root: Path, dbs: Databases, n: int, source: Path | None) -> dict[str, Any]:
+    url = dbs.create()
+    out = root / "phases.json"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DEPLOY_")}
+    path = [str(Path(__file__).resolve().parent), str(source or ""), env.get("PYTHONPATH", "")]
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    env.update(CORPUS_PHASES_OUT=str(out), PYTHONPATH=os.pathsep.join(filter(None, path)))
+    cmd = [*PYTEST, "-p", "corpus_phases", "--deploy-store", url,
+           "--deploy-env", f"DATABASE_URL={url}"]  # fmt: skip
+    spawn = time.time()
+    done = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True)
+    end = time.time()
+    if done.returncode != 0 or history_rows(url) != n:
+        sys.exit(f"ours-pg with phases failed:\n{done.stdout[-3000:]}{done.stderr[-3000:]}")
+    dbs.drop(url)
+    data: dict[str, Any] = json.loads(out.read_text())
+    data["stamps"].update(spawn=spawn, exit=end)
+    return data
+
+
+def _print_phases(key: str, runs: list[dict[str, Any]]) -> None:
     data = min(runs, key=lambda d: d["stamps"]["exit"] - d["stamps"]["spawn"])
     st, sums, counts = data["stamps"], data["sums"], data["counts"]
     total = st["exit"] - st["spawn"]
-    print(f"\nours-pg phases, fastest of {repeat}: {total:.3f} s wall")
+    print(f"\n{key} phases, fastest of {len(runs)}: {total:.3f} s wall")
     for label, a, b in PHASES:
         if a in st and b in st:
             d = st[b] - st[a]
@@ -431,7 +450,7 @@ def main() -> None:
                 shutil.copytree(root, args.keep, dirs_exist_ok=True)
             rounds = bench(root, len(files), args.repeat, dbs, args.before)
             if args.phases:
-                phases(root, dbs, len(files), args.repeat)
+                phases(root, dbs, len(files), args.repeat, args.before)
             if args.profile:
                 profile(root, args.profile.resolve(), dbs, len(files))
     finally:

@@ -44,7 +44,8 @@ class Prefetcher(Generic[T]):
 
     ``prepare(rel, data)`` turns a file's bytes (its up section) into what the executor
     sends, or raises :class:`MigrationError` (the step reports it, as without a prefetch);
-    ``warm()``, run once before the first file, loads what it needs (PostgreSQL's lexer).
+    ``warm()``, run once after the first file, loads what later ones may need
+    (PostgreSQL's lexer) while the worker would otherwise wait.
     """
 
     def __init__(
@@ -98,11 +99,6 @@ class Prefetcher(Generic[T]):
             self._wake.notify()
 
     def _work(self) -> None:
-        if self._warm is not None:
-            try:
-                self._warm()
-            except Exception:  # noqa: BLE001 - only a head start: the step does it again
-                pass
         while True:
             with self._wake:
                 while self._queued is None and not self._closed:
@@ -115,6 +111,12 @@ class Prefetcher(Generic[T]):
                 self._read(job)
             finally:
                 job.done.set()
+            warm, self._warm = self._warm, None
+            if warm is not None:  # after the first file: its step need not wait for it
+                try:
+                    warm()
+                except Exception:  # noqa: BLE001 - only a head start: a step does it again
+                    pass
 
     def _read(self, job: _Job[T]) -> None:
         rel, path = job.key
