@@ -1,11 +1,13 @@
-"""Issue 23 #7: the built-in executor reads the next file while the server applies this one.
+"""Issue 23 #7: the built-in executor reads the next file while the server applies this one,
+and a separate store's history rows are written without an fsync each.
 
 Real pytest processes against a real PostgreSQL target (a throw-away database per test)
 with the embedded SQLite store. Reading ahead must change nothing of what runs: the text a
 step applies is the text whose checksum its ledger and history rows record (what the run
 read and checked), a file edited under a running deployment is never applied with the
 checksum of another text, and what the reading finds wrong is reported by the file's own
-step.
+step. A history row written without its own fsync is still written when its file
+commits: another process sees it while the run goes on.
 """
 
 from __future__ import annotations
@@ -123,3 +125,31 @@ def test_what_reading_ahead_refuses_is_reported_by_the_files_own_step(
     assert "migrations/002_b.sql, line 3: COPY ... FROM STDIN" in done.output, done
     assert table_exists(dbname, "a") and not table_exists(dbname, "b"), done
     assert set(ledger(dbname)) == {"migrations/001_a.sql"}, done
+
+
+def test_history_rows_are_seen_by_other_processes_as_each_file_commits(
+    tmp_path: Path, dbname: str
+) -> None:
+    project = make_project(tmp_path, FILES)
+    (project / "conftest.py").write_text(
+        textwrap.dedent("""\
+            import sqlite3
+            from pathlib import Path
+
+            def pytest_deploy_before_step(deployment, step):
+                if step.file == "migrations/003_c.sql":  # its own connection, read-only
+                    store = Path(".deploy/state.sqlite3").resolve()
+                    with sqlite3.connect(f"file:{store}?mode=ro", uri=True) as conn:
+                        rows = conn.execute(
+                            "SELECT migration_file FROM migration_history"
+                            " WHERE status = 'success' ORDER BY 1"
+                        ).fetchall()
+                    Path("seen.txt").write_text(" ".join(r[0] for r in rows))
+            """)
+    )
+    done = run(project, database=database_url(dbname))
+
+    assert done.returncode == 0, done
+    seen = (project / "seen.txt").read_text().split()
+    assert seen == ["migrations/001_a.sql", "migrations/002_b.sql"], done
+    assert set(history(project, None)) == {f"migrations/{rel}" for rel in FILES}, done
