@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/corpus.py [--files 250] [--repeat 3] [--seed 14]
         [--server postgresql://postgres@127.0.0.1:5432] [--phases] [--profile FILE]
-        [--keep DIR] [--reading]
+        [--keep DIR] [--reading] [--before CHECKOUT]
 
 ``corpus_gen.generate`` writes ``--files`` migrations (enums and new values, tables with
 foreign keys, defaults, checks, identity and generated columns, partial/expression/GIN
@@ -27,6 +27,11 @@ generation, constraints, indexes, view and materialized view definitions, functi
 triggers, enum labels in order, comments, row counts; the ``deploy`` and
 ``pytest_deploy`` schemas left out) and must equal the base's dump, and the history must
 hold one successful row per file; anything else exits 1. Aim (issue 14): ours-pg <= 1.2x base.
+
+``--before CHECKOUT`` also runs both of ours with the ``deploy_plugin`` of another checkout
+(``PYTHONPATH``; e.g. ``git archive main | tar -x -C /tmp/before``), interleaved with the
+others (``before-pg``, ``before-sqlite``; with ``--phases``, its phases too): a before/after
+of a change in one run, under the same load.
 
 ``--profile FILE`` also runs ours-pg once under ``python -m cProfile -o FILE`` (untimed)
 and prints the top functions by cumulative time. ``--phases`` also runs ours-pg
@@ -188,12 +193,15 @@ class Databases:
         self.admin.close()
 
 
-def run(cmd: list[str], cwd: Path, what: str) -> tuple[float, float]:
+def run(cmd: list[str], cwd: Path, what: str, source: Path | None = None) -> tuple[float, float]:
     """Run ``cmd``; return its wall time and its CPU time (user + system, the client's
-    only: the server's work is not in it), or exit 1 with its output when it fails."""
+    only: the server's work is not in it), or exit 1 with its output when it fails.
+    ``source``: a checkout whose ``deploy_plugin`` is imported instead (``PYTHONPATH``)."""
     # bytecode is cached as in a user's project (both sides: the baseline has none to write)
     env = {k: v for k, v in os.environ.items()
            if not k.startswith("DEPLOY_") and k != "PYTHONDONTWRITEBYTECODE"}  # fmt: skip
+    if source is not None:
+        env["PYTHONPATH"] = str(source)
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     out = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
@@ -232,8 +240,11 @@ def build_project(root: Path, files: list[tuple[str, str]]) -> None:
     (root / "pytest.ini").write_text("[pytest]\n")
 
 
-def bench(root: Path, n: int, repeat: int, dbs: Databases) -> list[dict[str, float]]:
-    """Every round's time of every variant, each run checked against the base's schema."""
+def bench(
+    root: Path, n: int, repeat: int, dbs: Databases, before: Path | None = None
+) -> list[dict[str, float]]:
+    """Every round's time of every variant, each run checked against the base's schema;
+    ``before``: also run both of ours with the ``deploy_plugin`` of that checkout."""
     rounds: list[dict[str, float]] = []
     best: dict[str, float] = {}
     reference: dict[str, list[tuple[Any, ...]]] | None = None
@@ -249,17 +260,18 @@ def bench(root: Path, n: int, repeat: int, dbs: Databases) -> list[dict[str, flo
         best["base"] = min(best.get("base", seconds), seconds)
         rounds.append({"base": seconds, "base cpu": cpu})
 
-        for key in ("ours-pg", "ours-sqlite"):
+        keys = ["ours-pg", "ours-sqlite"] + (["before-pg", "before-sqlite"] if before else [])
+        for key in keys:
             url = dbs.create()
             store: str | Path
-            if key == "ours-pg":
+            if key.endswith("-pg"):
                 store = url
                 cmd = [*PYTEST, "--deploy-store", url, "--deploy-env", f"DATABASE_URL={url}"]
             else:
                 shutil.rmtree(root / ".deploy", ignore_errors=True)
                 store = root / ".deploy" / "state.sqlite3"
                 cmd = [*PYTEST, "--deploy-env", f"DATABASE_URL={url}"]
-            seconds, cpu = run(cmd, root, key)
+            seconds, cpu = run(cmd, root, key, before if key.startswith("before") else None)
             compare(reference, schema_dump(url), f"{key} run {r + 1}")
             rows = history_rows(store)
             if rows != n:
@@ -302,31 +314,45 @@ PHASES = [  # (label, from stamp, to stamp)
 ]  # fmt: skip
 
 
-def phases(root: Path, dbs: Databases, n: int, repeat: int) -> None:
-    """ours-pg with the ``corpus_phases`` plugin, ``repeat`` times; print the fastest."""
-    runs = []
+def phases(root: Path, dbs: Databases, n: int, repeat: int, before: Path | None = None) -> None:
+    """ours-pg with the ``corpus_phases`` plugin, ``repeat`` times; print the fastest.
+    ``before``: the same with that checkout's ``deploy_plugin``, interleaved."""
+    variants: dict[str, Path | None] = {"ours-pg": None}
+    if before is not None:
+        variants["before-pg"] = before
+    runs: dict[str, list[dict[str, Any]]] = {key: [] for key in variants}
     for _ in range(repeat):
-        url = dbs.create()
-        out = root / "phases.json"
-        env = {k: v for k, v in os.environ.items() if not k.startswith("DEPLOY_")}
-        path = [str(Path(__file__).resolve().parent), env.get("PYTHONPATH", "")]
-        env.pop("PYTHONDONTWRITEBYTECODE", None)
-        env.update(CORPUS_PHASES_OUT=str(out), PYTHONPATH=os.pathsep.join(filter(None, path)))
-        cmd = [*PYTEST, "-p", "corpus_phases", "--deploy-store", url,
-               "--deploy-env", f"DATABASE_URL={url}"]  # fmt: skip
-        spawn = time.time()
-        done = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True)
-        end = time.time()
-        if done.returncode != 0 or history_rows(url) != n:
-            sys.exit(f"ours-pg with phases failed:\n{done.stdout[-3000:]}{done.stderr[-3000:]}")
-        dbs.drop(url)
-        data = json.loads(out.read_text())
-        data["stamps"].update(spawn=spawn, exit=end)
-        runs.append(data)
+        for key, source in variants.items():
+            runs[key].append(_phases_run(root, dbs, n, source))
+    for key in variants:
+        _print_phases(key, runs[key])
+
+
+def _phases_run(root: Path, dbs: Databases, n: int, source: Path | None) -> dict[str, Any]:
+    url = dbs.create()
+    out = root / "phases.json"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DEPLOY_")}
+    path = [str(Path(__file__).resolve().parent), str(source or ""), env.get("PYTHONPATH", "")]
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    env.update(CORPUS_PHASES_OUT=str(out), PYTHONPATH=os.pathsep.join(filter(None, path)))
+    cmd = [*PYTEST, "-p", "corpus_phases", "--deploy-store", url,
+           "--deploy-env", f"DATABASE_URL={url}"]  # fmt: skip
+    spawn = time.time()
+    done = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True)
+    end = time.time()
+    if done.returncode != 0 or history_rows(url) != n:
+        sys.exit(f"ours-pg with phases failed:\n{done.stdout[-3000:]}{done.stderr[-3000:]}")
+    dbs.drop(url)
+    data: dict[str, Any] = json.loads(out.read_text())
+    data["stamps"].update(spawn=spawn, exit=end)
+    return data
+
+
+def _print_phases(key: str, runs: list[dict[str, Any]]) -> None:
     data = min(runs, key=lambda d: d["stamps"]["exit"] - d["stamps"]["spawn"])
     st, sums, counts = data["stamps"], data["sums"], data["counts"]
     total = st["exit"] - st["spawn"]
-    print(f"\nours-pg phases, fastest of {repeat}: {total:.3f} s wall")
+    print(f"\n{key} phases, fastest of {len(runs)}: {total:.3f} s wall")
     for label, a, b in PHASES:
         if a in st and b in st:
             d = st[b] - st[a]
@@ -378,8 +404,11 @@ def reading(files: list[tuple[str, str]], ours_cpu: float) -> None:
             "t = time.process_time(); _pg_statements('SELECT 1'); "
             "print(time.process_time() - t)")  # fmt: skip
     imported = min(
-        float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                             check=True).stdout)  # fmt: skip
+        float(
+            subprocess.run(
+                [sys.executable, "-c", code], capture_output=True, text=True, check=True
+            ).stdout
+        )  # fmt: skip
         for _ in range(5)
     )
     hinted = sum(1 for _, sql in files if _PG_HINT.search(sql.lower()))
@@ -399,6 +428,9 @@ def main() -> None:
     parser.add_argument("--phases", action="store_true", help="also time ours-pg's phases")
     parser.add_argument("--keep", type=Path, help="also copy the generated project to DIR")
     parser.add_argument(
+        "--before", type=Path, help="also run ours with the deploy_plugin of checkout DIR"
+    )
+    parser.add_argument(
         "--reading", action="store_true", help="also time reading the files as the executor does"
     )
     args = parser.parse_args()
@@ -416,9 +448,9 @@ def main() -> None:
             build_project(root, files)
             if args.keep:
                 shutil.copytree(root, args.keep, dirs_exist_ok=True)
-            rounds = bench(root, len(files), args.repeat, dbs)
+            rounds = bench(root, len(files), args.repeat, dbs, args.before)
             if args.phases:
-                phases(root, dbs, len(files), args.repeat)
+                phases(root, dbs, len(files), args.repeat, args.before)
             if args.profile:
                 profile(root, args.profile.resolve(), dbs, len(files))
     finally:
@@ -431,8 +463,12 @@ def main() -> None:
         "base": "base: one psql session, BEGIN/COMMIT per file",
         "ours-pg": "ours-pg: pytest-deploy, PostgreSQL store",
         "ours-sqlite": "ours-sqlite: pytest-deploy, default SQLite store",
+        "before-pg": f"before-pg: ours-pg with {args.before}",
+        "before-sqlite": f"before-sqlite: ours-sqlite with {args.before}",
     }
     for key, label in labels.items():
+        if key not in best:
+            continue
         paired = sorted(r[key] / r["base"] for r in rounds)  # same round: same load
         print(f"  {label:<50} {best[key]:7.3f} s  {best[key] / base:5.2f}x base"
               f"  (per round: median {paired[len(paired) // 2]:.2f}x;"

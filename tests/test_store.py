@@ -19,6 +19,7 @@ import pytest
 
 from deploy_plugin.migrate.executor import MigrationError, SqlExecutor
 from deploy_plugin.migrate.runner import MigrationRunner
+from deploy_plugin.plan import file_checksum
 from deploy_plugin.store import (
     LockHeld,
     MigrationRecord,
@@ -377,7 +378,6 @@ def test_migration_history_is_per_project_and_target(store: Store) -> None:
     assert [r.file for r in store.migration_history("shop", "production", limit=1)] == ["001.sql"]
 
 
-
 def test_failed_record_then_success_replaces_it(store: Store) -> None:
     failed = migration("003.sql", status="failed", error_message="syntax error at line 3")
     store.record_migration("shop", "production", failed)
@@ -410,12 +410,16 @@ def test_history_row_commits_with_the_migration_when_the_store_is_the_target(
         runner = MigrationRunner(executor, store, "shop", "production")
         assert runner.same_database
         with pytest.raises(MigrationError, match="no_such_table"):
-            runner.apply("001.sql", failing, checksum="c1", who="ann")
+            runner.apply("001.sql", failing, checksum=file_checksum(failing), who="ann")
         assert store.applied_migrations("shop", "production") == {}
-        done = runner.apply("001.sql", good, checksum="c2", who="ann")
+        done = runner.apply("001.sql", good, checksum=file_checksum(good), who="ann")
         assert done.recorded
     (record,) = store.applied_migrations("shop", "production").values()
-    assert (record.file, record.checksum, record.applied_by) == ("001.sql", "c2", "ann")
+    assert (record.file, record.checksum, record.applied_by) == (
+        "001.sql",
+        file_checksum(good),
+        "ann",
+    )
     assert record.status == "success" and isinstance(record.execution_time_ms, int)
 
     other = f"sqlite:///{tmp_path / 'other.db'}" if store_url is None else database_url("test")

@@ -123,8 +123,11 @@ class Migrations:
         checksum: str | None = None,
         applied_at: datetime | None = None,
         applied_by: str | None = None,
+        durable: bool = True,
     ) -> None:
-        """Write ``rel``'s history row (its intent goes with it)."""
+        """Write ``rel``'s history row (its intent goes with it); ``durable=False``: its
+        database's ledger row has committed, so no fsync of its own (the run's end syncs
+        it, :meth:`RunRecorder.finish`)."""
         from deploy_plugin.store.base import MigrationRecord
 
         record = MigrationRecord(
@@ -136,7 +139,7 @@ class Migrations:
             status=status,
             error_message=error,
         )
-        self.recorder.record_migration(record)
+        self.recorder.record_migration(record, durable=durable)
 
     def begin_intent(self, rel: str) -> None:
         """Record that a shell step is about to apply tracked file ``rel`` (an intent row)."""

@@ -51,6 +51,7 @@ class RunRecorder:
         self.lock: DeployLock | None = None
         self._history: dict[str, MigrationRecord] | None = None
         self._pending_steps: list[dict[str, Any]] = []
+        self.unsynced = False  # history rows written without a durable commit, not yet synced
 
     # -- the run's row
 
@@ -105,8 +106,12 @@ class RunRecorder:
             self._history = store.applied_migrations(self.project, self.target) if store else {}
         return self._history
 
-    def record_migration(self, record: MigrationRecord) -> None:
-        """Write a history row (its error text masked); removes the file's intent too."""
+    def record_migration(self, record: MigrationRecord, *, durable: bool = True) -> None:
+        """Write a history row (its error text masked); removes the file's intent too.
+
+        ``durable=False`` for the row of a file whose target's ledger row committed with
+        it (the built-in executor, another database than the store's): written at once
+        without a commit's fsync; :meth:`finish` syncs it before the run ends."""
         from dataclasses import replace
 
         store = self._store()
@@ -114,7 +119,8 @@ class RunRecorder:
             return
         if record.error_message:
             record = replace(record, error_message=self.masker.mask(record.error_message))
-        store.record_migration(self.project, self.target, record)
+        store.record_migration(self.project, self.target, record, durable=durable)
+        self.unsynced = self.unsynced or not durable
         self.remember(record)
 
     def remember(self, record: MigrationRecord) -> None:
@@ -167,9 +173,17 @@ class RunRecorder:
         try:
             store = self._open_store()
             if store is not None and self.deployment_id is not None:
+                # a durable commit: it syncs the history rows written without one before it
                 store.finish_deployment(self.deployment_id, status)
+                self.unsynced = False
         except StoreError as err:
             soft_warn(f"pytest-deploy: end of run not recorded: {err}")
+        if self.unsynced:
+            soft_warn(
+                "pytest-deploy: the history rows of this run's migrations may not be synced"
+                " to disk: the end of the run was not recorded. The target databases'"
+                " ledgers hold them; the next deployment records any row lost from them."
+            )
         if self.lock is not None:
             try:
                 self.lock.release()

@@ -22,12 +22,14 @@ from typing import Any, Protocol
 from deploy_plugin.db import BUSY_TIMEOUT_S
 from deploy_plugin.migration_record import MigrationRecord
 from deploy_plugin.plan import is_repeatable
+from deploy_plugin.plan.sections import checksum_bytes
 
 from .books import ELAPSED_MS, Bookkeeping, Sql
 from .downs import Down, read_down, up_bytes
 from .errors import AlreadyApplied, MigrationError
-from .executor import SqlExecutor
+from .executor import Prepared, SqlExecutor
 from .ledger import Ledger, LedgerRow, missing_from_history
+from .prefetch import Prefetcher
 from .retries import LOCK_NOT_AVAILABLE, QUERY_CANCELED, Attempts, LockPolicy, with_lock_retries
 
 
@@ -83,8 +85,12 @@ class MigrationRunner:
         self.ledger = Ledger(executor, project, target)
         # "is the store this database?", asked once, by the store itself
         self.same_database = store is not None and store.is_store_connection(executor.connection)
+        # the next file, read and checked while the server applies this one
+        self.prefetch: Prefetcher[Prepared] = Prefetcher(executor.prepare, executor.warm)
+        self._prepared: tuple[str, Prepared] | None = None  # what apply() took of it
 
     def close(self) -> None:
+        self.prefetch.close()
         self.executor.close()
 
     def reconcile(self, history: Mapping[str, Any]) -> list[LedgerRow]:
@@ -92,12 +98,20 @@ class MigrationRunner:
         return missing_from_history(self.ledger.rows(), history)
 
     def apply(
-        self, rel: str, path: Path, *, checksum: str, who: str, policy: LockPolicy | None = None
-    ) -> Applied:
+        self, rel: str, path: Path, *, checksum: str, who: str, policy: LockPolicy | None = None,
+        upcoming: tuple[str, Path] | None = None,
+    ) -> Applied:  # fmt: skip
         """Apply ``path``; ledger row in its transaction, history row with it or right after.
 
         ``policy``: the group's timeouts, set in the file's transaction; after a lock
-        timeout the file is tried again (:mod:`.retries`). SQLite ignores them."""
+        timeout the file is tried again (:mod:`.retries`). SQLite ignores them.
+        ``upcoming``: (rel, path) of the file applied next, read and checked while the
+        server applies this one (:mod:`.prefetch`); it is not sent before its own apply."""
+        prepared = self.prefetch.take(rel, path, checksum)  # None: read it now
+        if upcoming is not None:
+            self.prefetch.start(*upcoming)
+        if prepared is not None:
+            self._prepared = (rel, prepared)
         if policy is None:
             return self._apply_once(rel, path, checksum, who, None, None)
         if self.executor.kind != "postgresql":
@@ -143,12 +157,23 @@ class MigrationRunner:
             records=records,
             clear=self.ledger.clear(rel, checksum) if repeatable else None,
         )
-        try:
-            data: bytes | None = up_bytes(path.read_bytes())  # a dbmate file: its up section
-        except OSError:
-            data = None  # the executor reports the unreadable file
+        prepared, self._prepared = self._prepared, None  # (a retry reads the file again)
+        data: bytes | None = None
+        if prepared is None or prepared[0] != rel:
+            prepared = None
+            try:
+                raw = path.read_bytes()
+            except OSError:
+                pass  # the executor reports the unreadable file
+            else:
+                if checksum_bytes(raw) != checksum:
+                    raise MigrationError(rel, None, _CHANGED)
+                data = up_bytes(raw)  # a dbmate file: its up section
         settings = policy.settings() if policy is not None else None
-        elapsed = self.executor.apply(path, rel, books=books, data=data, settings=settings)
+        elapsed = self.executor.apply(
+            path, rel, books=books, data=data, settings=settings,
+            prepared=prepared[1] if prepared is not None else None,
+        )  # fmt: skip
         record = MigrationRecord(rel, checksum, applied_at, who, elapsed, "success", note)
         return Applied(record, recorded=bool(records))
 
@@ -176,6 +201,12 @@ class MigrationRunner:
         return Applied(record, recorded=len(records) > 1)
 
 
+_CHANGED = (
+    "the file changed after this run read it (its checksum is not the one the run"
+    " checked and would record in the ledger), so it was not applied: what runs is what"
+    " was checked. Nothing of it was applied; run the deployment again to apply the file"
+    " as it is now"
+)
 _PARTIAL = (
     "something of this -- deploy:no-transaction file may have stayed applied (with"
     " CONCURRENTLY, an INVALID index); check the database before deploying again"

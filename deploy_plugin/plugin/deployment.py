@@ -40,6 +40,22 @@ class Deployment(runtime.Deployment):
         # each: that module imports this one, so they are typed by what they share)
         self.items: list[Any] = []
         self.selected: list[pytest.Item] = []  # kept after selection, in run order
+        self._next_files: dict[str, str] | None = None  # built-in tracked file -> the next
+
+    def next_file(self, item: Any) -> str | None:
+        """The tracked file the built-in executor applies after ``item``'s in its group
+        (run order), if any: the migration runner reads it while the server runs this one."""
+        if self._next_files is None:
+            self._next_files = {}
+            last: dict[str | None, str] = {}  # group -> its last built-in file so far
+            for each in self.selected_of("deploy"):
+                step = getattr(each, "step", None)
+                if step is None or not step.tracked or step.command is not None or not each.file:
+                    continue
+                if each.group_name in last:
+                    self._next_files[last[each.group_name]] = each.file
+                last[each.group_name] = each.file
+        return self._next_files.get(item.file) if item.file else None
 
     def select(self, items: list[pytest.Item]) -> None:
         """Set the items this run keeps, in run order (smoke tests among them)."""

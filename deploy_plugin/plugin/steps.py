@@ -278,12 +278,14 @@ class StepItem(DeployItem):
         started = time.monotonic()
         try:
             runner = deployment.migration_runner(step.group)
+            root, upcoming = deployment.config.root, deployment.next_file(self)
             applied = runner.apply(
                 self.migration,
-                deployment.config.root / self.migration,
+                root / self.migration,
                 checksum=deployment.checksum(self.migration),
                 who=who(),
                 policy=LockPolicy.of(step.group),
+                upcoming=(upcoming, root / upcoming) if upcoming else None,
             )
         except AlreadyApplied as err:
             raise DeployFailure(deployment.masker.mask(str(err))) from None  # no "failed" row
@@ -301,12 +303,14 @@ class StepItem(DeployItem):
             deployment.remember_migration(applied.record)
         else:
             # store and target differ: the row follows the commit; the target's ledger
-            # already holds the truth if we die before it (DESIGN §5)
+            # already holds the truth if we die before it (DESIGN §5), so the row needs no
+            # fsync of its own: the run's end syncs it (issue 23 #7)
             deployment.record_migration(
                 self.migration,
                 status="success",
                 execution_time_ms=applied.record.execution_time_ms,
                 error=applied.record.error_message,  # how its lock retries went, if any
+                durable=False,
             )
         deployment.applied_here.append(self.migration)
         deployment.audit_reapplied(self.migration)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import socket
+from contextlib import nullcontext
 from typing import Any
 
 from deploy_plugin.config import is_repeatable
@@ -45,20 +46,28 @@ class HistoryRepository(StoreCore):
             rows = db.execute(sql, params).fetchall()
         return [self._migration(row) for row in rows]
 
-    def record_migration(self, project: str, target: str, record: MigrationRecord) -> None:
+    def record_migration(
+        self, project: str, target: str, record: MigrationRecord, *, durable: bool = True
+    ) -> None:
         """Insert or replace the history row of ``record.file`` for ``project`` + ``target``
         (and forget the file's intent), committed on the store's own connection.
 
         A migration and its row commit together when the store is the target's database:
         the migration runner then sends :meth:`history_statement` in the migration's own
-        transaction instead.
+        transaction instead. ``durable=False``: committed (seen by every process at once,
+        kept if this process dies) without the fsync of a durable commit, for a row the
+        target's ledger also holds; the next durable commit on the store (the run's end)
+        syncs it with everything before it.
         """
         if record.status not in MIGRATION_STATUSES:
             raise ValueError(
                 f"migration status {record.status!r} is not one of {', '.join(MIGRATION_STATUSES)}"
             )
         project_id = self.project_id(project)
-        with self.driver.transaction("record a migration") as db:
+        with (
+            nullcontext() if durable else self.driver.undurable(),
+            self.driver.transaction("record a migration") as db,
+        ):
             db.execute(UPSERT_MIGRATION, self._migration_params(project_id, target, record))
             if record.status == "success" and is_repeatable(record.file):
                 db.execute(_INSERT_REPEAT, self._repeat_params(project_id, target, record))
