@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from deploy_plugin.config import DeployConfig, Group
 from deploy_plugin.engine.errors import DeployFailure
@@ -43,26 +43,30 @@ if TYPE_CHECKING:
 _LEDGER = "the target database's ledger"
 
 
+class Subject(NamedTuple):
+    """What a deployment deploys: a config, to a target, as these group plans."""
+
+    config: DeployConfig
+    target: TargetInfo
+    plans: list[GroupPlan]
+
+
 class Migrations:
     """The tracked files of one deployment (one project, one target): the migrations side
     of :class:`~deploy_plugin.engine.runtime.Deployment`, its base class."""
 
-    def __init__(
-        self,
-        session: RunHost,
-        config: DeployConfig,
-        target: TargetInfo,
-        plans: list[GroupPlan],
-        *,
-        masker: Masker,
-        recorder: RunRecorder,
-    ) -> None:
+    def __init__(self, session: RunHost, what: Subject) -> None:
         self.session = session
-        self.config = config
-        self.target = target
-        self.plans = plans
-        self.masker = masker
-        self.recorder = recorder
+        self.config, self.target, self.plans = what
+        self.masker = Masker()
+        self.recorder = RunRecorder(
+            self.config.project,
+            self.target.name,
+            store=session.store,
+            open_store=session.open_store_or_none,
+            masker=self.masker,
+            dry_run=session.options.dry_run,
+        )
         self._env: dict[str, str] | None = None  # the steps' environment, once started
         self.database = DatabaseView()  # what each built-in group's database has applied
         # files the store records as applied that the database lacks, applied again under

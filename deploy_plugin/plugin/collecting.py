@@ -71,9 +71,10 @@ def new_deployment(
     kind: str = "deploy",
 ) -> Deployment:
     """The deployment of ``config`` to ``target`` that ``node`` collects, in the session."""
+    from deploy_plugin.engine.migrations import Subject
     from deploy_plugin.plugin.deployment import Deployment
 
-    deployment = Deployment(session, config, target, plans, node.nodeid, kind=kind)
+    deployment = Deployment(session, Subject(config, target, plans), node.nodeid, kind)
     session.deployments.append(deployment)
     return deployment
 
