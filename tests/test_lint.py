@@ -22,7 +22,11 @@ RULE = "require-concurrent-index-creation"
 
 
 def project(
-    pytester: pytest.Pytester, url: str, files: dict[str, str], lint: Any = None
+    pytester: pytest.Pytester,
+    url: str,
+    files: dict[str, str],
+    lint: Any = None,
+    **keys: Any,
 ) -> list[str]:
     """Group db tracking m/*.sql (``files``) on ``url``; the args of a run of target t (the
     URL from a file: a --deploy-env value warns)."""
@@ -32,6 +36,7 @@ def project(
     group: dict[str, Any] = {"name": "db", "order": 1, "file_patterns": ["m/*.sql"]}
     if lint is not None:
         group["lint"] = lint
+    group |= keys
     write_project(pytester, {"groups": [group]})
     (pytester.path / "db.env").write_text(f"DATABASE_URL={url}\n")
     return ["--deploy-target=t", "--deploy-env-file=db.env", "-p", "no:cacheprovider"]
@@ -91,9 +96,7 @@ def test_lint_error_fails_preflight_and_nothing_runs(
     assert not has_table(pg_database, "users")  # 001 is clean, yet nothing ran
 
 
-def test_an_applied_file_is_never_linted_again(
-    pytester: pytest.Pytester, pg_database: str
-) -> None:
+def test_an_applied_file_is_never_linted_again(pytester: pytest.Pytester, pg_database: str) -> None:
     args = project(pytester, pg_database, {"001_users.sql": TABLE, "002_index.sql": INDEX})
     first = pytester.runpytest(*args, "--deploy-report=r.json")
     first.assert_outcomes(passed=6)
@@ -125,9 +128,7 @@ def test_a_squawk_ignore_comment_in_the_file_silences_its_rule(
     assert RULE not in {rule for _, _, rule in found}
 
 
-def test_the_groups_ignore_list_silences_rules(
-    pytester: pytest.Pytester, pg_database: str
-) -> None:
+def test_the_groups_ignore_list_silences_rules(pytester: pytest.Pytester, pg_database: str) -> None:
     lint = {
         "mode": "error",
         "ignore": [RULE, "require-lock-timeout", "require-statement-timeout"],
@@ -139,6 +140,33 @@ def test_the_groups_ignore_list_silences_rules(
     result.stdout.fnmatch_lines(["lint: 0 finding(s) in 2 pending file(s) of group(s)"
                                  " db (3 more of rules the groups ignore)"])  # fmt: skip
     assert report(pytester)["lint"] == [] and has_table(pg_database, "users")
+
+
+def test_the_groups_timeouts_satisfy_squawks_timeout_rules(
+    pytester: pytest.Pytester, pg_database: str
+) -> None:
+    """lock_timeout and statement_timeout are set in each migration's own transaction by
+    pytest-deploy: squawk's require-lock-timeout / require-statement-timeout are met."""
+    files = {"001_users.sql": TABLE, "002_index.sql": INDEX}
+    args = project(pytester, pg_database, files, lint={"mode": "error", "ignore": [RULE]},
+                   lock_timeout="2s", statement_timeout="1min")  # fmt: skip
+    result = pytester.runpytest(*args, "--deploy-report=r.json", "-rA")
+    result.assert_outcomes(passed=6)
+    result.stdout.fnmatch_lines(["lint: 0 finding(s) in 2 pending file(s) of group(s) db"
+                                 " (1 more of rules the groups ignore; 2 met by the groups'"
+                                 " lock_timeout/statement_timeout)"])  # fmt: skip
+    assert report(pytester)["lint"] == [] and has_table(pg_database, "users")
+
+
+def test_a_group_with_only_a_lock_timeout_still_hears_of_statement_timeout(
+    pytester: pytest.Pytester, pg_database: str
+) -> None:
+    args = project(pytester, pg_database, {"001_users.sql": TABLE, "002_index.sql": INDEX},
+                   lock_timeout="2s")  # fmt: skip
+    result = pytester.runpytest(*args, "--dry-run", "--deploy-report=r.json")
+    result.assert_outcomes(passed=5)
+    found = {rule for _, _, rule in rules(report(pytester))}
+    assert "require-statement-timeout" in found and "require-lock-timeout" not in found
 
 
 def test_an_ignored_rule_squawk_does_not_know_is_named(
@@ -309,7 +337,8 @@ def test_the_history_page_lists_a_runs_findings(
     lint = {run[0]: [data["strings"][i] for i in run[13]] for run in data["runs"]}
     assert [text.split(":", 2)[:2] for text in lint[1]] == [["m/002_index.sql", f"2 {RULE}"]]
     assert sorted(t.split(" ")[1].rstrip(":") for t in lint[2]) == [
-        RULE, "require-statement-timeout"
+        RULE,
+        "require-statement-timeout",
     ]
 
 

@@ -155,7 +155,7 @@ def _check(
         return masked[text]
 
     findings: list[tuple[LintFinding, _Job]] = []
-    ignored = 0
+    ignored = met = 0
     for entry in raw:
         job = owner.get(str(entry.get("file", "")))
         if job is None:
@@ -163,12 +163,14 @@ def _check(
         finding = finding_of(job.group.name, entry, mask)
         if finding.rule in job.lint.ignore:
             ignored += 1
+        elif finding.rule in _met_by_timeouts(job.group):
+            met += 1
         else:
             findings.append((finding, job))
     findings.sort(key=lambda pair: (order[pair[0].file], pair[0].line, pair[0].column))
     deployment.lint_findings.extend(finding for finding, _ in findings)
     texts = [finding.text() for finding, _ in findings]
-    _report(found, jobs, texts, ignored)
+    _report(found, jobs, texts, ignored, met)
     modes = [job.lint.mode for _, job in findings]
     warned = [t for t, mode in zip(texts, modes, strict=True) if mode == "warn"]
     for text in warned[:SHOWN_WARNINGS]:
@@ -270,14 +272,28 @@ def _unlinted(jobs: list[_Job], found: Findings, why: str) -> str | None:
     return problem
 
 
-def _report(found: Findings, jobs: list[_Job], texts: list[str], ignored: int) -> None:
+def _met_by_timeouts(group: Group) -> set[str]:
+    """squawk's rules that a group's ``lock_timeout``/``statement_timeout`` meet: both are
+    set in each migration's own transaction (built-in executor and psql alike)."""
+    met = set()
+    if group.lock_timeout:
+        met.add("require-lock-timeout")
+    if group.statement_timeout:
+        met.add("require-statement-timeout")
+    return met
+
+
+def _report(found: Findings, jobs: list[_Job], texts: list[str], ignored: int, met: int) -> None:
     """The check's JUnit facts (also lines of its report section) and, with findings, its
     step's message; ``texts``: the findings'."""
     files = sum(len(job.files) for job in jobs)
     names = ", ".join(job.group.name for job in jobs)
     summary = f"{len(texts)} finding(s) in {files} pending file(s) of group(s) {names}"
-    if ignored:
-        summary += f" ({ignored} more of rules the groups ignore)"
+    left_out = [f"{ignored} more of rules the groups ignore"] if ignored else []
+    if met:
+        left_out.append(f"{met} met by the groups' lock_timeout/statement_timeout")
+    if left_out:
+        summary += f" ({'; '.join(left_out)})"
     found.facts["lint"] = summary
     for index, text in enumerate(texts):
         found.facts[f"lint[{index}]"] = text
