@@ -20,7 +20,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING
 
 from deploy_plugin.config import Group
-from deploy_plugin.engine import steplogs
+from deploy_plugin.engine import schema_drift, steplogs
 from deploy_plugin.engine.errors import DeployFailure, DeployWarning, soft_warn
 from deploy_plugin.engine.host import RunHost
 from deploy_plugin.engine.logs import NamedStep, run_log_dir, step_log_file
@@ -187,6 +187,7 @@ class Deployment(Migrations):
         """Called before the first step of this deployment runs."""
         if self.started_at is not None:
             return
+        # deferred: +24 modules, 29 ms (store.records, store.projects, platform, …)
         from deploy_plugin.store.base import StoreError
 
         self.started_at = utcnow()
@@ -352,7 +353,6 @@ class Deployment(Migrations):
         """The tracked schemas as this real run left them, for the next run's drift
         warning (never raises; never after the lock was lost: another deployer may hold
         the target now, what is there is not ours)."""
-        from deploy_plugin.engine import schema_drift
 
         store = self.session.open_store_or_none()
         if self.dry_run or store is None or self.policy.lock_lost:
