@@ -337,7 +337,6 @@ def _note(worker: str, crashitem: str | None) -> str:
 
 
 def _ms_between(started: str, now: Any) -> int:
-
     try:
         begun = datetime.fromisoformat(started.replace("Z", "+00:00"))
     except ValueError:

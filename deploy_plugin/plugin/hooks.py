@@ -19,9 +19,7 @@ from pathlib import Path
 import pytest
 
 import deploy_plugin.plugin.hookspecs as hookspecs
-from deploy_plugin.config import is_config_file
 from deploy_plugin.plugin.finish import FinishHooks
-from deploy_plugin.plugin.nodes import DeployConfigFile
 from deploy_plugin.plugin.options import NEEDS_TARGET, add_options
 from deploy_plugin.plugin.running import RunHooks
 from deploy_plugin.plugin.selection import SelectionHooks
@@ -38,7 +36,6 @@ pytest_plugins = ["deploy_plugin.plugin.fixtures", "deploy_plugin.plugin.listing
 
 
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
-
     pluginmanager.add_hookspecs(hookspecs)
 
 
@@ -116,7 +113,13 @@ def pytest_configure(config: pytest.Config) -> None:
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
     name = file_path.name
     if name.endswith(_CONFIG_ENDINGS) or name in _CONFIG_NAMES:
+        # deferred: config.loading and config.model (11 ms), only where a file may be a config
+        from deploy_plugin.config import is_config_file
+
         if is_config_file(file_path):
+            # deferred: +11 modules, 16 ms (plugin.nodes, config.validation, config.schema_check)
+            from deploy_plugin.plugin.nodes import DeployConfigFile
+
             return DeployConfigFile.from_parent(parent, path=file_path)
     if file_path.name == "deploy.sh":
         # deferred: +78 modules, 137 ms (config.validation, config.loading, engine.runtime, …)

@@ -68,7 +68,6 @@ class ConfigListing:
         return None
 
     def pytest_collection_finish(self, session: pytest.Session) -> None:
-
         config = session.config
         listing = {
             "rootdir": str(config.rootpath),
