@@ -133,6 +133,35 @@ def test_no_module_is_over_400_lines() -> None:
     assert {name: count for name, count in lines.items() if count > 400} == {}
 
 
+def _undeclared_deferrals(path: Path) -> list[int]:
+    """Lines of imports inside a function of ``path`` with no ``# deferred:`` comment on the
+    line above (one comment covers a block of consecutive imports)."""
+    import ast
+
+    lines = path.read_text(encoding="utf-8").splitlines()
+    inside: dict[int, ast.stmt] = {}
+    for node in ast.walk(ast.parse("\n".join(lines))):
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            for sub in ast.walk(node):
+                if isinstance(sub, ast.Import | ast.ImportFrom):
+                    inside[sub.lineno] = sub
+    ends = {node.end_lineno for node in inside.values()}
+    return [
+        line
+        for line in sorted(inside)
+        if line - 1 not in ends and not lines[line - 2].strip().startswith("# deferred:")
+    ]
+
+
+def test_every_import_inside_a_function_says_what_it_saves() -> None:
+    """An import goes inside a function only where it keeps a module's import lighter, with
+    the figure of benchmarks/deferred_imports.py in a ``# deferred:`` comment above it."""
+    missing = {
+        name: lines for name, path in MODULES.items() if (lines := _undeclared_deferrals(path))
+    }
+    assert missing == {}
+
+
 def test_no_import_cycle() -> None:
     """Not between modules (imports inside functions counted) ..."""
     assert layout.cycles(GRAPH) == []

@@ -16,9 +16,9 @@ from collections.abc import Iterator
 import psycopg
 import pytest
 
+import tests.test_rollback as rollback_tests
 from deploy_plugin.cli import main
 from deploy_plugin.plan import file_checksum
-from deploy_plugin.store import open_store
 from tests.projects import write_project
 
 VIEW = "R__views.sql"
@@ -32,18 +32,12 @@ VERSIONED = {
 VIEW_SQL = "DROP VIEW IF EXISTS counts;\nCREATE VIEW counts AS SELECT {what} AS n FROM items;\n"
 
 
-class Env:
-    """One project on one database kind: run pytest and the CLI, read tables and history."""
-
-    def __init__(self, pytester: pytest.Pytester, database: str, url: str) -> None:
-        self.pytester, self.database, self.url = pytester, database, url
-        self.store_args = [f"--deploy-store={url}"] if database == "postgresql" else []
+class Env(rollback_tests.Env):
+    """One project on one database kind (tests/test_rollback.py's), with the CLI, the
+    repeatable's view and the ledger's checksums."""
 
     def run(self, *args: str) -> pytest.RunResult:
-        return self.pytester.runpytest(
-            "-p", "no:cacheprovider", "--deploy-target=t", f"--deploy-env=DATABASE_URL={self.url}",
-            *self.store_args, *args,
-        )  # fmt: skip
+        return super().run("-p", "no:cacheprovider", *args)
 
     def write(self, name: str, text: str) -> str:
         path = self.pytester.path / "m" / name
@@ -69,12 +63,6 @@ class Env:
                 return dict(conn.execute(sql.format("pytest_deploy_applied")).fetchall())
         with psycopg.connect(self.url) as pg:
             return dict(pg.execute(sql.format("pytest_deploy.applied")).fetchall())
-
-    def store(self):  # noqa: ANN201 - a Store
-        url = self.store_args[0].split("=", 1)[1] if self.store_args else None
-        store = open_store(url, self.pytester.path)
-        assert store is not None
-        return store
 
     def cli(self, capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:
         capsys.readouterr()

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from deploy_plugin.config import DeployConfig
+from deploy_plugin.facts import who
 from deploy_plugin.store import (
     Store,
     default_store_path,
@@ -252,8 +253,8 @@ class Context:
     def _check_identity(self, config: DeployConfig) -> None:
         """UsageProblem when the store binds the config's project name to another identity
         (deploy_plugin.identity); reads only."""
+        # deferred: +1 modules, 1 ms (identity)
         from deploy_plugin import identity
-        from deploy_plugin.facts import who
 
         store = self.store()
         if store is None:

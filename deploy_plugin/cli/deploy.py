@@ -67,6 +67,7 @@ def _check_groups(project: Project, names: list[str], flag: str) -> None:
 
 def _check_files(args: Any) -> None:
     """Refuse a bad --deploy-env-file or --plan here (exit 2) rather than in the run."""
+    # deferred: +6 modules, 7 ms (saved_plans, envfile, dotenv.main, …)
     from deploy_plugin.envfile import EnvFileError, read_env_files
     from deploy_plugin.saved_plans import PlanFileError, load
 

@@ -83,6 +83,7 @@ def run_history(ctx: Context) -> int:
 
 def _write_html(ctx: Context, project: Project, target: str | None) -> int:
     """``history --html FILE``: the page of every target (or ``--target``)."""
+    # deferred: +84 modules, 89 ms (report.html.model, migrate.statements, yaml.reader, …)
     from deploy_plugin.report.html import DEFAULT_LIMIT, write_history_page
 
     path = ctx.args.html

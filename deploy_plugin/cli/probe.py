@@ -47,6 +47,7 @@ def probe_database(url: str, base: Path) -> ProbeResult:
             detail=f"unsupported database URL scheme {scheme or shown!r}: expected "
             "postgresql://USER:PASSWORD@HOST:PORT/DB or sqlite:///PATH",
         )
+    # deferred: +9 modules, 17 ms (migrate.statements, migrate.ledger, migrate.pg_executor, …)
     from deploy_plugin.migrate.executor import ConnectError, SqlExecutor
 
     check = f"SELECT 1 on {shown}"
@@ -92,6 +93,7 @@ def _probe_sqlite(url: str, base: Path, shown: str) -> ProbeResult:
 
 def probe_http(url: str) -> ProbeResult:
     """GET ``url``: ok when it answers below 500 (the status is reported)."""
+    # deferred: +120 modules, 89 ms (charset_normalizer.cd, urllib3.util.url, http.cookiejar, …)
     import requests
 
     check = f"HTTP GET {redact_url(url)}"

@@ -4,9 +4,12 @@ targets a config declares."""
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 from typing import Any
 
-from deploy_plugin.targets import TargetInfo, expand_vars
+from deploy_plugin.config import target_type_problem, url_scheme_problem
+from deploy_plugin.secrets import Masker
+from deploy_plugin.targets import HINT_WORDS, TargetInfo, expand_vars
 
 from .args import Commands, check_target_name
 from .context import Context, Project
@@ -50,7 +53,6 @@ def register(commands: Commands) -> None:
 def _fields(args: argparse.Namespace) -> dict[str, Any]:
     """The field options given (an empty string clears a field); UsageProblem for a
     type that is not known or a health URL that is not http(s)."""
-    from deploy_plugin.config import target_type_problem, url_scheme_problem
 
     fields = {}
     for dest, _flag, _text in FIELD_OPTIONS:
@@ -297,10 +299,6 @@ def probe_target(ctx: Context, project: Project, name: str) -> ProbeResult:
 
 def _masked(ctx: Context, project: Project, name: str, result: ProbeResult) -> ProbeResult:
     """The result with every stored env value of the target masked (they are secrets)."""
-    from dataclasses import replace
-
-    from deploy_plugin.secrets import Masker
-    from deploy_plugin.targets import HINT_WORDS
 
     store = ctx.store()
     stored = store.env_values(project.name, name) if store else {}

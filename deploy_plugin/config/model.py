@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import re
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -67,7 +68,6 @@ def target_type_problem(value: str) -> str | None:
     """Why ``value`` is not a target type (with the closest one), or None."""
     if value in TARGET_TYPES:
         return None
-    import difflib
 
     close = difflib.get_close_matches(value, TARGET_TYPES, n=1, cutoff=0.6)
     guess = f"did you mean {close[0]!r}? " if close else ""

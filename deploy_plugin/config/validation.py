@@ -14,6 +14,7 @@ import math
 import re
 from collections.abc import Iterator, Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
 from .commands import FILE_PLACEHOLDERS, PlaceholderError, placeholders
 from .errors import ConfigError
@@ -325,7 +326,6 @@ def _notify_problems(at: str, raw: Mapping[str, Any]) -> Iterator[tuple[str, str
             ),
         )
         return
-    from urllib.parse import urlsplit
 
     parts = urlsplit(url)
     if parts.password is not None:  # the URL itself is not shown: it holds a secret

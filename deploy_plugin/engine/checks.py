@@ -95,6 +95,7 @@ def check_lock(deployment: Deployment, found: Findings) -> str | None:
 def take_lock(deployment: Deployment, found: Findings) -> None:
     """Take the deployment's lock and record runs left "running" by dead processes as
     interrupted (holding the lock, no other real run can be live)."""
+    # deferred: +24 modules, 28 ms (store.records, store.projects, platform, …)
     from deploy_plugin.store.base import StoreError
 
     store = deployment.session.store()  # its StoreError stops everything, preflight too

@@ -50,6 +50,7 @@ def psql_ledger(group: Group) -> bool:
     ``-- deploy:no-transaction``: see :func:`guarded`), and a file it holds is never applied
     again. Its pending set still comes from
     the history: files applied before pytest-deploy wrote their ledger rows have none."""
+    # deferred: +8 modules, 4 ms (engine.psql, shutil, bz2, …)
     from deploy_plugin.engine.psql import runs_psql_from_path
 
     command = group.deploy_command
@@ -65,6 +66,7 @@ def guarded(group: Group, root: Path, rel: str) -> bool:
     """Whether psql applied ``rel`` with its ledger row in the same transaction, so the
     ledger alone settles a run killed under it: a :func:`psql_ledger` group, and the file
     not marked ``-- deploy:no-transaction`` (no ``-1``, no row)."""
+    # deferred: +1 modules, 4 ms (migrate.statements)
     from deploy_plugin.migrate.statements import no_transaction
 
     if not psql_ledger(group):

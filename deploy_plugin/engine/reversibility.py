@@ -87,6 +87,7 @@ def check_migration(
     """Up (``apply``, which fails and stops like in a deployment), down, compare, up
     again; the verdict goes to ``notes``, a failing one is a DeployFailure (one that
     lets the check go on is not blocking)."""
+    # deferred: +5 modules, 11 ms (migrate.statements, migrate.pg_executor, migrate.fingerprint, …)
     from deploy_plugin.migrate.executor import ConnectError, MigrationError
     from deploy_plugin.migrate.fingerprint import diff, fingerprint
 

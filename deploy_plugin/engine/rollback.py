@@ -26,6 +26,7 @@ from deploy_plugin.engine.runtime import Deployment
 from deploy_plugin.engine.shell import CommandResult, run_command
 from deploy_plugin.facts import monotonic_ms, who
 from deploy_plugin.migrate.downs import Down, find_down, read_down, rollback_range, undoes_nothing
+from deploy_plugin.migrate.ledger import psql_forget_sql
 from deploy_plugin.plan import GroupPlan, file_values, is_repeatable, plan_group
 from deploy_plugin.targets import TargetInfo
 
@@ -174,6 +175,7 @@ def roll_back_builtin(
     "rolled_back" first. A run killed after the down committed then leaves history and
     schema agreeing; one killed before leaves the ledger row, from which the next
     deployment records the file applied again (``Migrations.migration_runner``)."""
+    # deferred: +4 modules, 8 ms (migrate.statements, migrate.pg_executor, migrate.executor, …)
     from deploy_plugin.migrate.executor import ConnectError, MigrationError
 
     started = time.monotonic()
@@ -225,8 +227,6 @@ def roll_back_shell(
     env, one = deployment.env, False
     root = deployment.config.root
     if group is not None and guarded(group, root, down.file):
-        from deploy_plugin.migrate.ledger import psql_forget_sql
-
         sql = psql_forget_sql(deployment.project, deployment.target.name, rel)
         env = {**env, **psql.ledger_env(psqlrc_dir, root=root, rel=down.file, sql=sql)}
         one = True

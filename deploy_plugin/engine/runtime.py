@@ -19,14 +19,13 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING
 
-from deploy_plugin.config import DeployConfig, Group
-from deploy_plugin.engine import steplogs
+from deploy_plugin.config import Group
+from deploy_plugin.engine import schema_drift, steplogs
 from deploy_plugin.engine.errors import DeployFailure, DeployWarning, soft_warn
 from deploy_plugin.engine.host import RunHost
 from deploy_plugin.engine.logs import NamedStep, run_log_dir, step_log_file
-from deploy_plugin.engine.migrations import Migrations
+from deploy_plugin.engine.migrations import Migrations, Subject
 from deploy_plugin.engine.policy import StepRef, StopPolicy, step_ref
-from deploy_plugin.engine.recorder import RunRecorder
 from deploy_plugin.engine.results import (
     DeploymentReport,
     StepResult,
@@ -38,9 +37,8 @@ from deploy_plugin.engine.signals import interrupts_deferred
 from deploy_plugin.engine.squawk import LintFinding
 from deploy_plugin.engine.views import DeploymentView
 from deploy_plugin.facts import iso_utc, utcnow, who
-from deploy_plugin.plan import GroupPlan
-from deploy_plugin.secrets import HTTP_LOGGERS, Masker, MaskingFilter
-from deploy_plugin.targets import TargetInfo, step_env
+from deploy_plugin.secrets import HTTP_LOGGERS, MaskingFilter
+from deploy_plugin.targets import step_env
 
 if TYPE_CHECKING:
     from deploy_plugin.engine.parallel import ParallelRunner
@@ -51,26 +49,8 @@ if TYPE_CHECKING:
 class Deployment(Migrations):
     """One config deployed to one target within this run."""
 
-    def __init__(
-        self,
-        session: RunHost,
-        config: DeployConfig,
-        target: TargetInfo,
-        plans: list[GroupPlan],
-        nodeid: str,
-        *,
-        kind: str = "deploy",
-    ) -> None:
-        masker = Masker()
-        recorder = RunRecorder(
-            config.project,
-            target.name,
-            store=session.store,
-            open_store=session.open_store_or_none,
-            masker=masker,
-            dry_run=session.options.dry_run,
-        )
-        super().__init__(session, config, target, plans, masker=masker, recorder=recorder)
+    def __init__(self, session: RunHost, what: Subject, nodeid: str, kind: str) -> None:
+        super().__init__(session, what)
         self.kind = kind  # deploy | rollback | check_rollback (what the record says)
         self.rollback_orphans: list[str] = []  # applied files no tracked group matches
         self.applied_here: list[str] = []  # migrations this deployment applied, in order
@@ -207,6 +187,7 @@ class Deployment(Migrations):
         """Called before the first step of this deployment runs."""
         if self.started_at is not None:
             return
+        # deferred: +24 modules, 29 ms (store.records, store.projects, platform, …)
         from deploy_plugin.store.base import StoreError
 
         self.started_at = utcnow()
@@ -372,7 +353,6 @@ class Deployment(Migrations):
         """The tracked schemas as this real run left them, for the next run's drift
         warning (never raises; never after the lock was lost: another deployer may hold
         the target now, what is there is not ours)."""
-        from deploy_plugin.engine import schema_drift
 
         store = self.session.open_store_or_none()
         if self.dry_run or store is None or self.policy.lock_lost:

@@ -38,6 +38,7 @@ class Schemas:
     def live(self, group: Group) -> Fingerprint | None:
         """The schema of ``group``'s database now (None without a URL); ConnectError if
         the database cannot be reached."""
+        # deferred: +33 modules, 36 ms (migrate.statements, migrate.ledger, migrate.pg_executor, …)
         from deploy_plugin.migrate.executor import SqlExecutor
         from deploy_plugin.migrate.fingerprint import fingerprint
 
@@ -55,6 +56,7 @@ class Schemas:
 def drift(schemas: Schemas, store: Store) -> tuple[list[str], set[str]]:
     """What changed in each tracked group's database since the recorded fingerprint, and
     the groups whose schema is as recorded."""
+    # deferred: +33 modules, 39 ms (hashlib, migrate.statements, plan.files, …)
     from deploy_plugin.migrate.executor import ConnectError
     from deploy_plugin.migrate.fingerprint import Fingerprint, diff
 

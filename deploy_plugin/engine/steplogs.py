@@ -45,6 +45,7 @@ def mark(
     A folder that can't be written is left to the first step's log to report (in a
     paragraph that names it); without its marker the run is only never pruned.
     """
+    # deferred: +17 modules, 14 ms (typing, secrets, textwrap, …)
     from deploy_plugin.engine.output import open_log
 
     data = {

@@ -20,6 +20,7 @@ from deploy_plugin.notify.format import (
     json_payload,
     slack_payload,
 )
+from deploy_plugin.secrets import redact_url
 from deploy_plugin.targets import expand_vars, undefined_vars
 
 #: ``notify[].format`` → the webhook body.
@@ -56,6 +57,7 @@ def pytest_deploy_finished(deployment: DeploymentView, report: DeploymentReport)
 def _post_webhook(
     deployment: DeploymentView, notify: Notify, report: DeploymentReport
 ) -> tuple[str, str | None]:
+    # deferred: +134 modules, 92 ms (urllib3.util.url, http.cookiejar, ssl, …)
     import requests  # only when there is someone to notify
 
     assert notify.webhook is not None
@@ -85,8 +87,8 @@ def _post_webhook(
 def _send_email(
     deployment: DeploymentView, notify: Notify, report: DeploymentReport
 ) -> tuple[str, str | None]:
+    # deferred: +33 modules, 23 ms (_hashlib, ssl, calendar, …)
     from deploy_plugin.notify.email import SendError, build_message, send
-    from deploy_plugin.secrets import redact_url
 
     email = notify.email
     assert email is not None

@@ -51,6 +51,7 @@ def applied_steps(node: pytest.Collector, deployment: Deployment, plan: GroupPla
     """The per-file steps of ``plan`` that one :class:`AppliedItem` carries: those whose
     file the store's history records as applied, when there are at least ``FEWEST`` and
     nothing asks for each file's own item."""
+    # deferred: +20 modules, 32 ms (store.records, store.projects, store.base, …)
     from deploy_plugin.store.base import StoreError
 
     group = plan.group
@@ -172,6 +173,7 @@ class AppliedItem(DeployItem):
             reason = applied_reason(deployment, applied.step)
             if reason is None and applied.step.command is None and not deployment.dry_run:
                 # the built-in executor's ledger was not read at preflight: connect, read it
+                # deferred: +4 modules, 17 ms (migrate.statements, migrate.pg_executor, …)
                 from deploy_plugin.migrate.executor import ConnectError
 
                 try:

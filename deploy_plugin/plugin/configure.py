@@ -23,6 +23,7 @@ def read_env_files(config: pytest.Config, session: DeploySession) -> None:
     """Read --deploy-env-file (a usage error on a bad file); warn that --deploy-env is
     visible."""
     if session.options.env_files:  # python-dotenv is imported only for them
+        # deferred: +12 modules, 22 ms (envfile, config.commands, config.lint, …)
         from deploy_plugin.envfile import EnvFileError, read_env_files
 
         try:
@@ -86,6 +87,7 @@ def check_plan_options(config: pytest.Config, session: DeploySession) -> None:
     if options.plan_out:
         check_writable(options.plan_out, "--deploy-plan-out")
     if options.plan:
+        # deferred: +3 modules, 8 ms (saved_plans, hmac, secrets)
         from deploy_plugin.saved_plans import PlanFileError, load
 
         try:

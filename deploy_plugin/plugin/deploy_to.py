@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from deploy_plugin.facts import iso_utc
+from deploy_plugin.plan import match_group
 from deploy_plugin.plan.cut import deploy_to_cut
 
 if TYPE_CHECKING:
@@ -45,7 +46,7 @@ def options_problem(options: DeployOptions) -> str | None:
 def cut_deployment(session: DeploySession, deployment: Deployment) -> bool:
     """Make ``deployment``'s cut; False (and the run's usage problem) when ``--deploy-to``
     cannot be carried out for it."""
-    from deploy_plugin.plan import match_group
+    # deferred: +49 modules, 52 ms (store.records, store.projects, store.lock, …)
     from deploy_plugin.store.base import StoreError
 
     given = session.options.deploy_to

@@ -13,29 +13,19 @@ from typing import Any
 
 import pytest
 
-from deploy_plugin.config import DeployConfig, Group
+from deploy_plugin.config import Group
 from deploy_plugin.engine import runtime
 from deploy_plugin.engine.host import RunHost
+from deploy_plugin.engine.migrations import Subject
 from deploy_plugin.engine.parallel import ParallelRunner
 from deploy_plugin.engine.policy import step_ref
-from deploy_plugin.plan import GroupPlan
-from deploy_plugin.targets import TargetInfo
 
 
 class Deployment(runtime.Deployment):
     """One config deployed to one target within this pytest session."""
 
-    def __init__(
-        self,
-        session: RunHost,
-        config: DeployConfig,
-        target: TargetInfo,
-        plans: list[GroupPlan],
-        nodeid: str,
-        *,
-        kind: str = "deploy",
-    ) -> None:
-        super().__init__(session, config, target, plans, nodeid, kind=kind)
+    def __init__(self, session: RunHost, what: Subject, nodeid: str, kind: str) -> None:
+        super().__init__(session, what, nodeid, kind)
         # every DeployItem collected for it, in collection order (plugin.items registers
         # each: that module imports this one, so they are typed by what they share)
         self.items: list[Any] = []

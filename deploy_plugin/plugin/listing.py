@@ -18,6 +18,7 @@ The exit status is 0 when nothing else went wrong, also with no config found.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -67,8 +68,6 @@ class ConfigListing:
         return None
 
     def pytest_collection_finish(self, session: pytest.Session) -> None:
-        import json
-
         config = session.config
         listing = {
             "rootdir": str(config.rootpath),
@@ -100,6 +99,7 @@ def describe(path: Path) -> dict[str, Any]:
     run that deploys validates; the CLI loads what it uses). The project is the config's
     ``project`` key, else the name of its root folder (DESIGN §1), as its loader names it;
     a file that does not parse is named after its folder."""
+    # deferred: +16 modules, 42 ms (config.model, config.validation, config.loading, …)
     from deploy_plugin.config.fallback import SCRIPT_NAME, script_config
 
     if path.name == SCRIPT_NAME:
@@ -118,10 +118,12 @@ def _document(path: Path) -> dict[str, Any]:
     try:
         text = path.read_text(encoding="utf-8-sig")
         if path.suffix == ".json":
+            # deferred: +0 modules, 0 ms ()
             import json
 
             data = json.loads(text)
         else:
+            # deferred: +18 modules, 13 ms (yaml.reader, yaml.scanner, yaml.resolver, …)
             import yaml
 
             data = yaml.safe_load(text)

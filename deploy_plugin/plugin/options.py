@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from deploy_plugin.config import ENV_NAME_RE
+from deploy_plugin.store import store_url
 
 if TYPE_CHECKING:  # the CLI builds options without importing pytest
     import pytest
@@ -41,172 +42,140 @@ NEEDS_TARGET = {
 def add_options(parser: pytest.Parser) -> None:
     """The command-line options and ini keys of DESIGN §6."""
     group = parser.getgroup("deploy", "deployments (pytest-deploy)")
-    group.addoption(
+
+    def flag(name: str, dest: str, help: str) -> None:
+        group.addoption(name, action="store_true", dest=dest, help=help)
+
+    def each(name: str, dest: str, metavar: str, help: str) -> None:  # repeatable
+        group.addoption(name, action="append", default=[], dest=dest, metavar=metavar, help=help)
+
+    def value(name: str, dest: str, metavar: str, kind: type | None = None, *, help: str) -> None:
+        group.addoption(name, dest=dest, metavar=metavar, help=help, type=kind)
+
+    each(
         "--deploy-target",
-        action="append",
-        default=[],
-        dest="deploy_target",
-        metavar="NAME",
-        help="deploy every collected config to this target (repeatable: one deployment each)",
+        "deploy_target",
+        "NAME",
+        "deploy every collected config to this target (repeatable: one deployment each)",
     )
-    group.addoption(
-        "--dry-run",
-        action="store_true",
-        dest="deploy_dry_run",
-        help="plan only: show every command, run none, change nothing",
-    )
-    group.addoption(
-        "--group",
-        action="append",
-        default=[],
-        dest="deploy_groups",
-        metavar="NAME",
-        help="deploy only this group (repeatable)",
-    )
-    group.addoption(
-        "--skip-group",
-        action="append",
-        default=[],
-        dest="deploy_skip_groups",
-        metavar="NAME",
-        help="leave this group out (repeatable)",
-    )
-    group.addoption(
+    flag("--dry-run", "deploy_dry_run", "plan only: show every command, run none, change nothing")
+    each("--group", "deploy_groups", "NAME", "deploy only this group (repeatable)")
+    each("--skip-group", "deploy_skip_groups", "NAME", "leave this group out (repeatable)")
+    flag(
         "--continue-on-failure",
-        action="store_true",
-        dest="deploy_continue_on_failure",
-        help="after a failed group, carry on with the next group",
+        "deploy_continue_on_failure",
+        "after a failed group, carry on with the next group",
     )
-    group.addoption(
-        "--no-health-check",
-        action="store_true",
-        dest="deploy_no_health_check",
-        help="do not run the health check",
-    )
-    group.addoption(
+    flag("--no-health-check", "deploy_no_health_check", "do not run the health check")
+    value(
         "--deploy-health-url",
-        dest="deploy_health_url",
-        metavar="URL",
+        "deploy_health_url",
+        "URL",
         help="poll this URL instead of the config's health_check.url",
     )
-    group.addoption(
+    flag(
         "--skip-validation",
-        action="store_true",
-        dest="deploy_skip_validation",
-        help="do not check required env vars (drift, the lock and the config are still checked)",
+        "deploy_skip_validation",
+        "do not check required env vars (drift, the lock and the config are still checked)",
     )
-    group.addoption(
+    value(
         "--deploy-store",
-        dest="deploy_store",
-        metavar="URL",
+        "deploy_store",
+        "URL",
         help="store URL: postgresql://... or sqlite:///PATH "
         "(default: $DEPLOY_STORE_URL, ini deploy_store, else <rootdir>/.deploy/state.sqlite3)",
     )
-    group.addoption(
+    each(
         "--deploy-env",
-        action="append",
-        default=[],
-        dest="deploy_env",
-        metavar="KEY=VALUE",
-        help="set an env var for this run's steps (a secret: masked everywhere, but visible"
+        "deploy_env",
+        "KEY=VALUE",
+        "set an env var for this run's steps (a secret: masked everywhere, but visible"
         " to other users of the machine in the process list: prefer --deploy-env-file)",
     )
-    group.addoption(
+    each(
         "--deploy-env-file",
-        action="append",
-        default=[],
-        dest="deploy_env_file",
-        metavar="FILE",
-        help="read env vars for this run's steps from a dotenv file (KEY=VALUE lines;"
+        "deploy_env_file",
+        "FILE",
+        "read env vars for this run's steps from a dotenv file (KEY=VALUE lines;"
         " secrets, masked everywhere, never on a command line; repeatable, later wins)",
     )
-    group.addoption(
+    value(
         "--deploy-timeout",
-        type=float,
-        default=None,
-        dest="deploy_timeout",
-        metavar="SECONDS",
+        "deploy_timeout",
+        "SECONDS",
+        float,
         help="time limit of each command whose group sets no timeout_seconds, and of a"
         " deploy.sh fallback (default: none)",
     )
-    group.addoption(
+    value(
         "--deploy-plan-out",
-        dest="deploy_plan_out",
-        metavar="FILE.json",
+        "deploy_plan_out",
+        "FILE.json",
         help="with --dry-run: save the plan (steps, commands, and what decided them) to apply"
         " later with --deploy-plan",
     )
-    group.addoption(
+    value(
         "--deploy-plan",
-        dest="deploy_plan",
-        metavar="FILE.json",
+        "deploy_plan",
+        "FILE.json",
         help="apply a saved plan: exactly its steps, once, refused if anything it was made"
         " from changed",
     )
-    group.addoption(
+    value(
         "--deploy-report",
-        dest="deploy_report",
-        metavar="FILE.json",
+        "deploy_report",
+        "FILE.json",
         help="write the deployments' results as JSON",
     )
-    group.addoption(
+    value(
         "--deploy-html",
-        dest="deploy_html",
-        metavar="FILE.html",
+        "deploy_html",
+        "FILE.html",
         help="write this run with its history around it as one self-contained HTML page",
     )
-    group.addoption(
-        "--yes",
-        action="store_true",
-        dest="deploy_yes",
-        help="confirm a deployment to a protected target without asking",
-    )
-    group.addoption(
+    flag("--yes", "deploy_yes", "confirm a deployment to a protected target without asking")
+    value(
         "--deploy-rollback",
-        type=int,
-        dest="deploy_rollback",
-        metavar="N",
+        "deploy_rollback",
+        "N",
+        int,
         help="roll back the last N applied migrations (newest first) instead of deploying",
     )
-    group.addoption(
+    value(
         "--deploy-rollback-to",
-        dest="deploy_rollback_to",
-        metavar="FILE",
+        "deploy_rollback_to",
+        "FILE",
         help="roll back every migration applied after FILE (root-relative), FILE itself kept",
     )
-    group.addoption(
+    flag(
         "--deploy-check-rollback",
-        action="store_true",
-        dest="deploy_check_rollback",
-        help="for a throw-away or CI database: per pending migration, apply it, run its down,"
+        "deploy_check_rollback",
+        "for a throw-away or CI database: per pending migration, apply it, run its down,"
         " compare the schema with before, apply it again",
     )
-    group.addoption(
+    flag(
         "--deploy-atomic",
-        action="store_true",
-        dest="deploy_atomic",
-        help="when a step fails, undo this deployment in reverse (rollback_command of each"
+        "deploy_atomic",
+        "when a step fails, undo this deployment in reverse (rollback_command of each"
         " completed group, the down of each migration it applied); also `atomic: true`",
     )
-    group.addoption(
+    flag(
         "--deploy-strict-schema",
-        action="store_true",
-        dest="deploy_strict_schema",
-        help="fail preflight when a tracked database's schema changed since the last"
+        "deploy_strict_schema",
+        "fail preflight when a tracked database's schema changed since the last"
         " successful run (default: a warning)",
     )
-    group.addoption(
+    flag(
         "--deploy-reapply-missing",
-        action="store_true",
-        dest="deploy_reapply_missing",
-        help="apply again the migrations that the store records as applied but the target"
+        "deploy_reapply_missing",
+        "apply again the migrations that the store records as applied but the target"
         " database's ledger lacks (a restored or recreated database; a CI job that recreates"
         " its database every run); without it such a run stops at preflight",
     )
-    group.addoption(
+    value(
         "--deploy-to",
-        dest="deploy_to",
-        metavar="FILE",
+        "deploy_to",
+        "FILE",
         help="apply pending migrations up to and including FILE (root-relative, or a base"
         " name only one tracked file has); later ones stay pending, reported skipped",
     )
@@ -258,10 +227,11 @@ class DeployOptions:
     def from_pytest(cls, config: pytest.Config) -> DeployOptions:
         """The options of a pytest session (command line, then ini; the store's URL by its
         precedence, see :func:`deploy_plugin.store.store_url`)."""
+        # deferred: +197 modules, 113 ms (_pytest.config, _pytest.subtests, _pytest._code.code, …)
         import pytest
 
+        # deferred: +17 modules, 11 ms (engine.steplogs, datetime, shutil, …)
         from deploy_plugin.engine.steplogs import parse_keep
-        from deploy_plugin.store import store_url
 
         opt = config.getoption
         try:
@@ -366,6 +336,7 @@ class DeployOptions:
 
     def env_values(self) -> dict[str, str]:
         """``--deploy-env`` as a dict; pytest.UsageError for a malformed pair."""
+        # deferred: +197 modules, 149 ms (_hashlib, _pytest.fixtures, zipfile, …)
         import pytest
 
         env: dict[str, str] = {}

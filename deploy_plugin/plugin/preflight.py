@@ -100,6 +100,7 @@ def take_lock(deployment: Deployment, item: DeployItem) -> None:
 
 def claim_plan(item: DeployItem, found: Findings) -> None:
     """Under the lock: the saved plan being applied (if any), checked again, used once."""
+    # deferred: +22 modules, 38 ms (saved_plans, store.records, store.projects, …)
     from deploy_plugin.plugin import plans as plan_glue
     from deploy_plugin.store.base import StoreError
 

@@ -29,6 +29,7 @@ def junit_xml(config: pytest.Config) -> Any | None:
     ``record_testsuite_property`` fixture, which a plugin's session hooks can't request;
     the writer is found under ``_pytest.junitxml.xml_key`` in the config's stash.
     """
+    # deferred: +7 modules, 4 ms (xml.etree.ElementTree, _pytest.junitxml, xml.etree.ElementPath, …)
     from _pytest.junitxml import xml_key
 
     return config.stash.get(xml_key, None)

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from deploy_plugin.plugin.options import TARGET_PARAM, DeployOptions
+from deploy_plugin.store import default_store_path, open_store, store_home
 
 if TYPE_CHECKING:  # imported when a deployment needs them: plain pytest runs stay light
     from deploy_plugin.config import DeployConfig
@@ -88,6 +89,7 @@ class DeploySession:
     def plan_id(self) -> str:
         """The id of the plan this run makes (--deploy-plan-out), drawn when first asked."""
         if self._plan_id is None:
+            # deferred: +3 modules, 9 ms (saved_plans, hmac, secrets)
             from deploy_plugin.saved_plans import new_plan_id
 
             self._plan_id = new_plan_id()
@@ -124,7 +126,7 @@ class DeploySession:
 
     def store(self) -> Any:
         """The store, opened once (a dry run never creates one: None when missing)."""
-        from deploy_plugin.store import open_store
+        # deferred: +24 modules, 43 ms (store.records, secrets, store.projects, …)
         from deploy_plugin.store.base import StoreError
 
         if not self._store_opened:
@@ -143,7 +145,6 @@ class DeploySession:
     def _same_store(self, config: DeployConfig) -> str | None:
         """Why ``config`` cannot run in this session: its embedded store is not the one
         this run opened (the first config's), if so. A named store is every config's."""
-        from deploy_plugin.store import default_store_path, store_home
 
         if self.options.store is not None:
             return None
@@ -168,6 +169,7 @@ class DeploySession:
         self, config: DeployConfig, name: str
     ) -> tuple[TargetInfo | None, str | None]:
         """The target ``name`` of a config (declared or stored), or why it is unknown."""
+        # deferred: +25 modules, 34 ms (store.records, targets, store.projects, …)
         from deploy_plugin import targets
         from deploy_plugin.store.base import StoreError
 

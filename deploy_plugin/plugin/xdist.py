@@ -88,6 +88,7 @@ class EndedUnit:
 
 
 def make_scheduler(config: pytest.Config, log: Any, targets: Sequence[str]) -> Any:
+    # deferred: +27 modules, 12 ms (execnet.gateway_base, xdist.remote, xdist.workermanage, …)
     from xdist.scheduler import LoadScopeScheduling
 
     rootdir = Path(config.rootpath)
