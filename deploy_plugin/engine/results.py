@@ -17,10 +17,11 @@ from deploy_plugin.engine.policy import step_ref
 from deploy_plugin.engine.squawk import LintFinding
 from deploy_plugin.facts import iso_utc
 from deploy_plugin.secrets import Masker
+from deploy_plugin.store.records import StepFacts
 
 
 @dataclass(frozen=True)
-class StepResult:
+class StepResult(StepFacts):
     """What one step of a deployment did, as the reports show it, secrets masked.
 
     :ivar node_id: the pytest node id (``<config>::<target>::<group>::<name>``).
@@ -37,15 +38,6 @@ class StepResult:
     :ivar started_at: when it began, ISO 8601 UTC (None for a step that never started).
     """
 
-    node_id: str
-    group: str | None
-    kind: str
-    file: str | None
-    checksum: str | None
-    command: str | None
-    outcome: str  # passed | failed | skipped
-    duration_ms: int
-    message: str | None
     started_at: str | None = None  # ISO 8601 UTC: when the step (its command) began
 
     def to_json(self) -> dict[str, Any]:

@@ -10,7 +10,8 @@ from deploy_plugin.migration_record import MIGRATION_STATUSES, MigrationRecord
 
 __all__ = [
     "MIGRATION_STATUSES", "TARGET_FIELDS", "AuditRecord", "DeploymentRecord",
-    "EnvVarRecord", "IntentRecord", "LockInfo", "MigrationRecord", "StepRecord", "TargetRecord",
+    "EnvVarRecord", "IntentRecord", "LockInfo", "MigrationRecord", "StepFacts", "StepRecord",
+    "TargetRecord",
     "format_time", "to_utc", "utcnow",
 ]  # fmt: skip
 
@@ -61,8 +62,9 @@ class DeploymentRecord:
 
 
 @dataclass(frozen=True)
-class StepRecord:
-    """One recorded step (pytest item) of a deployment run."""
+class StepFacts:
+    """What every step of a run is known by, as a report shows it and the store keeps it
+    (the engine's ``StepResult`` and the stored :class:`StepRecord` add their times)."""
 
     node_id: str
     group: str | None
@@ -70,9 +72,15 @@ class StepRecord:
     file: str | None
     checksum: str | None
     command: str | None
-    outcome: str
+    outcome: str  # passed | failed | skipped
     duration_ms: int
     message: str | None
+
+
+@dataclass(frozen=True)
+class StepRecord(StepFacts):
+    """One recorded step (pytest item) of a deployment run."""
+
     recorded_at: datetime
     started_at: datetime | None = None  # None for rows recorded before schema version 6
 
