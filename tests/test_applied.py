@@ -132,15 +132,17 @@ def test_a_file_no_longer_applied_when_it_runs_fails_the_item(pytester: pytest.P
     )
     pytester.runpytest("--deploy-target=t").assert_outcomes(passed=8)
     # another run rolls 002 back between this run's collection and its lock
-    pytester.makeconftest(
-        "import sqlite3\n"
-        "def pytest_collection_finish(session):\n"
-        "    db = sqlite3.connect(session.config.rootpath / '.deploy' / 'state.sqlite3')\n"
-        "    with db:\n"
-        "        db.execute(\"DELETE FROM migration_history\"\n"
-        "                   \" WHERE migration_file = 'migrations/002.sql'\")\n"
-        "    db.close()\n"
-    )
+    pytester.makeconftest("""
+        import sqlite3
+
+        def pytest_collection_finish(session):
+            db = sqlite3.connect(session.config.rootpath / ".deploy" / "state.sqlite3")
+            with db:
+                db.execute(
+                    "DELETE FROM migration_history WHERE migration_file = 'migrations/002.sql'"
+                )
+            db.close()
+    """)
     result = pytester.runpytest("--deploy-target=t", "-rs")
     result.assert_outcomes(passed=4, failed=1, skipped=1)
     result.stdout.fnmatch_lines(

@@ -26,6 +26,7 @@ import pytest
 
 from deploy_plugin.engine.psql import ledger_env, psql_wrapped_env
 from deploy_plugin.migrate.ledger import PG_TABLE, psql_guard_sql
+from tests.procs import spawn
 from tests.test_faults import claims_applied, history, make_project, migrations_group, run, wait_for
 
 pytestmark = pytest.mark.skipif(shutil.which("psql") is None, reason="psql is not on PATH")
@@ -40,15 +41,7 @@ def start_psql(tmp_path: Path, url: str, rel: str) -> subprocess.Popen[str]:
     sql = psql_guard_sql("p", "t", rel, "0" * 64, "tester@host")
     env = psql_wrapped_env(os.environ, psqlrc_dir, single_transaction=True)
     env |= ledger_env(psqlrc_dir, root=root, rel=rel, sql=sql)
-    return subprocess.Popen(
-        ["psql", url, "-q", "-f", rel],
-        cwd=root,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    return spawn(["psql", url, "-q", "-f", rel], cwd=root, env=env)
 
 
 def finish(proc: subprocess.Popen[str]) -> tuple[int, str]:

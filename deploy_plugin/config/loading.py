@@ -6,6 +6,7 @@ import hashlib
 import json
 import os
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -136,7 +137,8 @@ def load_config(path: str | os.PathLike[str]) -> DeployConfig:
     text, data, lines = _parse(raw, abs_path, shown)
     problems = _schema_problems(data, lines)
     if problems:
-        _raise_first(problems + _also_semantic(abs_path, text, raw, data, lines, problems), shown)
+        also = _also_semantic(lambda: _build(abs_path, text, raw, data, lines), problems)
+        _raise_first(problems + also, shown)
     config = _build(abs_path, text, raw, data, lines)
     problems = _semantic_problems(config)
     if problems:
@@ -145,12 +147,7 @@ def load_config(path: str | os.PathLike[str]) -> DeployConfig:
 
 
 def _also_semantic(
-    path: Path,
-    text: str,
-    raw: bytes,
-    data: dict[str, Any],
-    lines: dict[str, int],
-    schema_problems: list[tuple[int | None, str | None, str]],
+    build: Callable[[], DeployConfig], schema_problems: list[tuple[int | None, str | None, str]]
 ) -> list[tuple[int | None, str | None, str]]:
     """The checks a schema cannot express, on a config that failed the schema pass, so
     that one run reports every problem (a misspelt key and a bad URL scheme together):
@@ -158,7 +155,7 @@ def _also_semantic(
     named already or a part of one (a string where a list belongs is built as a tuple of
     characters: their "problems" are not the user's)."""
     try:
-        found = _semantic_problems(_build(path, text, raw, data, lines))
+        found = _semantic_problems(build())
     except Exception:  # noqa: BLE001 - too broken to check further: the schema's problems stand
         return []
     named = [field for _, field, _ in schema_problems if field]
