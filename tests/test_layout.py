@@ -134,8 +134,8 @@ def test_no_module_is_over_400_lines() -> None:
 
 
 def _undeclared_deferrals(path: Path) -> list[int]:
-    """Lines of imports inside a function of ``path`` with no ``# deferred:`` comment on the
-    line above (one comment covers a block of consecutive imports)."""
+    """Lines of imports inside a function of ``path`` with no ``# deferred:`` comment right
+    above (one comment covers a block of consecutive imports)."""
     import ast
 
     lines = path.read_text(encoding="utf-8").splitlines()
@@ -146,11 +146,16 @@ def _undeclared_deferrals(path: Path) -> list[int]:
                 if isinstance(sub, ast.Import | ast.ImportFrom):
                     inside[sub.lineno] = sub
     ends = {node.end_lineno for node in inside.values()}
-    return [
-        line
-        for line in sorted(inside)
-        if line - 1 not in ends and not lines[line - 2].strip().startswith("# deferred:")
-    ]
+
+    def declared(line: int) -> bool:  # the comment right above (it may span several lines)
+        above = line - 2
+        while above >= 0 and lines[above].strip().startswith("#"):
+            if lines[above].strip().startswith("# deferred:"):
+                return True
+            above -= 1
+        return False
+
+    return [line for line in sorted(inside) if line - 1 not in ends and not declared(line)]
 
 
 def test_every_import_inside_a_function_says_what_it_saves() -> None:

@@ -15,8 +15,6 @@ import pytest
 from deploy_plugin.config import ConfigError, DeployConfig, load_config
 from deploy_plugin.config.requires import promotion_order
 from deploy_plugin.engine.errors import DeployWarning
-from deploy_plugin.migrate.downs import tracked_files_problem
-from deploy_plugin.plan import match_group, plan_group
 from deploy_plugin.plugin.collecting import (
     PlannedNode,
     TargetCollector,
@@ -54,6 +52,9 @@ class DeployConfigFile(pytest.File):
     def matched(self, config: DeployConfig, group: Group) -> Matched:
         """A group's files, matched once for the config check and every target."""
         if group.name not in self._matched:
+            # deferred: +5 modules (plan.steps, plan.files, …): none for a config without files
+            from deploy_plugin.plan import match_group
+
             self._matched[group.name] = match_group(config, group)
         return self._matched[group.name]
 
@@ -66,6 +67,9 @@ class DeployConfigFile(pytest.File):
             return
         problem = None
         if any(g.track_migrations and g.file_patterns for g in config.groups):
+            # deferred: +7 modules (migrate.downs, plan, …): only a config that tracks files
+            from deploy_plugin.migrate.downs import tracked_files_problem
+
             problem = tracked_files_problem(
                 config, self.nodeid or str(self.path), lambda g: self.matched(config, g).files
             )
@@ -123,6 +127,9 @@ class TargetNode(TargetCollector):
 
             yield from collect_check(self, session, config, target)
             return
+        # deferred: +5 modules (plan.steps, plan.files, …): only with a target
+        from deploy_plugin.plan import plan_group
+
         plans = [
             plan_group(config, group, target.name, self.matched(config, group))
             for group in config.groups

@@ -18,7 +18,6 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from deploy_plugin.plugin.nodes import FRAMING, framing_items
 from deploy_plugin.plugin.options import TARGET_PARAM
 from deploy_plugin.plugin.session import DeploySession
 
@@ -56,6 +55,7 @@ class SelectionHooks:
             return []  # no deployment item was collected
         # deferred: +58 modules, 68 ms (plan.steps, engine.runtime, plan.files, …)
         from deploy_plugin.plugin.items import DeployItem
+        from deploy_plugin.plugin.nodes import FRAMING
 
         held: list[pytest.Item] = [
             i for i in items if isinstance(i, DeployItem) and i.kind in FRAMING
@@ -123,6 +123,10 @@ class SelectionHooks:
             ):
                 removed += [item for item in deployment.items if item in collected]
                 continue
+            # deferred: plugin.nodes and the config's validation (+13 modules), loaded only
+            # where a config is collected: a project without one never imports them
+            from deploy_plugin.plugin.nodes import framing_items
+
             own = framing_items(deployment)
             # the deployment's steps: an item carrying several (the applied files) gives them
             steps = [step for item in deployment.items if item in kept for step in _steps(item)]
