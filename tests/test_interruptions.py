@@ -383,45 +383,61 @@ def test_a_step_stopped_by_pytest_exit_is_in_the_report(tmp_path: Path):
     assert deployment["status"] != "success"
 
 
-#: A conftest that sends this run a SIGTERM from inside the deployment's end (the window a
-#: CI cancellation can hit: the last step has passed, the run is closing and recording).
-SIGNAL_AT_END = """
+#: A conftest that sends this run a SIGTERM from inside one function of the deployment's
+#: end (the windows a CI cancellation can hit), and notes when pytest_deploy_finished runs.
+SIGNAL_AT = """
 import os
 import signal
 
+import deploy_plugin.engine.checks as checks
 from deploy_plugin.engine.recorder import RunRecorder
 from deploy_plugin.engine.runtime import Deployment
+from deploy_plugin.store.base import Store
 
-WHERE = {where!r}
+OWNERS = {{"Deployment": Deployment, "RunRecorder": RunRecorder, "Store": Store}}
+OWNER, NAME = {where!r}.split(".")
 
 
-def wrap(owner, name):
-    original = getattr(owner, name)
-
-    def signalled(self, *args):
+def signalled(original):
+    def call(*args, **kwargs):
+        value = original(*args, **kwargs)  # the store has committed what it does
         os.kill(os.getpid(), signal.SIGTERM)
-        return original(self, *args)
+        return value
+    return call
 
-    setattr(owner, name, signalled)
+
+setattr(OWNERS[OWNER], NAME, signalled(getattr(OWNERS[OWNER], NAME)))
 
 
-wrap(Deployment, "close_runners") if WHERE == "closing" else wrap(RunRecorder, "finish")
+def pytest_deploy_finished(deployment, report):
+    with open("finished.hook", "w") as f:
+        f.write(report.status)
 """
 
+#: Where the signal lands: closing the runners, recording the end, right after the store
+#: committed the lock or the run's row (before the engine kept them).
+WINDOWS = ["Deployment.close_runners", "RunRecorder.finish", "Store.acquire_lock",
+           "Store.start_deployment"]  # fmt: skip
 
-@pytest.mark.parametrize("where", ["closing", "recording"])
-def test_a_signal_while_the_run_ends_still_records_it_and_frees_the_lock(
-    tmp_path: Path, where: str
+
+@pytest.mark.parametrize("early", [False, True], ids=["last-teardown", "session-end"])
+@pytest.mark.parametrize("where", WINDOWS)
+def test_a_signal_while_the_run_starts_or_ends_still_records_it_and_frees_the_lock(
+    tmp_path: Path, where: str, early: bool
 ) -> None:
-    """A SIGTERM that lands while the deployment ends (closing its runners, recording its
-    end) must not leave the run ``running`` with its lock held (CI, fault harness)."""
-    first = {"name": "first", "order": 1, "deploy_command": "true"}
-    root = project(tmp_path, [first], conftest=SIGNAL_AT_END.format(where=where))
-    result = run(root)
-    assert "Traceback" not in result.stdout + result.stderr, result.stdout + result.stderr
+    """A SIGTERM that lands while the deployment takes its lock, records its start, or ends
+    (from its last item's teardown, or from pytest's session end after -x stopped it early)
+    never leaves the run ``running`` with its lock held, and the report is still written."""
+    groups = [{"name": "first", "order": 1, "deploy_command": "false" if early else "true"},
+              {"name": "second", "order": 2, "deploy_command": "true"}]  # fmt: skip
+    root = project(tmp_path, groups, conftest=SIGNAL_AT.format(where=where))
+    result = run(root, "-x", "--deploy-report=r.json")
+    output = result.stdout + result.stderr
+    assert "Traceback" not in output and result.returncode in (1, 2), output
     ((_, status, _, _),) = deployments(root)
-    assert status in ("success", "interrupted"), status
-    assert lock_rows(root) == []
+    assert status in ("success", "failure", "interrupted"), (status, output)
+    assert lock_rows(root) == [], output
+    assert (root / "r.json").exists() and (root / "finished.hook").exists(), output
     (root / "conftest.py").unlink()
     rerun = run(root)  # nothing to take over: the lock was released
-    assert "took over" not in rerun.stdout and rerun.returncode == 0, rerun.stdout
+    assert "took over" not in rerun.stdout.lower(), rerun.stdout

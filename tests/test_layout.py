@@ -151,7 +151,7 @@ def _undeclared_deferrals(path: Path) -> list[int]:
         above = line - 2
         while above >= 0 and lines[above].strip().startswith("#"):
             if lines[above].strip().startswith("# deferred:"):
-                return True
+                return not lines[above].strip().startswith("# deferred: +0 ")  # saves nothing
             above -= 1
         return False
 

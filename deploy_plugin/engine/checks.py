@@ -17,6 +17,7 @@ from deploy_plugin.config import url_scheme_problem
 from deploy_plugin.config.commands import option_like
 from deploy_plugin.engine.errors import DeployFailure
 from deploy_plugin.engine.runtime import Deployment
+from deploy_plugin.engine.signals import interrupts_deferred
 from deploy_plugin.facts import who
 from deploy_plugin.plan import file_values, links_note, padding_warning
 from deploy_plugin.targets import expand_vars, undefined_vars
@@ -101,9 +102,10 @@ def take_lock(deployment: Deployment, found: Findings) -> None:
     store = deployment.session.store()  # its StoreError stops everything, preflight too
     assert store is not None, "a real run opens (or creates) its store"
     try:
-        deployment.lock = store.acquire_lock(
-            deployment.project, deployment.target.name, holder=who()
-        )
+        with interrupts_deferred():  # a signal right after the commit: the lock is kept first
+            deployment.lock = store.acquire_lock(
+                deployment.project, deployment.target.name, holder=who()
+            )
     except StoreError as err:
         raise DeployFailure(str(err)) from None
     if getattr(deployment.lock, "warning", None):

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from deploy_plugin.engine.errors import soft_warn
+from deploy_plugin.engine.signals import interrupts_deferred
 from deploy_plugin.secrets import Masker
 
 if TYPE_CHECKING:
@@ -67,16 +68,17 @@ class RunRecorder:
         """Record the run as ``running``; its id (None without a store: a dry run)."""
         store = self._store()
         if store is not None:
-            self.deployment_id = store.start_deployment(
-                self.project,
-                self.target,
-                who=who,
-                config_snapshot=self.masker.mask(config_snapshot),
-                config_sha256=config_sha256,
-                dry_run=self.dry_run,
-                started_at=started_at,
-                kind=kind,
-            )
+            with interrupts_deferred():  # a signal right after the commit: the id is kept first
+                self.deployment_id = store.start_deployment(
+                    self.project,
+                    self.target,
+                    who=who,
+                    config_snapshot=self.masker.mask(config_snapshot),
+                    config_sha256=config_sha256,
+                    dry_run=self.dry_run,
+                    started_at=started_at,
+                    kind=kind,
+                )
         return self.deployment_id
 
     def verdict(self, config: DeployConfig, rootdir: Path, *, bind: bool) -> Verdict:

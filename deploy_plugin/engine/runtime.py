@@ -321,28 +321,22 @@ class Deployment(Migrations):
 
     def finish(self) -> None:
         """Close executors, release the lock, record the end of the run, tell the run's
-        extensions (idempotent)."""
+        extensions (idempotent). Ctrl-C, SIGTERM and SIGHUP are held until all of it is
+        done, then acted on: a signal never leaves a run "running" with its lock held."""
         if self.finished:
             return
-        self.finished = True
-        if self._log_filter is not None:
-            for logger in HTTP_LOGGERS:
-                logging.getLogger(logger).removeFilter(self._log_filter)
-        self.ended_at = utcnow()
-        try:
+        with interrupts_deferred():
+            self.finished = True
+            if self._log_filter is not None:
+                for logger in HTTP_LOGGERS:
+                    logging.getLogger(logger).removeFilter(self._log_filter)
+            self.ended_at = utcnow()
             self.close_runners()
             for parallel in self.parallel.values():
                 parallel.close()  # commands a session that ended early left running
             self._record_schemas()
             self._prune_logs()
-        except KeyboardInterrupt as stop:  # Ctrl-C or a signal while the run closes
-            self.interrupted = self.interrupted or str(stop) or "interrupted (Ctrl-C)"
-            raise
-        finally:
-            # recorded and the lock released whatever stopped the closing; a signal that
-            # lands meanwhile is acted on right after (never a run left "running")
-            with interrupts_deferred():
-                self.recorder.finish(self.status)  # never raises: a store problem warns
+            self.recorder.finish(self.status)  # never raises: a store problem warns
             try:  # teardown never raises (JUnit has no <error>)
                 self.session.deployment_finished(self.view(), self.report())
             except Exception as err:  # noqa: BLE001 - a plugin's bug must not undo the result

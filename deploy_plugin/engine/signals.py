@@ -73,3 +73,25 @@ def interrupts_deferred() -> Iterator[None]:
                 handler(pending[0], None)  # e.g. raises KeyboardInterrupt
             elif handler == signal.SIG_DFL:
                 os.kill(os.getpid(), pending[0])
+
+
+@contextmanager
+def interrupts_noted() -> Iterator[list[int]]:
+    """While inside, Ctrl-C, SIGTERM and SIGHUP are only noted (the yielded list), never
+    acted on, not even after: for the end of a session, whose own work (recording the
+    deployments, writing the reports) is what a late signal would otherwise cut short.
+    Main thread only."""
+    noted: list[int] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield noted
+        return
+
+    def note(signum: int, frame: FrameType | None) -> None:
+        noted.append(signum)
+
+    previous = {sig: signal.signal(sig, note) for sig in _INTERRUPTS}
+    try:
+        yield noted
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

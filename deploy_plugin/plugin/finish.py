@@ -6,6 +6,7 @@ reports for everyone.
 
 from __future__ import annotations
 
+import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,23 @@ class FinishHooks:
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        if not self.state.options.targets:
+            return self._end(session)
+        # deferred: +2 modules, 1 ms (engine.signals, engine): only with a target
+        from deploy_plugin.engine.signals import interrupts_noted
+
+        # a late Ctrl-C or signal must not cut short the deployments' records and reports
+        with interrupts_noted() as noted:
+            self._end(session)
+        if noted:
+            names = ", ".join(sorted({signal.Signals(n).name for n in noted}))
+            soft_warn(
+                f"pytest-deploy: {names} arrived while the run was ending; it recorded its"
+                " deployments and wrote its reports first"
+            )
+        return None
+
+    def _end(self, session: pytest.Session) -> None:
         state = self.state
         for deployment in state.deployments:
             if deployment.started_at is not None:

@@ -12,7 +12,7 @@ from typing import Any
 
 from deploy_plugin.engine import lock_retries
 from deploy_plugin.engine.errors import DeployFailure
-from deploy_plugin.engine.psql import ledger_env, runs_psql_from_path
+from deploy_plugin.engine.psql import drop_ledger_sql, ledger_env, runs_psql_from_path
 from deploy_plugin.engine.shell import CommandRefused, CommandResult, run_command
 from deploy_plugin.facts import iso_utc, monotonic_ms, who
 from deploy_plugin.migrate.ledger import psql_guard_sql
@@ -162,9 +162,6 @@ class StepItem(DeployItem):
             return result
         finally:
             if one_transaction:
-                # deferred: +0 modules, 0 ms ()
-                from deploy_plugin.engine.psql import drop_ledger_sql
-
                 drop_ledger_sql(env)
 
     def _run_command(
