@@ -252,3 +252,72 @@ def test_deploy_to_needs_a_target(pytester: pytest.Pytester) -> None:
     result = pytester.runpytest("--deploy-to=db/001_a.sql")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     assert "--deploy-to needs --deploy-target" in result.stderr.str()
+
+
+# ------------------------------------------------------------ repeatables and saved plans
+
+
+def view_columns(url: str) -> list[str]:
+    with psycopg.connect(url) as conn:
+        rows = conn.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_name = 'v'"
+            " ORDER BY ordinal_position"
+        ).fetchall()
+    return [r[0] for r in rows]
+
+
+def test_a_changed_repeatable_is_pending_to_the_cut(
+    env: Env, pg_database: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A repeatable whose checksum differs from the one applied is pending (cut-able, and
+    counted as left pending after the cut); an unchanged one is applied."""
+    view = env.pytester.path / "db/R__v.sql"
+    view.write_text("CREATE OR REPLACE VIEW v AS SELECT 1 AS one;\n")
+    assert env.run().ret == 0
+    unchanged = refused(env.run("--deploy-to=R__v.sql"))
+    assert "db/R__v.sql is already applied to target 't'" in unchanged
+    assert "none is pending" in unchanged
+
+    view.write_text("CREATE OR REPLACE VIEW v AS SELECT 1 AS one, 2 AS two;\n")
+    (env.pytester.path / "db/004_d.sql").write_text("CREATE TABLE d (id int);\n")
+    applied = refused(env.run("--deploy-to=db/003_c.sql"))
+    assert "Name a pending file (db/004_d.sql, db/R__v.sql)" in applied
+    cut = env.run("--deploy-to=004_d.sql", "-v")
+    assert cut.ret == 0, cut.stdout.str()
+    cut.stdout.fnmatch_lines(
+        [
+            "*schema::deploy[[]db/004_d.sql[]] PASSED*",
+            "*schema::deploy[[]db/R__v.sql[]] SKIPPED*",
+            "*note: --deploy-to db/004_d.sql: pending migrations up to and including it;"
+            " 1 later one(s) left pending: db/R__v.sql",
+        ]
+    )
+    assert "d" in env.tables() and view_columns(pg_database) == ["one"]
+
+    (env.pytester.path / "pytest.ini").write_text("[pytest]\n")
+    monkeypatch.chdir(env.pytester.path)
+    monkeypatch.setenv("DEPLOY_STORE_URL", pg_database)
+    base = ("migration", "apply", "p", "--target", "t", f"--deploy-env=DATABASE_URL={pg_database}")
+    code, out, err = cli(*base, "--to", "R__v.sql")
+    assert code == 0, out + err
+    assert view_columns(pg_database) == ["one", "two"]
+    code, out, err = cli(*base, "--to", "R__v.sql")  # unchanged now: applied
+    assert code == 2 and "db/R__v.sql is already applied" in out + err
+
+
+def test_a_saved_plan_refuses_a_later_deploy_to(env: Env) -> None:
+    """A plan fixes its steps: --deploy-to naming a file the plan does not apply is refused
+    (exit 4), not run with a note claiming that file."""
+    assert env.run("--deploy-to=db/001_a.sql").ret == 0  # the store exists: plans can be signed
+    made = env.run("--deploy-to=db/002_b.sql", "--dry-run", "--deploy-plan-out=plan.json")
+    assert made.ret == 0, made.stdout.str()
+    later = refused(env.run("--deploy-plan=plan.json", "--deploy-to=db/003_c.sql"))
+    assert "--deploy-to=db/003_c.sql" in later and "plan.json" in later
+    assert "db/003_c.sql is not in the saved plan" in later
+    assert env.tables() == {"a"}
+    same = env.run("--deploy-plan=plan.json", "--deploy-to=002_b.sql")  # the plan's own cut
+    assert same.ret == 0, same.stdout.str()
+    same.stdout.fnmatch_lines(
+        ["*note: --deploy-to db/002_b.sql: pending migrations up to and including it;*"]
+    )
+    assert env.tables() == {"a", "b"}

@@ -2,11 +2,13 @@
 collected (:mod:`deploy_plugin.plan.cut` says which files it leaves pending).
 
 A FILE that names no tracked file of the run, several, or one already applied to the
-target refuses the run before anything ran (exit 4, one paragraph, no deployment
-recorded). Otherwise every step stays collected: a tracked file after the cut is reported
-skipped ("after --deploy-to FILE, left pending") by its own step, and the summary notes
-the cut. A saved plan made with ``--deploy-to`` holds the steps up to the cut only, so
-applying it applies exactly those (:func:`planned`).
+target (a repeatable ``R__*.sql`` changed since it was applied is pending, not applied)
+refuses the run before anything ran (exit 4, one paragraph, no deployment recorded), as
+does one that a saved plan being applied holds no step of (:func:`_beyond_plan`).
+Otherwise every step stays collected: a tracked file after the cut is reported skipped
+("after --deploy-to FILE, left pending") by its own step, and the summary notes the cut.
+A saved plan made with ``--deploy-to`` holds the steps up to the cut only, so applying it
+applies exactly those (:func:`planned`).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from deploy_plugin.facts import iso_utc
-from deploy_plugin.plan import match_group
+from deploy_plugin.plan import file_checksum, is_repeatable, match_group
 from deploy_plugin.plan.cut import deploy_to_cut
 
 if TYPE_CHECKING:
@@ -69,12 +71,14 @@ def cut_deployment(session: DeploySession, deployment: Deployment) -> bool:
     applied = {
         rel: f"applied {iso_utc(r.applied_at)} by {r.applied_by or 'unknown'}"
         for rel, r in history.items()
-        if r.status == "success"
+        if r.status == "success" and not _changed(config.root, rel, r.checksum)
     }
     cut = deploy_to_cut(
         given, tracked, left_out=left_out, applied=applied, project=config.project,
         target=target.name, root=config.root, cwd=Path.cwd(),
     )  # fmt: skip
+    if not isinstance(cut, str):
+        cut = _beyond_plan(session, deployment, cut.file, dict(tracked)[cut.file]) or cut
     if isinstance(cut, str):
         if cut not in session.usage_problems:  # several targets: said once
             session.usage_problems.append(cut)
@@ -82,6 +86,39 @@ def cut_deployment(session: DeploySession, deployment: Deployment) -> bool:
     deployment.cut = cut
     deployment.notes.append(cut.note([rel for rel in cut.after if rel not in applied]))
     return True
+
+
+def _changed(root: Path, rel: str, checksum: str) -> bool:
+    """Whether ``rel`` is a repeatable migration changed since it was applied with
+    ``checksum`` (pending again: it runs again)."""
+    if not is_repeatable(rel):
+        return False
+    try:
+        return file_checksum(root / rel) != checksum
+    except OSError:
+        return True  # unreadable: not applied as it is (its step says why)
+
+
+def _beyond_plan(
+    session: DeploySession, deployment: Deployment, rel: str, group: str
+) -> str | None:
+    """Applying a saved plan: why ``--deploy-to`` cannot name ``rel`` (the plan holds no
+    step applying it), if so. A plan fixes its steps; an earlier FILE than the plan's
+    cut is refused by the plan's own check (a planned step is not in the run)."""
+    plan = session.saved_plan
+    key = (deployment.config.project, deployment.target.name)
+    planned = next((d for d in plan.deployments if d.key == key), None) if plan else None
+    if planned is None:  # no plan, or one that does not deploy here (its check says so)
+        return None
+    if f"{deployment.nodeid}::{group}::deploy[{rel}]" in {s.node_id for s in planned.steps}:
+        return None
+    given, path = session.options.deploy_to, session.options.plan
+    return (
+        f"--deploy-to={given}: {rel} is not in the saved plan {path}, which fixes the steps"
+        " it applies (a plan made with --deploy-to holds the steps up to its cut only)."
+        f" Apply the plan without --deploy-to, or make a new plan with --dry-run"
+        f" --deploy-to={given} --deploy-plan-out=FILE and apply that. Nothing was run."
+    )
 
 
 def planned(deployment: Deployment, item: Any) -> bool:
