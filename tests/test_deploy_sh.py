@@ -258,3 +258,15 @@ def test_deploy_timeout_applies_to_groups_without_their_own(pytester: pytest.Pyt
     bad = pytester.runpytest_subprocess("--deploy-target=t", "--deploy-timeout=0")
     assert bad.ret == pytest.ExitCode.USAGE_ERROR
     bad.stderr.fnmatch_lines(["*--deploy-timeout 0: give a number of seconds above 0*"])
+
+
+@pytest.mark.parametrize("request_", ["--deploy-rollback=1", "--deploy-check-rollback"])
+def test_a_rollback_request_never_runs_the_script(pytester: pytest.Pytester, request_: str):
+    """A deploy.sh has no migrations to roll back or check: the request is refused in one
+    paragraph (exit 4, pytest's usage error) and the script never runs."""
+    folder = shop(pytester)
+    result = pytester.runpytest("shop", "--deploy-target=prod", request_)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR, result.stdout.str()
+    result.stderr.fnmatch_lines(["*shop/deploy.sh: a deploy.sh has no tracked migrations*"])
+    assert not (folder / "ran.log").exists()
+    assert runs(pytester) == []

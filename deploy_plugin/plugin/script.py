@@ -37,6 +37,15 @@ class DeployScriptFile(pytest.File):
         session = session_of(self)
         if not session.options.targets:
             return
+        if session.options.rolling_back or session.options.check_rollback:
+            asked = "--deploy-check-rollback" if session.options.check_rollback else "a rollback"
+            session.usage_problems.append(
+                f"{self.nodeid}: a deploy.sh has no tracked migrations, so {asked} has"
+                " nothing to act on, and the script is not run in its place. Leave the folder"
+                " out of this run, or give it a config with a tracked migrations group"
+                " (`pytest-deploy init` turns the script into one)."
+            )
+            return
         config = script_config(self.path)
         session.seen_groups.add("deploy")
         for target in session.options.targets:
