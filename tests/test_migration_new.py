@@ -61,7 +61,7 @@ def one_paragraph(err: str) -> str:
     [
         (["0006_y.sql", "0007_add_x.sql"], "0008_add_users_email.sql"),
         (["007-add-x.sql"], "008-add_users_email.sql"),  # width 3 and '-' kept
-        (["9_first.sql"], "10_add_users_email.sql"),  # never padded: not padded now
+        (["10_x.sql", "11_first.sql"], "12_add_users_email.sql"),  # not padded: not now
         (["V6__a.sql", "V7__x.sql"], "V8__add_users_email.sql"),  # Flyway
         (["V0041__x.sql"], "V0042__add_users_email.sql"),
     ],
@@ -72,6 +72,80 @@ def test_numbered_like_the_neighbours(tmp_path: Path, neighbours: list[str], exp
     assert new(root, "Add users' email!") == [f"migrations/{expected}"]
     assert (root / "migrations" / expected).read_bytes() == b""
     assert tree(root) == sorted([*files, f"migrations/{expected}"])  # no down: none has one
+
+
+@pytest.mark.parametrize(
+    ("pattern", "neighbours", "would_be", "before"),
+    [
+        ("migrations/V*.sql", ["V1__first.sql", "V9__a.sql"], "V10__next_one.sql", "V1__first.sql"),
+        ("migrations/*.sql", ["999_a.sql"], "1000_next_one.sql", "999_a.sql"),  # width used up
+        ("migrations/*.sql", ["0010_a.sql", "9_b.sql"], "11_next_one.sql", "9_b.sql"),
+    ],
+)
+def test_a_number_that_would_sort_before_its_neighbours_is_refused(
+    tmp_path: Path, pattern: str, neighbours: list[str], would_be: str, before: str
+) -> None:
+    """Files run in name order: V10__ would run before V1__, so nothing is written."""
+    files = {f"migrations/{name}": "SELECT 1;\n" for name in neighbours}
+    root = make_project(tmp_path, {"file_patterns": [pattern]}, files)
+    done = run(root, "migration", "new", "shop", "next one")
+    assert done.returncode == 2 and done.stdout == "", done.stderr
+    err = one_paragraph(done.stderr)
+    assert f"migrations/{would_be}" in err and f"before migrations/{before}" in err, err
+    assert "name order" in err and "by hand" in err and "nothing was written" in err, err
+    assert ("V0001__" if pattern.endswith("V*.sql") else "0001_") in err, err
+    assert tree(root) == sorted(files)
+
+
+@pytest.mark.parametrize(
+    ("group", "files", "created"),
+    [
+        (  # only a repeatable one: numbered from 0001 as in an empty folder
+            {"file_patterns": ["migrations/*.sql"]},
+            {"migrations/R__views.sql": "CREATE VIEW v AS SELECT 1;"},
+            ["migrations/0001_b.sql"],
+        ),
+        (  # R__ files have no down: the layout alone pairs the new file with one
+            {"file_patterns": ["migrations/*.sql"], "down_file": "down/{name}"},
+            {"migrations/R__views.sql": "CREATE VIEW v AS SELECT 1;"},
+            ["migrations/0001_b.sql", "down/0001_b.sql"],
+        ),
+        (  # a Flyway folder: the scheme comes from the V files
+            {"file_patterns": ["migrations/*.sql"]},
+            {"migrations/V3__a.sql": "SELECT 1;", "migrations/R__views.sql": ""},
+            ["migrations/V4__b.sql"],
+        ),
+    ],
+)
+def test_repeatable_files_are_no_numbered_neighbours(
+    tmp_path: Path, group: dict, files: dict[str, str], created: list[str]
+) -> None:
+    root = make_project(tmp_path, group, files)
+    done = run(root, "migration", "new", "shop", "b")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [f"created {rel}" for rel in created]
+    assert all((root / rel).read_bytes() == b"" for rel in created)
+    if not any("V" in rel for rel in created):
+        assert "no versioned migration in migrations/ yet" in done.stderr, done.stderr
+
+
+def test_a_repeatable_files_down_section_decides_nothing(tmp_path: Path) -> None:
+    root = make_project(
+        tmp_path, {"file_patterns": ["migrations/*.sql"]},
+        {"migrations/001_a.sql": "SELECT 1;\n", "migrations/R__v.sql": DBMATE},
+    )  # fmt: skip
+    assert new(root, "b") == ["migrations/002_b.sql"]
+    assert (root / "migrations" / "002_b.sql").read_bytes() == b""
+
+
+def test_a_file_where_the_folder_goes_is_named_as_such(tmp_path: Path) -> None:
+    root = make_project(tmp_path, {"file_patterns": ["db/migrations/*.sql"]}, {"db": "notes\n"})
+    done = run(root, "migration", "new", "shop", "b")
+    assert done.returncode == 1 and done.stdout == "", done.stderr
+    err = one_paragraph(done.stderr)
+    assert "db is a file, not a folder" in err and "already exists" not in err, err
+    assert "nothing was written" in err, err
+    assert (root / "db").read_text() == "notes\n"
 
 
 def test_timestamp_numbering_is_now_and_after_the_last(tmp_path: Path) -> None:

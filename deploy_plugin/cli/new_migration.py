@@ -43,6 +43,7 @@ def run_new(ctx: Context) -> int:
     from deploy_plugin.migrate.new_file import (
         NewFileProblem,
         layout_of,
+        not_a_folder,
         plan_new,
         slugify,
         taken,
@@ -63,9 +64,20 @@ def run_new(ctx: Context) -> int:
     if layout is None:
         raise UsageProblem(_not_plain(ctx, config, group))
     try:
-        new = plan_new(config.root, group, layout, slug, datetime.now(timezone.utc))
+        now = datetime.now(timezone.utc)
+        new = plan_new(
+            config.root, group, layout, slug, now, lambda rel: ctx.shown(config.root / rel)
+        )
     except NewFileProblem as exc:
         raise UsageProblem(f"Group {group.name!r} of project {project.name!r}: {exc}") from None
+    folder = not_a_folder(config.root, new)
+    if folder is not None:
+        raise CliError(
+            f"{ctx.shown(config.root / folder)} is a file, not a folder, and group"
+            f" {group.name!r} needs that folder for {ctx.shown(config.root / new.files[0][0])}:"
+            " `migration new` replaces nothing, so nothing was written. Move that file away,"
+            " or point the group's file_patterns at another folder."
+        )
     clash = taken(config.root, new)
     try:
         made = write_new(config.root, new) if clash is None else []
@@ -84,8 +96,11 @@ def run_new(ctx: Context) -> int:
         for path in shown:
             say(f"created {path}")
     if new.fresh:
+        where = layout.folder + "/" if layout.folder else "the root"
+        what = "versioned migration" if new.only_repeatable else "migration"
+        also = " (R__ files are repeatable, not numbered)" if new.only_repeatable else ""
         note(
-            f"no migration in {layout.folder + '/' if layout.folder else 'the root'} yet:"
+            f"no {what} in {where} yet{also}:"
             f" numbered from {layout.unit(new.files[0][0]).split('_')[0]}"
         )
     return 0

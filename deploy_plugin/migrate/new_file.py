@@ -6,7 +6,9 @@ its name numbered like its neighbours', and its down when they have downs.
   anything else (``**``, a wildcard in a folder, several patterns) is :class:`NewFileProblem`.
 * the name: the neighbours' number (the last one's scheme: zero-padded integer with its
   width and separator, Flyway's ``V7__``, or a UTC timestamp, always after the last one),
-  then the slug of the name given; an empty folder starts at ``0001_``.
+  then the slug of the name given; an empty folder starts at ``0001_``. Repeatable files
+  (``R__*.sql``) are no neighbours. A next number that would sort before a neighbour
+  (``V9__`` → ``V10__``, ``999_`` → ``1000_``: files run in name order) is NewFileProblem.
 * the down: by :mod:`deploy_plugin.migrate.downs`' conventions, when a neighbour has one
   (or, in an empty folder, when the layout pairs ups with downs): an empty file, or for
   dbmate's format both section markers in the one file.
@@ -19,12 +21,13 @@ from __future__ import annotations
 import os
 import re
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path, PurePosixPath
 
-from deploy_plugin.config import Group
-from deploy_plugin.plan import down_bytes, match_files
+from deploy_plugin.config import Group, is_repeatable
+from deploy_plugin.plan import down_bytes, match_files, run_order
 
 from .downs import down_path, find_down
 
@@ -89,7 +92,8 @@ class NewMigration:
 
     files: tuple[tuple[str, bytes], ...]
     down: str | None  # the down's convention (downs.Down.convention), None without one
-    fresh: bool  # the folder had no migration: numbered from 0001
+    fresh: bool  # the folder had no versioned migration: numbered from 0001
+    only_repeatable: bool = False  # fresh, but the folder holds R__ files
 
 
 def next_unit(units: list[str], prefix: str, slug: str, now: datetime) -> str:
@@ -135,21 +139,50 @@ def _stamp_format(digits: str) -> tuple[str, timedelta] | None:
     return found if 1970 <= year <= 2999 else None
 
 
-def plan_new(root: Path, group: Group, layout: Layout, slug: str, now: datetime) -> NewMigration:
+def plan_new(
+    root: Path, group: Group, layout: Layout, slug: str, now: datetime,
+    show: Callable[[str], str] = str,
+) -> NewMigration:  # fmt: skip
     """The files of the group's next migration named ``slug``, stamped ``now`` (UTC) when
-    the neighbours are stamped; NewFileProblem when their numbering cannot be continued."""
-    neighbours = match_files(root, group.file_patterns)[0]
+    the neighbours are stamped; NewFileProblem (root-relative paths shown by ``show``) when
+    their numbering cannot be continued."""
+    matched = match_files(root, group.file_patterns)[0]
+    neighbours = [n for n in matched if not is_repeatable(n)]  # R__ files: no number, no down
     rel = layout.path(next_unit([layout.unit(n) for n in neighbours], layout.prefix, slug, now))
+    _check_sorts_last(neighbours, rel, layout, show)
+    fresh = not neighbours
+    repeatable_only = fresh and bool(matched)
     newest_first = neighbours[::-1]
     found = down_path(root, group, rel)
     if found is not None:
-        paired = not neighbours or any(find_down(root, group, n) for n in newest_first)
-        if paired:
-            return NewMigration(((rel, b""), (found[0], b"")), found[1], not neighbours)
-        return NewMigration(((rel, b""),), None, not neighbours)
+        if fresh or any(find_down(root, group, n) for n in newest_first):
+            return NewMigration(((rel, b""), (found[0], b"")), found[1], fresh, repeatable_only)
+        return NewMigration(((rel, b""),), None, fresh)
     if any(_has_down_section(root / n) for n in newest_first):
         return NewMigration(((rel, SECTIONS),), "section", False)
-    return NewMigration(((rel, b""),), None, not neighbours)
+    return NewMigration(((rel, b""),), None, fresh, repeatable_only)
+
+
+def _check_sorts_last(
+    neighbours: list[str], rel: str, layout: Layout, show: Callable[[str], str]
+) -> None:
+    """NewFileProblem unless ``rel`` comes after every one of ``neighbours`` (the group's
+    versioned files) in run order: an unpadded ``V9__`` → ``V10__``, or a zero-padded
+    width used up (``999_`` → ``1000_``), sorts first, and so would run first."""
+    order = run_order([*neighbours, rel])
+    after = order[order.index(rel) + 1 :]
+    if not after:
+        return
+    number = _NUMBER.match(layout.unit(rel), len(layout.prefix))
+    lead, digits, sep = number.group("lead", "digits", "sep") if number else ("", "", "_")
+    example = layout.prefix + lead + "1".zfill(max(4, len(digits))) + sep
+    raise NewFileProblem(
+        f"the next number gives {show(rel)}, which would sort before {show(after[0])}: files"
+        " of a group run in name order (by code point), so it would run first. Rename"
+        f" the group's files with a wider zero-padded number (e.g. {example}…) so that the"
+        " numbers sort in order, or create the file by hand, named so that it sorts after"
+        f" {show(neighbours[-1])}; nothing was written."
+    )
 
 
 def _has_down_section(path: Path) -> bool:
@@ -157,6 +190,16 @@ def _has_down_section(path: Path) -> bool:
         return down_bytes(path.read_bytes()) is not None
     except OSError:
         return False
+
+
+def not_a_folder(root: Path, new: NewMigration) -> str | None:
+    """The first root-relative folder of ``new``'s files that exists but is no folder (a
+    file, a dangling link), outermost first."""
+    for rel, _ in new.files:
+        for folder in reversed(PurePosixPath(rel).parents[:-1]):
+            if os.path.lexists(root / folder) and not (root / folder).is_dir():
+                return str(folder)
+    return None
 
 
 def taken(root: Path, new: NewMigration) -> str | None:
