@@ -19,9 +19,14 @@ MIGRATIONS = {
 
 
 def gate_project(
-    pytester: pytest.Pytester, requires: object = "staging", *, extra: dict | None = None
+    pytester: pytest.Pytester,
+    requires: object = "staging",
+    *,
+    extra: dict | None = None,
+    more: tuple[dict, ...] = (),
 ) -> None:
-    """Project ``p``: one tracked group, each target its own SQLite database."""
+    """Project ``p``: one tracked group (and the groups ``more``), each target its own
+    SQLite database."""
     (pytester.path / "m").mkdir(exist_ok=True)
     for name, text in MIGRATIONS.items():
         (pytester.path / "m" / name).write_text(text)
@@ -30,7 +35,7 @@ def gate_project(
         for name in ("staging", "qa", "production")
     }
     targets["production"]["requires"] = requires
-    groups = [{"name": "db", "order": 1, "file_patterns": ["m/*.sql"], **(extra or {})}]
+    groups = [{"name": "db", "order": 1, "file_patterns": ["m/*.sql"], **(extra or {})}, *more]
     write_config(pytester, {"project": "p", "targets": targets, "groups": groups})
 
 
@@ -306,16 +311,8 @@ def test_the_history_page_sees_an_edited_repeatable_as_preflight_does(
 def test_a_group_only_for_the_requiring_target_does_not_count_there(
     pytester: pytest.Pytester,
 ) -> None:
-    gate_project(pytester)
-    config = pytester.path / "deploy.yaml"
-    import yaml
-
-    data = yaml.safe_load(config.read_text())
-    data["groups"].append(
-        {"name": "prodseed", "order": 2, "file_patterns": ["prodseed/*.sql"],
-         "targets": ["production"]}
-    )  # fmt: skip
-    write_config(pytester, data)
+    seed = {"name": "prodseed", "order": 2, "file_patterns": ["prodseed/*.sql"]}
+    gate_project(pytester, more=({**seed, "targets": ["production"]},))
     (pytester.path / "prodseed").mkdir()
     (pytester.path / "prodseed" / "001_seed.sql").write_text("CREATE TABLE t3 (id int);\n")
     assert deploy(pytester, [], "staging").ret == 0
@@ -349,16 +346,8 @@ def test_a_dry_run_of_both_targets_says_what_the_real_run_does(
 def test_a_dry_run_whose_required_target_would_fail_fails_the_gate(
     pytester: pytest.Pytester,
 ) -> None:
-    gate_project(pytester)
-    config = pytester.path / "deploy.yaml"
-    import yaml
-
-    data = yaml.safe_load(config.read_text())
-    data["groups"].append(
-        {"name": "check", "order": 2, "build_command": "true", "targets": ["staging"],
-         "required_env_vars": ["GATE_NOT_SET_ANYWHERE"]}
-    )  # fmt: skip
-    write_config(pytester, data)
+    check = {"name": "check", "order": 2, "build_command": "true", "targets": ["staging"]}
+    gate_project(pytester, more=({**check, "required_env_vars": ["GATE_NOT_SET_ANYWHERE"]},))
     both = ["--deploy-target=production", "--deploy-target=staging", "-v"]
     planned = pytester.runpytest(*both, "--dry-run")
     real = pytester.runpytest(*both)
