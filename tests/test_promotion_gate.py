@@ -19,9 +19,14 @@ MIGRATIONS = {
 
 
 def gate_project(
-    pytester: pytest.Pytester, requires: object = "staging", *, extra: dict | None = None
+    pytester: pytest.Pytester,
+    requires: object = "staging",
+    *,
+    extra: dict | None = None,
+    more: tuple[dict, ...] = (),
 ) -> None:
-    """Project ``p``: one tracked group, each target its own SQLite database."""
+    """Project ``p``: one tracked group (and the groups ``more``), each target its own
+    SQLite database."""
     (pytester.path / "m").mkdir(exist_ok=True)
     for name, text in MIGRATIONS.items():
         (pytester.path / "m" / name).write_text(text)
@@ -30,7 +35,7 @@ def gate_project(
         for name in ("staging", "qa", "production")
     }
     targets["production"]["requires"] = requires
-    groups = [{"name": "db", "order": 1, "file_patterns": ["m/*.sql"], **(extra or {})}]
+    groups = [{"name": "db", "order": 1, "file_patterns": ["m/*.sql"], **(extra or {})}, *more]
     write_config(pytester, {"project": "p", "targets": targets, "groups": groups})
 
 
@@ -247,3 +252,105 @@ def test_requires_takes_a_name_or_a_list_of_names(pytester: pytest.Pytester) -> 
     gate_project(pytester, requires=3)
     result = pytester.runpytest("--deploy-target=production")
     result.stdout.fnmatch_lines(["*targets.production.requires: expected*"])
+
+
+def test_the_gate_checks_only_what_deploy_to_applies(
+    pytester: pytest.Pytester, store: list[str]
+) -> None:
+    gate_project(pytester)
+    (pytester.path / "m" / "003_new.sql").write_text("CREATE TABLE t3 (id int);\n")
+    cut = "--deploy-to=m/002_more.sql"
+    assert deploy(pytester, store, "staging", cut).ret == 0
+    promoted = deploy(pytester, store, "production", cut)
+    assert promoted.ret == 0, promoted.stdout.str()
+    promoted.stdout.fnmatch_lines(["*production::preflight::gate PASSED*"])
+    assert tables(pytester, "production") == {"t1", "t2"}
+    result = deploy(pytester, store, "production")  # 003 too: staging has not applied it
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    assert "1 migration(s) not applied there: m/003_new.sql" in paragraph(result)
+
+
+def test_one_run_of_both_targets_with_deploy_to(pytester: pytest.Pytester) -> None:
+    gate_project(pytester)
+    (pytester.path / "m" / "003_new.sql").write_text("CREATE TABLE t3 (id int);\n")
+    result = pytester.runpytest(
+        "--deploy-target=production", "--deploy-target=staging", "--deploy-to=002_more.sql", "-v"
+    )
+    assert result.ret == 0, result.stdout.str()
+    result.stdout.fnmatch_lines(["*production::preflight::gate PASSED*"])
+    assert tables(pytester, "staging") == tables(pytester, "production") == {"t1", "t2"}
+
+
+def history_gate(pytester: pytest.Pytester) -> str:
+    """Production's gate line on the history page made by the CLI."""
+    (pytester.path / "pytest.ini").write_text("[pytest]\n")
+    made = cli(pytester.path, "history", "p", "--html", "all.html")
+    assert made.returncode == 0, made.stderr
+    page = html.unescape((pytester.path / "all.html").read_text())
+    [line] = [x for x in page.splitlines() if "production requires staging:" in x]
+    return line
+
+
+def test_the_history_page_sees_an_edited_repeatable_as_preflight_does(
+    pytester: pytest.Pytester,
+) -> None:
+    gate_project(pytester)
+    view = pytester.path / "m" / "R__view.sql"
+    view.write_text("CREATE VIEW IF NOT EXISTS v AS SELECT 1 AS one;\n")
+    assert deploy(pytester, [], "staging").ret == 0
+    assert deploy(pytester, [], "production").ret == 0
+    assert "production requires staging: ✓" in history_gate(pytester)
+    view.write_text("DROP VIEW IF EXISTS v;\nCREATE VIEW v AS SELECT 2 AS two;\n")
+    result = deploy(pytester, [], "production")
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    assert "m/R__view.sql (repeatable: there " in paragraph(result), paragraph(result)
+    line = history_gate(pytester)
+    assert "✗ 1 migration(s) not applied there: m/R__view.sql (repeatable: there " in line, line
+
+
+def test_a_group_only_for_the_requiring_target_does_not_count_there(
+    pytester: pytest.Pytester,
+) -> None:
+    seed = {"name": "prodseed", "order": 2, "file_patterns": ["prodseed/*.sql"]}
+    gate_project(pytester, more=({**seed, "targets": ["production"]},))
+    (pytester.path / "prodseed").mkdir()
+    (pytester.path / "prodseed" / "001_seed.sql").write_text("CREATE TABLE t3 (id int);\n")
+    assert deploy(pytester, [], "staging").ret == 0
+    assert "production requires staging: ✓" in history_gate(pytester)
+    promoted = deploy(pytester, [], "production")
+    assert promoted.ret == 0, promoted.stdout.str()
+    assert tables(pytester, "production") == {"t1", "t2", "t3"}
+
+
+def test_a_dry_run_of_both_targets_says_what_the_real_run_does(
+    pytester: pytest.Pytester,
+) -> None:
+    gate_project(pytester)
+    assert deploy(pytester, [], "qa").ret == 0  # the store exists: a plan can be written
+    both = ["--deploy-target=production", "--deploy-target=staging", "-v", "-rA"]
+    planned = pytester.runpytest(*both, "--dry-run", "--deploy-plan-out=plan.json")
+    assert planned.ret == 0, planned.stdout.str()
+    planned.stdout.fnmatch_lines(
+        [
+            "*production::preflight::gate PASSED*",
+            "*requires staging: ✓ checked against its deployment earlier in this run*",
+        ]
+    )
+    assert (pytester.path / "plan.json").exists()
+    assert tables(pytester, "staging") == set()
+    applied = pytester.runpytest(*both, "--deploy-plan=plan.json")
+    assert applied.ret == 0, applied.stdout.str()
+    assert tables(pytester, "production") == {"t1", "t2"}
+
+
+def test_a_dry_run_whose_required_target_would_fail_fails_the_gate(
+    pytester: pytest.Pytester,
+) -> None:
+    check = {"name": "check", "order": 2, "build_command": "true", "targets": ["staging"]}
+    gate_project(pytester, more=({**check, "required_env_vars": ["GATE_NOT_SET_ANYWHERE"]},))
+    both = ["--deploy-target=production", "--deploy-target=staging", "-v"]
+    planned = pytester.runpytest(*both, "--dry-run")
+    real = pytester.runpytest(*both)
+    for result in (planned, real):
+        assert result.ret == pytest.ExitCode.TESTS_FAILED, result.stdout.str()
+        result.stdout.fnmatch_lines(["*production::preflight::gate FAILED*"])

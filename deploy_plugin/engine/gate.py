@@ -3,9 +3,12 @@
 A deployment to a target that requires others runs only when, on each required target,
 the last successful deployment of the same project (a real run of kind ``deploy``: not a
 dry run, rollback or reversibility check) used the same config (its sha256) and every
-migration this run would apply (its pending files) is applied there, with the same
-checksum, according to the store's history (a repeatable migration, ``R__name.sql``,
-applied there with another checksum is not applied there yet: deploying there applies it).
+migration this run would apply (its pending files, less those ``--deploy-to`` leaves
+pending) whose group runs on that target too is applied there, with the same checksum,
+according to the store's history (a repeatable migration, ``R__name.sql``, applied there
+with another checksum is not applied there yet: deploying there applies it). In a dry run,
+a required target whose dry run passed earlier in the same run is judged by what its
+deployment would leave (:class:`Planned`), as the real run will see it.
 :func:`gate_verdicts` reads that from a store; :func:`check_gate` is preflight's ``gate``
 check; the history page shows each target's verdicts
 (:mod:`deploy_plugin.report.html.model`).
@@ -13,7 +16,7 @@ check; the history page shows each target's verdicts
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -31,6 +34,15 @@ SHORT = 12  # characters of a sha shown (as the history page shows config shas)
 
 
 @dataclass(frozen=True)
+class Planned:
+    """A required target's deployment that passed earlier in this dry run: the real run
+    deploys it first, so its gate will see what it leaves (its config, these files)."""
+
+    config_sha: str
+    applies: Mapping[str, str]  # the files it would apply, by checksum
+
+
+@dataclass(frozen=True)
 class GateVerdict:
     """One required target's verdict on what a run would deploy."""
 
@@ -40,15 +52,18 @@ class GateVerdict:
     success: DeploymentRecord | None  # the required target's last successful deployment
     missing: tuple[str, ...] = ()  # pending files not applied there ("file (failed there)")
     changed: tuple[str, ...] = ()  # pending files applied there with another checksum
+    planned: Planned | None = None  # its deployment earlier in this dry run
+
+    @property
+    def theirs(self) -> str | None:
+        """The config sha the required target has (or would have) succeeded with."""
+        if self.planned is not None:
+            return self.planned.config_sha
+        return None if self.success is None else self.success.config_sha256
 
     @property
     def passed(self) -> bool:
-        return (
-            self.success is not None
-            and self.success.config_sha256 == self.config_sha
-            and not self.missing
-            and not self.changed
-        )
+        return self.theirs == self.config_sha and not self.missing and not self.changed
 
     def at(self) -> str:
         """When and by whom the last success there started: ``<when> by <who>``."""
@@ -60,15 +75,17 @@ class GateVerdict:
 
     def when(self) -> str:
         """The last success there: ``deployment N, <when> by <who>``."""
+        if self.planned is not None:
+            return "its dry run earlier in this run"
         assert self.success is not None
         return f"deployment {self.success.id}, {self.at()}"
 
     def differences(self) -> str:
         """What differs there, as clauses joined by "; " (empty when it passed)."""
-        if self.success is None:
+        theirs = self.theirs
+        if theirs is None:
             return f"{self.required!r} has no successful deployment of project {self.project!r}"
         found = []
-        theirs = self.success.config_sha256
         if theirs != self.config_sha:
             found.append(
                 f"the config differs: this run's is {self.config_sha[:SHORT]}, the last"
@@ -87,6 +104,12 @@ class GateVerdict:
 
     def line(self) -> str:
         """One line for notes and the history page."""
+        if self.passed and self.planned is not None:
+            return (
+                f"requires {self.required}: ✓ checked against its deployment earlier in this"
+                f" run (dry run: same config {self.config_sha[:SHORT]}; it would apply"
+                f" {len(self.planned.applies)} migration(s) there first)"
+            )
         if self.passed:
             assert self.success is not None
             return (
@@ -102,19 +125,29 @@ def gate_verdicts(
     requires: Sequence[str],
     config_sha: str,
     files: Mapping[str, str],
+    runs_on: Callable[[str, str], bool] = lambda rel, target: True,
+    earlier: Mapping[str, Planned] | None = None,
 ) -> list[GateVerdict]:
     """The verdict of each required target on deploying ``files`` (the pending files, by
-    their checksums) with config ``config_sha``; StoreError on a read problem. No store
-    (a dry run before the first real one) has no success anywhere."""
+    their checksums) with config ``config_sha``; StoreError on a read problem. A file
+    counts for a required target only when ``runs_on(file, target)`` (its group runs
+    there). ``earlier``: the required targets whose dry run passed earlier in this one,
+    and what they would apply. No store (a dry run before the first real one) has no
+    success anywhere."""
     verdicts = []
     for required in requires:
-        if store is None:
+        planned = (earlier or {}).get(required)
+        if store is None and planned is None:
             verdicts.append(GateVerdict(project, required, config_sha, None))
             continue
-        success = store.last_success(project, required)
-        applied = store.applied_migrations(project, required)
+        success = store.last_success(project, required) if store is not None else None
+        applied = store.applied_migrations(project, required) if store is not None else {}
         missing, changed = [], []
         for rel, checksum in files.items():
+            if not runs_on(rel, required):
+                continue  # its group never runs there
+            if planned is not None and planned.applies.get(rel) == checksum:
+                continue  # the required target's deployment earlier in this run applies it
             record = applied.get(rel)
             if record is None or record.status != "success":
                 missing.append(rel if record is None else f"{rel} ({record.status} there)")
@@ -125,9 +158,42 @@ def gate_verdicts(
                 else:
                     changed.append(f"{rel} ({there})")
         verdicts.append(
-            GateVerdict(project, required, config_sha, success, tuple(missing), tuple(changed))
+            GateVerdict(
+                project, required, config_sha, success, tuple(missing), tuple(changed), planned
+            )
         )
     return verdicts
+
+
+def pending_files(deployment: Deployment) -> dict[str, str]:
+    """The tracked files a deployment would apply, by checksum: its pending ones (a changed
+    ``R__`` file too) less those ``--deploy-to`` leaves pending."""
+    tracked = selected_tracked(deployment)
+    checksums = {rel: deployment.checksum(rel) for rel in tracked}
+    pending = check_migrations(tracked, checksums, deployment.applied_for_plan()).pending
+    cut = deployment.cut
+    return {rel: checksums[rel] for rel in pending if cut is None or cut.reason(rel) is None}
+
+
+def planned_earlier(
+    deployment: Deployment, requires: Sequence[str], run: Sequence[Deployment]
+) -> dict[str, Planned]:
+    """In a dry run: the required targets among ``run`` (the run's deployments) whose dry
+    run of the same project passed before this one; what each would apply."""
+    if not deployment.dry_run:
+        return {}
+    found = {}
+    for other in run:
+        if (
+            other is not deployment
+            and other.target.name in requires
+            and other.project == deployment.project
+            and other.kind == "deploy"
+            and other.started_at is not None
+            and other.status == "success"  # every step of it ran and passed
+        ):
+            found[other.target.name] = Planned(other.config.sha256, pending_files(other))
+    return found
 
 
 def requirements(deployment: Deployment) -> tuple[str, ...]:
@@ -139,15 +205,17 @@ def requirements(deployment: Deployment) -> tuple[str, ...]:
     return decl.requires
 
 
-def check_gate(deployment: Deployment, found: Findings) -> str | None:
+def check_gate(
+    deployment: Deployment, found: Findings, run: Sequence[Deployment] = ()
+) -> str | None:
     """Preflight's ``gate``: every required target has had the same config and the same
-    pending migrations succeed (a dry run checks it too, so that its plan is honest)."""
+    pending migrations succeed (a dry run checks it too, so that its plan is honest:
+    against the dry run of a required target earlier in ``run``, the run's deployments,
+    when there is one that passed)."""
     # deferred: +24 modules, 28 ms (store.records, store.projects, store.runs, …)
     from deploy_plugin.store.base import StoreError
 
-    tracked = selected_tracked(deployment)
-    checksums = {rel: deployment.checksum(rel) for rel in tracked}
-    pending = check_migrations(tracked, checksums, deployment.applied_for_plan()).pending
+    groups = {rel: plan.group for plan in deployment.plans for rel in plan.files}
     requires = requirements(deployment)
     try:
         verdicts = gate_verdicts(
@@ -155,7 +223,9 @@ def check_gate(deployment: Deployment, found: Findings) -> str | None:
             deployment.project,
             requires,
             deployment.config.sha256,
-            {rel: checksums[rel] for rel in pending},
+            pending_files(deployment),
+            lambda rel, target: groups[rel].applies_to(target),
+            planned_earlier(deployment, requires, run),
         )
     except StoreError as err:
         raise DeployFailure(str(err)) from None

@@ -31,7 +31,6 @@ CHECKS: dict[str, Callable[[Deployment, Findings], str | None]] = {
     "env": checks.check_env,
     "files": checks.check_files,
     "migrations-drift": migration_checks.check_migrations_drift,
-    "gate": gate.check_gate,
 }
 
 
@@ -50,6 +49,9 @@ class PreflightItem(DeployItem):
                     if hasattr(i, "down")  # an undo running a rollback_command has none
                 ]
                 skipped = migration_checks.check_downs(deployment, found, steps)
+            elif self.name == "gate":  # a dry run looks at the run's earlier deployments
+                run = DeploySession.of(self.config).deployments
+                skipped = gate.check_gate(deployment, found, run)
             else:
                 skipped = CHECKS[self.name](deployment, found)
             if self.name == "lock" and skipped is None:

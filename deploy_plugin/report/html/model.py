@@ -33,7 +33,7 @@ from deploy_plugin.store.records import (
 from .gantt import group_parallelism, layout_steps
 
 if TYPE_CHECKING:
-    from deploy_plugin.config import DeployConfig
+    from deploy_plugin.config import DeployConfig, Group
     from deploy_plugin.store.base import Store
 
 DEFAULT_LIMIT = 200  # deployments shown per target; older ones are summarised
@@ -222,9 +222,19 @@ def _gates(
     pending = {
         rel: checksum
         for rel, checksum in tracked_files(config, target).items()
-        if migration_state(checksum, applied.get(rel)) not in ("applied", "drifted")
+        if migration_state(checksum, applied.get(rel), repeatable=is_repeatable(rel))
+        not in ("applied", "drifted")
     }
-    return gate_verdicts(store, project, decl.requires, config.sha256, pending)
+    groups: dict[str, Group] = {}  # each file's group (the first that matches it)
+    for group in config.groups:
+        if group.track_migrations and group.applies_to(target):
+            for rel in match_files(config.root, group.file_patterns)[0]:
+                groups.setdefault(rel, group)
+
+    def runs_on(rel: str, required: str) -> bool:  # a file counts where its group runs
+        return groups[rel].applies_to(required)
+
+    return gate_verdicts(store, project, decl.requires, config.sha256, pending, runs_on)
 
 
 def tracked_files(config: DeployConfig, target: str) -> dict[str, str]:
