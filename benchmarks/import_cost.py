@@ -31,6 +31,13 @@ import time
 from pathlib import Path
 
 DEMO = Path(__file__).resolve().parent.parent / "deployments" / "demo"
+#: Where the plugin's import time goes (top-level package names), for the "by source" line.
+SOURCES = {
+    "ours (deploy_plugin)": {"deploy_plugin"},
+    "jsonschema and its stack": {"jsonschema", "jsonschema_specifications", "referencing",
+                                 "rpds", "attr", "attrs", "typing_extensions"},
+    "PyYAML": {"yaml", "_yaml"},
+}  # fmt: skip
 LINE = re.compile(r"import time:\s+(\d+) \|\s+(\d+) \|\s*(\S+)")
 
 
@@ -79,6 +86,14 @@ def main() -> None:
           f" in {len(extra)} modules")
     print(f"  wall: plain pytest {walls['plugin']:.3f} s, -p no:deploy {walls['no:deploy']:.3f} s"
           f" ({walls['plugin'] / walls['no:deploy']:.2f}x)")
+    shares: dict[str, int] = {}
+    for name, us in extra.items():
+        top = name.split(".")[0]
+        kind = next((k for k, tops in SOURCES.items() if top in tops), "other (stdlib ...)")
+        shares[kind] = shares.get(kind, 0) + us
+    print("  by source: " + ", ".join(
+        f"{kind} {us / 1000:.1f} ms" for kind, us in sorted(shares.items(), key=lambda kv: -kv[1])
+    ))  # fmt: skip
     for name, us in sorted(extra.items(), key=lambda kv: -kv[1])[: args.top]:
         print(f"    {us / 1000:6.1f} ms  {name}")
 
