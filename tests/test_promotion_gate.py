@@ -354,3 +354,16 @@ def test_a_dry_run_whose_required_target_would_fail_fails_the_gate(
     for result in (planned, real):
         assert result.ret == pytest.ExitCode.TESTS_FAILED, result.stdout.str()
         result.stdout.fnmatch_lines(["*production::preflight::gate FAILED*"])
+
+
+def test_a_closed_gate_is_recorded_refused_never_as_the_targets_state(
+    pytester: pytest.Pytester,
+) -> None:
+    """Nothing ran: the store records the run ``refused`` (issue 21's rule for refusals),
+    so production's last state stays its last real deployment."""
+    from deploy_plugin.store import open_store
+
+    gate_project(pytester)
+    assert deploy(pytester, [], "production").ret == pytest.ExitCode.TESTS_FAILED
+    with open_store(None, pytester.path) as opened:
+        assert [d.status for d in opened.deployments("p", "production")] == ["refused"]

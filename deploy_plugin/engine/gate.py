@@ -233,6 +233,7 @@ def check_gate(
     if not failed:
         found.remark = "; ".join(v.line() for v in verdicts)
         return None
+    deployment.refused = "the promotion gate is closed"  # nothing runs: never the target's state
     raise DeployFailure(gate_paragraph(deployment.target.name, requires, verdicts))
 
 
