@@ -367,3 +367,38 @@ def test_a_closed_gate_is_recorded_refused_never_as_the_targets_state(
     assert deploy(pytester, [], "production").ret == pytest.ExitCode.TESTS_FAILED
     with open_store(None, pytester.path) as opened:
         assert [d.status for d in opened.deployments("p", "production")] == ["refused"]
+
+
+#: staging's step holds until production's deployment has ended, or 3 s: under xdist, a
+#: production deployed beside staging (another worker) would run its gate meanwhile.
+HOLD_UNTIL_PRODUCTION_ENDED = (
+    "python3 -c \"import sqlite3, time\n"
+    "end = time.monotonic() + 3\n"
+    "while time.monotonic() < end:\n"
+    "    db = sqlite3.connect('.deploy/state.sqlite3')\n"
+    "    rows = db.execute(\\\"SELECT status FROM deployments WHERE target_name = 'production'"
+    " AND status != 'running'\\\").fetchall()\n"
+    "    db.close()\n"
+    "    if rows: break\n"
+    "    time.sleep(0.05)\""
+)
+
+
+def test_under_xdist_a_required_target_deploys_first_on_the_same_worker(
+    pytester: pytest.Pytester,
+) -> None:
+    """``-n 2`` with staging and production: production's deployment joins staging's unit
+    of work (one worker, staging first), so its gate sees staging's success."""
+    hold = {"name": "hold", "order": 2, "targets": ["staging"],
+            "deploy_command": HOLD_UNTIL_PRODUCTION_ENDED}  # fmt: skip
+    gate_project(pytester, more=(hold,))
+    result = pytester.runpytest_subprocess(
+        "--deploy-target=staging", "--deploy-target=production", "-n", "2", "-p", "xdist",
+        "--deploy-report=r.json",
+    )  # fmt: skip
+    assert result.ret == 0, result.stdout.str()
+    reports = json.loads((pytester.path / "r.json").read_text())["deployments"]
+    assert {(r["target"], r["status"]) for r in reports} == {
+        ("staging", "success"), ("production", "success")
+    }
+    assert tables(pytester, "production") == {"t1", "t2"}

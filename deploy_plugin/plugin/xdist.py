@@ -1,5 +1,8 @@
 """pytest-xdist support: one worker per target, each deployment's items in order.
 
+A target that requires another target of the same run (the promotion gate) shares that
+target's unit of work: one worker deploys the required one first (:func:`promotion_units`).
+
 ``-n N`` alone selects ``--dist loadgroup``; modes that would spread one deployment (its
 steps and its smoke tests) over several workers are refused. The grouping itself is
 done by :class:`DeployScheduling`, which keys every deployment item and every smoke test
@@ -27,7 +30,7 @@ from typing import Any
 
 import pytest
 
-from deploy_plugin.config import is_config_file
+from deploy_plugin.config import ConfigError, is_config_file, load_config
 
 SAFE_DIST = ("no", "loadgroup")
 #: The start of a deployment's unit of work (its target's steps and smoke tests) in the
@@ -87,6 +90,36 @@ class EndedUnit:
     pending: tuple[str, ...]
 
 
+def promotion_units(
+    nodeids: Sequence[str], targets: Sequence[str], rootdir: Path
+) -> dict[str, str]:
+    """Each target of the run -> the target whose unit of work it joins: one that requires
+    (``requires:``, in any collected config) another target of this run is deployed after
+    it on the same worker, so that its promotion gate sees that deployment's record."""
+    joined = {target: target for target in targets}
+
+    def root(target: str) -> str:
+        while joined[target] != target:
+            target = joined[target]
+        return target
+
+    configs = {nodeid.split("::")[0] for nodeid in nodeids if nodeid.count("::") >= 2}
+    for name in sorted(configs):
+        path = rootdir / name
+        if not _is_config(path):
+            continue
+        try:
+            declared = load_config(path).targets
+        except ConfigError:
+            continue  # its validate item reports it
+        for target, decl in declared.items():
+            for required in decl.requires:
+                if target in joined and required in joined:
+                    a, b = sorted((root(target), root(required)), key=list(targets).index)
+                    joined[b] = a
+    return {target: root(target) for target in targets}
+
+
 def make_scheduler(config: pytest.Config, log: Any, targets: Sequence[str]) -> Any:
     # deferred: +27 modules, 12 ms (execnet.gateway_base, xdist.remote, xdist.workermanage, …)
     from xdist.scheduler import LoadScopeScheduling
@@ -100,9 +133,15 @@ def make_scheduler(config: pytest.Config, log: Any, targets: Sequence[str]) -> A
         def __init__(self, config: pytest.Config, log: Any) -> None:
             super().__init__(config, log)
             self.ended: list[EndedUnit] = []
+            self.units: dict[str, str] | None = None  # target -> the target whose unit it joins
 
         def _split_scope(self, nodeid: str) -> str:
-            return target_scope(nodeid, targets, rootdir) or nodeid
+            scope = target_scope(nodeid, targets, rootdir)
+            if scope is None:
+                return nodeid
+            if self.units is None:  # the whole collection is known by the first call
+                self.units = promotion_units(self.collection or [nodeid], targets, rootdir)
+            return SCOPE_PREFIX + self.units[scope.removeprefix(SCOPE_PREFIX)]
 
         def remove_node(self, node: Any) -> str | None:
             """xdist's removal, except that a deployment's unfinished unit is not put back
