@@ -16,8 +16,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from deploy_plugin.engine.errors import DeployFailure
 from deploy_plugin.facts import iso_utc
-from deploy_plugin.plan import file_checksum, is_repeatable, match_group
+from deploy_plugin.plan import is_repeatable, match_group
 from deploy_plugin.plan.cut import deploy_to_cut
 
 if TYPE_CHECKING:
@@ -71,7 +72,7 @@ def cut_deployment(session: DeploySession, deployment: Deployment) -> bool:
     applied = {
         rel: f"applied {iso_utc(r.applied_at)} by {r.applied_by or 'unknown'}"
         for rel, r in history.items()
-        if r.status == "success" and not _changed(config.root, rel, r.checksum)
+        if r.status == "success" and not _changed(deployment, rel, r.checksum)
     }
     cut = deploy_to_cut(
         given, tracked, left_out=left_out, applied=applied, project=config.project,
@@ -88,14 +89,15 @@ def cut_deployment(session: DeploySession, deployment: Deployment) -> bool:
     return True
 
 
-def _changed(root: Path, rel: str, checksum: str) -> bool:
+def _changed(deployment: Deployment, rel: str, checksum: str) -> bool:
     """Whether ``rel`` is a repeatable migration changed since it was applied with
-    ``checksum`` (pending again: it runs again)."""
+    ``checksum`` (pending again: it runs again). Its checksum is the deployment's, read
+    once for the run (preflight and its step use the same)."""
     if not is_repeatable(rel):
         return False
     try:
-        return file_checksum(root / rel) != checksum
-    except OSError:
+        return deployment.checksum(rel) != checksum
+    except DeployFailure:
         return True  # unreadable: not applied as it is (its step says why)
 
 
